@@ -1,0 +1,10 @@
+//! colstore's use cases, written once against the ports so the CLI and the server share them.
+//!
+//! Each use case takes its ports as `Arc<dyn Port>` and reports progress through a callback, never through the
+//! terminal. Architecture invariant: this crate depends on the domain only, never on an adapter or a shell.
+
+mod add;
+mod verify;
+
+pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
+pub use verify::{VerifyReport, verify};

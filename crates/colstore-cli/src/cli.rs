@@ -1,0 +1,271 @@
+//! The command line: clap definitions only, no behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// colstore keeps collections of documents, their metadata and their vectors consistent, searchable and safe.
+///
+/// A store is a `.colstore/` directory, found like git finds `.git/`: `--store DIR`, else `COLSTORE_DIR`,
+/// else the working directory or its nearest parent that has one.
+#[derive(Debug, Parser)]
+#[command(name = "col", version, propagate_version = true, max_term_width = 110)]
+#[command(after_help = "Start with `col demo` to see everything on a throw-away store, or `col init` to make your own.\n\
+Exit codes: 0 ok, 1 error, 2 usage error, 3 verification failure.")]
+pub struct Cli {
+    /// Use the store in DIR (the directory holding .colstore/, or .colstore/ itself)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout (shapes are documented in docs/CLI.md)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Print more about what happens (-vv for debug logs; RUST_LOG is honoured too)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new store in DIR (default: the working directory)
+    #[command(after_help = "Examples:\n  col init\n  col init ~/notes-store\n\nThe store goes in DIR/.colstore/: config.toml and the SQLite database.")]
+    Init(InitArgs),
+
+    /// Create, list, show or delete collections
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+
+    /// Write one document from a file, stdin or --text
+    #[command(after_help = "Examples:\n  col put notes ideas.md ./ideas.md\n  echo hello | col put notes hello.txt -\n  \
+col put notes todo.md --text '- buy milk' --meta '{\"lang\":\"en\"}' --tag home")]
+    Put(PutArgs),
+
+    /// Print a document's content (or its description with --meta-only / --json)
+    Get(GetArgs),
+
+    /// Delete documents
+    Rm(RmArgs),
+
+    /// List documents without loading their content
+    #[command(after_help = "Filters (--where, repeatable, all must hold):\n  lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n  \
+'lang in en,fr'  'author exists'  'author missing'  author.name=Ann\n\
+Times (--since/--until): 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d.")]
+    Ls(LsArgs),
+
+    /// Add files and folders recursively (key = path relative to each PATH)
+    #[command(after_help = "Examples:\n  col add notes ~/notes\n  col add notes ./docs --include '**/*.md' --exclude 'drafts/**'\n  \
+col add notes README.md --prefix imported/\n\n.colstore, .git, .hg and .svn folders and symbolic links are skipped.")]
+    Add(AddArgs),
+
+    /// Show document counts and storage figures (dedup and compression ratios)
+    Stats(StatsArgs),
+
+    /// Re-hash all content; exit code 3 names every corrupt document
+    Verify(VerifyArgs),
+
+    /// Remove stored content that no document references any more
+    Gc(GcArgs),
+
+    /// Run the main job on a throw-away store: init, add sample documents, ls, stats, verify
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Content in the SQLite database, content-addressed and compressed (default)
+    Sqlite,
+    /// Content as plain files you can edit, metadata in SQLite (not available yet)
+    Filesystem,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to create the store (default: the working directory)
+    pub dir: Option<PathBuf>,
+    /// Storage mode
+    #[arg(long, value_enum, default_value_t = ModeArg::Sqlite)]
+    pub mode: ModeArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create a collection (name: a-z, 0-9, '_' and '-', up to 63 characters)
+    Create {
+        /// The new collection's name
+        name: String,
+    },
+    /// List collections with their document counts
+    #[command(alias = "ls")]
+    List,
+    /// Show one collection's settings and figures
+    Show {
+        /// The collection
+        name: String,
+    },
+    /// Delete a collection and all its documents (a safety copy of the database is taken first)
+    #[command(alias = "rm")]
+    Delete {
+        /// The collection
+        name: String,
+        /// Show what would be deleted, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+        /// Skip the safety copy (not recommended)
+        #[arg(long)]
+        no_backup: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The collection
+    pub collection: String,
+    /// The document key: a relative path like notes/a.md
+    pub key: String,
+    /// Read content from FILE ('-' for stdin)
+    #[arg(conflicts_with = "text")]
+    pub file: Option<PathBuf>,
+    /// Use TEXT as the content
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Metadata as a JSON object, e.g. '{"lang":"en"}'
+    #[arg(long, value_name = "JSON")]
+    pub meta: Option<String>,
+    /// A tag (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The collection
+    pub collection: String,
+    /// The document key
+    pub key: String,
+    /// Print the description (key, hash, size, metadata, tags, version, times) instead of the content
+    #[arg(long)]
+    pub meta_only: bool,
+    /// Write the content to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The collection
+    pub collection: String,
+    /// Keys to delete
+    #[arg(required = true)]
+    pub keys: Vec<String>,
+    /// Show what would be deleted, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortArg {
+    Key,
+    Updated,
+    Created,
+    Size,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The collection
+    pub collection: String,
+    /// Only documents with this tag (repeatable: all must be present)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only documents whose metadata matches EXPR (repeatable)
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filters: Vec<String>,
+    /// Only documents whose key starts with PREFIX
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only documents updated at or after TIME
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only documents updated before TIME
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Sort by
+    #[arg(long, value_enum, default_value_t = SortArg::Key)]
+    pub sort: SortArg,
+    /// Largest first
+    #[arg(long)]
+    pub desc: bool,
+    /// At most N documents
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Skip the first N matching documents
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The collection
+    pub collection: String,
+    /// Files and folders to add
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only add files whose relative path matches GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip files whose relative path matches GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Prepend PREFIX to every key
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Metadata (JSON object) for every added document
+    #[arg(long, value_name = "JSON")]
+    pub meta: Option<String>,
+    /// A tag for every added document (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Create the collection if it does not exist
+    #[arg(long)]
+    pub create: bool,
+    /// Show what would be added, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this collection (default: the whole store)
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this collection (default: the whole store)
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Show what would be removed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo store in DIR instead of a temporary directory
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}

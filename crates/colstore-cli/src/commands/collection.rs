@@ -1,0 +1,105 @@
+//! `col collection create|list|show|delete`.
+
+use std::io::IsTerminal;
+
+use colstore_domain::{CollectionSettings, CollectionSpec};
+use serde_json::json;
+
+use super::{Ctx, collection_name, display, io};
+use crate::cli::CollectionCommand;
+use crate::error::{CliError, CliResult};
+use crate::output::{collection_json, human_bytes, human_time, table};
+
+pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
+    match cmd {
+        CollectionCommand::Create { name } => {
+            let name = collection_name(&name)?;
+            let store = ctx.open().await?;
+            let _lock = ctx.shared_lock(&store).await?;
+            let c = store.repo().create_collection(CollectionSpec { name, settings: CollectionSettings::default() }).await?;
+            ctx.out.json_value(&collection_json(&c)).map_err(io)?;
+            ctx.out.line(format!("Created collection {}", c.name)).map_err(io)?;
+            ctx.out.line(format!("Next: `col add {} PATH…` or `col put {} KEY FILE`", c.name, c.name)).map_err(io)?;
+        }
+        CollectionCommand::List => {
+            let store = ctx.open().await?;
+            let cs = store.repo().list_collections().await?;
+            ctx.out.json_value(&json!({ "collections": cs.iter().map(collection_json).collect::<Vec<_>>() })).map_err(io)?;
+            if cs.is_empty() {
+                ctx.out.line("No collections yet. Create one with `col collection create NAME`.").map_err(io)?;
+            } else {
+                let rows: Vec<Vec<String>> = cs
+                    .iter()
+                    .map(|c| vec![c.name.to_string(), c.document_count.to_string(), human_bytes(c.logical_bytes), human_time(c.created_at)])
+                    .collect();
+                ctx.out.data(table(&["NAME", "DOCUMENTS", "SIZE", "CREATED"], &rows)).map_err(io)?;
+            }
+        }
+        CollectionCommand::Show { name } => {
+            let name = collection_name(&name)?;
+            let store = ctx.open().await?;
+            let c = store.repo().collection(&name).await?;
+            ctx.out.json_value(&collection_json(&c)).map_err(io)?;
+            let s = &c.settings;
+            let vectors = match &s.vectors {
+                None => "not configured (set when the collection is first synced)".to_owned(),
+                Some(v) => format!("{} ({})", v.embedder, v.distance),
+            };
+            ctx.out
+                .data(format!(
+                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {} characters, {} overlap\nvectors:    {}",
+                    c.name,
+                    c.document_count,
+                    human_bytes(c.logical_bytes),
+                    c.logical_bytes,
+                    human_time(c.created_at),
+                    s.chunking.max_chars,
+                    s.chunking.overlap_chars,
+                    vectors
+                ))
+                .map_err(io)?;
+        }
+        CollectionCommand::Delete { name, dry_run, yes, no_backup } => {
+            let name = collection_name(&name)?;
+            let store = ctx.open().await?;
+            let c = store.repo().collection(&name).await?;
+            if dry_run {
+                ctx.out.json_value(&json!({ "collection": c.name, "documents": c.document_count, "dry_run": true })).map_err(io)?;
+                ctx.out
+                    .line(format!("Would delete collection {} and its {} documents ({}). Nothing was changed.", c.name, c.document_count, human_bytes(c.logical_bytes)))
+                    .map_err(io)?;
+                return Ok(());
+            }
+            if !yes {
+                confirm(&format!("Delete collection {} and its {} documents?", c.name, c.document_count))?;
+            }
+            let _lock = ctx.exclusive_lock(&store, "collection delete").await?;
+            let backup = if no_backup { None } else { Some(store.safety_copy(&format!("collection-delete-{name}")).await?) };
+            let n = store.repo().delete_collection(&name).await?;
+            ctx.out
+                .json_value(&json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false }))
+                .map_err(io)?;
+            ctx.out.line(format!("Deleted collection {name} ({n} documents).")).map_err(io)?;
+            if let Some(b) = backup {
+                ctx.out.line(format!("A safety copy of the database before the delete is at {}", display(&b))).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal; refuses when there is none.
+pub fn confirm(question: &str) -> CliResult {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(CliError::new("refusing to delete without confirmation: stdin is not a terminal")
+            .hint("pass --yes to confirm, or --dry-run to see what would be deleted"));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(CliError::new("cancelled; nothing was changed"))
+    }
+}

@@ -1,0 +1,254 @@
+//! `col put`, `col get`, `col rm`, `col ls`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use bytes::BytesMut;
+use colstore_domain::{
+    Content, ContentStream, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange, Timestamp,
+};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::{Ctx, collection_name, display, doc_key, io};
+use crate::cli::{GetArgs, LsArgs, PutArgs, RmArgs, SortArg};
+use crate::error::{CliError, CliResult};
+use crate::output::{doc_json, human_bytes, human_time, table};
+
+/// Reads a file or stdin as a stream, so large inputs are never held whole.
+fn reader_stream<R: AsyncRead + Unpin + Send + 'static>(r: R) -> ContentStream {
+    futures::stream::unfold(Some(r), |state| async move {
+        let mut r = state?;
+        let mut buf = BytesMut::with_capacity(256 * 1024);
+        match r.read_buf(&mut buf).await {
+            Ok(0) => None,
+            Ok(_) => Some((Ok(buf.freeze()), Some(r))),
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed()
+}
+
+pub fn parse_meta(meta: Option<&str>) -> CliResult<Metadata> {
+    Ok(match meta {
+        None => Metadata::default(),
+        Some(m) => Metadata::parse_json(m)?,
+    })
+}
+
+async fn open_input(path: &Path) -> CliResult<Content> {
+    let file = tokio::fs::File::open(path).await.map_err(|e| {
+        let err = CliError::new(format!("cannot read {}: {e}", display(path)));
+        if e.kind() == std::io::ErrorKind::NotFound { err.hint("check the path; it is relative to the working directory") } else { err }
+    })?;
+    let meta = file.metadata().await?;
+    if meta.is_dir() {
+        return Err(CliError::new(format!("{} is a directory", display(path))).hint("use `col add COLLECTION DIR` to add a folder"));
+    }
+    Ok(Content::Stream(reader_stream(file)))
+}
+
+pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    let key = doc_key(&a.key)?;
+    let metadata = parse_meta(a.meta.as_deref())?;
+    let tags = Tags::parse_all(&a.tags)?;
+    let content = match (&a.text, &a.file) {
+        (Some(t), _) => Content::Bytes(t.clone().into_bytes().into()),
+        (None, Some(p)) if p.as_os_str() == "-" => Content::Stream(reader_stream(tokio::io::stdin())),
+        (None, Some(p)) => open_input(p).await?,
+        (None, None) if !std::io::stdin().is_terminal() => Content::Stream(reader_stream(tokio::io::stdin())),
+        (None, None) => {
+            return Err(CliError::new("no content given").code(2).hint("give a FILE, '-' to read stdin, or --text TEXT"));
+        }
+    };
+    let store = ctx.open().await?;
+    let _lock = ctx.shared_lock(&store).await?;
+    let mut outcomes = store.repo().put_batch(&collection, vec![NewDocument { key, content, metadata, tags }]).await?;
+    let o = outcomes.pop().ok_or_else(|| CliError::new("the store returned no outcome"))?;
+    ctx.out
+        .json_value(&json!({ "collection": collection, "key": o.key, "status": o.status, "version": o.version, "content_hash": o.content_hash, "size": o.size }))
+        .map_err(io)?;
+    let verb = match o.status {
+        colstore_domain::PutStatus::Created => "created",
+        colstore_domain::PutStatus::Updated => "updated",
+        colstore_domain::PutStatus::Unchanged => "unchanged",
+    };
+    ctx.out.line(format!("{collection}/{}: {verb} (version {}, {}, sha256 {})", o.key, o.version, human_bytes(o.size), o.content_hash.short())).map_err(io)?;
+    Ok(())
+}
+
+fn describe(d: &DocumentMeta) -> String {
+    let tags: Vec<&str> = d.tags.0.iter().map(|t| t.as_str()).collect();
+    format!(
+        "collection: {}\nkey:        {}\nsize:       {} ({} bytes)\nsha256:     {}\nversion:    {}\ncreated:    {}\nupdated:    {}\ntags:       {}\nmetadata:   {}",
+        d.collection,
+        d.key,
+        human_bytes(d.size),
+        d.size,
+        d.content_hash,
+        d.version,
+        d.created_at,
+        d.updated_at,
+        if tags.is_empty() { "-".to_owned() } else { tags.join(", ") },
+        d.metadata.to_json()
+    )
+}
+
+pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    let key = doc_key(&a.key)?;
+    let store = ctx.open().await?;
+    if a.meta_only || ctx.out.json {
+        let d = store.repo().document(&collection, &key).await?;
+        ctx.out.json_value(&doc_json(&d)).map_err(io)?;
+        ctx.out.data(describe(&d)).map_err(io)?;
+        return Ok(());
+    }
+    let (meta, mut stream) = store.repo().read_content(&collection, &key).await?;
+    let mut hasher = colstore_domain::ContentHasher::new();
+    match &a.output {
+        Some(path) => {
+            // Write next to the target and rename, so a failed read never leaves a half-written file.
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let tmp = dir.join(format!(".{}.col-tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+            let result = async {
+                let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&tmp))))?;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store"))?;
+                    hasher.update(&chunk);
+                    f.write_all(&chunk).await?;
+                }
+                f.sync_all().await?;
+                Ok::<_, CliError>(())
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+            if hasher.finish() != meta.content_hash {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
+                    .hint("run `col verify` to find every damaged document"));
+            }
+            tokio::fs::rename(&tmp, path).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))?;
+        }
+        None => {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store"))?;
+                hasher.update(&chunk);
+                ctx.out.raw(&chunk).map_err(io)?;
+            }
+            if hasher.finish() != meta.content_hash {
+                return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
+                    .hint("run `col verify` to find every damaged document"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    let keys = a.keys.iter().map(|k| doc_key(k)).collect::<CliResult<Vec<_>>>()?;
+    let store = ctx.open().await?;
+    if a.dry_run {
+        let mut present = Vec::new();
+        let mut missing = Vec::new();
+        for k in keys {
+            match store.repo().document(&collection, &k).await {
+                Ok(_) => present.push(k),
+                Err(colstore_domain::ports::RepoError::DocumentNotFound { .. }) => missing.push(k),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ctx.out.json_value(&json!({ "collection": collection, "deleted": present, "missing": missing, "dry_run": true })).map_err(io)?;
+        for k in &present {
+            ctx.out.line(format!("would delete {collection}/{k}")).map_err(io)?;
+        }
+        for k in &missing {
+            ctx.out.line(format!("not found: {collection}/{k}")).map_err(io)?;
+        }
+        ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
+        return Ok(());
+    }
+    let _lock = ctx.shared_lock(&store).await?;
+    let deleted = store.repo().delete_documents(&collection, keys.clone()).await?;
+    let missing: Vec<_> = keys.into_iter().filter(|k| !deleted.contains(k)).collect();
+    ctx.out.json_value(&json!({ "collection": collection, "deleted": deleted, "missing": missing, "dry_run": false })).map_err(io)?;
+    for k in &deleted {
+        ctx.out.line(format!("deleted {collection}/{k}")).map_err(io)?;
+    }
+    if !missing.is_empty() {
+        let list = missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(CliError::new(format!("not found in collection \"{collection}\": {list}")).hint(format!("list the collection's documents with `col ls {collection}`")));
+    }
+    Ok(())
+}
+
+pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    let mut filter = Filter::default();
+    for f in &a.filters {
+        filter.push_user_expr(f)?;
+    }
+    let now = Timestamp::from_millis(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+    );
+    let updated = TimeRange {
+        since: a.since.as_deref().map(|s| Timestamp::parse_user(s, now)).transpose()?,
+        until: a.until.as_deref().map(|s| Timestamp::parse_user(s, now)).transpose()?,
+    };
+    let query = ListQuery {
+        tags: Tags::parse_all(&a.tags)?.0.into_iter().collect(),
+        filter,
+        created: TimeRange::default(),
+        updated,
+        key_prefix: a.prefix.clone(),
+        sort: match a.sort {
+            SortArg::Key => SortField::Key,
+            SortArg::Updated => SortField::UpdatedAt,
+            SortArg::Created => SortField::CreatedAt,
+            SortArg::Size => SortField::Size,
+        },
+        order: if a.desc { SortOrder::Desc } else { SortOrder::Asc },
+        limit: a.limit,
+        offset: a.offset,
+    };
+    let store = ctx.open().await?;
+    let page = store.repo().list_documents(&collection, &query).await?;
+    ctx.out
+        .json_value(&json!({
+            "collection": collection,
+            "total": page.total,
+            "offset": a.offset,
+            "limit": a.limit,
+            "documents": page.items.iter().map(doc_json).collect::<Vec<_>>(),
+        }))
+        .map_err(io)?;
+    if page.items.is_empty() {
+        ctx.out.line(if page.total == 0 { "No documents match." } else { "No documents on this page." }).map_err(io)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|d| {
+            vec![
+                d.key.to_string(),
+                human_bytes(d.size),
+                d.version.to_string(),
+                human_time(d.updated_at),
+                d.tags.0.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            ]
+        })
+        .collect();
+    ctx.out.data(table(&["KEY", "SIZE", "VERSION", "UPDATED", "TAGS"], &rows)).map_err(io)?;
+    let shown = page.items.len() as u64;
+    if shown < page.total {
+        ctx.out.line(format!("({shown} of {} shown; use --limit/--offset to page)", page.total)).map_err(io)?;
+    }
+    Ok(())
+}

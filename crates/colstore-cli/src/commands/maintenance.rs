@@ -1,0 +1,95 @@
+//! `col stats`, `col verify`, `col gc`.
+
+use colstore_domain::ports::StorageStats;
+use serde_json::json;
+
+use super::{Ctx, collection_name, io};
+use crate::cli::{GcArgs, StatsArgs, VerifyArgs};
+use crate::error::{CliError, CliResult, exit};
+use crate::output::{human_bytes, to_value};
+use crate::progress;
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+pub fn stats_json(scope: &str, s: &StorageStats) -> serde_json::Value {
+    json!({
+        "scope": scope,
+        "collections": s.collections,
+        "documents": s.documents,
+        "logical_bytes": s.logical_bytes,
+        "distinct_contents": s.distinct_contents,
+        "unique_bytes": s.unique_bytes,
+        "stored_bytes": s.stored_bytes,
+        "garbage_contents": s.garbage_contents,
+        "dedup_ratio": ratio(s.logical_bytes, s.unique_bytes),
+        "compression_ratio": ratio(s.unique_bytes, s.stored_bytes),
+        "stored_to_logical": ratio(s.stored_bytes, s.logical_bytes),
+    })
+}
+
+pub fn stats_text(scope: &str, s: &StorageStats) -> String {
+    let mut t = format!(
+        "scope:             {scope}\ncollections:       {}\ndocuments:         {}\nlogical size:      {} ({} bytes)\ndistinct contents: {}\nafter dedup:       {} (dedup ratio {:.2}×)\nstored:            {} (compression ratio {:.2}×; {:.1}% of logical)",
+        s.collections,
+        s.documents,
+        human_bytes(s.logical_bytes),
+        s.logical_bytes,
+        s.distinct_contents,
+        human_bytes(s.unique_bytes),
+        ratio(s.logical_bytes, s.unique_bytes),
+        human_bytes(s.stored_bytes),
+        ratio(s.unique_bytes, s.stored_bytes),
+        100.0 * ratio(s.stored_bytes, s.logical_bytes),
+    );
+    if s.garbage_contents > 0 {
+        t.push_str(&format!("\ngarbage:           {} unreferenced contents (remove with `col gc`)", s.garbage_contents));
+    }
+    t
+}
+
+pub async fn stats(ctx: &Ctx, a: StatsArgs) -> CliResult {
+    let collection = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    let s = store.repo().stats(collection.clone()).await?;
+    let scope = collection.as_ref().map_or("store".to_owned(), |c| format!("collection {c}"));
+    ctx.out.json_value(&stats_json(&scope, &s)).map_err(io)?;
+    ctx.out.data(stats_text(&scope, &s)).map_err(io)?;
+    Ok(())
+}
+
+pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
+    let collection = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    let total = store.repo().stats(collection.clone()).await?;
+    let bar = progress::bar(total.unique_bytes, true, ctx.hide_progress, "verifying");
+    let report = colstore_app::verify(store.repo(), collection.clone(), &|_, bytes| bar.set_position(bytes)).await;
+    bar.finish_and_clear();
+    let report = report?;
+    let scope = collection.as_ref().map_or("store".to_owned(), |c| format!("collection {c}"));
+    ctx.out.json_value(&json!({ "scope": scope, "ok": report.is_clean(), "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": to_value(&report.corrupt) })).map_err(io)?;
+    if report.is_clean() {
+        ctx.out.line(format!("OK: {} documents, {} re-hashed, no corruption ({scope})", report.documents_ok, human_bytes(report.bytes_checked))).map_err(io)?;
+        return Ok(());
+    }
+    for c in &report.corrupt {
+        eprintln!("corrupt: {}/{}: {} (expected sha256 {})", c.collection, c.key, c.problem, c.expected);
+    }
+    Err(CliError::new(format!("verification failed: {} corrupt documents ({} others are fine)", report.corrupt.len(), report.documents_ok))
+        .hint("restore the damaged documents from a backup, or re-add them from their source with `col put`")
+        .code(exit::VERIFY))
+}
+
+pub async fn gc(ctx: &Ctx, a: GcArgs) -> CliResult {
+    let store = ctx.open().await?;
+    let _lock = if a.dry_run { None } else { Some(ctx.exclusive_lock(&store, "gc").await?) };
+    let r = store.repo().gc(a.dry_run).await?;
+    ctx.out.json_value(&json!({ "dry_run": a.dry_run, "contents_removed": r.contents_removed, "bytes_freed": r.bytes_freed })).map_err(io)?;
+    if a.dry_run {
+        ctx.out.line(format!("Would remove {} unreferenced contents ({}). Nothing was changed.", r.contents_removed, human_bytes(r.bytes_freed))).map_err(io)?;
+    } else {
+        ctx.out.line(format!("Removed {} unreferenced contents ({}).", r.contents_removed, human_bytes(r.bytes_freed))).map_err(io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! One module per command. Each parses its arguments into domain types, calls a use case or port, and renders.
+
+mod add;
+mod collection;
+mod demo;
+mod docs;
+mod init;
+mod maintenance;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use colstore_domain::{CollectionName, DocKey};
+use colstore_wiring::{Store, StoreDir, StoreLock, discover, process_env};
+
+use crate::cli::{Cli, Command};
+use crate::error::{CliError, CliResult};
+use crate::output::Out;
+
+/// Sentinel message for a closed stdout pipe: the program ends quietly with success.
+pub const BROKEN_PIPE: &str = "\u{0}broken pipe";
+
+/// How long an exclusive command waits for other commands to finish.
+const EXCLUSIVE_WAIT: Duration = Duration::from_secs(10);
+
+/// What every command gets: global flags and the output.
+pub struct Ctx {
+    pub store_flag: Option<PathBuf>,
+    pub out: Out,
+    pub hide_progress: bool,
+}
+
+impl Ctx {
+    fn cwd() -> CliResult<PathBuf> {
+        std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the working directory: {e}")))
+    }
+
+    /// Finds the store (`--store`, `COLSTORE_DIR`, upward search).
+    pub fn store_dir(&self) -> CliResult<StoreDir> {
+        Ok(discover(self.store_flag.as_deref(), &Self::cwd()?, &process_env)?)
+    }
+
+    /// Finds and opens the store.
+    pub async fn open(&self) -> CliResult<Store> {
+        let dir = self.store_dir()?;
+        Ok(Store::open(dir, &process_env).await?)
+    }
+
+    /// Takes the store lock shared (for writers), waiting briefly for an exclusive holder.
+    pub async fn shared_lock(&self, store: &Store) -> CliResult<StoreLock> {
+        let dir = store.dir().clone();
+        let lock = tokio::task::spawn_blocking(move || StoreLock::shared(&dir))
+            .await
+            .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
+        Ok(lock)
+    }
+
+    /// Takes the store lock exclusively for `command`.
+    pub async fn exclusive_lock(&self, store: &Store, command: &'static str) -> CliResult<StoreLock> {
+        let dir = store.dir().clone();
+        let lock = tokio::task::spawn_blocking(move || StoreLock::exclusive(&dir, command, EXCLUSIVE_WAIT))
+            .await
+            .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
+        if let Some(info) = lock.recovered() {
+            tracing::warn!("recovered a stale store lock left by {info:?}");
+        }
+        Ok(lock)
+    }
+}
+
+pub fn collection_name(s: &str) -> CliResult<CollectionName> {
+    Ok(CollectionName::parse(s)?)
+}
+
+pub fn doc_key(s: &str) -> CliResult<DocKey> {
+    Ok(DocKey::parse(s)?)
+}
+
+/// Turns an output error into a CLI error; a closed pipe is not an error.
+pub fn io(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe { CliError::new(BROKEN_PIPE) } else { CliError::new(format!("cannot write output: {e}")) }
+}
+
+pub fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub async fn run(cli: Cli) -> CliResult {
+    let ctx = Ctx { store_flag: cli.store, hide_progress: cli.quiet || cli.json, out: Out::new(cli.json, cli.quiet) };
+    let result = match cli.command {
+        Command::Init(a) => init::run(&ctx, a).await,
+        Command::Collection(c) => collection::run(&ctx, c).await,
+        Command::Put(a) => docs::put(&ctx, a).await,
+        Command::Get(a) => docs::get(&ctx, a).await,
+        Command::Rm(a) => docs::rm(&ctx, a).await,
+        Command::Ls(a) => docs::ls(&ctx, a).await,
+        Command::Add(a) => add::run(&ctx, a).await,
+        Command::Stats(a) => maintenance::stats(&ctx, a).await,
+        Command::Verify(a) => maintenance::verify(&ctx, a).await,
+        Command::Gc(a) => maintenance::gc(&ctx, a).await,
+        Command::Demo(a) => demo::run(&ctx, a).await,
+    };
+    ctx.out.flush().map_err(io)?;
+    result
+}

@@ -1,0 +1,69 @@
+//! `col`: the colstore command-line tool. A thin shell: it parses, calls use cases and renders.
+
+mod cli;
+mod commands;
+mod error;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::error::{CliError, exit};
+
+fn main() -> ExitCode {
+    // Never show a Rust panic or backtrace to users; say what happened and how to report it.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error: {msg}{at}\n  hint: this is a bug in colstore; please report it with the command you ran");
+    }));
+
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(&CliError::new(format!("cannot start the async runtime: {e}"))),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.message == commands::BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(e: &CliError) -> ExitCode {
+    if !e.message.is_empty() {
+        eprintln!("error: {}", e.message);
+    }
+    if let Some(h) = &e.hint {
+        eprintln!("  hint: {h}");
+    }
+    ExitCode::from(u8::try_from(e.code).unwrap_or(exit::ERROR as u8))
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,178 @@
+//! Collections and their settings.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CollectionName, Timestamp, ValidationError};
+
+/// A vector dimension: 1 to 65 536.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Dimension(u32);
+
+impl Dimension {
+    /// Validates a dimension.
+    ///
+    /// # Errors
+    /// Returns a [`ValidationError`] outside 1..=65536.
+    pub fn new(d: u32) -> Result<Self, ValidationError> {
+        if (1..=65_536).contains(&d) {
+            Ok(Self(d))
+        } else {
+            Err(ValidationError::new("dimension", &d.to_string(), "it must be between 1 and 65536"))
+        }
+    }
+
+    /// The dimension as a number.
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Dimension {
+    type Error = ValidationError;
+    fn try_from(d: u32) -> Result<Self, Self::Error> {
+        Self::new(d)
+    }
+}
+
+impl From<Dimension> for u32 {
+    fn from(d: Dimension) -> Self {
+        d.0
+    }
+}
+
+/// How vectors are compared. Each backend maps these to its own names
+/// (Qdrant `Cosine|Dot|Euclid`, Weaviate `cosine|dot|l2-squared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Distance {
+    /// Cosine similarity (vectors are normalised); higher scores are closer.
+    #[default]
+    Cosine,
+    /// Dot product; higher scores are closer.
+    Dot,
+    /// Euclidean distance; lower distances are closer (scores are reported negated so higher is closer).
+    Euclid,
+}
+
+impl Distance {
+    /// Parses `cosine`, `dot` or `euclid` (case-insensitive).
+    ///
+    /// # Errors
+    /// Returns a [`ValidationError`] listing the choices.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s.to_ascii_lowercase().as_str() {
+            "cosine" => Ok(Self::Cosine),
+            "dot" => Ok(Self::Dot),
+            "euclid" | "euclidean" | "l2" => Ok(Self::Euclid),
+            _ => Err(ValidationError::new("distance", s, "choose cosine, dot or euclid")),
+        }
+    }
+}
+
+impl fmt::Display for Distance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cosine => "cosine",
+            Self::Dot => "dot",
+            Self::Euclid => "euclid",
+        })
+    }
+}
+
+/// Which embedder produced a vector: the key of the embedding cache together with the chunk hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EmbedderId {
+    /// `hash`, `openai`, `user` (vectors supplied by the user), ...
+    pub kind: String,
+    /// The model name; empty for `hash`.
+    pub model: String,
+    /// The vectors' dimension.
+    pub dimension: Dimension,
+}
+
+impl fmt::Display for EmbedderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.model.is_empty() {
+            write!(f, "{}/{}", self.kind, self.dimension.get())
+        } else {
+            write!(f, "{}:{}/{}", self.kind, self.model, self.dimension.get())
+        }
+    }
+}
+
+/// A collection's vector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VectorSettings {
+    /// The embedder (and so the dimension) used for this collection.
+    pub embedder: EmbedderId,
+    /// The distance function.
+    pub distance: Distance,
+}
+
+/// How document text is cut into chunks. Same text + same settings ⇒ same chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkingSettings {
+    /// Target chunk size in characters.
+    pub max_chars: u32,
+    /// Characters shared by consecutive chunks.
+    pub overlap_chars: u32,
+}
+
+impl Default for ChunkingSettings {
+    fn default() -> Self {
+        Self { max_chars: 1200, overlap_chars: 200 }
+    }
+}
+
+impl ChunkingSettings {
+    /// Validates the pair.
+    ///
+    /// # Errors
+    /// Returns a [`ValidationError`] when `max_chars` is 0 or the overlap is not smaller than it.
+    pub fn new(max_chars: u32, overlap_chars: u32) -> Result<Self, ValidationError> {
+        if max_chars == 0 || overlap_chars >= max_chars {
+            return Err(ValidationError::new(
+                "chunking",
+                &format!("{max_chars}/{overlap_chars}"),
+                "chunk size must be positive and larger than the overlap",
+            ));
+        }
+        Ok(Self { max_chars, overlap_chars })
+    }
+}
+
+/// Everything configurable about a collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CollectionSettings {
+    /// Vector settings; `None` until the collection is synced to an index.
+    pub vectors: Option<VectorSettings>,
+    /// Chunking settings.
+    pub chunking: ChunkingSettings,
+}
+
+/// What it takes to create a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionSpec {
+    /// The new collection's name.
+    pub name: CollectionName,
+    /// Its settings.
+    pub settings: CollectionSettings,
+}
+
+/// A collection as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    /// Its name.
+    pub name: CollectionName,
+    /// Its settings.
+    pub settings: CollectionSettings,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// How many documents it holds now.
+    pub document_count: u64,
+    /// The sum of its documents' sizes, in bytes.
+    pub logical_bytes: u64,
+}

@@ -1,0 +1,177 @@
+//! Documents: content, metadata, tags and what a write reports.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::{CollectionName, ContentHash, DocKey, Tag, Timestamp, ValidationError};
+
+/// A document's version: 1 on creation, +1 on every change.
+pub type Version = u64;
+
+/// Streamed content: a sequence of byte chunks, so large documents never sit in memory whole.
+pub type ContentStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The content of a document being written.
+pub enum Content {
+    /// Content already in memory (the common case: small documents).
+    Bytes(Bytes),
+    /// Content produced piece by piece (large files, stdin). Adapters MUST NOT buffer it whole.
+    Stream(ContentStream),
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes(b) => write!(f, "Content::Bytes({} bytes)", b.len()),
+            Self::Stream(_) => f.write_str("Content::Stream(..)"),
+        }
+    }
+}
+
+impl From<Bytes> for Content {
+    fn from(b: Bytes) -> Self {
+        Self::Bytes(b)
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(b: Vec<u8>) -> Self {
+        Self::Bytes(b.into())
+    }
+}
+
+impl From<&'static str> for Content {
+    fn from(s: &'static str) -> Self {
+        Self::Bytes(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+/// A document's metadata: always a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(pub serde_json::Map<String, serde_json::Value>);
+
+impl Metadata {
+    /// Parses user JSON, which must be an object.
+    ///
+    /// # Errors
+    /// Returns a [`ValidationError`] with the JSON parser's position, or when the value is not an object.
+    pub fn parse_json(s: &str) -> Result<Self, ValidationError> {
+        match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(serde_json::Value::Object(m)) => Ok(Self(m)),
+            Ok(other) => Err(ValidationError::new(
+                "metadata",
+                s,
+                format!("it must be a JSON object like {{\"lang\":\"en\"}}, not {}", json_kind(&other)),
+            )),
+            Err(e) => Err(ValidationError::new("metadata", s, format!("it is not valid JSON: {e}"))),
+        }
+    }
+
+    /// The metadata as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::Value::Object(self.0.clone()).to_string()
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A document's tags: a sorted set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tags(pub BTreeSet<Tag>);
+
+impl Tags {
+    /// Parses each string as a [`Tag`].
+    ///
+    /// # Errors
+    /// Returns the first invalid tag's error.
+    pub fn parse_all<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Result<Self, ValidationError> {
+        items.into_iter().map(|s| Tag::parse(s.as_ref())).collect::<Result<_, _>>().map(Self)
+    }
+
+    /// Whether every tag of `wanted` is present.
+    pub fn contains_all(&self, wanted: &[Tag]) -> bool {
+        wanted.iter().all(|t| self.0.contains(t))
+    }
+
+    /// The tags as a JSON array of strings, sorted.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// A document to write: `put` replaces content, metadata and tags as a whole.
+#[derive(Debug)]
+pub struct NewDocument {
+    /// Its key.
+    pub key: DocKey,
+    /// Its content.
+    pub content: Content,
+    /// Its metadata.
+    pub metadata: Metadata,
+    /// Its tags.
+    pub tags: Tags,
+}
+
+/// A document's stored description: everything but the content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentMeta {
+    /// The collection it belongs to.
+    pub collection: CollectionName,
+    /// Its key.
+    pub key: DocKey,
+    /// The SHA-256 of its content.
+    pub content_hash: ContentHash,
+    /// Its content's length in bytes.
+    pub size: u64,
+    /// Its metadata.
+    pub metadata: Metadata,
+    /// Its tags.
+    pub tags: Tags,
+    /// Its version.
+    pub version: Version,
+    /// When it was first written.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What a put did to one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PutStatus {
+    /// It did not exist.
+    Created,
+    /// It existed and something (content, metadata or tags) changed; the version went up.
+    Updated,
+    /// It existed with the same content, metadata and tags; nothing was written.
+    Unchanged,
+}
+
+/// The outcome of putting one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutOutcome {
+    /// The document's key.
+    pub key: DocKey,
+    /// What happened.
+    pub status: PutStatus,
+    /// Its version after the put.
+    pub version: Version,
+    /// Its content hash.
+    pub content_hash: ContentHash,
+    /// Its size in bytes.
+    pub size: u64,
+}

@@ -1,0 +1,30 @@
+//! colstore's domain: entities, validated newtypes and the ports every adapter implements.
+//!
+//! This crate knows nothing about SQL, HTTP, files or the terminal. It holds:
+//! - validated newtypes that cross every port ([`CollectionName`], [`DocKey`], [`Tag`], [`ContentHash`], ...),
+//! - the entities of PRODUCT §3 ([`Collection`], [`DocumentMeta`], [`Point`], ...),
+//! - pure logic shared by adapters and fakes ([`Filter::matches`], [`ListQuery::matches`], [`PointId::derive`]),
+//! - the six ports in [`ports`], each with its own error enum.
+//!
+//! Architecture invariant: this crate has no I/O dependency. Adapters depend on it; it depends on no adapter.
+
+mod collection;
+mod document;
+mod error;
+mod filter;
+mod hash;
+mod names;
+mod point;
+pub mod ports;
+mod query;
+mod time;
+
+pub use collection::{ChunkingSettings, Collection, CollectionSettings, CollectionSpec, Dimension, Distance, EmbedderId, VectorSettings};
+pub use document::{Content, ContentStream, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags, Version};
+pub use error::ValidationError;
+pub use filter::{Condition, Filter, MatchValue, Range};
+pub use hash::{ContentHash, ContentHasher};
+pub use names::{CollectionName, DocKey, FieldPath, StoreId, Tag};
+pub use point::{IndexName, Payload, Point, PointId, ScoredPoint, Vector};
+pub use query::{ListQuery, Page, SortField, SortOrder, TimeRange};
+pub use time::Timestamp;

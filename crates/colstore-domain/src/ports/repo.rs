@@ -1,0 +1,231 @@
+//! `CollectionRepo`: collections, documents, their content and metadata.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use super::BoxError;
+use crate::{Collection, CollectionName, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery, NewDocument, Page, PutOutcome};
+
+/// What a repository can do, so use cases and the conformance suite adapt instead of guessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoCapabilities {
+    /// Equal content is stored once (sqlite mode). When false, every document has its own bytes (filesystem mode).
+    pub content_addressed: bool,
+    /// Content may be compressed at rest, so stored bytes can be below logical bytes.
+    pub compression: bool,
+    /// Content can change behind the repository's back (files edited by people) and needs reconciliation.
+    pub external_edits: bool,
+}
+
+/// Storage figures (`col stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StorageStats {
+    /// Collections counted.
+    pub collections: u64,
+    /// Documents counted.
+    pub documents: u64,
+    /// Sum of the documents' sizes.
+    pub logical_bytes: u64,
+    /// Distinct contents referenced by those documents.
+    pub distinct_contents: u64,
+    /// Sum of the sizes of those distinct contents (after dedup, before compression).
+    pub unique_bytes: u64,
+    /// Bytes those contents occupy at rest (after dedup and compression).
+    pub stored_bytes: u64,
+    /// Stored contents that no document references (what `gc` would remove). Store-wide.
+    pub garbage_contents: u64,
+}
+
+/// What a garbage collection removed (or would remove, in a dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Unreferenced contents removed.
+    pub contents_removed: u64,
+    /// Bytes at rest freed.
+    pub bytes_freed: u64,
+}
+
+/// A document whose content no longer hashes to its recorded hash, or cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorruptDocument {
+    /// Its collection.
+    pub collection: CollectionName,
+    /// Its key.
+    pub key: DocKey,
+    /// The recorded hash.
+    pub expected: ContentHash,
+    /// The hash of what is actually stored, when it could be read.
+    pub actual: Option<ContentHash>,
+    /// What is wrong, for humans.
+    pub problem: String,
+}
+
+/// One step of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyEvent {
+    /// Some content was read and re-hashed correctly.
+    Checked {
+        /// Documents this content stands for.
+        documents: u64,
+        /// Bytes re-hashed.
+        bytes: u64,
+    },
+    /// A document is corrupt.
+    Corrupt(CorruptDocument),
+}
+
+/// The events of a verification, in no particular order.
+pub type VerifyStream = BoxStream<'static, Result<VerifyEvent, RepoError>>;
+
+/// Errors of [`CollectionRepo`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// The collection does not exist.
+    #[error("collection \"{0}\" not found")]
+    CollectionNotFound(CollectionName),
+    /// The collection already exists.
+    #[error("collection \"{0}\" already exists")]
+    CollectionExists(CollectionName),
+    /// The document does not exist.
+    #[error("document \"{key}\" not found in collection \"{collection}\"")]
+    DocumentNotFound {
+        /// Its collection.
+        collection: CollectionName,
+        /// Its key.
+        key: DocKey,
+    },
+    /// A batch named the same key twice.
+    #[error("key \"{0}\" appears twice in one batch")]
+    DuplicateKey(DocKey),
+    /// Reading the content given to a put failed; nothing of the batch was written.
+    #[error("reading the content of \"{key}\" failed: {source}")]
+    ContentRead {
+        /// The document whose content failed.
+        key: DocKey,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Stored data does not match its hash or cannot be decoded.
+    #[error("stored content of \"{key}\" is corrupt: {detail}")]
+    Corrupt {
+        /// The document.
+        key: DocKey,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store cannot be written (read-only file system or permissions).
+    #[error("the store is read-only: {0}")]
+    ReadOnly(String),
+    /// Another process holds what this operation needs, beyond the busy timeout.
+    #[error("the store is busy: {0}")]
+    Busy(String),
+    /// The operation is not supported by this repository.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// Any other failure of the backend.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// Which adapter.
+        backend: &'static str,
+        /// The cause.
+        source: BoxError,
+    },
+}
+
+/// Where collections, documents, their content and metadata live (PRODUCT §3, §4).
+///
+/// # Contract (all methods)
+/// - Every method that writes MUST be atomic: after a crash at any point, each document is entirely there
+///   (old or new version) or absent, and the store opens.
+/// - Reads MUST NOT block on writers and MUST see a consistent snapshot per call.
+/// - Listing MUST NOT load content.
+/// - Errors MUST use the semantic variants (`CollectionNotFound`, `DocumentNotFound`, ...) so use cases can react.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CollectionRepo: Send + Sync {
+    /// What this repository can do.
+    fn capabilities(&self) -> RepoCapabilities;
+
+    /// Creates a collection.
+    ///
+    /// # Errors
+    /// MUST return `CollectionExists` when the name is taken, leaving the existing collection unchanged.
+    async fn create_collection(&self, spec: CollectionSpec) -> Result<Collection, RepoError>;
+
+    /// Reads one collection, with its current document count and logical bytes.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` when it does not exist.
+    async fn collection(&self, name: &CollectionName) -> Result<Collection, RepoError>;
+
+    /// Lists all collections, sorted by name.
+    async fn list_collections(&self) -> Result<Vec<Collection>, RepoError>;
+
+    /// Deletes a collection and all its documents in one transaction, returning how many documents went.
+    /// Content no longer referenced becomes garbage for [`CollectionRepo::gc`].
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` when it does not exist.
+    async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError>;
+
+    /// Writes a batch of documents, all or nothing, and reports one outcome per document in input order.
+    ///
+    /// # Contract
+    /// - A put replaces content, metadata and tags. Identical content, metadata and tags MUST leave the document
+    ///   untouched (`Unchanged`, same version, same `updated_at`); any change MUST bump the version by one.
+    /// - The content hash MUST be the SHA-256 of exactly the bytes given. Streamed content MUST NOT be held in memory whole.
+    /// - Content-addressed repositories MUST store equal content once, across documents and collections.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`, `DuplicateKey` (same key twice in the batch), or `ContentRead`
+    /// (a stream failed); in every error case nothing of the batch is written.
+    async fn put_batch(&self, collection: &CollectionName, docs: Vec<NewDocument>) -> Result<Vec<PutOutcome>, RepoError>;
+
+    /// Reads a document's description without its content.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` or `DocumentNotFound`.
+    async fn document(&self, collection: &CollectionName, key: &DocKey) -> Result<DocumentMeta, RepoError>;
+
+    /// Opens a document's content as a stream, together with its description (both from one snapshot).
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` or `DocumentNotFound`. A stream item MUST be `Err` (never wrong bytes silently)
+    /// when stored data cannot be decoded.
+    async fn read_content(&self, collection: &CollectionName, key: &DocKey) -> Result<(DocumentMeta, ContentStream), RepoError>;
+
+    /// Deletes documents in one transaction, returning the keys that existed (in input order); missing keys are skipped.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`.
+    async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError>;
+
+    /// Lists documents matching `query`, sorted and paged as it asks, without loading content.
+    /// Results MUST equal filtering, sorting and paging all documents with [`ListQuery::matches`] and [`ListQuery::sort`].
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`.
+    async fn list_documents(&self, collection: &CollectionName, query: &ListQuery) -> Result<Page<DocumentMeta>, RepoError>;
+
+    /// Storage figures for one collection or (with `None`) the whole store.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` for a named collection that does not exist.
+    async fn stats(&self, collection: Option<CollectionName>) -> Result<StorageStats, RepoError>;
+
+    /// Re-reads and re-hashes every stored byte of one collection or the whole store, streaming the findings.
+    ///
+    /// # Contract
+    /// Every document MUST be accounted for: either in a `Checked` event's `documents` or as a `Corrupt` event.
+    /// Content-addressed repositories MAY read shared content once for all its documents.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` for a named collection that does not exist.
+    async fn verify(&self, collection: Option<CollectionName>) -> Result<VerifyStream, RepoError>;
+
+    /// Removes stored content that no document references (or, with `dry_run`, only counts it).
+    /// It MUST NOT remove content a concurrent put is about to reference.
+    async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError>;
+}

@@ -1,0 +1,167 @@
+//! `CollectionRepo` for the `sqlite` storage mode, on SQLite through sqlx.
+//!
+//! - WAL journal, `synchronous = FULL`, a busy timeout, foreign keys on, incremental auto-vacuum.
+//! - Migrations in `migrations/` are embedded in the binary and run on every open.
+//! - Every multi-statement write runs in one `BEGIN IMMEDIATE` transaction, so writers queue on the busy timeout
+//!   instead of failing half-way, and a crash leaves either the old or the new state.
+//! - Content is content-addressed (one blob per SHA-256, shared across collections), reference-counted by triggers,
+//!   zstd-compressed when that saves space, and split into 1 MiB parts when large so it streams both ways.
+
+mod content;
+mod filter_sql;
+mod repo;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use colstore_domain::ports::{Clock, RepoError};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlitePool, migrate::Migrator};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Create the database file (and run migrations) when it does not exist.
+    pub create: bool,
+    /// How long a writer waits for another writer before failing with `RepoError::Busy`.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { create: false, busy_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// The SQLite repository. Cloning shares the connection pool.
+#[derive(Clone)]
+pub struct SqliteRepo {
+    pool: SqlitePool,
+    clock: Arc<dyn Clock>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteRepo").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteRepo {
+    /// Opens (or with `create`, creates) the database at `path`, in WAL mode, running pending migrations.
+    ///
+    /// # Errors
+    /// `RepoError::ReadOnly` when the file or its folder cannot be written; `Backend` for anything else
+    /// (including a missing file without `create`).
+    pub async fn open(path: &Path, options: SqliteOptions, clock: Arc<dyn Clock>) -> Result<Self, RepoError> {
+        if !options.create && !path.exists() {
+            return Err(RepoError::Backend {
+                backend: "sqlite",
+                source: format!("database {} does not exist", path.display()).into(),
+            });
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(options.create)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32768");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => map_err(inner),
+            sqlx::migrate::MigrateError::VersionTooNew(v, _) | sqlx::migrate::MigrateError::VersionMissing(v) => RepoError::Backend {
+                backend: "sqlite",
+                source: format!("the database has schema version {v}, which this colstore does not know; upgrade colstore").into(),
+            },
+            other => RepoError::Backend { backend: "sqlite", source: Box::new(other) },
+        })?;
+        Ok(Self { pool, clock, path: path.to_owned() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checkpoints the WAL into the main file and closes every connection.
+    pub async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        self.pool.close().await;
+    }
+
+    /// Writes a consistent, compacted copy of the whole database to `dest` (`VACUUM INTO`), then checks the copy
+    /// with `PRAGMA quick_check`. Used for safety copies before destructive commands. Readers and writers may go on
+    /// meanwhile; the copy shows one moment.
+    ///
+    /// # Errors
+    /// `Backend` when `dest` exists, cannot be written, or the copy fails its check (the bad copy is removed).
+    pub async fn copy_to(&self, dest: &Path) -> Result<(), RepoError> {
+        let dest_str = dest.to_str().ok_or_else(|| RepoError::Backend { backend: "sqlite", source: "safety copy path is not UTF-8".into() })?;
+        sqlx::query("VACUUM INTO ?").bind(dest_str.to_owned()).execute(&self.pool).await.map_err(map_err)?;
+        let check = async {
+            let opts = SqliteConnectOptions::new().filename(dest).read_only(true);
+            let mut conn = sqlx::ConnectOptions::connect(&opts).await?;
+            let verdict: String = sqlx::query_scalar("PRAGMA quick_check").fetch_one(&mut conn).await?;
+            sqlx::Connection::close(conn).await?;
+            Ok::<_, sqlx::Error>(verdict)
+        };
+        match check.await {
+            Ok(v) if v == "ok" => Ok(()),
+            Ok(v) => {
+                let _ = std::fs::remove_file(dest);
+                Err(RepoError::Backend { backend: "sqlite", source: format!("the safety copy failed its check: {v}").into() })
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(dest);
+                Err(map_err(e))
+            }
+        }
+    }
+
+    /// The highest applied schema version.
+    ///
+    /// # Errors
+    /// `Backend` when the query fails.
+    pub async fn schema_version(&self) -> Result<i64, RepoError> {
+        sqlx::query_scalar::<_, i64>("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+}
+
+/// Maps sqlx errors to the port's semantic variants.
+pub(crate) fn map_err(e: sqlx::Error) -> RepoError {
+    if let sqlx::Error::Database(db) = &e
+        && let Some(code) = db.code().and_then(|c| c.parse::<i32>().ok())
+    {
+        // Primary result code is the low byte of the extended code.
+        match code & 0xff {
+            5 | 6 => return RepoError::Busy(format!("another process is writing ({})", db.message())),
+            8 => return RepoError::ReadOnly(db.message().to_owned()),
+            14 => return RepoError::ReadOnly(format!("cannot open the database file ({})", db.message())),
+            13 => return RepoError::Backend { backend: "sqlite", source: "the disk is full".into() },
+            11 | 26 => return RepoError::Backend { backend: "sqlite", source: format!("the database file is corrupt: {}", db.message()).into() },
+            _ => {}
+        }
+    }
+    if let sqlx::Error::Io(io) = &e
+        && io.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return RepoError::ReadOnly(io.to_string());
+    }
+    RepoError::Backend { backend: "sqlite", source: Box::new(e) }
+}

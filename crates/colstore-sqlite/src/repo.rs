@@ -1,0 +1,678 @@
+//! The `CollectionRepo` implementation.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use colstore_domain::ports::{CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream};
+use colstore_domain::{
+    Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey, DocumentMeta,
+    ListQuery, NewDocument, Page, PutOutcome, PutStatus, Timestamp,
+};
+use futures::StreamExt;
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, sqlite::SqliteRow};
+
+use crate::content::{self, PART_SIZE};
+use crate::filter_sql::{self, Arg};
+use crate::{SqliteRepo, map_err};
+
+/// Rows per multi-row statement: well under SQLite's 32 766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 200;
+
+fn backend(msg: impl Into<String>) -> RepoError {
+    RepoError::Backend { backend: "sqlite", source: msg.into().into() }
+}
+
+/// Content ready to be written.
+enum Prepared {
+    /// Small content, hashed and encoded before the transaction starts.
+    Inline { hash: ContentHash, size: u64, codec: i64, stored: Vec<u8> },
+    /// Large content: its first part is read; the rest streams inside the transaction.
+    Streaming { first: Bytes, rest: ContentStream },
+}
+
+struct Staged {
+    key: DocKey,
+    content: Prepared,
+    meta_json: String,
+    tags_json: String,
+}
+
+struct Existing {
+    hash: ContentHash,
+    meta_json: String,
+    tags_json: String,
+    version: i64,
+}
+
+fn bind_args<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    args: &[Arg],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Real(r) => q.bind(*r),
+            Arg::Text(s) => q.bind(s.clone()),
+        };
+    }
+    q
+}
+
+/// Reads up to one part from a stream; returns the bytes and whether the stream ended.
+async fn read_part(stream: &mut ContentStream, key: &DocKey, carry: &mut BytesMut) -> Result<(Bytes, bool), RepoError> {
+    while carry.len() < PART_SIZE {
+        match stream.next().await {
+            Some(Ok(chunk)) => carry.extend_from_slice(&chunk),
+            Some(Err(source)) => return Err(RepoError::ContentRead { key: key.clone(), source }),
+            None => return Ok((carry.split().freeze(), true)),
+        }
+    }
+    Ok((carry.split_to(PART_SIZE).freeze(), false))
+}
+
+async fn prepare(key: &DocKey, content: Content) -> Result<Prepared, RepoError> {
+    let inline = |raw: Bytes| {
+        let (codec, stored) = content::encode(&raw);
+        Prepared::Inline { hash: ContentHash::of(&raw), size: raw.len() as u64, codec, stored }
+    };
+    match content {
+        Content::Bytes(b) if b.len() <= PART_SIZE => Ok(inline(b)),
+        Content::Bytes(b) => Ok(Prepared::Streaming { first: Bytes::new(), rest: futures::stream::iter([Ok(b)]).boxed() }),
+        Content::Stream(mut s) => {
+            let mut carry = BytesMut::new();
+            let (first, ended) = read_part(&mut s, key, &mut carry).await?;
+            if ended {
+                Ok(inline(first))
+            } else {
+                // Whatever was read beyond the first part goes back in front of the rest.
+                let rest = futures::stream::iter([Ok(carry.freeze())]).chain(s).boxed();
+                Ok(Prepared::Streaming { first, rest })
+            }
+        }
+    }
+}
+
+/// Streams a large content into a new blob row (or finds it already stored). Returns (hash, size).
+async fn write_streaming(conn: &mut SqliteConnection, key: &DocKey, first: Bytes, mut rest: ContentStream) -> Result<(ContentHash, u64), RepoError> {
+    let blob_id: i64 = sqlx::query_scalar("INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES (NULL, 0, 0, 0, 0, 0, NULL) RETURNING id")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let mut hasher = ContentHasher::new();
+    let (mut size, mut stored_size, mut seq) = (0u64, 0u64, 0i64);
+    let mut carry = BytesMut::from(&first[..]);
+    loop {
+        let (part, ended) = read_part(&mut rest, key, &mut carry).await?;
+        if !part.is_empty() {
+            hasher.update(&part);
+            size += part.len() as u64;
+            let (codec, stored) = content::encode(&part);
+            stored_size += stored.len() as u64;
+            sqlx::query("INSERT INTO blob_parts (blob_id, seq, codec, data) VALUES (?, ?, ?, ?)")
+                .bind(blob_id)
+                .bind(seq)
+                .bind(codec)
+                .bind(stored)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            seq += 1;
+        }
+        if ended {
+            break;
+        }
+    }
+    let hash = hasher.finish();
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM blobs WHERE hash = ?")
+        .bind(hash.as_bytes().to_vec())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if exists.is_some() {
+        sqlx::query("DELETE FROM blob_parts WHERE blob_id = ?").bind(blob_id).execute(&mut *conn).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM blobs WHERE id = ?").bind(blob_id).execute(&mut *conn).await.map_err(map_err)?;
+    } else if seq == 0 {
+        // An empty stream that only looked large cannot happen (prepare inlines it), but stay correct anyway.
+        sqlx::query("UPDATE blobs SET hash = ?, size = 0, stored_size = 0, codec = 0, parts = 0, data = x'' WHERE id = ?")
+            .bind(hash.as_bytes().to_vec())
+            .bind(blob_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    } else {
+        sqlx::query("UPDATE blobs SET hash = ?, size = ?, stored_size = ?, parts = ? WHERE id = ?")
+            .bind(hash.as_bytes().to_vec())
+            .bind(size as i64)
+            .bind(stored_size as i64)
+            .bind(seq)
+            .bind(blob_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok((hash, size))
+}
+
+async fn collection_id(conn: &mut SqliteConnection, name: &CollectionName) -> Result<i64, RepoError> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM collections WHERE name = ?")
+        .bind(name.as_str().to_owned())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| RepoError::CollectionNotFound(name.clone()))
+}
+
+fn hash_from(v: Vec<u8>) -> Result<ContentHash, RepoError> {
+    ContentHash::from_slice(&v).map_err(|e| backend(format!("bad hash in database: {e}")))
+}
+
+fn doc_from_row(collection: &CollectionName, r: &SqliteRow) -> Result<DocumentMeta, RepoError> {
+    let get_i = |c: &str| r.try_get::<i64, _>(c).map_err(map_err);
+    let key: String = r.try_get("key").map_err(map_err)?;
+    let key = DocKey::parse(&key).map_err(|e| backend(format!("bad key in database: {e}")))?;
+    let meta: String = r.try_get("meta").map_err(map_err)?;
+    let tags: String = r.try_get("tags").map_err(map_err)?;
+    Ok(DocumentMeta {
+        collection: collection.clone(),
+        content_hash: hash_from(r.try_get("hash").map_err(map_err)?)?,
+        size: get_i("size")? as u64,
+        metadata: serde_json::from_str(&meta).map_err(|e| backend(format!("bad metadata of {key} in database: {e}")))?,
+        tags: serde_json::from_str(&tags).map_err(|e| backend(format!("bad tags of {key} in database: {e}")))?,
+        version: get_i("version")? as u64,
+        created_at: Timestamp::from_millis(get_i("created_at")?),
+        updated_at: Timestamp::from_millis(get_i("updated_at")?),
+        key,
+    })
+}
+
+fn collection_from_row(r: &SqliteRow) -> Result<Collection, RepoError> {
+    let name: String = r.try_get("name").map_err(map_err)?;
+    let settings: String = r.try_get("settings").map_err(map_err)?;
+    Ok(Collection {
+        name: CollectionName::parse(&name).map_err(|e| backend(format!("bad collection name in database: {e}")))?,
+        settings: serde_json::from_str::<CollectionSettings>(&settings).map_err(|e| backend(format!("bad settings of {name}: {e}")))?,
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(map_err)?),
+        document_count: r.try_get::<i64, _>("n").map_err(map_err)? as u64,
+        logical_bytes: r.try_get::<i64, _>("bytes").map_err(map_err)? as u64,
+    })
+}
+
+const COLLECTION_SELECT: &str = "SELECT c.name, c.settings, c.created_at, \
+     (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n, \
+     (SELECT coalesce(sum(d.size), 0) FROM documents d WHERE d.collection_id = c.id) AS bytes \
+     FROM collections c";
+
+const DOC_COLUMNS: &str = "d.key, d.hash, d.size, d.meta, d.tags, d.version, d.created_at, d.updated_at";
+
+impl SqliteRepo {
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, RepoError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    }
+
+    async fn existing_docs(conn: &mut SqliteConnection, cid: i64, keys: &[&DocKey]) -> Result<HashMap<String, Existing>, RepoError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT key, hash, meta, tags, version FROM documents WHERE collection_id = ? AND key IN ({marks})");
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(cid);
+            for k in chunk {
+                q = q.bind(k.as_str().to_owned());
+            }
+            for r in q.fetch_all(&mut *conn).await.map_err(map_err)? {
+                out.insert(
+                    r.try_get("key").map_err(map_err)?,
+                    Existing {
+                        hash: hash_from(r.try_get("hash").map_err(map_err)?)?,
+                        meta_json: r.try_get("meta").map_err(map_err)?,
+                        tags_json: r.try_get("tags").map_err(map_err)?,
+                        version: r.try_get("version").map_err(map_err)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Documents that reference `hash` within the scope, for corruption reports.
+    async fn docs_with_hash(&self, hash: &ContentHash, scope: Option<i64>) -> Result<Vec<(CollectionName, DocKey)>, RepoError> {
+        let rows = sqlx::query("SELECT c.name, d.key FROM documents d JOIN collections c ON c.id = d.collection_id WHERE d.hash = ? AND (? IS NULL OR d.collection_id = ?) ORDER BY c.name, d.key")
+            .bind(hash.as_bytes().to_vec())
+            .bind(scope)
+            .bind(scope)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let c: String = r.try_get(0).map_err(map_err)?;
+                let k: String = r.try_get(1).map_err(map_err)?;
+                Ok((CollectionName::parse(&c).map_err(|e| backend(e.to_string()))?, DocKey::parse(&k).map_err(|e| backend(e.to_string()))?))
+            })
+            .collect()
+    }
+
+    async fn scope_id(&self, collection: Option<&CollectionName>) -> Result<Option<i64>, RepoError> {
+        match collection {
+            None => Ok(None),
+            Some(c) => {
+                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                Ok(Some(collection_id(&mut conn, c).await?))
+            }
+        }
+    }
+
+    /// Re-hashes every blob referenced in scope; sends events; runs as a background task.
+    async fn verify_task(self, scope: Option<i64>, tx: tokio::sync::mpsc::Sender<Result<VerifyEvent, RepoError>>) -> Result<(), RepoError> {
+        let mut conn = self.pool.begin().await.map_err(map_err)?;
+        // How many documents in scope stand behind each hash.
+        let counts: HashMap<Vec<u8>, u64> = sqlx::query("SELECT hash, count(*) FROM documents WHERE (? IS NULL OR collection_id = ?) GROUP BY hash")
+            .bind(scope)
+            .bind(scope)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<i64, _>(1)? as u64)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(map_err)?;
+        let mut seen: HashSet<Vec<u8>> = HashSet::with_capacity(counts.len());
+        let mut bad: Vec<(ContentHash, Option<ContentHash>, String)> = Vec::new();
+        let mut multipart: Vec<(i64, Vec<u8>, u64)> = Vec::new();
+        {
+            let mut rows = sqlx::query("SELECT id, hash, size, codec, parts, data FROM blobs WHERE refcount > 0 AND hash IS NOT NULL").fetch(&mut *conn);
+            while let Some(r) = rows.next().await {
+                let r = r.map_err(map_err)?;
+                let hash_bytes: Vec<u8> = r.try_get("hash").map_err(map_err)?;
+                let Some(&n) = counts.get(&hash_bytes) else { continue };
+                seen.insert(hash_bytes.clone());
+                let size = r.try_get::<i64, _>("size").map_err(map_err)? as u64;
+                if r.try_get::<i64, _>("parts").map_err(map_err)? > 0 {
+                    multipart.push((r.try_get("id").map_err(map_err)?, hash_bytes, n));
+                    continue;
+                }
+                let expected = hash_from(hash_bytes)?;
+                let data: Option<Vec<u8>> = r.try_get("data").map_err(map_err)?;
+                let decoded = content::decode(r.try_get("codec").map_err(map_err)?, data.unwrap_or_default(), size as usize);
+                match decoded {
+                    Ok(raw) => {
+                        let actual = ContentHash::of(&raw);
+                        if actual == expected && raw.len() as u64 == size {
+                            if tx.send(Ok(VerifyEvent::Checked { documents: n, bytes: size })).await.is_err() {
+                                return Ok(());
+                            }
+                        } else {
+                            bad.push((expected, Some(actual), "content does not match its hash".into()));
+                        }
+                    }
+                    Err(e) => bad.push((expected, None, format!("content cannot be decoded: {e}"))),
+                }
+            }
+        }
+        for (blob_id, hash_bytes, n) in multipart {
+            let expected = hash_from(hash_bytes)?;
+            let mut hasher = ContentHasher::new();
+            let mut bytes = 0u64;
+            let mut problem = None;
+            let mut parts = sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? ORDER BY seq").bind(blob_id).fetch(&mut *conn);
+            while let Some(r) = parts.next().await {
+                let r = r.map_err(map_err)?;
+                match content::decode(r.try_get("codec").map_err(map_err)?, r.try_get("data").map_err(map_err)?, PART_SIZE) {
+                    Ok(raw) => {
+                        hasher.update(&raw);
+                        bytes += raw.len() as u64;
+                    }
+                    Err(e) => {
+                        problem = Some(format!("content cannot be decoded: {e}"));
+                        break;
+                    }
+                }
+            }
+            drop(parts);
+            match problem {
+                Some(p) => bad.push((expected, None, p)),
+                None => {
+                    let actual = hasher.finish();
+                    if actual == expected {
+                        if tx.send(Ok(VerifyEvent::Checked { documents: n, bytes })).await.is_err() {
+                            return Ok(());
+                        }
+                    } else {
+                        bad.push((expected, Some(actual), "content does not match its hash".into()));
+                    }
+                }
+            }
+        }
+        // Documents whose content row is missing altogether.
+        for h in counts.keys().filter(|h| !seen.contains(*h)) {
+            bad.push((hash_from(h.clone())?, None, "content is missing from the database".into()));
+        }
+        drop(conn);
+        for (expected, actual, problem) in bad {
+            for (collection, key) in self.docs_with_hash(&expected, scope).await? {
+                let ev = VerifyEvent::Corrupt(CorruptDocument { collection, key, expected, actual, problem: problem.clone() });
+                if tx.send(Ok(ev)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CollectionRepo for SqliteRepo {
+    fn capabilities(&self) -> RepoCapabilities {
+        RepoCapabilities { content_addressed: true, compression: true, external_edits: false }
+    }
+
+    async fn create_collection(&self, spec: CollectionSpec) -> Result<Collection, RepoError> {
+        let settings = serde_json::to_string(&spec.settings).map_err(|e| backend(e.to_string()))?;
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let res = sqlx::query("INSERT INTO collections (name, settings, created_at) VALUES (?, ?, ?)")
+            .bind(spec.name.as_str().to_owned())
+            .bind(settings)
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await;
+        match res {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Err(RepoError::CollectionExists(spec.name)),
+            other => other.map_err(map_err)?,
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(Collection { name: spec.name, settings: spec.settings, created_at: now, document_count: 0, logical_bytes: 0 })
+    }
+
+    async fn collection(&self, name: &CollectionName) -> Result<Collection, RepoError> {
+        let row = sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} WHERE c.name = ?")))
+            .bind(name.as_str().to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| RepoError::CollectionNotFound(name.clone()))?;
+        collection_from_row(&row)
+    }
+
+    async fn list_collections(&self) -> Result<Vec<Collection>, RepoError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} ORDER BY c.name"))).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(collection_from_row).collect()
+    }
+
+    async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError> {
+        let mut tx = self.begin_write().await?;
+        let cid = collection_id(&mut tx, name).await?;
+        let n = sqlx::query("DELETE FROM documents WHERE collection_id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+        sqlx::query("DELETE FROM collections WHERE id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    #[tracing::instrument(skip_all, fields(collection = %collection, docs = docs.len()))]
+    async fn put_batch(&self, collection: &CollectionName, docs: Vec<NewDocument>) -> Result<Vec<PutOutcome>, RepoError> {
+        let mut seen = HashSet::with_capacity(docs.len());
+        for d in &docs {
+            if !seen.insert(d.key.clone()) {
+                return Err(RepoError::DuplicateKey(d.key.clone()));
+            }
+        }
+        // Hash and compress outside the write transaction, so the write lock is held only for the writes.
+        let mut staged = Vec::with_capacity(docs.len());
+        for d in docs {
+            let content = prepare(&d.key, d.content).await?;
+            staged.push(Staged { content, meta_json: d.metadata.to_json(), tags_json: d.tags.to_json(), key: d.key });
+        }
+        let now = self.clock.now().as_millis();
+        let mut tx = self.begin_write().await?;
+        let cid = collection_id(&mut tx, collection).await?;
+
+        // Resolve content: inline blobs are inserted in multi-row statements; large ones stream in now.
+        let mut resolved: Vec<(ContentHash, u64)> = Vec::with_capacity(staged.len());
+        let mut inline_rows: Vec<(ContentHash, u64, i64, Vec<u8>)> = Vec::new();
+        for s in &mut staged {
+            match std::mem::replace(&mut s.content, Prepared::Streaming { first: Bytes::new(), rest: futures::stream::empty().boxed() }) {
+                Prepared::Inline { hash, size, codec, stored } => {
+                    resolved.push((hash, size));
+                    inline_rows.push((hash, size, codec, stored));
+                }
+                Prepared::Streaming { first, rest } => resolved.push(write_streaming(&mut tx, &s.key, first, rest).await?),
+            }
+        }
+        let mut inserted_hashes = HashSet::new();
+        inline_rows.retain(|(h, ..)| inserted_hashes.insert(*h));
+        for chunk in inline_rows.chunks(ROWS_PER_STATEMENT) {
+            let values = vec!["(?, ?, ?, ?, 0, 0, ?)"; chunk.len()].join(",");
+            let sql = format!("INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES {values} ON CONFLICT (hash) DO NOTHING");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (hash, size, codec, stored) in chunk {
+                q = q.bind(hash.as_bytes().to_vec()).bind(*size as i64).bind(stored.len() as i64).bind(*codec).bind(stored.clone());
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+
+        let keys: Vec<&DocKey> = staged.iter().map(|s| &s.key).collect();
+        let existing = Self::existing_docs(&mut tx, cid, &keys).await?;
+        let mut outcomes = Vec::with_capacity(staged.len());
+        let mut writes: Vec<usize> = Vec::new();
+        for (i, s) in staged.iter().enumerate() {
+            let (hash, size) = resolved[i];
+            let (status, version) = match existing.get(s.key.as_str()) {
+                None => (PutStatus::Created, 1),
+                Some(e) if e.hash == hash && e.meta_json == s.meta_json && e.tags_json == s.tags_json => (PutStatus::Unchanged, e.version as u64),
+                Some(e) => (PutStatus::Updated, e.version as u64 + 1),
+            };
+            if status != PutStatus::Unchanged {
+                writes.push(i);
+            }
+            outcomes.push(PutOutcome { key: s.key.clone(), status, version, content_hash: hash, size });
+        }
+        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, 1, ?, ?)"; chunk.len()].join(",");
+            let sql = format!(
+                "INSERT INTO documents (collection_id, key, hash, size, meta, tags, version, created_at, updated_at) VALUES {values} \
+                 ON CONFLICT (collection_id, key) DO UPDATE SET hash = excluded.hash, size = excluded.size, meta = excluded.meta, \
+                 tags = excluded.tags, version = documents.version + 1, updated_at = excluded.updated_at"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                let (s, (hash, size)) = (&staged[i], resolved[i]);
+                q = q
+                    .bind(cid)
+                    .bind(s.key.as_str().to_owned())
+                    .bind(hash.as_bytes().to_vec())
+                    .bind(size as i64)
+                    .bind(s.meta_json.clone())
+                    .bind(s.tags_json.clone())
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(outcomes)
+    }
+
+    async fn document(&self, collection: &CollectionName, key: &DocKey) -> Result<DocumentMeta, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {DOC_COLUMNS} FROM documents d WHERE d.collection_id = ? AND d.key = ?")))
+            .bind(cid)
+            .bind(key.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| RepoError::DocumentNotFound { collection: collection.clone(), key: key.clone() })?;
+        doc_from_row(collection, &row)
+    }
+
+    async fn read_content(&self, collection: &CollectionName, key: &DocKey) -> Result<(DocumentMeta, ContentStream), RepoError> {
+        // One read transaction: the description and every part come from the same snapshot, even if a writer
+        // replaces the document and gc runs while the caller is still reading.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DOC_COLUMNS}, b.id AS blob_id, b.codec, b.parts, b.data FROM documents d LEFT JOIN blobs b ON b.hash = d.hash \
+             WHERE d.collection_id = ? AND d.key = ?"
+        )))
+        .bind(cid)
+        .bind(key.as_str().to_owned())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| RepoError::DocumentNotFound { collection: collection.clone(), key: key.clone() })?;
+        let meta = doc_from_row(collection, &row)?;
+        let Some(blob_id) = row.try_get::<Option<i64>, _>("blob_id").map_err(map_err)? else {
+            return Err(RepoError::Corrupt { key: key.clone(), detail: "its content is missing from the database".into() });
+        };
+        let parts: i64 = row.try_get("parts").map_err(map_err)?;
+        if parts == 0 {
+            let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
+            let item = content::decode(row.try_get("codec").map_err(map_err)?, data.unwrap_or_default(), meta.size as usize)
+                .map_err(std::io::Error::other);
+            return Ok((meta, futures::stream::iter([item]).boxed()));
+        }
+        let stream = futures::stream::unfold((tx, 0i64), move |(mut tx, seq)| async move {
+            if seq >= parts {
+                return None;
+            }
+            let item = match sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? AND seq = ?")
+                .bind(blob_id)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await
+            {
+                Ok(Some(r)) => match (r.try_get::<i64, _>(0), r.try_get::<Vec<u8>, _>(1)) {
+                    (Ok(codec), Ok(data)) => content::decode(codec, data, PART_SIZE).map_err(std::io::Error::other),
+                    (Err(e), _) | (_, Err(e)) => Err(std::io::Error::other(e)),
+                },
+                Ok(None) => Err(std::io::Error::other(format!("part {seq} of the content is missing"))),
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            let next = if item.is_ok() { seq + 1 } else { parts };
+            Some((item, (tx, next)))
+        });
+        Ok((meta, stream.boxed()))
+    }
+
+    async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError> {
+        let mut tx = self.begin_write().await?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let mut deleted = Vec::new();
+        for k in keys {
+            let n = sqlx::query("DELETE FROM documents WHERE collection_id = ? AND key = ?")
+                .bind(cid)
+                .bind(k.as_str().to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+            if n > 0 {
+                deleted.push(k);
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(deleted)
+    }
+
+    async fn list_documents(&self, collection: &CollectionName, query: &ListQuery) -> Result<Page<DocumentMeta>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let w = filter_sql::where_clause(cid, query);
+        let count_sql = format!("SELECT count(*) FROM documents d WHERE {}", w.sql);
+        let total: i64 = bind_args(sqlx::query(AssertSqlSafe(count_sql)), &w.args)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .try_get(0)
+            .map_err(map_err)?;
+        let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let sql = format!("SELECT {DOC_COLUMNS} FROM documents d WHERE {} ORDER BY {} LIMIT ? OFFSET ?", w.sql, filter_sql::order_by(query));
+        let rows = bind_args(sqlx::query(AssertSqlSafe(sql)), &w.args)
+            .bind(limit)
+            .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let items = rows.iter().map(|r| doc_from_row(collection, r)).collect::<Result<_, _>>()?;
+        Ok(Page { items, total: total as u64 })
+    }
+
+    async fn stats(&self, collection: Option<CollectionName>) -> Result<StorageStats, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let scope = match &collection {
+            Some(c) => Some(collection_id(&mut tx, c).await?),
+            None => None,
+        };
+        let docs = sqlx::query("SELECT count(*), coalesce(sum(size), 0) FROM documents WHERE (? IS NULL OR collection_id = ?)")
+            .bind(scope)
+            .bind(scope)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let blobs = sqlx::query(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0) FROM blobs \
+             WHERE hash IN (SELECT hash FROM documents WHERE (? IS NULL OR collection_id = ?))",
+        )
+        .bind(scope)
+        .bind(scope)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let collections: i64 = if scope.is_some() {
+            1
+        } else {
+            sqlx::query_scalar("SELECT count(*) FROM collections").fetch_one(&mut *tx).await.map_err(map_err)?
+        };
+        let garbage: i64 = sqlx::query_scalar("SELECT count(*) FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let g = |r: &SqliteRow, i: usize| r.try_get::<i64, _>(i).map(|v| v as u64).map_err(map_err);
+        Ok(StorageStats {
+            collections: collections as u64,
+            documents: g(&docs, 0)?,
+            logical_bytes: g(&docs, 1)?,
+            distinct_contents: g(&blobs, 0)?,
+            unique_bytes: g(&blobs, 1)?,
+            stored_bytes: g(&blobs, 2)?,
+            garbage_contents: garbage as u64,
+        })
+    }
+
+    async fn verify(&self, collection: Option<CollectionName>) -> Result<VerifyStream, RepoError> {
+        let scope = self.scope_id(collection.as_ref()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let err_tx = tx.clone();
+            if let Err(e) = this.verify_task(scope, tx).await {
+                let _ = err_tx.send(Err(e)).await;
+            }
+        });
+        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) }).boxed())
+    }
+
+    async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let report = GcReport {
+            contents_removed: row.try_get::<i64, _>(0).map_err(map_err)? as u64,
+            bytes_freed: row.try_get::<i64, _>(1).map_err(map_err)? as u64,
+        };
+        if dry_run || report.contents_removed == 0 {
+            return Ok(report);
+        }
+        sqlx::query("DELETE FROM blob_parts WHERE blob_id IN (SELECT id FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL").execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        // Give the freed pages back to the file system (auto_vacuum = INCREMENTAL).
+        sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await.map_err(map_err)?;
+        Ok(report)
+    }
+}

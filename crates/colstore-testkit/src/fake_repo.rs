@@ -1,0 +1,371 @@
+//! `InMemoryRepo`: a faithful in-memory [`CollectionRepo`], content-addressed like the SQLite adapter.
+//!
+//! It owns no I/O: collections, document descriptions and reference-counted blobs live behind one mutex, which is
+//! never held across an `.await`. Every write validates first, reads all streamed content outside the lock, and then
+//! applies the whole change under the lock, so a batch is all-or-nothing and readers see one snapshot per call.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use colstore_domain::ports::{
+    Clock, CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
+};
+use colstore_domain::{
+    Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
+    DocumentMeta, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus, Tags, Timestamp,
+};
+use futures::StreamExt;
+use futures::stream;
+
+/// Largest chunk [`CollectionRepo::read_content`] yields.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A [`CollectionRepo`] kept in memory, for use-case tests and as the reference the conformance suite is checked against.
+///
+/// Equal content is stored once across documents and collections (`content_addressed: true`), never compressed, and never
+/// edited behind the repository's back. Time comes from the [`Clock`] given to [`InMemoryRepo::new`].
+pub struct InMemoryRepo {
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    collections: BTreeMap<CollectionName, CollectionState>,
+    blobs: HashMap<ContentHash, Blob>,
+}
+
+struct CollectionState {
+    settings: CollectionSettings,
+    created_at: Timestamp,
+    docs: BTreeMap<DocKey, DocumentMeta>,
+}
+
+struct Blob {
+    bytes: Bytes,
+    /// Documents referencing this blob; 0 means garbage for [`CollectionRepo::gc`].
+    refs: u64,
+}
+
+/// A document of a batch whose content has been read completely, ready to apply.
+struct ReadyDocument {
+    key: DocKey,
+    bytes: Bytes,
+    hash: ContentHash,
+    metadata: Metadata,
+    tags: Tags,
+}
+
+impl InMemoryRepo {
+    /// An empty repository reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self { clock, state: Mutex::new(State::default()) }
+    }
+
+    /// Damages the stored bytes of a document, as disk rot would: flips the first byte, or appends one to empty content.
+    ///
+    /// The blob is shared, so every document with the same content becomes corrupt too; the recorded hashes stay.
+    ///
+    /// # Panics
+    /// When the collection or the document does not exist (a mistake in the test).
+    pub fn corrupt(&self, collection: &CollectionName, key: &DocKey) {
+        let mut st = self.lock();
+        let hash = st
+            .collections
+            .get(collection)
+            .and_then(|c| c.docs.get(key))
+            .map(|d| d.content_hash)
+            .unwrap_or_else(|| panic!("corrupt: no document {key:?} in collection {collection:?}"));
+        let blob = st.blobs.get_mut(&hash).expect("corrupt: a referenced blob exists");
+        let mut damaged = blob.bytes.to_vec();
+        match damaged.first_mut() {
+            Some(b) => *b ^= 0xff,
+            None => damaged.push(0x2a),
+        }
+        blob.bytes = Bytes::from(damaged);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not turn every later call into a second panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn collection(&self, name: &CollectionName) -> Result<&CollectionState, RepoError> {
+        self.collections.get(name).ok_or_else(|| RepoError::CollectionNotFound(name.clone()))
+    }
+
+    fn document(&self, collection: &CollectionName, key: &DocKey) -> Result<&DocumentMeta, RepoError> {
+        self.collection(collection)?
+            .docs
+            .get(key)
+            .ok_or_else(|| RepoError::DocumentNotFound { collection: collection.clone(), key: key.clone() })
+    }
+
+    /// The collections a stats or verify call looks at.
+    fn scope(&self, scope: Option<&CollectionName>) -> Result<Vec<&CollectionState>, RepoError> {
+        match scope {
+            Some(name) => Ok(vec![self.collection(name)?]),
+            None => Ok(self.collections.values().collect()),
+        }
+    }
+
+    fn describe(name: &CollectionName, c: &CollectionState) -> Collection {
+        Collection {
+            name: name.clone(),
+            settings: c.settings.clone(),
+            created_at: c.created_at,
+            document_count: c.docs.len() as u64,
+            logical_bytes: c.docs.values().map(|d| d.size).sum(),
+        }
+    }
+}
+
+/// Adds a reference to the blob of `hash`, storing `bytes` when the content is new.
+fn add_ref(blobs: &mut HashMap<ContentHash, Blob>, hash: ContentHash, bytes: Bytes) {
+    blobs.entry(hash).or_insert(Blob { bytes, refs: 0 }).refs += 1;
+}
+
+/// Drops a reference; a blob left with none stays stored as garbage until `gc`.
+fn release(blobs: &mut HashMap<ContentHash, Blob>, hash: &ContentHash) {
+    if let Some(b) = blobs.get_mut(hash) {
+        b.refs = b.refs.saturating_sub(1);
+    }
+}
+
+/// Reads a document's content completely, hashing it on the way.
+async fn read_whole(key: &DocKey, content: Content) -> Result<(Bytes, ContentHash), RepoError> {
+    match content {
+        Content::Bytes(b) => {
+            let hash = ContentHash::of(&b);
+            Ok((b, hash))
+        }
+        Content::Stream(mut s) => {
+            let mut buf = BytesMut::new();
+            let mut hasher = ContentHasher::new();
+            while let Some(item) = s.next().await {
+                let chunk = item.map_err(|source| RepoError::ContentRead { key: key.clone(), source })?;
+                hasher.update(&chunk);
+                buf.extend_from_slice(&chunk);
+            }
+            Ok((buf.freeze(), hasher.finish()))
+        }
+    }
+}
+
+#[async_trait]
+impl CollectionRepo for InMemoryRepo {
+    fn capabilities(&self) -> RepoCapabilities {
+        RepoCapabilities { content_addressed: true, compression: false, external_edits: false }
+    }
+
+    async fn create_collection(&self, spec: CollectionSpec) -> Result<Collection, RepoError> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        if st.collections.contains_key(&spec.name) {
+            return Err(RepoError::CollectionExists(spec.name));
+        }
+        let c = CollectionState { settings: spec.settings, created_at: now, docs: BTreeMap::new() };
+        let described = State::describe(&spec.name, &c);
+        st.collections.insert(spec.name, c);
+        Ok(described)
+    }
+
+    async fn collection(&self, name: &CollectionName) -> Result<Collection, RepoError> {
+        let st = self.lock();
+        Ok(State::describe(name, st.collection(name)?))
+    }
+
+    async fn list_collections(&self) -> Result<Vec<Collection>, RepoError> {
+        let st = self.lock();
+        Ok(st.collections.iter().map(|(n, c)| State::describe(n, c)).collect())
+    }
+
+    async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError> {
+        let mut st = self.lock();
+        let removed = st.collections.remove(name).ok_or_else(|| RepoError::CollectionNotFound(name.clone()))?;
+        for d in removed.docs.values() {
+            release(&mut st.blobs, &d.content_hash);
+        }
+        Ok(removed.docs.len() as u64)
+    }
+
+    async fn put_batch(&self, collection: &CollectionName, docs: Vec<NewDocument>) -> Result<Vec<PutOutcome>, RepoError> {
+        // 1. Validate, before reading any stream.
+        self.lock().collection(collection)?;
+        let mut seen = HashSet::with_capacity(docs.len());
+        if let Some(dup) = docs.iter().find(|d| !seen.insert(&d.key)) {
+            return Err(RepoError::DuplicateKey(dup.key.clone()));
+        }
+
+        // 2. Read every content completely, without the lock: a failing stream aborts before anything is written.
+        let mut ready = Vec::with_capacity(docs.len());
+        for NewDocument { key, content, metadata, tags } in docs {
+            let (bytes, hash) = read_whole(&key, content).await?;
+            ready.push(ReadyDocument { key, bytes, hash, metadata, tags });
+        }
+
+        // 3. Apply everything under one lock. The collection may have gone while the streams were read.
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let State { collections, blobs } = &mut *st;
+        let coll = collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+        let mut outcomes = Vec::with_capacity(ready.len());
+        for ReadyDocument { key, bytes, hash, metadata, tags } in ready {
+            let size = bytes.len() as u64;
+            let status = match coll.docs.get_mut(&key) {
+                Some(existing) if existing.content_hash == hash && existing.metadata == metadata && existing.tags == tags => {
+                    PutStatus::Unchanged
+                }
+                Some(existing) => {
+                    if existing.content_hash != hash {
+                        add_ref(blobs, hash, bytes);
+                        release(blobs, &existing.content_hash);
+                    }
+                    existing.content_hash = hash;
+                    existing.size = size;
+                    existing.metadata = metadata;
+                    existing.tags = tags;
+                    existing.version += 1;
+                    existing.updated_at = now;
+                    PutStatus::Updated
+                }
+                None => {
+                    add_ref(blobs, hash, bytes);
+                    let meta = DocumentMeta {
+                        collection: collection.clone(),
+                        key: key.clone(),
+                        content_hash: hash,
+                        size,
+                        metadata,
+                        tags,
+                        version: 1,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    coll.docs.insert(key.clone(), meta);
+                    PutStatus::Created
+                }
+            };
+            let version = coll.docs.get(&key).map_or(1, |d| d.version);
+            outcomes.push(PutOutcome { key, status, version, content_hash: hash, size });
+        }
+        Ok(outcomes)
+    }
+
+    async fn document(&self, collection: &CollectionName, key: &DocKey) -> Result<DocumentMeta, RepoError> {
+        self.lock().document(collection, key).cloned()
+    }
+
+    async fn read_content(&self, collection: &CollectionName, key: &DocKey) -> Result<(DocumentMeta, ContentStream), RepoError> {
+        let (meta, bytes) = {
+            let st = self.lock();
+            let meta = st.document(collection, key)?.clone();
+            let bytes = st.blobs.get(&meta.content_hash).map(|b| b.bytes.clone());
+            (meta, bytes)
+        };
+        let Some(bytes) = bytes else {
+            // Cannot happen while reference counts are right; never hand out wrong bytes silently if it does.
+            return Err(RepoError::Corrupt { key: key.clone(), detail: "its content is missing".into() });
+        };
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            (0..bytes.len()).step_by(READ_CHUNK).map(|start| Ok(bytes.slice(start..bytes.len().min(start + READ_CHUNK)))).collect();
+        Ok((meta, stream::iter(chunks).boxed()))
+    }
+
+    async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError> {
+        let mut st = self.lock();
+        let State { collections, blobs } = &mut *st;
+        let coll = collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+        let mut deleted = Vec::new();
+        for key in keys {
+            if let Some(d) = coll.docs.remove(&key) {
+                release(blobs, &d.content_hash);
+                deleted.push(key);
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn list_documents(&self, collection: &CollectionName, query: &ListQuery) -> Result<Page<DocumentMeta>, RepoError> {
+        let mut matching: Vec<DocumentMeta> = {
+            let st = self.lock();
+            st.collection(collection)?.docs.values().filter(|d| query.matches(d)).cloned().collect()
+        };
+        
+        let total = matching.len() as u64;
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let items = matching.into_iter().skip(offset).take(limit).collect();
+        Ok(Page { items, total })
+    }
+
+    async fn stats(&self, collection: Option<CollectionName>) -> Result<StorageStats, RepoError> {
+        let st = self.lock();
+        let scope = st.scope(collection.as_ref())?;
+        let mut out = StorageStats { collections: scope.len() as u64, ..StorageStats::default() };
+        let mut distinct: HashMap<ContentHash, u64> = HashMap::new();
+        for d in scope.iter().flat_map(|c| c.docs.values()) {
+            out.documents += 1;
+            out.logical_bytes += d.size;
+            distinct.insert(d.content_hash, d.size);
+        }
+        out.distinct_contents = distinct.len() as u64;
+        out.unique_bytes = distinct.values().sum();
+        // No compression: what is at rest is exactly the deduplicated content.
+        out.stored_bytes = out.unique_bytes;
+        out.garbage_contents = st.blobs.values().filter(|b| b.refs == 0).count() as u64;
+        Ok(out)
+    }
+
+    async fn verify(&self, collection: Option<CollectionName>) -> Result<VerifyStream, RepoError> {
+        // Snapshot under the lock (cheap: `Bytes` clones share memory), hash lazily as the stream is polled.
+        type Work = (ContentHash, Option<Bytes>, Vec<(CollectionName, DocKey)>);
+        let work: Vec<Work> = {
+            let st = self.lock();
+            let scope = st.scope(collection.as_ref())?;
+            let mut by_hash: BTreeMap<ContentHash, Vec<(CollectionName, DocKey)>> = BTreeMap::new();
+            for d in scope.iter().flat_map(|c| c.docs.values()) {
+                by_hash.entry(d.content_hash).or_default().push((d.collection.clone(), d.key.clone()));
+            }
+            by_hash.into_iter().map(|(h, docs)| (h, st.blobs.get(&h).map(|b| b.bytes.clone()), docs)).collect()
+        };
+        let events = stream::iter(work).flat_map(|(expected, bytes, docs)| {
+            let (actual, problem) = match &bytes {
+                Some(b) => {
+                    let actual = ContentHash::of(b);
+                    if actual == expected {
+                        let checked = VerifyEvent::Checked { documents: docs.len() as u64, bytes: b.len() as u64 };
+                        return stream::iter(vec![Ok(checked)]);
+                    }
+                    (Some(actual), "content does not match its hash")
+                }
+                None => (None, "content is missing"),
+            };
+            let corrupt = docs
+                .into_iter()
+                .map(|(collection, key)| {
+                    Ok(VerifyEvent::Corrupt(CorruptDocument { collection, key, expected, actual, problem: problem.to_owned() }))
+                })
+                .collect::<Vec<_>>();
+            stream::iter(corrupt)
+        });
+        Ok(events.boxed())
+    }
+
+    async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
+        let mut st = self.lock();
+        let mut report = GcReport::default();
+        for b in st.blobs.values().filter(|b| b.refs == 0) {
+            report.contents_removed += 1;
+            report.bytes_freed += b.bytes.len() as u64;
+        }
+        if !dry_run {
+            st.blobs.retain(|_, b| b.refs > 0);
+        }
+        Ok(report)
+    }
+}

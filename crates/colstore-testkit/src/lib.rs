@@ -1,0 +1,16 @@
+//! Test support for colstore: one conformance suite per port, faithful in-memory fakes, and a manual clock.
+//!
+//! This crate is a dev-dependency only (the `xtask tidy` test enforces it). Adapters run the suites from their own
+//! integration tests:
+//!
+//! ```ignore
+//! async fn fixture(clock: std::sync::Arc<colstore_testkit::ManualClock>) -> Box<dyn colstore_testkit::repo::RepoFixture> { ... }
+//! colstore_testkit::repo_conformance!(fixture);
+//! ```
+
+pub mod clock;
+pub mod fake_repo;
+pub mod repo;
+
+pub use clock::ManualClock;
+pub use fake_repo::InMemoryRepo;

@@ -1,0 +1,290 @@
+//! [`Store`]: an opened store (its directory, effective config and adapters), and [`SystemClock`].
+//!
+//! This is the one place that turns a config into adapters. Today that is the SQLite repository; the vector index,
+//! embedder and backup store join here as their crates arrive.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use colstore_domain::ports::{Clock, CollectionRepo, RepoError};
+use colstore_domain::{StoreId, Timestamp};
+use colstore_sqlite::{SqliteOptions, SqliteRepo};
+
+use crate::{EnvOverride, StorageMode, StoreConfig, StoreDir, WiringError};
+
+/// The real clock: wall time, never going backwards within the process, and tokio's timer for `sleep`.
+///
+/// `sleep` needs a tokio runtime with the time driver enabled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+/// The latest time any `SystemClock` returned in this process, so `now` never goes backwards when the wall clock does.
+static LAST_NOW_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let wall = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(before_epoch) => -i64::try_from(before_epoch.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        Timestamp::from_millis(monotonic(&LAST_NOW_MS, wall))
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// `wall`, or the latest value returned before if that is later; records the result.
+fn monotonic(last: &AtomicI64, wall: i64) -> i64 {
+    last.fetch_max(wall, Ordering::AcqRel).max(wall)
+}
+
+/// An opened store: where it is, its effective configuration, and the adapters that configuration selects.
+#[derive(Clone)]
+pub struct Store {
+    dir: StoreDir,
+    config: StoreConfig,
+    overrides: Vec<EnvOverride>,
+    repo: Arc<dyn CollectionRepo>,
+    clock: Arc<dyn Clock>,
+    /// The same repository as `repo`, for what the port does not cover (closing).
+    sqlite: SqliteRepo,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What opening decides before any adapter is touched.
+#[derive(Debug)]
+struct Plan {
+    dir: StoreDir,
+    config: StoreConfig,
+    overrides: Vec<EnvOverride>,
+}
+
+/// Loads the config, applies `env`, and checks that this version can serve it and that the database is there.
+fn plan(dir: StoreDir, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, WiringError> {
+    let (config, overrides) = StoreConfig::load(&dir.config_path())?.with_env(env)?;
+    if config.storage.mode == StorageMode::Filesystem {
+        return Err(WiringError::NotYetAvailable("filesystem storage mode"));
+    }
+    let db = dir.db_path(&config);
+    if !db.exists() {
+        return Err(WiringError::DatabaseMissing { path: db });
+    }
+    Ok(Plan { dir, config, overrides })
+}
+
+impl Store {
+    /// Opens the store in `dir` with the [`SystemClock`]: loads `config.toml`, applies the environment overrides
+    /// (looked up with `env`, see [`StoreConfig::with_env`]) and opens the repository its storage mode selects.
+    ///
+    /// `env` is only used before the returned future first runs, so the future does not borrow it.
+    ///
+    /// # Errors
+    /// [`WiringError::Config`] or [`WiringError::Env`] for a bad configuration; [`WiringError::NotYetAvailable`] for
+    /// the filesystem storage mode; [`WiringError::DatabaseMissing`]; [`WiringError::Repo`] when the database fails to open.
+    pub fn open(dir: StoreDir, env: &dyn Fn(&str) -> Option<String>) -> impl Future<Output = Result<Store, WiringError>> + Send + use<> {
+        Self::open_with_clock(dir, env, Arc::new(SystemClock))
+    }
+
+    /// Like [`Store::open`], with a given clock (tests use a manual one).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_clock(
+        dir: StoreDir,
+        env: &dyn Fn(&str) -> Option<String>,
+        clock: Arc<dyn Clock>,
+    ) -> impl Future<Output = Result<Store, WiringError>> + Send + use<> {
+        // Plan synchronously so the future holds no reference to `env` (which need not be `Sync`).
+        let planned = plan(dir, env);
+        async move {
+            let Plan { dir, config, overrides } = planned?;
+            let db = dir.db_path(&config);
+            let repo = open_sqlite(&db, false, Arc::clone(&clock)).await?;
+            tracing::debug!(store = %dir.root().display(), db = %db.display(), "opened the store");
+            Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo })
+        }
+    }
+
+    /// The store's `.colstore` directory.
+    pub fn dir(&self) -> &StoreDir {
+        &self.dir
+    }
+
+    /// The effective configuration (file plus environment overrides).
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The environment overrides that were applied.
+    pub fn overrides(&self) -> &[EnvOverride] {
+        &self.overrides
+    }
+
+    /// The store's identity.
+    pub fn store_id(&self) -> StoreId {
+        self.config.store_id
+    }
+
+    /// The collection repository.
+    pub fn repo(&self) -> &Arc<dyn CollectionRepo> {
+        &self.repo
+    }
+
+    /// The clock every adapter of this store uses.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Checkpoints the database's write-ahead log and closes its connections. Call it once, when the shell is done
+    /// with the store; the repository fails every call after it.
+    pub async fn close(&self) {
+        self.sqlite.close().await;
+    }
+
+    /// Whether the store now lives somewhere other than where it was created (it was copied or moved),
+    /// so it may need its own identity (`col fix-config`, PRODUCT §10).
+    pub fn is_relocated(&self) -> bool {
+        is_relocated(&self.dir, &self.config)
+    }
+}
+
+fn is_relocated(dir: &StoreDir, config: &StoreConfig) -> bool {
+    let recorded = config.store_path.canonicalize().unwrap_or_else(|_| config.store_path.clone());
+    recorded != dir.root()
+}
+
+/// Opens (or with `create`, creates) the SQLite repository: the one call into `colstore-sqlite`, shared by `init` and `open`.
+pub(crate) async fn open_sqlite(path: &Path, create: bool, clock: Arc<dyn Clock>) -> Result<SqliteRepo, RepoError> {
+    SqliteRepo::open(path, SqliteOptions { create, ..SqliteOptions::default() }, clock).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A store directory with a config (and optionally a database file), but no real database: unit tests never open SQLite.
+    fn store(mode: StorageMode, with_db: bool) -> (tempfile::TempDir, StoreDir) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join(".colstore");
+        fs::create_dir(&root).unwrap();
+        let dir = StoreDir::from_root(&root).unwrap();
+        let config = StoreConfig::new(StoreId::random(), Timestamp::EPOCH, dir.root().to_owned(), mode);
+        config.write(&dir.config_path()).unwrap();
+        if with_db {
+            fs::write(dir.db_path(&config), b"").unwrap();
+        }
+        (t, dir)
+    }
+
+    #[test]
+    fn plan_applies_the_environment() {
+        let (_t, dir) = store(StorageMode::Sqlite, true);
+        let env = |n: &str| (n == "COLSTORE_BACKUP_REPOSITORY").then(|| "s3://b/p".to_owned());
+        let p = plan(dir.clone(), &env).unwrap();
+        assert_eq!(p.config.backup.repository, "s3://b/p");
+        assert_eq!(p.overrides.len(), 1);
+        assert!(!is_relocated(&dir, &p.config));
+    }
+
+    #[test]
+    fn filesystem_mode_is_not_available_yet_from_file_or_env() {
+        let (_t, dir) = store(StorageMode::Filesystem, true);
+        let e = plan(dir, &|_| None).unwrap_err();
+        assert!(matches!(e, WiringError::NotYetAvailable("filesystem storage mode")), "{e:?}");
+
+        let (_t, dir) = store(StorageMode::Sqlite, true);
+        let env = |n: &str| (n == "COLLECTION_STORAGE_MODE").then(|| "filesystem".to_owned());
+        assert!(matches!(plan(dir, &env), Err(WiringError::NotYetAvailable(_))));
+    }
+
+    #[test]
+    fn a_missing_database_is_named() {
+        let (_t, dir) = store(StorageMode::Sqlite, false);
+        let e = plan(dir.clone(), &|_| None).unwrap_err();
+        let WiringError::DatabaseMissing { path } = &e else { panic!("{e:?}") };
+        assert_eq!(path, &dir.root().join("colstore.db"));
+
+        let env = |n: &str| (n == "COLSTORE_METADATA_DB_PATH").then(|| "/nowhere/x.db".to_owned());
+        let e = plan(dir, &env).unwrap_err();
+        assert!(e.to_string().contains("/nowhere/x.db"), "{e}");
+    }
+
+    #[test]
+    fn config_and_env_errors_surface_before_any_adapter() {
+        let (_t, dir) = store(StorageMode::Sqlite, true);
+        let env = |n: &str| (n == "COLSTORE_VECTOR_BACKEND").then(|| "pinecone".to_owned());
+        assert!(matches!(plan(dir.clone(), &env), Err(WiringError::Env { var: "COLSTORE_VECTOR_BACKEND", .. })));
+        fs::write(dir.config_path(), "format = 2\n").unwrap();
+        assert!(matches!(plan(dir, &|_| None), Err(WiringError::Config { line: 1, .. })));
+    }
+
+    #[test]
+    fn a_moved_store_is_detected() {
+        let (t, dir) = store(StorageMode::Sqlite, true);
+        let moved = t.path().join("moved");
+        fs::create_dir(&moved).unwrap();
+        fs::rename(dir.root(), moved.join(".colstore")).unwrap();
+        let dir = StoreDir::at(&moved).unwrap();
+        let p = plan(dir.clone(), &|_| None).unwrap();
+        assert!(is_relocated(&dir, &p.config));
+    }
+
+    #[test]
+    fn the_open_future_is_send_and_does_not_borrow_env() {
+        fn assert_send<T: Send + 'static>(_: &T) {}
+        let (_t, dir) = store(StorageMode::Filesystem, true);
+        let fut = {
+            let local = String::from("not sqlite");
+            let env = |_: &str| Some(local.clone());
+            Store::open(dir, &env)
+        };
+        assert_send(&fut);
+        // The plan failed (bad COLSTORE_* values), so awaiting never reaches SQLite.
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert!(matches!(rt.block_on(fut), Err(WiringError::Env { .. })));
+    }
+
+    #[test]
+    fn system_clock_never_goes_backwards() {
+        let c = SystemClock;
+        let mut last = c.now();
+        for _ in 0..1000 {
+            let now = c.now();
+            assert!(now >= last);
+            last = now;
+        }
+    }
+
+    #[test]
+    fn a_wall_clock_stepping_back_is_clamped() {
+        let last = AtomicI64::new(i64::MIN);
+        assert_eq!(monotonic(&last, 1_000), 1_000);
+        assert_eq!(monotonic(&last, 400), 1_000, "the wall clock stepped back");
+        assert_eq!(monotonic(&last, 1_001), 1_001);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn system_clock_sleeps_on_tokio_time() {
+        let start = tokio::time::Instant::now();
+        SystemClock.sleep(Duration::from_secs(3600)).await;
+        assert!(start.elapsed() >= Duration::from_secs(3600));
+    }
+}

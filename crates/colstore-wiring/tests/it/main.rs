@@ -1,0 +1,41 @@
+//! End-to-end through the real SQLite adapter: `init` creates a store that `discover` finds and `Store::open` opens.
+
+use std::sync::Arc;
+
+use colstore_domain::ports::Clock;
+use colstore_domain::{CollectionName, CollectionSettings, CollectionSpec};
+use colstore_wiring::{StorageMode, Store, StoreConfig, SystemClock, WiringError, discover, init};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_then_discover_then_open() {
+    let t = tempfile::tempdir().unwrap();
+    let project = t.path().join("proj");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let created = init(&project, StorageMode::Sqlite, Arc::clone(&clock)).await.unwrap();
+    let config = StoreConfig::load(&created.config_path()).unwrap();
+    assert!(created.db_path(&config).is_file(), "init created the database");
+
+    std::fs::create_dir(project.join("src")).unwrap();
+    let dir = discover(None, &project.join("src"), &no_env).unwrap();
+    assert_eq!(dir, created);
+
+    let store = Store::open(dir.clone(), &no_env).await.unwrap();
+    assert_eq!(store.store_id(), config.store_id);
+    assert!(!store.is_relocated());
+    assert!(store.repo().list_collections().await.unwrap().is_empty());
+    let name = CollectionName::parse("notes").unwrap();
+    store.repo().create_collection(CollectionSpec { name: name.clone(), settings: CollectionSettings::default() }).await.unwrap();
+    store.close().await;
+
+    let again = Store::open(dir, &no_env).await.unwrap();
+    let names: Vec<_> = again.repo().list_collections().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, [name]);
+    again.close().await;
+
+    let e = init(&project, StorageMode::Sqlite, clock).await.unwrap_err();
+    assert!(matches!(e, WiringError::AlreadyInitialised { .. }), "{e:?}");
+}
