@@ -88,7 +88,7 @@ pub(crate) fn run(root: &Path, args: &Args) -> Result<(), String> {
         .prefix("xtask-bench-")
         .tempdir_in(&target_dir)
         .map_err(|err| format!("cannot create a temporary directory in {}: {err}", target_dir.display()))?;
-    let result = measure(&bin, tmp.path(), args);
+    let result = measure(root, &bin, tmp.path(), args);
     match result {
         Ok(report) => {
             drop(tmp);
@@ -119,7 +119,7 @@ fn step(what: &str) {
     println!("==> {what}");
 }
 
-fn measure(bin: &Path, dir: &Path, args: &Args) -> Result<Report, String> {
+fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, String> {
     let corpus_dir = dir.join("corpus");
     let store = dir.join("store");
     for path in [&corpus_dir, &store] {
@@ -159,9 +159,10 @@ fn measure(bin: &Path, dir: &Path, args: &Args) -> Result<Report, String> {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
         date: report::utc_date(now),
-        machine: machine(),
-        rustc: command_line("rustc", &["-V"]).unwrap_or_else(|| "unknown".into()),
-        code: code_revision(),
+        machine: machine(root),
+        // From the workspace root, so a rust-toolchain file there is honoured.
+        rustc: command_line(root, "rustc", &["-V"]).unwrap_or_else(|| "unknown".into()),
+        code: code_revision(root),
         seed: corpus.seed,
         measurements: Measurements { docs: args.docs, distinct: corpus.distinct(), logical_bytes, add, ls, verify, store_bytes },
         stats,
@@ -257,18 +258,18 @@ fn redact(text: &str, dir: &Path) -> String {
 }
 
 /// First line of a command's stdout, if it ran successfully.
-fn command_line(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program).args(args).output().ok()?;
+fn command_line(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).current_dir(dir).output().ok()?;
     let stdout = String::from_utf8(output.stdout).ok()?;
     output.status.success().then(|| stdout.lines().next().unwrap_or_default().trim().to_owned()).filter(|line| !line.is_empty())
 }
 
-fn machine() -> Machine {
+fn machine(root: &Path) -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| report::parse_cpu_model(&text))
         .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = command_line("nproc", &[])
+    let cpus = command_line(root, "nproc", &[])
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.to_string()))
         .unwrap_or_else(|| "unknown".into());
     let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| report::parse_mem_total(&text));
@@ -276,10 +277,11 @@ fn machine() -> Machine {
 }
 
 /// The measured code's revision, so a figure can be traced to a commit.
-fn code_revision() -> String {
-    match command_line("git", &["rev-parse", "--short", "HEAD"]) {
+fn code_revision(root: &Path) -> String {
+    match command_line(root, "git", &["rev-parse", "--short", "HEAD"]) {
         Some(rev) => {
-            let dirty = Command::new("git").args(["status", "--porcelain"]).output().is_ok_and(|out| !out.stdout.is_empty());
+            let dirty =
+                Command::new("git").args(["status", "--porcelain"]).current_dir(root).output().is_ok_and(|out| !out.stdout.is_empty());
             if dirty { format!("git {rev} with uncommitted changes") } else { format!("git {rev}") }
         }
         None => "unknown (no git commit)".into(),

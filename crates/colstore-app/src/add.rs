@@ -187,33 +187,36 @@ pub fn plan_sources(paths: &[PathBuf], opts: &AddOptions) -> Result<(Vec<Source>
     let mut keys = std::collections::HashMap::new();
     for root in paths {
         let meta = std::fs::symlink_metadata(root).map_err(|_| AddError::PathNotFound(root.clone()))?;
-        let mut consider = |path: &Path, rel: &Path, ft: std::fs::FileType, size: u64, sources: &mut Vec<Source>, skipped: &mut Vec<Skipped>| {
-            let skip = |reason: &str, error: bool| Skipped { path: path.to_owned(), reason: reason.into(), error };
-            if ft.is_symlink() {
-                return skipped.push(skip("symbolic link (not followed)", false));
-            }
-            if !ft.is_file() {
-                return skipped.push(skip("not a regular file", false));
-            }
-            let key = match make_key(&prefix, rel) {
-                Ok(k) => k,
-                Err(reason) => return skipped.push(skip(&format!("cannot be a document key: {reason}"), true)),
+        let mut consider =
+            |path: &Path, rel: &Path, ft: std::fs::FileType, size: u64, sources: &mut Vec<Source>, skipped: &mut Vec<Skipped>| {
+                let skip = |reason: &str, error: bool| Skipped { path: path.to_owned(), reason: reason.into(), error };
+                if ft.is_symlink() {
+                    return skipped.push(skip("symbolic link (not followed)", false));
+                }
+                if !ft.is_file() {
+                    return skipped.push(skip("not a regular file", false));
+                }
+                let key = match make_key(&prefix, rel) {
+                    Ok(k) => k,
+                    Err(reason) => return skipped.push(skip(&format!("cannot be a document key: {reason}"), true)),
+                };
+                if include.as_ref().is_some_and(|g| !g.is_match(rel)) {
+                    return;
+                }
+                if exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+                    return;
+                }
+                if let Some(first) = keys.insert(key.clone(), path.to_owned()) {
+                    return skipped.push(skip(&format!("same key {:?} as {}", key.as_str(), first.display()), true));
+                }
+                sources.push(Source { path: path.to_owned(), key, size });
             };
-            if include.as_ref().is_some_and(|g| !g.is_match(rel)) {
-                return;
-            }
-            if exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
-                return;
-            }
-            if let Some(first) = keys.insert(key.clone(), path.to_owned()) {
-                return skipped.push(skip(&format!("same key {:?} as {}", key.as_str(), first.display()), true));
-            }
-            sources.push(Source { path: path.to_owned(), key, size });
-        };
         if meta.is_dir() {
-            let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter().filter_entry(|e| {
-                !(e.depth() > 0 && e.file_type().is_dir() && SKIP_DIRS.iter().any(|d| e.file_name() == *d))
-            });
+            let walker = walkdir::WalkDir::new(root)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| !(e.depth() > 0 && e.file_type().is_dir() && SKIP_DIRS.iter().any(|d| e.file_name() == *d)));
             for entry in walker {
                 match entry {
                     Ok(e) if e.file_type().is_dir() => {}
@@ -272,7 +275,13 @@ pub async fn add_paths(
     // Fail early and clearly when the collection does not exist, before scanning a large tree.
     repo.collection(collection).await?;
     let (sources, skipped) = plan_sources(paths, opts)?;
-    let mut report = AddReport { files: sources.len() as u64, bytes: sources.iter().map(|s| s.size).sum(), skipped, dry_run: opts.dry_run, ..AddReport::default() };
+    let mut report = AddReport {
+        files: sources.len() as u64,
+        bytes: sources.iter().map(|s| s.size).sum(),
+        skipped,
+        dry_run: opts.dry_run,
+        ..AddReport::default()
+    };
     progress(AddEvent::Scanned { files: report.files, bytes: report.bytes });
 
     // The reader thread sends batches; a small channel bound keeps memory to a few batches.
@@ -421,7 +430,12 @@ mod tests {
     #[test]
     fn globs_prefix_and_single_files() {
         let d = tree();
-        let opts = AddOptions { include: vec!["**/*.md".into()], exclude: vec!["**/c.md".into()], prefix: Some("imp".into()), ..AddOptions::default() };
+        let opts = AddOptions {
+            include: vec!["**/*.md".into()],
+            exclude: vec!["**/c.md".into()],
+            prefix: Some("imp".into()),
+            ..AddOptions::default()
+        };
         let (src, _) = plan_sources(&[d.path().join("notes")], &opts).unwrap();
         assert_eq!(keys(&src), ["imp/a.md"]);
         let (src, _) = plan_sources(&[d.path().join("notes/sub/b.txt")], &AddOptions::default()).unwrap();

@@ -30,7 +30,11 @@ impl VerifyReport {
 /// # Errors
 /// `CollectionNotFound` for a named collection that does not exist, or any error the repository reports mid-way.
 #[tracing::instrument(skip_all)]
-pub async fn verify(repo: &Arc<dyn CollectionRepo>, collection: Option<CollectionName>, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<VerifyReport, RepoError> {
+pub async fn verify(
+    repo: &Arc<dyn CollectionRepo>,
+    collection: Option<CollectionName>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<VerifyReport, RepoError> {
     let mut stream = repo.verify(collection).await?;
     let mut report = VerifyReport::default();
     while let Some(ev) = stream.next().await {
@@ -65,7 +69,12 @@ mod tests {
                 problem: "p".into(),
             })
         };
-        let events = vec![Ok(VerifyEvent::Checked { documents: 2, bytes: 10 }), Ok(bad("z")), Ok(bad("a")), Ok(VerifyEvent::Checked { documents: 1, bytes: 5 })];
+        let events = vec![
+            Ok(VerifyEvent::Checked { documents: 2, bytes: 10 }),
+            Ok(bad("z")),
+            Ok(bad("a")),
+            Ok(VerifyEvent::Checked { documents: 1, bytes: 5 }),
+        ];
         repo.expect_verify().times(1).withf(|c| c.is_none()).return_once(move |_| Ok(futures::stream::iter(events).boxed()));
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         let calls = std::sync::Mutex::new(Vec::new());
@@ -79,9 +88,7 @@ mod tests {
     #[tokio::test]
     async fn a_mid_stream_error_is_returned() {
         let mut repo = MockCollectionRepo::new();
-        repo.expect_verify().return_once(|_| {
-            Ok(futures::stream::iter(vec![Err(RepoError::Busy("x".into()))]).boxed())
-        });
+        repo.expect_verify().return_once(|_| Ok(futures::stream::iter(vec![Err(RepoError::Busy("x".into()))]).boxed()));
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         assert!(matches!(verify(&repo, None, &|_, _| {}).await, Err(RepoError::Busy(_))));
     }

@@ -36,7 +36,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new store in DIR (default: the working directory)
-    #[command(after_help = "Examples:\n  col init\n  col init ~/notes-store\n\nThe store goes in DIR/.colstore/: config.toml and the SQLite database.")]
+    #[command(
+        after_help = "Examples:\n  col init\n  col init ~/notes-store\n\nThe store goes in DIR/.colstore/: config.toml and the SQLite database."
+    )]
     Init(InitArgs),
 
     /// Create, list, show or delete collections
@@ -51,13 +53,15 @@ col put notes todo.md --text '- buy milk' --meta '{\"lang\":\"en\"}' --tag home"
     /// Print a document's content (or its description with --meta-only / --json)
     Get(GetArgs),
 
-    /// Delete documents
+    /// Delete documents (a safety copy of the database is taken first)
     Rm(RmArgs),
 
     /// List documents without loading their content
-    #[command(after_help = "Filters (--where, repeatable, all must hold):\n  lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n  \
+    #[command(
+        after_help = "Filters (--where, repeatable, all must hold):\n  lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n  \
 'lang in en,fr'  'author exists'  'author missing'  author.name=Ann\n\
-Times (--since/--until): 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d.")]
+Times (--since/--until): 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d."
+    )]
     Ls(LsArgs),
 
     /// Add files and folders recursively (key = path relative to each PATH)
@@ -171,6 +175,9 @@ pub struct RmArgs {
     /// Show what would be deleted, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Skip the safety copy of the database (not recommended)
+    #[arg(long)]
+    pub no_backup: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -50,7 +50,9 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 impl From<ValidationError> for CliError {
     fn from(e: ValidationError) -> Self {
         let hint = match e.what {
-            "collection name" => Some("collection names use a-z, 0-9, '_' and '-', start with a letter or digit, and have at most 63 characters"),
+            "collection name" => {
+                Some("collection names use a-z, 0-9, '_' and '-', start with a letter or digit, and have at most 63 characters")
+            }
             "document key" => Some("keys are relative paths like \"notes/a.md\": no leading '/', no '..' or '.' segments, no NUL"),
             "metadata" => Some("pass a JSON object, quoted for your shell: --meta '{\"lang\":\"en\",\"year\":2024}'"),
             "tag" => Some("tags are 1-64 characters without spaces or commas"),
@@ -72,7 +74,9 @@ pub fn repo_hint(e: &RepoError) -> Option<String> {
         RepoError::DuplicateKey(_) => "give each document a distinct key".into(),
         RepoError::ContentRead { .. } => "check that the file is readable and not being changed, then try again".into(),
         RepoError::Corrupt { .. } => "run `col verify` to find every damaged document, then restore them from a backup".into(),
-        RepoError::ReadOnly(_) => "check the permissions of the store directory and its files, and that the disk is mounted read-write".into(),
+        RepoError::ReadOnly(_) => {
+            "check the permissions of the store directory and its files, and that the disk is mounted read-write".into()
+        }
         RepoError::Busy(_) => "another process is using the store; wait for it to finish and try again".into(),
         _ => return None,
     })
@@ -103,8 +107,12 @@ impl From<AddError> for CliError {
     fn from(e: AddError) -> Self {
         match e {
             AddError::Repo(r) => r.into(),
-            AddError::PathNotFound(p) => CliError::new(format!("{} does not exist", p.display())).hint("check the path; it is relative to the working directory"),
-            AddError::BadGlob { .. } => CliError::new(e.to_string()).hint("globs look like '**/*.md' or 'drafts/**'; quote them for your shell"),
+            AddError::PathNotFound(p) => {
+                CliError::new(format!("{} does not exist", p.display())).hint("check the path; it is relative to the working directory")
+            }
+            AddError::BadGlob { .. } => {
+                CliError::new(e.to_string()).hint("globs look like '**/*.md' or 'drafts/**'; quote them for your shell")
+            }
             AddError::BadPrefix(_) => CliError::new(e.to_string()).hint("use a relative path such as 'imported/'"),
             other => CliError::new(other.to_string()),
         }

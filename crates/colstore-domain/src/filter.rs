@@ -176,7 +176,8 @@ impl Filter {
     pub fn push_user_expr(&mut self, expr: &str) -> Result<(), ValidationError> {
         let e = expr.trim();
         let help = "use FIELD=VALUE, FIELD!=VALUE, FIELD>N, FIELD>=N, FIELD<N, FIELD<=N, 'FIELD in A,B' or 'FIELD exists'";
-        let field = |s: &str| FieldPath::parse(s.trim()).map_err(|err| ValidationError::new("filter", expr, format!("{}; {help}", err.reason)));
+        let field =
+            |s: &str| FieldPath::parse(s.trim()).map_err(|err| ValidationError::new("filter", expr, format!("{}; {help}", err.reason)));
         if let Some(f) = e.strip_suffix(" exists") {
             self.must_not.push(Condition::IsEmpty { key: field(f)? });
             return Ok(());
@@ -196,7 +197,11 @@ impl Filter {
                 let key = field(f)?;
                 if op == "=" || op == "!=" {
                     let c = Condition::Match { key, value: MatchValue::from_user(v) };
-                    if op == "=" { self.must.push(c) } else { self.must_not.push(c) }
+                    if op == "=" {
+                        self.must.push(c)
+                    } else {
+                        self.must_not.push(c)
+                    }
                     return Ok(());
                 }
                 let n: f64 = v

@@ -31,9 +31,7 @@ pub(crate) fn encode(raw: &[u8]) -> (i64, Vec<u8>) {
 pub(crate) fn decode(codec: i64, stored: Vec<u8>, capacity: usize) -> Result<Bytes, String> {
     match codec {
         CODEC_RAW => Ok(Bytes::from(stored)),
-        CODEC_ZSTD => zstd::bulk::decompress(&stored, capacity.max(1))
-            .map(Bytes::from)
-            .map_err(|e| format!("zstd decoding failed: {e}")),
+        CODEC_ZSTD => zstd::bulk::decompress(&stored, capacity.max(1)).map(Bytes::from).map_err(|e| format!("zstd decoding failed: {e}")),
         other => Err(format!("unknown codec {other}")),
     }
 }

@@ -58,10 +58,7 @@ impl SqliteRepo {
     /// (including a missing file without `create`).
     pub async fn open(path: &Path, options: SqliteOptions, clock: Arc<dyn Clock>) -> Result<Self, RepoError> {
         if !options.create && !path.exists() {
-            return Err(RepoError::Backend {
-                backend: "sqlite",
-                source: format!("database {} does not exist", path.display()).into(),
-            });
+            return Err(RepoError::Backend { backend: "sqlite", source: format!("database {} does not exist", path.display()).into() });
         }
         let connect = SqliteConnectOptions::new()
             .filename(path)
@@ -109,7 +106,8 @@ impl SqliteRepo {
     /// # Errors
     /// `Backend` when `dest` exists, cannot be written, or the copy fails its check (the bad copy is removed).
     pub async fn copy_to(&self, dest: &Path) -> Result<(), RepoError> {
-        let dest_str = dest.to_str().ok_or_else(|| RepoError::Backend { backend: "sqlite", source: "safety copy path is not UTF-8".into() })?;
+        let dest_str =
+            dest.to_str().ok_or_else(|| RepoError::Backend { backend: "sqlite", source: "safety copy path is not UTF-8".into() })?;
         sqlx::query("VACUUM INTO ?").bind(dest_str.to_owned()).execute(&self.pool).await.map_err(map_err)?;
         let check = async {
             let opts = SqliteConnectOptions::new().filename(dest).read_only(true);
@@ -154,7 +152,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> RepoError {
             8 => return RepoError::ReadOnly(db.message().to_owned()),
             14 => return RepoError::ReadOnly(format!("cannot open the database file ({})", db.message())),
             13 => return RepoError::Backend { backend: "sqlite", source: "the disk is full".into() },
-            11 | 26 => return RepoError::Backend { backend: "sqlite", source: format!("the database file is corrupt: {}", db.message()).into() },
+            11 | 26 => {
+                return RepoError::Backend { backend: "sqlite", source: format!("the database file is corrupt: {}", db.message()).into() };
+            }
             _ => {}
         }
     }

@@ -4,10 +4,12 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use colstore_domain::ports::{CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream};
+use colstore_domain::ports::{
+    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
+};
 use colstore_domain::{
-    Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey, DocumentMeta,
-    ListQuery, NewDocument, Page, PutOutcome, PutStatus, Timestamp,
+    Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
+    DocumentMeta, ListQuery, NewDocument, Page, PutOutcome, PutStatus, Timestamp,
 };
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, sqlite::SqliteRow};
@@ -94,11 +96,18 @@ async fn prepare(key: &DocKey, content: Content) -> Result<Prepared, RepoError> 
 }
 
 /// Streams a large content into a new blob row (or finds it already stored). Returns (hash, size).
-async fn write_streaming(conn: &mut SqliteConnection, key: &DocKey, first: Bytes, mut rest: ContentStream) -> Result<(ContentHash, u64), RepoError> {
-    let blob_id: i64 = sqlx::query_scalar("INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES (NULL, 0, 0, 0, 0, 0, NULL) RETURNING id")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
+async fn write_streaming(
+    conn: &mut SqliteConnection,
+    key: &DocKey,
+    first: Bytes,
+    mut rest: ContentStream,
+) -> Result<(ContentHash, u64), RepoError> {
+    let blob_id: i64 = sqlx::query_scalar(
+        "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES (NULL, 0, 0, 0, 0, 0, NULL) RETURNING id",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
     let mut hasher = ContentHasher::new();
     let (mut size, mut stored_size, mut seq) = (0u64, 0u64, 0i64);
     let mut carry = BytesMut::from(&first[..]);
@@ -266,21 +275,23 @@ impl SqliteRepo {
     async fn verify_task(self, scope: Option<i64>, tx: tokio::sync::mpsc::Sender<Result<VerifyEvent, RepoError>>) -> Result<(), RepoError> {
         let mut conn = self.pool.begin().await.map_err(map_err)?;
         // How many documents in scope stand behind each hash.
-        let counts: HashMap<Vec<u8>, u64> = sqlx::query("SELECT hash, count(*) FROM documents WHERE (? IS NULL OR collection_id = ?) GROUP BY hash")
-            .bind(scope)
-            .bind(scope)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .into_iter()
-            .map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<i64, _>(1)? as u64)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(map_err)?;
+        let counts: HashMap<Vec<u8>, u64> =
+            sqlx::query("SELECT hash, count(*) FROM documents WHERE (? IS NULL OR collection_id = ?) GROUP BY hash")
+                .bind(scope)
+                .bind(scope)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<i64, _>(1)? as u64)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?;
         let mut seen: HashSet<Vec<u8>> = HashSet::with_capacity(counts.len());
         let mut bad: Vec<(ContentHash, Option<ContentHash>, String)> = Vec::new();
         let mut multipart: Vec<(i64, Vec<u8>, u64)> = Vec::new();
         {
-            let mut rows = sqlx::query("SELECT id, hash, size, codec, parts, data FROM blobs WHERE refcount > 0 AND hash IS NOT NULL").fetch(&mut *conn);
+            let mut rows = sqlx::query("SELECT id, hash, size, codec, parts, data FROM blobs WHERE refcount > 0 AND hash IS NOT NULL")
+                .fetch(&mut *conn);
             while let Some(r) = rows.next().await {
                 let r = r.map_err(map_err)?;
                 let hash_bytes: Vec<u8> = r.try_get("hash").map_err(map_err)?;
@@ -314,7 +325,8 @@ impl SqliteRepo {
             let mut hasher = ContentHasher::new();
             let mut bytes = 0u64;
             let mut problem = None;
-            let mut parts = sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? ORDER BY seq").bind(blob_id).fetch(&mut *conn);
+            let mut parts =
+                sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? ORDER BY seq").bind(blob_id).fetch(&mut *conn);
             while let Some(r) = parts.next().await {
                 let r = r.map_err(map_err)?;
                 match content::decode(r.try_get("codec").map_err(map_err)?, r.try_get("data").map_err(map_err)?, PART_SIZE) {
@@ -395,14 +407,20 @@ impl CollectionRepo for SqliteRepo {
     }
 
     async fn list_collections(&self) -> Result<Vec<Collection>, RepoError> {
-        let rows = sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} ORDER BY c.name"))).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} ORDER BY c.name"))).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(collection_from_row).collect()
     }
 
     async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError> {
         let mut tx = self.begin_write().await?;
         let cid = collection_id(&mut tx, name).await?;
-        let n = sqlx::query("DELETE FROM documents WHERE collection_id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+        let n = sqlx::query("DELETE FROM documents WHERE collection_id = ?")
+            .bind(cid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
         sqlx::query("DELETE FROM collections WHERE id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)
@@ -442,7 +460,9 @@ impl CollectionRepo for SqliteRepo {
         inline_rows.retain(|(h, ..)| inserted_hashes.insert(*h));
         for chunk in inline_rows.chunks(ROWS_PER_STATEMENT) {
             let values = vec!["(?, ?, ?, ?, 0, 0, ?)"; chunk.len()].join(",");
-            let sql = format!("INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES {values} ON CONFLICT (hash) DO NOTHING");
+            let sql = format!(
+                "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES {values} ON CONFLICT (hash) DO NOTHING"
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (hash, size, codec, stored) in chunk {
                 q = q.bind(hash.as_bytes().to_vec()).bind(*size as i64).bind(stored.len() as i64).bind(*codec).bind(stored.clone());
@@ -458,7 +478,9 @@ impl CollectionRepo for SqliteRepo {
             let (hash, size) = resolved[i];
             let (status, version) = match existing.get(s.key.as_str()) {
                 None => (PutStatus::Created, 1),
-                Some(e) if e.hash == hash && e.meta_json == s.meta_json && e.tags_json == s.tags_json => (PutStatus::Unchanged, e.version as u64),
+                Some(e) if e.hash == hash && e.meta_json == s.meta_json && e.tags_json == s.tags_json => {
+                    (PutStatus::Unchanged, e.version as u64)
+                }
                 Some(e) => (PutStatus::Updated, e.version as u64 + 1),
             };
             if status != PutStatus::Unchanged {
@@ -586,7 +608,8 @@ impl CollectionRepo for SqliteRepo {
             .try_get(0)
             .map_err(map_err)?;
         let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let sql = format!("SELECT {DOC_COLUMNS} FROM documents d WHERE {} ORDER BY {} LIMIT ? OFFSET ?", w.sql, filter_sql::order_by(query));
+        let sql =
+            format!("SELECT {DOC_COLUMNS} FROM documents d WHERE {} ORDER BY {} LIMIT ? OFFSET ?", w.sql, filter_sql::order_by(query));
         let rows = bind_args(sqlx::query(AssertSqlSafe(sql)), &w.args)
             .bind(limit)
             .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))

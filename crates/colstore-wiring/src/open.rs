@@ -152,6 +152,11 @@ impl Store {
         &self.clock
     }
 
+    /// The SQLite repository behind [`Store::repo`], for operations outside the port (safety copies).
+    pub(crate) fn sqlite(&self) -> &SqliteRepo {
+        &self.sqlite
+    }
+
     /// Checkpoints the database's write-ahead log and closes its connections. Call it once, when the shell is done
     /// with the store; the repository fails every call after it.
     pub async fn close(&self) {

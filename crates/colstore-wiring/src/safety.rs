@@ -28,10 +28,7 @@ impl Store {
         let stamp: String = self.clock().now().to_string().chars().filter(char::is_ascii_alphanumeric).collect();
         let reason: String = reason.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(60).collect();
         let dest = dir.join(format!("{stamp}-{}-{reason}.db", std::process::id()));
-        let repo = crate::open::open_sqlite(&self.dir().db_path(self.config()), false, self.clock().clone()).await?;
-        let copied = repo.copy_to(&dest).await;
-        repo.close().await;
-        copied?;
+        self.sqlite().copy_to(&dest).await?;
         prune(&dir);
         tracing::info!(path = %dest.display(), "took a safety copy of the database");
         Ok(dest)
@@ -41,7 +38,8 @@ impl Store {
 /// Keeps the newest copies (names start with a sortable timestamp).
 fn prune(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut copies: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "db")).collect();
+    let mut copies: Vec<PathBuf> =
+        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "db")).collect();
     copies.sort();
     let excess = copies.len().saturating_sub(SAFETY_COPIES_KEPT);
     for old in &copies[..excess] {

@@ -141,7 +141,7 @@ impl Measurements {
             },
             Figure {
                 name: "Verify: `col verify`",
-                measured: format!("{verify_mb_per_s:.0} MB/s ({:.2} s)", self.verify.as_secs_f64()),
+                measured: format!("{} MB/s ({:.2} s)", group_thousands(verify_mb_per_s.round() as u64), self.verify.as_secs_f64()),
                 target: format!("≥ {VERIFY_TARGET_MB_PER_S:.0} MB/s"),
                 ratio: verify_mb_per_s / VERIFY_TARGET_MB_PER_S,
                 meets: verify_mb_per_s >= VERIFY_TARGET_MB_PER_S,

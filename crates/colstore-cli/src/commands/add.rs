@@ -50,7 +50,11 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
         b.finish_and_clear();
     }
     let report = result?;
-    ctx.out.json_value(&json!({ "collection": collection, "report": to_value(&report) })).map_err(io)?;
+    let mut doc = to_value(&report);
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("collection".into(), json!(collection));
+    }
+    ctx.out.json_value(&doc).map_err(io)?;
     for s in &report.skipped {
         if s.error {
             eprintln!("warning: skipped {}: {}", display(&s.path), s.reason);

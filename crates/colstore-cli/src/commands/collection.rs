@@ -66,7 +66,12 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             if dry_run {
                 ctx.out.json_value(&json!({ "collection": c.name, "documents": c.document_count, "dry_run": true })).map_err(io)?;
                 ctx.out
-                    .line(format!("Would delete collection {} and its {} documents ({}). Nothing was changed.", c.name, c.document_count, human_bytes(c.logical_bytes)))
+                    .line(format!(
+                        "Would delete collection {} and its {} documents ({}). Nothing was changed.",
+                        c.name,
+                        c.document_count,
+                        human_bytes(c.logical_bytes)
+                    ))
                     .map_err(io)?;
                 return Ok(());
             }
@@ -77,7 +82,9 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             let backup = if no_backup { None } else { Some(store.safety_copy(&format!("collection-delete-{name}")).await?) };
             let n = store.repo().delete_collection(&name).await?;
             ctx.out
-                .json_value(&json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false }))
+                .json_value(
+                    &json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false }),
+                )
                 .map_err(io)?;
             ctx.out.line(format!("Deleted collection {name} ({n} documents).")).map_err(io)?;
             if let Some(b) = backup {
@@ -97,9 +104,5 @@ pub fn confirm(question: &str) -> CliResult {
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(CliError::new("cancelled; nothing was changed"))
-    }
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") { Ok(()) } else { Err(CliError::new("cancelled; nothing was changed")) }
 }

@@ -75,7 +75,9 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
         colstore_domain::PutStatus::Updated => "updated",
         colstore_domain::PutStatus::Unchanged => "unchanged",
     };
-    ctx.out.line(format!("{collection}/{}: {verb} (version {}, {}, sha256 {})", o.key, o.version, human_bytes(o.size), o.content_hash.short())).map_err(io)?;
+    ctx.out
+        .line(format!("{collection}/{}: {verb} (version {}, {}, sha256 {})", o.key, o.version, human_bytes(o.size), o.content_hash.short()))
+        .map_err(io)?;
     Ok(())
 }
 
@@ -114,9 +116,12 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let tmp = dir.join(format!(".{}.col-tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
             let result = async {
-                let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&tmp))))?;
+                let mut f =
+                    tokio::fs::File::create(&tmp).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&tmp))))?;
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store"))?;
+                    let chunk = chunk.map_err(|e| {
+                        CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
+                    })?;
                     hasher.update(&chunk);
                     f.write_all(&chunk).await?;
                 }
@@ -137,7 +142,9 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
         }
         None => {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store"))?;
+                let chunk = chunk.map_err(|e| {
+                    CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
+                })?;
                 hasher.update(&chunk);
                 ctx.out.raw(&chunk).map_err(io)?;
             }
@@ -175,15 +182,21 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
         return Ok(());
     }
     let _lock = ctx.shared_lock(&store).await?;
+    // Fail on an unknown collection before taking a safety copy.
+    store.repo().collection(&collection).await?;
+    let backup = if a.no_backup { None } else { Some(store.safety_copy(&format!("rm-{collection}")).await?) };
     let deleted = store.repo().delete_documents(&collection, keys.clone()).await?;
     let missing: Vec<_> = keys.into_iter().filter(|k| !deleted.contains(k)).collect();
-    ctx.out.json_value(&json!({ "collection": collection, "deleted": deleted, "missing": missing, "dry_run": false })).map_err(io)?;
+    ctx.out
+        .json_value(&json!({ "collection": collection, "deleted": deleted, "missing": missing, "safety_copy": backup.as_deref().map(display), "dry_run": false }))
+        .map_err(io)?;
     for k in &deleted {
         ctx.out.line(format!("deleted {collection}/{k}")).map_err(io)?;
     }
     if !missing.is_empty() {
         let list = missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(CliError::new(format!("not found in collection \"{collection}\": {list}")).hint(format!("list the collection's documents with `col ls {collection}`")));
+        return Err(CliError::new(format!("not found in collection \"{collection}\": {list}"))
+            .hint(format!("list the collection's documents with `col ls {collection}`")));
     }
     Ok(())
 }

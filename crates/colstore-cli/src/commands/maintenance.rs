@@ -70,7 +70,13 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     let scope = collection.as_ref().map_or("store".to_owned(), |c| format!("collection {c}"));
     ctx.out.json_value(&json!({ "scope": scope, "ok": report.is_clean(), "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": to_value(&report.corrupt) })).map_err(io)?;
     if report.is_clean() {
-        ctx.out.line(format!("OK: {} documents, {} re-hashed, no corruption ({scope})", report.documents_ok, human_bytes(report.bytes_checked))).map_err(io)?;
+        ctx.out
+            .line(format!(
+                "OK: {} documents, {} re-hashed, no corruption ({scope})",
+                report.documents_ok,
+                human_bytes(report.bytes_checked)
+            ))
+            .map_err(io)?;
         return Ok(());
     }
     for c in &report.corrupt {
@@ -85,9 +91,17 @@ pub async fn gc(ctx: &Ctx, a: GcArgs) -> CliResult {
     let store = ctx.open().await?;
     let _lock = if a.dry_run { None } else { Some(ctx.exclusive_lock(&store, "gc").await?) };
     let r = store.repo().gc(a.dry_run).await?;
-    ctx.out.json_value(&json!({ "dry_run": a.dry_run, "contents_removed": r.contents_removed, "bytes_freed": r.bytes_freed })).map_err(io)?;
+    ctx.out
+        .json_value(&json!({ "dry_run": a.dry_run, "contents_removed": r.contents_removed, "bytes_freed": r.bytes_freed }))
+        .map_err(io)?;
     if a.dry_run {
-        ctx.out.line(format!("Would remove {} unreferenced contents ({}). Nothing was changed.", r.contents_removed, human_bytes(r.bytes_freed))).map_err(io)?;
+        ctx.out
+            .line(format!(
+                "Would remove {} unreferenced contents ({}). Nothing was changed.",
+                r.contents_removed,
+                human_bytes(r.bytes_freed)
+            ))
+            .map_err(io)?;
     } else {
         ctx.out.line(format!("Removed {} unreferenced contents ({}).", r.contents_removed, human_bytes(r.bytes_freed))).map_err(io)?;
     }

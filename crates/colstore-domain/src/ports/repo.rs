@@ -5,7 +5,9 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use super::BoxError;
-use crate::{Collection, CollectionName, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery, NewDocument, Page, PutOutcome};
+use crate::{
+    Collection, CollectionName, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery, NewDocument, Page, PutOutcome,
+};
 
 /// What a repository can do, so use cases and the conformance suite adapt instead of guessing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

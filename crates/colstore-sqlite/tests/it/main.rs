@@ -1,0 +1,229 @@
+//! Integration tests of the SQLite repository: the shared `CollectionRepo` conformance suite, plus what only this
+//! adapter promises (WAL, migrations, refcount bookkeeping, safety copies, corruption of compressed data).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use colstore_domain::ports::{CollectionRepo, RepoError, VerifyEvent};
+use colstore_domain::{CollectionName, CollectionSettings, CollectionSpec, Content, DocKey, Metadata, NewDocument, Tags};
+use colstore_sqlite::{SqliteOptions, SqliteRepo};
+use colstore_testkit::ManualClock;
+use colstore_testkit::repo::RepoFixture;
+use futures::StreamExt;
+use sqlx::{ConnectOptions, Connection};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    repo: SqliteRepo,
+    clock: Arc<ManualClock>,
+}
+
+async fn open(path: &std::path::Path, clock: Arc<ManualClock>) -> SqliteRepo {
+    SqliteRepo::open(path, SqliteOptions { create: true, ..SqliteOptions::default() }, clock).await.expect("open the database")
+}
+
+async fn fixture(clock: Arc<ManualClock>) -> Box<dyn RepoFixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("colstore.db");
+    let repo = open(&path, clock.clone()).await;
+    Box::new(Fixture { _dir: dir, path, repo, clock })
+}
+
+async fn raw(path: &std::path::Path) -> sqlx::SqliteConnection {
+    sqlx::sqlite::SqliteConnectOptions::new().filename(path).busy_timeout(std::time::Duration::from_secs(10)).connect().await.unwrap()
+}
+
+#[async_trait]
+impl RepoFixture for Fixture {
+    fn repo(&self) -> Arc<dyn CollectionRepo> {
+        Arc::new(self.repo.clone())
+    }
+
+    fn clock(&self) -> Arc<ManualClock> {
+        self.clock.clone()
+    }
+
+    async fn corrupt(&self, collection: &CollectionName, key: &DocKey) {
+        // Replace the stored bytes with different raw bytes behind the adapter's back, as disk rot or a stray write would.
+        let mut conn = raw(&self.path).await;
+        let (id, parts): (i64, i64) = sqlx::query_as(
+            "SELECT b.id, b.parts FROM documents d JOIN collections c ON c.id = d.collection_id JOIN blobs b ON b.hash = d.hash \
+             WHERE c.name = ? AND d.key = ?",
+        )
+        .bind(collection.as_str().to_owned())
+        .bind(key.as_str().to_owned())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if parts == 0 {
+            sqlx::query("UPDATE blobs SET codec = 0, data = x'00' || coalesce(data, x'') WHERE id = ?")
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        } else {
+            sqlx::query("UPDATE blob_parts SET codec = 0, data = x'deadbeef' WHERE blob_id = ? AND seq = 0")
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+}
+
+colstore_testkit::repo_conformance!(fixture);
+
+fn name(s: &str) -> CollectionName {
+    CollectionName::parse(s).unwrap()
+}
+
+fn doc(key: &str, text: &str) -> NewDocument {
+    NewDocument {
+        key: DocKey::parse(key).unwrap(),
+        content: Content::Bytes(text.to_owned().into_bytes().into()),
+        metadata: Metadata::default(),
+        tags: Tags::default(),
+    }
+}
+
+async fn setup() -> (tempfile::TempDir, PathBuf, SqliteRepo) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("colstore.db");
+    let repo = open(&path, Arc::new(ManualClock::at_2024())).await;
+    repo.create_collection(CollectionSpec { name: name("c"), settings: CollectionSettings::default() }).await.unwrap();
+    (dir, path, repo)
+}
+
+#[tokio::test]
+async fn database_is_in_wal_mode_and_migrations_are_idempotent() {
+    let (_dir, path, repo) = setup().await;
+    assert_eq!(repo.schema_version().await.unwrap(), 1);
+    repo.close().await;
+    let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
+    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.list_collections().await.unwrap().len(), 1);
+    let mut conn = raw(&path).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_not_created_without_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.db");
+    let r = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await;
+    assert!(r.is_err());
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn refcounts_always_equal_the_number_of_referencing_documents() {
+    let (_dir, path, repo) = setup().await;
+    repo.create_collection(CollectionSpec { name: name("d"), settings: CollectionSettings::default() }).await.unwrap();
+    repo.put_batch(&name("c"), vec![doc("a", "x"), doc("b", "x"), doc("c", "y")]).await.unwrap();
+    repo.put_batch(&name("d"), vec![doc("a", "x")]).await.unwrap();
+    repo.put_batch(&name("c"), vec![doc("b", "z")]).await.unwrap();
+    repo.delete_documents(&name("c"), vec![DocKey::parse("c").unwrap()]).await.unwrap();
+    let mut conn = raw(&path).await;
+    let mismatches: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM blobs b WHERE b.refcount <> (SELECT count(*) FROM documents d WHERE d.hash = b.hash)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(mismatches, 0);
+    let x_refs: i64 =
+        sqlx::query_scalar("SELECT refcount FROM blobs WHERE size = 1 AND hash = (SELECT hash FROM documents WHERE key = 'a' LIMIT 1)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(x_refs, 2);
+}
+
+#[tokio::test]
+async fn text_is_stored_compressed() {
+    let (_dir, _path, repo) = setup().await;
+    let text = "colstore keeps collections consistent. ".repeat(200);
+    repo.put_batch(&name("c"), vec![doc("a", &text)]).await.unwrap();
+    let s = repo.stats(None).await.unwrap();
+    assert_eq!(s.logical_bytes, text.len() as u64);
+    assert!(s.stored_bytes * 5 < s.logical_bytes, "{s:?}");
+}
+
+#[tokio::test]
+async fn undecodable_compressed_data_is_reported_not_returned() {
+    let (_dir, path, repo) = setup().await;
+    let text = "compressible text. ".repeat(100);
+    repo.put_batch(&name("c"), vec![doc("a", &text)]).await.unwrap();
+    let mut conn = raw(&path).await;
+    // Keep the zstd codec but damage the frame.
+    sqlx::query("UPDATE blobs SET data = x'28b52ffd00' || substr(data, 6)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let events: Vec<_> = repo.verify(None).await.unwrap().collect().await;
+    let corrupt: Vec<_> = events
+        .into_iter()
+        .filter_map(|e| match e.unwrap() {
+            VerifyEvent::Corrupt(c) => Some(c),
+            VerifyEvent::Checked { .. } => None,
+        })
+        .collect();
+    assert_eq!(corrupt.len(), 1);
+    assert_eq!(corrupt[0].key.as_str(), "a");
+    let (_, mut stream) = repo.read_content(&name("c"), &DocKey::parse("a").unwrap()).await.unwrap();
+    let first = stream.next().await.unwrap();
+    assert!(first.is_err() || first.unwrap() != text.as_bytes());
+}
+
+#[tokio::test]
+async fn a_missing_blob_is_reported_by_verify_and_read() {
+    let (_dir, path, repo) = setup().await;
+    repo.put_batch(&name("c"), vec![doc("a", "gone")]).await.unwrap();
+    let mut conn = raw(&path).await;
+    sqlx::query("DROP TRIGGER documents_ref_delete").execute(&mut conn).await.unwrap();
+    sqlx::query("DELETE FROM blobs").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let events: Vec<_> = repo.verify(None).await.unwrap().collect().await;
+    assert!(events.iter().any(|e| matches!(e, Ok(VerifyEvent::Corrupt(c)) if c.problem.contains("missing"))), "{events:?}");
+    let r = repo.read_content(&name("c"), &DocKey::parse("a").unwrap()).await;
+    assert!(matches!(r, Err(RepoError::Corrupt { .. })));
+}
+
+#[tokio::test]
+async fn safety_copy_is_a_checked_consistent_copy() {
+    let (dir, _path, repo) = setup().await;
+    repo.put_batch(&name("c"), vec![doc("a", "kept")]).await.unwrap();
+    let dest = dir.path().join("copy.db");
+    repo.copy_to(&dest).await.unwrap();
+    let copy = SqliteRepo::open(&dest, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
+    assert_eq!(copy.document(&name("c"), &DocKey::parse("a").unwrap()).await.unwrap().size, 4);
+    // A second copy to the same path is refused rather than overwriting.
+    assert!(repo.copy_to(&dest).await.is_err());
+}
+
+#[tokio::test]
+async fn gc_gives_pages_back_to_the_file_system() {
+    let (_dir, path, repo) = setup().await;
+    let noise: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    repo.put_batch(
+        &name("c"),
+        vec![NewDocument {
+            key: DocKey::parse("big").unwrap(),
+            content: Content::Bytes(noise.into()),
+            metadata: Metadata::default(),
+            tags: Tags::default(),
+        }],
+    )
+    .await
+    .unwrap();
+    repo.delete_documents(&name("c"), vec![DocKey::parse("big").unwrap()]).await.unwrap();
+    let mut conn = raw(&path).await;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
+    let before: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut conn).await.unwrap();
+    let r = repo.gc(false).await.unwrap();
+    assert_eq!(r.contents_removed, 1);
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
+    let after: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut conn).await.unwrap();
+    assert!(after * 4 < before, "pages before {before}, after {after}");
+}
