@@ -48,7 +48,15 @@ mod tests {
         assert!(stored.len() < text.len() / 4);
         assert_eq!(decode(codec, stored, text.len()).unwrap(), text.as_bytes());
 
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
         let (codec, stored) = encode(&noise);
         assert_eq!(codec, CODEC_RAW);
         assert_eq!(stored, noise);

@@ -428,6 +428,12 @@ impl CollectionRepo for SqliteRepo {
 
     #[tracing::instrument(skip_all, fields(collection = %collection, docs = docs.len()))]
     async fn put_batch(&self, collection: &CollectionName, docs: Vec<NewDocument>) -> Result<Vec<PutOutcome>, RepoError> {
+        // Report a missing collection before anything else (and before reading any stream); the write transaction
+        // checks again, in case the collection is deleted meanwhile.
+        {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            collection_id(&mut conn, collection).await?;
+        }
         let mut seen = HashSet::with_capacity(docs.len());
         for d in &docs {
             if !seen.insert(d.key.clone()) {

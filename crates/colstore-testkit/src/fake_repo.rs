@@ -295,7 +295,7 @@ impl CollectionRepo for InMemoryRepo {
             let st = self.lock();
             st.collection(collection)?.docs.values().filter(|d| query.matches(d)).cloned().collect()
         };
-        
+        query.sort(&mut matching);
         let total = matching.len() as u64;
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));

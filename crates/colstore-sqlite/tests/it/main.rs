@@ -58,7 +58,7 @@ impl RepoFixture for Fixture {
         .await
         .unwrap();
         if parts == 0 {
-            sqlx::query("UPDATE blobs SET codec = 0, data = x'00' || coalesce(data, x'') WHERE id = ?")
+            sqlx::query("UPDATE blobs SET codec = 0, data = CAST(x'00' || coalesce(data, x'') AS BLOB) WHERE id = ?")
                 .bind(id)
                 .execute(&mut conn)
                 .await
@@ -159,7 +159,7 @@ async fn undecodable_compressed_data_is_reported_not_returned() {
     repo.put_batch(&name("c"), vec![doc("a", &text)]).await.unwrap();
     let mut conn = raw(&path).await;
     // Keep the zstd codec but damage the frame.
-    sqlx::query("UPDATE blobs SET data = x'28b52ffd00' || substr(data, 6)").execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE blobs SET data = CAST(x'28b52ffd00' || substr(data, 6) AS BLOB)").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     let events: Vec<_> = repo.verify(None).await.unwrap().collect().await;
     let corrupt: Vec<_> = events
@@ -205,7 +205,15 @@ async fn safety_copy_is_a_checked_consistent_copy() {
 #[tokio::test]
 async fn gc_gives_pages_back_to_the_file_system() {
     let (_dir, path, repo) = setup().await;
-    let noise: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..4 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
     repo.put_batch(
         &name("c"),
         vec![NewDocument {

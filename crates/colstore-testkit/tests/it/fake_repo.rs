@@ -105,3 +105,30 @@ async fn verify_checks_shared_content_once() {
     checked.sort_unstable();
     assert_eq!(checked, [(1, 5), (2, 4)], "one event per distinct content, counting its documents");
 }
+
+/// A scenario missing from the macro's list would silently never run against any backend.
+#[test]
+fn every_scenario_is_listed_in_the_macro() {
+    let source = include_str!("../../src/repo.rs");
+    let (_, after) = source.split_once("(@scenarios $factory:path;").expect("the macro's scenario list");
+    let list_start = source.find("$crate::repo_conformance!(@scenarios").expect("the macro's list");
+    let listed: Vec<&str> = source[list_start..]
+        .split_once(';')
+        .and_then(|(_, rest)| rest.split_once(");"))
+        .map(|(names, _)| names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect())
+        .expect("scenario names");
+    assert!(after.contains("$crate::repo::$scenario"));
+    let defined: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub async fn "))
+        .filter(|l| l.contains("(f: &dyn RepoFixture)"))
+        .filter_map(|l| l.split_once('('))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(defined.len() >= 30, "at least 30 scenarios: {defined:?}");
+    let mut a = listed.clone();
+    let mut b = defined.clone();
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b, "the macro lists exactly the scenarios defined in repo.rs");
+}
