@@ -274,7 +274,9 @@ pub async fn add_paths(
 ) -> Result<AddReport, AddError> {
     // Fail early and clearly when the collection does not exist, before scanning a large tree.
     repo.collection(collection).await?;
+    let scan_started = std::time::Instant::now();
     let (sources, skipped) = plan_sources(paths, opts)?;
+    tracing::info!(files = sources.len(), elapsed_ms = scan_started.elapsed().as_millis() as u64, "scanned");
     let mut report = AddReport {
         files: sources.len() as u64,
         bytes: sources.iter().map(|s| s.size).sum(),
@@ -285,7 +287,7 @@ pub async fn add_paths(
     progress(AddEvent::Scanned { files: report.files, bytes: report.bytes });
 
     // The reader thread sends batches; a small channel bound keeps memory to a few batches.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Source, Result<Loaded, String>)>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<(Source, Result<Loaded, String>)>>(2);
     let (batch_docs, batch_bytes) = (opts.batch_docs.max(1), opts.batch_bytes.max(1));
     let reader = std::thread::spawn(move || {
         let mut batch = Vec::new();
@@ -310,16 +312,53 @@ pub async fn add_paths(
         }
     });
 
+    // Two batches in flight: while one is in its write transaction, the next one is hashed and compressed.
+    let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let mut written = std::pin::pin!(batches.map(|batch| write_batch(repo, collection, batch, opts, progress)).buffer_unordered(2));
     let mut result = Ok(());
-    while let Some(batch) = rx.recv().await {
-        if let Err(e) = write_batch(repo, collection, batch, opts, &mut report, progress).await {
-            result = Err(e);
-            break;
+    while let Some(done) = written.next().await {
+        match done {
+            Ok(part) => {
+                tracing::debug!(elapsed_ms = scan_started.elapsed().as_millis() as u64, "batch written");
+                report.absorb(part)
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
-    drop(rx);
+    drop(written);
     let _ = reader.join();
     result.map(|()| report)
+}
+
+/// What one batch did.
+#[derive(Default)]
+struct BatchOutcome {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    skipped: Vec<Skipped>,
+}
+
+impl AddReport {
+    fn absorb(&mut self, b: BatchOutcome) {
+        self.created += b.created;
+        self.updated += b.updated;
+        self.unchanged += b.unchanged;
+        self.skipped.extend(b.skipped);
+    }
+}
+
+impl BatchOutcome {
+    fn count(&mut self, s: PutStatus) {
+        match s {
+            PutStatus::Created => self.created += 1,
+            PutStatus::Updated => self.updated += 1,
+            PutStatus::Unchanged => self.unchanged += 1,
+        }
+    }
 }
 
 async fn write_batch(
@@ -327,9 +366,9 @@ async fn write_batch(
     collection: &CollectionName,
     batch: Vec<(Source, Result<Loaded, String>)>,
     opts: &AddOptions,
-    report: &mut AddReport,
     progress: &(dyn Fn(AddEvent) + Sync),
-) -> Result<(), AddError> {
+) -> Result<BatchOutcome, AddError> {
+    let mut report = BatchOutcome::default();
     let mut docs = Vec::with_capacity(batch.len());
     let (mut files, mut bytes) = (0u64, 0u64);
     for (src, loaded) in batch {
@@ -353,24 +392,15 @@ async fn write_batch(
     }
     if opts.dry_run {
         for d in docs {
-            let status = classify(repo, collection, d).await?;
-            match status {
-                PutStatus::Created => report.created += 1,
-                PutStatus::Updated => report.updated += 1,
-                PutStatus::Unchanged => report.unchanged += 1,
-            }
+            report.count(classify(repo, collection, d).await?);
         }
     } else if !docs.is_empty() {
         for o in repo.put_batch(collection, docs).await? {
-            match o.status {
-                PutStatus::Created => report.created += 1,
-                PutStatus::Updated => report.updated += 1,
-                PutStatus::Unchanged => report.unchanged += 1,
-            }
+            report.count(o.status);
         }
     }
     progress(AddEvent::Batch { files, bytes });
-    Ok(())
+    Ok(report)
 }
 
 /// What a put of `doc` would do, without writing.

@@ -2,8 +2,9 @@
 --
 -- Content is content-addressed: one `blobs` row per distinct SHA-256, shared by every document (in any collection)
 -- with that content. Reference counts are maintained by triggers on `documents`, inside the same transaction as the
--- document change, so they can never drift from the truth. Small contents live inline in `blobs.data`; contents
--- larger than one part (1 MiB) are split into `blob_parts` so they can be written and read as streams.
+-- document change, so they can never drift from the truth. `blobs` rows stay small (the triggers rewrite them on
+-- every reference change); the bytes live in `blob_data` (contents up to 1 MiB, one row) or `blob_parts` (larger
+-- contents in 1 MiB parts, so they can be written and read as streams).
 
 CREATE TABLE collections (
     id         INTEGER PRIMARY KEY,
@@ -17,10 +18,14 @@ CREATE TABLE blobs (
     hash        BLOB UNIQUE,              -- SHA-256; NULL only inside the transaction that streams it in
     size        INTEGER NOT NULL,         -- logical bytes
     stored_size INTEGER NOT NULL,         -- bytes at rest (after compression)
-    codec       INTEGER NOT NULL,         -- inline data: 0 raw, 1 zstd
-    parts       INTEGER NOT NULL,         -- 0: inline in `data`; n: n rows in blob_parts
-    refcount    INTEGER NOT NULL DEFAULT 0,
-    data        BLOB
+    codec       INTEGER NOT NULL,         -- blob_data: 0 raw, 1 zstd
+    parts       INTEGER NOT NULL,         -- 0: one row in blob_data; n: n rows in blob_parts
+    refcount    INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE blob_data (
+    blob_id INTEGER PRIMARY KEY REFERENCES blobs (id),
+    data    BLOB NOT NULL
 ) STRICT;
 
 CREATE INDEX blobs_garbage ON blobs (refcount) WHERE refcount <= 0;
@@ -49,8 +54,6 @@ CREATE TABLE documents (
 
 CREATE INDEX documents_hash ON documents (hash);
 CREATE INDEX documents_updated ON documents (collection_id, updated_at);
-CREATE INDEX documents_created ON documents (collection_id, created_at);
-CREATE INDEX documents_size ON documents (collection_id, size);
 
 CREATE TRIGGER documents_ref_insert AFTER INSERT ON documents BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE hash = NEW.hash;

@@ -13,18 +13,54 @@ pub(crate) const PART_SIZE: usize = 1024 * 1024;
 /// Below this size compression cannot pay for the zstd frame header.
 const MIN_COMPRESS: usize = 64;
 
-/// zstd level: 3 is zstd's default, a good speed/ratio balance for text.
-const LEVEL: i32 = 3;
+/// zstd level 1: about twice as fast as the default level 3 on small texts, for a few percent less compression;
+/// ingest speed matters more here (`docs/BENCHMARKS.md`).
+const LEVEL: i32 = 1;
+
+thread_local! {
+    /// One compression context per thread: creating a context costs as much as compressing a small document.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
 
 /// Compresses `raw` when that makes it smaller; returns the codec and the bytes to store.
 pub(crate) fn encode(raw: &[u8]) -> (i64, Vec<u8>) {
-    if raw.len() >= MIN_COMPRESS
-        && let Ok(z) = zstd::bulk::compress(raw, LEVEL)
-        && z.len() < raw.len()
-    {
-        return (CODEC_ZSTD, z);
+    if raw.len() >= MIN_COMPRESS {
+        let compressed = COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(LEVEL).ok();
+            }
+            c.as_mut().and_then(|c| c.compress(raw).ok())
+        });
+        if let Some(z) = compressed
+            && z.len() < raw.len()
+        {
+            return (CODEC_ZSTD, z);
+        }
     }
     (CODEC_RAW, raw.to_vec())
+}
+
+/// Hashes and encodes many small contents, on up to two threads when there are enough to pay for it.
+pub(crate) fn encode_all(items: Vec<Bytes>) -> Vec<(crate::repo::Encoded, Bytes)> {
+    let one = |raw: Bytes| {
+        let (codec, stored) = encode(&raw);
+        (crate::repo::Encoded { hash: colstore_domain::ContentHash::of(&raw), size: raw.len() as u64, codec, stored }, raw)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if items.len() < 64 || threads < 2 {
+        return items.into_iter().map(one).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<Bytes>> = Vec::new();
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(per).collect());
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
 }
 
 /// Decodes stored bytes; `capacity` bounds the decoded size.

@@ -25,10 +25,20 @@ fn backend(msg: impl Into<String>) -> RepoError {
     RepoError::Backend { backend: "sqlite", source: msg.into().into() }
 }
 
+/// Small content, hashed and encoded for storage.
+pub(crate) struct Encoded {
+    pub hash: ContentHash,
+    pub size: u64,
+    pub codec: i64,
+    pub stored: Vec<u8>,
+}
+
 /// Content ready to be written.
 enum Prepared {
+    /// Small content, read whole, not yet hashed or encoded.
+    Raw(Bytes),
     /// Small content, hashed and encoded before the transaction starts.
-    Inline { hash: ContentHash, size: u64, codec: i64, stored: Vec<u8> },
+    Inline(Encoded),
     /// Large content: its first part is read; the rest streams inside the transaction.
     Streaming { first: Bytes, rest: ContentStream },
 }
@@ -74,10 +84,7 @@ async fn read_part(stream: &mut ContentStream, key: &DocKey, carry: &mut BytesMu
 }
 
 async fn prepare(key: &DocKey, content: Content) -> Result<Prepared, RepoError> {
-    let inline = |raw: Bytes| {
-        let (codec, stored) = content::encode(&raw);
-        Prepared::Inline { hash: ContentHash::of(&raw), size: raw.len() as u64, codec, stored }
-    };
+    let inline = Prepared::Raw;
     match content {
         Content::Bytes(b) if b.len() <= PART_SIZE => Ok(inline(b)),
         Content::Bytes(b) => Ok(Prepared::Streaming { first: Bytes::new(), rest: futures::stream::iter([Ok(b)]).boxed() }),
@@ -102,12 +109,11 @@ async fn write_streaming(
     first: Bytes,
     mut rest: ContentStream,
 ) -> Result<(ContentHash, u64), RepoError> {
-    let blob_id: i64 = sqlx::query_scalar(
-        "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES (NULL, 0, 0, 0, 0, 0, NULL) RETURNING id",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let blob_id: i64 =
+        sqlx::query_scalar("INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount) VALUES (NULL, 0, 0, 0, 0, 0) RETURNING id")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
     let mut hasher = ContentHasher::new();
     let (mut size, mut stored_size, mut seq) = (0u64, 0u64, 0i64);
     let mut carry = BytesMut::from(&first[..]);
@@ -143,12 +149,13 @@ async fn write_streaming(
         sqlx::query("DELETE FROM blobs WHERE id = ?").bind(blob_id).execute(&mut *conn).await.map_err(map_err)?;
     } else if seq == 0 {
         // An empty stream that only looked large cannot happen (prepare inlines it), but stay correct anyway.
-        sqlx::query("UPDATE blobs SET hash = ?, size = 0, stored_size = 0, codec = 0, parts = 0, data = x'' WHERE id = ?")
+        sqlx::query("UPDATE blobs SET hash = ?, size = 0, stored_size = 0, codec = 0, parts = 0 WHERE id = ?")
             .bind(hash.as_bytes().to_vec())
             .bind(blob_id)
             .execute(&mut *conn)
             .await
             .map_err(map_err)?;
+        sqlx::query("INSERT INTO blob_data (blob_id, data) VALUES (?, x'')").bind(blob_id).execute(&mut *conn).await.map_err(map_err)?;
     } else {
         sqlx::query("UPDATE blobs SET hash = ?, size = ?, stored_size = ?, parts = ? WHERE id = ?")
             .bind(hash.as_bytes().to_vec())
@@ -211,6 +218,45 @@ const COLLECTION_SELECT: &str = "SELECT c.name, c.settings, c.created_at, \
      (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n, \
      (SELECT coalesce(sum(d.size), 0) FROM documents d WHERE d.collection_id = c.id) AS bytes \
      FROM collections c";
+
+/// Bytes of stored content handed to one verification task.
+const VERIFY_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The verdict on one inline content: `Ok((documents, bytes))` or `Err((expected, actual, problem))`.
+type Checked = Result<(u64, u64), (ContentHash, Option<ContentHash>, String)>;
+
+fn check_inline((expected, size, n, codec, data): (ContentHash, u64, u64, i64, Vec<u8>)) -> Checked {
+    match content::decode(codec, data, size as usize) {
+        Ok(raw) => {
+            let actual = ContentHash::of(&raw);
+            if actual == expected && raw.len() as u64 == size {
+                Ok((n, size))
+            } else {
+                Err((expected, Some(actual), "content does not match its hash".into()))
+            }
+        }
+        Err(e) => Err((expected, None, format!("content cannot be decoded: {e}"))),
+    }
+}
+
+/// Sends the good verdicts as one `Checked` event and keeps the bad ones; false when the receiver is gone.
+async fn report_checked(
+    verdicts: Vec<Checked>,
+    tx: &tokio::sync::mpsc::Sender<Result<VerifyEvent, RepoError>>,
+    bad: &mut Vec<(ContentHash, Option<ContentHash>, String)>,
+) -> bool {
+    let (mut documents, mut bytes) = (0, 0);
+    for v in verdicts {
+        match v {
+            Ok((n, b)) => {
+                documents += n;
+                bytes += b;
+            }
+            Err(b) => bad.push(b),
+        }
+    }
+    documents == 0 || tx.send(Ok(VerifyEvent::Checked { documents, bytes })).await.is_ok()
+}
 
 const DOC_COLUMNS: &str = "d.key, d.hash, d.size, d.meta, d.tags, d.version, d.created_at, d.updated_at";
 
@@ -290,9 +336,29 @@ impl SqliteRepo {
         let mut bad: Vec<(ContentHash, Option<ContentHash>, String)> = Vec::new();
         let mut multipart: Vec<(i64, Vec<u8>, u64)> = Vec::new();
         {
-            let mut rows = sqlx::query("SELECT id, hash, size, codec, parts, data FROM blobs WHERE refcount > 0 AND hash IS NOT NULL")
-                .fetch(&mut *conn);
-            while let Some(r) = rows.next().await {
+            let mut rows = sqlx::query(
+                "SELECT b.id, b.hash, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id \
+                 WHERE b.refcount > 0 AND b.hash IS NOT NULL",
+            )
+            .fetch(&mut *conn);
+            // Rows are decoded and re-hashed on a blocking thread, a few MiB at a time, while the next rows are read.
+            let mut pending: Option<tokio::task::JoinHandle<Vec<Checked>>> = None;
+            let mut batch: Vec<(ContentHash, u64, u64, i64, Vec<u8>)> = Vec::new();
+            let mut batch_bytes = 0usize;
+            loop {
+                let next = rows.next().await;
+                let flush = next.is_none() || batch_bytes >= VERIFY_BATCH_BYTES;
+                if flush && !batch.is_empty() {
+                    let work = std::mem::take(&mut batch);
+                    batch_bytes = 0;
+                    let handle = tokio::task::spawn_blocking(move || work.into_iter().map(check_inline).collect::<Vec<_>>());
+                    if let Some(prev) = pending.replace(handle)
+                        && !report_checked(prev.await.map_err(|e| backend(e.to_string()))?, &tx, &mut bad).await
+                    {
+                        return Ok(());
+                    }
+                }
+                let Some(r) = next else { break };
                 let r = r.map_err(map_err)?;
                 let hash_bytes: Vec<u8> = r.try_get("hash").map_err(map_err)?;
                 let Some(&n) = counts.get(&hash_bytes) else { continue };
@@ -303,21 +369,17 @@ impl SqliteRepo {
                     continue;
                 }
                 let expected = hash_from(hash_bytes)?;
-                let data: Option<Vec<u8>> = r.try_get("data").map_err(map_err)?;
-                let decoded = content::decode(r.try_get("codec").map_err(map_err)?, data.unwrap_or_default(), size as usize);
-                match decoded {
-                    Ok(raw) => {
-                        let actual = ContentHash::of(&raw);
-                        if actual == expected && raw.len() as u64 == size {
-                            if tx.send(Ok(VerifyEvent::Checked { documents: n, bytes: size })).await.is_err() {
-                                return Ok(());
-                            }
-                        } else {
-                            bad.push((expected, Some(actual), "content does not match its hash".into()));
-                        }
-                    }
-                    Err(e) => bad.push((expected, None, format!("content cannot be decoded: {e}"))),
-                }
+                let Some(data) = r.try_get::<Option<Vec<u8>>, _>("data").map_err(map_err)? else {
+                    bad.push((expected, None, "content bytes are missing from the database".into()));
+                    continue;
+                };
+                batch_bytes += data.len();
+                batch.push((expected, size, n, r.try_get("codec").map_err(map_err)?, data));
+            }
+            if let Some(prev) = pending
+                && !report_checked(prev.await.map_err(|e| backend(e.to_string()))?, &tx, &mut bad).await
+            {
+                return Ok(());
             }
         }
         for (blob_id, hash_bytes, n) in multipart {
@@ -446,8 +508,28 @@ impl CollectionRepo for SqliteRepo {
             let content = prepare(&d.key, d.content).await?;
             staged.push(Staged { content, meta_json: d.metadata.to_json(), tags_json: d.tags.to_json(), key: d.key });
         }
+        let t0 = std::time::Instant::now();
+        // Hash and compress small contents in parallel, off the async thread.
+        let raw_at: Vec<usize> = staged.iter().enumerate().filter(|(_, s)| matches!(s.content, Prepared::Raw(_))).map(|(i, _)| i).collect();
+        if !raw_at.is_empty() {
+            let raws: Vec<Bytes> = raw_at
+                .iter()
+                .map(|&i| match &staged[i].content {
+                    Prepared::Raw(b) => b.clone(),
+                    _ => Bytes::new(),
+                })
+                .collect();
+            let encoded = tokio::task::spawn_blocking(move || content::encode_all(raws))
+                .await
+                .map_err(|e| backend(format!("encoding task failed: {e}")))?;
+            for (i, (enc, _raw)) in raw_at.into_iter().zip(encoded) {
+                staged[i].content = Prepared::Inline(enc);
+            }
+        }
+        let t_enc = t0.elapsed();
         let now = self.clock.now().as_millis();
         let mut tx = self.begin_write().await?;
+        let t_begin = t0.elapsed();
         let cid = collection_id(&mut tx, collection).await?;
 
         // Resolve content: inline blobs are inserted in multi-row statements; large ones stream in now.
@@ -455,9 +537,15 @@ impl CollectionRepo for SqliteRepo {
         let mut inline_rows: Vec<(ContentHash, u64, i64, Vec<u8>)> = Vec::new();
         for s in &mut staged {
             match std::mem::replace(&mut s.content, Prepared::Streaming { first: Bytes::new(), rest: futures::stream::empty().boxed() }) {
-                Prepared::Inline { hash, size, codec, stored } => {
+                Prepared::Inline(Encoded { hash, size, codec, stored }) => {
                     resolved.push((hash, size));
                     inline_rows.push((hash, size, codec, stored));
+                }
+                Prepared::Raw(raw) => {
+                    let (codec, stored) = content::encode(&raw);
+                    let hash = ContentHash::of(&raw);
+                    resolved.push((hash, raw.len() as u64));
+                    inline_rows.push((hash, raw.len() as u64, codec, stored));
                 }
                 Prepared::Streaming { first, rest } => resolved.push(write_streaming(&mut tx, &s.key, first, rest).await?),
             }
@@ -465,17 +553,33 @@ impl CollectionRepo for SqliteRepo {
         let mut inserted_hashes = HashSet::new();
         inline_rows.retain(|(h, ..)| inserted_hashes.insert(*h));
         for chunk in inline_rows.chunks(ROWS_PER_STATEMENT) {
-            let values = vec!["(?, ?, ?, ?, 0, 0, ?)"; chunk.len()].join(",");
+            // Small blob rows first; only the ones actually inserted (new contents) get their bytes written.
+            let values = vec!["(?, ?, ?, ?, 0, 0)"; chunk.len()].join(",");
             let sql = format!(
-                "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount, data) VALUES {values} ON CONFLICT (hash) DO NOTHING"
+                "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount) VALUES {values} ON CONFLICT (hash) DO NOTHING RETURNING id, hash"
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (hash, size, codec, stored) in chunk {
-                q = q.bind(hash.as_bytes().to_vec()).bind(*size as i64).bind(stored.len() as i64).bind(*codec).bind(stored.clone());
+                q = q.bind(hash.as_bytes().to_vec()).bind(*size as i64).bind(stored.len() as i64).bind(*codec);
+            }
+            let mut new_ids: HashMap<Vec<u8>, i64> = HashMap::new();
+            for r in q.fetch_all(&mut *tx).await.map_err(map_err)? {
+                new_ids.insert(r.try_get("hash").map_err(map_err)?, r.try_get("id").map_err(map_err)?);
+            }
+            if new_ids.is_empty() {
+                continue;
+            }
+            let values = vec!["(?, ?)"; new_ids.len()].join(",");
+            let mut q = sqlx::query(AssertSqlSafe(format!("INSERT INTO blob_data (blob_id, data) VALUES {values}")));
+            for (hash, _, _, stored) in chunk {
+                if let Some(id) = new_ids.get(hash.as_bytes().as_slice()) {
+                    q = q.bind(*id).bind(stored.clone());
+                }
             }
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
 
+        let t_blobs = t0.elapsed();
         let keys: Vec<&DocKey> = staged.iter().map(|s| &s.key).collect();
         let existing = Self::existing_docs(&mut tx, cid, &keys).await?;
         let mut outcomes = Vec::with_capacity(staged.len());
@@ -516,7 +620,9 @@ impl CollectionRepo for SqliteRepo {
             }
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
+        let t_docs = t0.elapsed();
         tx.commit().await.map_err(map_err)?;
+        tracing::debug!(?t_enc, ?t_begin, ?t_blobs, ?t_docs, t_commit = ?t0.elapsed(), "put_batch phases");
         Ok(outcomes)
     }
 
@@ -539,7 +645,8 @@ impl CollectionRepo for SqliteRepo {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let cid = collection_id(&mut tx, collection).await?;
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {DOC_COLUMNS}, b.id AS blob_id, b.codec, b.parts, b.data FROM documents d LEFT JOIN blobs b ON b.hash = d.hash \
+            "SELECT {DOC_COLUMNS}, b.id AS blob_id, b.codec, b.parts, bd.data FROM documents d LEFT JOIN blobs b ON b.hash = d.hash \
+             LEFT JOIN blob_data bd ON bd.blob_id = b.id \
              WHERE d.collection_id = ? AND d.key = ?"
         )))
         .bind(cid)
@@ -554,9 +661,10 @@ impl CollectionRepo for SqliteRepo {
         };
         let parts: i64 = row.try_get("parts").map_err(map_err)?;
         if parts == 0 {
-            let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
-            let item = content::decode(row.try_get("codec").map_err(map_err)?, data.unwrap_or_default(), meta.size as usize)
-                .map_err(std::io::Error::other);
+            let Some(data) = row.try_get::<Option<Vec<u8>>, _>("data").map_err(map_err)? else {
+                return Err(RepoError::Corrupt { key: key.clone(), detail: "its content bytes are missing from the database".into() });
+            };
+            let item = content::decode(row.try_get("codec").map_err(map_err)?, data, meta.size as usize).map_err(std::io::Error::other);
             return Ok((meta, futures::stream::iter([item]).boxed()));
         }
         let stream = futures::stream::unfold((tx, 0i64), move |(mut tx, seq)| async move {
@@ -695,6 +803,10 @@ impl CollectionRepo for SqliteRepo {
             return Ok(report);
         }
         sqlx::query("DELETE FROM blob_parts WHERE blob_id IN (SELECT id FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM blob_data WHERE blob_id IN (SELECT id FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL)")
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;

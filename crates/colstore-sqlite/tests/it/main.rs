@@ -58,7 +58,8 @@ impl RepoFixture for Fixture {
         .await
         .unwrap();
         if parts == 0 {
-            sqlx::query("UPDATE blobs SET codec = 0, data = CAST(x'00' || coalesce(data, x'') AS BLOB) WHERE id = ?")
+            sqlx::query("UPDATE blobs SET codec = 0 WHERE id = ?").bind(id).execute(&mut conn).await.unwrap();
+            sqlx::query("UPDATE blob_data SET data = CAST(x'00' || data AS BLOB) WHERE blob_id = ?")
                 .bind(id)
                 .execute(&mut conn)
                 .await
@@ -159,7 +160,7 @@ async fn undecodable_compressed_data_is_reported_not_returned() {
     repo.put_batch(&name("c"), vec![doc("a", &text)]).await.unwrap();
     let mut conn = raw(&path).await;
     // Keep the zstd codec but damage the frame.
-    sqlx::query("UPDATE blobs SET data = CAST(x'28b52ffd00' || substr(data, 6) AS BLOB)").execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE blob_data SET data = CAST(x'28b52ffd00' || substr(data, 6) AS BLOB)").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     let events: Vec<_> = repo.verify(None).await.unwrap().collect().await;
     let corrupt: Vec<_> = events
@@ -182,6 +183,7 @@ async fn a_missing_blob_is_reported_by_verify_and_read() {
     repo.put_batch(&name("c"), vec![doc("a", "gone")]).await.unwrap();
     let mut conn = raw(&path).await;
     sqlx::query("DROP TRIGGER documents_ref_delete").execute(&mut conn).await.unwrap();
+    sqlx::query("DELETE FROM blob_data").execute(&mut conn).await.unwrap();
     sqlx::query("DELETE FROM blobs").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     let events: Vec<_> = repo.verify(None).await.unwrap().collect().await;
