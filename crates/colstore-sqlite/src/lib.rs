@@ -69,6 +69,9 @@ impl SqliteRepo {
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout)
             .pragma("temp_store", "memory")
+            // After a checkpoint resets the WAL, shrink it to this size so one large ingest does not leave a WAL
+            // as large as its biggest moment behind.
+            .pragma("journal_size_limit", "67108864")
             .pragma("cache_size", "-32768");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

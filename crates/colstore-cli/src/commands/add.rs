@@ -24,7 +24,7 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
         ..AddOptions::default()
     };
     let store = ctx.open().await?;
-    let _lock = if a.dry_run { None } else { Some(ctx.shared_lock(&store).await?) };
+    let lock = if a.dry_run { None } else { Some(ctx.shared_lock(&store).await?) };
     if a.create && !a.dry_run {
         match store.repo().create_collection(CollectionSpec { name: collection.clone(), settings: CollectionSettings::default() }).await {
             Ok(_) => ctx.out.line(format!("Created collection {collection}")).map_err(io)?,
@@ -50,6 +50,9 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
         b.finish_and_clear();
     }
     let report = result?;
+    // Fold the write-ahead log into the database now, so the store on disk is compact after a large ingest.
+    drop(lock);
+    store.close().await;
     let mut doc = to_value(&report);
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("collection".into(), json!(collection));
