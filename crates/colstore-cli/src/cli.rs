@@ -137,11 +137,11 @@ pub struct PutArgs {
     pub collection: String,
     /// The document key: a relative path like notes/a.md
     pub key: String,
-    /// Read content from FILE ('-' for stdin)
+    /// Read content from FILE ('-' reads stdin)
     #[arg(conflicts_with = "text")]
     pub file: Option<PathBuf>,
     /// Use TEXT as the content
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub text: Option<String>,
     /// Metadata as a JSON object, e.g. '{"lang":"en"}'
     #[arg(long, value_name = "JSON")]
@@ -210,7 +210,7 @@ pub struct LsArgs {
     /// Sort by
     #[arg(long, value_enum, default_value_t = SortArg::Key)]
     pub sort: SortArg,
-    /// Largest first
+    /// Reverse the order (largest, newest or last key first)
     #[arg(long)]
     pub desc: bool,
     /// At most N documents

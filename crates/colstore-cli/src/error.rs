@@ -56,6 +56,8 @@ impl From<ValidationError> for CliError {
             "document key" => Some("keys are relative paths like \"notes/a.md\": no leading '/', no '..' or '.' segments, no NUL"),
             "metadata" => Some("pass a JSON object, quoted for your shell: --meta '{\"lang\":\"en\",\"year\":2024}'"),
             "tag" => Some("tags are 1-64 characters without spaces or commas"),
+            "filter" => Some("examples: --where lang=en, --where 'year>=2000', --where 'lang in en,fr', --where 'author exists'"),
+            "time" => Some("examples: --since 2024-05-01, --since 2024-05-01T12:00:00Z, --since 7d"),
             _ => None,
         };
         let err = CliError::new(e.to_string());

@@ -28,7 +28,7 @@ impl CollectionName {
         }
         let first = s.as_bytes()[0];
         if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
-            return err("it must start with a lowercase letter or a digit");
+            return err("it must start with a lowercase ASCII letter (a-z) or a digit");
         }
         if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')) {
             return err(&format!("character {c:?} is not allowed (use a-z, 0-9, '_' and '-')"));

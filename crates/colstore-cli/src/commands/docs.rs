@@ -1,6 +1,5 @@
 //! `col put`, `col get`, `col rm`, `col ls`.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use bytes::BytesMut;
@@ -58,7 +57,6 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
         (Some(t), _) => Content::Bytes(t.clone().into_bytes().into()),
         (None, Some(p)) if p.as_os_str() == "-" => Content::Stream(reader_stream(tokio::io::stdin())),
         (None, Some(p)) => open_input(p).await?,
-        (None, None) if !std::io::stdin().is_terminal() => Content::Stream(reader_stream(tokio::io::stdin())),
         (None, None) => {
             return Err(CliError::new("no content given").code(2).hint("give a FILE, '-' to read stdin, or --text TEXT"));
         }
@@ -91,8 +89,8 @@ fn describe(d: &DocumentMeta) -> String {
         d.size,
         d.content_hash,
         d.version,
-        d.created_at,
-        d.updated_at,
+        human_time(d.created_at),
+        human_time(d.updated_at),
         if tags.is_empty() { "-".to_owned() } else { tags.join(", ") },
         d.metadata.to_json()
     )
@@ -114,10 +112,15 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
         Some(path) => {
             // Write next to the target and rename, so a failed read never leaves a half-written file.
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(CliError::new(format!("cannot write {}: folder {} does not exist", display(path), display(dir)))
+                    .hint("create the folder first, or choose another path for -o"));
+            }
             let tmp = dir.join(format!(".{}.col-tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
             let result = async {
-                let mut f =
-                    tokio::fs::File::create(&tmp).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&tmp))))?;
+                let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| {
+                    CliError::new(format!("cannot write {}: {e}", display(path))).hint("check that the folder exists and is writable")
+                })?;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| {
                         CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
@@ -171,7 +174,9 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
                 Err(e) => return Err(e.into()),
             }
         }
-        ctx.out.json_value(&json!({ "collection": collection, "deleted": present, "missing": missing, "dry_run": true })).map_err(io)?;
+        ctx.out
+            .json_value(&json!({ "collection": collection, "deleted": present, "missing": missing, "safety_copy": null, "dry_run": true }))
+            .map_err(io)?;
         for k in &present {
             ctx.out.line(format!("would delete {collection}/{k}")).map_err(io)?;
         }
@@ -182,9 +187,20 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
         return Ok(());
     }
     let _lock = ctx.shared_lock(&store).await?;
-    // Fail on an unknown collection before taking a safety copy.
-    store.repo().collection(&collection).await?;
-    let backup = if a.no_backup { None } else { Some(store.safety_copy(&format!("rm-{collection}")).await?) };
+    // Fail on an unknown collection before taking a safety copy, and take none when nothing would be deleted:
+    // a mistyped key must not push an earlier, useful safety copy out of the rotation.
+    let mut any_present = false;
+    for k in &keys {
+        match store.repo().document(&collection, k).await {
+            Ok(_) => {
+                any_present = true;
+                break;
+            }
+            Err(colstore_domain::ports::RepoError::DocumentNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let backup = if a.no_backup || !any_present { None } else { Some(store.safety_copy(&format!("rm-{collection}")).await?) };
     let deleted = store.repo().delete_documents(&collection, keys.clone()).await?;
     let missing: Vec<_> = keys.into_iter().filter(|k| !deleted.contains(k)).collect();
     ctx.out

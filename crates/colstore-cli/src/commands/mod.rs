@@ -58,12 +58,10 @@ impl Ctx {
     /// Takes the store lock exclusively for `command`.
     pub async fn exclusive_lock(&self, store: &Store, command: &'static str) -> CliResult<StoreLock> {
         let dir = store.dir().clone();
+        // StoreLock itself warns when it recovers a stale lock left by a dead process.
         let lock = tokio::task::spawn_blocking(move || StoreLock::exclusive(&dir, command, EXCLUSIVE_WAIT))
             .await
             .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
-        if let Some(info) = lock.recovered() {
-            tracing::warn!("recovered a stale store lock left by {info:?}");
-        }
         Ok(lock)
     }
 }
