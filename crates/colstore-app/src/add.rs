@@ -314,7 +314,8 @@ pub async fn add_paths(
 
     // Two batches in flight: while one is in its write transaction, the next one is hashed and compressed.
     let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-    let mut written = std::pin::pin!(batches.map(|batch| write_batch(repo, collection, batch, opts, progress)).buffer_unordered(2));
+    // Boxed (not pinned on the stack) so dropping it below really drops the receiver and unblocks the reader thread.
+    let mut written = Box::pin(batches.map(|batch| write_batch(repo, collection, batch, opts, progress)).buffer_unordered(2));
     let mut result = Ok(());
     while let Some(done) = written.next().await {
         match done {
