@@ -8,6 +8,7 @@
 //!
 //! Architecture invariant: this crate has no I/O dependency. Adapters depend on it; it depends on no adapter.
 
+mod chunk;
 mod collection;
 mod document;
 mod error;
@@ -17,8 +18,10 @@ mod names;
 mod point;
 pub mod ports;
 mod query;
+mod retry;
 mod time;
 
+pub use chunk::{Chunk, chunk_text};
 pub use collection::{ChunkingSettings, Collection, CollectionSettings, CollectionSpec, Dimension, Distance, EmbedderId, VectorSettings};
 pub use document::{Content, ContentStream, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags, Version};
 pub use error::ValidationError;
@@ -27,4 +30,5 @@ pub use hash::{ContentHash, ContentHasher};
 pub use names::{CollectionName, DocKey, FieldPath, StoreId, Tag};
 pub use point::{IndexName, Payload, Point, PointId, ScoredPoint, Vector};
 pub use query::{ListQuery, Page, SortField, SortOrder, TimeRange};
+pub use retry::RetryPolicy;
 pub use time::Timestamp;

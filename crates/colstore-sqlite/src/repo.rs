@@ -468,6 +468,15 @@ impl CollectionRepo for SqliteRepo {
         collection_from_row(&row)
     }
 
+    async fn update_settings(&self, name: &CollectionName, settings: CollectionSettings) -> Result<Collection, RepoError> {
+        let json = serde_json::to_string(&settings).map_err(|e| backend(e.to_string()))?;
+        let mut tx = self.begin_write().await?;
+        let cid = collection_id(&mut tx, name).await?;
+        sqlx::query("UPDATE collections SET settings = ? WHERE id = ?").bind(json).bind(cid).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.collection(name).await
+    }
+
     async fn list_collections(&self) -> Result<Vec<Collection>, RepoError> {
         let rows =
             sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} ORDER BY c.name"))).fetch_all(&self.pool).await.map_err(map_err)?;

@@ -179,6 +179,14 @@ impl CollectionRepo for InMemoryRepo {
         Ok(State::describe(name, st.collection(name)?))
     }
 
+    async fn update_settings(&self, name: &CollectionName, settings: CollectionSettings) -> Result<Collection, RepoError> {
+        let mut st = self.lock();
+        let c = st.collections.get_mut(name).ok_or_else(|| RepoError::CollectionNotFound(name.clone()))?;
+        c.settings = settings;
+        let c = &st.collections[name];
+        Ok(State::describe(name, c))
+    }
+
     async fn list_collections(&self) -> Result<Vec<Collection>, RepoError> {
         let st = self.lock();
         Ok(st.collections.iter().map(|(n, c)| State::describe(n, c)).collect())

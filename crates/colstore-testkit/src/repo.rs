@@ -54,6 +54,7 @@ macro_rules! repo_conformance {
     ($factory:path) => {
         $crate::repo_conformance!(@scenarios $factory;
             create_and_get_collection,
+            update_settings_replaces_settings_only,
             create_existing_collection_fails_and_keeps_original,
             list_collections_sorted_with_counts,
             collection_counts_follow_writes,
@@ -421,6 +422,31 @@ fn strings(v: &[&str]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------------------------------
 
 /// A created collection keeps its settings, takes its creation time from the clock, starts empty, and reads back equal.
+/// `update_settings` replaces the settings, keeps documents and creation time, and reports a missing collection.
+pub async fn update_settings_replaces_settings_only(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let created =
+        repo.create_collection(CollectionSpec { name: name("notes"), settings: CollectionSettings::default() }).await.expect("create");
+    repo.put_batch(&name("notes"), vec![doc("a.md", b"alpha", "{}", &[])]).await.expect("put");
+    let settings = CollectionSettings {
+        vectors: Some(VectorSettings {
+            embedder: EmbedderId { kind: "hash".into(), model: String::new(), dimension: Dimension::new(64).unwrap() },
+            distance: Distance::Cosine,
+        }),
+        chunking: ChunkingSettings::new(300, 30).unwrap(),
+    };
+    f.clock().advance(HOUR);
+    let updated = repo.update_settings(&name("notes"), settings.clone()).await.expect("update_settings");
+    assert_eq!(updated.settings, settings);
+    assert_eq!(updated.created_at, created.created_at, "creation time is kept");
+    assert_eq!(updated.document_count, 1, "documents are kept");
+    assert_eq!(repo.collection(&name("notes")).await.expect("read back").settings, settings, "settings read back");
+    assert!(
+        matches!(repo.update_settings(&name("ghost"), CollectionSettings::default()).await, Err(RepoError::CollectionNotFound(_))),
+        "update_settings on a missing collection"
+    );
+}
+
 pub async fn create_and_get_collection(f: &dyn RepoFixture) {
     let repo = f.repo();
     let t0 = f.clock().now();

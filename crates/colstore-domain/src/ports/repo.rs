@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::BoxError;
 use crate::{
-    Collection, CollectionName, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery, NewDocument, Page, PutOutcome,
+    Collection, CollectionName, CollectionSettings, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery,
+    NewDocument, Page, PutOutcome,
 };
 
 /// What a repository can do, so use cases and the conformance suite adapt instead of guessing.
@@ -161,6 +162,12 @@ pub trait CollectionRepo: Send + Sync {
     /// # Errors
     /// MUST return `CollectionNotFound` when it does not exist.
     async fn collection(&self, name: &CollectionName) -> Result<Collection, RepoError>;
+
+    /// Replaces a collection's settings (vector and chunking settings), returning the updated collection.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound` when it does not exist.
+    async fn update_settings(&self, name: &CollectionName, settings: CollectionSettings) -> Result<Collection, RepoError>;
 
     /// Lists all collections, sorted by name.
     async fn list_collections(&self) -> Result<Vec<Collection>, RepoError>;

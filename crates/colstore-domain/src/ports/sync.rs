@@ -1,0 +1,142 @@
+//! `SyncStore`: the sync ledger and the embedding cache (PRODUCT §3, §5), kept in the store's database.
+//!
+//! The ledger records, per document, what was last projected into the vector index and whether the document is
+//! `pending`, `synced` or `failed`. Repositories that implement it mark a document `pending` **in the same
+//! transaction** as the change that causes it (put, delete), so no change can be missed by a crash.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::BoxError;
+use crate::{CollectionName, ContentHash, DocKey, EmbedderId, Timestamp, Vector};
+
+/// A document's sync state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncState {
+    /// Changed (or deleted) since it was last projected.
+    Pending,
+    /// The index holds exactly its current chunks.
+    Synced,
+    /// The last attempt failed; `error` says why. `col sync` retries it.
+    Failed,
+}
+
+/// What the index holds for a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projection {
+    /// The content hash the chunks were made from.
+    pub content_hash: ContentHash,
+    /// How many chunks (points, numbered 0..count) the index holds.
+    pub chunk_count: u32,
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The collection.
+    pub collection: CollectionName,
+    /// The document key.
+    pub key: DocKey,
+    /// Its state.
+    pub state: SyncState,
+    /// The document's current content hash; `None` when the document was deleted and the deletion is not yet projected.
+    pub current: Option<ContentHash>,
+    /// What the index holds for it; `None` when nothing was projected yet.
+    pub projected: Option<Projection>,
+    /// Failed attempts since the last success.
+    pub attempts: u32,
+    /// The last error, when failed.
+    pub error: Option<String>,
+    /// When the row last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Ledger counts (`col status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncCounts {
+    /// Pending documents (including pending deletions).
+    pub pending: u64,
+    /// Synced documents.
+    pub synced: u64,
+    /// Failed documents.
+    pub failed: u64,
+}
+
+/// Errors of [`SyncStore`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The collection does not exist.
+    #[error("collection \"{0}\" not found")]
+    CollectionNotFound(CollectionName),
+    /// A cached vector does not have the embedder's dimension.
+    #[error("cached vector has dimension {got}, expected {expected}")]
+    DimensionMismatch {
+        /// The embedder's dimension.
+        expected: u32,
+        /// What was given or found.
+        got: u32,
+    },
+    /// Any other failure of the backend.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// Which adapter.
+        backend: &'static str,
+        /// The cause.
+        source: BoxError,
+    },
+}
+
+/// The sync ledger and the embedding cache.
+///
+/// # Contract
+/// - Every put that creates or changes a document, and every delete of a document that has a projection, MUST leave
+///   its ledger row `pending` in the same transaction (implemented by the repository that shares this store).
+/// - `mark_synced` MUST NOT mark a document synced when its content changed since `expected` was read: the row stays
+///   pending and the call returns `false`.
+/// - The cache MUST return exactly the vectors stored for (embedder, chunk hash), and never a vector of another embedder.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// Ledger rows in `pending` state (and `failed` ones when `include_failed`), ordered by key, after `after`.
+    async fn pending(
+        &self,
+        collection: &CollectionName,
+        include_failed: bool,
+        after: Option<DocKey>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, SyncError>;
+
+    /// Records that the index now holds `projection` for the document — or, with `expected = None`, that its deletion
+    /// was projected (the row goes away). Returns `false`, changing nothing, when the document's current content hash
+    /// is no longer `expected`.
+    async fn mark_synced(
+        &self,
+        collection: &CollectionName,
+        key: &DocKey,
+        expected: Option<ContentHash>,
+        projection: Option<Projection>,
+    ) -> Result<bool, SyncError>;
+
+    /// Records a failed attempt with its error.
+    async fn mark_failed(&self, collection: &CollectionName, key: &DocKey, error: String) -> Result<(), SyncError>;
+
+    /// Marks every document of the collection pending (settings changed), returning how many.
+    async fn mark_all_pending(&self, collection: &CollectionName) -> Result<u64, SyncError>;
+
+    /// Counts per state, for one collection or the whole store.
+    async fn counts(&self, collection: Option<CollectionName>) -> Result<SyncCounts, SyncError>;
+
+    /// Failed rows, most recent first.
+    async fn recent_errors(&self, collection: Option<CollectionName>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError>;
+
+    /// All ledger rows of a collection, ordered by key, after `after` (for `verify --index`).
+    async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError>;
+
+    /// Cached vectors for the given chunk hashes (same order; `None` where not cached).
+    async fn cached_vectors(&self, embedder: &EmbedderId, chunks: Vec<ContentHash>) -> Result<Vec<Option<Vector>>, SyncError>;
+
+    /// Stores vectors in the cache (idempotent).
+    async fn cache_vectors(&self, embedder: &EmbedderId, vectors: Vec<(ContentHash, Vector)>) -> Result<(), SyncError>;
+}
