@@ -421,7 +421,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 // Collections
 // ---------------------------------------------------------------------------------------------------------------------
 
-/// A created collection keeps its settings, takes its creation time from the clock, starts empty, and reads back equal.
 /// `update_settings` replaces the settings, keeps documents and creation time, and reports a missing collection.
 pub async fn update_settings_replaces_settings_only(f: &dyn RepoFixture) {
     let repo = f.repo();
@@ -447,6 +446,7 @@ pub async fn update_settings_replaces_settings_only(f: &dyn RepoFixture) {
     );
 }
 
+/// A created collection keeps its settings, takes its creation time from the clock, starts empty, and reads back equal.
 pub async fn create_and_get_collection(f: &dyn RepoFixture) {
     let repo = f.repo();
     let t0 = f.clock().now();
