@@ -11,6 +11,7 @@ mod crash;
 mod json_shapes;
 mod lock;
 mod pipe;
+mod sync;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -4,7 +4,11 @@
 //! terminal. Architecture invariant: this crate depends on the domain only, never on an adapter or a shell.
 
 mod add;
+mod projection;
+mod sync;
 mod verify;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
+pub use projection::{CollectionStatus, Drift, IndexReport, SearchHit, Status, reindex, search, status, verify_index};
+pub use sync::{SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection};
 pub use verify::{VerifyReport, verify};

@@ -72,14 +72,111 @@ col add notes README.md --prefix imported/\n\n.colstore, .git, .hg and .svn fold
     /// Show document counts and storage figures (dedup and compression ratios)
     Stats(StatsArgs),
 
-    /// Re-hash all content; exit code 3 names every corrupt document
+    /// Re-hash all content (exit code 3 names every corrupt document); --index checks the vector index
     Verify(VerifyArgs),
 
     /// Remove stored content that no document references any more
     Gc(GcArgs),
 
-    /// Run the main job on a throw-away store: init, add sample documents, ls, stats, verify
+    /// Project pending documents into the vector index (chunk, embed once, upsert, retire stale points)
+    #[command(after_help = "Examples:\n  col sync\n  col sync notes\n\nEvery chunk is embedded once: vectors are cached in the store, so re-syncs, retries,\n\
+crashes and `col reindex` reuse them. Failed documents are retried; see `col status`.")]
+    Sync(SyncArgs),
+
+    /// Show sync status: storage mode, index backend and health, pending/synced/failed counts, last errors
+    Status(StatusArgs),
+
+    /// Search a collection by meaning (embeds the query and asks the vector index)
+    #[command(after_help = "Examples:\n  col search notes \"how do backups work\"\n  col search notes wal -k 3 --where lang=en\n\n\
+--where takes the same expressions as `col ls --where`, on document metadata.")]
+    Search(SearchArgs),
+
+    /// Rebuild a collection's projection from the embedding cache (no embedder calls for cached chunks)
+    Reindex(ReindexArgs),
+
+    /// List, show, retry or cancel background jobs
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+
+    /// Run the main job on a throw-away store: init, add sample documents, sync, search, ls, stats, verify
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only this collection (default: every collection)
+    pub collection: Option<String>,
+    /// Leave documents that failed before alone
+    #[arg(long)]
+    pub skip_failed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this collection
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The collection
+    pub collection: String,
+    /// What to look for
+    pub query: String,
+    /// How many results
+    #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub k: u16,
+    /// Only chunks of documents whose metadata matches EXPR (repeatable)
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The index inside the store
+    Embedded,
+    /// A Qdrant server (not available yet)
+    Qdrant,
+    /// A Weaviate server (not available yet)
+    Weaviate,
+}
+
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// The collection
+    pub collection: String,
+    /// The backend to project into
+    #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
+    pub to: BackendArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first
+    #[command(alias = "ls")]
+    List {
+        /// Only jobs in this state (pending, running, done, dead, cancelled)
+        #[arg(long)]
+        state: Option<String>,
+        /// At most N jobs
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Show one job with its error history
+    Show {
+        /// The job id
+        id: i64,
+    },
+    /// Make a dead or cancelled job pending again
+    Retry {
+        /// The job id
+        id: i64,
+    },
+    /// Cancel a pending or running job
+    Cancel {
+        /// The job id
+        id: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -261,6 +358,12 @@ pub struct StatsArgs {
 pub struct VerifyArgs {
     /// Only this collection (default: the whole store)
     pub collection: Option<String>,
+    /// Compare the sync ledger with what the vector index holds (missing, stale and orphan points)
+    #[arg(long)]
+    pub index: bool,
+    /// With --index: fix the drift from the embedding cache, without embedder calls
+    #[arg(long, requires = "index")]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

@@ -87,7 +87,7 @@ impl fmt::Display for Distance {
 pub struct EmbedderId {
     /// `hash`, `openai`, `user` (vectors supplied by the user), ...
     pub kind: String,
-    /// The model name; empty for `hash`.
+    /// The model name (for `hash`, the algorithm version, e.g. `v1`).
     pub model: String,
     /// The vectors' dimension.
     pub dimension: Dimension,

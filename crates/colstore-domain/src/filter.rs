@@ -161,6 +161,29 @@ impl Filter {
             && !self.must_not.iter().any(|c| c.matches(obj))
     }
 
+    /// The same filter with every field path moved under `prefix` (`lang` → `metadata.lang`), for filtering point
+    /// payloads, which keep a document's metadata under `metadata`.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] when a prefixed path gets too long.
+    pub fn under(&self, prefix: &str) -> Result<Filter, ValidationError> {
+        let move_key = |k: &FieldPath| FieldPath::parse(&format!("{prefix}.{}", k.as_str()));
+        let cond = |c: &Condition| -> Result<Condition, ValidationError> {
+            Ok(match c {
+                Condition::Match { key, value } => Condition::Match { key: move_key(key)?, value: value.clone() },
+                Condition::MatchAny { key, any } => Condition::MatchAny { key: move_key(key)?, any: any.clone() },
+                Condition::Range { key, range } => Condition::Range { key: move_key(key)?, range: *range },
+                Condition::IsEmpty { key } => Condition::IsEmpty { key: move_key(key)? },
+                Condition::Nested(f) => Condition::Nested(Box::new(f.under(prefix)?)),
+            })
+        };
+        Ok(Filter {
+            must: self.must.iter().map(cond).collect::<Result<_, _>>()?,
+            should: self.should.iter().map(cond).collect::<Result<_, _>>()?,
+            must_not: self.must_not.iter().map(cond).collect::<Result<_, _>>()?,
+        })
+    }
+
     /// Adds one `--where` expression, as users write it on the command line:
     ///
     /// | expression | meaning |
@@ -279,6 +302,24 @@ mod tests {
     #[case("x>NaN")]
     fn bad_expressions(#[case] expr: &str) {
         assert!(Filter::default().push_user_expr(expr).is_err());
+    }
+
+    #[test]
+    fn under_moves_every_path() {
+        let mut f = Filter::default();
+        f.push_user_expr("lang=en").unwrap();
+        f.push_user_expr("year>2000").unwrap();
+        f.push_user_expr("x exists").unwrap();
+        let g = f.under("metadata").unwrap();
+        let payload = json!({"metadata": doc()}).as_object().unwrap().clone();
+        let mut f2 = f.clone();
+        f2.must_not.clear();
+        assert!(f2.matches(&doc()));
+        let mut g2 = g.clone();
+        g2.must_not.clear();
+        assert!(g2.matches(&payload));
+        assert!(!g2.matches(&doc()));
+        assert_eq!(serde_json::to_string(&g).unwrap().matches("metadata.").count(), 3);
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `CollectionRepo` for the `sqlite` storage mode, on SQLite through sqlx.
+//! `CollectionRepo` for the `sqlite` storage mode, plus the store's `JobQueue` and `SyncStore` (sync ledger and
+//! embedding cache), on SQLite through sqlx. One [`SqliteRepo`] implements all three over one connection pool and one
+//! `Clock`, so the ledger changes in the same transaction as the documents it describes.
 //!
 //! - WAL journal, `synchronous = FULL`, a busy timeout, foreign keys on, incremental auto-vacuum.
 //! - Migrations in `migrations/` are embedded in the binary and run on every open.
@@ -6,10 +8,16 @@
 //!   instead of failing half-way, and a crash leaves either the old or the new state.
 //! - Content is content-addressed (one blob per SHA-256, shared across collections), reference-counted by triggers,
 //!   zstd-compressed when that saves space, and split into 1 MiB parts when large so it streams both ways.
+//! - Every write that leaves documents to project (`put_batch` creating or changing documents, `delete_documents`
+//!   deleting projected ones, `SyncStore::mark_all_pending`) marks their ledger rows `pending` and enqueues the
+//!   collection's sync job — `{kind: "sync", dedup_key: "sync:<collection>", payload: {"collection": "<collection>"},
+//!   max_attempts: 10}`, at most one pending — in the same transaction.
 
 mod content;
 mod filter_sql;
+mod jobs;
 mod repo;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +97,12 @@ impl SqliteRepo {
             other => RepoError::Backend { backend: "sqlite", source: Box::new(other) },
         })?;
         Ok(Self { pool, clock, path: path.to_owned() })
+    }
+
+    /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so writers queue on the busy
+    /// timeout instead of failing half-way when they upgrade from reading.
+    pub(crate) async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// The database file.

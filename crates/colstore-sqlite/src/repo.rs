@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection, sqlite::SqliteRow};
 
 use crate::content::{self, PART_SIZE};
 use crate::filter_sql::{self, Arg};
-use crate::{SqliteRepo, map_err};
+use crate::{SqliteRepo, map_err, sync};
 
 /// Rows per multi-row statement: well under SQLite's 32 766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 200;
@@ -262,7 +262,7 @@ const DOC_COLUMNS: &str = "d.key, d.hash, d.size, d.meta, d.tags, d.version, d.c
 
 impl SqliteRepo {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, RepoError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+        self.begin_immediate().await.map_err(map_err)
     }
 
     async fn existing_docs(conn: &mut SqliteConnection, cid: i64, keys: &[&DocKey]) -> Result<HashMap<String, Existing>, RepoError> {
@@ -486,6 +486,7 @@ impl CollectionRepo for SqliteRepo {
     async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError> {
         let mut tx = self.begin_write().await?;
         let cid = collection_id(&mut tx, name).await?;
+        sqlx::query("DELETE FROM sync_ledger WHERE collection_id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?;
         let n = sqlx::query("DELETE FROM documents WHERE collection_id = ?")
             .bind(cid)
             .execute(&mut *tx)
@@ -629,6 +630,12 @@ impl CollectionRepo for SqliteRepo {
             }
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
+        // The ledger follows in the same transaction: what changed must reach the vector index, even after a crash.
+        if !writes.is_empty() {
+            let keys: Vec<&str> = writes.iter().map(|&i| staged[i].key.as_str()).collect();
+            sync::touch(&mut tx, cid, &keys, now).await.map_err(map_err)?;
+            sync::enqueue_sync(&mut tx, collection, now).await.map_err(map_err)?;
+        }
         let t_docs = t0.elapsed();
         tx.commit().await.map_err(map_err)?;
         tracing::debug!(?t_enc, ?t_begin, ?t_blobs, ?t_docs, t_commit = ?t0.elapsed(), "put_batch phases");
@@ -713,6 +720,13 @@ impl CollectionRepo for SqliteRepo {
                 .rows_affected();
             if n > 0 {
                 deleted.push(k);
+            }
+        }
+        if !deleted.is_empty() {
+            let now = self.clock.now().as_millis();
+            let keys: Vec<&str> = deleted.iter().map(DocKey::as_str).collect();
+            if sync::forget_or_mark_deleted(&mut tx, cid, &keys, now).await.map_err(map_err)? > 0 {
+                sync::enqueue_sync(&mut tx, collection, now).await.map_err(map_err)?;
             }
         }
         tx.commit().await.map_err(map_err)?;

@@ -3,21 +3,30 @@
 //! It owns no I/O: collections, document descriptions and reference-counted blobs live behind one mutex, which is
 //! never held across an `.await`. Every write validates first, reads all streamed content outside the lock, and then
 //! applies the whole change under the lock, so a batch is all-or-nothing and readers see one snapshot per call.
+//!
+//! It is also a [`SyncStore`] with the SQLite adapter's semantics: the sync ledger is kept per collection and changed
+//! under the same lock as the documents (put → `pending`, delete of a projected document → pending deletion, delete of
+//! an unprojected one → no row), and the embedding cache is keyed by the embedder's display form and the chunk hash.
+//! Linked to an [`InMemoryQueue`] with [`InMemoryRepo::with_jobs`], writes also enqueue the collection's sync job.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
-    Clock, CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
+    Clock, CollectionRepo, CorruptDocument, GcReport, JobSpec, LedgerEntry, Projection, RepoCapabilities, RepoError, StorageStats,
+    SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
-    DocumentMeta, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus, Tags, Timestamp,
+    DocumentMeta, EmbedderId, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus, Tags, Timestamp, Vector,
 };
 use futures::StreamExt;
 use futures::stream;
+
+use crate::InMemoryQueue;
 
 /// Largest chunk [`CollectionRepo::read_content`] yields.
 const READ_CHUNK: usize = 64 * 1024;
@@ -29,18 +38,73 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct InMemoryRepo {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    jobs: Option<Arc<InMemoryQueue>>,
 }
 
 #[derive(Default)]
 struct State {
     collections: BTreeMap<CollectionName, CollectionState>,
     blobs: HashMap<ContentHash, Blob>,
+    /// The embedding cache, keyed by the embedder's display form (kind, model, dimension) and the chunk hash.
+    cache: HashMap<(String, ContentHash), Vector>,
 }
 
 struct CollectionState {
     settings: CollectionSettings,
     created_at: Timestamp,
     docs: BTreeMap<DocKey, DocumentMeta>,
+    /// The sync ledger: one row per document, plus pending deletions.
+    ledger: BTreeMap<DocKey, LedgerRow>,
+}
+
+/// A sync ledger row without its collection, key and current hash (those come from where it is kept).
+struct LedgerRow {
+    state: SyncState,
+    projected: Option<Projection>,
+    attempts: u32,
+    error: Option<String>,
+    updated_at: Timestamp,
+}
+
+impl CollectionState {
+    fn entry(&self, collection: &CollectionName, key: &DocKey, row: &LedgerRow) -> LedgerEntry {
+        LedgerEntry {
+            collection: collection.clone(),
+            key: key.clone(),
+            state: row.state,
+            current: self.docs.get(key).map(|d| d.content_hash),
+            projected: row.projected,
+            attempts: row.attempts,
+            error: row.error.clone(),
+            updated_at: row.updated_at,
+        }
+    }
+
+    /// Something changed that the index must learn: pending, attempts and error reset, projection kept.
+    fn mark_pending(&mut self, key: &DocKey, now: Timestamp) {
+        let row = self.ledger.entry(key.clone()).or_insert(LedgerRow {
+            state: SyncState::Pending,
+            projected: None,
+            attempts: 0,
+            error: None,
+            updated_at: now,
+        });
+        row.state = SyncState::Pending;
+        row.attempts = 0;
+        row.error = None;
+        row.updated_at = now;
+    }
+}
+
+/// The job a write enqueues for its collection, as the SQLite repository does.
+fn sync_job(collection: &CollectionName) -> JobSpec {
+    JobSpec {
+        kind: "sync".to_owned(),
+        dedup_key: Some(format!("sync:{collection}")),
+        payload: serde_json::json!({ "collection": collection.as_str() }),
+        max_attempts: 10,
+        run_after: None,
+    }
 }
 
 struct Blob {
@@ -61,7 +125,22 @@ struct ReadyDocument {
 impl InMemoryRepo {
     /// An empty repository reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, state: Mutex::new(State::default()) }
+        Self { clock, state: Mutex::new(State::default()), jobs: None }
+    }
+
+    /// Enqueues the collection's sync job into `queue` whenever a write leaves documents pending — `{kind: "sync",
+    /// dedup_key: "sync:<collection>", payload: {"collection": "<collection>"}, max_attempts: 10}` — as the SQLite
+    /// repository does in the write's transaction. The queue should read the same clock.
+    #[must_use]
+    pub fn with_jobs(mut self, queue: Arc<InMemoryQueue>) -> Self {
+        self.jobs = Some(queue);
+        self
+    }
+
+    fn enqueue_sync(&self, collection: &CollectionName) {
+        if let Some(q) = &self.jobs {
+            q.enqueue_now(sync_job(collection));
+        }
     }
 
     /// Damages the stored bytes of a document, as disk rot would: flips the first byte, or appends one to empty content.
@@ -110,6 +189,21 @@ impl State {
         match scope {
             Some(name) => Ok(vec![self.collection(name)?]),
             None => Ok(self.collections.values().collect()),
+        }
+    }
+
+    fn sync_collection(&self, name: &CollectionName) -> Result<&CollectionState, SyncError> {
+        self.collections.get(name).ok_or_else(|| SyncError::CollectionNotFound(name.clone()))
+    }
+
+    /// The collections a counts or recent-errors call looks at, with their names.
+    fn sync_scope(&self, scope: Option<&CollectionName>) -> Result<Vec<(&CollectionName, &CollectionState)>, SyncError> {
+        match scope {
+            Some(name) => {
+                let (name, c) = self.collections.get_key_value(name).ok_or_else(|| SyncError::CollectionNotFound(name.clone()))?;
+                Ok(vec![(name, c)])
+            }
+            None => Ok(self.collections.iter().collect()),
         }
     }
 
@@ -168,7 +262,7 @@ impl CollectionRepo for InMemoryRepo {
         if st.collections.contains_key(&spec.name) {
             return Err(RepoError::CollectionExists(spec.name));
         }
-        let c = CollectionState { settings: spec.settings, created_at: now, docs: BTreeMap::new() };
+        let c = CollectionState { settings: spec.settings, created_at: now, docs: BTreeMap::new(), ledger: BTreeMap::new() };
         let described = State::describe(&spec.name, &c);
         st.collections.insert(spec.name, c);
         Ok(described)
@@ -219,7 +313,7 @@ impl CollectionRepo for InMemoryRepo {
         // 3. Apply everything under one lock. The collection may have gone while the streams were read.
         let now = self.clock.now();
         let mut st = self.lock();
-        let State { collections, blobs } = &mut *st;
+        let State { collections, blobs, .. } = &mut *st;
         let coll = collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
         let mut outcomes = Vec::with_capacity(ready.len());
         for ReadyDocument { key, bytes, hash, metadata, tags } in ready {
@@ -258,8 +352,14 @@ impl CollectionRepo for InMemoryRepo {
                     PutStatus::Created
                 }
             };
+            if status != PutStatus::Unchanged {
+                coll.mark_pending(&key, now);
+            }
             let version = coll.docs.get(&key).map_or(1, |d| d.version);
             outcomes.push(PutOutcome { key, status, version, content_hash: hash, size });
+        }
+        if outcomes.iter().any(|o| o.status != PutStatus::Unchanged) {
+            self.enqueue_sync(collection);
         }
         Ok(outcomes)
     }
@@ -286,14 +386,26 @@ impl CollectionRepo for InMemoryRepo {
 
     async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError> {
         let mut st = self.lock();
-        let State { collections, blobs } = &mut *st;
+        let State { collections, blobs, .. } = &mut *st;
         let coll = collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+        let now = self.clock.now();
         let mut deleted = Vec::new();
+        let mut pending_deletions = false;
         for key in keys {
             if let Some(d) = coll.docs.remove(&key) {
                 release(blobs, &d.content_hash);
+                // The index must forget a projected document; an unprojected one leaves nothing to undo.
+                if coll.ledger.get(&key).is_some_and(|r| r.projected.is_some()) {
+                    coll.mark_pending(&key, now);
+                    pending_deletions = true;
+                } else {
+                    coll.ledger.remove(&key);
+                }
                 deleted.push(key);
             }
+        }
+        if pending_deletions {
+            self.enqueue_sync(collection);
         }
         Ok(deleted)
     }
@@ -375,5 +487,154 @@ impl CollectionRepo for InMemoryRepo {
             st.blobs.retain(|_, b| b.refs > 0);
         }
         Ok(report)
+    }
+}
+
+/// The ledger and cache kept in memory, with the SQLite adapter's semantics: `mark_failed` on a key without a row
+/// changes nothing, and the cache keeps the first vector stored for an (embedder, chunk hash).
+#[async_trait]
+impl SyncStore for InMemoryRepo {
+    async fn pending(
+        &self,
+        collection: &CollectionName,
+        include_failed: bool,
+        after: Option<DocKey>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, SyncError> {
+        let st = self.lock();
+        let coll = st.sync_collection(collection)?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(coll
+            .ledger
+            .range((lower, Bound::Unbounded))
+            .filter(|(_, r)| r.state == SyncState::Pending || (include_failed && r.state == SyncState::Failed))
+            .take(limit)
+            .map(|(k, r)| coll.entry(collection, k, r))
+            .collect())
+    }
+
+    async fn mark_synced(
+        &self,
+        collection: &CollectionName,
+        key: &DocKey,
+        expected: Option<ContentHash>,
+        projection: Option<Projection>,
+    ) -> Result<bool, SyncError> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let coll = st.collections.get_mut(collection).ok_or_else(|| SyncError::CollectionNotFound(collection.clone()))?;
+        let current = coll.docs.get(key).map(|d| d.content_hash);
+        match expected {
+            Some(h) if current == Some(h) => {
+                coll.ledger.insert(
+                    key.clone(),
+                    LedgerRow { state: SyncState::Synced, projected: projection, attempts: 0, error: None, updated_at: now },
+                );
+                Ok(true)
+            }
+            None if current.is_none() => {
+                coll.ledger.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_failed(&self, collection: &CollectionName, key: &DocKey, error: String) -> Result<(), SyncError> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let coll = st.collections.get_mut(collection).ok_or_else(|| SyncError::CollectionNotFound(collection.clone()))?;
+        if let Some(r) = coll.ledger.get_mut(key) {
+            r.state = SyncState::Failed;
+            r.error = Some(error);
+            r.attempts += 1;
+            r.updated_at = now;
+        }
+        Ok(())
+    }
+
+    async fn mark_all_pending(&self, collection: &CollectionName) -> Result<u64, SyncError> {
+        let now = self.clock.now();
+        let n = {
+            let mut st = self.lock();
+            let coll = st.collections.get_mut(collection).ok_or_else(|| SyncError::CollectionNotFound(collection.clone()))?;
+            for r in coll.ledger.values_mut() {
+                r.state = SyncState::Pending;
+                r.attempts = 0;
+                r.error = None;
+                r.updated_at = now;
+            }
+            coll.ledger.len() as u64
+        };
+        if n > 0 {
+            self.enqueue_sync(collection);
+        }
+        Ok(n)
+    }
+
+    async fn counts(&self, collection: Option<CollectionName>) -> Result<SyncCounts, SyncError> {
+        let st = self.lock();
+        let mut out = SyncCounts::default();
+        for (_, coll) in st.sync_scope(collection.as_ref())? {
+            for r in coll.ledger.values() {
+                match r.state {
+                    SyncState::Pending => out.pending += 1,
+                    SyncState::Synced => out.synced += 1,
+                    SyncState::Failed => out.failed += 1,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn recent_errors(&self, collection: Option<CollectionName>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError> {
+        let st = self.lock();
+        let mut failed: Vec<LedgerEntry> = st
+            .sync_scope(collection.as_ref())?
+            .into_iter()
+            .flat_map(|(name, coll)| {
+                coll.ledger.iter().filter(|(_, r)| r.state == SyncState::Failed).map(move |(k, r)| coll.entry(name, k, r))
+            })
+            .collect();
+        // Most recent first; ties by collection, then key (as the SQLite adapter orders them).
+        failed
+            .sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.collection.cmp(&b.collection)).then_with(|| a.key.cmp(&b.key)));
+        failed.truncate(limit);
+        Ok(failed)
+    }
+
+    async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError> {
+        let st = self.lock();
+        let coll = st.sync_collection(collection)?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(coll.ledger.range((lower, Bound::Unbounded)).take(limit).map(|(k, r)| coll.entry(collection, k, r)).collect())
+    }
+
+    async fn cached_vectors(&self, embedder: &EmbedderId, chunks: Vec<ContentHash>) -> Result<Vec<Option<Vector>>, SyncError> {
+        let id = embedder.to_string();
+        let expected = embedder.dimension.get();
+        let st = self.lock();
+        chunks
+            .into_iter()
+            .map(|h| match st.cache.get(&(id.clone(), h)) {
+                Some(v) if v.len() != expected as usize => {
+                    Err(SyncError::DimensionMismatch { expected, got: u32::try_from(v.len()).unwrap_or(u32::MAX) })
+                }
+                found => Ok(found.cloned()),
+            })
+            .collect()
+    }
+
+    async fn cache_vectors(&self, embedder: &EmbedderId, vectors: Vec<(ContentHash, Vector)>) -> Result<(), SyncError> {
+        let expected = embedder.dimension.get();
+        if let Some((_, v)) = vectors.iter().find(|(_, v)| v.len() != expected as usize) {
+            return Err(SyncError::DimensionMismatch { expected, got: u32::try_from(v.len()).unwrap_or(u32::MAX) });
+        }
+        let id = embedder.to_string();
+        let mut st = self.lock();
+        for (h, v) in vectors {
+            st.cache.entry((id.clone(), h)).or_insert(v);
+        }
+        Ok(())
     }
 }

@@ -9,8 +9,16 @@
 //! ```
 
 pub mod clock;
+pub mod fake_index;
+pub mod fake_queue;
 pub mod fake_repo;
+pub mod index;
+pub mod queue;
 pub mod repo;
+pub mod stub_embedder;
+pub mod sync;
 
 pub use clock::ManualClock;
+pub use fake_index::InMemoryIndex;
+pub use fake_queue::InMemoryQueue;
 pub use fake_repo::InMemoryRepo;

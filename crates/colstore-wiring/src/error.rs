@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use colstore_domain::ports::RepoError;
+use colstore_domain::ports::{EmbedError, IndexError, RepoError};
 
 /// Why a store could not be found, created, configured, locked or opened.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,12 @@ pub enum WiringError {
     /// The repository failed to open.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The vector index failed to open.
+    #[error("the vector index cannot be opened: {0}")]
+    Index(#[from] IndexError),
+    /// The embedder cannot be built.
+    #[error("the embedder cannot be set up: {0}")]
+    Embedder(#[from] EmbedError),
     /// Any other I/O failure, with the path it happened on.
     #[error("i/o error on {}: {source}", path.display())]
     Io {
@@ -134,6 +140,8 @@ impl WiringError {
             }
             Self::Repo(RepoError::ReadOnly(_)) => "check the permissions of the store directory and its files".to_owned(),
             Self::Repo(RepoError::Busy(_)) => "another process is writing to the store; try again when it has finished".to_owned(),
+            Self::Index(_) => "check [vectors] in .colstore/config.toml; for the embedded index, check .colstore/index/".to_owned(),
+            Self::Embedder(_) => "check [embedder] in .colstore/config.toml (kind, model, url, api_key_env)".to_owned(),
             Self::Repo(_) | Self::Io { .. } => return None,
         })
     }

@@ -23,6 +23,7 @@
 //! Architecture invariant: this is the only crate that depends on every adapter crate. Use cases (`colstore-app`)
 //! see ports only; shells see this crate and the use cases, never an adapter.
 
+mod adapters;
 pub mod config;
 mod discover;
 mod error;
@@ -40,5 +41,6 @@ pub use discover::{CONFIG_FILE, STORE_DIR_ENV, STORE_DIR_NAME, StoreDir, discove
 pub use error::WiringError;
 pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
+pub use adapters::{OPENAI_DEFAULT_KEY_ENV, OPENAI_DEFAULT_URL};
 pub use open::{Store, SystemClock};
 pub use safety::SAFETY_COPIES_KEPT;

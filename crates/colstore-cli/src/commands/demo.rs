@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{Ctx, display, io};
-use crate::cli::{AddArgs, CollectionCommand, InitArgs, LsArgs, ModeArg, SortArg, StatsArgs, VerifyArgs};
+use crate::cli::{AddArgs, CollectionCommand, InitArgs, LsArgs, ModeArg, SearchArgs, SortArg, StatsArgs, SyncArgs, VerifyArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::Out;
 
@@ -79,8 +79,18 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     step("col stats")?;
     super::maintenance::stats(&inner, StatsArgs { collection: None }).await?;
     step("col verify")?;
-    super::maintenance::verify(&inner, VerifyArgs { collection: None }).await?;
-    ctx.out.line("\nThe demo worked. Sync, search, backup and restore join this demo as they land.").map_err(io)?;
+    super::maintenance::verify(&inner, VerifyArgs { collection: None, index: false, repair: false }).await?;
+    step("col sync")?;
+    super::sync::sync(&inner, SyncArgs { collection: None, skip_failed: false }).await?;
+    step("col search demo \"how do backups stay trustworthy\" -k 3")?;
+    super::sync::search(
+        &inner,
+        SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
+    )
+    .await?;
+    step("col verify --index")?;
+    super::maintenance::verify(&inner, VerifyArgs { collection: None, index: true, repair: false }).await?;
+    ctx.out.line("\nThe demo worked. Backup and restore join this demo as they land.").map_err(io)?;
     ctx.out
         .line(if kept {
             format!("The demo store is kept in {}; try `col --store {} ls demo`.", display(&store_dir), display(&store_dir))

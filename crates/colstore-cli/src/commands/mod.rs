@@ -6,6 +6,7 @@ mod demo;
 mod docs;
 mod init;
 mod maintenance;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +45,17 @@ impl Ctx {
     pub async fn open(&self) -> CliResult<Store> {
         let dir = self.store_dir()?;
         Ok(Store::open(dir, &process_env).await?)
+    }
+
+    /// Everything a sync-related use case needs, built from the store's configuration.
+    pub async fn sync_ports(store: &Store) -> CliResult<colstore_app::SyncPorts> {
+        Ok(colstore_app::SyncPorts {
+            repo: store.repo().clone(),
+            ledger: store.sync_store(),
+            index: store.index().await?,
+            embedder: store.embedder(&process_env)?,
+            store_id: store.store_id(),
+        })
     }
 
     /// Takes the store lock shared (for writers), waiting briefly for an exclusive holder.
@@ -96,6 +108,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Stats(a) => maintenance::stats(&ctx, a).await,
         Command::Verify(a) => maintenance::verify(&ctx, a).await,
         Command::Gc(a) => maintenance::gc(&ctx, a).await,
+        Command::Sync(a) => sync::sync(&ctx, a).await,
+        Command::Status(a) => sync::status(&ctx, a).await,
+        Command::Search(a) => sync::search(&ctx, a).await,
+        Command::Reindex(a) => sync::reindex(&ctx, a).await,
+        Command::Jobs(c) => sync::jobs(&ctx, c).await,
         Command::Demo(a) => demo::run(&ctx, a).await,
     };
     ctx.out.flush().map_err(io)?;

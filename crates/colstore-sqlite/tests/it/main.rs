@@ -1,5 +1,6 @@
 //! Integration tests of the SQLite repository: the shared `CollectionRepo` conformance suite, plus what only this
-//! adapter promises (WAL, migrations, refcount bookkeeping, safety copies, corruption of compressed data).
+//! adapter promises (WAL, migrations, refcount bookkeeping, safety copies, corruption of compressed data). The
+//! `JobQueue` and `SyncStore` suites and their SQLite specifics are in `sync.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use colstore_testkit::ManualClock;
 use colstore_testkit::repo::RepoFixture;
 use futures::StreamExt;
 use sqlx::{ConnectOptions, Connection};
+
+mod sync;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -101,10 +104,10 @@ async fn setup() -> (tempfile::TempDir, PathBuf, SqliteRepo) {
 #[tokio::test]
 async fn database_is_in_wal_mode_and_migrations_are_idempotent() {
     let (_dir, path, repo) = setup().await;
-    assert_eq!(repo.schema_version().await.unwrap(), 1);
+    assert_eq!(repo.schema_version().await.unwrap(), 2);
     repo.close().await;
     let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), 2);
     assert_eq!(again.list_collections().await.unwrap().len(), 1);
     let mut conn = raw(&path).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();

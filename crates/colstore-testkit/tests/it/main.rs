@@ -2,4 +2,7 @@
 //! manual clock.
 
 mod clock;
+mod fake_index;
+mod fake_queue;
 mod fake_repo;
+mod fake_sync;

@@ -1,0 +1,317 @@
+//! Use cases over the projection: search, status, `verify --index [--repair]`, reindex.
+
+use std::collections::{BTreeMap, HashMap};
+
+use colstore_domain::ports::{IndexHealth, LedgerEntry, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts, SyncState};
+use colstore_domain::{Chunk, ChunkingSettings, CollectionName, DocKey, Filter, Payload, Point, PointId, chunk_text};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::sync::{SyncFailure, SyncPorts, index_name};
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// The document key.
+    pub key: String,
+    /// The chunk number.
+    pub chunk: u32,
+    /// Similarity: higher is closer.
+    pub score: f32,
+    /// The chunk's text, shortened.
+    pub snippet: String,
+    /// The document's metadata.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+async fn read_text(ports: &SyncPorts, collection: &CollectionName, key: &DocKey) -> Result<Option<(colstore_domain::ContentHash, String)>, RepoError> {
+    let (meta, mut stream) = match ports.repo.read_content(collection, key).await {
+        Ok(x) => x,
+        Err(RepoError::DocumentNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::with_capacity(meta.size as usize);
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(|source| RepoError::ContentRead { key: key.clone(), source })?);
+    }
+    Ok(String::from_utf8(bytes).ok().map(|t| (meta.content_hash, t)))
+}
+
+fn snippet(text: &str, max_chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars { flat } else { format!("{}…", flat.chars().take(max_chars).collect::<String>()) }
+}
+
+/// Embeds `query` and asks the index for the `k` nearest chunks, optionally filtered on document metadata.
+///
+/// # Errors
+/// Repository, embedder or index failures.
+pub async fn search(ports: &SyncPorts, collection: &CollectionName, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>, SyncFailure> {
+    let c = ports.repo.collection(collection).await?;
+    let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
+    let vector = vectors.pop().unwrap_or_default();
+    let filter = filter.map(|f| f.under("metadata")).transpose().map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
+    let hits = ports.index.search(&index_name(ports.store_id, collection), SearchRequest { vector, limit: k.max(1), filter }).await?;
+    let mut texts: HashMap<DocKey, Option<Vec<Chunk>>> = HashMap::new();
+    let mut out = Vec::with_capacity(hits.len());
+    for h in hits {
+        if !texts.contains_key(&h.payload.key) {
+            let chunks = read_text(ports, collection, &h.payload.key).await?.map(|(_, t)| chunk_text(&t, &c.settings.chunking));
+            texts.insert(h.payload.key.clone(), chunks);
+        }
+        let snippet = texts[&h.payload.key]
+            .as_ref()
+            .and_then(|cs| cs.get(h.payload.chunk as usize))
+            .filter(|c| c.hash == h.payload.chunk_hash)
+            .map_or_else(|| "(the document changed since it was synced)".to_owned(), |c| snippet(&c.text, 160));
+        out.push(SearchHit { key: h.payload.key.to_string(), chunk: h.payload.chunk, score: h.score, snippet, metadata: h.payload.metadata });
+    }
+    Ok(out)
+}
+
+/// Sync status of one collection.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionStatus {
+    /// The collection.
+    pub collection: String,
+    /// Documents.
+    pub documents: u64,
+    /// Ledger counts.
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+    /// Documents never synced yet (no ledger row and no projection): counted in `pending`.
+    pub embedder: Option<String>,
+    /// The most recent errors.
+    pub errors: Vec<LedgerEntry>,
+}
+
+/// The universal sync status (`col status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The index backend's health.
+    pub index: IndexHealth,
+    /// Per collection.
+    pub collections: Vec<CollectionStatus>,
+}
+
+/// Gathers the sync status of one collection or all.
+///
+/// # Errors
+/// Repository or ledger failures; an unreachable index is reported in `index`, not as an error.
+pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<Status, SyncFailure> {
+    let index = match ports.index.health().await {
+        Ok(h) => h,
+        Err(e) => IndexHealth { backend: "unknown".into(), version: None, ok: false, detail: Some(e.to_string()) },
+    };
+    let collections = match only {
+        Some(c) => vec![ports.repo.collection(c).await?],
+        None => ports.repo.list_collections().await?,
+    };
+    let mut out = Vec::with_capacity(collections.len());
+    for c in collections {
+        let counts = ports.ledger.counts(Some(c.name.clone())).await?;
+        let errors = ports.ledger.recent_errors(Some(c.name.clone()), 5).await?;
+        out.push(CollectionStatus {
+            collection: c.name.to_string(),
+            documents: c.document_count,
+            counts,
+            embedder: c.settings.vectors.as_ref().map(|v| format!("{} ({})", v.embedder, v.distance)),
+            errors,
+        });
+    }
+    Ok(Status { index, collections: out })
+}
+
+/// One problem found by `verify --index`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    /// `missing` (the ledger says synced, the index lacks the point), `stale` (the point holds another version) or
+    /// `orphan` (the index holds a point the ledger does not account for).
+    pub kind: &'static str,
+    /// The document key.
+    pub key: String,
+    /// The chunk number.
+    pub chunk: u32,
+    /// The point id.
+    pub id: String,
+}
+
+/// The outcome of `verify --index`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IndexReport {
+    /// The collection.
+    pub collection: String,
+    /// Points the ledger expects.
+    pub expected_points: u64,
+    /// Points the index holds.
+    pub index_points: u64,
+    /// Every problem.
+    pub drift: Vec<Drift>,
+    /// Points rewritten or deleted by `--repair`.
+    pub repaired: u64,
+    /// Documents that could not be repaired from the cache and were marked pending for the next sync.
+    pub marked_pending: Vec<String>,
+}
+
+/// Compares the ledger with what the index really holds (ids and content hashes, by scrolling); with `repair`,
+/// rewrites missing and stale points from the local cache (no embedder calls) and deletes orphans.
+///
+/// # Errors
+/// Repository, ledger or index failures.
+pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair: bool) -> Result<IndexReport, SyncFailure> {
+    let c = ports.repo.collection(collection).await?;
+    let name = index_name(ports.store_id, collection);
+    let mut report = IndexReport { collection: collection.to_string(), ..IndexReport::default() };
+
+    // What the ledger says the index holds: id → (key, chunk, content hash).
+    let mut expected: BTreeMap<PointId, (DocKey, u32, colstore_domain::ContentHash)> = BTreeMap::new();
+    let mut synced: HashMap<DocKey, LedgerEntry> = HashMap::new();
+    let mut after = None;
+    loop {
+        let rows = ports.ledger.ledger(collection, after.clone(), 1000).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.key.clone());
+        for r in rows {
+            // Rows not synced are expected to differ; a pending or failed row keeps its old projection in the index.
+            if let Some(p) = r.projected {
+                for i in 0..p.chunk_count {
+                    expected.insert(PointId::derive(ports.store_id, collection, &r.key, i), (r.key.clone(), i, p.content_hash));
+                }
+            }
+            if r.state == SyncState::Synced {
+                synced.insert(r.key.clone(), r);
+            }
+        }
+    }
+    report.expected_points = expected.len() as u64;
+
+    // What the index holds.
+    let mut seen: HashMap<PointId, Payload> = HashMap::new();
+    let index_exists = c.settings.vectors.is_some();
+    if index_exists {
+        let mut from = None;
+        loop {
+            let page = match ports.index.scroll(&name, ScrollRequest { from, limit: 512, filter: None, with_vectors: false }).await {
+                Ok(p) => p,
+                Err(colstore_domain::ports::IndexError::CollectionNotFound(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            for StoredPoint { id, payload, .. } in page.points {
+                seen.insert(id, payload);
+            }
+            match page.next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
+    }
+    report.index_points = seen.len() as u64;
+
+    let mut to_rewrite: BTreeMap<DocKey, ()> = BTreeMap::new();
+    for (id, (key, chunk, hash)) in &expected {
+        match seen.get(id) {
+            None => {
+                report.drift.push(Drift { kind: "missing", key: key.to_string(), chunk: *chunk, id: id.to_string() });
+                to_rewrite.insert(key.clone(), ());
+            }
+            Some(p) if p.content_hash != *hash || p.key != *key || p.chunk != *chunk => {
+                report.drift.push(Drift { kind: "stale", key: key.to_string(), chunk: *chunk, id: id.to_string() });
+                to_rewrite.insert(key.clone(), ());
+            }
+            Some(_) => {}
+        }
+    }
+    let mut orphans = Vec::new();
+    for (id, p) in &seen {
+        if !expected.contains_key(id) {
+            report.drift.push(Drift { kind: "orphan", key: p.key.to_string(), chunk: p.chunk, id: id.to_string() });
+            orphans.push(*id);
+        }
+    }
+    report.drift.sort_by(|a, b| (a.key.as_str(), a.chunk, a.kind).cmp(&(b.key.as_str(), b.chunk, b.kind)));
+    if !repair || report.drift.is_empty() {
+        return Ok(report);
+    }
+
+    // Repair: rewrite the projection of each affected document from the cache, then delete orphans.
+    let vectors_settings = c.settings.vectors.clone();
+    if let Some(v) = &vectors_settings {
+        ports.index.ensure_collection(&name, v).await?;
+    }
+    for key in to_rewrite.keys() {
+        let Some(entry) = synced.get(key) else {
+            // Pending or failed rows are fixed by the next sync.
+            continue;
+        };
+        let Some(p) = entry.projected else { continue };
+        match rebuild_points(ports, collection, &c.settings.chunking, key, p.content_hash).await? {
+            Some(points) if points.len() as u32 == p.chunk_count => {
+                report.repaired += points.len() as u64;
+                ports.index.upsert(&name, points).await?;
+            }
+            _ => {
+                // The content changed or a vector is missing from the cache: let the next sync redo it.
+                ports.ledger.mark_failed(collection, key, "index drift found by verify --index; run `col sync`".into()).await?;
+                report.marked_pending.push(key.to_string());
+            }
+        }
+    }
+    if !orphans.is_empty() {
+        report.repaired += orphans.len() as u64;
+        ports.index.delete(&name, orphans).await?;
+    }
+    Ok(report)
+}
+
+/// The points of one document's current version, from the cache only; `None` when the content changed or a vector
+/// is not cached.
+async fn rebuild_points(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    chunking: &ChunkingSettings,
+    key: &DocKey,
+    expected: colstore_domain::ContentHash,
+) -> Result<Option<Vec<Point>>, SyncFailure> {
+    let Some((hash, text)) = read_text(ports, collection, key).await? else { return Ok(None) };
+    if hash != expected {
+        return Ok(None);
+    }
+    let meta = ports.repo.document(collection, key).await?;
+    let chunks = chunk_text(&text, chunking);
+    let identity = ports.embedder.identity();
+    let cached = ports.ledger.cached_vectors(&identity, chunks.iter().map(|c| c.hash).collect()).await?;
+    let mut points = Vec::with_capacity(chunks.len());
+    for (c, v) in chunks.iter().zip(cached) {
+        let Some(vector) = v else { return Ok(None) };
+        points.push(Point {
+            id: PointId::derive(ports.store_id, collection, key, c.index),
+            vector,
+            payload: Payload {
+                collection: collection.clone(),
+                key: key.clone(),
+                chunk: c.index,
+                content_hash: hash,
+                chunk_hash: c.hash,
+                metadata: meta.metadata.0.clone(),
+            },
+        });
+    }
+    Ok(Some(points))
+}
+
+/// Rebuilds a collection's projection: drops the index collection, marks every document pending, and syncs again,
+/// which takes every vector from the cache (an embedder is called only for chunks that were never embedded).
+///
+/// # Errors
+/// As [`crate::sync_collection`].
+pub async fn reindex(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    opts: &crate::SyncOptions,
+    progress: &(dyn Fn(crate::SyncProgress) + Sync),
+) -> Result<crate::SyncReport, SyncFailure> {
+    ports.repo.collection(collection).await?;
+    ports.ledger.mark_all_pending(collection).await?;
+    ports.index.drop_collection(&index_name(ports.store_id, collection)).await?;
+    crate::sync_collection(ports, collection, opts, progress).await
+}

@@ -1,0 +1,535 @@
+//! `col sync`: project pending documents into the vector index, paying for each embedding once (PRODUCT §5).
+//!
+//! For each pending document: chunk → cache lookup → embed the misses in batches → store the new vectors in the cache
+//! → upsert points (durable) → retire stale points → mark synced in the ledger. The order matters:
+//! - vectors reach the cache before anything else, so a crash after an embedding call never pays for it again;
+//! - the new version's points are written before the old version's extra points are retired, so a synced document
+//!   never has no points;
+//! - the ledger says "synced" only after the index acknowledged the upsert, and only if the document did not change
+//!   meanwhile (`SyncStore::mark_synced` checks the content hash).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use colstore_domain::ports::{
+    CollectionRepo, EmbedError, Embedder, IndexError, LedgerEntry, Projection, RepoError, SyncError, SyncStore, VectorIndex,
+};
+use colstore_domain::{
+    Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, DocKey, Distance, IndexName, Payload, Point, PointId,
+    StoreId, Vector, VectorSettings, chunk_text,
+};
+use futures::StreamExt;
+use serde::Serialize;
+
+/// The ports a sync needs.
+#[derive(Clone)]
+pub struct SyncPorts {
+    /// Documents and collection settings.
+    pub repo: Arc<dyn CollectionRepo>,
+    /// The ledger and the embedding cache.
+    pub ledger: Arc<dyn SyncStore>,
+    /// The vector index.
+    pub index: Arc<dyn VectorIndex>,
+    /// The embedder.
+    pub embedder: Arc<dyn Embedder>,
+    /// The store's id (namespaces point ids and index names).
+    pub store_id: StoreId,
+}
+
+/// How to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Documents handled per round (one cache lookup, a few embed calls, one upsert).
+    pub batch_docs: usize,
+    /// Retry documents that failed before.
+    pub include_failed: bool,
+    /// Distance for a collection synced for the first time.
+    pub distance: Distance,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self { batch_docs: 256, include_failed: true, distance: Distance::Cosine }
+    }
+}
+
+/// Progress of a sync, cumulative.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncProgress {
+    /// Documents pending when the sync started (a lower bound: more may arrive).
+    pub pending: u64,
+    /// Documents handled so far (synced, deleted or failed).
+    pub documents: u64,
+    /// Chunks handled so far.
+    pub chunks: u64,
+    /// Chunks whose vector came from the cache.
+    pub cache_hits: u64,
+    /// Chunks sent to the embedder.
+    pub embedded: u64,
+    /// Calls made to the embedder.
+    pub embed_calls: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    /// The collection.
+    pub collection: String,
+    /// Counters.
+    #[serde(flatten)]
+    pub progress: SyncProgress,
+    /// Documents now synced.
+    pub synced: u64,
+    /// Deletions projected (points removed).
+    pub deleted: u64,
+    /// Documents that failed, with their error.
+    pub failed: Vec<(String, String)>,
+    /// Points written.
+    pub points_upserted: u64,
+    /// Stale points removed.
+    pub points_retired: u64,
+    /// Whether the collection's vector or chunking settings changed, so everything was re-projected.
+    pub reprojected: bool,
+}
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncFailure {
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The ledger or cache failed.
+    #[error(transparent)]
+    Ledger(#[from] SyncError),
+    /// The index failed in a way that affects the whole collection (e.g. it cannot be created).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The embedder failed for every document of a batch; those documents are marked failed.
+    #[error("the embedder failed: {0}")]
+    Embedder(EmbedError),
+}
+
+/// The index name of a collection in this store.
+pub fn index_name(store: StoreId, collection: &CollectionName) -> IndexName {
+    IndexName::for_collection(store, collection)
+}
+
+/// Makes sure the collection's vector settings match the embedder; returns the settings and whether everything must
+/// be re-projected (embedder, dimension or distance changed).
+async fn settle_settings(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    distance: Distance,
+) -> Result<(CollectionSettings, bool), SyncFailure> {
+    let c = ports.repo.collection(collection).await?;
+    let identity = ports.embedder.identity();
+    match &c.settings.vectors {
+        Some(v) if v.embedder == identity => Ok((c.settings, false)),
+        previous => {
+            let had = previous.is_some();
+            let distance = previous.as_ref().map_or(distance, |v| v.distance);
+            let settings = CollectionSettings { vectors: Some(VectorSettings { embedder: identity, distance }), ..c.settings };
+            if had {
+                // The old vectors cannot be mixed with the new ones: drop the projection and re-project everything.
+                // Documents are pending during this, so no synced document is left without points.
+                ports.ledger.mark_all_pending(collection).await?;
+                ports.index.drop_collection(&index_name(ports.store_id, collection)).await?;
+            }
+            ports.repo.update_settings(collection, settings.clone()).await?;
+            Ok((settings, had))
+        }
+    }
+}
+
+/// Syncs one collection. `progress` receives cumulative counters after every batch.
+///
+/// # Errors
+/// Repository, ledger and collection-level index failures stop the sync. Embedder and per-batch index failures mark
+/// the batch's documents `failed` (visible in `col status`); the sync then stops with [`SyncFailure::Embedder`] or
+/// [`SyncFailure::Index`] since later batches would fail the same way.
+#[tracing::instrument(skip_all, fields(collection = %collection))]
+pub async fn sync_collection(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    opts: &SyncOptions,
+    progress: &(dyn Fn(SyncProgress) + Sync),
+) -> Result<SyncReport, SyncFailure> {
+    let (settings, reprojected) = settle_settings(ports, collection, opts.distance).await?;
+    let vectors = settings.vectors.clone().ok_or_else(|| SyncFailure::Repo(RepoError::Unsupported("no vector settings".into())))?;
+    let name = index_name(ports.store_id, collection);
+    ports.index.ensure_collection(&name, &vectors).await?;
+    let counts = ports.ledger.counts(Some(collection.clone())).await?;
+    let mut report = SyncReport { collection: collection.to_string(), reprojected, ..SyncReport::default() };
+    report.progress.pending = counts.pending + if opts.include_failed { counts.failed } else { 0 };
+    progress(report.progress);
+
+    let mut after: Option<DocKey> = None;
+    loop {
+        let batch = ports.ledger.pending(collection, opts.include_failed, after.clone(), opts.batch_docs.max(1)).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.key.clone());
+        let outcome = sync_batch(ports, collection, &name, &settings.chunking, batch, &mut report).await;
+        progress(report.progress);
+        outcome?;
+    }
+    Ok(report)
+}
+
+/// A live document ready to project.
+struct Prepared {
+    entry: LedgerEntry,
+    current: ContentHash,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    chunks: Vec<Chunk>,
+}
+
+async fn sync_batch(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    name: &IndexName,
+    chunking: &ChunkingSettings,
+    batch: Vec<LedgerEntry>,
+    report: &mut SyncReport,
+) -> Result<(), SyncFailure> {
+    // Deletions: remove the projected points, then forget the row.
+    let mut live = Vec::with_capacity(batch.len());
+    for entry in batch {
+        match entry.current {
+            None => {
+                if let Some(p) = entry.projected {
+                    let ids = (0..p.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &entry.key, i)).collect::<Vec<_>>();
+                    if let Err(e) = ports.index.delete(name, ids).await {
+                        ports.ledger.mark_failed(collection, &entry.key, e.to_string()).await?;
+                        report.failed.push((entry.key.to_string(), e.to_string()));
+                        report.progress.documents += 1;
+                        return Err(e.into());
+                    }
+                    report.points_retired += u64::from(p.chunk_count);
+                }
+                if ports.ledger.mark_synced(collection, &entry.key, None, None).await? {
+                    report.deleted += 1;
+                }
+                report.progress.documents += 1;
+            }
+            Some(current) => live.push((entry, current)),
+        }
+    }
+    if live.is_empty() {
+        return Ok(());
+    }
+
+    // Read and chunk the live documents.
+    let mut docs = Vec::with_capacity(live.len());
+    for (entry, current) in live {
+        let (meta, mut stream) = match ports.repo.read_content(collection, &entry.key).await {
+            Ok(x) => x,
+            // Deleted since the ledger was read: the next round sees the pending deletion.
+            Err(RepoError::DocumentNotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if meta.content_hash != current {
+            continue; // changed since the ledger was read; it stays pending for the next sync
+        }
+        let mut bytes = Vec::with_capacity(meta.size as usize);
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|source| RepoError::ContentRead { key: entry.key.clone(), source })?);
+        }
+        // Only text is embedded; other content is synced with no chunks.
+        let chunks = match std::str::from_utf8(&bytes) {
+            Ok(text) => chunk_text(text, chunking),
+            Err(_) => Vec::new(),
+        };
+        docs.push(Prepared { entry, current, metadata: meta.metadata.0, chunks });
+    }
+
+    // Cache lookup for every distinct chunk of the batch.
+    let identity = ports.embedder.identity();
+    let mut distinct: Vec<ContentHash> = Vec::new();
+    let mut texts: HashMap<ContentHash, &str> = HashMap::new();
+    for d in &docs {
+        for c in &d.chunks {
+            if texts.insert(c.hash, c.text.as_str()).is_none() {
+                distinct.push(c.hash);
+            }
+        }
+    }
+    let cached = ports.ledger.cached_vectors(&identity, distinct.clone()).await?;
+    let mut vectors: HashMap<ContentHash, Vector> = HashMap::with_capacity(distinct.len());
+    let mut misses = Vec::new();
+    for (h, v) in distinct.iter().zip(cached) {
+        match v {
+            Some(v) => {
+                vectors.insert(*h, v);
+            }
+            None => misses.push(*h),
+        }
+    }
+    let total_chunks: u64 = docs.iter().map(|d| d.chunks.len() as u64).sum();
+    report.progress.chunks += total_chunks;
+    let missed: HashSet<ContentHash> = misses.iter().copied().collect();
+    report.progress.cache_hits += docs.iter().flat_map(|d| &d.chunks).filter(|c| !missed.contains(&c.hash)).count() as u64;
+
+    // Embed the misses in batches; every answer goes to the cache at once, before anything else can fail.
+    for group in misses.chunks(ports.embedder.max_batch().max(1)) {
+        let inputs: Vec<String> = group.iter().map(|h| texts[h].to_owned()).collect();
+        report.progress.embed_calls += 1;
+        match ports.embedder.embed(inputs).await {
+            Ok(got) => {
+                report.progress.embedded += group.len() as u64;
+                let fresh: Vec<(ContentHash, Vector)> = group.iter().copied().zip(got).collect();
+                ports.ledger.cache_vectors(&identity, fresh.clone()).await?;
+                vectors.extend(fresh);
+            }
+            Err(e) => {
+                for d in &docs {
+                    ports.ledger.mark_failed(collection, &d.entry.key, format!("embedding failed: {e}")).await?;
+                    report.failed.push((d.entry.key.to_string(), format!("embedding failed: {e}")));
+                }
+                report.progress.documents += docs.len() as u64;
+                return Err(SyncFailure::Embedder(e));
+            }
+        }
+    }
+
+    // Upsert the new version of every document, in batches the index accepts.
+    let mut points = Vec::with_capacity(total_chunks as usize);
+    for d in &docs {
+        for c in &d.chunks {
+            points.push(Point {
+                id: PointId::derive(ports.store_id, collection, &d.entry.key, c.index),
+                vector: vectors[&c.hash].clone(),
+                payload: Payload {
+                    collection: collection.clone(),
+                    key: d.entry.key.clone(),
+                    chunk: c.index,
+                    content_hash: d.current,
+                    chunk_hash: c.hash,
+                    metadata: d.metadata.clone(),
+                },
+            });
+        }
+    }
+    let per_call = ports.index.capabilities().max_batch_points.max(1);
+    let mut remaining = points;
+    while !remaining.is_empty() {
+        let rest = remaining.split_off(remaining.len().min(per_call));
+        let n = remaining.len() as u64;
+        if let Err(e) = ports.index.upsert(name, remaining).await {
+            for d in &docs {
+                ports.ledger.mark_failed(collection, &d.entry.key, format!("index upsert failed: {e}")).await?;
+                report.failed.push((d.entry.key.to_string(), format!("index upsert failed: {e}")));
+            }
+            report.progress.documents += docs.len() as u64;
+            return Err(e.into());
+        }
+        report.points_upserted += n;
+        remaining = rest;
+    }
+
+    // Retire points of chunks that no longer exist, then record the projection.
+    for d in &docs {
+        let new_count = d.chunks.len() as u32;
+        if let Some(old) = d.entry.projected
+            && old.chunk_count > new_count
+        {
+            let stale = (new_count..old.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &d.entry.key, i)).collect();
+            if let Err(e) = ports.index.delete(name, stale).await {
+                ports.ledger.mark_failed(collection, &d.entry.key, format!("retiring old points failed: {e}")).await?;
+                report.failed.push((d.entry.key.to_string(), e.to_string()));
+                continue;
+            }
+            report.points_retired += u64::from(old.chunk_count - new_count);
+        }
+        let projection = Projection { content_hash: d.current, chunk_count: new_count };
+        if ports.ledger.mark_synced(collection, &d.entry.key, Some(d.current), Some(projection)).await? {
+            report.synced += 1;
+        }
+        report.progress.documents += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colstore_domain::ports::{IndexCapabilities, MockEmbedder, MockSyncStore, MockVectorIndex, SyncCounts, SyncState};
+    use colstore_domain::{Collection, Dimension, EmbedderId, Timestamp};
+    use mockall::Sequence;
+
+    fn name() -> CollectionName {
+        CollectionName::parse("c").unwrap()
+    }
+
+    fn identity() -> EmbedderId {
+        EmbedderId { kind: "hash".into(), model: "v1".into(), dimension: Dimension::new(2).unwrap() }
+    }
+
+    /// The order of effects for one changed document: cache lookup, embed, cache store, upsert, retire, ledger.
+    #[tokio::test]
+    async fn effects_happen_in_the_safe_order() {
+        let mut seq = Sequence::new();
+        let mut repo = colstore_domain::ports::MockCollectionRepo::new();
+        let mut ledger = MockSyncStore::new();
+        let mut index = MockVectorIndex::new();
+        let mut embedder = MockEmbedder::new();
+        let key = DocKey::parse("a.md").unwrap();
+        let text = "hello world";
+        let hash = ContentHash::of(text.as_bytes());
+        let old_hash = ContentHash::of(b"old");
+
+        embedder.expect_identity().returning(identity);
+        embedder.expect_max_batch().returning(|| 16);
+        index.expect_capabilities().returning(|| IndexCapabilities {
+            max_batch_points: 100,
+            max_request_bytes: 1 << 20,
+            filter_should: true,
+            exact_count: true,
+            snapshots: false,
+        });
+        repo.expect_collection().returning(|n| {
+            Ok(Collection {
+                name: n.clone(),
+                settings: CollectionSettings {
+                    vectors: Some(VectorSettings { embedder: identity(), distance: Distance::Cosine }),
+                    chunking: ChunkingSettings::default(),
+                },
+                created_at: Timestamp::EPOCH,
+                document_count: 1,
+                logical_bytes: 11,
+            })
+        });
+        index.expect_ensure_collection().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
+        ledger.expect_counts().returning(|_| Ok(SyncCounts { pending: 1, synced: 0, failed: 0 }));
+        let k2 = key.clone();
+        ledger.expect_pending().times(1).in_sequence(&mut seq).returning(move |c, _, _, _| {
+            Ok(vec![LedgerEntry {
+                collection: c.clone(),
+                key: k2.clone(),
+                state: SyncState::Pending,
+                current: Some(hash),
+                // It had 3 chunks before; now it has 1, so chunks 1 and 2 must be retired after the upsert.
+                projected: Some(Projection { content_hash: old_hash, chunk_count: 3 }),
+                attempts: 0,
+                error: None,
+                updated_at: Timestamp::EPOCH,
+            }])
+        });
+        let k3 = key.clone();
+        repo.expect_read_content().times(1).in_sequence(&mut seq).returning(move |c, _| {
+            let meta = colstore_domain::DocumentMeta {
+                collection: c.clone(),
+                key: k3.clone(),
+                content_hash: hash,
+                size: 11,
+                metadata: Default::default(),
+                tags: Default::default(),
+                version: 2,
+                created_at: Timestamp::EPOCH,
+                updated_at: Timestamp::EPOCH,
+            };
+            Ok((meta, futures::stream::iter([Ok(bytes::Bytes::from_static(b"hello world"))]).boxed()))
+        });
+        ledger.expect_cached_vectors().times(1).in_sequence(&mut seq).returning(|_, hs| Ok(hs.iter().map(|_| None).collect()));
+        embedder.expect_embed().times(1).in_sequence(&mut seq).returning(|t| Ok(t.iter().map(|_| vec![1.0, 0.0]).collect()));
+        ledger.expect_cache_vectors().times(1).in_sequence(&mut seq).returning(|_, v| {
+            assert_eq!(v.len(), 1);
+            Ok(())
+        });
+        index.expect_upsert().times(1).in_sequence(&mut seq).returning(|_, points| {
+            assert_eq!(points.len(), 1);
+            assert_eq!(points[0].payload.chunk, 0);
+            Ok(())
+        });
+        let store = StoreId::random();
+        let expected_stale: Vec<PointId> = (1..3).map(|i| PointId::derive(store, &name(), &key, i)).collect();
+        index.expect_delete().times(1).in_sequence(&mut seq).returning(move |_, ids| {
+            assert_eq!(ids, expected_stale, "only the chunks beyond the new count are retired");
+            Ok(())
+        });
+        ledger.expect_mark_synced().times(1).in_sequence(&mut seq).returning(move |_, _, expected, projection| {
+            assert_eq!(expected, Some(hash));
+            assert_eq!(projection, Some(Projection { content_hash: hash, chunk_count: 1 }));
+            Ok(true)
+        });
+        ledger.expect_pending().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(vec![]));
+
+        let ports = SyncPorts {
+            repo: Arc::new(repo),
+            ledger: Arc::new(ledger),
+            index: Arc::new(index),
+            embedder: Arc::new(embedder),
+            store_id: store,
+        };
+        let r = sync_collection(&ports, &name(), &SyncOptions::default(), &|_| {}).await.unwrap();
+        assert_eq!((r.synced, r.points_upserted, r.points_retired, r.progress.embedded), (1, 1, 2, 1));
+    }
+
+    /// A failing embedder leaves the batch failed and never touches the index or marks anything synced.
+    #[tokio::test]
+    async fn a_failing_embedder_marks_documents_failed_and_nothing_synced() {
+        let mut repo = colstore_domain::ports::MockCollectionRepo::new();
+        let mut ledger = MockSyncStore::new();
+        let mut index = MockVectorIndex::new();
+        let mut embedder = MockEmbedder::new();
+        embedder.expect_identity().returning(identity);
+        embedder.expect_max_batch().returning(|| 16);
+        embedder.expect_embed().returning(|_| Err(EmbedError::Unavailable("down".into())));
+        repo.expect_collection().returning(|n| {
+            Ok(Collection {
+                name: n.clone(),
+                settings: CollectionSettings::default(),
+                created_at: Timestamp::EPOCH,
+                document_count: 1,
+                logical_bytes: 5,
+            })
+        });
+        repo.expect_update_settings().times(1).returning(|n, s| {
+            Ok(Collection { name: n.clone(), settings: s, created_at: Timestamp::EPOCH, document_count: 1, logical_bytes: 5 })
+        });
+        index.expect_ensure_collection().returning(|_, _| Ok(()));
+        index.expect_upsert().never();
+        ledger.expect_mark_synced().never();
+        ledger.expect_counts().returning(|_| Ok(SyncCounts { pending: 1, synced: 0, failed: 0 }));
+        ledger.expect_pending().returning(|c, _, _, _| {
+            Ok(vec![LedgerEntry {
+                collection: c.clone(),
+                key: DocKey::parse("a").unwrap(),
+                state: SyncState::Pending,
+                current: Some(ContentHash::of(b"hello")),
+                projected: None,
+                attempts: 0,
+                error: None,
+                updated_at: Timestamp::EPOCH,
+            }])
+        });
+        repo.expect_read_content().returning(|c, k| {
+            let meta = colstore_domain::DocumentMeta {
+                collection: c.clone(),
+                key: k.clone(),
+                content_hash: ContentHash::of(b"hello"),
+                size: 5,
+                metadata: Default::default(),
+                tags: Default::default(),
+                version: 1,
+                created_at: Timestamp::EPOCH,
+                updated_at: Timestamp::EPOCH,
+            };
+            Ok((meta, futures::stream::iter([Ok(bytes::Bytes::from_static(b"hello"))]).boxed()))
+        });
+        ledger.expect_cached_vectors().returning(|_, hs| Ok(hs.iter().map(|_| None).collect()));
+        ledger.expect_mark_failed().times(1).returning(|_, _, e| {
+            assert!(e.contains("down"));
+            Ok(())
+        });
+        let ports = SyncPorts {
+            repo: Arc::new(repo),
+            ledger: Arc::new(ledger),
+            index: Arc::new(index),
+            embedder: Arc::new(embedder),
+            store_id: StoreId::random(),
+        };
+        let r = sync_collection(&ports, &name(), &SyncOptions::default(), &|_| {}).await;
+        assert!(matches!(r, Err(SyncFailure::Embedder(_))));
+    }
+}

@@ -1,0 +1,380 @@
+//! `col sync`, `col status`, `col search`, `col reindex`, `col jobs`, and `col verify --index`.
+
+use std::time::{Duration, Instant};
+
+use colstore_app::{SyncFailure, SyncOptions, SyncProgress, SyncReport};
+use colstore_domain::ports::{JobFilter, JobId, JobState, Lease, WorkerId};
+use colstore_domain::{CollectionName, Filter, RetryPolicy};
+use serde_json::json;
+
+use super::{Ctx, collection_name, io};
+use crate::cli::{BackendArg, JobsCommand, ReindexArgs, SearchArgs, StatusArgs, SyncArgs};
+use crate::error::{CliError, CliResult, exit};
+use crate::output::{human_time, table, to_value};
+
+/// How long a sync job's lease lasts; it is renewed after every batch.
+const LEASE: Duration = Duration::from_secs(120);
+
+impl From<SyncFailure> for CliError {
+    fn from(e: SyncFailure) -> Self {
+        match e {
+            SyncFailure::Repo(r) => r.into(),
+            SyncFailure::Embedder(err) => CliError::new(format!("the embedder failed: {err}"))
+                .hint("check [embedder] in .colstore/config.toml and that the embedding service is reachable; failed documents are retried by the next `col sync`"),
+            SyncFailure::Index(err) => CliError::new(format!("the vector index failed: {err}"))
+                .hint("check [vectors] in .colstore/config.toml; `col status` shows the backend's health"),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+fn worker_id() -> WorkerId {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+    WorkerId(format!("{host}:{}:{:08x}", std::process::id(), rand_u64() as u32))
+}
+
+/// A random u64 for jitter and worker ids, without a random-number crate.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+fn progress_line(p: &SyncProgress, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let rate = p.documents as f64 / secs;
+    let eta = if rate > 0.0 && p.pending > p.documents { format!(", ETA {:.0}s", (p.pending - p.documents) as f64 / rate) } else { String::new() };
+    format!(
+        "{} chunks, {} cache hits, {} embed calls, {:.0} docs/s{eta}",
+        p.chunks, p.cache_hits, p.embed_calls, rate
+    )
+}
+
+pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
+    let only = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    let _lock = ctx.shared_lock(&store).await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let queue = store.queue();
+    let collections: Vec<CollectionName> = match &only {
+        Some(c) => vec![store.repo().collection(c).await?.name],
+        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
+    };
+
+    // Claim the queued sync jobs, so `col jobs` and a server's worker see this sync; the ledger decides what to do.
+    let worker = worker_id();
+    let leases = queue.claim(&worker, vec!["sync".into()], 10_000, LEASE).await.map_err(|e| CliError::new(e.to_string()))?;
+    let lease_of = |c: &CollectionName| -> Vec<&Lease> {
+        leases.iter().filter(|l| l.job.spec.payload.get("collection").and_then(|v| v.as_str()) == Some(c.as_str())).collect()
+    };
+
+    let opts = SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() };
+    let mut reports: Vec<SyncReport> = Vec::new();
+    let mut first_error: Option<CliError> = None;
+    for c in &collections {
+        let started = Instant::now();
+        let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("syncing {c}"));
+        let on_progress = |p: SyncProgress| {
+            bar.set_length(p.pending.max(p.documents));
+            bar.set_position(p.documents);
+            bar.set_message(format!("syncing {c}: {}", progress_line(&p, started)));
+        };
+        let result = colstore_app::sync_collection(&ports, c, &opts, &on_progress).await;
+        bar.finish_and_clear();
+        match result {
+            Ok(r) => {
+                for l in lease_of(c) {
+                    let _ = queue.complete(l).await;
+                }
+                ctx.out
+                    .line(format!(
+                        "{c}: {} synced, {} deletions, {} failed; {} chunks ({} from cache, {} embedded in {} calls); {} points written, {} retired ({:.1}s)",
+                        r.synced,
+                        r.deleted,
+                        r.failed.len(),
+                        r.progress.chunks,
+                        r.progress.cache_hits,
+                        r.progress.embedded,
+                        r.progress.embed_calls,
+                        r.points_upserted,
+                        r.points_retired,
+                        started.elapsed().as_secs_f64()
+                    ))
+                    .map_err(io)?;
+                if r.reprojected {
+                    ctx.out.line(format!("{c}: the embedder changed, so the whole collection was re-projected")).map_err(io)?;
+                }
+                reports.push(r);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for l in lease_of(c) {
+                    let attempt = l.job.attempts;
+                    let retry_at = RetryPolicy::default()
+                        .delay(attempt, rand_u64())
+                        .map(|d| store.clock().now().plus_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+                    let _ = queue.fail(l, msg.clone(), retry_at).await;
+                }
+                if collections.len() > 1 {
+                    eprintln!("error: {c}: {msg}");
+                }
+                first_error.get_or_insert(e.into());
+            }
+        }
+    }
+    // Jobs of collections outside this run go back to the queue.
+    let _ = queue.release_worker(&worker).await;
+    ctx.out.json_value(&json!({ "collections": reports.iter().map(to_value).collect::<Vec<_>>(), "ok": first_error.is_none() })).map_err(io)?;
+    match first_error {
+        Some(e) if collections.len() > 1 => Err(CliError { message: format!("sync stopped: {}", e.message), ..e }),
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
+    let only = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let st = colstore_app::status(&ports, only.as_ref()).await?;
+    let cfg = store.config();
+    let mode = cfg.storage.mode.to_string();
+    let backend = cfg.vectors.backend.to_string();
+    let embedder = ports.embedder.identity().to_string();
+    let jobs = store.queue().list(JobFilter { states: vec![JobState::Pending, JobState::Running, JobState::Dead], kind: None, limit: Some(1000) }).await;
+    let (pending_jobs, dead_jobs) = match &jobs {
+        Ok(j) => (j.iter().filter(|j| j.state != JobState::Dead).count(), j.iter().filter(|j| j.state == JobState::Dead).count()),
+        Err(_) => (0, 0),
+    };
+    ctx.out
+        .json_value(&json!({
+            "storage_mode": mode,
+            "index": st.index,
+            "embedder": embedder,
+            "jobs": { "pending_or_running": pending_jobs, "dead": dead_jobs },
+            "collections": to_value(&st.collections),
+        }))
+        .map_err(io)?;
+    let health = if st.index.ok { "ok".to_owned() } else { format!("UNHEALTHY: {}", st.index.detail.clone().unwrap_or_default()) };
+    ctx.out
+        .data(format!(
+            "storage mode:  {mode}\nvector index:  {backend} ({health})\nembedder:      {embedder}\njobs:          {pending_jobs} queued or running, {dead_jobs} dead"
+        ))
+        .map_err(io)?;
+    if st.collections.is_empty() {
+        ctx.out.line("No collections yet.").map_err(io)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = st
+        .collections
+        .iter()
+        .map(|c| {
+            vec![
+                c.collection.clone(),
+                c.documents.to_string(),
+                c.counts.synced.to_string(),
+                c.counts.pending.to_string(),
+                c.counts.failed.to_string(),
+            ]
+        })
+        .collect();
+    ctx.out.data(format!("\n{}", table(&["COLLECTION", "DOCUMENTS", "SYNCED", "PENDING", "FAILED"], &rows))).map_err(io)?;
+    for c in &st.collections {
+        for e in &c.errors {
+            ctx.out
+                .data(format!("failed: {}/{} ({}): {}", c.collection, e.key, human_time(e.updated_at), e.error.clone().unwrap_or_default()))
+                .map_err(io)?;
+        }
+    }
+    if st.collections.iter().any(|c| c.counts.pending + c.counts.failed > 0) {
+        ctx.out.line("Run `col sync` to project pending and failed documents.").map_err(io)?;
+    }
+    Ok(())
+}
+
+pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    let mut filter = Filter::default();
+    for f in &a.filters {
+        filter.push_user_expr(f)?;
+    }
+    let store = ctx.open().await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let counts = ports.ledger.counts(Some(collection.clone())).await.map_err(|e| CliError::new(e.to_string()))?;
+    let hits = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
+    ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(&hits) })).map_err(io)?;
+    if hits.is_empty() {
+        ctx.out.line("No results.").map_err(io)?;
+    }
+    for (i, h) in hits.iter().enumerate() {
+        ctx.out.data(format!("{:>2}. {:.3}  {}#{}\n    {}", i + 1, h.score, h.key, h.chunk, h.snippet)).map_err(io)?;
+    }
+    if counts.pending + counts.failed > 0 {
+        ctx.out
+            .line(format!("note: {} documents are not synced yet; run `col sync {collection}`", counts.pending + counts.failed))
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    if a.to != BackendArg::Embedded {
+        return Err(CliError::new(format!("reindexing into {:?} is not available yet", a.to).to_lowercase())
+            .hint("use --to embedded; Qdrant and Weaviate backends come in a later release"));
+    }
+    let store = ctx.open().await?;
+    let _lock = ctx.shared_lock(&store).await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let started = Instant::now();
+    let bar = crate::progress::bar(0, false, ctx.hide_progress, "reindexing");
+    let r = colstore_app::reindex(&ports, &collection, &SyncOptions::default(), &|p: SyncProgress| {
+        bar.set_length(p.pending.max(p.documents));
+        bar.set_position(p.documents);
+    })
+    .await;
+    bar.finish_and_clear();
+    let r = r?;
+    ctx.out.json_value(&to_value(&r)).map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Reindexed {collection}: {} documents, {} points, {} chunks from cache, {} embedded ({:.1}s)",
+            r.synced,
+            r.points_upserted,
+            r.progress.cache_hits,
+            r.progress.embedded,
+            started.elapsed().as_secs_f64()
+        ))
+        .map_err(io)?;
+    Ok(())
+}
+
+pub async fn verify_index(ctx: &Ctx, only: Option<CollectionName>, repair: bool) -> CliResult {
+    let store = ctx.open().await?;
+    let _lock = if repair { Some(ctx.shared_lock(&store).await?) } else { None };
+    let ports = Ctx::sync_ports(&store).await?;
+    let collections: Vec<CollectionName> = match &only {
+        Some(c) => vec![store.repo().collection(c).await?.name],
+        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
+    };
+    let mut reports = Vec::new();
+    for c in &collections {
+        reports.push(colstore_app::verify_index(&ports, c, repair).await?);
+    }
+    let drift: usize = reports.iter().map(|r| r.drift.len()).sum();
+    ctx.out.json_value(&json!({ "ok": drift == 0, "repaired": repair, "collections": to_value(&reports) })).map_err(io)?;
+    for r in &reports {
+        if r.drift.is_empty() {
+            ctx.out.line(format!("{}: OK, the index holds exactly the {} points the ledger expects", r.collection, r.expected_points)).map_err(io)?;
+            continue;
+        }
+        for d in &r.drift {
+            eprintln!("{}: {} point {}#{} ({})", r.collection, d.kind, d.key, d.chunk, d.id);
+        }
+        if repair {
+            ctx.out
+                .line(format!(
+                    "{}: repaired {} points from the cache{}",
+                    r.collection,
+                    r.repaired,
+                    if r.marked_pending.is_empty() { String::new() } else { format!("; {} documents left for `col sync`", r.marked_pending.len()) }
+                ))
+                .map_err(io)?;
+        }
+    }
+    if drift > 0 && !repair {
+        return Err(CliError::new(format!("index drift: {drift} points differ from the ledger"))
+            .hint("run `col verify --index --repair` to fix them from the local cache (no embedder calls)")
+            .code(exit::VERIFY));
+    }
+    Ok(())
+}
+
+fn job_state(s: &str) -> CliResult<JobState> {
+    Ok(match s {
+        "pending" => JobState::Pending,
+        "running" => JobState::Running,
+        "done" => JobState::Done,
+        "dead" => JobState::Dead,
+        "cancelled" | "canceled" => JobState::Cancelled,
+        other => {
+            return Err(CliError::new(format!("unknown job state {other:?}")).code(2).hint("use pending, running, done, dead or cancelled"));
+        }
+    })
+}
+
+pub async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> CliResult {
+    let store = ctx.open().await?;
+    let queue = store.queue();
+    let qerr = |e: colstore_domain::ports::QueueError| {
+        let hint = match &e {
+            colstore_domain::ports::QueueError::NotFound(_) => Some("list jobs with `col jobs`"),
+            colstore_domain::ports::QueueError::InvalidState { .. } => Some("`col jobs show ID` shows the job's state"),
+            _ => None,
+        };
+        let err = CliError::new(e.to_string());
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    };
+    match cmd {
+        JobsCommand::List { state, limit } => {
+            let states = state.as_deref().map(job_state).transpose()?.into_iter().collect();
+            let jobs = queue.list(JobFilter { states, kind: None, limit: Some(limit) }).await.map_err(qerr)?;
+            ctx.out.json_value(&json!({ "jobs": to_value(&jobs) })).map_err(io)?;
+            if jobs.is_empty() {
+                ctx.out.line("No jobs.").map_err(io)?;
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.id.to_string(),
+                        j.spec.kind.clone(),
+                        format!("{:?}", j.state).to_lowercase(),
+                        j.attempts.to_string(),
+                        human_time(j.updated_at),
+                        j.spec.dedup_key.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            ctx.out.data(table(&["ID", "KIND", "STATE", "ATTEMPTS", "UPDATED", "KEY"], &rows)).map_err(io)?;
+        }
+        JobsCommand::Show { id } => {
+            let j = queue.get(JobId(id)).await.map_err(qerr)?;
+            ctx.out.json_value(&to_value(&j)).map_err(io)?;
+            let mut text = format!(
+                "id:        {}\nkind:      {}\nstate:     {}\nattempts:  {} of {}\ncreated:   {}\nupdated:   {}\npayload:   {}",
+                j.id,
+                j.spec.kind,
+                format!("{:?}", j.state).to_lowercase(),
+                j.attempts,
+                j.spec.max_attempts,
+                human_time(j.created_at),
+                human_time(j.updated_at),
+                j.spec.payload
+            );
+            if let Some(p) = &j.progress {
+                text.push_str(&format!("\nprogress:  {p}"));
+            }
+            for (i, e) in j.errors.iter().enumerate() {
+                text.push_str(&format!("\nerror {}:   {e}", i + 1));
+            }
+            ctx.out.data(text).map_err(io)?;
+        }
+        JobsCommand::Retry { id } => {
+            queue.retry(JobId(id)).await.map_err(qerr)?;
+            ctx.out.json_value(&json!({ "id": id, "state": "pending" })).map_err(io)?;
+            ctx.out.line(format!("Job {id} is pending again.")).map_err(io)?;
+        }
+        JobsCommand::Cancel { id } => {
+            queue.cancel(JobId(id)).await.map_err(qerr)?;
+            ctx.out.json_value(&json!({ "id": id, "state": "cancelled" })).map_err(io)?;
+            ctx.out.line(format!("Job {id} is cancelled.")).map_err(io)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! The `SyncStore` implementation: the sync ledger (`sync_ledger`) and the embedding cache (`embedding_cache`).
+//!
+//! The repository keeps the ledger in step with documents inside its own write transactions (see [`touch`],
+//! [`forget_or_mark_deleted`] and [`enqueue_sync`], called from `put_batch` and `delete_documents`), so a crash can
+//! never lose a change that still has to reach the vector index. The methods here are what the sync use case calls.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use colstore_domain::ports::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore};
+use colstore_domain::{CollectionName, ContentHash, DocKey, EmbedderId, Timestamp, Vector};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, sqlite::SqliteRow};
+
+use crate::SqliteRepo;
+use crate::jobs::cause;
+
+/// The kind of the job a write enqueues for its collection.
+pub(crate) const SYNC_JOB_KIND: &str = "sync";
+
+/// Attempts of that job before it goes `dead`.
+pub(crate) const SYNC_JOB_MAX_ATTEMPTS: u32 = 10;
+
+/// The dedup key of a collection's sync job: at most one is pending per collection.
+pub(crate) fn sync_dedup_key(collection: &CollectionName) -> String {
+    format!("sync:{collection}")
+}
+
+/// Ledger rows per multi-row statement (3 parameters each).
+const LEDGER_ROWS_PER_STATEMENT: usize = 500;
+
+/// Cache rows per multi-row statement (3 parameters each; vectors are kilobytes, so keep statements moderate).
+const CACHE_ROWS_PER_STATEMENT: usize = 200;
+
+/// Chunk hashes per cache lookup.
+const CACHE_LOOKUP_PER_STATEMENT: usize = 500;
+
+fn serr(e: sqlx::Error) -> SyncError {
+    SyncError::Backend { backend: "sqlite", source: cause(e) }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> SyncError {
+    SyncError::Backend { backend: "sqlite", source: format!("bad ledger row in database: {what}").into() }
+}
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn state_str(s: SyncState) -> &'static str {
+    match s {
+        SyncState::Pending => "pending",
+        SyncState::Synced => "synced",
+        SyncState::Failed => "failed",
+    }
+}
+
+/// Marks written documents pending, keeping what was projected and resetting attempts and error. Multi-row statements,
+/// inside the caller's transaction.
+pub(crate) async fn touch(conn: &mut SqliteConnection, cid: i64, keys: &[&str], now: i64) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(LEDGER_ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, 'pending', 0, ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO sync_ledger (collection_id, key, state, attempts, updated_at) VALUES {values} \
+             ON CONFLICT (collection_id, key) DO UPDATE SET state = 'pending', attempts = 0, error = NULL, updated_at = excluded.updated_at"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for k in chunk {
+            q = q.bind(cid).bind((*k).to_owned()).bind(now);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// For deleted documents: a projected one becomes a pending deletion, an unprojected one leaves the ledger. Returns
+/// how many pending deletions there are now.
+pub(crate) async fn forget_or_mark_deleted(conn: &mut SqliteConnection, cid: i64, keys: &[&str], now: i64) -> Result<u64, sqlx::Error> {
+    let mut pending = 0;
+    for chunk in keys.chunks(LEDGER_ROWS_PER_STATEMENT) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE sync_ledger SET state = 'pending', attempts = 0, error = NULL, updated_at = ? \
+             WHERE collection_id = ? AND projected_hash IS NOT NULL AND key IN ({marks})"
+        )))
+        .bind(now)
+        .bind(cid);
+        for k in chunk {
+            q = q.bind((*k).to_owned());
+        }
+        pending += q.execute(&mut *conn).await?.rows_affected();
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM sync_ledger WHERE collection_id = ? AND projected_hash IS NULL AND key IN ({marks})"
+        )))
+        .bind(cid);
+        for k in chunk {
+            q = q.bind((*k).to_owned());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(pending)
+}
+
+/// Enqueues the collection's sync job unless one is pending: one statement against the partial unique index.
+pub(crate) async fn enqueue_sync(conn: &mut SqliteConnection, collection: &CollectionName, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO jobs (kind, dedup_key, payload, state, attempts, max_attempts, run_after, token, errors, created_at, updated_at) \
+         VALUES (?, ?, ?, 'pending', 0, ?, ?, 0, '[]', ?, ?) ON CONFLICT (dedup_key) WHERE state = 'pending' DO NOTHING",
+    )
+    .bind(SYNC_JOB_KIND)
+    .bind(sync_dedup_key(collection))
+    .bind(serde_json::json!({ "collection": collection.as_str() }).to_string())
+    .bind(i64::from(SYNC_JOB_MAX_ATTEMPTS))
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Ledger entries, with their collection's name and the document's current hash (NULL for a pending deletion).
+const LEDGER_SELECT: &str = "SELECT c.name, l.key, l.state, d.hash AS current, l.projected_hash, l.projected_chunks, l.attempts, \
+     l.error, l.updated_at FROM sync_ledger l JOIN collections c ON c.id = l.collection_id \
+     LEFT JOIN documents d ON d.collection_id = l.collection_id AND d.key = l.key";
+
+fn hash_of(v: Vec<u8>) -> Result<ContentHash, SyncError> {
+    ContentHash::from_slice(&v).map_err(corrupt)
+}
+
+fn entry_from_row(r: &SqliteRow) -> Result<LedgerEntry, SyncError> {
+    let name: String = r.try_get("name").map_err(serr)?;
+    let key: String = r.try_get("key").map_err(serr)?;
+    let state: String = r.try_get("state").map_err(serr)?;
+    let current: Option<Vec<u8>> = r.try_get("current").map_err(serr)?;
+    let projected_hash: Option<Vec<u8>> = r.try_get("projected_hash").map_err(serr)?;
+    let projected_chunks: Option<i64> = r.try_get("projected_chunks").map_err(serr)?;
+    let attempts: i64 = r.try_get("attempts").map_err(serr)?;
+    let projected = match projected_hash {
+        None => None,
+        Some(h) => Some(Projection {
+            content_hash: hash_of(h)?,
+            chunk_count: u32::try_from(projected_chunks.unwrap_or(0)).map_err(|_| corrupt(format!("projected_chunks of {key}")))?,
+        }),
+    };
+    Ok(LedgerEntry {
+        collection: CollectionName::parse(&name).map_err(corrupt)?,
+        key: DocKey::parse(&key).map_err(corrupt)?,
+        state: match state.as_str() {
+            "pending" => SyncState::Pending,
+            "synced" => SyncState::Synced,
+            "failed" => SyncState::Failed,
+            other => return Err(corrupt(format!("unknown state {other:?} of {key}"))),
+        },
+        current: current.map(hash_of).transpose()?,
+        projected,
+        attempts: u32::try_from(attempts).map_err(|_| corrupt(format!("attempts of {key}")))?,
+        error: r.try_get("error").map_err(serr)?,
+        updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(serr)?),
+    })
+}
+
+fn encode_vector(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+fn decode_vector(embedder: &EmbedderId, b: &[u8]) -> Result<Vector, SyncError> {
+    let expected = embedder.dimension.get();
+    if !b.len().is_multiple_of(4) {
+        return Err(SyncError::Backend {
+            backend: "sqlite",
+            source: format!("cached vector of {embedder} has {} bytes, not a whole number of f32s", b.len()).into(),
+        });
+    }
+    let got = u32::try_from(b.len() / 4).unwrap_or(u32::MAX);
+    if got != expected {
+        return Err(SyncError::DimensionMismatch { expected, got });
+    }
+    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+impl SqliteRepo {
+    async fn sync_collection_id(conn: &mut SqliteConnection, name: &CollectionName) -> Result<i64, SyncError> {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM collections WHERE name = ?")
+            .bind(name.as_str().to_owned())
+            .fetch_optional(conn)
+            .await
+            .map_err(serr)?
+            .ok_or_else(|| SyncError::CollectionNotFound(name.clone()))
+    }
+
+    async fn sync_scope(&self, collection: Option<&CollectionName>) -> Result<Option<i64>, SyncError> {
+        match collection {
+            None => Ok(None),
+            Some(c) => {
+                let mut conn = self.pool.acquire().await.map_err(serr)?;
+                Ok(Some(Self::sync_collection_id(&mut conn, c).await?))
+            }
+        }
+    }
+}
+
+/// The ledger and cache in the store's database.
+///
+/// Ledger rows are written by `put_batch`, `delete_documents` and `delete_collection` in their own transactions;
+/// `mark_failed` on a key without a row (its document and projection are gone) changes nothing. The cache keeps the
+/// first vector stored for an (embedder, chunk hash): later writes of the same key are ignored.
+#[async_trait]
+impl SyncStore for SqliteRepo {
+    async fn pending(
+        &self,
+        collection: &CollectionName,
+        include_failed: bool,
+        after: Option<DocKey>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, SyncError> {
+        let mut tx = self.pool.begin().await.map_err(serr)?;
+        let cid = Self::sync_collection_id(&mut tx, collection).await?;
+        // A walk of the primary key from `after`: each page reads the rows up to its last match, so a whole pass reads
+        // each row once.
+        let states = if include_failed { "'pending', 'failed'" } else { "'pending'" };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{LEDGER_SELECT} WHERE l.collection_id = ? AND l.key > ? AND l.state IN ({states}) ORDER BY l.key LIMIT ?"
+        )))
+        .bind(cid)
+        // Every key is non-empty, so "after the empty string" is "from the start".
+        .bind(after.map(String::from).unwrap_or_default())
+        .bind(limit_of(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(serr)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn mark_synced(
+        &self,
+        collection: &CollectionName,
+        key: &DocKey,
+        expected: Option<ContentHash>,
+        projection: Option<Projection>,
+    ) -> Result<bool, SyncError> {
+        let now = self.clock.now().as_millis();
+        let mut tx = self.begin_immediate().await.map_err(serr)?;
+        let cid = Self::sync_collection_id(&mut tx, collection).await?;
+        let done =
+            match expected {
+                // Synced only while the document still has the content the projection was made from.
+                Some(hash) => sqlx::query(
+                    "INSERT INTO sync_ledger (collection_id, key, state, projected_hash, projected_chunks, attempts, error, updated_at) \
+                     SELECT d.collection_id, d.key, 'synced', ?, ?, 0, NULL, ? FROM documents d \
+                     WHERE d.collection_id = ? AND d.key = ? AND d.hash = ? \
+                     ON CONFLICT (collection_id, key) DO UPDATE SET state = 'synced', projected_hash = excluded.projected_hash, \
+                     projected_chunks = excluded.projected_chunks, attempts = 0, error = NULL, updated_at = excluded.updated_at",
+                )
+                .bind(projection.map(|p| p.content_hash.as_bytes().to_vec()))
+                .bind(projection.map(|p| i64::from(p.chunk_count)))
+                .bind(now)
+                .bind(cid)
+                .bind(key.as_str().to_owned())
+                .bind(hash.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(serr)?
+                .rows_affected()
+                    > 0,
+                // A deletion is projected only while the document is still gone.
+                None => {
+                    let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM documents WHERE collection_id = ? AND key = ?")
+                        .bind(cid)
+                        .bind(key.as_str().to_owned())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(serr)?
+                        .is_some();
+                    if !exists {
+                        sqlx::query("DELETE FROM sync_ledger WHERE collection_id = ? AND key = ?")
+                            .bind(cid)
+                            .bind(key.as_str().to_owned())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(serr)?;
+                    }
+                    !exists
+                }
+            };
+        tx.commit().await.map_err(serr)?;
+        Ok(done)
+    }
+
+    async fn mark_failed(&self, collection: &CollectionName, key: &DocKey, error: String) -> Result<(), SyncError> {
+        let now = self.clock.now().as_millis();
+        let mut tx = self.begin_immediate().await.map_err(serr)?;
+        let cid = Self::sync_collection_id(&mut tx, collection).await?;
+        sqlx::query("UPDATE sync_ledger SET state = 'failed', error = ?, attempts = attempts + 1, updated_at = ? WHERE collection_id = ? AND key = ?")
+            .bind(error)
+            .bind(now)
+            .bind(cid)
+            .bind(key.as_str().to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(serr)?;
+        tx.commit().await.map_err(serr)?;
+        Ok(())
+    }
+
+    async fn mark_all_pending(&self, collection: &CollectionName) -> Result<u64, SyncError> {
+        let now = self.clock.now().as_millis();
+        let mut tx = self.begin_immediate().await.map_err(serr)?;
+        let cid = Self::sync_collection_id(&mut tx, collection).await?;
+        let n = sqlx::query("UPDATE sync_ledger SET state = 'pending', attempts = 0, error = NULL, updated_at = ? WHERE collection_id = ?")
+            .bind(now)
+            .bind(cid)
+            .execute(&mut *tx)
+            .await
+            .map_err(serr)?
+            .rows_affected();
+        if n > 0 {
+            enqueue_sync(&mut tx, collection, now).await.map_err(serr)?;
+        }
+        tx.commit().await.map_err(serr)?;
+        Ok(n)
+    }
+
+    async fn counts(&self, collection: Option<CollectionName>) -> Result<SyncCounts, SyncError> {
+        let scope = self.sync_scope(collection.as_ref()).await?;
+        let rows = sqlx::query("SELECT state, count(*) FROM sync_ledger WHERE (? IS NULL OR collection_id = ?) GROUP BY state")
+            .bind(scope)
+            .bind(scope)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(serr)?;
+        let mut out = SyncCounts::default();
+        for r in rows {
+            let state: String = r.try_get(0).map_err(serr)?;
+            let n = r.try_get::<i64, _>(1).map_err(serr)? as u64;
+            match state.as_str() {
+                "pending" => out.pending = n,
+                "synced" => out.synced = n,
+                "failed" => out.failed = n,
+                other => return Err(corrupt(format!("unknown state {other:?}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn recent_errors(&self, collection: Option<CollectionName>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError> {
+        let scope = self.sync_scope(collection.as_ref()).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{LEDGER_SELECT} WHERE l.state = '{}' AND (? IS NULL OR l.collection_id = ?) \
+             ORDER BY l.updated_at DESC, c.name, l.key LIMIT ?",
+            state_str(SyncState::Failed)
+        )))
+        .bind(scope)
+        .bind(scope)
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(serr)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError> {
+        let mut tx = self.pool.begin().await.map_err(serr)?;
+        let cid = Self::sync_collection_id(&mut tx, collection).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("{LEDGER_SELECT} WHERE l.collection_id = ? AND l.key > ? ORDER BY l.key LIMIT ?")))
+            .bind(cid)
+            .bind(after.map(String::from).unwrap_or_default())
+            .bind(limit_of(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(serr)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn cached_vectors(&self, embedder: &EmbedderId, chunks: Vec<ContentHash>) -> Result<Vec<Option<Vector>>, SyncError> {
+        let id = embedder.to_string();
+        let mut distinct: Vec<ContentHash> = chunks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut found: HashMap<ContentHash, Vector> = HashMap::with_capacity(distinct.len());
+        // One read transaction: one snapshot for the whole answer.
+        let mut tx = self.pool.begin().await.map_err(serr)?;
+        for group in distinct.chunks(CACHE_LOOKUP_PER_STATEMENT) {
+            let marks = vec!["?"; group.len()].join(",");
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "SELECT chunk_hash, vector FROM embedding_cache WHERE embedder = ? AND chunk_hash IN ({marks})"
+            )))
+            .bind(id.clone());
+            for h in group {
+                q = q.bind(h.as_bytes().to_vec());
+            }
+            for r in q.fetch_all(&mut *tx).await.map_err(serr)? {
+                let hash = hash_of(r.try_get(0).map_err(serr)?)?;
+                let bytes: Vec<u8> = r.try_get(1).map_err(serr)?;
+                found.insert(hash, decode_vector(embedder, &bytes)?);
+            }
+        }
+        drop(tx);
+        Ok(chunks.iter().map(|h| found.get(h).cloned()).collect())
+    }
+
+    async fn cache_vectors(&self, embedder: &EmbedderId, vectors: Vec<(ContentHash, Vector)>) -> Result<(), SyncError> {
+        let expected = embedder.dimension.get();
+        if let Some((_, v)) = vectors.iter().find(|(_, v)| v.len() != expected as usize) {
+            return Err(SyncError::DimensionMismatch { expected, got: u32::try_from(v.len()).unwrap_or(u32::MAX) });
+        }
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let id = embedder.to_string();
+        // Encode before taking the write lock.
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = vectors.iter().map(|(h, v)| (h.as_bytes().to_vec(), encode_vector(v))).collect();
+        let mut tx = self.begin_immediate().await.map_err(serr)?;
+        let mut rows = rows.into_iter();
+        loop {
+            let group: Vec<(Vec<u8>, Vec<u8>)> = rows.by_ref().take(CACHE_ROWS_PER_STATEMENT).collect();
+            if group.is_empty() {
+                break;
+            }
+            let values = vec!["(?, ?, ?)"; group.len()].join(",");
+            let mut q =
+                sqlx::query(AssertSqlSafe(format!("INSERT OR IGNORE INTO embedding_cache (embedder, chunk_hash, vector) VALUES {values}")));
+            for (h, v) in group {
+                q = q.bind(id.clone()).bind(h).bind(v);
+            }
+            q.execute(&mut *tx).await.map_err(serr)?;
+        }
+        tx.commit().await.map_err(serr)?;
+        Ok(())
+    }
+}

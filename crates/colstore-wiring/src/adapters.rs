@@ -1,0 +1,84 @@
+//! The adapters a store's configuration selects for sync: the job queue, the ledger and cache, the vector index and
+//! the embedder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use colstore_domain::RetryPolicy;
+use colstore_domain::ports::{Embedder, JobQueue, SyncStore, VectorIndex};
+use colstore_embed::{HashEmbedder, OpenAiConfig, OpenAiEmbedder};
+use colstore_embedded::EmbeddedIndex;
+
+use crate::{EmbedderKind, Store, VectorBackend, WiringError};
+
+/// The default base URL of the OpenAI embeddings API.
+pub const OPENAI_DEFAULT_URL: &str = "https://api.openai.com/v1";
+
+/// The variable read for the API key when `embedder.api_key_env` is not set.
+pub const OPENAI_DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
+
+impl Store {
+    /// The durable job queue in the store's database.
+    pub fn queue(&self) -> Arc<dyn JobQueue> {
+        Arc::new(self.sqlite().clone())
+    }
+
+    /// The sync ledger and embedding cache in the store's database.
+    pub fn sync_store(&self) -> Arc<dyn SyncStore> {
+        Arc::new(self.sqlite().clone())
+    }
+
+    /// Where the embedded vector index lives.
+    pub fn embedded_index_path(&self) -> PathBuf {
+        self.dir().root().join("index").join("embedded.db")
+    }
+
+    /// The vector index `[vectors]` selects.
+    ///
+    /// # Errors
+    /// [`WiringError::NotYetAvailable`] for Qdrant and Weaviate (later releases); [`WiringError::Index`] when the
+    /// embedded index cannot be opened.
+    pub async fn index(&self) -> Result<Arc<dyn VectorIndex>, WiringError> {
+        match self.config().vectors.backend {
+            VectorBackend::Embedded => Ok(Arc::new(EmbeddedIndex::open(&self.embedded_index_path()).await?)),
+            VectorBackend::Qdrant => Err(WiringError::NotYetAvailable("the qdrant vector backend")),
+            VectorBackend::Weaviate => Err(WiringError::NotYetAvailable("the weaviate vector backend")),
+        }
+    }
+
+    /// The embedder `[embedder]` selects, with its API key read from the environment through `env`.
+    ///
+    /// # Errors
+    /// [`WiringError::Config`]-style errors for an incomplete `openai` section; [`WiringError::Embedder`] when the
+    /// embedder cannot be built.
+    pub fn embedder(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn Embedder>, WiringError> {
+        let e = &self.config().embedder;
+        match e.kind {
+            EmbedderKind::Hash => Ok(Arc::new(HashEmbedder::new(e.dimension))),
+            EmbedderKind::Openai => {
+                let Some(model) = e.model.clone() else {
+                    return Err(WiringError::Config {
+                        path: self.dir().config_path(),
+                        line: 0,
+                        column: 0,
+                        message: "[embedder] kind = \"openai\" needs a model".into(),
+                        hint: Some("add `model = \"text-embedding-3-small\"` (or your server's model name) under [embedder]".into()),
+                    });
+                };
+                let key_env = e.api_key_env.clone().unwrap_or_else(|| OPENAI_DEFAULT_KEY_ENV.to_owned());
+                let config = OpenAiConfig {
+                    base_url: e.url.clone().unwrap_or_else(|| OPENAI_DEFAULT_URL.to_owned()),
+                    model,
+                    dimension: e.dimension,
+                    api_key: env(&key_env),
+                    timeout: Duration::from_secs(60),
+                    max_batch: 64,
+                    retry: RetryPolicy::default(),
+                    send_dimensions: false,
+                };
+                Ok(Arc::new(OpenAiEmbedder::new(config, self.clock().clone())?))
+            }
+        }
+    }
+}
