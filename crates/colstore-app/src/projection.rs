@@ -24,7 +24,11 @@ pub struct SearchHit {
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
-async fn read_text(ports: &SyncPorts, collection: &CollectionName, key: &DocKey) -> Result<Option<(colstore_domain::ContentHash, String)>, RepoError> {
+async fn read_text(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    key: &DocKey,
+) -> Result<Option<(colstore_domain::ContentHash, String)>, RepoError> {
     let (meta, mut stream) = match ports.repo.read_content(collection, key).await {
         Ok(x) => x,
         Err(RepoError::DocumentNotFound { .. }) => return Ok(None),
@@ -46,7 +50,13 @@ fn snippet(text: &str, max_chars: usize) -> String {
 ///
 /// # Errors
 /// Repository, embedder or index failures.
-pub async fn search(ports: &SyncPorts, collection: &CollectionName, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>, SyncFailure> {
+pub async fn search(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    query: &str,
+    k: usize,
+    filter: Option<&Filter>,
+) -> Result<Vec<SearchHit>, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
     let vector = vectors.pop().unwrap_or_default();
@@ -64,7 +74,13 @@ pub async fn search(ports: &SyncPorts, collection: &CollectionName, query: &str,
             .and_then(|cs| cs.get(h.payload.chunk as usize))
             .filter(|c| c.hash == h.payload.chunk_hash)
             .map_or_else(|| "(the document changed since it was synced)".to_owned(), |c| snippet(&c.text, 160));
-        out.push(SearchHit { key: h.payload.key.to_string(), chunk: h.payload.chunk, score: h.score, snippet, metadata: h.payload.metadata });
+        out.push(SearchHit {
+            key: h.payload.key.to_string(),
+            chunk: h.payload.chunk,
+            score: h.score,
+            snippet,
+            metadata: h.payload.metadata,
+        });
     }
     Ok(out)
 }

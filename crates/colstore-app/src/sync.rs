@@ -15,7 +15,7 @@ use colstore_domain::ports::{
     CollectionRepo, EmbedError, Embedder, IndexError, LedgerEntry, Projection, RepoError, SyncError, SyncStore, VectorIndex,
 };
 use colstore_domain::{
-    Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, DocKey, Distance, IndexName, Payload, Point, PointId,
+    Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, Distance, DocKey, IndexName, Payload, Point, PointId,
     StoreId, Vector, VectorSettings, chunk_text,
 };
 use futures::StreamExt;

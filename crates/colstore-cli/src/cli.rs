@@ -79,8 +79,10 @@ col add notes README.md --prefix imported/\n\n.colstore, .git, .hg and .svn fold
     Gc(GcArgs),
 
     /// Project pending documents into the vector index (chunk, embed once, upsert, retire stale points)
-    #[command(after_help = "Examples:\n  col sync\n  col sync notes\n\nEvery chunk is embedded once: vectors are cached in the store, so re-syncs, retries,\n\
-crashes and `col reindex` reuse them. Failed documents are retried; see `col status`.")]
+    #[command(
+        after_help = "Examples:\n  col sync\n  col sync notes\n\nEvery chunk is embedded once: vectors are cached in the store, so re-syncs, retries,\n\
+crashes and `col reindex` reuse them. Failed documents are retried; see `col status`."
+    )]
     Sync(SyncArgs),
 
     /// Show sync status: storage mode, index backend and health, pending/synced/failed counts, last errors

@@ -33,6 +33,7 @@ mod lock;
 mod open;
 mod safety;
 
+pub use adapters::{OPENAI_DEFAULT_KEY_ENV, OPENAI_DEFAULT_URL};
 pub use config::{
     BackupConfig, CONFIG_FORMAT, EmbedderConfig, EmbedderKind, EnvOverride, StorageConfig, StorageMode, StoreConfig, UnknownChoice,
     VectorBackend, VectorsConfig, env_overridable, process_env,
@@ -41,6 +42,5 @@ pub use discover::{CONFIG_FILE, STORE_DIR_ENV, STORE_DIR_NAME, StoreDir, discove
 pub use error::WiringError;
 pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
-pub use adapters::{OPENAI_DEFAULT_KEY_ENV, OPENAI_DEFAULT_URL};
 pub use open::{Store, SystemClock};
 pub use safety::SAFETY_COPIES_KEPT;

@@ -44,11 +44,12 @@ fn rand_u64() -> u64 {
 fn progress_line(p: &SyncProgress, started: Instant) -> String {
     let secs = started.elapsed().as_secs_f64().max(0.001);
     let rate = p.documents as f64 / secs;
-    let eta = if rate > 0.0 && p.pending > p.documents { format!(", ETA {:.0}s", (p.pending - p.documents) as f64 / rate) } else { String::new() };
-    format!(
-        "{} chunks, {} cache hits, {} embed calls, {:.0} docs/s{eta}",
-        p.chunks, p.cache_hits, p.embed_calls, rate
-    )
+    let eta = if rate > 0.0 && p.pending > p.documents {
+        format!(", ETA {:.0}s", (p.pending - p.documents) as f64 / rate)
+    } else {
+        String::new()
+    };
+    format!("{} chunks, {} cache hits, {} embed calls, {:.0} docs/s{eta}", p.chunks, p.cache_hits, p.embed_calls, rate)
 }
 
 pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
@@ -125,7 +126,9 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
     }
     // Jobs of collections outside this run go back to the queue.
     let _ = queue.release_worker(&worker).await;
-    ctx.out.json_value(&json!({ "collections": reports.iter().map(to_value).collect::<Vec<_>>(), "ok": first_error.is_none() })).map_err(io)?;
+    ctx.out
+        .json_value(&json!({ "collections": reports.iter().map(to_value).collect::<Vec<_>>(), "ok": first_error.is_none() }))
+        .map_err(io)?;
     match first_error {
         Some(e) if collections.len() > 1 => Err(CliError { message: format!("sync stopped: {}", e.message), ..e }),
         Some(e) => Err(e),
@@ -142,7 +145,10 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
     let mode = cfg.storage.mode.to_string();
     let backend = cfg.vectors.backend.to_string();
     let embedder = ports.embedder.identity().to_string();
-    let jobs = store.queue().list(JobFilter { states: vec![JobState::Pending, JobState::Running, JobState::Dead], kind: None, limit: Some(1000) }).await;
+    let jobs = store
+        .queue()
+        .list(JobFilter { states: vec![JobState::Pending, JobState::Running, JobState::Dead], kind: None, limit: Some(1000) })
+        .await;
     let (pending_jobs, dead_jobs) = match &jobs {
         Ok(j) => (j.iter().filter(|j| j.state != JobState::Dead).count(), j.iter().filter(|j| j.state == JobState::Dead).count()),
         Err(_) => (0, 0),
@@ -266,7 +272,9 @@ pub async fn verify_index(ctx: &Ctx, only: Option<CollectionName>, repair: bool)
     ctx.out.json_value(&json!({ "ok": drift == 0, "repaired": repair, "collections": to_value(&reports) })).map_err(io)?;
     for r in &reports {
         if r.drift.is_empty() {
-            ctx.out.line(format!("{}: OK, the index holds exactly the {} points the ledger expects", r.collection, r.expected_points)).map_err(io)?;
+            ctx.out
+                .line(format!("{}: OK, the index holds exactly the {} points the ledger expects", r.collection, r.expected_points))
+                .map_err(io)?;
             continue;
         }
         for d in &r.drift {
@@ -278,7 +286,11 @@ pub async fn verify_index(ctx: &Ctx, only: Option<CollectionName>, repair: bool)
                     "{}: repaired {} points from the cache{}",
                     r.collection,
                     r.repaired,
-                    if r.marked_pending.is_empty() { String::new() } else { format!("; {} documents left for `col sync`", r.marked_pending.len()) }
+                    if r.marked_pending.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} documents left for `col sync`", r.marked_pending.len())
+                    }
                 ))
                 .map_err(io)?;
         }
@@ -299,7 +311,9 @@ fn job_state(s: &str) -> CliResult<JobState> {
         "dead" => JobState::Dead,
         "cancelled" | "canceled" => JobState::Cancelled,
         other => {
-            return Err(CliError::new(format!("unknown job state {other:?}")).code(2).hint("use pending, running, done, dead or cancelled"));
+            return Err(CliError::new(format!("unknown job state {other:?}"))
+                .code(2)
+                .hint("use pending, running, done, dead or cancelled"));
         }
     })
 }
