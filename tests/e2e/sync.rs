@@ -213,6 +213,10 @@ fn kill_9_during_sync_never_corrupts_and_never_pays_twice_outside_the_in_flight_
         s.ok(["status"]);
     }
     println!("{interrupted} of {rounds} kills interrupted a running sync ({:.1}s)", started.elapsed().as_secs_f64());
+    // Jobs leased by the killed processes are freed when the store is next opened, not left running until their
+    // leases expire.
+    let running = s.json(["jobs", "list", "--state", "running"]);
+    assert!(running["jobs"].as_array().unwrap().is_empty(), "jobs of dead processes are freed at open: {running}");
     assert!(interrupted >= 10, "too few kills landed mid-sync ({interrupted}); the test would prove little");
 
     s.ok(["sync"]);

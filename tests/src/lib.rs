@@ -398,7 +398,31 @@ pub fn redact(text: &str, paths: &[&Path]) -> String {
     for v in variants.iter().filter(|v| !v.is_empty()) {
         out = out.replace(v.as_str(), "[TEMP]");
     }
-    replace_patterns(&out, false)
+    redact_durations(&replace_patterns(&out, false))
+}
+
+/// Replaces elapsed times the CLI prints in summaries, like `(0.3s)` or `(12.0s)`, with `([SECS])`.
+pub fn redact_durations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('(') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos + 1..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        let is_secs = digits > 0
+            && tail.as_bytes().get(digits) == Some(&b'.')
+            && tail.as_bytes().get(digits + 1).is_some_and(u8::is_ascii_digit)
+            && tail[digits + 2..].starts_with("s)");
+        if is_secs {
+            out.push_str("([SECS])");
+            rest = &tail[digits + 4..];
+        } else {
+            out.push('(');
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces every 64-digit lowercase hex string (a SHA-256) with `[SHA256]`.

@@ -1,12 +1,16 @@
-//! `cargo xtask bench`: measures the release `col` binary against the performance targets and records the figures.
+//! `cargo xtask bench`: measures colstore against the performance targets and records the figures.
 //!
-//! The run builds `colstore-cli` in release mode, writes a generated corpus (see `corpus.rs`) into a temporary
+//! The run builds `colstore-cli` in release mode, writes generated corpora (see `corpus.rs`) into a temporary
 //! directory under `target/` — not `/tmp`, which is often tmpfs and would flatter write and verify speeds — and
-//! drives the real binary through the agreed interface: `init`, `collection create`, `add`, `ls`, `verify`, `gc`
-//! and `stats --json`. Every figure is a wall-clock time of a whole process, start-up included, because that is
-//! what a user waits for.
+//! drives the real binary through the agreed interface: `init`, `collection create`, `add`, `ls`, `verify`, `gc`,
+//! `stats --json`, `sync` and `search`. Those figures are wall-clock times of a whole process, start-up included,
+//! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
+//! through the same composition root `col` uses, since their targets are about the component, not a process.
+//!
+//! The areas — ingest, sync, search, queue — can be measured alone with `--only`, to re-measure one after a change.
 
 mod corpus;
+mod inproc;
 mod report;
 
 use std::ffi::OsStr;
@@ -14,25 +18,79 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use self::corpus::Corpus;
-use self::report::{Machine, Measurements, Report};
+use self::corpus::{Corpus, SyncCorpus};
+use self::report::{ChunkSync, CorpusInfo, Ingest, Machine, Measurements, Report, SyncRun};
 
 const DEFAULT_DOCS: usize = 100_000;
 const DEFAULT_OUT: &str = "docs/BENCHMARKS.md";
 const LS_RUNS: usize = 20;
+const RESYNC_RUNS: usize = 5;
+/// `col search` queries, one per run: different texts, so no run can reuse another's work.
+const CLI_QUERIES: &[&str] = &[
+    "how do backups work",
+    "restore a snapshot of the store",
+    "vector index search",
+    "document metadata filter",
+    "the crawler found an image",
+    "queue server payload",
+    "water in the first day",
+    "people who write notes",
+    "cluster schema version",
+    "find the long record",
+];
+/// Set in the environment of the optimised re-run of `cargo xtask bench`, so it does not re-run itself.
+const OPTIMISED_ENV: &str = "XTASK_BENCH_OPTIMISED";
+
+/// A part of the benchmark that can run alone (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Area {
+    /// `col add`, `ls`, `verify`, store size (the main store).
+    Ingest,
+    /// `col sync` of 100 000 chunks, and a no-op re-sync of the main store.
+    Sync,
+    /// Exact search in process, and `col search` on the main store.
+    Search,
+    /// The job queue on SQLite, in process.
+    Queue,
+}
+
+impl Area {
+    const ALL: [Area; 4] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue];
+
+    fn name(self) -> &'static str {
+        match self {
+            Area::Ingest => "ingest",
+            Area::Sync => "sync",
+            Area::Search => "search",
+            Area::Queue => "queue",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|area| area.name() == text)
+            .ok_or_else(|| format!("--only takes {}, not {text:?}", Self::ALL.map(Area::name).join(", ")))
+    }
+}
 
 /// `cargo xtask bench` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Args {
+    /// Documents of the main corpus, and chunks of the sync corpus.
     pub(crate) docs: usize,
-    /// Relative paths are taken from the workspace root, wherever cargo was started.
-    pub(crate) out: PathBuf,
+    /// Where to write the report; `None`: `docs/BENCHMARKS.md` for a full run, nowhere for a partial one (so
+    /// re-measuring one area does not drop the others' figures from the published page). Relative paths are taken
+    /// from the workspace root, wherever cargo was started.
+    pub(crate) out: Option<PathBuf>,
+    /// The areas to measure, sorted and without duplicates; empty means all.
+    pub(crate) only: Vec<Area>,
 }
 
 impl Args {
-    /// Parses `[--docs N] [--out FILE]` (also `--docs=N`, `--out=FILE`).
+    /// Parses `[--docs N] [--out FILE] [--only AREA[,AREA…]]…` (also `--docs=N`, `--out=FILE`, `--only=AREA`).
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
-        let mut parsed = Self { docs: DEFAULT_DOCS, out: PathBuf::from(DEFAULT_OUT) };
+        let mut parsed = Self { docs: DEFAULT_DOCS, out: None, only: Vec::new() };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -48,25 +106,66 @@ impl Args {
                         return Err("--docs must be at least 1".into());
                     }
                 }
-                "--out" => parsed.out = PathBuf::from(value()?),
+                "--out" => parsed.out = Some(PathBuf::from(value()?)),
+                "--only" => {
+                    for name in value()?.split(',') {
+                        parsed.only.push(Area::parse(name.trim())?);
+                    }
+                }
                 other => return Err(format!("unknown bench argument {other:?}")),
             }
         }
+        parsed.only.sort();
+        parsed.only.dedup();
+        if parsed.only == Area::ALL {
+            parsed.only.clear();
+        }
         Ok(parsed)
+    }
+
+    fn runs(&self, area: Area) -> bool {
+        self.only.is_empty() || self.only.contains(&area)
+    }
+
+    /// Where the report goes, if anywhere.
+    fn out(&self) -> Option<&Path> {
+        match &self.out {
+            Some(out) => Some(out),
+            None if self.only.is_empty() => Some(Path::new(DEFAULT_OUT)),
+            None => None,
+        }
+    }
+
+    /// The arguments that parse back into these, for the optimised re-run.
+    fn to_args(&self) -> Vec<String> {
+        let mut args = vec!["--docs".to_owned(), self.docs.to_string()];
+        if let Some(out) = &self.out {
+            args.extend(["--out".to_owned(), out.display().to_string()]);
+        }
+        if !self.only.is_empty() {
+            args.extend(["--only".to_owned(), self.only.iter().map(|area| area.name()).collect::<Vec<_>>().join(",")]);
+        }
+        args
     }
 
     /// The command that reproduces this run, as recorded in the report.
     pub(crate) fn command(&self) -> String {
         let mut command = format!("cargo xtask bench --docs {}", self.docs);
-        if self.out != Path::new(DEFAULT_OUT) {
-            command.push_str(&format!(" --out {}", self.out.display()));
+        if !self.only.is_empty() {
+            command.push_str(&format!(" --only {}", self.only.iter().map(|area| area.name()).collect::<Vec<_>>().join(",")));
+        }
+        if let Some(out) = self.out.as_deref().filter(|out| *out != Path::new(DEFAULT_OUT)) {
+            command.push_str(&format!(" --out {}", out.display()));
         }
         command
     }
 }
 
-/// Runs the benchmark and writes the report section into `args.out`.
+/// Runs the benchmark and writes the report section into the output file.
 pub(crate) fn run(root: &Path, args: &Args) -> Result<(), String> {
+    if cfg!(debug_assertions) && std::env::var_os(OPTIMISED_ENV).is_none() {
+        return run_optimised(root, args);
+    }
     let metadata = crate::metadata::cargo_metadata(root, false)?;
     let target_dir = PathBuf::from(metadata["target_directory"].as_str().ok_or("`cargo metadata` has no target_directory")?);
 
@@ -93,7 +192,11 @@ pub(crate) fn run(root: &Path, args: &Args) -> Result<(), String> {
         Ok(report) => {
             drop(tmp);
             print!("\n{}", report.table());
-            let out = root.join(&args.out);
+            let Some(out) = args.out() else {
+                println!("\n(a partial run: {DEFAULT_OUT} is left as it is; add --out FILE to record these figures)");
+                return Ok(());
+            };
+            let out = root.join(out);
             let existing = match std::fs::read_to_string(&out) {
                 Ok(text) => Some(text),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
@@ -110,51 +213,133 @@ pub(crate) fn run(root: &Path, args: &Args) -> Result<(), String> {
         Err(err) => {
             // Keep the corpus and the store so the failure can be investigated.
             let kept = tmp.keep();
-            Err(format!("{err}\n(the corpus and store are kept in {} for inspection)", kept.display()))
+            Err(format!("{err}\n(the corpora and stores are kept in {} for inspection)", kept.display()))
         }
     }
+}
+
+/// `cargo xtask` builds xtask without optimisations, and the in-process figures (and the corpus generation) need
+/// them, so an unoptimised xtask re-runs itself through `cargo run --release`.
+fn run_optimised(root: &Path, args: &Args) -> Result<(), String> {
+    step("cargo run --release -p xtask -- bench … (the in-process figures need an optimised build)");
+    let status = Command::new(env!("CARGO"))
+        .args(["run", "--release", "--quiet", "-p", "xtask", "--", "bench"])
+        .args(args.to_args())
+        .env(OPTIMISED_ENV, "1")
+        .current_dir(root)
+        .status()
+        .map_err(|err| format!("cannot run cargo: {err}"))?;
+    if status.success() { Ok(()) } else { Err(format!("the optimised `cargo xtask bench` failed ({status})")) }
 }
 
 fn step(what: &str) {
     println!("==> {what}");
 }
 
-fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, String> {
-    let corpus_dir = dir.join("corpus");
-    let store = dir.join("store");
-    for path in [&corpus_dir, &store] {
+fn create_dirs(paths: &[&Path]) -> Result<(), String> {
+    for path in paths {
         std::fs::create_dir_all(path).map_err(|err| format!("cannot create {}: {err}", path.display()))?;
     }
+    Ok(())
+}
 
-    let corpus = Corpus::new(args.docs);
-    step(&format!("generating {} files in {}", args.docs, corpus_dir.display()));
-    let logical_bytes = corpus.write_to(&corpus_dir).map_err(|err| format!("cannot write the corpus: {err}"))?;
+fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, String> {
+    let mut m = Measurements::default();
+    let mut stats = None;
 
-    let col = Col { bin, store: &store, cwd: dir };
-    step("col init; col collection create bench");
-    col.run(["init"])?;
-    col.run(["collection", "create", "bench"])?;
+    // The main store: the ingest figures, and the store the no-op re-sync and `col search` run on.
+    let main_store = dir.join("store");
+    let col = Col { bin, store: &main_store, cwd: dir };
+    if args.runs(Area::Ingest) || args.runs(Area::Sync) || args.runs(Area::Search) {
+        let corpus_dir = dir.join("corpus");
+        create_dirs(&[&corpus_dir, &main_store])?;
+        let corpus = Corpus::new(args.docs);
+        step(&format!("generating {} files in {}", args.docs, corpus_dir.display()));
+        let logical_bytes = corpus.write_to(&corpus_dir).map_err(|err| format!("cannot write the corpus: {err}"))?;
+        m.corpus = Some(CorpusInfo { docs: args.docs, distinct: corpus.distinct(), logical_bytes, seed: corpus.seed });
 
-    step(&format!("col add bench <corpus> ({} files)", args.docs));
-    let add = col.run([OsStr::new("add"), OsStr::new("bench"), corpus_dir.as_os_str()])?.elapsed;
+        step("col init; col collection create bench");
+        col.run(["init"])?;
+        col.run(["collection", "create", "bench"])?;
+        step(&format!("col add bench <corpus> ({} files)", args.docs));
+        let add = col.run([OsStr::new("add"), OsStr::new("bench"), corpus_dir.as_os_str()])?.elapsed;
 
-    step(&format!("col ls bench --limit 100 (x{LS_RUNS})"));
-    let mut ls = Vec::with_capacity(LS_RUNS);
-    for _ in 0..LS_RUNS {
-        ls.push(col.run(["ls", "bench", "--limit", "100"])?.elapsed);
+        if args.runs(Area::Ingest) {
+            step(&format!("col ls bench --limit 100 (x{LS_RUNS})"));
+            let mut ls = Vec::with_capacity(LS_RUNS);
+            for _ in 0..LS_RUNS {
+                ls.push(col.run(["ls", "bench", "--limit", "100"])?.elapsed);
+            }
+
+            step("col verify");
+            let verify = col.run(["verify"])?.elapsed;
+
+            step("col gc");
+            col.run(["gc"])?;
+            let colstore = main_store.join(".colstore");
+            let store_bytes = dir_size(&colstore).map_err(|err| format!("cannot measure {}: {err}", colstore.display()))?;
+
+            step("col stats --json");
+            let text = String::from_utf8_lossy(&col.run(["stats", "--json"])?.output.stdout).into_owned();
+            stats = Some(redact(&pretty_json(&text), dir));
+            m.ingest = Some(Ingest { add, ls, verify, store_bytes });
+        }
     }
 
-    step("col verify");
-    let verify = col.run(["verify"])?.elapsed;
+    if args.runs(Area::Sync) {
+        m.sync = Some(measure_chunk_sync(bin, dir, args.docs)?);
+    }
 
-    step("col gc");
-    col.run(["gc"])?;
-    let colstore = store.join(".colstore");
-    let store_bytes = dir_size(&colstore).map_err(|err| format!("cannot measure {}: {err}", colstore.display()))?;
+    if args.runs(Area::Sync) || args.runs(Area::Search) {
+        step(&format!("col sync (the {}-document store, first time)", args.docs));
+        let first = sync_run(&col)?;
+        if first.synced != args.docs as u64 || first.failed > 0 {
+            eprintln!(
+                "warning: the first sync of the main store synced {} of {} documents ({} failed)",
+                first.synced, args.docs, first.failed
+            );
+        }
+        m.first_sync = Some(first);
+    }
 
-    step("col stats --json");
-    let stats = String::from_utf8_lossy(&col.run(["stats", "--json"])?.output.stdout).into_owned();
-    let stats = redact(&pretty_json(&stats), dir);
+    if args.runs(Area::Sync) {
+        step(&format!("col sync (no-op, x{RESYNC_RUNS})"));
+        for _ in 0..RESYNC_RUNS {
+            let again = sync_run(&col)?;
+            if again.documents > 0 || again.chunks > 0 {
+                eprintln!("warning: a re-sync of the synced store was not a no-op: {} documents, {} chunks", again.documents, again.chunks);
+            }
+            m.resync.push(again.elapsed);
+        }
+    }
+
+    if args.runs(Area::Search) {
+        let search_dir = dir.join("search-store");
+        create_dirs(&[&search_dir])?;
+        step(&format!(
+            "exact search in process: {} x {} random vectors, {} queries",
+            inproc::SEARCH_POINTS,
+            inproc::SEARCH_DIM,
+            inproc::SEARCH_QUERIES
+        ));
+        m.search = Some(inproc::search(&search_dir, inproc::SEARCH_POINTS, inproc::SEARCH_DIM, inproc::SEARCH_QUERIES)?);
+
+        step(&format!("col search bench QUERY (x{})", CLI_QUERIES.len()));
+        for query in CLI_QUERIES {
+            m.cli_search.push(col.run(["search", "bench", query])?.elapsed);
+        }
+    }
+
+    if args.runs(Area::Queue) {
+        let queue_dir = dir.join("queue");
+        create_dirs(&[&queue_dir])?;
+        step(&format!(
+            "job queue in process: {} jobs, claim 1 + complete; then claim {} + complete each",
+            inproc::QUEUE_JOBS,
+            inproc::QUEUE_BATCH
+        ));
+        m.queue = Some(inproc::queue(&queue_dir, inproc::QUEUE_JOBS, inproc::QUEUE_BATCH)?);
+    }
 
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
@@ -163,10 +348,71 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         // From the workspace root, so a rust-toolchain file there is honoured.
         rustc: command_line(root, "rustc", &["-V"]).unwrap_or_else(|| "unknown".into()),
         code: code_revision(root),
-        seed: corpus.seed,
-        measurements: Measurements { docs: args.docs, distinct: corpus.distinct(), logical_bytes, add, ls, verify, store_bytes },
+        measurements: m,
         stats,
         command: args.command(),
+    })
+}
+
+/// A fresh store holding only the sync corpus (about `chunks` chunks), then a timed `col sync`.
+fn measure_chunk_sync(bin: &Path, dir: &Path, chunks: usize) -> Result<ChunkSync, String> {
+    let corpus_dir = dir.join("sync-corpus");
+    let store = dir.join("sync-store");
+    create_dirs(&[&corpus_dir, &store])?;
+    let corpus = SyncCorpus::new(chunks);
+    step(&format!("generating {} files ({} chunks) in {}", corpus.files(), corpus.chunks(), corpus_dir.display()));
+    let logical_bytes = corpus.write_to(&corpus_dir).map_err(|err| format!("cannot write the sync corpus: {err}"))?;
+
+    let col = Col { bin, store: &store, cwd: dir };
+    step("col init; col collection create sync; col add sync <sync corpus>");
+    col.run(["init"])?;
+    col.run(["collection", "create", "sync"])?;
+    col.run([OsStr::new("add"), OsStr::new("sync"), corpus_dir.as_os_str()])?;
+
+    step(&format!("col sync ({} chunks)", corpus.chunks()));
+    let run = sync_run(&col)?;
+    if run.chunks != corpus.chunks() as u64 || run.failed > 0 {
+        eprintln!(
+            "warning: `col sync` reported {} chunks and {} failed documents; the corpus makes {} chunks",
+            run.chunks,
+            run.failed,
+            corpus.chunks()
+        );
+    }
+    Ok(ChunkSync { files: corpus.files(), logical_bytes, seed: corpus.seed, expected_chunks: corpus.chunks(), run })
+}
+
+/// Runs `col --json sync` and reads its counters.
+fn sync_run(col: &Col<'_>) -> Result<SyncRun, String> {
+    let timed = col.run(["--json", "sync"])?;
+    let mut run = parse_sync_json(&String::from_utf8_lossy(&timed.output.stdout))?;
+    run.elapsed = timed.elapsed;
+    Ok(run)
+}
+
+/// The counters of `col --json sync` for a store with one collection: `collections[0]` holds the report's progress
+/// counters flattened (`documents`, `chunks`, `cache_hits`, `embedded`, `embed_calls`) beside `synced` and `failed`.
+fn parse_sync_json(text: &str) -> Result<SyncRun, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("`col --json sync` did not print JSON ({err}): {}", text.trim_end()))?;
+    let collections = value["collections"].as_array().ok_or_else(|| format!("`col --json sync` printed no collections: {value}"))?;
+    let [collection] = collections.as_slice() else {
+        return Err(format!("`col --json sync` reported {} collections, not 1: {value}", collections.len()));
+    };
+    let count =
+        |field: &str| collection[field].as_u64().ok_or_else(|| format!("`col --json sync` has no whole number `{field}`: {collection}"));
+    Ok(SyncRun {
+        elapsed: Duration::ZERO,
+        documents: count("documents")?,
+        chunks: count("chunks")?,
+        cache_hits: count("cache_hits")?,
+        embedded: count("embedded")?,
+        embed_calls: count("embed_calls")?,
+        synced: count("synced")?,
+        failed: collection["failed"]
+            .as_array()
+            .map(|failed| failed.len() as u64)
+            .ok_or_else(|| format!("`col --json sync` has no `failed` list: {collection}"))?,
     })
 }
 
@@ -265,15 +511,14 @@ fn command_line(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
 }
 
 fn machine(root: &Path) -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| report::parse_cpu_model(&text))
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = report::parse_cpu_model(&cpuinfo).unwrap_or_else(|| "unknown CPU".into());
+    let vector_flags = report::parse_vector_flags(&cpuinfo);
     let cpus = command_line(root, "nproc", &[])
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.to_string()))
         .unwrap_or_else(|| "unknown".into());
     let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| report::parse_mem_total(&text));
-    Machine { cpu, cpus, memory_bytes }
+    Machine { cpu, cpus, memory_bytes, vector_flags, compiled_features: report::compiled_features() }
 }
 
 /// The measured code's revision, so a figure can be traced to a commit.
@@ -299,16 +544,42 @@ mod tests {
     #[test]
     fn args_default_to_the_published_run() {
         let args = parse(&[]).unwrap();
-        assert_eq!(args, Args { docs: 100_000, out: PathBuf::from("docs/BENCHMARKS.md") });
+        assert_eq!(args, Args { docs: 100_000, out: None, only: vec![] });
         assert_eq!(args.command(), "cargo xtask bench --docs 100000");
+        assert_eq!(args.out(), Some(Path::new("docs/BENCHMARKS.md")));
+        assert!(Area::ALL.iter().all(|&area| args.runs(area)));
     }
 
     #[test]
     fn args_accept_both_spellings_and_record_a_custom_out() {
         let args = parse(&["--docs", "2_000", "--out=target/bench.md"]).unwrap();
-        assert_eq!(args, Args { docs: 2000, out: PathBuf::from("target/bench.md") });
+        assert_eq!(args, Args { docs: 2000, out: Some(PathBuf::from("target/bench.md")), only: vec![] });
         assert_eq!(args.command(), "cargo xtask bench --docs 2000 --out target/bench.md");
         assert_eq!(parse(&["--docs=5"]).unwrap().docs, 5);
+        assert_eq!(parse(&["--out", "docs/BENCHMARKS.md"]).unwrap().command(), "cargo xtask bench --docs 100000");
+    }
+
+    #[test]
+    fn only_selects_areas_and_a_partial_run_writes_nothing_unless_told() {
+        let args = parse(&["--only", "queue,sync", "--only=sync"]).unwrap();
+        assert_eq!(args.only, [Area::Sync, Area::Queue]);
+        assert!(args.runs(Area::Sync) && args.runs(Area::Queue) && !args.runs(Area::Ingest) && !args.runs(Area::Search));
+        assert_eq!(args.command(), "cargo xtask bench --docs 100000 --only sync,queue");
+        assert_eq!(args.out(), None);
+        let recorded = parse(&["--only", "search", "--out", "target/search.md"]).unwrap();
+        assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
+        assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
+        // Naming every area is a full run.
+        let all = parse(&["--only", "ingest,sync,search,queue"]).unwrap();
+        assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
+    }
+
+    #[test]
+    fn args_round_trip_for_the_optimised_rerun() {
+        for argv in [&[][..], &["--docs", "7", "--out", "x.md"], &["--only", "ingest,search"], &["--docs=3", "--only=queue"]] {
+            let args = parse(argv).unwrap();
+            assert_eq!(Args::parse(&args.to_args()).unwrap(), args, "{argv:?}");
+        }
     }
 
     #[test]
@@ -317,6 +588,22 @@ mod tests {
         assert_eq!(parse(&["--docs", "many"]), Err("--docs takes a whole number, not \"many\"".into()));
         assert_eq!(parse(&["--docs", "0"]), Err("--docs must be at least 1".into()));
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
+        assert_eq!(parse(&["--only", "ingest,speed"]), Err("--only takes ingest, sync, search, queue, not \"speed\"".into()));
+        assert_eq!(parse(&["--only"]), Err("--only needs a value".into()));
+    }
+
+    #[test]
+    fn sync_json_is_read_from_the_first_collection() {
+        let json = r#"{"collections":[{"cache_hits":3,"chunks":12,"collection":"bench","deleted":0,"documents":4,"embed_calls":1,
+            "embedded":9,"failed":[["a.txt","boom"]],"pending":4,"points_retired":0,"points_upserted":12,"reprojected":false,"synced":3}],"ok":true}"#;
+        assert_eq!(
+            parse_sync_json(json).unwrap(),
+            SyncRun { elapsed: Duration::ZERO, documents: 4, chunks: 12, cache_hits: 3, embedded: 9, embed_calls: 1, synced: 3, failed: 1 }
+        );
+        assert!(parse_sync_json("not json").unwrap_err().contains("did not print JSON"));
+        assert!(parse_sync_json(r#"{"collections":[],"ok":true}"#).unwrap_err().contains("0 collections, not 1"));
+        let err = parse_sync_json(r#"{"collections":[{"documents":1}],"ok":true}"#).unwrap_err();
+        assert!(err.contains("no whole number `chunks`"), "{err}");
     }
 
     #[test]

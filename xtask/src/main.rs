@@ -3,8 +3,8 @@
 //! - `cargo xtask ci` runs `.ci/run`, the exact script CI runs.
 //! - `cargo xtask tidy` checks the workspace's architecture rules (see `tidy.rs`); the same checks run as `#[test]`s,
 //!   so `cargo test --workspace` enforces them.
-//! - `cargo xtask bench` measures the release `col` binary against the performance targets and records the figures
-//!   in `docs/BENCHMARKS.md`.
+//! - `cargo xtask bench` measures the release `col` binary and parts of the sync engine against the performance
+//!   targets and records the figures in `docs/BENCHMARKS.md`.
 
 mod bench;
 mod metadata;
@@ -19,8 +19,11 @@ usage: cargo xtask <command>
 commands:
   ci                                  run .ci/run (fmt, clippy, cargo deny, tests), exactly as CI does
   tidy                                check the workspace's dependency, manifest and path rules
-  bench [--docs N] [--out FILE]       benchmark the release `col` binary (default: --docs 100000
-                                      --out docs/BENCHMARKS.md; a relative FILE is taken from the workspace root)
+  bench [--docs N] [--out FILE] [--only AREA[,AREA]]
+                                      benchmark the release `col` binary and the sync engine; AREA is ingest,
+                                      sync, search or queue (default: all, --docs 100000, --out
+                                      docs/BENCHMARKS.md; a partial run writes only with --out; a relative FILE
+                                      is taken from the workspace root)
 ";
 
 fn main() -> ExitCode {

@@ -9,6 +9,8 @@ mod sync;
 mod verify;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
-pub use projection::{CollectionStatus, Drift, IndexReport, SearchHit, Status, reindex, search, status, verify_index};
+pub use projection::{
+    CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
+};
 pub use sync::{SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection};
 pub use verify::{VerifyReport, verify};

@@ -331,3 +331,53 @@ pub async fn reindex(
     ports.index.drop_collection(&index_name(ports.store_id, collection)).await?;
     crate::sync_collection(ports, collection, opts, progress).await
 }
+
+/// What a settings change means for the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SettingsChange {
+    /// Chunking changed: every document is pending again (unchanged chunks reuse cached vectors).
+    pub rechunk: bool,
+    /// The distance changed: the index collection is dropped and rebuilt from the cache on the next sync.
+    pub redistance: bool,
+    /// Documents marked pending.
+    pub marked_pending: u64,
+}
+
+/// Changes a collection's chunking and/or distance, marking what the next sync must re-project.
+///
+/// # Errors
+/// Repository, ledger or index failures.
+pub async fn change_settings(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    chunking: Option<ChunkingSettings>,
+    distance: Option<colstore_domain::Distance>,
+) -> Result<SettingsChange, SyncFailure> {
+    let c = ports.repo.collection(collection).await?;
+    let mut settings = c.settings.clone();
+    let rechunk = chunking.is_some_and(|ch| ch != settings.chunking);
+    if let Some(ch) = chunking {
+        settings.chunking = ch;
+    }
+    let redistance = match (distance, settings.vectors.as_mut()) {
+        (Some(d), Some(v)) if v.distance != d => {
+            v.distance = d;
+            true
+        }
+        (Some(d), None) => {
+            // Never synced: remember the distance for the first sync.
+            settings.vectors = Some(colstore_domain::VectorSettings { embedder: ports.embedder.identity(), distance: d });
+            false
+        }
+        _ => false,
+    };
+    ports.repo.update_settings(collection, settings).await?;
+    let mut marked_pending = 0;
+    if rechunk || redistance {
+        marked_pending = ports.ledger.mark_all_pending(collection).await?;
+    }
+    if redistance {
+        ports.index.drop_collection(&index_name(ports.store_id, collection)).await?;
+    }
+    Ok(SettingsChange { rechunk, redistance, marked_pending })
+}

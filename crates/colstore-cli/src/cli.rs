@@ -96,9 +96,8 @@ crashes and `col reindex` reuse them. Failed documents are retried; see `col sta
     /// Rebuild a collection's projection from the embedding cache (no embedder calls for cached chunks)
     Reindex(ReindexArgs),
 
-    /// List, show, retry or cancel background jobs
-    #[command(subcommand)]
-    Jobs(JobsCommand),
+    /// List, show, retry or cancel background jobs (default: list)
+    Jobs(JobsArgs),
 
     /// Run the main job on a throw-away store: init, add sample documents, sync, search, ls, stats, verify
     Demo(DemoArgs),
@@ -150,6 +149,12 @@ pub struct ReindexArgs {
     /// The backend to project into
     #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
     pub to: BackendArg,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: Option<JobsCommand>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +209,15 @@ pub enum CollectionCommand {
     Create {
         /// The new collection's name
         name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Change a collection's chunking or distance; the next `col sync` re-projects it (vectors come from the cache)
+    Set {
+        /// The collection
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// List collections with their document counts
     #[command(alias = "ls")]
@@ -228,6 +242,20 @@ pub enum CollectionCommand {
         #[arg(long)]
         no_backup: bool,
     },
+}
+
+/// Per-collection settings.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Chunk size in characters (default 1200)
+    #[arg(long, value_name = "CHARS")]
+    pub chunk_size: Option<u32>,
+    /// Characters shared by consecutive chunks (default 200)
+    #[arg(long, value_name = "CHARS")]
+    pub chunk_overlap: Option<u32>,
+    /// Vector distance: cosine (default), dot or euclid
+    #[arg(long)]
+    pub distance: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -135,6 +135,20 @@ pub(crate) async fn enqueue_in(conn: &mut SqliteConnection, spec: &JobSpec, now:
 }
 
 impl SqliteRepo {
+    /// The workers that hold running jobs (whether their leases expired or not), in name order, so that a process
+    /// starting up can free the jobs of workers that no longer run with [`JobQueue::release_worker`].
+    ///
+    /// # Errors
+    /// `Backend` when the database cannot be read.
+    pub async fn running_workers(&self) -> Result<Vec<WorkerId>, QueueError> {
+        let workers: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT worker FROM jobs WHERE state = 'running' AND worker IS NOT NULL ORDER BY worker")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(qerr)?;
+        Ok(workers.into_iter().map(WorkerId).collect())
+    }
+
     /// Why a fenced update matched no row: the job is missing, or the lease is no longer this one.
     async fn lost(&self, id: JobId) -> QueueError {
         match sqlx::query_scalar::<_, i64>("SELECT 1 FROM jobs WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await {

@@ -99,6 +99,15 @@ impl InMemoryQueue {
         self.lock().enqueue(spec, now)
     }
 
+    /// The workers that hold running jobs (whether their leases expired or not), in name order, like
+    /// `SqliteRepo::running_workers`.
+    pub fn running_workers(&self) -> Vec<WorkerId> {
+        let st = self.lock();
+        let workers: std::collections::BTreeSet<&str> =
+            st.jobs.values().filter(|s| s.job.state == JobState::Running).filter_map(|s| s.worker.as_ref()).map(|w| w.0.as_str()).collect();
+        workers.into_iter().map(|w| WorkerId(w.to_owned())).collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not turn every later call into a second panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

@@ -88,7 +88,7 @@ impl fmt::Display for LockInfo {
 }
 
 /// The machine's host name, best effort (no `unsafe` `gethostname`).
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| fs::read_to_string(p).ok())

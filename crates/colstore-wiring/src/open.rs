@@ -117,6 +117,7 @@ impl Store {
             let Plan { dir, config, overrides } = planned?;
             let db = dir.db_path(&config);
             let repo = open_sqlite(&db, false, Arc::clone(&clock)).await?;
+            free_jobs_of_dead_workers(&repo).await;
             tracing::debug!(store = %dir.root().display(), db = %db.display(), "opened the store");
             Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo })
         }
@@ -173,6 +174,29 @@ impl Store {
 fn is_relocated(dir: &StoreDir, config: &StoreConfig) -> bool {
     let recorded = config.store_path.canonicalize().unwrap_or_else(|_| config.store_path.clone());
     recorded != dir.root()
+}
+
+/// Frees the jobs leased by processes of this host that no longer run (PRODUCT §6: "jobs of a dead process are freed
+/// at start"), so they are claimable at once instead of after their lease expires. Worker ids are `host:pid:random`.
+async fn free_jobs_of_dead_workers(repo: &SqliteRepo) {
+    use colstore_domain::ports::{JobQueue, WorkerId};
+    let Ok(workers) = repo.running_workers().await else { return };
+    if workers.is_empty() || !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let host = crate::lock::host_name();
+    for WorkerId(w) in workers {
+        let mut parts = w.splitn(3, ':');
+        let (Some(h), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        if h != host || pid.parse::<u32>().is_err() || std::path::Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if let Ok(n) = repo.release_worker(&WorkerId(w.clone())).await
+            && n > 0
+        {
+            tracing::info!(worker = %w, jobs = n, "freed the jobs of a worker that is no longer running");
+        }
+    }
 }
 
 /// Opens (or with `create`, creates) the SQLite repository: the one call into `colstore-sqlite`, shared by `init` and `open`.

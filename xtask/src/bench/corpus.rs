@@ -1,8 +1,11 @@
 //! The benchmark's input: a deterministic folder of text files, half of them byte-identical copies of the other half,
-//! so ingest speed, deduplication and compression are measured on the same data on every machine.
+//! so ingest speed, deduplication and compression are measured on the same data on every machine; and a second one of
+//! distinct files of about four chunks each, for the sync throughput.
 
 use std::io;
 use std::path::Path;
+
+use colstore_domain::{ChunkingSettings, chunk_text};
 
 /// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast, and good enough for test data. Implemented here so the corpus
 /// never changes with a `rand` release.
@@ -92,10 +95,85 @@ impl Corpus {
     }
 }
 
-/// One file: sentences of 4–18 words, paragraphs of 2–6 sentences, an occasional number, ending in a newline.
+/// Sizes of the sync corpus's files, in bytes: with the default chunking (1200 characters, 200 overlap) such a file
+/// is 4 chunks, so a 100 000-chunk corpus is about 25 000 files.
+pub(crate) const SYNC_MIN_SIZE: usize = 3300;
+pub(crate) const SYNC_MAX_SIZE: usize = 3500;
+
+/// Seed of the sync corpus: its own, so no chunk of it equals a chunk of the ingest corpus.
+pub(crate) const SYNC_SEED: u64 = 0x5EED_0F5E_C0DE_C4A5;
+
+/// The sync benchmark's input: distinct files (no duplicates, so every chunk is embedded) named `sync-0000000.txt`,
+/// …, as many as it takes to reach `chunks` chunks with the default chunking, counted with the product's own chunker.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncCorpus {
+    pub(crate) seed: u64,
+    /// Chunks per file, in file order.
+    pub(crate) chunks_per_file: Vec<usize>,
+}
+
+impl SyncCorpus {
+    pub(crate) fn new(chunks: usize) -> Self {
+        Self::with_seed(chunks, SYNC_SEED)
+    }
+
+    pub(crate) fn with_seed(chunks: usize, seed: u64) -> Self {
+        let settings = ChunkingSettings::default();
+        let mut chunks_per_file = Vec::new();
+        let mut total = 0;
+        while total < chunks {
+            let content = Self::content_of(seed, chunks_per_file.len());
+            let n = chunk_text(std::str::from_utf8(&content).expect("the generator writes ASCII"), &settings).len();
+            chunks_per_file.push(n);
+            total += n;
+        }
+        Self { seed, chunks_per_file }
+    }
+
+    pub(crate) fn files(&self) -> usize {
+        self.chunks_per_file.len()
+    }
+
+    /// Chunks of the whole corpus, as `col sync` should count them.
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunks_per_file.iter().sum()
+    }
+
+    pub(crate) fn file_name(i: usize) -> String {
+        format!("sync-{i:07}.txt")
+    }
+
+    fn content_of(seed: u64, i: usize) -> Vec<u8> {
+        text_sized(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), SYNC_MIN_SIZE, SYNC_MAX_SIZE)
+    }
+
+    pub(crate) fn content(&self, i: usize) -> Vec<u8> {
+        assert!(i < self.files(), "file {i} of a {}-file sync corpus", self.files());
+        Self::content_of(self.seed, i)
+    }
+
+    /// Writes every file into `dir` (which must exist) and returns the logical size.
+    pub(crate) fn write_to(&self, dir: &Path) -> io::Result<u64> {
+        let mut logical = 0;
+        for i in 0..self.files() {
+            let content = self.content(i);
+            logical += content.len() as u64;
+            std::fs::write(dir.join(Self::file_name(i)), content)?;
+        }
+        Ok(logical)
+    }
+}
+
+/// One file of 1–4 KiB (see [`text_sized`]).
 fn text(seed: u64) -> Vec<u8> {
+    text_sized(seed, MIN_SIZE, MAX_SIZE)
+}
+
+/// One file of `min..=max` bytes: sentences of 4–18 words, paragraphs of 2–6 sentences, an occasional number, ending
+/// in a newline.
+fn text_sized(seed: u64, min: usize, max: usize) -> Vec<u8> {
     let mut rng = SplitMix64::new(seed);
-    let size = MIN_SIZE + rng.below((MAX_SIZE - MIN_SIZE + 1) as u64) as usize;
+    let size = min + rng.below((max - min + 1) as u64) as usize;
     let mut out = String::with_capacity(size + 64);
     while out.len() < size {
         for sentence in 0..2 + rng.below(5) {
@@ -203,6 +281,37 @@ mod tests {
         let distinct: HashSet<&str> = words.iter().copied().collect();
         assert!(distinct.len() * 3 < words.len() * 2, "{} distinct of {}", distinct.len(), words.len());
         assert!(distinct.len() > 30, "{} distinct", distinct.len());
+    }
+
+    #[test]
+    fn the_sync_corpus_reaches_its_chunk_count_with_about_four_chunks_per_file() {
+        let corpus = SyncCorpus::new(2000);
+        assert!((2000..2010).contains(&corpus.chunks()), "{} chunks", corpus.chunks());
+        // Within 10 % of 4 chunks per file on average, so 100 000 chunks are about 25 000 files.
+        assert!((455..=555).contains(&corpus.files()), "{} files", corpus.files());
+        assert!(corpus.chunks_per_file.iter().all(|&n| (3..=5).contains(&n)), "{:?}", corpus.chunks_per_file);
+        for i in [0, 1, corpus.files() - 1] {
+            let content = corpus.content(i);
+            assert!((SYNC_MIN_SIZE..=SYNC_MAX_SIZE).contains(&content.len()), "file {i}: {} bytes", content.len());
+            let chunks = chunk_text(std::str::from_utf8(&content).unwrap(), &ChunkingSettings::default());
+            assert_eq!(chunks.len(), corpus.chunks_per_file[i], "file {i}");
+        }
+        let ingest = Corpus::new(10);
+        assert_ne!(corpus.content(0)[..100], ingest.content(0)[..100], "its own seed");
+        assert_eq!(SyncCorpus::new(2000).chunks_per_file, corpus.chunks_per_file, "deterministic");
+    }
+
+    #[test]
+    fn the_sync_corpus_writes_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = SyncCorpus::new(10);
+        let logical = corpus.write_to(dir.path()).unwrap();
+        let names: HashSet<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names.len(), corpus.files());
+        assert!(names.contains("sync-0000000.txt"));
+        let on_disk: u64 = (0..corpus.files()).map(|i| std::fs::metadata(dir.path().join(SyncCorpus::file_name(i))).unwrap().len()).sum();
+        assert_eq!(logical, on_disk);
     }
 
     #[test]

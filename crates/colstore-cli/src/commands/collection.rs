@@ -2,24 +2,53 @@
 
 use std::io::IsTerminal;
 
-use colstore_domain::{CollectionSettings, CollectionSpec};
+use colstore_domain::{ChunkingSettings, CollectionSettings, CollectionSpec, Distance, VectorSettings};
 use serde_json::json;
 
 use super::{Ctx, collection_name, display, io};
-use crate::cli::CollectionCommand;
+use crate::cli::{CollectionCommand, SettingsArgs};
 use crate::error::{CliError, CliResult};
-use crate::output::{collection_json, human_bytes, human_time, table};
+use crate::output::{collection_json, human_bytes, human_time, table, to_value};
 
 pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
     match cmd {
-        CollectionCommand::Create { name } => {
+        CollectionCommand::Create { name, settings: args } => {
             let name = collection_name(&name)?;
+            let (chunking, distance) = parse_settings(&args, ChunkingSettings::default())?;
             let store = ctx.open().await?;
             let _lock = ctx.shared_lock(&store).await?;
-            let c = store.repo().create_collection(CollectionSpec { name, settings: CollectionSettings::default() }).await?;
+            let mut settings = CollectionSettings { chunking: chunking.unwrap_or_default(), vectors: None };
+            if let Some(d) = distance {
+                let embedder = store.embedder(&colstore_wiring::process_env)?.identity();
+                settings.vectors = Some(VectorSettings { embedder, distance: d });
+            }
+            let c = store.repo().create_collection(CollectionSpec { name, settings }).await?;
             ctx.out.json_value(&collection_json(&c)).map_err(io)?;
             ctx.out.line(format!("Created collection {}", c.name)).map_err(io)?;
             ctx.out.line(format!("Next: `col add {} PATH…` or `col put {} KEY FILE`", c.name, c.name)).map_err(io)?;
+        }
+        CollectionCommand::Set { name, settings: args } => {
+            let name = collection_name(&name)?;
+            let store = ctx.open().await?;
+            let current = store.repo().collection(&name).await?;
+            let (chunking, distance) = parse_settings(&args, current.settings.chunking)?;
+            if chunking.is_none() && distance.is_none() {
+                return Err(CliError::new("nothing to change").code(2).hint("pass --chunk-size, --chunk-overlap or --distance"));
+            }
+            let _lock = ctx.shared_lock(&store).await?;
+            let ports = Ctx::sync_ports(&store).await?;
+            let change = colstore_app::change_settings(&ports, &name, chunking, distance).await?;
+            let c = store.repo().collection(&name).await?;
+            ctx.out.json_value(&json!({ "collection": collection_json(&c), "change": to_value(&change) })).map_err(io)?;
+            ctx.out.line(format!("Updated collection {name}.")).map_err(io)?;
+            if change.marked_pending > 0 {
+                ctx.out
+                    .line(format!(
+                        "{} documents are pending; run `col sync {name}` to re-project them (cached vectors are reused).",
+                        change.marked_pending
+                    ))
+                    .map_err(io)?;
+            }
         }
         CollectionCommand::List => {
             let store = ctx.open().await?;
@@ -93,6 +122,22 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Reads chunking and distance flags; chunking is `None` when neither chunk flag is given.
+fn parse_settings(a: &SettingsArgs, base: ChunkingSettings) -> CliResult<(Option<ChunkingSettings>, Option<Distance>)> {
+    let chunking = if a.chunk_size.is_some() || a.chunk_overlap.is_some() {
+        let size = a.chunk_size.unwrap_or(base.max_chars);
+        let overlap = a.chunk_overlap.unwrap_or(base.overlap_chars.min(size.saturating_sub(1)));
+        Some(
+            ChunkingSettings::new(size, overlap)
+                .map_err(|e| CliError::from(e).hint("use a chunk size above 0 and an overlap smaller than it"))?,
+        )
+    } else {
+        None
+    };
+    let distance = a.distance.as_deref().map(Distance::parse).transpose()?;
+    Ok((chunking, distance))
 }
 
 /// Asks on the terminal; refuses when there is none.

@@ -42,7 +42,14 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     step(&format!("col init {}", display(&store_dir)))?;
     super::init::run(&inner, InitArgs { dir: Some(store_dir.clone()), mode: ModeArg::Sqlite }).await?;
     step("col collection create demo")?;
-    super::collection::run(&inner, CollectionCommand::Create { name: "demo".into() }).await?;
+    super::collection::run(
+        &inner,
+        CollectionCommand::Create {
+            name: "demo".into(),
+            settings: crate::cli::SettingsArgs { chunk_size: None, chunk_overlap: None, distance: None },
+        },
+    )
+    .await?;
     step(&format!("col add demo {}", display(&docs_dir)))?;
     super::add::run(
         &inner,

@@ -112,7 +112,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Status(a) => sync::status(&ctx, a).await,
         Command::Search(a) => sync::search(&ctx, a).await,
         Command::Reindex(a) => sync::reindex(&ctx, a).await,
-        Command::Jobs(c) => sync::jobs(&ctx, c).await,
+        Command::Jobs(a) => sync::jobs(&ctx, a.command.unwrap_or(crate::cli::JobsCommand::List { state: None, limit: 50 })).await,
         Command::Demo(a) => demo::run(&ctx, a).await,
     };
     ctx.out.flush().map_err(io)?;

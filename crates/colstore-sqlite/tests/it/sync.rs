@@ -178,7 +178,9 @@ async fn queue_and_ledger_survive_a_reopen() {
     let repo = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
     assert_eq!(repo.counts(Some(c.clone())).await.unwrap(), SyncCounts { pending: 1, synced: 1, failed: 0 });
     assert!(repo.claim(&WorkerId("new".into()), Vec::new(), 10, Duration::from_secs(30)).await.unwrap().is_empty(), "leases hold");
+    assert_eq!(repo.running_workers().await.unwrap(), std::slice::from_ref(&dead), "who to check at start");
     assert_eq!(repo.release_worker(&dead).await.unwrap(), 2, "freed at start");
+    assert!(repo.running_workers().await.unwrap().is_empty());
     let again = repo.claim(&WorkerId("new".into()), Vec::new(), 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(again.len(), 2);
     assert!(again.iter().any(|l| l.job.id == other && l.job.attempts == 2));

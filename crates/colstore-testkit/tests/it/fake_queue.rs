@@ -29,6 +29,21 @@ mod fake {
     colstore_testkit::queue_conformance!(super::queue_fixture);
 }
 
+/// `running_workers` names each worker holding running jobs once, as `SqliteRepo::running_workers` does.
+#[tokio::test]
+async fn running_workers_are_listed_once_each() {
+    use colstore_testkit::queue::{claim, enqueue, spec, worker};
+    let q = InMemoryQueue::new(Arc::new(ManualClock::at_2024()));
+    for n in 0..4 {
+        enqueue(&q, spec("sync", n)).await;
+    }
+    claim(&q, "b", 2).await;
+    let done = claim(&q, "a", 1).await;
+    q.complete(&done[0]).await.expect("complete");
+    claim(&q, "c", 1).await;
+    assert_eq!(q.running_workers(), [worker("b"), worker("c")]);
+}
+
 /// A scenario missing from a macro's list would silently never run against any backend.
 #[test]
 fn every_queue_scenario_is_listed_in_the_macro() {
