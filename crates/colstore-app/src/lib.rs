@@ -12,5 +12,5 @@ pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_pa
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };
-pub use sync::{SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection};
+pub use sync::{FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection};
 pub use verify::{VerifyReport, verify};

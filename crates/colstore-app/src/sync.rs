@@ -70,6 +70,15 @@ pub struct SyncProgress {
     pub embed_calls: u64,
 }
 
+/// A document a sync could not project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedDocument {
+    /// Its key.
+    pub key: String,
+    /// Why.
+    pub error: String,
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SyncReport {
@@ -83,7 +92,7 @@ pub struct SyncReport {
     /// Deletions projected (points removed).
     pub deleted: u64,
     /// Documents that failed, with their error.
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<FailedDocument>,
     /// Points written.
     pub points_upserted: u64,
     /// Stale points removed.
@@ -201,7 +210,7 @@ async fn sync_batch(
                     let ids = (0..p.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &entry.key, i)).collect::<Vec<_>>();
                     if let Err(e) = ports.index.delete(name, ids).await {
                         ports.ledger.mark_failed(collection, &entry.key, e.to_string()).await?;
-                        report.failed.push((entry.key.to_string(), e.to_string()));
+                        report.failed.push(FailedDocument { key: entry.key.to_string(), error: e.to_string() });
                         report.progress.documents += 1;
                         return Err(e.into());
                     }
@@ -284,7 +293,7 @@ async fn sync_batch(
             Err(e) => {
                 for d in &docs {
                     ports.ledger.mark_failed(collection, &d.entry.key, format!("embedding failed: {e}")).await?;
-                    report.failed.push((d.entry.key.to_string(), format!("embedding failed: {e}")));
+                    report.failed.push(FailedDocument { key: d.entry.key.to_string(), error: format!("embedding failed: {e}") });
                 }
                 report.progress.documents += docs.len() as u64;
                 return Err(SyncFailure::Embedder(e));
@@ -318,7 +327,7 @@ async fn sync_batch(
         if let Err(e) = ports.index.upsert(name, remaining).await {
             for d in &docs {
                 ports.ledger.mark_failed(collection, &d.entry.key, format!("index upsert failed: {e}")).await?;
-                report.failed.push((d.entry.key.to_string(), format!("index upsert failed: {e}")));
+                report.failed.push(FailedDocument { key: d.entry.key.to_string(), error: format!("index upsert failed: {e}") });
             }
             report.progress.documents += docs.len() as u64;
             return Err(e.into());
@@ -336,7 +345,7 @@ async fn sync_batch(
             let stale = (new_count..old.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &d.entry.key, i)).collect();
             if let Err(e) = ports.index.delete(name, stale).await {
                 ports.ledger.mark_failed(collection, &d.entry.key, format!("retiring old points failed: {e}")).await?;
-                report.failed.push((d.entry.key.to_string(), e.to_string()));
+                report.failed.push(FailedDocument { key: d.entry.key.to_string(), error: e.to_string() });
                 continue;
             }
             report.points_retired += u64::from(old.chunk_count - new_count);
