@@ -167,7 +167,15 @@ pub async fn sync_collection(
     let (settings, reprojected) = settle_settings(ports, collection, opts.distance).await?;
     let vectors = settings.vectors.clone().ok_or_else(|| SyncFailure::Repo(RepoError::Unsupported("no vector settings".into())))?;
     let name = index_name(ports.store_id, collection);
-    ports.index.ensure_collection(&name, &vectors).await?;
+    if let Err(e) = ports.index.ensure_collection(&name, &vectors).await {
+        // Make the failure visible where users look (`col status`): the first batch of pending documents is marked
+        // failed with the error; the rest stay pending.
+        let first = ports.ledger.pending(collection, opts.include_failed, None, opts.batch_docs.max(1)).await?;
+        for entry in first {
+            ports.ledger.mark_failed(collection, &entry.key, format!("the vector index failed: {e}")).await?;
+        }
+        return Err(e.into());
+    }
     let counts = ports.ledger.counts(Some(collection.clone())).await?;
     let mut report = SyncReport { collection: collection.to_string(), reprojected, ..SyncReport::default() };
     report.progress.pending = counts.pending + if opts.include_failed { counts.failed } else { 0 };
@@ -540,5 +548,105 @@ mod tests {
         };
         let r = sync_collection(&ports, &name(), &SyncOptions::default(), &|_| {}).await;
         assert!(matches!(r, Err(SyncFailure::Embedder(_))));
+    }
+}
+
+/// The use case over the faithful fakes: state, not interactions.
+#[cfg(test)]
+mod with_fakes {
+    use super::*;
+    use async_trait::async_trait;
+    use colstore_domain::ports::{SyncState, SyncStore};
+    use colstore_domain::{CollectionSpec, Content, Dimension, EmbedderId, Metadata, NewDocument, Tags};
+    use colstore_testkit::{InMemoryIndex, InMemoryRepo, ManualClock};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A deterministic embedder that counts what it embeds.
+    #[derive(Default)]
+    struct Counting(AtomicU64);
+
+    #[async_trait]
+    impl Embedder for Counting {
+        fn identity(&self) -> EmbedderId {
+            EmbedderId { kind: "test".into(), model: "count".into(), dimension: Dimension::new(3).unwrap() }
+        }
+        fn max_batch(&self) -> usize {
+            2
+        }
+        async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vector>, EmbedError> {
+            self.0.fetch_add(texts.len() as u64, Ordering::SeqCst);
+            Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0, 0.5]).collect())
+        }
+    }
+
+    async fn setup() -> (Arc<InMemoryRepo>, Arc<InMemoryIndex>, Arc<Counting>, SyncPorts) {
+        let repo = Arc::new(InMemoryRepo::new(Arc::new(ManualClock::at_2024())));
+        let index = Arc::new(InMemoryIndex::new());
+        let embedder = Arc::new(Counting::default());
+        let c = CollectionName::parse("c").unwrap();
+        repo.create_collection(CollectionSpec { name: c.clone(), settings: CollectionSettings::default() }).await.unwrap();
+        let docs = (0..5)
+            .map(|i| NewDocument {
+                key: DocKey::parse(&format!("d{i}.md")).unwrap(),
+                content: Content::Bytes(format!("document number {i}").into_bytes().into()),
+                metadata: Metadata::default(),
+                tags: Tags::default(),
+            })
+            .collect();
+        repo.put_batch(&c, docs).await.unwrap();
+        let ports = SyncPorts {
+            repo: repo.clone(),
+            ledger: repo.clone(),
+            index: index.clone(),
+            embedder: embedder.clone(),
+            store_id: StoreId::random(),
+        };
+        (repo, index, embedder, ports)
+    }
+
+    #[tokio::test]
+    async fn a_failing_index_leaves_documents_failed_and_nothing_synced() {
+        let (repo, index, embedder, ports) = setup().await;
+        let c = CollectionName::parse("c").unwrap();
+        index
+            .ensure_collection(
+                &index_name(ports.store_id, &c),
+                &VectorSettings { embedder: embedder.identity(), distance: Distance::Cosine },
+            )
+            .await
+            .unwrap();
+        index.set_unavailable(Some("index down"));
+        let r = sync_collection(&ports, &c, &SyncOptions::default(), &|_| {}).await;
+        assert!(r.is_err(), "the sync reports the failure");
+        let counts = repo.counts(Some(c.clone())).await.unwrap();
+        assert_eq!((counts.synced, counts.failed), (0, 5), "nothing is marked synced that is not in the index");
+        let errors = repo.recent_errors(Some(c.clone()), 10).await.unwrap();
+        assert!(errors.iter().all(|e| e.state == SyncState::Failed && e.error.as_deref().unwrap_or("").contains("index down")));
+        // Once the index is back, the failed documents are retried and each chunk is paid for once.
+        index.set_unavailable(None);
+        let r = sync_collection(&ports, &c, &SyncOptions::default(), &|_| {}).await.unwrap();
+        assert_eq!(r.synced, 5);
+        assert_eq!(embedder.0.load(Ordering::SeqCst), 5);
+        assert_eq!(repo.counts(Some(c)).await.unwrap().failed, 0);
+    }
+
+    #[tokio::test]
+    async fn unchanged_chunks_are_never_embedded_twice_and_deletes_propagate() {
+        let (repo, index, embedder, ports) = setup().await;
+        let c = CollectionName::parse("c").unwrap();
+        sync_collection(&ports, &c, &SyncOptions::default(), &|_| {}).await.unwrap();
+        assert_eq!(embedder.0.load(Ordering::SeqCst), 5);
+        let name = index_name(ports.store_id, &c);
+        assert_eq!(index.count(&name, None).await.unwrap(), 5);
+        // A second sync, a re-chunk of everything, and a reindex embed nothing new.
+        sync_collection(&ports, &c, &SyncOptions::default(), &|_| {}).await.unwrap();
+        crate::reindex(&ports, &c, &SyncOptions::default(), &|_| {}).await.unwrap();
+        assert_eq!(embedder.0.load(Ordering::SeqCst), 5);
+        repo.delete_documents(&c, vec![DocKey::parse("d0.md").unwrap()]).await.unwrap();
+        let r = sync_collection(&ports, &c, &SyncOptions::default(), &|_| {}).await.unwrap();
+        assert_eq!((r.deleted, r.points_retired), (1, 1));
+        assert_eq!(index.count(&name, None).await.unwrap(), 4);
+        let report = crate::verify_index(&ports, &c, false).await.unwrap();
+        assert!(report.drift.is_empty(), "{:?}", report.drift);
     }
 }

@@ -147,21 +147,36 @@ async fn search_in(store: &Store, index: &dyn VectorIndex, points: usize, dim: u
 /// worker: claim one job and complete it, repeated; and claim `batch` at a time and complete each.
 pub(crate) fn queue(dir: &Path, jobs: usize, batch: usize) -> Result<QueueTimings, String> {
     runtime()?.block_on(async {
-        let (enqueue, unbatched) = drain(&dir.join("queue-unbatched"), jobs, 1).await?;
-        let (_, batched) = drain(&dir.join("queue-batched"), jobs, batch).await?;
-        Ok(QueueTimings { jobs, batch, enqueue, unbatched, batched })
+        let unbatched = drain(&dir.join("queue-unbatched"), jobs, 1).await?;
+        let batched = drain(&dir.join("queue-batched"), jobs, batch).await?;
+        Ok(QueueTimings {
+            jobs,
+            batch,
+            enqueue: unbatched.enqueue,
+            unbatched: unbatched.drain,
+            unbatched_claims: unbatched.claims,
+            batched: batched.drain,
+            batched_claims: batched.claims,
+        })
     })
 }
 
-/// Returns how long enqueuing took and how long draining took.
-async fn drain(dir: &Path, jobs: usize, batch: usize) -> Result<(Duration, Duration), String> {
+/// How long one queue run's parts took.
+struct Drained {
+    enqueue: Duration,
+    drain: Duration,
+    /// The part of `drain` spent in `claim`.
+    claims: Duration,
+}
+
+async fn drain(dir: &Path, jobs: usize, batch: usize) -> Result<Drained, String> {
     let store = new_store(dir).await?;
     let result = drain_in(store.queue().as_ref(), jobs, batch).await;
     store.close().await;
     result
 }
 
-async fn drain_in(queue: &dyn JobQueue, jobs: usize, batch: usize) -> Result<(Duration, Duration), String> {
+async fn drain_in(queue: &dyn JobQueue, jobs: usize, batch: usize) -> Result<Drained, String> {
     let fail = |what: &str, err: &dyn std::fmt::Display| format!("the job queue failed to {what}: {err}");
     let started = Instant::now();
     for n in 0..jobs {
@@ -174,8 +189,11 @@ async fn drain_in(queue: &dyn JobQueue, jobs: usize, batch: usize) -> Result<(Du
     let worker = WorkerId(format!("xtask-bench:{}", std::process::id()));
     let started = Instant::now();
     let mut done = 0;
+    let mut claims = Duration::ZERO;
     loop {
+        let claiming = Instant::now();
         let leases = queue.claim(&worker, vec![QUEUE_KIND.into()], batch, QUEUE_LEASE).await.map_err(|err| fail("claim", &err))?;
+        claims += claiming.elapsed();
         if leases.is_empty() {
             break;
         }
@@ -184,11 +202,11 @@ async fn drain_in(queue: &dyn JobQueue, jobs: usize, batch: usize) -> Result<(Du
         }
         done += leases.len();
     }
-    let drained = started.elapsed();
+    let drain = started.elapsed();
     if done != jobs {
         return Err(format!("the queue handed out {done} jobs, not the {jobs} enqueued"));
     }
-    Ok((enqueue, drained))
+    Ok(Drained { enqueue, drain, claims })
 }
 
 #[cfg(test)]

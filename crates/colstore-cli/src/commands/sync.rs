@@ -70,6 +70,20 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
         leases.iter().filter(|l| l.job.spec.payload.get("collection").and_then(|v| v.as_str()) == Some(c.as_str())).collect()
     };
 
+    // Renew the leases while the sync runs, recording progress on the jobs (`col jobs show ID`).
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
+    let heartbeat = {
+        let (queue, leases, latest) = (queue.clone(), leases.clone(), latest.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 4).await;
+                let progress = latest.lock().map(|p| p.clone()).unwrap_or(serde_json::Value::Null);
+                for l in &leases {
+                    let _ = queue.heartbeat(l, Some(progress.clone()), LEASE).await;
+                }
+            }
+        })
+    };
     let opts = SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() };
     let mut reports: Vec<SyncReport> = Vec::new();
     let mut first_error: Option<CliError> = None;
@@ -77,6 +91,9 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
         let started = Instant::now();
         let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("syncing {c}"));
         let on_progress = |p: SyncProgress| {
+            if let Ok(mut l) = latest.lock() {
+                *l = json!({ "collection": c.as_str(), "progress": to_value(&p) });
+            }
             bar.set_length(p.pending.max(p.documents));
             bar.set_position(p.documents);
             bar.set_message(format!("syncing {c}: {}", progress_line(&p, started)));
@@ -124,6 +141,7 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
             }
         }
     }
+    heartbeat.abort();
     // Jobs of collections outside this run go back to the queue.
     let _ = queue.release_worker(&worker).await;
     ctx.out
