@@ -243,7 +243,12 @@ fn create_dirs(paths: &[&Path]) -> Result<(), String> {
     Ok(())
 }
 
+fn load() -> Option<f64> {
+    report::parse_load(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
 fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, String> {
+    let load_at_start = load();
     let mut m = Measurements::default();
     let mut stats = None;
 
@@ -349,6 +354,7 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         rustc: command_line(root, "rustc", &["-V"]).unwrap_or_else(|| "unknown".into()),
         code: code_revision(root),
         measurements: m,
+        load: load_at_start.zip(load()),
         stats,
         command: args.command(),
     })

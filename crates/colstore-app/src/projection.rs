@@ -82,6 +82,8 @@ pub async fn search(
             metadata: h.payload.metadata,
         });
     }
+    // Equal scores are ordered by key and chunk, not by point id (which depends on the store's random id).
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)).then(a.chunk.cmp(&b.chunk)));
     Ok(out)
 }
 

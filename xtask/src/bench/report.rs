@@ -184,6 +184,9 @@ pub(crate) struct Report {
     pub(crate) rustc: String,
     pub(crate) code: String,
     pub(crate) measurements: Measurements,
+    /// The 1-minute load average when the measurements started and when they ended: other work on the machine
+    /// (a build, a second benchmark) shows here and explains figures that are off.
+    pub(crate) load: Option<(f64, f64)>,
     /// `col stats --json` after the ingest (pretty-printed when it parsed as JSON).
     pub(crate) stats: Option<String>,
     pub(crate) command: String,
@@ -556,10 +559,16 @@ impl Report {
             ]);
         }
         let mut out = format!("{}\n", columns(&rows));
-        for (key, value) in self.measurements.context(&self.machine) {
+        for (key, value) in self.load_context().into_iter().chain(self.measurements.context(&self.machine)) {
             out.push_str(&format!("{}: {value}\n", key.to_lowercase()));
         }
         out
+    }
+
+    fn load_context(&self) -> Option<(&'static str, String)> {
+        self.load.map(|(start, end)| {
+            ("Load", format!("1-minute load average {start:.2} at the start, {end:.2} at the end ({} CPUs)", self.machine.cpus))
+        })
     }
 
     /// The generated section, markers included.
@@ -572,6 +581,7 @@ impl Report {
             ("Toolchain", self.rustc.clone()),
             ("Code", self.code.clone()),
         ];
+        context.extend(self.load_context());
         context.extend(self.measurements.context(&self.machine));
         for (key, value) in context {
             out.push_str(&format!("| {key} | {} |\n", escape_cell(&value)));
@@ -617,6 +627,11 @@ pub(crate) fn parse_cpu_model(cpuinfo: &str) -> Option<String> {
         .find(|line| line.starts_with("model name"))
         .and_then(|line| line.split_once(':'))
         .map(|(_, model)| model.trim().to_owned())
+}
+
+/// The 1-minute load average from `/proc/loadavg`.
+pub(crate) fn parse_load(loadavg: &str) -> Option<f64> {
+    loadavg.split_whitespace().next()?.parse().ok()
 }
 
 /// `MemTotal` from `/proc/meminfo`, in bytes.
@@ -741,6 +756,7 @@ mod tests {
             rustc: "rustc 1.95.0 (59807616e 2026-04-14)".into(),
             code: "git 0123abc".into(),
             measurements,
+            load: Some((0.5, 1.25)),
             stats: Some("{\n  \"documents\": 100000\n}".into()),
             command: "cargo xtask bench --docs 100000".into(),
         }
@@ -910,6 +926,7 @@ mod tests {
             table.contains("data: 100 000 files of 1–4 KiB text (50 000 distinct + 50 000 byte-identical duplicates), 256.1 MB logical")
         );
         assert!(table.contains("\nsync data: 25 010 distinct files"), "{table}");
+        assert!(table.contains("\nload: 1-minute load average 0.50 at the start"), "{table}");
         assert!(table.contains("\nsearch: 100 000 random unit vectors × 384 f32 (cosine), up to 2 threads per search, 1.90 CPUs busy"));
         assert!(table.contains("CPU has avx2, fma; the build enables none of them"), "{table}");
     }
@@ -924,6 +941,7 @@ mod tests {
             "| Machine | Example CPU @ 2.20GHz, 2 CPUs (nproc), 24.0 GiB RAM |",
             "| Toolchain | rustc 1.95.0 (59807616e 2026-04-14) |",
             "| Code | git 0123abc |",
+            "| Load | 1-minute load average 0.50 at the start, 1.25 at the end (2 CPUs) |",
             "256.1 MB logical, seed 0x000000000000002a",
             "| Sync data | 25 010 distinct files of about 3.3–3.5 KB, 100 003 chunks with the default chunking",
             "| Search | 100 000 random unit vectors × 384 f32 (cosine), up to 2 threads per search",
@@ -1000,6 +1018,8 @@ mod tests {
         let meminfo = "MemTotal:       24730000 kB\nMemFree:        22000000 kB\n";
         assert_eq!(parse_mem_total(meminfo), Some(24_730_000 * 1024));
         assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(parse_load("2.26 3.02 2.77 4/107 2164\n"), Some(2.26));
+        assert_eq!(parse_load(""), None);
     }
 
     #[test]
