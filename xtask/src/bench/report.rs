@@ -26,7 +26,8 @@ pub(crate) const QUEUE_BATCHED_TARGET_JOBS_PER_S: f64 = 30_000.0;
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits between these markers are overwritten -->";
 const END: &str = "<!-- END cargo xtask bench -->";
 const HEADER: &str = "# Benchmarks\n\n\
-Figures measured by `cargo xtask bench` (`xtask/src/bench.rs`) with the release `col` binary on a generated corpus.\n\
+Figures measured by `cargo xtask bench` (`xtask/src/bench.rs`): the release `col` binary on generated corpora, and in\n\
+process the vector index's exact search and the SQLite job queue. Re-measure one area with `--only`.\n\
 Each run replaces the section between the markers below; text outside them is kept.\n";
 
 /// The machine the figures were measured on.
