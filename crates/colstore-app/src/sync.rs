@@ -344,7 +344,8 @@ async fn sync_batch(
         remaining = rest;
     }
 
-    // Retire points of chunks that no longer exist, then record the projection.
+    // Retire points of chunks that no longer exist, then record every projection in one ledger transaction.
+    let mut synced_items = Vec::with_capacity(docs.len());
     for d in &docs {
         let new_count = d.chunks.len() as u32;
         if let Some(old) = d.entry.projected
@@ -359,11 +360,11 @@ async fn sync_batch(
             report.points_retired += u64::from(old.chunk_count - new_count);
         }
         let projection = Projection { content_hash: d.current, chunk_count: new_count };
-        if ports.ledger.mark_synced(collection, &d.entry.key, Some(d.current), Some(projection)).await? {
-            report.synced += 1;
-        }
+        synced_items.push((d.entry.key.clone(), Some(d.current), Some(projection)));
         report.progress.documents += 1;
     }
+    let marked = ports.ledger.mark_synced_batch(collection, synced_items).await?;
+    report.synced += marked.iter().filter(|m| **m).count() as u64;
     Ok(())
 }
 
@@ -464,10 +465,11 @@ mod tests {
             assert_eq!(ids, expected_stale, "only the chunks beyond the new count are retired");
             Ok(())
         });
-        ledger.expect_mark_synced().times(1).in_sequence(&mut seq).returning(move |_, _, expected, projection| {
-            assert_eq!(expected, Some(hash));
-            assert_eq!(projection, Some(Projection { content_hash: hash, chunk_count: 1 }));
-            Ok(true)
+        ledger.expect_mark_synced_batch().times(1).in_sequence(&mut seq).returning(move |_, items| {
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].1, Some(hash));
+            assert_eq!(items[0].2, Some(Projection { content_hash: hash, chunk_count: 1 }));
+            Ok(vec![true])
         });
         ledger.expect_pending().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(vec![]));
 
@@ -507,6 +509,7 @@ mod tests {
         index.expect_ensure_collection().returning(|_, _| Ok(()));
         index.expect_upsert().never();
         ledger.expect_mark_synced().never();
+        ledger.expect_mark_synced_batch().never();
         ledger.expect_counts().returning(|_| Ok(SyncCounts { pending: 1, synced: 0, failed: 0 }));
         ledger.expect_pending().returning(|c, _, _, _| {
             Ok(vec![LedgerEntry {

@@ -203,21 +203,30 @@ impl JobQueue for SqliteRepo {
         let now = self.clock.now();
         let expires = now.plus_millis(millis(lease));
         let kinds_sql = if kinds.is_empty() { String::new() } else { format!(" AND kind IN ({})", vec!["?"; kinds.len()].join(",")) };
+        // Two index-ordered candidate lists, each cut at `max` before they are merged: due pending jobs (walked in
+        // `jobs_claim` order) and running jobs whose lease expired. An `OR` in one WHERE would make SQLite collect
+        // and sort every due job on each claim.
         let sql = format!(
             "UPDATE jobs SET state = 'running', worker = ?, token = token + 1, lease_expires = ?, attempts = attempts + 1, updated_at = ? \
-             WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND run_after <= ?) OR (state = 'running' AND lease_expires < ?)){kinds_sql} \
-             ORDER BY run_after, id LIMIT ?) RETURNING {JOB_COLUMNS}"
+             WHERE id IN (SELECT id FROM ( \
+                 SELECT id, run_after FROM (SELECT id, run_after FROM jobs WHERE state = 'pending' AND run_after <= ?{kinds_sql} \
+                     ORDER BY run_after, id LIMIT ?) \
+                 UNION ALL \
+                 SELECT id, run_after FROM (SELECT id, run_after FROM jobs WHERE state = 'running' AND lease_expires < ?{kinds_sql} \
+                     ORDER BY run_after, id LIMIT ?) \
+             ) ORDER BY run_after, id LIMIT ?) RETURNING {JOB_COLUMNS}"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(worker.0.clone())
-            .bind(expires.as_millis())
-            .bind(now.as_millis())
-            .bind(now.as_millis())
-            .bind(now.as_millis());
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let mut q =
+            sqlx::query(AssertSqlSafe(sql)).bind(worker.0.clone()).bind(expires.as_millis()).bind(now.as_millis()).bind(now.as_millis());
+        for k in &kinds {
+            q = q.bind(k.clone());
+        }
+        q = q.bind(limit).bind(now.as_millis());
         for k in kinds {
             q = q.bind(k);
         }
-        q = q.bind(i64::try_from(max).unwrap_or(i64::MAX));
+        q = q.bind(limit).bind(limit);
         let mut tx = self.begin_immediate().await.map_err(qerr)?;
         let rows = q.fetch_all(&mut *tx).await.map_err(qerr)?;
         tx.commit().await.map_err(qerr)?;

@@ -242,11 +242,23 @@ impl SyncStore for SqliteRepo {
         expected: Option<ContentHash>,
         projection: Option<Projection>,
     ) -> Result<bool, SyncError> {
+        let mut out = self.mark_synced_batch(collection, vec![(key.clone(), expected, projection)]).await?;
+        Ok(out.pop().unwrap_or(false))
+    }
+
+    async fn mark_synced_batch(
+        &self,
+        collection: &CollectionName,
+        items: Vec<(DocKey, Option<ContentHash>, Option<Projection>)>,
+    ) -> Result<Vec<bool>, SyncError> {
+        // One transaction for the whole batch: one durable commit instead of one per document.
         let now = self.clock.now().as_millis();
         let mut tx = self.begin_immediate().await.map_err(serr)?;
         let cid = Self::sync_collection_id(&mut tx, collection).await?;
-        let done =
-            match expected {
+        let mut results = Vec::with_capacity(items.len());
+        for (key, expected, projection) in items {
+            let key = &key;
+            let done = match expected {
                 // Synced only while the document still has the content the projection was made from.
                 Some(hash) => sqlx::query(
                     "INSERT INTO sync_ledger (collection_id, key, state, projected_hash, projected_chunks, attempts, error, updated_at) \
@@ -286,8 +298,10 @@ impl SyncStore for SqliteRepo {
                     !exists
                 }
             };
+            results.push(done);
+        }
         tx.commit().await.map_err(serr)?;
-        Ok(done)
+        Ok(results)
     }
 
     async fn mark_failed(&self, collection: &CollectionName, key: &DocKey, error: String) -> Result<(), SyncError> {

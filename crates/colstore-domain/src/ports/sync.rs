@@ -119,6 +119,20 @@ pub trait SyncStore: Send + Sync {
         projection: Option<Projection>,
     ) -> Result<bool, SyncError>;
 
+    /// `mark_synced` for many documents of one collection, with the same semantics for each item, returning one result
+    /// per item in order. Adapters SHOULD do it in one transaction (the default calls `mark_synced` per item).
+    async fn mark_synced_batch(
+        &self,
+        collection: &CollectionName,
+        items: Vec<(DocKey, Option<ContentHash>, Option<Projection>)>,
+    ) -> Result<Vec<bool>, SyncError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (key, expected, projection) in items {
+            out.push(self.mark_synced(collection, &key, expected, projection).await?);
+        }
+        Ok(out)
+    }
+
     /// Records a failed attempt with its error.
     async fn mark_failed(&self, collection: &CollectionName, key: &DocKey, error: String) -> Result<(), SyncError>;
 
