@@ -19,10 +19,20 @@ impl From<SyncFailure> for CliError {
     fn from(e: SyncFailure) -> Self {
         match e {
             SyncFailure::Repo(r) => r.into(),
+            SyncFailure::Ledger(l) => l.into(),
             SyncFailure::Embedder(err) => CliError::new(format!("the embedder failed: {err}"))
                 .hint("check [embedder] in .colstore/config.toml and that the embedding service is reachable; failed documents are retried by the next `col sync`"),
             SyncFailure::Index(err) => CliError::new(format!("the vector index failed: {err}"))
                 .hint("check [vectors] in .colstore/config.toml; `col status` shows the backend's health"),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<colstore_domain::ports::SyncError> for CliError {
+    fn from(e: colstore_domain::ports::SyncError) -> Self {
+        match e {
+            colstore_domain::ports::SyncError::CollectionNotFound(c) => colstore_domain::ports::RepoError::CollectionNotFound(c).into(),
             other => CliError::new(other.to_string()),
         }
     }
@@ -84,6 +94,9 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
             }
         })
     };
+    if collections.is_empty() {
+        ctx.out.line("No collections to sync. Create one with `col collection create NAME`.").map_err(io)?;
+    }
     let opts = SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() };
     let mut reports: Vec<SyncReport> = Vec::new();
     let mut first_error: Option<CliError> = None;
@@ -225,7 +238,7 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
     }
     let store = ctx.open().await?;
     let ports = Ctx::sync_ports(&store).await?;
-    let counts = ports.ledger.counts(Some(collection.clone())).await.map_err(|e| CliError::new(e.to_string()))?;
+    let counts = ports.ledger.counts(Some(collection.clone())).await?;
     let hits = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
     ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(&hits) })).map_err(io)?;
     if hits.is_empty() {
