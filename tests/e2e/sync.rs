@@ -189,7 +189,7 @@ fn kill_9_during_sync_never_corrupts_and_never_pays_twice_outside_the_in_flight_
     let mut rng = Rng::new(seed);
     let stub = StubEmbedServer::start(32);
     // Slow answers make the kills land during embedding as well as between batches.
-    stub.delay(Duration::from_millis(15));
+    stub.delay(Duration::from_millis(40));
     let s = TestStore::new();
     use_stub(&s, &stub);
     s.ok(["collection", "create", "c"]);
@@ -201,9 +201,15 @@ fn kill_9_during_sync_never_corrupts_and_never_pays_twice_outside_the_in_flight_
     let rounds = 30;
     let mut interrupted = 0;
     let started = Instant::now();
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        // Edit some documents before each round, so every round has embedding work left however fast the machine.
+        for j in 0..30 {
+            let i = (round * 30 + j) % 400;
+            s.write(format!("d/{i:03}.md"), format!("Round {round} rewrote this opening.\n\n{}", doc_text(i)));
+        }
+        s.ok(["add", "c", "d"]);
         let mut child = s.cmd(["sync"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(rng.range(0, 350)));
+        std::thread::sleep(Duration::from_millis(rng.range(0, 150)));
         if child.try_wait().unwrap().is_none() {
             interrupted += 1;
         }
