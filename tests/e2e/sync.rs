@@ -245,3 +245,18 @@ fn kill_9_during_sync_never_corrupts_and_never_pays_twice_outside_the_in_flight_
     println!("{distinct} distinct chunks, {duplicates} embedded twice (kills: {interrupted})");
     assert!(duplicates <= interrupted as u64 * 64, "chunks were paid for again outside an in-flight request");
 }
+
+#[test]
+fn deleting_a_collection_drops_its_points() {
+    let s = TestStore::new();
+    s.ok(["collection", "create", "c"]);
+    s.ok(["put", "c", "old.md", "--text", "zebra giraffe savanna"]);
+    s.ok(["sync"]);
+    s.ok(["collection", "delete", "c", "--yes", "--no-backup"]);
+    s.ok(["collection", "create", "c"]);
+    s.ok(["put", "c", "new.md", "--text", "something else entirely"]);
+    s.ok(["sync"]);
+    let hits = s.json(["search", "c", "zebra giraffe"]);
+    assert!(hits["results"].as_array().unwrap().iter().all(|h| h["key"] != "old.md"), "points of a deleted collection are gone: {hits}");
+    s.ok(["verify", "--index"]);
+}

@@ -110,6 +110,16 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             let _lock = ctx.exclusive_lock(&store, "collection delete").await?;
             let backup = if no_backup { None } else { Some(store.safety_copy(&format!("collection-delete-{name}")).await?) };
             let n = store.repo().delete_collection(&name).await?;
+            // The projection goes with the collection, or a re-created collection of the same name would find the old
+            // points in search results.
+            match store.index().await {
+                Ok(index) => {
+                    if let Err(e) = index.drop_collection(&colstore_app::index_name(store.store_id(), &name)).await {
+                        eprintln!("warning: the collection's vector index could not be dropped: {e}");
+                    }
+                }
+                Err(e) => eprintln!("warning: the vector index could not be opened to drop the collection's points: {e}"),
+            }
             ctx.out
                 .json_value(
                     &json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false }),
