@@ -4,6 +4,7 @@
 //! Snapshots live in `snapshots/`; create or update them with `INSTA_UPDATE=always cargo test -p colstore-e2e`
 //! and review every changed `.snap` file before committing it.
 
+mod backup;
 mod bad_input;
 mod commands;
 mod concurrency;
@@ -12,6 +13,7 @@ mod json_shapes;
 mod lock;
 mod pipe;
 mod sync;
+mod sync_cancel;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

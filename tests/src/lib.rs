@@ -381,7 +381,8 @@ fn shell_quote(a: &str) -> String {
 /// - human times (`2024-05-01 12:00:00`) with `YYYY-MM-DD hh:mm:ss` (same width, so tables stay aligned);
 /// - compact times in file names (`20240501T120000123Z`) with `[STAMP]`, and `<stamp>-<pid>-` (safety copy names)
 ///   with `[STAMP]-[PID]-`;
-/// - UUIDs with `[UUID]`.
+/// - UUIDs with `[UUID]`;
+/// - backup ids (`20261122T101500Z-1a2b3c4d`) with `[BACKUP-ID]`.
 ///
 /// SHA-256 hashes are kept (they are stable for fixed content); see [`redact_sha256`] for content that varies.
 pub fn redact(text: &str, paths: &[&Path]) -> String {
@@ -445,6 +446,7 @@ fn replace_patterns(text: &str, sha: bool) -> String {
             match_rfc3339(b, i)
                 .map(|n| (n, "[TIMESTAMP]"))
                 .or_else(|| match_fixed(b, i, b"dddd-dd-dd dd:dd:dd").map(|n| (n, "YYYY-MM-DD hh:mm:ss")))
+                .or_else(|| match_fixed(b, i, b"ddddddddTddddddZ-hhhhhhhh").map(|n| (n, "[BACKUP-ID]")))
                 .or_else(|| match_compact_stamp(b, i))
                 .or_else(|| match_fixed(b, i, b"hhhhhhhh-hhhh-hhhh-hhhh-hhhhhhhhhhhh").map(|n| (n, "[UUID]")))
         };

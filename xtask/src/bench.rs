@@ -7,8 +7,10 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue — can be measured alone with `--only`, to re-measure one after a change.
+//! The areas — ingest, sync, search, queue, backup — can be measured alone with `--only`, to re-measure one after a
+//! change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and `restore` with restic.
 
+mod backup;
 mod corpus;
 mod inproc;
 mod report;
@@ -52,10 +54,12 @@ pub(crate) enum Area {
     Search,
     /// The job queue on SQLite, in process.
     Queue,
+    /// `col backup`, `verify --read-data` and `restore` of a store of its own, against restic on the same documents.
+    Backup,
 }
 
 impl Area {
-    const ALL: [Area; 4] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue];
+    const ALL: [Area; 5] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup];
 
     fn name(self) -> &'static str {
         match self {
@@ -63,6 +67,7 @@ impl Area {
             Area::Sync => "sync",
             Area::Search => "search",
             Area::Queue => "queue",
+            Area::Backup => "backup",
         }
     }
 
@@ -339,11 +344,15 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         let queue_dir = dir.join("queue");
         create_dirs(&[&queue_dir])?;
         step(&format!(
-            "job queue in process: {} jobs, claim 1 + complete; then claim {} + complete each",
+            "job queue in process: {} jobs, claim 1 + complete; then claim {} + complete_many",
             inproc::QUEUE_JOBS,
             inproc::QUEUE_BATCH
         ));
         m.queue = Some(inproc::queue(&queue_dir, inproc::QUEUE_JOBS, inproc::QUEUE_BATCH)?);
+    }
+
+    if args.runs(Area::Backup) {
+        m.backup = Some(backup::measure_backup(bin, dir, args.docs)?);
     }
 
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -444,13 +453,7 @@ impl Col<'_> {
         let args: Vec<S> = args.into_iter().collect();
         let mut cmd = Command::new(self.bin);
         cmd.arg("--store").arg(self.store).args(&args).current_dir(self.cwd).stdin(Stdio::null());
-        // The user's store settings and log level must not change what is measured.
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("COLSTORE_") || key_text.starts_with("COLLECTION_") || key_text == "RUST_LOG" {
-                cmd.env_remove(&key);
-            }
-        }
+        scrub_env(&mut cmd);
         let shown = format!(
             "col --store {} {}",
             self.store.display(),
@@ -469,6 +472,16 @@ impl Col<'_> {
             return Err(message);
         }
         Ok(Timed { output, elapsed })
+    }
+}
+
+/// Removes the user's store settings and log level from `col`'s environment: they must not change what is measured.
+fn scrub_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("COLSTORE_") || key_text.starts_with("COLLECTION_") || key_text == "RUST_LOG" {
+            cmd.env_remove(&key);
+        }
     }
 }
 
@@ -576,7 +589,7 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
@@ -594,7 +607,7 @@ mod tests {
         assert_eq!(parse(&["--docs", "many"]), Err("--docs takes a whole number, not \"many\"".into()));
         assert_eq!(parse(&["--docs", "0"]), Err("--docs must be at least 1".into()));
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
-        assert_eq!(parse(&["--only", "ingest,speed"]), Err("--only takes ingest, sync, search, queue, not \"speed\"".into()));
+        assert_eq!(parse(&["--only", "ingest,speed"]), Err("--only takes ingest, sync, search, queue, backup, not \"speed\"".into()));
         assert_eq!(parse(&["--only"]), Err("--only needs a value".into()));
     }
 

@@ -22,7 +22,7 @@ const SHELLS: &[&str] = &["colstore-cli", "colstore-server"];
 
 /// Crates that implement ports against one backend. Only those that exist are checked.
 const ADAPTERS: &[&str] =
-    &["colstore-sqlite", "colstore-fs", "colstore-backup", "colstore-qdrant", "colstore-weaviate", "colstore-embedded", "colstore-embed"];
+    &["colstore-sqlite", "colstore-fs", "colstore-objstore", "colstore-qdrant", "colstore-weaviate", "colstore-embedded", "colstore-embed"];
 
 /// The only packages `colstore-domain` may declare as normal or build dependencies: no I/O, no runtime.
 const DOMAIN_ALLOWED: &[&str] = &["async-trait", "bytes", "futures", "mockall", "serde", "serde_json", "sha2", "thiserror", "uuid"];

@@ -4,13 +4,23 @@
 //! terminal. Architecture invariant: this crate depends on the domain only, never on an adapter or a shell.
 
 mod add;
+pub mod backup;
+mod clear;
+mod export;
 mod projection;
 mod sync;
+mod sync_jobs;
 mod verify;
 
+pub use clear::clear_collection;
+pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportPlan, export, import, plan_import};
 pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };
-pub use sync::{FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection};
+pub use sync::{
+    CancelToken, Checkpoint, FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection,
+    sync_collection_until,
+};
+pub use sync_jobs::{CollectionOutcome, CollectionRun, SYNC_JOB_KIND, StopReason, SyncRun, SyncRunEvent, SyncRunOptions, run_sync};
 pub use verify::{VerifyReport, verify};

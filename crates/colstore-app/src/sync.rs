@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use colstore_domain::ports::{
     CollectionRepo, EmbedError, Embedder, IndexError, LedgerEntry, Projection, RepoError, SyncError, SyncStore, VectorIndex,
@@ -19,6 +20,7 @@ use colstore_domain::{
     StoreId, Vector, VectorSettings, chunk_text,
 };
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde::Serialize;
 
 /// The ports a sync needs.
@@ -117,6 +119,45 @@ pub enum SyncFailure {
     /// The embedder failed for every document of a batch; those documents are marked failed.
     #[error("the embedder failed: {0}")]
     Embedder(EmbedError),
+    /// The [`Checkpoint`] asked the sync to stop. Every batch before the stop is committed; the documents not reached
+    /// stay pending. The report counts what was done.
+    #[error("the sync was stopped after {} of {} documents", .0.progress.documents, .0.progress.pending.max(.0.progress.documents))]
+    Stopped(Box<SyncReport>),
+}
+
+/// Where a sync asks, before each batch, whether to go on: the one place it can stop cleanly, since every batch
+/// before it is committed (ledger, cache and index agree) and the documents not reached stay pending.
+pub trait Checkpoint: Send + Sync {
+    /// Whether the sync stops before its next batch.
+    fn should_stop(&self) -> BoxFuture<'_, bool>;
+}
+
+/// A [`Checkpoint`] that stops once [`CancelToken::cancel`] was called (by another task, a signal handler, ...).
+/// Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every sync checking this token to stop at its next checkpoint.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Checkpoint for CancelToken {
+    fn should_stop(&self) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(self.is_cancelled()))
+    }
 }
 
 /// The index name of a collection in this store.
@@ -157,12 +198,27 @@ async fn settle_settings(
 /// Repository, ledger and collection-level index failures stop the sync. Embedder and per-batch index failures mark
 /// the batch's documents `failed` (visible in `col status`); the sync then stops with [`SyncFailure::Embedder`] or
 /// [`SyncFailure::Index`] since later batches would fail the same way.
-#[tracing::instrument(skip_all, fields(collection = %collection))]
 pub async fn sync_collection(
     ports: &SyncPorts,
     collection: &CollectionName,
     opts: &SyncOptions,
     progress: &(dyn Fn(SyncProgress) + Sync),
+) -> Result<SyncReport, SyncFailure> {
+    sync_collection_until(ports, collection, opts, progress, &CancelToken::new()).await
+}
+
+/// [`sync_collection`] that asks `checkpoint` before every batch whether to stop.
+///
+/// # Errors
+/// As [`sync_collection`], and [`SyncFailure::Stopped`] (with what was done) when the checkpoint stopped the sync
+/// before a batch. A sync with nothing left to do finishes without asking.
+#[tracing::instrument(skip_all, fields(collection = %collection))]
+pub async fn sync_collection_until(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    opts: &SyncOptions,
+    progress: &(dyn Fn(SyncProgress) + Sync),
+    checkpoint: &dyn Checkpoint,
 ) -> Result<SyncReport, SyncFailure> {
     let (settings, reprojected) = settle_settings(ports, collection, opts.distance).await?;
     let vectors = settings.vectors.clone().ok_or_else(|| SyncFailure::Repo(RepoError::Unsupported("no vector settings".into())))?;
@@ -185,6 +241,10 @@ pub async fn sync_collection(
     loop {
         let batch = ports.ledger.pending(collection, opts.include_failed, after.clone(), opts.batch_docs.max(1)).await?;
         let Some(last) = batch.last() else { break };
+        if checkpoint.should_stop().await {
+            tracing::info!(documents = report.progress.documents, "sync stopped at a checkpoint");
+            return Err(SyncFailure::Stopped(Box::new(report)));
+        }
         after = Some(last.key.clone());
         let outcome = sync_batch(ports, collection, &name, &settings.chunking, batch, &mut report).await;
         progress(report.progress);

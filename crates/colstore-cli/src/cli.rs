@@ -99,8 +99,188 @@ crashes and `col reindex` reuse them. Failed documents are retried; see `col sta
     /// List, show, retry or cancel background jobs (default: list)
     Jobs(JobsArgs),
 
-    /// Run the main job on a throw-away store: init, add sample documents, sync, search, ls, stats, verify
+    /// Back up the store (verified, deduplicated); list, show, verify, prune or delete backups
+    #[command(
+        after_help = "Examples:\n  col backup\n  col backup --collection notes --tag before-upgrade\n  col backup --to s3://my-bucket/colstore\n  \
+col backup list\n  col backup verify 20261122T101500Z-1a2b3c4d --read-data\n  col backup prune --keep-last 5 --keep-daily 7 --dry-run\n\n\
+The repository is [backup] repository in .colstore/config.toml (default file://backups, i.e. .colstore/backups/),\n\
+or COLSTORE_BACKUP_REPOSITORY. s3:// uses AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.\n\
+After each backup, the newest [backup] keep_last backups are kept (default 10)."
+    )]
+    Backup(BackupArgs),
+
+    /// Restore a backup: print the plan, take a safety backup, write it back, verify
+    #[command(
+        after_help = "Examples:\n  col restore 20261122T101500Z-1a2b3c4d --dry-run\n  col restore 20261122T101500Z-1a2b3c4d --collection notes --yes\n  \
+col restore 20261122T101500Z-1a2b3c4d --mode merge --yes\n  col restore 20261122T101500Z-1a2b3c4d --to-store ./copy --yes\n\n\
+replace (default): each restored collection becomes exactly the backup's; a safety backup is taken first.\n\
+merge: adds what is missing; a document in both takes the backup's version unless the store's copy changed later."
+    )]
+    Restore(RestoreArgs),
+
+    /// Delete every document of a collection (or with --drop, the collection itself), after a safety backup
+    #[command(after_help = "Examples:\n  col clear notes --dry-run\n  col clear notes --yes\n  col clear --all --drop --yes")]
+    Clear(ClearArgs),
+
+    /// Write collections (settings, documents, metadata, tags, vectors) to one portable file
+    #[command(after_help = "Examples:\n  col export -o all.colstore\n  col export --collection notes -o notes.colstore\n\n\
+The file is zstd-compressed JSON lines, versioned; the format is in docs/EXPORT-FORMAT.md.")]
+    Export(ExportArgs),
+
+    /// Read a file written by `col export`: check it whole, show the counts, take a safety backup, write it
+    #[command(after_help = "Examples:\n  col import notes.colstore --dry-run\n  col import notes.colstore --mode merge --yes\n\n\
+replace (default): each collection in the file becomes exactly the file's; merge: adds what is missing and, for a\n\
+document in both, takes the file's version unless the store's copy changed later.")]
+    Import(ImportArgs),
+
+    /// Run the main job on a throw-away store: init, add, ls, stats, verify, sync, search, backup, clear, restore
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    #[command(flatten)]
+    pub create: BackupCreateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupCreateArgs {
+    /// Only this collection (repeatable; default: every collection)
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// Only collection definitions and settings, no documents
+    #[arg(long)]
+    pub schema_only: bool,
+    /// Show what would be stored, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Back up to this repository instead of the configured one
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Record a tag with the backup (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List backups, oldest first: time, age, scope, size and new bytes
+    #[command(alias = "ls")]
+    List {
+        /// Repository (default: the configured one)
+        #[arg(long, value_name = "URL")]
+        repo: Option<String>,
+    },
+    /// Show one backup's manifest
+    Show {
+        /// The backup id
+        id: String,
+        /// Repository (default: the configured one)
+        #[arg(long, value_name = "URL")]
+        repo: Option<String>,
+    },
+    /// Check a backup (exit code 3 names every damaged object)
+    Verify {
+        /// The backup id (default: the newest)
+        id: Option<String>,
+        /// Also read every object and re-hash every blob
+        #[arg(long)]
+        read_data: bool,
+        /// Repository (default: the configured one)
+        #[arg(long, value_name = "URL")]
+        repo: Option<String>,
+    },
+    /// Remove backups a keep policy does not keep, then unreferenced objects
+    Prune {
+        /// Keep the newest N backups
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
+        /// Keep the newest backup of each of the last N days
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
+        /// Keep the newest backup of each of the last N weeks
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
+        /// Keep the newest backup of each of the last N months
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<u32>,
+        /// Show what would be removed, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Repository (default: the configured one)
+        #[arg(long, value_name = "URL")]
+        repo: Option<String>,
+    },
+    /// Delete one backup, then objects no other backup needs
+    #[command(alias = "rm")]
+    Delete {
+        /// The backup id
+        id: String,
+        /// Show what would be removed, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Repository (default: the configured one)
+        #[arg(long, value_name = "URL")]
+        repo: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestoreModeArg {
+    Replace,
+    Merge,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup id (`col backup list`); `latest` for the newest
+    pub id: String,
+    /// Only this collection (repeatable; default: every collection in the backup)
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// replace: collections become exactly the backup's; merge: upsert, keep newer store copies
+    #[arg(long, value_enum, default_value_t = RestoreModeArg::Replace)]
+    pub mode: RestoreModeArg,
+    /// Print the plan, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Restore into the store in DIR (created if missing) instead of this one
+    #[arg(long, value_name = "DIR")]
+    pub to_store: Option<PathBuf>,
+    /// Repository (default: the configured one)
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Skip the safety backup before a replace (not recommended)
+    #[arg(long)]
+    pub no_backup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// The collection to clear
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub collection: Option<String>,
+    /// Clear every collection
+    #[arg(long)]
+    pub all: bool,
+    /// Delete the collection itself too, not only its documents
+    #[arg(long)]
+    pub drop: bool,
+    /// Show what would be deleted, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Skip the safety backup (not recommended)
+    #[arg(long)]
+    pub no_backup: bool,
 }
 
 #[derive(Debug, Args)]
@@ -408,4 +588,32 @@ pub struct DemoArgs {
     /// Keep the demo store in DIR instead of a temporary directory
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this collection (repeatable; default: every collection)
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// The file to write (replaced atomically when complete)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file written by `col export`
+    pub file: PathBuf,
+    /// replace: collections become exactly the file's; merge: upsert, keep newer store copies
+    #[arg(long, value_enum, default_value_t = RestoreModeArg::Replace)]
+    pub mode: RestoreModeArg,
+    /// Check the file and print the plan, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Skip the safety backup (not recommended)
+    #[arg(long)]
+    pub no_backup: bool,
 }

@@ -1,17 +1,26 @@
-//! A micro-benchmark of the search kernel, for `cargo xtask bench` and the crate's own timing test.
+//! Micro-benchmarks of the index, for `cargo xtask bench` and the crate's own timing tests.
 //!
-//! It measures what a search costs once the collection is in memory (the steady state: the in-memory copy is loaded
-//! once and kept until the collection changes): the int8 pre-scan, exact rescoring of the candidates and ranking,
-//! i.e. what `VectorIndex::search` runs; and, for comparison, the full exact `f32` scan it replaces (same results).
-//! It does not touch SQLite. Build with optimisations (`--release`) for meaningful figures.
+//! [`search_bench`] measures what a search costs once the collection is in memory (the steady state: the in-memory
+//! copy is loaded once and kept until the collection changes): the int8 pre-scan, exact rescoring of the candidates
+//! and ranking, i.e. what `VectorIndex::search` runs; and, for comparison, the full exact `f32` scan it replaces (same
+//! results). It does not touch SQLite.
+//!
+//! [`cold_load_bench`] measures what the first search of a new process pays before that: loading the in-memory copy
+//! from the database, writing its snapshot file, and loading it from that file.
+//!
+//! Build with optimisations (`--release`) for meaningful figures.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use colstore_domain::{Distance, PointId};
+use colstore_domain::ports::VectorIndex;
+use colstore_domain::{
+    CollectionName, ContentHash, Dimension, Distance, DocKey, EmbedderId, IndexName, Payload, Point, PointId, VectorSettings,
+};
 use uuid::Uuid;
 
-use crate::kernel;
 use crate::snapshot::{self, Snapshot};
+use crate::{EmbeddedIndex, kernel, sidecar};
 
 /// Hits per query, as `col search` asks by default.
 pub const BENCH_TOP_K: usize = 10;
@@ -110,6 +119,135 @@ pub fn search_bench(points: usize, dim: usize, queries: usize) -> SearchTimings 
     SearchTimings { points, dim, queries, threads, p50: at(&times, 50), p99: at(&times, 99), full_scan_p50: at(&full, 50) }
 }
 
+/// What [`cold_load_bench`] measured (medians over its runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdLoadTimings {
+    /// Points in the collection.
+    pub points: usize,
+    /// Their dimension.
+    pub dim: usize,
+    /// Times each path was measured.
+    pub runs: usize,
+    /// Loading the in-memory copy from SQLite on a new handle: decoding every row and quantising every vector (what
+    /// every new process paid before snapshot files).
+    pub from_database: Duration,
+    /// Writing the snapshot file of that copy, synced to disk.
+    pub write_file: Duration,
+    /// Loading the in-memory copy from the snapshot file on a new handle, checksum included.
+    pub from_file: Duration,
+    /// The snapshot file's size.
+    pub file_bytes: u64,
+}
+
+impl std::fmt::Display for ColdLoadTimings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "cold load of {} x {} (cosine), median of {}: from SQLite {:.1} ms, from the snapshot file {:.1} ms \
+             ({:.1} MB, written in {:.1} ms)",
+            self.points,
+            self.dim,
+            self.runs,
+            ms(self.from_database),
+            ms(self.from_file),
+            self.file_bytes as f64 / 1e6,
+            ms(self.write_file)
+        )
+    }
+}
+
+/// Fills a fresh index in `dir` with a cosine collection of `points` pseudo-random vectors of `dim` floats and
+/// payloads shaped like those `col sync` writes, then `runs` times: opens a new handle and loads the collection from
+/// the database (timed), writes its snapshot file (timed), opens another new handle and loads the collection as a
+/// search does, from the file (timed), and checks both copies are identical. The operating system's page cache is
+/// warm (a process started right after another, as in repeated `col search`).
+///
+/// # Errors
+/// A description of what failed.
+///
+/// # Panics
+/// When `points`, `dim` or `runs` is zero.
+pub fn cold_load_bench(dir: &Path, points: usize, dim: usize, runs: usize) -> Result<ColdLoadTimings, String> {
+    assert!(points > 0 && dim > 0 && runs > 0, "cold_load_bench needs at least one point, dimension and run");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    rt.block_on(cold_load(dir, points, dim, runs))
+}
+
+async fn cold_load(dir: &Path, points: usize, dim: usize, runs: usize) -> Result<ColdLoadTimings, String> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot {what}: {e}");
+    let path = dir.join("index").join("embedded.db");
+    let collection = CollectionName::parse("bench").map_err(|e| fail("name the collection", &e))?;
+    let name = IndexName::parse("cs_bench_cold").map_err(|e| fail("name the index", &e))?;
+    {
+        let index = EmbeddedIndex::open(&path).await.map_err(|e| fail("open the index", &e))?;
+        let dimension = Dimension::new(u32::try_from(dim).unwrap_or(u32::MAX)).map_err(|e| fail("use the dimension", &e))?;
+        let settings =
+            VectorSettings { embedder: EmbedderId { kind: "bench".into(), model: "random".into(), dimension }, distance: Distance::Cosine };
+        index.ensure_collection(&name, &settings).await.map_err(|e| fail("create the collection", &e))?;
+        let mut v = vec![0f32; dim];
+        for start in (0..points).step_by(1024) {
+            let mut batch = Vec::with_capacity(1024);
+            for i in start..points.min(start + 1024) {
+                fill(i as u64 + 1, &mut v);
+                let key = DocKey::parse(&format!("docs/doc-{i:07}.md")).map_err(|e| fail("make a key", &e))?;
+                let hash = ContentHash::of(key.as_str().as_bytes());
+                let payload = Payload {
+                    collection: collection.clone(),
+                    key,
+                    chunk: (i % 4) as u32,
+                    content_hash: hash,
+                    chunk_hash: ContentHash::of(format!("{i}").as_bytes()),
+                    metadata: serde_json::Map::new(),
+                };
+                batch.push(Point { id: PointId(Uuid::from_u128(i as u128 * 0x9E37_79B9)), vector: v.clone(), payload });
+            }
+            index.upsert(&name, batch).await.map_err(|e| fail("write points", &e))?;
+        }
+        index.close().await;
+    }
+    let mut database = Vec::with_capacity(runs);
+    let mut write = Vec::with_capacity(runs);
+    let mut file = Vec::with_capacity(runs);
+    let mut file_bytes = 0;
+    for _ in 0..runs {
+        let index = EmbeddedIndex::open(&path).await.map_err(|e| fail("open the index", &e))?;
+        let started = Instant::now();
+        let (loaded, info) = index.load(&name).await.map_err(|e| fail("load from the database", &e))?;
+        database.push(started.elapsed());
+        let started = Instant::now();
+        file_bytes = sidecar::write(index.snapshot_dir(), &loaded, info.stamp).map_err(|e| fail("write the snapshot file", &e))?;
+        write.push(started.elapsed());
+        index.close().await;
+
+        let fresh = EmbeddedIndex::open(&path).await.map_err(|e| fail("open the index", &e))?;
+        let started = Instant::now();
+        let from_file = fresh.snapshot(&name).await.map_err(|e| fail("load from the snapshot file", &e))?;
+        file.push(started.elapsed());
+        let stats = fresh.load_stats();
+        if (stats.from_snapshot_file, stats.from_database) != (1, 0) {
+            return Err(format!("the second handle did not load from the snapshot file: {stats:?}"));
+        }
+        if !loaded.same_rows(&from_file) {
+            return Err("the copy from the snapshot file differs from the copy from the database".into());
+        }
+        fresh.close().await;
+    }
+    for t in [&mut database, &mut write, &mut file] {
+        t.sort_unstable();
+    }
+    let median = |t: &[Duration]| t[(t.len() - 1) / 2];
+    Ok(ColdLoadTimings {
+        points,
+        dim,
+        runs,
+        from_database: median(&database),
+        write_file: median(&write),
+        from_file: median(&file),
+        file_bytes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +259,14 @@ mod tests {
         assert!(t.p50 <= t.p99);
         assert!(t.full_scan_p50 > Duration::ZERO);
         assert!(t.to_string().starts_with("exact cosine top-10 over 300 x 8 f32 on 1 thread(s), 7 queries: p50 "), "{t}");
+    }
+
+    #[test]
+    fn cold_loads_are_timed_on_both_paths() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let t = cold_load_bench(dir.path(), 1500, 48, 2).expect("the bench runs");
+        assert_eq!((t.points, t.dim, t.runs), (1500, 48, 2));
+        assert!(t.file_bytes > (1500 * 48 * 5) as u64, "{t}");
+        assert!(t.to_string().starts_with("cold load of 1500 x 48 (cosine), median of 2: from SQLite "), "{t}");
     }
 }

@@ -3,11 +3,11 @@
 //!
 //! - **Storage.** One SQLite database through sqlx (bundled SQLite, WAL, `synchronous = FULL`, a busy timeout,
 //!   migrations in `migrations/` embedded in the binary). Table `index_collections` holds each collection's name,
-//!   dimension, distance and a version counter; table `points` one row per point: the 16 bytes of its UUID, its
-//!   payload as JSON text and its vector as little-endian `f32`s.
-//! - **Writes.** Every write is one `BEGIN IMMEDIATE` transaction that also bumps the collection's version, and is
-//!   durable when the call returns (it survives `kill -9` and power loss). A batch is all-or-nothing. Cosine vectors
-//!   are normalised on write, as Qdrant does.
+//!   dimension, distance, a version counter and a write stamp; table `points` one row per point: the 16 bytes of its
+//!   UUID, its payload as JSON text and its vector as little-endian `f32`s.
+//! - **Writes.** Every write is one `BEGIN IMMEDIATE` transaction that also bumps the collection's version (and
+//!   draws a new random write stamp), and is durable when the call returns (it survives `kill -9` and power loss). A
+//!   batch is all-or-nothing. Cosine vectors are normalised on write, as Qdrant does.
 //! - **Search.** Exact top-k over an in-memory copy of the collection: every vector in one contiguous `Vec<f32>`,
 //!   scanned by auto-vectorised kernels on up to [`std::thread::available_parallelism`] threads. Cosine and dot
 //!   collections also keep int8 codes with rigorous error bounds, so a search reads a quarter of the bytes and
@@ -16,6 +16,26 @@
 //!   use and labelled with the collection's row id and version; each search compares that label with the database
 //!   (one indexed read), so writes made by another process or another handle are always seen. Writes made through
 //!   the same handle are applied to the copy in place instead of forcing a reload.
+//! - **Snapshot files.** Each `col search` is a new process, and decoding a large collection from SQLite and
+//!   quantising it again takes seconds. So the prepared copy is also kept in a file beside the database, one per
+//!   collection: `.colstore/index/embedded/<collection row id>.snap` (in general `DIR/NAME/<id>.snap` for the database
+//!   `DIR/NAME.db`). It holds the ids, payload texts, vectors, int8 codes and their bounds in a versioned
+//!   little-endian format with a header (magic `colsnap\0`, format version, dimension, distance, count, and the
+//!   collection's row id, version and write stamp it was built from) and XXH64 checksums of the header and of the
+//!   body; the layout is documented in `src/sidecar.rs`. A load reads it with large sequential reads when its label
+//!   equals the collection's row in the database and both checksums hold, and otherwise loads from the database. The
+//!   database stays the source of truth: the write stamp (a random number every write replaces, with the version;
+//!   schema version 2) tells apart states that share an id and a version, as after the database was deleted and
+//!   created anew or restored from a copy. [`EmbeddedIndex::load_stats`] says which path the loads took.
+//! - **When files are written.** After every load from the database of a collection of at least 65 536 floats (for
+//!   smaller ones the database is as fast): the first search after another process changed the collection pays the
+//!   database load and the write. Writes through a handle do not rewrite the file (the copy in memory is updated in
+//!   place; the file goes stale and is rebuilt by the next process that loads the collection), nor does dropping the
+//!   handle. A file is written to `.<id>.snap.<pid>-<n>.tmp` in the same folder, synced, renamed over the old file,
+//!   and the folder synced, so `kill -9` or a power loss leaves the old file, the new one, or a temporary file that
+//!   no reader looks at; a torn or damaged file fails its checksum and is replaced. `drop_collection` removes the
+//!   collection's file; writing a file also removes the files of collections dropped by other means and temporary
+//!   files older than 15 minutes. Failing to write a file (e.g. a read-only folder) only costs time and is logged.
 //! - **Filters** are evaluated with [`Filter::matches`], the reference semantics, so every filter is supported.
 //!   Searches use a per-filter mask remembered until the next write; `count` and `delete_by_filter` use it too when
 //!   the copy is current, and otherwise read payloads from the database. A filter that pins the document key
@@ -23,14 +43,18 @@
 //! - **Scroll** reads the database in id order (UUID byte order = order of the lowercase hyphenated strings), with
 //!   Qdrant's paging: `from` inclusive, `next` = the first id of the next page; a `limit` of 0 is an error.
 //!
-//! [`bench::search_bench`] measures the in-memory search alone, for `cargo xtask bench`.
+//! [`bench::search_bench`] measures the in-memory search alone, for `cargo xtask bench`; [`bench::cold_load_bench`]
+//! the load of a collection from the database and from its snapshot file.
 
 pub mod bench;
 mod kernel;
+mod sidecar;
 mod snapshot;
+mod xxh64;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -65,6 +89,10 @@ const MAX_INDEXED_KEYS: usize = 256;
 /// How long a writer waits for another writer (another process, or another connection of this one).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Collections of fewer `f32` than this (256 KiB of vectors) get no snapshot file: the database loads them in about a
+/// millisecond, less than writing and syncing a file costs.
+const PERSIST_MIN_FLOATS: usize = 1 << 16;
+
 /// The in-process vector index. Cloning shares the database pool and the in-memory copies.
 #[derive(Clone)]
 pub struct EmbeddedIndex {
@@ -74,10 +102,38 @@ pub struct EmbeddedIndex {
 struct Inner {
     pool: SqlitePool,
     path: PathBuf,
+    /// The folder of the snapshot files (see [`sidecar`]).
+    sidecars: PathBuf,
+    stats: Stats,
     /// In-memory copies of collections, by name. The mutex is never held across an `.await`.
     cache: Mutex<HashMap<IndexName, Arc<Snapshot>>>,
     /// Serialises loads, so concurrent searches of a cold collection load it once.
     loading: tokio::sync::Mutex<()>,
+}
+
+/// Counters behind [`LoadStats`].
+#[derive(Debug, Default)]
+struct Stats {
+    from_database: AtomicU64,
+    from_snapshot_file: AtomicU64,
+    files_rejected: AtomicU64,
+    files_written: AtomicU64,
+}
+
+/// How the in-memory copies of a handle (and its clones) were obtained, since it was opened: diagnostics, and what
+/// tests use to tell which load path ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadStats {
+    /// Copies read from the database row by row (and quantised).
+    pub from_database: u64,
+    /// Copies read from a snapshot file.
+    pub from_snapshot_file: u64,
+    /// Snapshot files found but not used: built from another state of the collection, of another format version,
+    /// or damaged.
+    pub files_rejected: u64,
+    /// Snapshot files written.
+    pub files_written: u64,
 }
 
 impl std::fmt::Debug for EmbeddedIndex {
@@ -93,6 +149,14 @@ struct Info {
     dim: usize,
     distance: Distance,
     version: i64,
+    /// Random, replaced by every write: with `id` and `version`, the label a snapshot file must carry.
+    stamp: i64,
+}
+
+impl Info {
+    fn label(&self) -> sidecar::Label {
+        sidecar::Label { collection_id: self.id, version: self.version, stamp: self.stamp, dim: self.dim, distance: self.distance }
+    }
 }
 
 /// A point ready to write: vector as stored (normalised for cosine), payload as JSON.
@@ -231,7 +295,7 @@ impl Rows {
 }
 
 async fn info(conn: &mut SqliteConnection, name: &IndexName) -> Result<Option<Info>, IndexError> {
-    let row = sqlx::query("SELECT id, dimension, distance, version FROM index_collections WHERE name = ?")
+    let row = sqlx::query("SELECT id, dimension, distance, version, stamp FROM index_collections WHERE name = ?")
         .bind(name.as_str())
         .fetch_optional(&mut *conn)
         .await
@@ -244,6 +308,7 @@ async fn info(conn: &mut SqliteConnection, name: &IndexName) -> Result<Option<In
         dim: usize::try_from(dim).map_err(|_| backend(format!("collection {name} has dimension {dim}")))?,
         distance: Distance::parse(&distance).map_err(|e| backend(e.to_string()))?,
         version: row.try_get("version").map_err(db_err)?,
+        stamp: row.try_get("stamp").map_err(db_err)?,
     }))
 }
 
@@ -251,9 +316,9 @@ async fn existing(conn: &mut SqliteConnection, name: &IndexName) -> Result<Info,
     info(conn, name).await?.ok_or_else(|| IndexError::CollectionNotFound(name.clone()))
 }
 
-/// Bumps the collection's version inside the write's transaction and returns the new one.
+/// Bumps the collection's version (and draws a new stamp) inside the write's transaction and returns the new version.
 async fn bump(conn: &mut SqliteConnection, collection_id: i64) -> Result<i64, IndexError> {
-    sqlx::query_scalar("UPDATE index_collections SET version = version + 1 WHERE id = ? RETURNING version")
+    sqlx::query_scalar("UPDATE index_collections SET version = version + 1, stamp = random() WHERE id = ? RETURNING version")
         .bind(collection_id)
         .fetch_one(&mut *conn)
         .await
@@ -298,13 +363,37 @@ impl EmbeddedIndex {
             other => IndexError::Backend { backend: BACKEND, source: Box::new(other) },
         })?;
         Ok(EmbeddedIndex {
-            inner: Arc::new(Inner { pool, path: path.to_owned(), cache: Mutex::new(HashMap::new()), loading: tokio::sync::Mutex::new(()) }),
+            inner: Arc::new(Inner {
+                pool,
+                path: path.to_owned(),
+                sidecars: sidecar::dir_for(path),
+                stats: Stats::default(),
+                cache: Mutex::new(HashMap::new()),
+                loading: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The folder of the snapshot files: `DIR/NAME/` beside the database `DIR/NAME.db`.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.inner.sidecars
+    }
+
+    /// Where this handle's in-memory copies came from so far.
+    pub fn load_stats(&self) -> LoadStats {
+        let s = &self.inner.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        LoadStats {
+            from_database: get(&s.from_database),
+            from_snapshot_file: get(&s.from_snapshot_file),
+            files_rejected: get(&s.files_rejected),
+            files_written: get(&s.files_written),
+        }
     }
 
     /// Checkpoints the WAL into the database file and closes every connection of this handle (and its clones).
@@ -335,22 +424,108 @@ impl EmbeddedIndex {
         if let Some(s) = self.cached(name, &current) {
             return Ok(s);
         }
-        let _loading = self.inner.loading.lock().await;
+        let loading = self.inner.loading.lock().await;
         // Another task may have loaded it while this one waited.
         if let Some(s) = self.cached(name, &current) {
             return Ok(s);
         }
-        let loaded = Arc::new(self.load(name).await?);
+        let rejected = match self.read_sidecar(name, &current).await? {
+            Ok(snap) => {
+                let snap = Arc::new(snap);
+                self.offer(name, Arc::clone(&snap));
+                return Ok(snap);
+            }
+            Err(rejected) => rejected,
+        };
+        let (loaded, info) = self.load(name).await?;
+        let loaded = Arc::new(loaded);
         self.offer(name, Arc::clone(&loaded));
+        drop(loading);
+        self.persist(name, Arc::clone(&loaded), info.stamp, !matches!(rejected, sidecar::Rejected::Missing)).await;
         Ok(loaded)
+    }
+
+    /// The copy of `name` from its snapshot file, when the file shows the collection exactly as `current` describes it.
+    async fn read_sidecar(&self, name: &IndexName, current: &Info) -> Result<Result<Snapshot, sidecar::Rejected>, IndexError> {
+        let started = std::time::Instant::now();
+        let path = sidecar::path_for(&self.inner.sidecars, current.id);
+        let label = current.label();
+        let read = tokio::task::spawn_blocking(move || sidecar::read(&path, &label))
+            .await
+            .map_err(|e| backend(format!("the snapshot file task failed: {e}")))?;
+        let stats = &self.inner.stats;
+        match &read {
+            Ok(snap) => {
+                stats.from_snapshot_file.fetch_add(1, Ordering::Relaxed);
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                tracing::debug!(collection = %name, points = snap.len(), elapsed_ms, "loaded index collection from its snapshot file");
+            }
+            Err(sidecar::Rejected::Missing) => {}
+            Err(stale @ sidecar::Rejected::Stale(_)) => {
+                stats.files_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(collection = %name, "{stale}; loading from the database");
+            }
+            Err(invalid @ sidecar::Rejected::Invalid(_)) => {
+                stats.files_rejected.fetch_add(1, Ordering::Relaxed);
+                let path = sidecar::path_for(&self.inner.sidecars, current.id);
+                tracing::warn!(collection = %name, path = %path.display(), "{invalid}; loading from the database and rewriting it");
+            }
+        }
+        Ok(read)
+    }
+
+    /// Writes the snapshot file of a copy just loaded from the database (when the collection is large enough for it
+    /// to pay; a smaller collection's old file, if `replace`, is removed instead), then removes files of dropped
+    /// collections and abandoned temporary files. Failures are logged: the file only saves time.
+    async fn persist(&self, name: &IndexName, snap: Arc<Snapshot>, stamp: i64, replace: bool) {
+        let dir = self.inner.sidecars.clone();
+        if snap.len().saturating_mul(snap.dim) < PERSIST_MIN_FLOATS {
+            if replace && let Err(e) = sidecar::remove(&dir, snap.collection_id) {
+                tracing::warn!(collection = %name, "cannot remove the snapshot file of a small collection: {e}");
+            }
+            return;
+        }
+        let live = self.collection_ids().await.inspect_err(|e| tracing::debug!("cannot list collections for cleanup: {e}")).ok();
+        let started = std::time::Instant::now();
+        let written = tokio::task::spawn_blocking(move || {
+            let size = sidecar::write(&dir, &snap, stamp)?;
+            if let Some((ids, last)) = live {
+                sidecar::clean(&dir, &ids, last);
+            }
+            Ok::<_, std::io::Error>((size, snap.len()))
+        })
+        .await;
+        match written {
+            Ok(Ok((bytes, points))) => {
+                self.inner.stats.files_written.fetch_add(1, Ordering::Relaxed);
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                tracing::debug!(collection = %name, points, bytes, elapsed_ms, "wrote the snapshot file of index collection");
+            }
+            Ok(Err(e)) => tracing::warn!(collection = %name, dir = %self.inner.sidecars.display(), "cannot write the snapshot file: {e}"),
+            Err(e) => tracing::warn!(collection = %name, "the snapshot file task failed: {e}"),
+        }
+    }
+
+    /// The row ids of every collection, and the largest id handed out so far.
+    async fn collection_ids(&self) -> Result<(Vec<i64>, i64), IndexError> {
+        let mut tx = self.begin_read().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM index_collections").fetch_all(&mut *tx).await.map_err(db_err)?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'index_collections'")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let last = last.unwrap_or(0).max(ids.iter().copied().max().unwrap_or(0));
+        Ok((ids, last))
     }
 
     fn cached(&self, name: &IndexName, current: &Info) -> Option<Arc<Snapshot>> {
         self.cache().get(name).filter(|s| s.collection_id == current.id && s.version == current.version).cloned()
     }
 
-    /// Reads a whole collection in one read transaction, so the copy and its version label agree.
-    async fn load(&self, name: &IndexName) -> Result<Snapshot, IndexError> {
+    /// Reads a whole collection in one read transaction, so the copy and its version label agree; returns the
+    /// collection's row as that transaction saw it too.
+    async fn load(&self, name: &IndexName) -> Result<(Snapshot, Info), IndexError> {
         let started = std::time::Instant::now();
         let mut tx = self.begin_read().await?;
         let info = existing(&mut tx, name).await?;
@@ -374,8 +549,9 @@ impl EmbeddedIndex {
             }
         }
         tx.commit().await.map_err(db_err)?;
+        self.inner.stats.from_database.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(collection = %name, points = snap.len(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded index collection");
-        Ok(snap)
+        Ok((snap, info))
     }
 
     /// Keeps `snap` as the copy of `name` unless the cache already holds a newer one: a larger (never reused) row
@@ -495,7 +671,7 @@ impl VectorIndex for EmbeddedIndex {
             }
             return Ok(());
         }
-        sqlx::query("INSERT INTO index_collections (name, dimension, distance) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO index_collections (name, dimension, distance, stamp) VALUES (?, ?, ?, random())")
             .bind(name.as_str())
             .bind(i64::from(dim))
             .bind(settings.distance.to_string())
@@ -512,6 +688,10 @@ impl VectorIndex for EmbeddedIndex {
         sqlx::query("DELETE FROM index_collections WHERE id = ?").bind(found.id).execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.cache().remove(name);
+        // Ids are never reused, so a file left behind could never be used; it would only take space.
+        if let Err(e) = sidecar::remove(&self.inner.sidecars, found.id) {
+            tracing::warn!(collection = %name, "cannot remove the snapshot file of the dropped collection: {e}");
+        }
         Ok(true)
     }
 

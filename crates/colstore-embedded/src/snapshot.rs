@@ -52,11 +52,35 @@ pub(crate) struct Snapshot {
     objects: OnceLock<Vec<Map<String, Value>>>,
     /// Which points recent filters select.
     masks: MaskCache,
-    positions: HashMap<PointId, usize>,
+    /// Each id's position; built on the first write when the copy was loaded from its parts.
+    positions: Option<HashMap<PointId, usize>>,
     /// int8 codes of every vector (row `i` at `i * dim`), for cosine and dot collections; empty for Euclid.
     codes: Vec<i8>,
     /// Scale and error bound of every row's codes.
     quantised: Vec<Quantised>,
+}
+
+/// A collection's rows by position, owned: what [`Snapshot::from_parts`] takes.
+#[derive(Debug, Default)]
+pub(crate) struct Parts {
+    pub(crate) ids: Vec<PointId>,
+    pub(crate) payloads: Vec<Box<str>>,
+    /// Row `i` at `i * dim`.
+    pub(crate) vectors: Vec<f32>,
+    /// Row `i` at `i * dim`; empty for Euclidean collections.
+    pub(crate) codes: Vec<i8>,
+    /// One per row; empty for Euclidean collections.
+    pub(crate) quantised: Vec<Quantised>,
+}
+
+/// A collection's rows by position, borrowed from a [`Snapshot`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PartsRef<'a> {
+    pub(crate) ids: &'a [PointId],
+    pub(crate) payloads: &'a [Box<str>],
+    pub(crate) vectors: &'a [f32],
+    pub(crate) codes: &'a [i8],
+    pub(crate) quantised: &'a [Quantised],
 }
 
 /// Which points a scan considers: all, or those whose position is `true` in the mask.
@@ -144,14 +168,68 @@ impl Snapshot {
             payloads: Vec::new(),
             objects: OnceLock::new(),
             masks: MaskCache::default(),
-            positions: HashMap::new(),
+            positions: Some(HashMap::new()),
             codes: Vec::new(),
             quantised: Vec::new(),
         }
     }
 
+    /// A collection from its prepared parts (as a snapshot file holds them): rows by position, distinct ids, `codes`
+    /// and `quantised` empty for Euclidean collections and complete otherwise.
+    ///
+    /// # Errors
+    /// A description of lengths that do not fit together.
+    pub(crate) fn from_parts(collection_id: i64, version: i64, dim: usize, distance: Distance, parts: Parts) -> Result<Self, String> {
+        let Parts { ids, payloads, vectors, codes, quantised } = parts;
+        let mut snap = Self::new(collection_id, version, dim, distance);
+        let n = ids.len();
+        let rows = if snap.quantises() { n } else { 0 };
+        if payloads.len() != n
+            || vectors.len() != n.saturating_mul(dim)
+            || quantised.len() != rows
+            || codes.len() != rows.saturating_mul(dim)
+        {
+            return Err(format!(
+                "{n} ids, {} payloads, {} floats, {} code rows and {} codes do not fit dimension {dim}",
+                payloads.len(),
+                vectors.len(),
+                quantised.len(),
+                codes.len()
+            ));
+        }
+        // Searches never need the id → position map: a load from parts leaves it to the first write.
+        snap.positions = None;
+        snap.ids = ids;
+        snap.payloads = payloads;
+        snap.vectors = vectors;
+        snap.codes = codes;
+        snap.quantised = quantised;
+        Ok(snap)
+    }
+
+    /// The rows by position, as [`Snapshot::from_parts`] takes them.
+    pub(crate) fn parts(&self) -> PartsRef<'_> {
+        PartsRef { ids: &self.ids, payloads: &self.payloads, vectors: &self.vectors, codes: &self.codes, quantised: &self.quantised }
+    }
+
+    /// Whether both hold the same rows in the same positions, bit for bit (the label aside).
+    pub(crate) fn same_rows(&self, other: &Self) -> bool {
+        let floats = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        let bits = |q: &Quantised| [q.scale.to_bits(), q.error.to_bits(), q.l1.to_bits()];
+        (self.dim, self.distance, &self.ids, &self.payloads, &self.codes)
+            == (other.dim, other.distance, &other.ids, &other.payloads, &other.codes)
+            && floats(&self.vectors, &other.vectors)
+            && self.quantised.len() == other.quantised.len()
+            && self.quantised.iter().zip(&other.quantised).all(|(a, b)| bits(a) == bits(b))
+    }
+
+    /// Each id's position, built when missing.
+    fn positions(&mut self) -> &mut HashMap<PointId, usize> {
+        self.positions.get_or_insert_with(|| self.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect())
+    }
+
     /// Whether this collection keeps int8 codes (the pre-scan's bounds hold for inner products only).
-    fn quantises(&self) -> bool {
+    pub(crate) fn quantises(&self) -> bool {
         self.distance != Distance::Euclid
     }
 
@@ -163,7 +241,9 @@ impl Snapshot {
         if let Some(objects) = self.objects.get_mut() {
             objects.reserve(n);
         }
-        self.positions.reserve(n);
+        if let Some(positions) = &mut self.positions {
+            positions.reserve(n);
+        }
         if self.quantises() {
             self.codes.reserve(n * self.dim);
             self.quantised.reserve(n);
@@ -242,7 +322,7 @@ impl Snapshot {
     pub(crate) fn upsert(&mut self, id: PointId, vector: &[f32], payload: Box<str>, object: Option<Map<String, Value>>) {
         debug_assert_eq!(vector.len(), self.dim);
         self.masks.clear();
-        let position = self.positions.get(&id).copied();
+        let position = self.positions().get(&id).copied();
         if let Some(objects) = self.objects.get_mut() {
             match object.map_or_else(|| parse_object(&payload), Ok) {
                 Ok(o) => match position {
@@ -264,7 +344,8 @@ impl Snapshot {
                 }
             }
             None => {
-                self.positions.insert(id, self.ids.len());
+                let end = self.ids.len();
+                self.positions().insert(id, end);
                 self.ids.push(id);
                 self.vectors.extend_from_slice(vector);
                 self.payloads.push(payload);
@@ -278,7 +359,7 @@ impl Snapshot {
 
     /// Removes a point if present (the last row takes its place).
     pub(crate) fn remove(&mut self, id: &PointId) {
-        let Some(i) = self.positions.remove(id) else { return };
+        let Some(i) = self.positions().remove(id) else { return };
         self.masks.clear();
         let last = self.ids.len() - 1;
         if i != last {
@@ -298,7 +379,8 @@ impl Snapshot {
             objects.swap_remove(i);
         }
         if i != last {
-            self.positions.insert(self.ids[i], i);
+            let moved = self.ids[i];
+            self.positions().insert(moved, i);
         }
     }
 

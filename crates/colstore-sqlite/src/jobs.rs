@@ -5,8 +5,11 @@
 //!   heartbeat, complete or fail the job once another worker took it over.
 //! - At most one *pending* job per dedup key (a partial unique index). A retry that would create a second one
 //!   (`fail`, `release_worker`) cancels the job instead, because the pending job does the same work; `retry` refuses.
+//! - `complete_many` checks every lease's worker and token in one `UPDATE … RETURNING` per 1000 leases, all in one
+//!   `BEGIN IMMEDIATE` transaction: a batch costs one durable commit (`synchronous = FULL`), not one per job.
 //! - Every write runs in `BEGIN IMMEDIATE`; every time decision reads the repository's `Clock`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +18,9 @@ use colstore_domain::ports::{BoxError, Job, JobFilter, JobId, JobQueue, JobSpec,
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, sqlite::SqliteRow};
 
 use crate::{SqliteRepo, map_err};
+
+/// Leases per statement of `complete_many` (four bound values each, well under SQLite's limit of 32 766).
+const COMPLETE_CHUNK: usize = 1000;
 
 const JOB_COLUMNS: &str = "id, kind, dedup_key, payload, state, attempts, max_attempts, run_after, worker, token, lease_expires, errors, progress, created_at, updated_at";
 
@@ -271,6 +277,62 @@ impl JobQueue for SqliteRepo {
         .map_err(qerr)?
         .rows_affected();
         if n == 0 { Err(self.lost(lease.job.id).await) } else { Ok(()) }
+    }
+
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        // One statement per chunk: `id IN (…)` finds the rows by primary key (`+state` keeps SQLite from walking
+        // every running job through `jobs_claim` instead), the row value checks each lease's worker and fencing
+        // token. RETURNING says which leases were valid.
+        let mut completed: HashSet<(i64, String, i64)> = HashSet::with_capacity(leases.len());
+        for chunk in leases.chunks(COMPLETE_CHUNK) {
+            let sql = format!(
+                "UPDATE jobs SET state = 'done', lease_expires = NULL, updated_at = ? \
+                 WHERE id IN ({}) AND +state = 'running' AND (id, worker, token) IN (VALUES {}) RETURNING id, worker, token",
+                vec!["?"; chunk.len()].join(","),
+                vec!["(?, ?, ?)"; chunk.len()].join(",")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now.as_millis());
+            for l in chunk {
+                q = q.bind(l.job.id.0);
+            }
+            for l in chunk {
+                q = q.bind(l.job.id.0).bind(l.worker.0.clone()).bind(l.token);
+            }
+            for r in q.fetch_all(&mut *tx).await.map_err(qerr)? {
+                completed.insert((r.try_get(0).map_err(qerr)?, r.try_get(1).map_err(qerr)?, r.try_get(2).map_err(qerr)?));
+            }
+        }
+        // Why the others were refused: the job exists (stale lease) or not. Completed jobs exist, of course.
+        let mut existing: HashSet<i64> = completed.iter().map(|(id, _, _)| *id).collect();
+        let stale: Vec<i64> = leases.iter().map(|l| l.job.id.0).filter(|id| !existing.contains(id)).collect();
+        for chunk in stale.chunks(COMPLETE_CHUNK) {
+            let sql = format!("SELECT id FROM jobs WHERE id IN ({})", vec!["?"; chunk.len()].join(","));
+            let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            existing.extend(q.fetch_all(&mut *tx).await.map_err(qerr)?);
+        }
+        tx.commit().await.map_err(qerr)?;
+        // In order: a lease completes once; a second entry for it reports the lease spent, as `complete` would.
+        Ok(leases
+            .iter()
+            .map(|l| {
+                let id = l.job.id;
+                if completed.remove(&(id.0, l.worker.0.clone(), l.token)) {
+                    Ok(())
+                } else if existing.contains(&id.0) {
+                    Err(QueueError::LeaseLost(id))
+                } else {
+                    Err(QueueError::NotFound(id))
+                }
+            })
+            .collect())
     }
 
     async fn fail(&self, lease: &Lease, error: String, retry_at: Option<Timestamp>) -> Result<JobState, QueueError> {

@@ -17,6 +17,7 @@ mod content;
 mod filter_sql;
 mod jobs;
 mod repo;
+mod snapshot;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colstore_domain::ports::{Clock, RepoError};
+
+pub use snapshot::SqliteSnapshot;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, migrate::Migrator};
 

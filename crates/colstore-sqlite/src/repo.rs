@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
-    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
+    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, StoreSnapshot, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
@@ -21,7 +21,7 @@ use crate::{SqliteRepo, map_err, sync};
 /// Rows per multi-row statement: well under SQLite's 32 766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 200;
 
-fn backend(msg: impl Into<String>) -> RepoError {
+pub(crate) fn backend(msg: impl Into<String>) -> RepoError {
     RepoError::Backend { backend: "sqlite", source: msg.into().into() }
 }
 
@@ -103,7 +103,7 @@ async fn prepare(key: &DocKey, content: Content) -> Result<Prepared, RepoError> 
 }
 
 /// Streams a large content into a new blob row (or finds it already stored). Returns (hash, size).
-async fn write_streaming(
+pub(crate) async fn write_streaming(
     conn: &mut SqliteConnection,
     key: &DocKey,
     first: Bytes,
@@ -170,7 +170,45 @@ async fn write_streaming(
     Ok((hash, size))
 }
 
-async fn collection_id(conn: &mut SqliteConnection, name: &CollectionName) -> Result<i64, RepoError> {
+/// Inserts small contents (hash, size, codec, stored bytes) as inline blobs, skipping those already stored, in
+/// multi-row statements inside the caller's transaction.
+pub(crate) async fn insert_inline_blobs(
+    conn: &mut SqliteConnection,
+    mut inline_rows: Vec<(ContentHash, u64, i64, Vec<u8>)>,
+) -> Result<(), RepoError> {
+    let mut inserted_hashes = HashSet::new();
+    inline_rows.retain(|(h, ..)| inserted_hashes.insert(*h));
+    for chunk in inline_rows.chunks(ROWS_PER_STATEMENT) {
+        // Small blob rows first; only the ones actually inserted (new contents) get their bytes written.
+        let values = vec!["(?, ?, ?, ?, 0, 0)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount) VALUES {values} ON CONFLICT (hash) DO NOTHING RETURNING id, hash"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (hash, size, codec, stored) in chunk {
+            q = q.bind(hash.as_bytes().to_vec()).bind(*size as i64).bind(stored.len() as i64).bind(*codec);
+        }
+        let mut new_ids: HashMap<Vec<u8>, i64> = HashMap::new();
+        for r in q.fetch_all(&mut *conn).await.map_err(map_err)? {
+            new_ids.insert(r.try_get("hash").map_err(map_err)?, r.try_get("id").map_err(map_err)?);
+        }
+        if new_ids.is_empty() {
+            continue;
+        }
+        let values = vec!["(?, ?)"; new_ids.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!("INSERT INTO blob_data (blob_id, data) VALUES {values}")));
+        for (hash, _, _, stored) in chunk {
+            if let Some(id) = new_ids.get(hash.as_bytes().as_slice()) {
+                q = q.bind(*id).bind(stored.clone());
+            }
+        }
+        q.execute(&mut *conn).await.map_err(map_err)?;
+    }
+
+    Ok(())
+}
+
+pub(crate) async fn collection_id(conn: &mut SqliteConnection, name: &CollectionName) -> Result<i64, RepoError> {
     sqlx::query_scalar::<_, i64>("SELECT id FROM collections WHERE name = ?")
         .bind(name.as_str().to_owned())
         .fetch_optional(conn)
@@ -179,11 +217,11 @@ async fn collection_id(conn: &mut SqliteConnection, name: &CollectionName) -> Re
         .ok_or_else(|| RepoError::CollectionNotFound(name.clone()))
 }
 
-fn hash_from(v: Vec<u8>) -> Result<ContentHash, RepoError> {
+pub(crate) fn hash_from(v: Vec<u8>) -> Result<ContentHash, RepoError> {
     ContentHash::from_slice(&v).map_err(|e| backend(format!("bad hash in database: {e}")))
 }
 
-fn doc_from_row(collection: &CollectionName, r: &SqliteRow) -> Result<DocumentMeta, RepoError> {
+pub(crate) fn doc_from_row(collection: &CollectionName, r: &SqliteRow) -> Result<DocumentMeta, RepoError> {
     let get_i = |c: &str| r.try_get::<i64, _>(c).map_err(map_err);
     let key: String = r.try_get("key").map_err(map_err)?;
     let key = DocKey::parse(&key).map_err(|e| backend(format!("bad key in database: {e}")))?;
@@ -202,7 +240,7 @@ fn doc_from_row(collection: &CollectionName, r: &SqliteRow) -> Result<DocumentMe
     })
 }
 
-fn collection_from_row(r: &SqliteRow) -> Result<Collection, RepoError> {
+pub(crate) fn collection_from_row(r: &SqliteRow) -> Result<Collection, RepoError> {
     let name: String = r.try_get("name").map_err(map_err)?;
     let settings: String = r.try_get("settings").map_err(map_err)?;
     Ok(Collection {
@@ -214,7 +252,7 @@ fn collection_from_row(r: &SqliteRow) -> Result<Collection, RepoError> {
     })
 }
 
-const COLLECTION_SELECT: &str = "SELECT c.name, c.settings, c.created_at, \
+pub(crate) const COLLECTION_SELECT: &str = "SELECT c.name, c.settings, c.created_at, \
      (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n, \
      (SELECT coalesce(sum(d.size), 0) FROM documents d WHERE d.collection_id = c.id) AS bytes \
      FROM collections c";
@@ -258,7 +296,7 @@ async fn report_checked(
     documents == 0 || tx.send(Ok(VerifyEvent::Checked { documents, bytes })).await.is_ok()
 }
 
-const DOC_COLUMNS: &str = "d.key, d.hash, d.size, d.meta, d.tags, d.version, d.created_at, d.updated_at";
+pub(crate) const DOC_COLUMNS: &str = "d.key, d.hash, d.size, d.meta, d.tags, d.version, d.created_at, d.updated_at";
 
 impl SqliteRepo {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, RepoError> {
@@ -560,34 +598,7 @@ impl CollectionRepo for SqliteRepo {
                 Prepared::Streaming { first, rest } => resolved.push(write_streaming(&mut tx, &s.key, first, rest).await?),
             }
         }
-        let mut inserted_hashes = HashSet::new();
-        inline_rows.retain(|(h, ..)| inserted_hashes.insert(*h));
-        for chunk in inline_rows.chunks(ROWS_PER_STATEMENT) {
-            // Small blob rows first; only the ones actually inserted (new contents) get their bytes written.
-            let values = vec!["(?, ?, ?, ?, 0, 0)"; chunk.len()].join(",");
-            let sql = format!(
-                "INSERT INTO blobs (hash, size, stored_size, codec, parts, refcount) VALUES {values} ON CONFLICT (hash) DO NOTHING RETURNING id, hash"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (hash, size, codec, stored) in chunk {
-                q = q.bind(hash.as_bytes().to_vec()).bind(*size as i64).bind(stored.len() as i64).bind(*codec);
-            }
-            let mut new_ids: HashMap<Vec<u8>, i64> = HashMap::new();
-            for r in q.fetch_all(&mut *tx).await.map_err(map_err)? {
-                new_ids.insert(r.try_get("hash").map_err(map_err)?, r.try_get("id").map_err(map_err)?);
-            }
-            if new_ids.is_empty() {
-                continue;
-            }
-            let values = vec!["(?, ?)"; new_ids.len()].join(",");
-            let mut q = sqlx::query(AssertSqlSafe(format!("INSERT INTO blob_data (blob_id, data) VALUES {values}")));
-            for (hash, _, _, stored) in chunk {
-                if let Some(id) = new_ids.get(hash.as_bytes().as_slice()) {
-                    q = q.bind(*id).bind(stored.clone());
-                }
-            }
-            q.execute(&mut *tx).await.map_err(map_err)?;
-        }
+        insert_inline_blobs(&mut tx, inline_rows).await?;
 
         let t_blobs = t0.elapsed();
         let keys: Vec<&DocKey> = staged.iter().map(|s| &s.key).collect();
@@ -810,6 +821,23 @@ impl CollectionRepo for SqliteRepo {
             }
         });
         Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) }).boxed())
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn StoreSnapshot>, RepoError> {
+        Ok(Box::new(self.open_snapshot().await?))
+    }
+
+    async fn restore_collection(
+        &self,
+        name: &CollectionName,
+        settings: CollectionSettings,
+        created_at: Timestamp,
+    ) -> Result<(), RepoError> {
+        self.restore_collection_impl(name, settings, created_at).await
+    }
+
+    async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError> {
+        self.restore_documents_impl(collection, docs).await
     }
 
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {

@@ -34,7 +34,7 @@ const CACHE_ROWS_PER_STATEMENT: usize = 200;
 /// Chunk hashes per cache lookup.
 const CACHE_LOOKUP_PER_STATEMENT: usize = 500;
 
-fn serr(e: sqlx::Error) -> SyncError {
+pub(crate) fn serr(e: sqlx::Error) -> SyncError {
     SyncError::Backend { backend: "sqlite", source: cause(e) }
 }
 
@@ -157,6 +157,52 @@ fn entry_from_row(r: &SqliteRow) -> Result<LedgerEntry, SyncError> {
         error: r.try_get("error").map_err(serr)?,
         updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(serr)?),
     })
+}
+
+/// Cached vectors for `chunks` (same order), read on `conn` (inside the caller's transaction, if any).
+pub(crate) async fn cached_vectors_on(
+    conn: &mut SqliteConnection,
+    embedder: &EmbedderId,
+    chunks: Vec<ContentHash>,
+) -> Result<Vec<Option<Vector>>, SyncError> {
+    let id = embedder.to_string();
+    let mut distinct: Vec<ContentHash> = chunks.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut found: HashMap<ContentHash, Vector> = HashMap::with_capacity(distinct.len());
+    for group in distinct.chunks(CACHE_LOOKUP_PER_STATEMENT) {
+        let marks = vec!["?"; group.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "SELECT chunk_hash, vector FROM embedding_cache WHERE embedder = ? AND chunk_hash IN ({marks})"
+        )))
+        .bind(id.clone());
+        for h in group {
+            q = q.bind(h.as_bytes().to_vec());
+        }
+        for r in q.fetch_all(&mut *conn).await.map_err(serr)? {
+            let hash = hash_of(r.try_get(0).map_err(serr)?)?;
+            let bytes: Vec<u8> = r.try_get(1).map_err(serr)?;
+            found.insert(hash, decode_vector(embedder, &bytes)?);
+        }
+    }
+    Ok(chunks.iter().map(|h| found.get(h).cloned()).collect())
+}
+
+/// A page of a collection's ledger rows, in key order, read on `conn`.
+pub(crate) async fn ledger_page(
+    conn: &mut SqliteConnection,
+    cid: i64,
+    after: Option<DocKey>,
+    limit: usize,
+) -> Result<Vec<LedgerEntry>, SyncError> {
+    let rows = sqlx::query(AssertSqlSafe(format!("{LEDGER_SELECT} WHERE l.collection_id = ? AND l.key > ? ORDER BY l.key LIMIT ?")))
+        .bind(cid)
+        .bind(after.map(String::from).unwrap_or_default())
+        .bind(limit_of(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(serr)?;
+    rows.iter().map(entry_from_row).collect()
 }
 
 fn encode_vector(v: &[f32]) -> Vec<u8> {
@@ -379,41 +425,13 @@ impl SyncStore for SqliteRepo {
     async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, SyncError> {
         let mut tx = self.pool.begin().await.map_err(serr)?;
         let cid = Self::sync_collection_id(&mut tx, collection).await?;
-        let rows = sqlx::query(AssertSqlSafe(format!("{LEDGER_SELECT} WHERE l.collection_id = ? AND l.key > ? ORDER BY l.key LIMIT ?")))
-            .bind(cid)
-            .bind(after.map(String::from).unwrap_or_default())
-            .bind(limit_of(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(serr)?;
-        rows.iter().map(entry_from_row).collect()
+        ledger_page(&mut tx, cid, after, limit).await
     }
 
     async fn cached_vectors(&self, embedder: &EmbedderId, chunks: Vec<ContentHash>) -> Result<Vec<Option<Vector>>, SyncError> {
-        let id = embedder.to_string();
-        let mut distinct: Vec<ContentHash> = chunks.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let mut found: HashMap<ContentHash, Vector> = HashMap::with_capacity(distinct.len());
         // One read transaction: one snapshot for the whole answer.
         let mut tx = self.pool.begin().await.map_err(serr)?;
-        for group in distinct.chunks(CACHE_LOOKUP_PER_STATEMENT) {
-            let marks = vec!["?"; group.len()].join(",");
-            let mut q = sqlx::query(AssertSqlSafe(format!(
-                "SELECT chunk_hash, vector FROM embedding_cache WHERE embedder = ? AND chunk_hash IN ({marks})"
-            )))
-            .bind(id.clone());
-            for h in group {
-                q = q.bind(h.as_bytes().to_vec());
-            }
-            for r in q.fetch_all(&mut *tx).await.map_err(serr)? {
-                let hash = hash_of(r.try_get(0).map_err(serr)?)?;
-                let bytes: Vec<u8> = r.try_get(1).map_err(serr)?;
-                found.insert(hash, decode_vector(embedder, &bytes)?);
-            }
-        }
-        drop(tx);
-        Ok(chunks.iter().map(|h| found.get(h).cloned()).collect())
+        cached_vectors_on(&mut tx, embedder, chunks).await
     }
 
     async fn cache_vectors(&self, embedder: &EmbedderId, vectors: Vec<(ContentHash, Vector)>) -> Result<(), SyncError> {
@@ -439,6 +457,34 @@ impl SyncStore for SqliteRepo {
                 sqlx::query(AssertSqlSafe(format!("INSERT OR IGNORE INTO embedding_cache (embedder, chunk_hash, vector) VALUES {values}")));
             for (h, v) in group {
                 q = q.bind(id.clone()).bind(h).bind(v);
+            }
+            q.execute(&mut *tx).await.map_err(serr)?;
+        }
+        tx.commit().await.map_err(serr)?;
+        Ok(())
+    }
+
+    async fn restore_ledger(&self, collection: &CollectionName, entries: Vec<LedgerEntry>) -> Result<(), SyncError> {
+        let mut tx = self.begin_immediate().await.map_err(serr)?;
+        let cid = Self::sync_collection_id(&mut tx, collection).await?;
+        for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT / 3) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO sync_ledger (collection_id, key, state, projected_hash, projected_chunks, attempts, error, updated_at) \
+                 VALUES {values} ON CONFLICT (collection_id, key) DO UPDATE SET state = excluded.state, \
+                 projected_hash = excluded.projected_hash, projected_chunks = excluded.projected_chunks, attempts = excluded.attempts, \
+                 error = excluded.error, updated_at = excluded.updated_at"
+            )));
+            for e in chunk {
+                q = q
+                    .bind(cid)
+                    .bind(e.key.as_str().to_owned())
+                    .bind(state_str(e.state))
+                    .bind(e.projected.map(|p| p.content_hash.as_bytes().to_vec()))
+                    .bind(e.projected.map(|p| i64::from(p.chunk_count)))
+                    .bind(i64::from(e.attempts))
+                    .bind(e.error.clone())
+                    .bind(e.updated_at.as_millis());
             }
             q.execute(&mut *tx).await.map_err(serr)?;
         }

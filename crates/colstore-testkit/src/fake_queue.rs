@@ -172,6 +172,22 @@ impl JobQueue for InMemoryQueue {
         Ok(())
     }
 
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        let now = self.clock.now();
+        // One lock for the whole batch: atomic, like the adapter's transaction; in order, like `complete` one by one.
+        let mut st = self.lock();
+        Ok(leases
+            .iter()
+            .map(|lease| {
+                let s = st.fenced(lease)?;
+                s.job.state = JobState::Done;
+                s.job.updated_at = now;
+                s.lease_expires = None;
+                Ok(())
+            })
+            .collect())
+    }
+
     async fn fail(&self, lease: &Lease, error: String, retry_at: Option<Timestamp>) -> Result<JobState, QueueError> {
         let now = self.clock.now();
         let mut st = self.lock();

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
     Clock, CollectionRepo, CorruptDocument, GcReport, JobSpec, LedgerEntry, Projection, RepoCapabilities, RepoError, StorageStats,
-    SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
+    StoreSnapshot, SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
@@ -476,6 +476,71 @@ impl CollectionRepo for InMemoryRepo {
         Ok(events.boxed())
     }
 
+    async fn snapshot(&self) -> Result<Box<dyn StoreSnapshot>, RepoError> {
+        let st = self.lock();
+        let snap = InMemorySnapshot {
+            collections: st.collections.iter().map(|(n, c)| State::describe(n, c)).collect(),
+            docs: st.collections.iter().map(|(n, c)| (n.clone(), c.docs.clone())).collect(),
+            ledger: st
+                .collections
+                .iter()
+                .map(|(n, c)| (n.clone(), c.ledger.iter().map(|(k, r)| (k.clone(), c.entry(n, k, r))).collect()))
+                .collect(),
+            blobs: st.blobs.iter().map(|(h, b)| (*h, b.bytes.clone())).collect(),
+            cache: st.cache.clone(),
+        };
+        Ok(Box::new(snap))
+    }
+
+    async fn restore_collection(
+        &self,
+        name: &CollectionName,
+        settings: CollectionSettings,
+        created_at: Timestamp,
+    ) -> Result<(), RepoError> {
+        let mut st = self.lock();
+        match st.collections.get_mut(name) {
+            Some(c) => c.settings = settings,
+            None => {
+                st.collections
+                    .insert(name.clone(), CollectionState { settings, created_at, docs: BTreeMap::new(), ledger: BTreeMap::new() });
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError> {
+        let mut seen = HashSet::with_capacity(docs.len());
+        for (d, bytes) in &docs {
+            if !seen.insert(d.key.clone()) {
+                return Err(RepoError::DuplicateKey(d.key.clone()));
+            }
+            if bytes.len() as u64 != d.size || ContentHash::of(bytes) != d.content_hash {
+                return Err(RepoError::Corrupt {
+                    key: d.key.clone(),
+                    detail: "the restored content does not match its recorded size and hash".into(),
+                });
+            }
+        }
+        let now = self.clock.now();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let coll = st.collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+            for (mut d, bytes) in docs {
+                d.collection = collection.clone();
+                if let Some(old) = coll.docs.get(&d.key) {
+                    release(&mut st.blobs, &old.content_hash);
+                }
+                add_ref(&mut st.blobs, d.content_hash, bytes);
+                coll.mark_pending(&d.key, now);
+                coll.docs.insert(d.key.clone(), d);
+            }
+        }
+        self.enqueue_sync(collection);
+        Ok(())
+    }
+
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
         let mut st = self.lock();
         let mut report = GcReport::default();
@@ -636,5 +701,60 @@ impl SyncStore for InMemoryRepo {
             st.cache.entry((id.clone(), h)).or_insert(v);
         }
         Ok(())
+    }
+
+    async fn restore_ledger(&self, collection: &CollectionName, entries: Vec<LedgerEntry>) -> Result<(), SyncError> {
+        let mut st = self.lock();
+        let coll = st.collections.get_mut(collection).ok_or_else(|| SyncError::CollectionNotFound(collection.clone()))?;
+        for e in entries {
+            coll.ledger.insert(
+                e.key,
+                LedgerRow { state: e.state, projected: e.projected, attempts: e.attempts, error: e.error, updated_at: e.updated_at },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// [`InMemoryRepo::snapshot`]: a copy of the whole state, taken under the lock.
+struct InMemorySnapshot {
+    collections: Vec<Collection>,
+    docs: BTreeMap<CollectionName, BTreeMap<DocKey, DocumentMeta>>,
+    ledger: BTreeMap<CollectionName, BTreeMap<DocKey, LedgerEntry>>,
+    blobs: HashMap<ContentHash, Bytes>,
+    cache: HashMap<(String, ContentHash), Vector>,
+}
+
+fn page<T: Clone>(rows: Option<&BTreeMap<DocKey, T>>, after: Option<DocKey>, limit: usize) -> Vec<T> {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    rows.map(|m| m.range((lower, Bound::Unbounded)).take(limit).map(|(_, v)| v.clone()).collect()).unwrap_or_default()
+}
+
+#[async_trait]
+impl StoreSnapshot for InMemorySnapshot {
+    async fn collections(&self) -> Result<Vec<Collection>, RepoError> {
+        Ok(self.collections.clone())
+    }
+
+    async fn documents(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<DocumentMeta>, RepoError> {
+        let rows = self.docs.get(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+        Ok(page(Some(rows), after, limit))
+    }
+
+    async fn content(&self, hash: &ContentHash) -> Result<Bytes, RepoError> {
+        self.blobs
+            .get(hash)
+            .cloned()
+            .ok_or_else(|| RepoError::Backend { backend: "memory", source: format!("content {hash} is missing").into() })
+    }
+
+    async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, RepoError> {
+        let rows = self.ledger.get(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+        Ok(page(Some(rows), after, limit))
+    }
+
+    async fn cached_vectors(&self, embedder: &EmbedderId, chunks: Vec<ContentHash>) -> Result<Vec<Option<Vector>>, RepoError> {
+        let id = embedder.to_string();
+        Ok(chunks.into_iter().map(|h| self.cache.get(&(id.clone(), h)).cloned()).collect())
     }
 }

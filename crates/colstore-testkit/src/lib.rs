@@ -8,17 +8,22 @@
 //! colstore_testkit::repo_conformance!(fixture);
 //! ```
 
+pub mod backup;
 pub mod clock;
+pub mod fake_backup;
 pub mod fake_index;
 pub mod fake_queue;
 pub mod fake_repo;
 pub mod index;
 pub mod queue;
 pub mod repo;
+#[cfg(feature = "s3-server")]
+pub mod s3_server;
 pub mod stub_embedder;
 pub mod sync;
 
 pub use clock::ManualClock;
+pub use fake_backup::InMemoryBackupStore;
 pub use fake_index::InMemoryIndex;
 pub use fake_queue::InMemoryQueue;
 pub use fake_repo::InMemoryRepo;

@@ -49,6 +49,9 @@ macro_rules! queue_conformance {
             reclaim_by_the_same_worker_fences_its_old_lease,
             heartbeat_extends_the_lease_and_records_progress,
             complete_marks_done_once,
+            complete_many_completes_valid_leases_and_reports_each_stale_one,
+            complete_many_fences_off_an_expired_lease_taken_over,
+            complete_many_completes_a_large_batch,
             fail_retries_at_the_given_time_then_goes_dead,
             fail_without_retry_time_is_dead,
             fail_superseded_by_a_pending_duplicate_is_cancelled,
@@ -414,6 +417,79 @@ pub async fn complete_marks_done_once(f: &dyn QueueFixture) {
     clock.advance(LEASE * 10);
     assert!(claim(&*q, "w2", 10).await.is_empty(), "done jobs are never claimed");
     assert_eq!(get(&*q, id).await.state, JobState::Done);
+}
+
+/// `complete_many` answers one entry per lease, in order: valid leases are completed (done, `updated_at` now), a
+/// stale one reports `LeaseLost` and leaves its job alone, an unknown job `NotFound`, a lease given twice completes
+/// once. An empty batch is an empty answer.
+pub async fn complete_many_completes_valid_leases_and_reports_each_stale_one(f: &dyn QueueFixture) {
+    let q = f.queue();
+    let clock = f.clock();
+    assert!(q.complete_many(&[]).await.expect("complete_many of nothing").is_empty());
+    for n in 0..4 {
+        enqueue(&*q, spec("sync", n)).await;
+    }
+    let leases = claim(&*q, "w1", 4).await;
+    assert_eq!(leases.len(), 4);
+    q.cancel(leases[1].job.id).await.expect("cancel");
+    q.complete(&leases[3]).await.expect("complete");
+    let mut ghost = leases[0].clone();
+    ghost.job.id = JobId(leases.iter().map(|l| l.job.id.0).max().unwrap_or(0) + 1000);
+    clock.advance(Duration::from_secs(3));
+
+    let batch = [leases[0].clone(), leases[1].clone(), leases[2].clone(), ghost.clone(), leases[3].clone(), leases[0].clone()];
+    let got = q.complete_many(&batch).await.expect("complete_many");
+    let [first, cancelled, third, unknown, done, again]: [Result<(), QueueError>; 6] =
+        got.try_into().unwrap_or_else(|got: Vec<_>| panic!("one answer per lease, in order: {got:?}"));
+    assert!(first.is_ok() && third.is_ok(), "valid leases complete: {first:?}, {third:?}");
+    expect_lease_lost(cancelled, "complete_many of a cancelled job's lease", leases[1].job.id);
+    expect_not_found(unknown, "complete_many of an unknown job", ghost.job.id);
+    expect_lease_lost(done, "complete_many of a completed job's lease", leases[3].job.id);
+    expect_lease_lost(again, "complete_many of a lease given twice", leases[0].job.id);
+
+    for l in [&leases[0], &leases[2]] {
+        let j = get(&*q, l.job.id).await;
+        assert_eq!((j.state, j.updated_at), (JobState::Done, clock.now()));
+        assert_fenced_off(&*q, l, "a lease completed by complete_many").await;
+    }
+    assert_eq!(get(&*q, leases[1].job.id).await.state, JobState::Cancelled, "a stale lease leaves its job alone");
+    clock.advance(LEASE * 10);
+    assert!(claim(&*q, "w2", 10).await.is_empty(), "completed jobs are never claimed");
+}
+
+/// A lease that ran out and was reclaimed is fenced off in a batch too; the new holder's lease completes.
+pub async fn complete_many_fences_off_an_expired_lease_taken_over(f: &dyn QueueFixture) {
+    let q = f.queue();
+    let clock = f.clock();
+    let a = enqueue(&*q, spec("sync", 0)).await;
+    let b = enqueue(&*q, spec("sync", 1)).await;
+    let old = claim(&*q, "w1", 2).await;
+    clock.advance(LEASE + MS);
+    let new = claim(&*q, "w2", 1).await;
+    assert_eq!(ids(&new), [a]);
+    let got = q.complete_many(&old).await.expect("complete_many");
+    expect_lease_lost(got.into_iter().next().expect("an answer"), "complete_many with a reclaimed lease", a);
+    assert_eq!(get(&*q, a).await.state, JobState::Running, "the new holder keeps the job");
+    assert_eq!(get(&*q, b).await.state, JobState::Done, "an expired lease nobody took over still completes, as with complete");
+    let got = q.complete_many(&new).await.expect("complete_many");
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    assert_eq!(get(&*q, a).await.state, JobState::Done);
+}
+
+/// A batch larger than any single statement an adapter might build is still answered and completed as a whole.
+pub async fn complete_many_completes_a_large_batch(f: &dyn QueueFixture) {
+    const JOBS: u64 = 2_100;
+    let q = f.queue();
+    for n in 0..JOBS {
+        enqueue(&*q, spec("bulk", n)).await;
+    }
+    let leases = claim(&*q, "w1", JOBS as usize).await;
+    assert_eq!(leases.len() as u64, JOBS);
+    let got = q.complete_many(&leases).await.expect("complete_many");
+    assert_eq!(got.len() as u64, JOBS);
+    assert!(got.iter().all(Result::is_ok), "every lease is valid");
+    let done = list(&*q, JobFilter { states: vec![JobState::Done], ..JobFilter::default() }).await;
+    assert_eq!(done.len() as u64, JOBS);
 }
 
 /// `fail` keeps every error; the job is pending again at `retry_at` until its attempts are used up, then dead.

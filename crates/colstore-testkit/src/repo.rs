@@ -97,6 +97,11 @@ macro_rules! repo_conformance {
             verify_scoped_to_one_collection,
             concurrent_writers_in_one_collection,
             concurrent_updates_of_one_key_count_every_version,
+            snapshot_shows_one_moment,
+            snapshot_pages_documents_and_reads_content,
+            restore_documents_writes_verbatim,
+            restore_documents_refuses_content_that_does_not_match,
+            restore_collection_creates_or_updates_settings,
         );
     };
     (@scenarios $factory:path; $($scenario:ident),+ $(,)?) => {
@@ -1738,4 +1743,116 @@ pub async fn concurrent_updates_of_one_key_count_every_version(f: &dyn RepoFixtu
     if repo.capabilities().content_addressed {
         assert_eq!(stats(&*repo, None).await.garbage_contents, (TASKS * PUTS - 1) as u64, "every replaced content is garbage");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Snapshots and verbatim restores (backup, export).
+
+/// A snapshot does not see writes made after it was taken, while those writes are not blocked.
+pub async fn snapshot_shows_one_moment(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "snap").await;
+    put(&*repo, &c, vec![plain("a.md", "one"), plain("b.md", "two")]).await;
+    let snap = repo.snapshot().await.expect("snapshot");
+    // Writers go on while the snapshot is open.
+    put(&*repo, &c, vec![plain("a.md", "changed"), plain("c.md", "three")]).await;
+    repo.delete_documents(&c, vec![key("b.md")]).await.expect("delete");
+    create(&*repo, "later").await;
+    let docs = snap.documents(&c, None, 100).await.expect("documents");
+    assert_eq!(keys_of(&docs), ["a.md", "b.md"], "the snapshot shows the moment it was taken");
+    assert_eq!(snap.content(&docs[0].content_hash).await.expect("content"), Bytes::from_static(b"one"));
+    let names: Vec<String> = snap.collections().await.expect("collections").into_iter().map(|c| c.name.to_string()).collect();
+    assert_eq!(names, ["snap"]);
+    drop(snap);
+    assert_eq!(keys_of(&repo.snapshot().await.expect("snapshot").documents(&c, None, 100).await.expect("documents")), ["a.md", "c.md"]);
+}
+
+/// Pages follow key order after `after`; content of every size reads back whole; a missing collection is named.
+pub async fn snapshot_pages_documents_and_reads_content(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "pages").await;
+    let docs: Vec<NewDocument> = (0..25).map(|i| plain(&format!("k{i:02}"), format!("content {i}"))).collect();
+    put(&*repo, &c, docs).await;
+    put(&*repo, &c, vec![streamed("big.bin", (0..3).map(|i| Ok(pseudo_random_chunk(7, i, 700_000))).collect())]).await;
+    let snap = repo.snapshot().await.expect("snapshot");
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = snap.documents(&c, after.clone(), 10).await.expect("page");
+        assert!(page.len() <= 10);
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 26);
+    assert!(all.windows(2).all(|w| w[0].key.as_str().as_bytes() < w[1].key.as_str().as_bytes()), "key order");
+    for d in &all {
+        let bytes = snap.content(&d.content_hash).await.expect("content");
+        assert_eq!(bytes.len() as u64, d.size, "{}", d.key);
+        assert_eq!(ContentHash::of(&bytes), d.content_hash, "{}", d.key);
+    }
+    expect_collection_not_found(snap.documents(&name("nope"), None, 10).await, "snapshot documents", &name("nope"));
+}
+
+/// Restored documents keep every field as given: version, both times, metadata and tags, content.
+pub async fn restore_documents_writes_verbatim(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "restore").await;
+    put(&*repo, &c, vec![plain("old.md", "old content")]).await;
+    let mut meta = get(&*repo, &c, "old.md").await;
+    meta.version = 7;
+    meta.created_at = colstore_domain::Timestamp::from_millis(1_000);
+    meta.updated_at = colstore_domain::Timestamp::from_millis(2_000);
+    meta.metadata = self::meta(r#"{"restored": true, "n": 1.5}"#);
+    meta.tags = tags(&["x", "y"]);
+    let content = Bytes::from_static(b"restored content");
+    meta.content_hash = ContentHash::of(&content);
+    meta.size = content.len() as u64;
+    let mut fresh = meta.clone();
+    fresh.key = key("new/doc.md");
+    fresh.version = 1;
+    let big = pseudo_random_chunk(3, 0, 2_500_000);
+    let mut large = meta.clone();
+    large.key = key("large.bin");
+    large.content_hash = ContentHash::of(&big);
+    large.size = big.len() as u64;
+    repo.restore_documents(&c, vec![(meta.clone(), content.clone()), (fresh.clone(), content.clone()), (large.clone(), big.clone())])
+        .await
+        .expect("restore_documents");
+    for want in [&meta, &fresh, &large] {
+        let got = get(&*repo, &c, want.key.as_str()).await;
+        assert_eq!(&got, want, "restored verbatim");
+        let (_, stream) = repo.read_content(&c, &want.key).await.expect("read");
+        assert_eq!(ContentHash::of(&collect(stream).await), want.content_hash);
+    }
+    expect_collection_not_found(repo.restore_documents(&name("nope"), vec![]).await, "restore_documents", &name("nope"));
+    let dup = repo.restore_documents(&c, vec![(meta.clone(), content.clone()), (meta.clone(), content.clone())]).await;
+    assert!(matches!(dup, Err(RepoError::DuplicateKey(_))), "{dup:?}");
+}
+
+/// A content that does not match its description is refused and nothing of the batch is written.
+pub async fn restore_documents_refuses_content_that_does_not_match(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "refuse").await;
+    put(&*repo, &c, vec![plain("a.md", "a")]).await;
+    let good = get(&*repo, &c, "a.md").await;
+    let mut other = good.clone();
+    other.key = key("b.md");
+    let r = repo.restore_documents(&c, vec![(other, Bytes::from_static(b"a")), (good.clone(), Bytes::from_static(b"not a"))]).await;
+    assert!(matches!(r, Err(RepoError::Corrupt { .. })), "{r:?}");
+    expect_document_not_found(repo.document(&c, &key("b.md")).await, "document", &c, "b.md");
+}
+
+/// `restore_collection` creates with the given settings and time, or updates only the settings.
+pub async fn restore_collection_creates_or_updates_settings(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let settings = CollectionSettings { vectors: None, chunking: ChunkingSettings::new(300, 30).expect("chunking") };
+    let at = colstore_domain::Timestamp::from_millis(123_456);
+    repo.restore_collection(&name("made"), settings.clone(), at).await.expect("restore_collection");
+    let c = repo.collection(&name("made")).await.expect("collection");
+    assert_eq!((c.settings.clone(), c.created_at, c.document_count), (settings.clone(), at, 0));
+    put(&*repo, &c.name, vec![plain("k", "v")]).await;
+    repo.restore_collection(&name("made"), CollectionSettings::default(), colstore_domain::Timestamp::from_millis(1)).await.expect("again");
+    let c = repo.collection(&name("made")).await.expect("collection");
+    assert_eq!((c.settings, c.created_at, c.document_count), (CollectionSettings::default(), at, 1));
 }

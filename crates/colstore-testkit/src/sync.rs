@@ -72,6 +72,7 @@ macro_rules! sync_conformance {
             cache_writes_are_idempotent,
             cache_rejects_vectors_of_another_dimension,
             cache_handles_thousands_of_vectors,
+            restore_ledger_writes_rows_verbatim,
         );
     };
     (@scenarios $factory:path; $($scenario:ident),+ $(,)?) => {
@@ -661,4 +662,55 @@ pub async fn cache_handles_thousands_of_vectors(f: &dyn SyncFixture) {
     }
     // A generous bound that still catches a row-at-a-time implementation on a slow machine.
     assert!(elapsed < Duration::from_secs(20), "3000 vectors took {elapsed:?}");
+}
+
+/// Restored ledger rows keep state, projection, attempts, error and time; the current hash stays the document's.
+pub async fn restore_ledger_writes_rows_verbatim(f: &dyn SyncFixture) {
+    let (repo, sync) = (f.repo(), f.sync());
+    let c = create(&*repo, "restored").await;
+    put(&*repo, &c, vec![plain("a.md", "alpha"), plain("b.md", "beta")]).await;
+    let at = colstore_domain::Timestamp::from_millis(42_000);
+    let rows = vec![
+        LedgerEntry {
+            collection: name("elsewhere"),
+            key: key("a.md"),
+            state: SyncState::Synced,
+            current: None,
+            projected: Some(projection("alpha", 3)),
+            attempts: 0,
+            error: None,
+            updated_at: at,
+        },
+        LedgerEntry {
+            collection: c.clone(),
+            key: key("b.md"),
+            state: SyncState::Failed,
+            current: None,
+            projected: None,
+            attempts: 4,
+            error: Some("the embedder said no".into()),
+            updated_at: at,
+        },
+        // A pending deletion: a row without a document.
+        LedgerEntry {
+            collection: c.clone(),
+            key: key("gone.md"),
+            state: SyncState::Pending,
+            current: None,
+            projected: Some(projection("gone", 1)),
+            attempts: 0,
+            error: None,
+            updated_at: at,
+        },
+    ];
+    sync.restore_ledger(&c, rows.clone()).await.expect("restore_ledger");
+    let a = must_row(&*sync, &c, "a.md").await;
+    assert_eq!((a.state, a.projected, a.attempts, a.updated_at), (SyncState::Synced, Some(projection("alpha", 3)), 0, at));
+    assert_eq!(a.collection, c, "the row belongs to the collection restored into");
+    assert_eq!(a.current, Some(hash("alpha")), "current is the document's hash");
+    let b = must_row(&*sync, &c, "b.md").await;
+    assert_eq!((b.state, b.attempts, b.error.as_deref()), (SyncState::Failed, 4, Some("the embedder said no")));
+    let gone = must_row(&*sync, &c, "gone.md").await;
+    assert_eq!((gone.state, gone.current), (SyncState::Pending, None));
+    assert!(matches!(sync.restore_ledger(&name("nope"), rows).await, Err(SyncError::CollectionNotFound(_))));
 }

@@ -61,6 +61,14 @@ pub enum WiringError {
         /// What is wrong, with the accepted values.
         message: String,
     },
+    /// The backup repository URL is not usable.
+    #[error("cannot open the backup repository {url}: {message}")]
+    BackupRepository {
+        /// The URL (from `--to`/`--repo`, the config, or `COLSTORE_BACKUP_REPOSITORY`).
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A configuration this version of colstore knows about but cannot serve yet.
     #[error("{0} is not available yet in this version of colstore")]
     NotYetAvailable(&'static str),
@@ -140,6 +148,9 @@ impl WiringError {
             }
             Self::Repo(RepoError::ReadOnly(_)) => "check the permissions of the store directory and its files".to_owned(),
             Self::Repo(RepoError::Busy(_)) => "another process is writing to the store; try again when it has finished".to_owned(),
+            Self::BackupRepository { .. } => "use file:///absolute/path, file://DIR (relative to .colstore) or s3://bucket/prefix \
+                (with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for other S3 servers, AWS_ENDPOINT_URL)"
+                .to_owned(),
             Self::Index(_) => "check [vectors] in .colstore/config.toml; for the embedded index, check .colstore/index/".to_owned(),
             Self::Embedder(_) => "check [embedder] in .colstore/config.toml (kind, model, url, api_key_env)".to_owned(),
             Self::Repo(_) | Self::Io { .. } => return None,

@@ -24,6 +24,7 @@
 //! see ports only; shells see this crate and the use cases, never an adapter.
 
 mod adapters;
+mod backups;
 pub mod config;
 mod discover;
 mod error;
@@ -34,6 +35,7 @@ mod open;
 mod safety;
 
 pub use adapters::{OPENAI_DEFAULT_KEY_ENV, OPENAI_DEFAULT_URL};
+pub use backups::{lock_holder, lock_holder_is_dead, open_repository};
 pub use config::{
     BackupConfig, CONFIG_FORMAT, EmbedderConfig, EmbedderKind, EnvOverride, StorageConfig, StorageMode, StoreConfig, UnknownChoice,
     VectorBackend, VectorsConfig, env_overridable, process_env,

@@ -171,7 +171,7 @@ fn text(seed: u64) -> Vec<u8> {
 
 /// One file of `min..=max` bytes: sentences of 4–18 words, paragraphs of 2–6 sentences, an occasional number, ending
 /// in a newline.
-fn text_sized(seed: u64, min: usize, max: usize) -> Vec<u8> {
+pub(crate) fn text_sized(seed: u64, min: usize, max: usize) -> Vec<u8> {
     let mut rng = SplitMix64::new(seed);
     let size = min + rng.below((max - min + 1) as u64) as usize;
     let mut out = String::with_capacity(size + 64);

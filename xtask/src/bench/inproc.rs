@@ -144,7 +144,8 @@ async fn search_in(store: &Store, index: &dyn VectorIndex, points: usize, dim: u
 }
 
 /// Two fresh stores under `dir`, `jobs` jobs enqueued in each (timed, but not against a target), then drained by one
-/// worker: claim one job and complete it, repeated; and claim `batch` at a time and complete each.
+/// worker: claim one job and complete it, repeated; and claim `batch` at a time and complete them with one
+/// `complete_many` (one commit per batch).
 pub(crate) fn queue(dir: &Path, jobs: usize, batch: usize) -> Result<QueueTimings, String> {
     runtime()?.block_on(async {
         let unbatched = drain(&dir.join("queue-unbatched"), jobs, 1).await?;
@@ -197,8 +198,15 @@ async fn drain_in(queue: &dyn JobQueue, jobs: usize, batch: usize) -> Result<Dra
         if leases.is_empty() {
             break;
         }
-        for lease in &leases {
-            queue.complete(lease).await.map_err(|err| fail("complete", &err))?;
+        if batch == 1 {
+            for lease in &leases {
+                queue.complete(lease).await.map_err(|err| fail("complete", &err))?;
+            }
+        } else {
+            let answers = queue.complete_many(&leases).await.map_err(|err| fail("complete a batch", &err))?;
+            if let Some(Err(err)) = answers.iter().find(|a| a.is_err()) {
+                return Err(fail("complete a job of a batch", err));
+            }
         }
         done += leases.len();
     }

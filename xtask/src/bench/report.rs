@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::backup::BackupBench;
+
 /// Ingest: `col add` of the whole corpus, in documents per second.
 pub(crate) const INGEST_TARGET_DOCS_PER_S: f64 = 25_000.0;
 /// Listing: median wall time of `col ls bench --limit 100`, process start included.
@@ -20,7 +22,7 @@ pub(crate) const SEARCH_P50_TARGET: Duration = Duration::from_millis(15);
 pub(crate) const SEARCH_P99_TARGET: Duration = Duration::from_millis(40);
 /// Job queue on SQLite: claim + complete, one job at a time, in jobs per second.
 pub(crate) const QUEUE_UNBATCHED_TARGET_JOBS_PER_S: f64 = 5_000.0;
-/// Job queue on SQLite: claim 500 at a time, complete each, in jobs per second.
+/// Job queue on SQLite: claim 500 at a time, complete them with one `complete_many`, in jobs per second.
 pub(crate) const QUEUE_BATCHED_TARGET_JOBS_PER_S: f64 = 30_000.0;
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits between these markers are overwritten -->";
@@ -175,6 +177,8 @@ pub(crate) struct Measurements {
     /// `col search` runs on the synced main store.
     pub(crate) cli_search: Vec<Duration>,
     pub(crate) queue: Option<QueueTimings>,
+    /// Backups against restic (`backup.rs`).
+    pub(crate) backup: Option<BackupBench>,
 }
 
 /// A run with its context, ready to print and record.
@@ -369,7 +373,7 @@ impl Measurements {
             ));
             let (per_s, text) = rate(queue.jobs as f64, queue.batched);
             figures.push(Figure::against(
-                format!("Queue: claim {} + complete each (SQLite)", queue.batch),
+                format!("Queue: claim {} + complete_many (SQLite)", queue.batch),
                 format!(
                     "{text} jobs/s ({} jobs, {:.2} s, of which claims {:.2} s)",
                     group_thousands(queue.jobs as u64),
@@ -385,6 +389,9 @@ impl Measurements {
                 "Queue: enqueue, one job per transaction (setup)".into(),
                 format!("{text} jobs/s ({} jobs, {:.2} s)", group_thousands(queue.jobs as u64), queue.enqueue.as_secs_f64()),
             ));
+        }
+        if let Some(backup) = &self.backup {
+            figures.extend(backup.figures());
         }
         figures
     }
@@ -431,6 +438,9 @@ impl Measurements {
                     machine.vector_support()
                 ),
             ));
+        }
+        if let Some(backup) = &self.backup {
+            lines.push(("Backup data", backup.context()));
         }
         lines
     }
@@ -479,10 +489,14 @@ impl Measurements {
         if self.queue.is_some() {
             notes.push(
                 "The queue runs in process on the store's `JobQueue` (`SqliteRepo`, WAL, `synchronous = FULL`) in a fresh \
-                 store per run: the jobs (no dedup key) are enqueued first, then one worker drains them, claiming one or \
-                 a batch at a time and completing each job with its own call."
+                 store per run: the jobs (no dedup key) are enqueued first, then one worker drains them, claiming one job \
+                 and completing it with `complete`, or claiming a batch and completing it with one `complete_many` (one \
+                 commit per batch)."
                     .to_owned(),
             );
+        }
+        if self.backup.is_some() {
+            notes.push(BackupBench::note());
         }
         notes.push("Ratio = measured ÷ target.".to_owned());
         notes.join(" ")
@@ -814,7 +828,7 @@ mod tests {
                 "Search: exact top-10 over 100 000 × 384, p99 (in process)",
                 "Search: `col search` on the 100 000-document store, 300 000 points",
                 "Queue: claim 1 + complete, unbatched (SQLite)",
-                "Queue: claim 500 + complete each (SQLite)",
+                "Queue: claim 500 + complete_many (SQLite)",
                 "Queue: enqueue, one job per transaction (setup)",
             ]
         );

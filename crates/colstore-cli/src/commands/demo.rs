@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use super::{Ctx, display, io};
-use crate::cli::{AddArgs, CollectionCommand, InitArgs, LsArgs, ModeArg, SearchArgs, SortArg, StatsArgs, SyncArgs, VerifyArgs};
+use crate::cli::{
+    AddArgs, BackupArgs, BackupCommand, BackupCreateArgs, ClearArgs, CollectionCommand, InitArgs, LsArgs, ModeArg, RestoreArgs,
+    RestoreModeArg, SearchArgs, SortArg, StatsArgs, SyncArgs, VerifyArgs,
+};
 use crate::error::{CliError, CliResult};
 use crate::output::Out;
 
@@ -97,7 +100,51 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     .await?;
     step("col verify --index")?;
     super::maintenance::verify(&inner, VerifyArgs { collection: None, index: true, repair: false }).await?;
-    ctx.out.line("\nThe demo worked. Backup and restore join this demo as they land.").map_err(io)?;
+    step("col backup --tag demo")?;
+    super::backup::backup(
+        &inner,
+        BackupArgs {
+            command: None,
+            create: BackupCreateArgs { collections: vec![], schema_only: false, dry_run: false, to: None, tags: vec!["demo".into()] },
+        },
+    )
+    .await?;
+    step("col backup verify latest --read-data")?;
+    super::backup::backup(
+        &inner,
+        BackupArgs { command: Some(BackupCommand::Verify { id: None, read_data: true, repo: None }), create: no_create() },
+    )
+    .await?;
+    step("col clear demo --yes   (a safety backup is taken first)")?;
+    super::backup::clear(
+        &inner,
+        ClearArgs { collection: Some("demo".into()), all: false, drop: false, dry_run: false, yes: true, no_backup: false },
+    )
+    .await?;
+    step("col restore latest --yes")?;
+    super::backup::restore(
+        &inner,
+        RestoreArgs {
+            id: "latest".into(),
+            collections: vec![],
+            mode: RestoreModeArg::Replace,
+            dry_run: false,
+            yes: true,
+            to_store: None,
+            repo: None,
+            no_backup: false,
+        },
+    )
+    .await?;
+    step("col search demo \"how do backups stay trustworthy\" -k 3   (again, after the restore)")?;
+    super::sync::search(
+        &inner,
+        SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
+    )
+    .await?;
+    step("col verify --index")?;
+    super::maintenance::verify(&inner, VerifyArgs { collection: None, index: true, repair: false }).await?;
+    ctx.out.line("\nThe demo worked.").map_err(io)?;
     ctx.out
         .line(if kept {
             format!("The demo store is kept in {}; try `col --store {} ls demo`.", display(&store_dir), display(&store_dir))
@@ -106,4 +153,8 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         })
         .map_err(io)?;
     Ok(())
+}
+
+fn no_create() -> BackupCreateArgs {
+    BackupCreateArgs { collections: vec![], schema_only: false, dry_run: false, to: None, tags: vec![] }
 }

@@ -1,6 +1,7 @@
 //! One module per command. Each parses its arguments into domain types, calls a use case or port, and renders.
 
 mod add;
+pub(crate) mod backup;
 mod collection;
 mod demo;
 mod docs;
@@ -113,6 +114,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Search(a) => sync::search(&ctx, a).await,
         Command::Reindex(a) => sync::reindex(&ctx, a).await,
         Command::Jobs(a) => sync::jobs(&ctx, a.command.unwrap_or(crate::cli::JobsCommand::List { state: None, limit: 50 })).await,
+        Command::Backup(a) => backup::backup(&ctx, a).await,
+        Command::Restore(a) => backup::restore(&ctx, a).await,
+        Command::Clear(a) => backup::clear(&ctx, a).await,
+        Command::Export(a) => backup::export(&ctx, a).await,
+        Command::Import(a) => backup::import(&ctx, a).await,
         Command::Demo(a) => demo::run(&ctx, a).await,
     };
     ctx.out.flush().map_err(io)?;

@@ -1,19 +1,19 @@
 //! `col sync`, `col status`, `col search`, `col reindex`, `col jobs`, and `col verify --index`.
 
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
-use colstore_app::{SyncFailure, SyncOptions, SyncProgress, SyncReport};
-use colstore_domain::ports::{JobFilter, JobId, JobState, Lease, WorkerId};
-use colstore_domain::{CollectionName, Filter, RetryPolicy};
+use colstore_app::{
+    CollectionOutcome, CollectionRun, StopReason, SyncFailure, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
+};
+use colstore_domain::ports::{JobFilter, JobId, JobState, WorkerId};
+use colstore_domain::{CollectionName, Filter};
 use serde_json::json;
 
 use super::{Ctx, collection_name, io};
 use crate::cli::{BackendArg, JobsCommand, ReindexArgs, SearchArgs, StatusArgs, SyncArgs};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{human_time, table, to_value};
-
-/// How long a sync job's lease lasts; it is renewed after every batch.
-const LEASE: Duration = Duration::from_secs(120);
 
 impl From<SyncFailure> for CliError {
     fn from(e: SyncFailure) -> Self {
@@ -62,62 +62,39 @@ fn progress_line(p: &SyncProgress, started: Instant) -> String {
     format!("{} chunks, {} cache hits, {} embed calls, {:.0} docs/s{eta}", p.chunks, p.cache_hits, p.embed_calls, rate)
 }
 
-pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
-    let only = a.collection.as_deref().map(collection_name).transpose()?;
-    let store = ctx.open().await?;
-    let _lock = ctx.shared_lock(&store).await?;
-    let ports = Ctx::sync_ports(&store).await?;
-    let queue = store.queue();
-    let collections: Vec<CollectionName> = match &only {
-        Some(c) => vec![store.repo().collection(c).await?.name],
-        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
-    };
-
-    // Claim the queued sync jobs, so `col jobs` and a server's worker see this sync; the ledger decides what to do.
-    let worker = worker_id();
-    let leases = queue.claim(&worker, vec!["sync".into()], 10_000, LEASE).await.map_err(|e| CliError::new(e.to_string()))?;
-    let lease_of = |c: &CollectionName| -> Vec<&Lease> {
-        leases.iter().filter(|l| l.job.spec.payload.get("collection").and_then(|v| v.as_str()) == Some(c.as_str())).collect()
-    };
-
-    // Renew the leases while the sync runs, recording progress on the jobs (`col jobs show ID`).
-    let latest = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
-    let heartbeat = {
-        let (queue, leases, latest) = (queue.clone(), leases.clone(), latest.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 4).await;
-                let progress = latest.lock().map(|p| p.clone()).unwrap_or(serde_json::Value::Null);
-                for l in &leases {
-                    let _ = queue.heartbeat(l, Some(progress.clone()), LEASE).await;
-                }
-            }
-        })
-    };
-    if collections.is_empty() {
-        ctx.out.line("No collections to sync. Create one with `col collection create NAME`.").map_err(io)?;
+/// The message of a collection whose sync stopped before it was done.
+fn stopped_message(c: &CollectionName, job: JobId, reason: StopReason, r: &SyncReport) -> String {
+    let (done, total) = (r.progress.documents, r.progress.pending.max(r.progress.documents));
+    match reason {
+        StopReason::Cancelled => {
+            format!("{c}: cancelled by `col jobs cancel {job}` after {done} of {total} documents; run `col sync {c}` to continue")
+        }
+        _ => format!(
+            "{c}: stopped after {done} of {total} documents because another worker took over job {job}; `col jobs show {job}` shows it"
+        ),
     }
-    let opts = SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() };
-    let mut reports: Vec<SyncReport> = Vec::new();
-    let mut first_error: Option<CliError> = None;
-    for c in &collections {
-        let started = Instant::now();
-        let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("syncing {c}"));
-        let on_progress = |p: SyncProgress| {
-            if let Ok(mut l) = latest.lock() {
-                *l = json!({ "collection": c.as_str(), "progress": to_value(&p) });
+}
+
+/// What the event handler of a sync run keeps between events.
+#[derive(Default)]
+struct SyncView {
+    bar: Option<(indicatif::ProgressBar, Instant)>,
+    /// The first failure to write output; the run goes on, and the command returns it at the end.
+    write_error: Option<CliError>,
+}
+
+impl SyncView {
+    fn finished(&mut self, ctx: &Ctx, run: &CollectionRun, several: bool) -> CliResult {
+        let started = match self.bar.take() {
+            Some((bar, started)) => {
+                bar.finish_and_clear();
+                started
             }
-            bar.set_length(p.pending.max(p.documents));
-            bar.set_position(p.documents);
-            bar.set_message(format!("syncing {c}: {}", progress_line(&p, started)));
+            None => Instant::now(),
         };
-        let result = colstore_app::sync_collection(&ports, c, &opts, &on_progress).await;
-        bar.finish_and_clear();
-        match result {
-            Ok(r) => {
-                for l in lease_of(c) {
-                    let _ = queue.complete(l).await;
-                }
+        let c = &run.collection;
+        match &run.outcome {
+            CollectionOutcome::Synced(r) => {
                 ctx.out
                     .line(format!(
                         "{c}: {} synced, {} deletions, {} failed; {} chunks ({} from cache, {} embedded in {} calls); {} points written, {} retired ({:.1}s)",
@@ -136,32 +113,93 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
                 if r.reprojected {
                     ctx.out.line(format!("{c}: the embedder changed, so the whole collection was re-projected")).map_err(io)?;
                 }
-                reports.push(r);
             }
-            Err(e) => {
-                let msg = e.to_string();
-                for l in lease_of(c) {
-                    let attempt = l.job.attempts;
-                    let retry_at = RetryPolicy::default()
-                        .delay(attempt, rand_u64())
-                        .map(|d| store.clock().now().plus_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-                    let _ = queue.fail(l, msg.clone(), retry_at).await;
+            CollectionOutcome::Stopped { job, reason, report } if several => {
+                eprintln!("error: {}", stopped_message(c, *job, *reason, report))
+            }
+            CollectionOutcome::Failed(e) if several => eprintln!("error: {c}: {e}"),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
+    let only = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    let _lock = ctx.shared_lock(&store).await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let queue = store.queue();
+    let collections: Vec<CollectionName> = match &only {
+        Some(c) => vec![store.repo().collection(c).await?.name],
+        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
+    };
+    let opts = SyncRunOptions {
+        sync: SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() },
+        jitter_seed: rand_u64(),
+        ..SyncRunOptions::new(worker_id())
+    };
+    let several = collections.len() > 1;
+    let view = Mutex::new(SyncView::default());
+    let on_event = |e: SyncRunEvent<'_>| {
+        let mut v = view.lock().unwrap_or_else(PoisonError::into_inner);
+        match e {
+            SyncRunEvent::Started { collection } => {
+                v.bar = Some((crate::progress::bar(0, false, ctx.hide_progress, &format!("syncing {collection}")), Instant::now()));
+            }
+            SyncRunEvent::Progress { collection, progress } => {
+                if let Some((bar, started)) = &v.bar {
+                    bar.set_length(progress.pending.max(progress.documents));
+                    bar.set_position(progress.documents);
+                    bar.set_message(format!("syncing {collection}: {}", progress_line(&progress, *started)));
                 }
-                if collections.len() > 1 {
-                    eprintln!("error: {c}: {msg}");
+            }
+            SyncRunEvent::Finished(run) => {
+                if v.write_error.is_none()
+                    && let Err(e) = v.finished(ctx, run, several)
+                {
+                    v.write_error = Some(e);
                 }
-                first_error.get_or_insert(e.into());
             }
         }
+    };
+    let run = colstore_app::run_sync(&ports, &*queue, &**store.clock(), &collections, &opts, &on_event)
+        .await
+        .map_err(|e| CliError::new(e.to_string()))?;
+    if let Some(e) = view.into_inner().unwrap_or_else(PoisonError::into_inner).write_error {
+        return Err(e);
     }
-    heartbeat.abort();
-    // Jobs of collections outside this run go back to the queue.
-    let _ = queue.release_worker(&worker).await;
-    ctx.out
-        .json_value(&json!({ "collections": reports.iter().map(to_value).collect::<Vec<_>>(), "ok": first_error.is_none() }))
-        .map_err(io)?;
-    match first_error {
-        Some(e) if collections.len() > 1 => Err(CliError { message: format!("sync stopped: {}", e.message), ..e }),
+    if collections.is_empty() {
+        ctx.out.line("No collections to sync. Create one with `col collection create NAME`.").map_err(io)?;
+    }
+    let mut doc = json!({
+        "collections": run.collections.iter().filter_map(|c| match &c.outcome {
+            CollectionOutcome::Synced(r) => Some(to_value(r)),
+            _ => None,
+        }).collect::<Vec<_>>(),
+        "ok": run.is_ok(),
+    });
+    let stopped: Vec<serde_json::Value> = run
+        .collections
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            CollectionOutcome::Stopped { job, reason, report } => {
+                Some(json!({ "collection": c.collection, "job": job.0, "reason": reason, "report": to_value(report) }))
+            }
+            _ => None,
+        })
+        .collect();
+    if !stopped.is_empty() {
+        doc["stopped"] = stopped.into();
+    }
+    ctx.out.json_value(&doc).map_err(io)?;
+    let first_problem = run.collections.into_iter().find_map(|c| match c.outcome {
+        CollectionOutcome::Synced(_) => None,
+        CollectionOutcome::Stopped { job, reason, report } => Some(CliError::new(stopped_message(&c.collection, job, reason, &report))),
+        CollectionOutcome::Failed(e) => Some(CliError::from(e)),
+    });
+    match first_problem {
+        Some(e) if several => Err(CliError { message: format!("sync stopped: {}", e.message), ..e }),
         Some(e) => Err(e),
         None => Ok(()),
     }

@@ -63,6 +63,34 @@ pub struct ObjectInfo {
     pub id: ContentHash,
     /// Its size at rest.
     pub size: u64,
+    /// When it was written (prune spares young unreferenced objects: they may belong to a backup still running).
+    pub written_at: Timestamp,
+}
+
+/// What a repository lock is held for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// A backup is writing objects (shared: backups may run side by side).
+    Backup,
+    /// A prune or delete is removing objects (exclusive).
+    Prune,
+}
+
+/// A lock object in the repository: who holds it and when it was last refreshed.
+///
+/// Locks are advisory and written write-then-check: a process writes its lock, then lists the others.
+/// A lock not refreshed for longer than the holder's stated lifetime is stale and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoLock {
+    /// Unique id (also the object name), `[A-Za-z0-9_-]`.
+    pub id: String,
+    /// Shared (backup) or exclusive (prune).
+    pub kind: LockKind,
+    /// Who holds it, e.g. `host:pid`, shown in errors.
+    pub holder: String,
+    /// When it was last written.
+    pub refreshed_at: Timestamp,
 }
 
 /// A manifest in the repository.
@@ -151,4 +179,13 @@ pub trait BackupStore: Send + Sync {
 
     /// Deletes a manifest; deleting a missing manifest MUST succeed.
     async fn delete_manifest(&self, id: &BackupId) -> Result<(), BackupError>;
+
+    /// Writes (or refreshes, overwriting) a lock object.
+    async fn put_lock(&self, lock: &RepoLock) -> Result<(), BackupError>;
+
+    /// Lists every lock object, stale or not.
+    async fn list_locks(&self) -> Result<Vec<RepoLock>, BackupError>;
+
+    /// Deletes a lock object; deleting a missing lock MUST succeed.
+    async fn delete_lock(&self, id: &str) -> Result<(), BackupError>;
 }

@@ -156,6 +156,22 @@ pub trait JobQueue: Send + Sync {
     /// `LeaseLost` when the token is stale.
     async fn complete(&self, lease: &Lease) -> Result<(), QueueError>;
 
+    /// Marks many jobs done in one durable step: the batched form of [`JobQueue::complete`] for a worker that claimed
+    /// a batch, so a batch costs one commit instead of one per job.
+    ///
+    /// # Contract
+    /// - The answer MUST have one entry per lease, in order: `Ok(())`, or the error [`JobQueue::complete`] would have
+    ///   returned for that lease alone (`LeaseLost` when its token is stale, `NotFound` when the job does not exist).
+    /// - Every lease MUST be checked with its fencing token; a stale lease MUST NOT affect the job or the other leases.
+    /// - The valid leases MUST be completed atomically and durably (one transaction, one commit): after a crash either
+    ///   all of them are done or none.
+    /// - The leases are applied in order: a job given twice is completed by the first entry and the second reports
+    ///   `LeaseLost`. An empty slice is an empty answer.
+    ///
+    /// # Errors
+    /// The outer error only when the backend fails; then no job was completed.
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Result<(), QueueError>>, QueueError>;
+
     /// Records a failed attempt: pending again at `retry_at`, or `dead` when attempts are used up or `retry_at` is `None`.
     ///
     /// # Errors

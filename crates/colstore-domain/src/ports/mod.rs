@@ -4,10 +4,11 @@
 //! |---|---|
 //! | [`CollectionRepo`] | `colstore-sqlite` (sqlite mode), later `colstore-fs` (filesystem mode); `InMemoryRepo` fake |
 //! | [`VectorIndex`] | later `colstore-embedded`, `colstore-qdrant`, `colstore-weaviate` |
-//! | [`BackupStore`] | later `colstore-backup` (object_store: file://, s3://, memory://) |
+//! | [`BackupStore`] | `colstore-objstore` (object_store: file://, s3://, memory://); fake `InMemoryBackupStore` |
 //! | [`Clock`] | `SystemClock` in `colstore-wiring`; `ManualClock` fake |
 //! | [`Embedder`] | later `colstore-embed` (hash, OpenAI-compatible HTTP) |
 //! | [`JobQueue`] | `colstore-sqlite`; fake `InMemoryQueue` |
+//! | [`StoreSnapshot`] (backup/export reads) | `colstore-sqlite` (one read transaction); `InMemoryRepo` (a copy) |
 //! | [`SyncStore`] (ledger + embedding cache) | `colstore-sqlite`; fake in `InMemoryRepo` |
 //!
 //! Contracts use MUST wording; every adapter and every fake passes the port's conformance suite in `colstore-testkit`.
@@ -19,14 +20,16 @@ mod embedder;
 mod index;
 mod jobs;
 mod repo;
+mod snapshot;
 mod sync;
 
-pub use backup::{BackupCapabilities, BackupError, BackupId, BackupStore, ManifestInfo, ObjectInfo, PutObjectOutcome};
+pub use backup::{BackupCapabilities, BackupError, BackupId, BackupStore, LockKind, ManifestInfo, ObjectInfo, PutObjectOutcome, RepoLock};
 pub use clock::Clock;
 pub use embedder::{EmbedError, Embedder};
 pub use index::{IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex};
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
 pub use repo::{CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream};
+pub use snapshot::StoreSnapshot;
 pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore};
 
 #[cfg(any(test, feature = "mocks"))]
@@ -41,6 +44,8 @@ pub use index::MockVectorIndex;
 pub use jobs::MockJobQueue;
 #[cfg(any(test, feature = "mocks"))]
 pub use repo::MockCollectionRepo;
+#[cfg(any(test, feature = "mocks"))]
+pub use snapshot::MockStoreSnapshot;
 #[cfg(any(test, feature = "mocks"))]
 pub use sync::MockSyncStore;
 

@@ -1,13 +1,14 @@
 //! `CollectionRepo`: collections, documents, their content and metadata.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use super::BoxError;
+use super::{BoxError, StoreSnapshot};
 use crate::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery,
-    NewDocument, Page, PutOutcome,
+    NewDocument, Page, PutOutcome, Timestamp,
 };
 
 /// What a repository can do, so use cases and the conformance suite adapt instead of guessing.
@@ -237,4 +238,22 @@ pub trait CollectionRepo: Send + Sync {
     /// Removes stored content that no document references (or, with `dry_run`, only counts it).
     /// It MUST NOT remove content a concurrent put is about to reference.
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError>;
+
+    /// Freezes the whole store at this moment for backup and export (see [`StoreSnapshot`]).
+    /// Writers MUST NOT be blocked while the snapshot is read.
+    async fn snapshot(&self) -> Result<Box<dyn StoreSnapshot>, RepoError>;
+
+    /// Restore: creates the collection with exactly these settings and creation time, or, when it exists, sets its
+    /// settings (keeping its documents).
+    async fn restore_collection(&self, name: &CollectionName, settings: CollectionSettings, created_at: Timestamp)
+    -> Result<(), RepoError>;
+
+    /// Restore: writes documents exactly as described (content, metadata, tags, version and both timestamps),
+    /// replacing documents with the same key, in one transaction. Written keys become `pending` in the sync ledger
+    /// in the same transaction, as a put does.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`, `DuplicateKey`, or `Corrupt` when a content does not hash to its
+    /// description's `content_hash` or its size differs; in every error case nothing is written.
+    async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError>;
 }

@@ -153,4 +153,9 @@ pub trait SyncStore: Send + Sync {
 
     /// Stores vectors in the cache (idempotent).
     async fn cache_vectors(&self, embedder: &EmbedderId, vectors: Vec<(ContentHash, Vector)>) -> Result<(), SyncError>;
+
+    /// Restore: writes ledger rows verbatim (state, projection, attempts, error, time), replacing rows with the same
+    /// key, in one transaction. `collection` and `current` of the entries are ignored (the row belongs to
+    /// `collection`; the current hash is the document's).
+    async fn restore_ledger(&self, collection: &CollectionName, entries: Vec<LedgerEntry>) -> Result<(), SyncError>;
 }

@@ -1,6 +1,8 @@
 //! Integration tests of the embedded index: the shared `VectorIndex` conformance suite, plus what only this adapter
 //! promises (persistence across reopening and `kill -9`, cache invalidation across handles, the on-disk format,
-//! flush) and the search timing.
+//! flush, snapshot files in `snapshot_files`) and the search and cold-load timings.
+
+mod snapshot_files;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -301,4 +303,16 @@ fn search_timing() {
     let t = colstore_embedded::bench::search_bench(points, 384, 10);
     println!("embedded index search ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
     assert!(t.p50 <= t.p99 && t.points == points && t.dim == 384);
+}
+
+/// Prints the cold-load times (from SQLite, writing the snapshot file, from the snapshot file) for 100 000 x 384;
+/// `COLSTORE_BENCH_POINTS` overrides the size. Ignored: it takes a minute to fill the index; run it with
+/// `cargo test -p colstore-embedded --release --test it -- --ignored --nocapture cold_load_timing`.
+#[test]
+#[ignore = "a measurement, a minute or more"]
+fn cold_load_timing() {
+    let points = std::env::var("COLSTORE_BENCH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let t = colstore_embedded::bench::cold_load_bench(dir.path(), points, 384, 3).expect("the bench runs");
+    println!("embedded index ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
 }

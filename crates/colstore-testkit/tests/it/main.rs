@@ -2,6 +2,7 @@
 //! manual clock.
 
 mod clock;
+mod fake_backup;
 mod fake_index;
 mod fake_queue;
 mod fake_repo;

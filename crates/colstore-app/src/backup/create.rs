@@ -1,0 +1,343 @@
+//! `col backup`: a consistent, deduplicated, verified snapshot of the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use colstore_domain::ports::{BackupStore, Clock, CollectionRepo, LockKind, StoreSnapshot};
+use colstore_domain::{Collection, CollectionName, ContentHash, DocKey, DocumentMeta, StoreId, Timestamp, chunk_text};
+use serde::Serialize;
+
+use super::format::{self, CollectionEntry, DocRecord, FORMAT, Manifest, RECORD_CHUNK_MAX, Scope, VERSION};
+use super::pack::{BlobReader, KnownBlobs, Packer};
+use super::{BackupFailure, HeldLock, LockOwner, new_backup_id, read_manifest};
+
+/// Documents read from the snapshot per page.
+const PAGE: usize = 256;
+
+/// What to back up, and how.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// Collections to include (empty: all).
+    pub collections: Vec<CollectionName>,
+    /// Only collection definitions and settings.
+    pub schema_only: bool,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Plan only: count what would be stored, write nothing.
+    pub dry_run: bool,
+    /// The store's identity, recorded in the manifest.
+    pub store_id: StoreId,
+    /// The store's schema version, recorded in the manifest.
+    pub schema_version: i64,
+    /// The colstore version, recorded in the manifest.
+    pub tool_version: String,
+}
+
+/// Progress of a backup.
+#[derive(Debug, Clone, Serialize)]
+pub enum BackupEvent {
+    /// The snapshot is taken: this many documents and bytes to go through.
+    Started {
+        /// Documents in scope.
+        documents: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// A document was handled (read or found already stored).
+    Document {
+        /// Its size.
+        bytes: u64,
+    },
+    /// An object was written and verified.
+    ObjectWritten {
+        /// Its size before compression.
+        bytes: u64,
+    },
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    /// The new backup's id (`None` for a dry run).
+    pub id: Option<String>,
+    /// When its snapshot was taken.
+    pub created_at: Timestamp,
+    /// Per collection: name, documents, bytes, vectors.
+    pub collections: Vec<CollectionEntrySummary>,
+    /// Figures (for a dry run: what would be stored).
+    pub stats: format::BackupStats,
+}
+
+/// A collection's line in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionEntrySummary {
+    /// Its name.
+    pub name: String,
+    /// Documents.
+    pub documents: u64,
+    /// Logical bytes.
+    pub bytes: u64,
+    /// Chunk vectors.
+    pub vectors: u64,
+    /// Ledger rows.
+    pub ledger_rows: u64,
+}
+
+impl From<&CollectionEntry> for CollectionEntrySummary {
+    fn from(c: &CollectionEntry) -> Self {
+        Self { name: c.name.to_string(), documents: c.documents, bytes: c.bytes, vectors: c.vectors, ledger_rows: c.ledger_rows }
+    }
+}
+
+/// A cut-by-content stream of JSON-lines records, each finished chunk a blob.
+struct RecordChunker {
+    buf: Vec<u8>,
+    ids: Vec<ContentHash>,
+}
+
+impl RecordChunker {
+    fn new() -> Self {
+        Self { buf: Vec::new(), ids: Vec::new() }
+    }
+
+    async fn push<T: Serialize>(&mut self, packer: &mut Packer<'_>, key: &DocKey, record: &T) -> Result<(), BackupFailure> {
+        serde_json::to_writer(&mut self.buf, record).map_err(|e| BackupFailure::Invalid(format!("cannot encode a record: {e}")))?;
+        self.buf.push(b'\n');
+        if format::cuts_after(key) || self.buf.len() >= RECORD_CHUNK_MAX {
+            self.cut(packer).await?;
+        }
+        Ok(())
+    }
+
+    async fn cut(&mut self, packer: &mut Packer<'_>) -> Result<(), BackupFailure> {
+        if !self.buf.is_empty() {
+            let id = packer.add(&self.buf).await?;
+            self.ids.push(id);
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, packer: &mut Packer<'_>) -> Result<Vec<ContentHash>, BackupFailure> {
+        self.cut(packer).await?;
+        Ok(self.ids)
+    }
+}
+
+/// A document's vectors in the previous backup: reused when content and settings are unchanged.
+type Previous = HashMap<DocKey, (ContentHash, Option<ContentHash>, u32)>;
+
+/// The previous backup's records of a collection (same embedder and chunking), for reusing vector blobs unread.
+async fn previous_records(reader: &mut BlobReader, prev: Option<&Manifest>, c: &Collection) -> Result<Previous, BackupFailure> {
+    let mut out = Previous::new();
+    let Some(entry) = prev.and_then(|m| m.collections.iter().find(|e| e.name == c.name)) else { return Ok(out) };
+    if entry.settings != c.settings {
+        return Ok(out);
+    }
+    for id in &entry.document_records {
+        let bytes = reader.blob(id, "record chunk").await?;
+        for r in format::parse_lines::<DocRecord>(id, &bytes)? {
+            out.insert(r.key, (r.hash, r.vectors, r.vector_count));
+        }
+    }
+    Ok(out)
+}
+
+/// The vectors blob of a document, from the snapshot's cache; `None` when it has no vectors (not text, not synced).
+async fn vectors_blob(snap: &dyn StoreSnapshot, c: &Collection, content: &[u8]) -> Result<Option<(Vec<u8>, u32)>, BackupFailure> {
+    let Some(v) = &c.settings.vectors else { return Ok(None) };
+    let Ok(text) = std::str::from_utf8(content) else { return Ok(None) };
+    let chunks = chunk_text(text, &c.settings.chunking);
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    let hashes: Vec<ContentHash> = chunks.iter().map(|c| c.hash).collect();
+    let found = snap.cached_vectors(&v.embedder, hashes.clone()).await?;
+    if found.iter().any(Option::is_none) {
+        // Not (fully) embedded yet: the next sync pays for it; a restore leaves it pending.
+        return Ok(None);
+    }
+    let pairs: Vec<_> = hashes.into_iter().zip(found.into_iter().flatten()).collect();
+    let n = u32::try_from(pairs.len()).unwrap_or(u32::MAX);
+    Ok(Some((format::encode_vectors(&pairs), n)))
+}
+
+/// Backs up the store into `store`.
+///
+/// # Errors
+/// Any failure of the store or the repository, a corrupt document in the store, an object that does not read back
+/// identically, or a lock held by a prune. Nothing is visible unless the whole backup succeeded.
+pub async fn create_backup(
+    repo: &dyn CollectionRepo,
+    store: Arc<dyn BackupStore>,
+    clock: &dyn Clock,
+    owner: &LockOwner,
+    opts: &BackupOptions,
+    on_event: &(dyn Fn(BackupEvent) + Sync),
+) -> Result<BackupReport, BackupFailure> {
+    let lock = if opts.dry_run { None } else { Some(HeldLock::take(&*store, clock, owner, LockKind::Backup).await?) };
+    backup_locked(repo, store, clock, lock, opts, on_event).await
+}
+
+async fn backup_locked(
+    repo: &dyn CollectionRepo,
+    store: Arc<dyn BackupStore>,
+    clock: &dyn Clock,
+    mut lock: Option<HeldLock>,
+    opts: &BackupOptions,
+    on_event: &(dyn Fn(BackupEvent) + Sync),
+) -> Result<BackupReport, BackupFailure> {
+    let outcome = async {
+        // What the repository already holds: every blob listed by the indexes of the existing backups.
+        let mut manifests = Vec::new();
+        for info in store.list_manifests().await.map_err(BackupFailure::Store)? {
+            match read_manifest(&*store, &info.id).await {
+                Ok(m) => manifests.push(m),
+                Err(e) => tracing::warn!(backup = %info.id, error = %e, "skipping an unreadable manifest for deduplication"),
+            }
+        }
+        let known = KnownBlobs::load(&*store, manifests.iter().flat_map(|m| m.indexes.iter().copied())).await?;
+        let prev = manifests.iter().rev().find(|m| !m.scope.schema_only);
+        let mut reader = BlobReader::new(Arc::clone(&store), KnownBlobs { blobs: known.blobs.clone() }, 2);
+
+        let snap = repo.snapshot().await?;
+        let created_at = clock.now();
+        let all = snap.collections().await?;
+        for want in &opts.collections {
+            if !all.iter().any(|c| &c.name == want) {
+                return Err(BackupFailure::NoSuchCollection(want.clone(), "store"));
+            }
+        }
+        let chosen: Vec<Collection> =
+            all.into_iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)).collect();
+        let (documents, bytes) = if opts.schema_only {
+            (0, 0)
+        } else {
+            (chosen.iter().map(|c| c.document_count).sum(), chosen.iter().map(|c| c.logical_bytes).sum())
+        };
+        on_event(BackupEvent::Started { documents, bytes });
+
+        let mut packer = Packer::new(&*store, known, opts.dry_run, Box::new(|b| on_event(BackupEvent::ObjectWritten { bytes: b })));
+        let mut entries = Vec::new();
+        for c in &chosen {
+            let mut entry = CollectionEntry {
+                name: c.name.clone(),
+                settings: c.settings.clone(),
+                created_at: c.created_at,
+                documents: 0,
+                bytes: 0,
+                vectors: 0,
+                ledger_rows: 0,
+                document_records: Vec::new(),
+                ledger_records: Vec::new(),
+            };
+            if !opts.schema_only {
+                let previous = previous_records(&mut reader, prev, c).await?;
+                let mut records = RecordChunker::new();
+                let mut after = None;
+                loop {
+                    let page: Vec<DocumentMeta> = snap.documents(&c.name, after.clone(), PAGE).await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.key.clone());
+                    for d in page {
+                        let reused =
+                            previous.get(&d.key).filter(|(h, v, _)| *h == d.content_hash && v.is_some_and(|v| packer.reuse(&v, 0)));
+                        let have_content = packer.reuse(&d.content_hash, d.size);
+                        let (vectors, vector_count) = match (reused, have_content) {
+                            (Some((_, v, n)), true) => (*v, *n),
+                            _ => {
+                                let content: Bytes = snap.content(&d.content_hash).await?;
+                                if ContentHash::of(&content) != d.content_hash {
+                                    return Err(BackupFailure::StoreCorrupt { collection: c.name.clone(), key: d.key.to_string() });
+                                }
+                                if !have_content {
+                                    packer.add_with_id(d.content_hash, &content).await?;
+                                }
+                                match reused {
+                                    Some((_, v, n)) => (*v, *n),
+                                    None => match vectors_blob(&*snap, c, &content).await? {
+                                        Some((blob, n)) => (Some(packer.add(&blob).await?), n),
+                                        None => (None, 0),
+                                    },
+                                }
+                            }
+                        };
+                        entry.vectors += u64::from(vector_count);
+                        entry.documents += 1;
+                        entry.bytes += d.size;
+                        on_event(BackupEvent::Document { bytes: d.size });
+                        let record = DocRecord {
+                            key: d.key.clone(),
+                            hash: d.content_hash,
+                            size: d.size,
+                            metadata: d.metadata,
+                            tags: d.tags,
+                            version: d.version,
+                            created_at: d.created_at,
+                            updated_at: d.updated_at,
+                            vectors,
+                            vector_count,
+                        };
+                        records.push(&mut packer, &d.key, &record).await?;
+                    }
+                    if let Some(l) = lock.as_mut() {
+                        l.refresh(&*store, clock).await?;
+                    }
+                }
+                entry.document_records = records.finish(&mut packer).await?;
+
+                let mut ledger = RecordChunker::new();
+                let mut after = None;
+                loop {
+                    let page = snap.ledger(&c.name, after.clone(), 1000).await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.key.clone());
+                    for row in page {
+                        entry.ledger_rows += 1;
+                        let key = row.key.clone();
+                        ledger.push(&mut packer, &key, &row).await?;
+                    }
+                }
+                entry.ledger_records = ledger.finish(&mut packer).await?;
+            }
+            entries.push(entry);
+        }
+        drop(snap);
+        let (packs, indexes, mut stats) = packer.finish().await?;
+        stats.documents = entries.iter().map(|e| e.documents).sum();
+        stats.logical_bytes = entries.iter().map(|e| e.bytes).sum();
+        let summaries = entries.iter().map(CollectionEntrySummary::from).collect();
+        if opts.dry_run {
+            return Ok(BackupReport { id: None, created_at, collections: summaries, stats });
+        }
+        let id = new_backup_id(created_at);
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            id: id.clone(),
+            created_at,
+            tags: opts.tags.clone(),
+            scope: Scope { collections: (!opts.collections.is_empty()).then(|| opts.collections.clone()), schema_only: opts.schema_only },
+            store_id: opts.store_id,
+            tool_version: opts.tool_version.clone(),
+            schema_version: opts.schema_version,
+            collections: entries,
+            indexes,
+            packs,
+            stats,
+        };
+        let bytes = Bytes::from(manifest.to_bytes());
+        store.put_manifest(&id, bytes.clone()).await.map_err(BackupFailure::Store)?;
+        let back = store.get_manifest(&id).await.map_err(BackupFailure::Store)?;
+        if back != bytes {
+            return Err(BackupFailure::Unverified { id: ContentHash::of(&bytes), detail: format!("manifest {id} read back differs") });
+        }
+        Ok(BackupReport { id: Some(id.to_string()), created_at, collections: summaries, stats })
+    }
+    .await;
+    if let Some(l) = lock {
+        l.release(&*store).await;
+    }
+    outcome
+}

@@ -1,0 +1,513 @@
+//! `col export` / `col import`: one portable, versioned, streamable file with collections, settings, documents,
+//! metadata, tags and vectors (format in `docs/EXPORT-FORMAT.md`).
+//!
+//! The file is a zstd stream of JSON lines: a header, then per collection a `collection` line followed by its
+//! `document` lines (content in base64, chunk vectors when the embedding cache has them), and an `end` line with the
+//! counts, so a truncated file is told apart from a complete one. Import reads the file twice: the first pass checks
+//! everything (format, version, every line, every content hash, the trailer) and computes the plan without writing; the
+//! second pass writes in transactions of bounded size. Memory stays bounded by one document plus one batch.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+
+use bytes::Bytes;
+use colstore_domain::ports::{CollectionRepo, RepoError, SyncStore};
+use colstore_domain::{
+    CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp, Vector, chunk_text,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{CollectionPlan, RestoreMode};
+
+/// The header's `format`.
+pub const EXPORT_FORMAT: &str = "colstore-export";
+/// The version this build writes; it reads this one and refuses newer ones.
+pub const EXPORT_VERSION: u32 = 1;
+/// Documents per import transaction (and at most [`IMPORT_BATCH_BYTES`]).
+const IMPORT_BATCH: usize = 256;
+const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// One line of the file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Header { format: String, version: u32, created_at: Timestamp, store_id: StoreId, tool_version: String },
+    Collection { name: CollectionName, settings: CollectionSettings, created_at: Timestamp, documents: u64 },
+    Document(Box<DocLine>),
+    End { collections: u64, documents: u64 },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DocLine {
+    key: DocKey,
+    hash: ContentHash,
+    size: u64,
+    metadata: Metadata,
+    tags: Tags,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    /// The content, base64 (standard alphabet, padded).
+    content: String,
+    /// `(chunk hash, vector)` of every chunk, when the cache had them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vectors: Option<Vec<(ContentHash, Vector)>>,
+}
+
+/// Why an export or import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading or writing the file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The ledger or cache failed.
+    #[error(transparent)]
+    Ledger(#[from] colstore_domain::ports::SyncError),
+    /// The file is not a colstore export, or is damaged or truncated.
+    #[error("line {line}: {detail}")]
+    Malformed {
+        /// 1-based line of the problem (0: the file as a whole).
+        line: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file was written by a newer colstore.
+    #[error("the file has export format version {0}, newer than this colstore reads ({EXPORT_VERSION}); upgrade colstore")]
+    TooNew(u32),
+    /// A collection asked for is not in the file or the store.
+    #[error("collection {0} is not in the {1}")]
+    NoSuchCollection(CollectionName, &'static str),
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    /// Collections.
+    pub collections: u64,
+    /// Documents.
+    pub documents: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Chunk vectors.
+    pub vectors: u64,
+}
+
+/// Writes the chosen collections (all when empty) of one snapshot of the store to `out` as an export stream
+/// (uncompressed JSON lines; the caller compresses).
+///
+/// # Errors
+/// A store failure, a collection that does not exist, or a write error.
+pub async fn export(
+    repo: &dyn CollectionRepo,
+    collections: &[CollectionName],
+    store_id: StoreId,
+    tool_version: &str,
+    now: Timestamp,
+    out: &mut (dyn Write + Send),
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> Result<ExportReport, ExportError> {
+    let snap = repo.snapshot().await?;
+    let all = snap.collections().await?;
+    for want in collections {
+        if !all.iter().any(|c| &c.name == want) {
+            return Err(ExportError::NoSuchCollection(want.clone(), "store"));
+        }
+    }
+    let mut report = ExportReport { collections: 0, documents: 0, bytes: 0, vectors: 0 };
+    write_line(
+        out,
+        &Line::Header {
+            format: EXPORT_FORMAT.into(),
+            version: EXPORT_VERSION,
+            created_at: now,
+            store_id,
+            tool_version: tool_version.into(),
+        },
+    )?;
+    for c in all.into_iter().filter(|c| collections.is_empty() || collections.contains(&c.name)) {
+        write_line(
+            out,
+            &Line::Collection { name: c.name.clone(), settings: c.settings.clone(), created_at: c.created_at, documents: c.document_count },
+        )?;
+        report.collections += 1;
+        let mut after = None;
+        loop {
+            let page = snap.documents(&c.name, after.clone(), 256).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            for d in page {
+                let content = snap.content(&d.content_hash).await?;
+                if ContentHash::of(&content) != d.content_hash {
+                    return Err(RepoError::Corrupt {
+                        key: d.key.clone(),
+                        detail: "its content does not match its hash; run `col verify`".into(),
+                    }
+                    .into());
+                }
+                let vectors = match (&c.settings.vectors, std::str::from_utf8(&content)) {
+                    (Some(v), Ok(text)) => {
+                        let chunks = chunk_text(text, &c.settings.chunking);
+                        let hashes: Vec<ContentHash> = chunks.iter().map(|c| c.hash).collect();
+                        let found = if hashes.is_empty() { Vec::new() } else { snap.cached_vectors(&v.embedder, hashes.clone()).await? };
+                        (!hashes.is_empty() && found.iter().all(Option::is_some))
+                            .then(|| hashes.into_iter().zip(found.into_iter().flatten()).collect::<Vec<_>>())
+                    }
+                    _ => None,
+                };
+                report.vectors += vectors.as_ref().map_or(0, |v| v.len() as u64);
+                report.documents += 1;
+                report.bytes += d.size;
+                write_line(
+                    out,
+                    &Line::Document(Box::new(DocLine {
+                        content: base64_encode(&content),
+                        key: d.key,
+                        hash: d.content_hash,
+                        size: d.size,
+                        metadata: d.metadata,
+                        tags: d.tags,
+                        version: d.version,
+                        created_at: d.created_at,
+                        updated_at: d.updated_at,
+                        vectors,
+                    })),
+                )?;
+                on_progress(report.documents);
+            }
+        }
+    }
+    write_line(out, &Line::End { collections: report.collections, documents: report.documents })?;
+    out.flush()?;
+    Ok(report)
+}
+
+fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<(), ExportError> {
+    serde_json::to_writer(&mut *out, line).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// What an import does (or did).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportPlan {
+    /// The mode.
+    pub mode: RestoreMode,
+    /// Per collection, as for a restore.
+    pub collections: Vec<CollectionPlan>,
+    /// Documents in the file.
+    pub documents: u64,
+    /// Chunk vectors in the file.
+    pub vectors: u64,
+}
+
+/// Reads lines from `input`, numbered, parsed.
+struct Lines<R> {
+    input: R,
+    n: u64,
+    buf: String,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn next_line(&mut self) -> Result<Option<Line>, ExportError> {
+        self.buf.clear();
+        let read = self.input.read_line(&mut self.buf).map_err(|e| ExportError::Malformed {
+            line: self.n + 1,
+            detail: format!("cannot read the file ({e}); is it a colstore export (zstd-compressed JSON lines)?"),
+        })?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.n += 1;
+        serde_json::from_str(self.buf.trim_end()).map(Some).map_err(|e| ExportError::Malformed { line: self.n, detail: e.to_string() })
+    }
+}
+
+/// The documents of one collection, as the store holds them now.
+async fn current(repo: &dyn CollectionRepo, name: &CollectionName) -> Result<Option<HashMap<DocKey, DocumentMeta>>, ExportError> {
+    let snap = repo.snapshot().await?;
+    let mut out = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = match snap.documents(name, after.clone(), 1000).await {
+            Ok(p) => p,
+            Err(RepoError::CollectionNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        out.extend(page.into_iter().map(|d| (d.key.clone(), d)));
+    }
+    Ok(Some(out))
+}
+
+fn same(d: &DocumentMeta, l: &DocLine) -> bool {
+    d.content_hash == l.hash
+        && d.size == l.size
+        && d.metadata == l.metadata
+        && d.tags == l.tags
+        && d.version == l.version
+        && d.updated_at == l.updated_at
+}
+
+/// Whether the import writes this document, per the mode's rule (as restore's).
+fn writes(mode: RestoreMode, current: Option<&DocumentMeta>, l: &DocLine) -> bool {
+    match current {
+        None => true,
+        Some(d) if same(d, l) => false,
+        Some(d) => !(mode == RestoreMode::Merge && d.updated_at > l.updated_at),
+    }
+}
+
+/// Pass one: checks the whole file and computes the plan; changes nothing.
+///
+/// # Errors
+/// [`ExportError::Malformed`] naming the line, [`ExportError::TooNew`], or a store failure.
+pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: RestoreMode) -> Result<ImportPlan, ExportError> {
+    let mut lines = Lines { input, n: 0, buf: String::new() };
+    let bad = |line: u64, detail: &str| ExportError::Malformed { line, detail: detail.into() };
+    match lines.next_line() {
+        Ok(Some(Line::Header { format, version, .. })) => {
+            if format != EXPORT_FORMAT {
+                return Err(bad(1, &format!("the format is {format:?}, not {EXPORT_FORMAT:?}")));
+            }
+            if version > EXPORT_VERSION {
+                return Err(ExportError::TooNew(version));
+            }
+        }
+        Err(ExportError::Malformed { detail, .. }) if detail.starts_with("cannot read") => return Err(bad(1, &detail)),
+        Ok(_) | Err(ExportError::Malformed { .. }) => {
+            return Err(bad(1, "this is not a colstore export: it does not start with a colstore-export header"));
+        }
+        Err(e) => return Err(e),
+    }
+    let mut plan = ImportPlan { mode, collections: Vec::new(), documents: 0, vectors: 0 };
+    let mut cur: Option<(HashMap<DocKey, DocumentMeta>, HashSet<DocKey>, u64)> = None;
+    let mut seen_collections = HashSet::new();
+    let finish = |plan: &mut ImportPlan,
+                  cur: &mut Option<(HashMap<DocKey, DocumentMeta>, HashSet<DocKey>, u64)>,
+                  line: u64|
+     -> Result<(), ExportError> {
+        if let Some((existing, keys, declared)) = cur.take() {
+            let p = plan.collections.last_mut().expect("a collection is open");
+            if keys.len() as u64 != declared {
+                return Err(bad(line, &format!("collection {} declares {declared} documents but holds {}", p.name, keys.len())));
+            }
+            if mode == RestoreMode::Replace {
+                p.delete = existing.keys().filter(|k| !keys.contains(*k)).count() as u64;
+            }
+        }
+        Ok(())
+    };
+    loop {
+        let line = lines.next_line()?;
+        let n = lines.n;
+        match line {
+            None => return Err(bad(n, "the file ends without its end line: it is truncated")),
+            Some(Line::Header { .. }) => return Err(bad(n, "a second header")),
+            Some(Line::Collection { name, settings, documents, .. }) => {
+                finish(&mut plan, &mut cur, n)?;
+                if !seen_collections.insert(name.clone()) {
+                    return Err(bad(n, &format!("collection {name} appears twice")));
+                }
+                let existing = current(repo, &name).await?;
+                let settings_change = match repo.collection(&name).await {
+                    Ok(c) => c.settings != settings,
+                    Err(_) => false,
+                };
+                plan.collections.push(CollectionPlan {
+                    name: name.to_string(),
+                    exists: existing.is_some(),
+                    settings_change,
+                    ..CollectionPlan::default()
+                });
+                cur = Some((existing.unwrap_or_default(), HashSet::new(), documents));
+            }
+            Some(Line::Document(d)) => {
+                let Some((existing, keys, _)) = cur.as_mut() else { return Err(bad(n, "a document before any collection line")) };
+                let content = base64_decode(&d.content).ok_or_else(|| bad(n, &format!("the content of {} is not valid base64", d.key)))?;
+                if content.len() as u64 != d.size || ContentHash::of(&content) != d.hash {
+                    return Err(bad(n, &format!("the content of {} does not match its size and hash: the file is damaged", d.key)));
+                }
+                if !keys.insert(d.key.clone()) {
+                    return Err(bad(n, &format!("document {} appears twice", d.key)));
+                }
+                plan.documents += 1;
+                plan.vectors += d.vectors.as_ref().map_or(0, |v| v.len() as u64);
+                let p = plan.collections.last_mut().expect("a collection is open");
+                match existing.get(&d.key) {
+                    None => p.add += 1,
+                    Some(e) if same(e, &d) => p.unchanged += 1,
+                    Some(e) if mode == RestoreMode::Merge && e.updated_at > d.updated_at => p.kept_newer += 1,
+                    Some(_) => p.update += 1,
+                }
+            }
+            Some(Line::End { collections, documents }) => {
+                finish(&mut plan, &mut cur, n)?;
+                if collections != plan.collections.len() as u64 || documents != plan.documents {
+                    return Err(bad(n, "the end line's counts do not match the file: it is damaged"));
+                }
+                let mut rest = String::new();
+                if lines.input.read_line(&mut rest).unwrap_or(0) > 0 {
+                    return Err(bad(n + 1, "data after the end line"));
+                }
+                return Ok(plan);
+            }
+        }
+    }
+}
+
+/// The collection an import is writing: name, settings, the documents it held before, the keys seen in the file.
+type OpenCollection = (CollectionName, CollectionSettings, HashMap<DocKey, DocumentMeta>, HashSet<DocKey>);
+
+/// Pass two: writes a file that [`plan_import`] accepted. Documents keep their versions and times; vectors go into the
+/// embedding cache (so `col sync` needs no embedder call for them); written documents are pending in the ledger.
+///
+/// # Errors
+/// As [`plan_import`] (the file changed between the passes), or a store failure.
+pub async fn import<R: BufRead>(
+    repo: &dyn CollectionRepo,
+    ledger: &dyn SyncStore,
+    input: R,
+    mode: RestoreMode,
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, ExportError> {
+    let mut lines = Lines { input, n: 0, buf: String::new() };
+    lines.next_line()?;
+    let mut written = 0u64;
+    let mut done = 0u64;
+    let mut batch: Vec<(DocumentMeta, Bytes)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut coll: Option<OpenCollection> = None;
+    loop {
+        let line = lines.next_line()?;
+        let is_end = matches!(line, None | Some(Line::End { .. }) | Some(Line::Collection { .. }));
+        if is_end && let Some((name, _, existing, keys)) = coll.take() {
+            if !batch.is_empty() {
+                written += batch.len() as u64;
+                repo.restore_documents(&name, std::mem::take(&mut batch)).await?;
+                batch_bytes = 0;
+            }
+            if mode == RestoreMode::Replace {
+                let gone: Vec<DocKey> = existing.into_keys().filter(|k| !keys.contains(k)).collect();
+                for chunk in gone.chunks(1000) {
+                    repo.delete_documents(&name, chunk.to_vec()).await?;
+                }
+            }
+        }
+        match line {
+            None | Some(Line::End { .. }) => return Ok(written),
+            Some(Line::Header { .. }) => return Err(ExportError::Malformed { line: lines.n, detail: "a second header".into() }),
+            Some(Line::Collection { name, settings, created_at, .. }) => {
+                let existing = current(repo, &name).await?.unwrap_or_default();
+                repo.restore_collection(&name, settings.clone(), created_at).await?;
+                coll = Some((name, settings, existing, HashSet::new()));
+            }
+            Some(Line::Document(d)) => {
+                let Some((name, settings, existing, keys)) = coll.as_mut() else {
+                    return Err(ExportError::Malformed { line: lines.n, detail: "a document before any collection line".into() });
+                };
+                keys.insert(d.key.clone());
+                done += 1;
+                on_progress(done);
+                if !writes(mode, existing.get(&d.key), &d) {
+                    continue;
+                }
+                let content =
+                    base64_decode(&d.content).ok_or_else(|| ExportError::Malformed { line: lines.n, detail: "bad base64".into() })?;
+                if let (Some(v), Some(vs)) = (&settings.vectors, d.vectors) {
+                    ledger.cache_vectors(&v.embedder, vs).await?;
+                }
+                batch_bytes += content.len();
+                let meta = DocumentMeta {
+                    collection: name.clone(),
+                    key: d.key,
+                    content_hash: d.hash,
+                    size: d.size,
+                    metadata: d.metadata,
+                    tags: d.tags,
+                    version: d.version,
+                    created_at: d.created_at,
+                    updated_at: d.updated_at,
+                };
+                batch.push((meta, Bytes::from(content)));
+                if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
+                    written += batch.len() as u64;
+                    repo.restore_documents(name, std::mem::take(&mut batch)).await?;
+                    batch_bytes = 0;
+                }
+            }
+        }
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(B64[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if !s.len().is_multiple_of(4) {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (i, q) in s.chunks(4).enumerate() {
+        let last = i + 1 == s.len() / 4;
+        let pad = q.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &q[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_and_rejects_garbage() {
+        for n in 0..40usize {
+            let data: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)).as_deref(), Some(&data[..]), "{n}");
+        }
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        for bad in ["a", "ab=c", "a===", "ab*d", "aGVs=G8="] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
+}

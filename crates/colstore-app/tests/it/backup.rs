@@ -1,0 +1,415 @@
+//! Backup and restore on the fakes: round trips, dedup, corruption, locks, plans, merge rule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use colstore_app::backup::{
+    BackupFailure, BackupOptions, KeepPolicy, LockOwner, RestoreMode, RestoreOptions, create_backup, delete_backup, list_backups,
+    plan_restore, prune_backups, restore_backup, verify_backup,
+};
+use colstore_domain::ports::{
+    BackupId, BackupStore, Clock, CollectionRepo, LedgerEntry, LockKind, Projection, RepoLock, SyncState, SyncStore,
+};
+use colstore_domain::{
+    ChunkingSettings, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, Dimension, Distance, DocKey, EmbedderId,
+    Metadata, NewDocument, StoreId, Tags, VectorSettings, chunk_text,
+};
+use colstore_testkit::backup::Corruption;
+use colstore_testkit::{InMemoryBackupStore, InMemoryRepo, ManualClock};
+use serde_json::json;
+
+pub struct World {
+    pub clock: Arc<ManualClock>,
+    pub repo: Arc<InMemoryRepo>,
+    pub backups: Arc<InMemoryBackupStore>,
+}
+
+pub fn world() -> World {
+    let clock = Arc::new(ManualClock::at_2024());
+    World { repo: Arc::new(InMemoryRepo::new(clock.clone())), backups: Arc::new(InMemoryBackupStore::new(clock.clone())), clock }
+}
+
+fn name(s: &str) -> CollectionName {
+    CollectionName::parse(s).unwrap()
+}
+
+fn key(s: &str) -> DocKey {
+    DocKey::parse(s).unwrap()
+}
+
+fn embedder() -> EmbedderId {
+    EmbedderId { kind: "hash".into(), model: "v1".into(), dimension: Dimension::new(4).unwrap() }
+}
+
+fn owner() -> LockOwner {
+    LockOwner { holder: "test:1".into(), is_dead: Arc::new(|_| false) }
+}
+
+fn opts(collections: &[&str]) -> BackupOptions {
+    BackupOptions {
+        collections: collections.iter().map(|c| name(c)).collect(),
+        schema_only: false,
+        tags: vec!["t".into()],
+        dry_run: false,
+        store_id: StoreId::random(),
+        schema_version: 2,
+        tool_version: "test".into(),
+    }
+}
+
+fn settings() -> CollectionSettings {
+    CollectionSettings {
+        vectors: Some(VectorSettings { embedder: embedder(), distance: Distance::Cosine }),
+        chunking: ChunkingSettings::default(),
+    }
+}
+
+/// A collection of `n` documents, each synced: vectors cached and the ledger says synced.
+pub async fn fill(repo: &InMemoryRepo, coll: &str, n: usize) {
+    let c = name(coll);
+    if repo.collection(&c).await.is_err() {
+        repo.create_collection(CollectionSpec { name: c.clone(), settings: settings() }).await.unwrap();
+    }
+    let docs = (0..n)
+        .map(|i| NewDocument {
+            key: key(&format!("d{i:03}.md")),
+            content: Content::Bytes(Bytes::from(format!("document {i} of {coll}: some words about backups"))),
+            metadata: Metadata(json!({ "i": i }).as_object().unwrap().clone()),
+            tags: Tags::default(),
+        })
+        .collect();
+    repo.put_batch(&c, docs).await.unwrap();
+    sync_all(repo, &c).await;
+}
+
+async fn sync_all(repo: &InMemoryRepo, c: &CollectionName) {
+    for row in repo.pending(c, true, None, 10_000).await.unwrap() {
+        let Some(hash) = row.current else { continue };
+        let (_, mut s) = repo.read_content(c, &row.key).await.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(b) = futures::StreamExt::next(&mut s).await {
+            bytes.extend_from_slice(&b.unwrap());
+        }
+        let chunks = chunk_text(std::str::from_utf8(&bytes).unwrap(), &ChunkingSettings::default());
+        let vectors = chunks.iter().map(|ch| (ch.hash, vec![ch.index as f32, 1.0, 0.5, bytes.len() as f32])).collect();
+        repo.cache_vectors(&embedder(), vectors).await.unwrap();
+        let p = Projection { content_hash: hash, chunk_count: chunks.len() as u32 };
+        assert!(repo.mark_synced(c, &row.key, Some(hash), Some(p)).await.unwrap());
+    }
+}
+
+/// Everything a round trip must keep: documents (all fields but the collection), content, ledger, cached vectors.
+pub async fn dump(repo: &InMemoryRepo) -> Vec<String> {
+    let snap = repo.snapshot().await.unwrap();
+    let mut out = Vec::new();
+    for c in snap.collections().await.unwrap() {
+        out.push(format!("collection {} {:?} {}", c.name, c.settings, c.created_at.as_millis()));
+        for d in snap.documents(&c.name, None, 100_000).await.unwrap() {
+            let content = snap.content(&d.content_hash).await.unwrap();
+            let chunks = chunk_text(std::str::from_utf8(&content).unwrap(), &c.settings.chunking);
+            let vectors = snap.cached_vectors(&embedder(), chunks.iter().map(|c| c.hash).collect()).await.unwrap();
+            out.push(format!("doc {d:?} {} {vectors:?}", String::from_utf8_lossy(&content)));
+        }
+        for l in snap.ledger(&c.name, None, 100_000).await.unwrap() {
+            out.push(format!("ledger {l:?}"));
+        }
+    }
+    out
+}
+
+async fn backup(w: &World, collections: &[&str]) -> BackupId {
+    let r = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(collections), &|_| {}).await.unwrap();
+    w.clock.advance(Duration::from_secs(1));
+    BackupId::parse(&r.id.unwrap()).unwrap()
+}
+
+fn replace() -> RestoreOptions {
+    RestoreOptions { collections: Vec::new(), mode: RestoreMode::Replace }
+}
+
+#[tokio::test]
+async fn a_round_trip_into_a_new_store_is_identical() {
+    let w = world();
+    fill(&w.repo, "notes", 40).await;
+    fill(&w.repo, "papers", 5).await;
+    // A pending deletion and a failed row are part of the ledger too.
+    w.repo.delete_documents(&name("notes"), vec![key("d000.md")]).await.unwrap();
+    w.repo.mark_failed(&name("papers"), &key("d001.md"), "boom".into()).await.unwrap();
+    let id = backup(&w, &[]).await;
+
+    let other = world();
+    let report = restore_backup(&*other.repo, &*other.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap();
+    assert_eq!(report.documents_written, 44);
+    assert_eq!(report.verified, 44);
+    assert_eq!(dump(&other.repo).await, dump(&w.repo).await);
+    let v = verify_backup(w.backups.clone(), &id, true, &|_, _| {}).await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.documents, 44);
+}
+
+#[tokio::test]
+async fn a_second_backup_stores_only_what_changed() {
+    let w = world();
+    fill(&w.repo, "notes", 300).await;
+    let first = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap();
+    w.clock.advance(Duration::from_secs(1));
+    w.repo
+        .put_batch(
+            &name("notes"),
+            vec![NewDocument {
+                key: key("d007.md"),
+                content: Content::Bytes(Bytes::from_static(b"changed")),
+                metadata: Metadata::default(),
+                tags: Tags::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    let second = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap();
+    // One new content, its record chunk(s) and the ledger chunk that holds its row: a few KiB, not the whole store.
+    assert!(second.stats.new_blob_bytes * 10 < first.stats.new_blob_bytes, "{:?} vs {:?}", second.stats, first.stats);
+    assert!(second.stats.new_blobs <= 6, "{:?}", second.stats);
+    assert_eq!(second.stats.documents, 300);
+    // And the second restores the change.
+    let other = world();
+    restore_backup(&*other.repo, &*other.repo, w.backups.clone(), &BackupId::parse(&second.id.unwrap()).unwrap(), &replace(), &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(dump(&other.repo).await, dump(&w.repo).await);
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing() {
+    let w = world();
+    fill(&w.repo, "notes", 10).await;
+    let r = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &BackupOptions { dry_run: true, ..opts(&[]) }, &|_| {})
+        .await
+        .unwrap();
+    assert!(r.id.is_none());
+    assert!(r.stats.new_blobs > 10);
+    assert!(w.backups.keys().is_empty(), "{:?}", w.backups.keys());
+}
+
+#[tokio::test]
+async fn any_damaged_object_is_named_and_restore_refuses_before_changing_anything() {
+    for how in [Corruption::FlipByte, Corruption::Truncate, Corruption::Delete] {
+        let w = world();
+        fill(&w.repo, "notes", 20).await;
+        let id = backup(&w, &[]).await;
+        let m = colstore_app::backup::show_backup(&*w.backups, &id).await.unwrap();
+        let pack = m.packs[0];
+        assert!(w.backups.corrupt_object(&pack, how));
+        let v = verify_backup(w.backups.clone(), &id, true, &|_, _| {}).await.unwrap();
+        assert!(v.problems.iter().any(|p| p.object == pack.to_string()), "{how:?}: {:?}", v.problems);
+
+        let target = world();
+        fill(&target.repo, "notes", 3).await;
+        let before = dump(&target.repo).await;
+        let e = restore_backup(&*target.repo, &*target.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap_err();
+        assert!(matches!(e, BackupFailure::Corrupt { .. } | BackupFailure::Missing { .. }), "{how:?}: {e}");
+        assert!(e.to_string().contains(&pack.to_string()), "{e}");
+        assert_eq!(dump(&target.repo).await, before, "{how:?}: the restore changed the store");
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_index_is_found_without_reading_data() {
+    let w = world();
+    fill(&w.repo, "notes", 5).await;
+    let id = backup(&w, &[]).await;
+    let m = colstore_app::backup::show_backup(&*w.backups, &id).await.unwrap();
+    assert!(w.backups.corrupt_object(&m.indexes[0], Corruption::FlipByte));
+    let v = verify_backup(w.backups.clone(), &id, false, &|_, _| {}).await.unwrap();
+    assert!(v.problems.iter().any(|p| p.object == m.indexes[0].to_string()), "{:?}", v.problems);
+}
+
+#[tokio::test]
+async fn the_plan_counts_and_replace_makes_the_collection_the_backups() {
+    let w = world();
+    fill(&w.repo, "notes", 10).await;
+    let id = backup(&w, &[]).await;
+    // Change the store: one updated, one deleted, one added.
+    w.repo.delete_documents(&name("notes"), vec![key("d001.md")]).await.unwrap();
+    w.repo
+        .put_batch(
+            &name("notes"),
+            vec![
+                NewDocument {
+                    key: key("d002.md"),
+                    content: Content::Bytes(Bytes::from_static(b"edit")),
+                    metadata: Metadata::default(),
+                    tags: Tags::default(),
+                },
+                NewDocument {
+                    key: key("new.md"),
+                    content: Content::Bytes(Bytes::from_static(b"new")),
+                    metadata: Metadata::default(),
+                    tags: Tags::default(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let plan = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
+    let c = &plan.collections[0];
+    assert_eq!((c.add, c.update, c.delete, c.unchanged, c.kept_newer), (1, 1, 1, 8, 0), "{c:?}");
+    // Planning changed nothing.
+    assert!(w.repo.document(&name("notes"), &key("new.md")).await.is_ok());
+
+    let merge =
+        plan_restore(&*w.repo, w.backups.clone(), &id, &RestoreOptions { collections: vec![], mode: RestoreMode::Merge }).await.unwrap();
+    let m = &merge.collections[0];
+    // The edit is newer than the backup: merge keeps it; nothing is deleted.
+    assert_eq!((m.add, m.update, m.delete, m.unchanged, m.kept_newer), (1, 0, 0, 8, 1), "{m:?}");
+
+    restore_backup(&*w.repo, &*w.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap();
+    let keys: Vec<String> = w
+        .repo
+        .snapshot()
+        .await
+        .unwrap()
+        .documents(&name("notes"), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key.to_string())
+        .collect();
+    assert_eq!(keys.len(), 10);
+    assert!(!keys.contains(&"new.md".to_owned()));
+    // The deleted extra document is a pending deletion (its points must leave the index), the rest as backed up.
+    let ledger = w.repo.ledger(&name("notes"), None, 100).await.unwrap();
+    let extra: Vec<&LedgerEntry> = ledger.iter().filter(|l| l.key.as_str() == "new.md").collect();
+    assert!(extra.iter().all(|l| l.current.is_none()));
+    assert!(ledger.iter().filter(|l| l.current.is_some()).all(|l| l.state == SyncState::Synced), "{ledger:?}");
+}
+
+#[tokio::test]
+async fn merge_adds_and_keeps_newer_documents() {
+    let w = world();
+    fill(&w.repo, "notes", 4).await;
+    let id = backup(&w, &[]).await;
+    w.repo.delete_documents(&name("notes"), vec![key("d000.md")]).await.unwrap();
+    w.repo
+        .put_batch(
+            &name("notes"),
+            vec![NewDocument {
+                key: key("d001.md"),
+                content: Content::Bytes(Bytes::from_static(b"mine")),
+                metadata: Metadata::default(),
+                tags: Tags::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    let r = restore_backup(
+        &*w.repo,
+        &*w.repo,
+        w.backups.clone(),
+        &id,
+        &RestoreOptions { collections: vec![], mode: RestoreMode::Merge },
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.documents_written, 1);
+    assert!(w.repo.document(&name("notes"), &key("d000.md")).await.is_ok(), "the deleted document came back");
+    let d1 = w.repo.document(&name("notes"), &key("d001.md")).await.unwrap();
+    assert_eq!(d1.content_hash, ContentHash::of(b"mine"), "the newer store copy is kept");
+}
+
+#[tokio::test]
+async fn scope_and_unknown_collections() {
+    let w = world();
+    fill(&w.repo, "notes", 3).await;
+    fill(&w.repo, "papers", 3).await;
+    let id = backup(&w, &["papers"]).await;
+    let m = colstore_app::backup::show_backup(&*w.backups, &id).await.unwrap();
+    assert_eq!(m.collections.iter().map(|c| c.name.to_string()).collect::<Vec<_>>(), ["papers"]);
+    let e = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&["nope"]), &|_| {}).await.unwrap_err();
+    assert!(matches!(e, BackupFailure::NoSuchCollection(..)), "{e}");
+    let e = restore_backup(
+        &*w.repo,
+        &*w.repo,
+        w.backups.clone(),
+        &id,
+        &RestoreOptions { collections: vec![name("notes")], mode: RestoreMode::Replace },
+        &|_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("notes is not in the backup"), "{e}");
+    let e = restore_backup(&*w.repo, &*w.repo, w.backups.clone(), &BackupId::parse("missing").unwrap(), &replace(), &|_, _| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BackupFailure::NotFound(_)), "{e}");
+}
+
+#[tokio::test]
+async fn schema_only_keeps_settings_and_no_documents() {
+    let w = world();
+    fill(&w.repo, "notes", 3).await;
+    let r = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &BackupOptions { schema_only: true, ..opts(&[]) }, &|_| {})
+        .await
+        .unwrap();
+    let id = BackupId::parse(&r.id.unwrap()).unwrap();
+    let other = world();
+    restore_backup(&*other.repo, &*other.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap();
+    let c = other.repo.collection(&name("notes")).await.unwrap();
+    assert_eq!(c.settings, settings());
+    assert_eq!(c.document_count, 0);
+}
+
+#[tokio::test]
+async fn prune_keeps_what_kept_backups_need_and_waits_for_running_backups() {
+    let w = world();
+    fill(&w.repo, "notes", 30).await;
+    let a = backup(&w, &[]).await;
+    fill(&w.repo, "papers", 30).await;
+    let b = backup(&w, &[]).await;
+    let c = backup(&w, &[]).await;
+
+    // A running backup (a fresh lock of a live holder) blocks a prune.
+    let lock = RepoLock { id: "backup-other".into(), kind: LockKind::Backup, holder: "elsewhere:7".into(), refreshed_at: w.clock.now() };
+    w.backups.put_lock(&lock).await.unwrap();
+    let e =
+        prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, false).await.unwrap_err();
+    assert!(matches!(e, BackupFailure::Locked { .. }), "{e}");
+    // ... until it goes stale.
+    w.clock.advance(Duration::from_secs(11 * 60));
+    let dry = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, true).await.unwrap();
+    assert_eq!(dry.removed, [a.to_string(), b.to_string()]);
+    assert_eq!(list_backups(&*w.backups).await.unwrap().len(), 3, "a dry run removes nothing");
+    let r = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, false).await.unwrap();
+    assert_eq!(r.kept, [c.to_string()]);
+    // The kept backup is still whole, with data first stored by the removed ones.
+    let v = verify_backup(w.backups.clone(), &c, true, &|_, _| {}).await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    let other = world();
+    restore_backup(&*other.repo, &*other.repo, w.backups.clone(), &c, &replace(), &|_, _| {}).await.unwrap();
+    assert_eq!(dump(&other.repo).await, dump(&w.repo).await);
+    // Delete the last one: the repository is empty of objects again.
+    delete_backup(&*w.backups, &*w.clock, &owner(), &c, false).await.unwrap();
+    assert!(w.backups.keys().iter().all(|k| k.starts_with("locks/")), "{:?}", w.backups.keys());
+}
+
+#[tokio::test]
+async fn a_prune_blocks_a_backup_and_an_interrupted_backup_is_invisible() {
+    let w = world();
+    fill(&w.repo, "notes", 5).await;
+    let lock = RepoLock { id: "prune-other".into(), kind: LockKind::Prune, holder: "elsewhere:8".into(), refreshed_at: w.clock.now() };
+    w.backups.put_lock(&lock).await.unwrap();
+    let e = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap_err();
+    assert!(matches!(e, BackupFailure::Locked { .. }), "{e}");
+    assert!(w.backups.keys().iter().all(|k| k.starts_with("locks/")), "nothing but locks: {:?}", w.backups.keys());
+    // A dead holder's lock is ignored.
+    let dead = LockOwner { holder: "test:1".into(), is_dead: Arc::new(|h| h == "elsewhere:8") };
+    create_backup(&*w.repo, w.backups.clone(), &*w.clock, &dead, &opts(&[]), &|_| {}).await.unwrap();
+    // Objects without a manifest (a killed backup) are not a backup, and prune collects them.
+    w.backups.delete_lock("prune-other").await.unwrap();
+    let orphan = Bytes::from_static(b"orphan object");
+    w.backups.put_object(&ContentHash::of(&orphan), orphan).await.unwrap();
+    assert_eq!(list_backups(&*w.backups).await.unwrap().len(), 1);
+    let r = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(5), ..KeepPolicy::default() }, false).await.unwrap();
+    assert_eq!(r.objects_removed, 1);
+}

@@ -1,0 +1,65 @@
+//! Export and import on the fakes: round trip, and files that must be refused before anything changes.
+
+use std::io::Cursor;
+
+use colstore_app::backup::RestoreMode;
+use colstore_app::{ExportError, export, import, plan_import};
+use colstore_domain::ports::CollectionRepo;
+use colstore_domain::{StoreId, Timestamp};
+
+use crate::backup::{dump, fill, world};
+
+async fn exported(w: &crate::backup::World) -> Vec<u8> {
+    let mut out = Vec::new();
+    export(&*w.repo, &[], StoreId::random(), "test", Timestamp::from_millis(1), &mut out, &|_| {}).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn an_export_imports_into_a_new_store_with_documents_and_vectors() {
+    let w = world();
+    fill(&w.repo, "notes", 30).await;
+    fill(&w.repo, "papers", 3).await;
+    let file = exported(&w).await;
+    let other = world();
+    let plan = plan_import(&*other.repo, Cursor::new(&file), RestoreMode::Replace).await.unwrap();
+    assert_eq!((plan.documents, plan.collections.len()), (33, 2));
+    assert_eq!(plan.vectors, 33);
+    assert_eq!(import(&*other.repo, &*other.repo, Cursor::new(&file), RestoreMode::Replace, &|_| {}).await.unwrap(), 33);
+    // Documents, content and vectors are the same; the ledger is pending (the index of the other store is empty).
+    let docs = |d: Vec<String>| d.into_iter().filter(|l| !l.starts_with("ledger")).collect::<Vec<_>>();
+    assert_eq!(docs(dump(&other.repo).await), docs(dump(&w.repo).await));
+    // Importing again changes nothing.
+    let again = plan_import(&*other.repo, Cursor::new(&file), RestoreMode::Replace).await.unwrap();
+    assert!(again.collections.iter().all(|c| c.add + c.update + c.delete == 0), "{again:?}");
+}
+
+#[tokio::test]
+async fn damaged_truncated_and_future_files_are_refused_before_anything_changes() {
+    let w = world();
+    fill(&w.repo, "notes", 5).await;
+    let file = exported(&w).await;
+    let text = String::from_utf8(file.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let truncated = lines[..lines.len() - 1].join("\n") + "\n";
+    let future = text.replacen("\"version\":1", "\"version\":7", 1);
+    let damaged = text.replacen("\"content\":\"", "\"content\":\"QUJD", 1);
+    let not_json = "hello\n".to_owned();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("truncated", truncated, "truncated"),
+        ("future", future, "version 7"),
+        ("damaged", damaged, "does not match"),
+        ("not an export", not_json, "not a colstore export"),
+        ("empty", String::new(), "not a colstore export"),
+    ];
+    for (what, bytes, expect) in cases {
+        let target = world();
+        fill(&target.repo, "notes", 2).await;
+        let before = dump(&target.repo).await;
+        let e = plan_import(&*target.repo, Cursor::new(bytes.as_bytes()), RestoreMode::Replace).await.unwrap_err();
+        assert!(e.to_string().contains(expect), "{what}: {e}");
+        assert!(matches!(e, ExportError::Malformed { .. } | ExportError::TooNew(_)), "{what}: {e}");
+        assert_eq!(dump(&target.repo).await, before, "{what}");
+        assert_eq!(target.repo.list_collections().await.unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,5 @@
+//! The use cases' integration tests, on the testkit's fakes (one test binary for the crate).
+
+mod backup;
+mod export;
+mod sync_jobs;

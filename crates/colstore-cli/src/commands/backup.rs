@@ -1,0 +1,684 @@
+//! `col backup …`, `col restore`, `col clear`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use colstore_app::backup::{
+    BackupEvent, BackupFailure, BackupOptions, BackupReport, KeepPolicy, LockOwner, RestoreMode, RestoreOptions, RestorePlan,
+    create_backup, delete_backup, list_backups, plan_restore, prune_backups, restore_backup, show_backup, verify_backup,
+};
+use colstore_domain::ports::{BackupId, BackupStore};
+use colstore_domain::{CollectionName, Tag, Timestamp};
+use colstore_wiring::{StorageMode, Store, StoreDir, SystemClock, lock_holder, lock_holder_is_dead, process_env};
+use serde_json::json;
+
+use super::collection::confirm;
+use super::{Ctx, collection_name, display, io};
+use crate::cli::{BackupArgs, BackupCommand, BackupCreateArgs, ClearArgs, RestoreArgs, RestoreModeArg};
+use crate::error::{CliError, CliResult, exit};
+use crate::output::{human_bytes, human_time, table, to_value};
+
+impl From<BackupFailure> for CliError {
+    fn from(e: BackupFailure) -> Self {
+        match e {
+            BackupFailure::Repo(r) => r.into(),
+            BackupFailure::NotFound(_) => CliError::new(e.to_string()).hint("list the backups with `col backup list`"),
+            BackupFailure::Locked { .. } => CliError::new(e.to_string()).hint(
+                "wait for the other backup or prune to finish; a lock of a process that died on this host is ignored, others expire after 10 minutes",
+            ),
+            BackupFailure::NoSuchCollection(_, "backup") => {
+                CliError::new(e.to_string()).hint("`col backup show ID` lists the collections a backup holds")
+            }
+            BackupFailure::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
+            BackupFailure::Corrupt { .. } | BackupFailure::Missing { .. } | BackupFailure::Unverified { .. } => CliError::new(e.to_string())
+                .hint("run `col backup verify ID --read-data` to see every damaged object; restore from another backup")
+                .code(exit::VERIFY),
+            BackupFailure::Store(_) => CliError::new(e.to_string()).hint(
+                "check the repository URL (--to/--repo, [backup] repository, COLSTORE_BACKUP_REPOSITORY); for s3:// also \
+                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
+            ),
+            BackupFailure::StoreCorrupt { .. } => CliError::new(e.to_string()).code(exit::VERIFY),
+            BackupFailure::Format(_) => CliError::new(e.to_string()).code(exit::VERIFY),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+fn owner() -> LockOwner {
+    LockOwner { holder: lock_holder(), is_dead: Arc::new(lock_holder_is_dead) }
+}
+
+fn age(now: Timestamp, then: Timestamp) -> String {
+    let s = (now.as_millis() - then.as_millis()).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn backup_id(s: &str) -> CliResult<BackupId> {
+    Ok(BackupId::parse(s)?)
+}
+
+/// `latest` or an id.
+async fn resolve_id(repo: &dyn BackupStore, s: &str) -> CliResult<BackupId> {
+    if s == "latest" {
+        let all = list_backups(repo).await?;
+        return all
+            .iter()
+            .rev()
+            .find(|b| b.error.is_none())
+            .and_then(|b| BackupId::parse(&b.id).ok())
+            .ok_or_else(|| CliError::new("the backup repository holds no backups").hint("take one with `col backup`"));
+    }
+    backup_id(s)
+}
+
+fn options(
+    store: &Store,
+    collections: Vec<CollectionName>,
+    tags: Vec<String>,
+    schema_only: bool,
+    dry_run: bool,
+    schema: i64,
+) -> BackupOptions {
+    BackupOptions {
+        collections,
+        schema_only,
+        tags,
+        dry_run,
+        store_id: store.store_id(),
+        schema_version: schema,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+/// Takes a backup of `store` with a progress bar; used by `col backup` and as the safety backup of destructive commands.
+async fn run_backup(ctx: &Ctx, store: &Store, repo: Arc<dyn BackupStore>, opts: &BackupOptions, what: &str) -> CliResult<BackupReport> {
+    let bar = crate::progress::bar(0, true, ctx.hide_progress, what);
+    let on_event = |e: BackupEvent| match e {
+        BackupEvent::Started { bytes, .. } => bar.set_length(bytes),
+        BackupEvent::Document { bytes } => bar.inc(bytes),
+        BackupEvent::ObjectWritten { .. } => {}
+    };
+    let result = create_backup(&**store.repo(), repo, &**store.clock(), &owner(), opts, &on_event).await;
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+/// A safety backup before a destructive command, into the store's configured repository.
+async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, reason: &str) -> CliResult<String> {
+    let repo = store.backup_store(None)?;
+    let schema = store.schema_version().await;
+    let opts = options(store, collections, vec![format!("safety-{reason}")], false, false, schema);
+    let report = run_backup(ctx, store, repo, &opts, &format!("safety backup before {reason}")).await?;
+    let id = report.id.unwrap_or_default();
+    ctx.out.line(format!("Took safety backup {id} (restore it with `col restore {id}`).")).map_err(io)?;
+    Ok(id)
+}
+
+pub async fn backup(ctx: &Ctx, a: BackupArgs) -> CliResult {
+    match a.command {
+        None => create(ctx, a.create).await,
+        Some(cmd) => maintain(ctx, cmd).await,
+    }
+}
+
+async fn create(ctx: &Ctx, a: BackupCreateArgs) -> CliResult {
+    let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    let tags = a.tags.iter().map(|t| Tag::parse(t).map(|t| t.as_str().to_owned())).collect::<Result<Vec<_>, _>>()?;
+    let store = ctx.open().await?;
+    let _lock = ctx.shared_lock(&store).await?;
+    let repo = store.backup_store(a.to.as_deref())?;
+    let schema = store.schema_version().await;
+    let opts = options(&store, collections, tags, a.schema_only, a.dry_run, schema);
+    let started = Instant::now();
+    let report = run_backup(ctx, &store, Arc::clone(&repo), &opts, "backing up").await?;
+    let s = &report.stats;
+    let mut rotation = None;
+    if !a.dry_run {
+        let keep = store.config().backup.keep_last;
+        let policy = KeepPolicy { last: Some(keep), ..KeepPolicy::default() };
+        match prune_backups(&*repo, &**store.clock(), &owner(), policy, false).await {
+            Ok(r) => rotation = Some(r),
+            Err(e) => eprintln!("warning: the backup is complete, but rotation (keep the last {keep}) failed: {e}"),
+        }
+    }
+    ctx.out
+        .json_value(&json!({ "backup": to_value(&report), "dry_run": a.dry_run, "rotation": rotation.as_ref().map(to_value) }))
+        .map_err(io)?;
+    let scope =
+        if opts.collections.is_empty() { "all collections".to_owned() } else { format!("{} collection(s)", opts.collections.len()) };
+    match &report.id {
+        None => ctx.out.line(format!(
+            "Dry run: a backup of {scope} ({} documents, {}) would store {} new blobs ({}) in {} objects and reuse {} blobs. Nothing was written.",
+            s.documents,
+            human_bytes(s.logical_bytes),
+            s.new_blobs,
+            human_bytes(s.new_blob_bytes),
+            s.new_objects,
+            s.blobs - s.new_blobs
+        )),
+        Some(id) => ctx.out.line(format!(
+            "Backup {id}: {} documents ({}) of {scope}; stored {} new in {} objects, reused {} blobs; every new object read back and verified ({:.1}s).",
+            s.documents,
+            human_bytes(s.logical_bytes),
+            human_bytes(s.new_object_bytes),
+            s.new_objects,
+            s.blobs - s.new_blobs,
+            started.elapsed().as_secs_f64()
+        )),
+    }
+    .map_err(io)?;
+    if let Some(r) = rotation.filter(|r| !r.removed.is_empty()) {
+        ctx.out
+            .line(format!(
+                "Rotation removed {} old backup(s) and {} unreferenced objects ({}).",
+                r.removed.len(),
+                r.objects_removed,
+                human_bytes(r.bytes_removed)
+            ))
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+async fn open_repo(ctx: &Ctx, url: Option<&str>) -> CliResult<(Option<Store>, Arc<dyn BackupStore>)> {
+    match (ctx.open().await, url) {
+        (Ok(store), url) => {
+            let repo = store.backup_store(url)?;
+            Ok((Some(store), repo))
+        }
+        (Err(_), Some(url)) => {
+            let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the working directory: {e}")))?;
+            Ok((None, colstore_wiring::open_repository(&cwd, url)?))
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
+    let clock = SystemClock;
+    match cmd {
+        BackupCommand::List { repo } => {
+            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let list = list_backups(&*repo).await?;
+            ctx.out.json_value(&json!({ "backups": to_value(&list) })).map_err(io)?;
+            if list.is_empty() {
+                ctx.out.line("No backups yet. Take one with `col backup`.").map_err(io)?;
+                return Ok(());
+            }
+            let now = colstore_domain::ports::Clock::now(&clock);
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|b| {
+                    let scope = match (&b.error, b.schema_only) {
+                        (Some(e), _) => format!("UNREADABLE: {e}"),
+                        (None, true) => format!("schema only: {}", b.collections.join(",")),
+                        (None, false) => b.collections.join(","),
+                    };
+                    vec![
+                        b.id.clone(),
+                        human_time(b.created_at),
+                        age(now, b.created_at),
+                        b.documents.to_string(),
+                        human_bytes(b.bytes),
+                        human_bytes(b.new_bytes),
+                        b.tags.join(","),
+                        scope,
+                    ]
+                })
+                .collect();
+            ctx.out.data(table(&["ID", "TIME (UTC)", "AGE", "DOCS", "SIZE", "NEW", "TAGS", "COLLECTIONS"], &rows)).map_err(io)?;
+        }
+        BackupCommand::Show { id, repo } => {
+            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let id = resolve_id(&*repo, &id).await?;
+            let m = show_backup(&*repo, &id).await?;
+            ctx.out.json_value(&to_value(&m)).map_err(io)?;
+            let mut out = format!(
+                "backup:     {}\ntime:       {}\ntags:       {}\nstore:      {}\ncolstore:   {} (format {}, schema {})\ndocuments:  {} ({})\nnew bytes:  {} in {} objects\nobjects:    {} packs, {} indexes\n",
+                m.id,
+                human_time(m.created_at),
+                m.tags.join(", "),
+                m.store_id,
+                m.tool_version,
+                m.version,
+                m.schema_version,
+                m.stats.documents,
+                human_bytes(m.stats.logical_bytes),
+                human_bytes(m.stats.new_object_bytes),
+                m.stats.new_objects,
+                m.packs.len(),
+                m.indexes.len()
+            );
+            let rows: Vec<Vec<String>> = m
+                .collections
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.to_string(),
+                        c.documents.to_string(),
+                        human_bytes(c.bytes),
+                        c.vectors.to_string(),
+                        c.ledger_rows.to_string(),
+                        c.settings.vectors.as_ref().map_or("-".to_owned(), |v| format!("{} {}", v.embedder, v.distance)),
+                    ]
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&table(&["COLLECTION", "DOCS", "SIZE", "VECTORS", "LEDGER", "EMBEDDER"], &rows));
+            ctx.out.data(out).map_err(io)?;
+        }
+        BackupCommand::Verify { id, read_data, repo } => {
+            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let id = resolve_id(&*repo, id.as_deref().unwrap_or("latest")).await?;
+            let bar = crate::progress::bar(0, true, ctx.hide_progress || !read_data, "reading objects");
+            let started = Instant::now();
+            let report = verify_backup(Arc::clone(&repo), &id, read_data, &|_, n| bar.inc(n)).await?;
+            bar.finish_and_clear();
+            ctx.out.json_value(&to_value(&report)).map_err(io)?;
+            for p in &report.problems {
+                eprintln!("DAMAGED {}: {}", p.object, p.problem);
+            }
+            let what = if read_data { format!(", read and re-hashed {}", human_bytes(report.bytes_read)) } else { String::new() };
+            if report.problems.is_empty() {
+                ctx.out
+                    .line(format!(
+                        "Backup {id} is intact: {} objects, {} blobs, {} documents checked{what} ({:.1}s).",
+                        report.objects,
+                        report.blobs,
+                        report.documents,
+                        started.elapsed().as_secs_f64()
+                    ))
+                    .map_err(io)?;
+                if !read_data {
+                    ctx.out.line("Add --read-data to read every object and re-hash every blob.").map_err(io)?;
+                }
+            } else {
+                return Err(CliError::new(format!("backup {id} is damaged: {} problem(s)", report.problems.len()))
+                    .hint("restore from another backup (`col backup list`); take a new backup with `col backup`")
+                    .code(exit::VERIFY));
+            }
+        }
+        BackupCommand::Prune { keep_last, keep_daily, keep_weekly, keep_monthly, dry_run, repo } => {
+            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let policy = KeepPolicy { last: keep_last, daily: keep_daily, weekly: keep_weekly, monthly: keep_monthly };
+            if keep_last == Some(0) {
+                return Err(CliError::new("--keep-last 0 would remove every backup").hint("keep at least 1, or use `col backup delete ID`"));
+            }
+            let r = prune_backups(&*repo, &clock, &owner(), policy, dry_run).await.map_err(|e| match e {
+                BackupFailure::Invalid(m) => CliError::new(m).hint("example: col backup prune --keep-last 5 --keep-daily 7"),
+                other => other.into(),
+            })?;
+            ctx.out.json_value(&to_value(&r)).map_err(io)?;
+            let verb = if dry_run { "Would remove" } else { "Removed" };
+            for id in &r.removed {
+                ctx.out.line(format!("{verb} backup {id}")).map_err(io)?;
+            }
+            ctx.out
+                .line(format!(
+                    "{verb} {} backup(s) and {} unreferenced objects ({}); kept {}.{}",
+                    r.removed.len(),
+                    r.objects_removed,
+                    human_bytes(r.bytes_removed),
+                    r.kept.len(),
+                    if dry_run { " Nothing was changed." } else { "" }
+                ))
+                .map_err(io)?;
+        }
+        BackupCommand::Delete { id, dry_run, repo } => {
+            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let id = backup_id(&id)?;
+            let r = delete_backup(&*repo, &clock, &owner(), &id, dry_run).await?;
+            ctx.out.json_value(&to_value(&r)).map_err(io)?;
+            let verb = if dry_run { "Would delete" } else { "Deleted" };
+            ctx.out
+                .line(format!(
+                    "{verb} backup {id} and {} objects no other backup needs ({}).{}",
+                    r.objects_removed,
+                    human_bytes(r.bytes_removed),
+                    if dry_run { " Nothing was changed." } else { "" }
+                ))
+                .map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str) -> CliResult {
+    let rows: Vec<Vec<String>> = plan
+        .collections
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                if !c.exists {
+                    "create".into()
+                } else if c.settings_change {
+                    "update settings".into()
+                } else {
+                    "keep".into()
+                },
+                c.add.to_string(),
+                c.update.to_string(),
+                c.delete.to_string(),
+                c.unchanged.to_string(),
+                c.kept_newer.to_string(),
+            ]
+        })
+        .collect();
+    let mode = match plan.mode {
+        RestoreMode::Replace => "replace",
+        RestoreMode::Merge => "merge",
+    };
+    ctx.out
+        .data(format!(
+            "{what} {} into {target} (mode {mode}):\n{}",
+            plan.id,
+            table(&["COLLECTION", "COLLECTION ACTION", "ADD", "UPDATE", "DELETE", "UNCHANGED", "KEPT (NEWER)"], &rows)
+        ))
+        .map_err(io)
+}
+
+/// The store a restore writes to: `--to-store DIR` (created when it holds none) or the current one.
+async fn restore_target(ctx: &Ctx, to: Option<&std::path::Path>) -> CliResult<Store> {
+    let Some(dir) = to else { return ctx.open().await };
+    let dir_store = match StoreDir::at(dir) {
+        Some(d) => d,
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+            colstore_wiring::init(dir, StorageMode::Sqlite, Arc::new(SystemClock)).await?
+        }
+    };
+    Ok(Store::open(dir_store, &process_env).await?)
+}
+
+pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
+    let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    let (source, repo) = open_repo(ctx, a.repo.as_deref()).await?;
+    let id = resolve_id(&*repo, &a.id).await?;
+    let target = match (&a.to_store, source) {
+        (None, Some(s)) => s,
+        (to, _) => restore_target(ctx, to.as_deref()).await?,
+    };
+    let mode = match a.mode {
+        RestoreModeArg::Replace => RestoreMode::Replace,
+        RestoreModeArg::Merge => RestoreMode::Merge,
+    };
+    let opts = RestoreOptions { collections, mode };
+    let target_name = display(target.dir().root());
+    let plan = plan_restore(&**target.repo(), Arc::clone(&repo), &id, &opts).await?;
+    if a.dry_run {
+        ctx.out.json_value(&json!({ "plan": to_value(&plan), "dry_run": true })).map_err(io)?;
+        print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
+        ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
+        return Ok(());
+    }
+    print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
+    let deletes: u64 = plan.collections.iter().map(|c| c.delete + c.update).sum();
+    if !a.yes {
+        confirm(&format!("Restore backup {id} into {target_name}, overwriting or deleting {deletes} document(s)?"))?;
+    }
+    let _lock = ctx.exclusive_lock(&target, "restore").await?;
+    let existing: Vec<CollectionName> = plan
+        .collections
+        .iter()
+        .filter(|c| c.exists && (c.delete + c.update) > 0)
+        .filter_map(|c| CollectionName::parse(&c.name).ok())
+        .collect();
+    let safety = if mode == RestoreMode::Replace && !a.no_backup && !existing.is_empty() {
+        Some(safety_backup(ctx, &target, existing, "restore").await?)
+    } else {
+        None
+    };
+    let total: u64 = plan.collections.iter().map(|c| c.add + c.update + c.unchanged + c.kept_newer).sum();
+    let bar = crate::progress::bar(total, false, ctx.hide_progress, "restoring");
+    let started = Instant::now();
+    let report =
+        restore_backup(&**target.repo(), &*target.sync_store(), Arc::clone(&repo), &id, &opts, &|done, _| bar.set_position(done)).await;
+    bar.finish_and_clear();
+    let report = report.map_err(|e| {
+        let err: CliError = e.into();
+        match &safety {
+            Some(s) => CliError {
+                hint: Some(format!("{} The store before the restore is in safety backup {s}.", err.hint.clone().unwrap_or_default())),
+                ..err
+            },
+            None => err,
+        }
+    })?;
+    // The vector index follows the restored ledger, from the restored cache (no embedder calls).
+    let mut reprojected = Vec::new();
+    match Ctx::sync_ports(&target).await {
+        Ok(ports) => {
+            for c in &report.plan.collections {
+                let Ok(name) = CollectionName::parse(&c.name) else { continue };
+                if target.repo().collection(&name).await.is_ok_and(|c| c.settings.vectors.is_some()) {
+                    match colstore_app::verify_index(&ports, &name, true).await {
+                        Ok(r) => reprojected.push(json!({ "collection": c.name, "repaired": r.drift.len() })),
+                        Err(e) => eprintln!(
+                            "warning: {}: the vector index could not be brought in line; run `col verify --index --repair`: {e}",
+                            c.name
+                        ),
+                    }
+                }
+            }
+        }
+        Err(e) => eprintln!("warning: the vector index could not be opened ({}); run `col verify --index --repair` later", e.message),
+    }
+    ctx.out
+        .json_value(&json!({ "restore": to_value(&report), "safety_backup": safety, "index": reprojected, "dry_run": false }))
+        .map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Restored backup {id}: {} documents written, {} deleted, {} vectors and {} ledger rows put back; {} documents verified ({:.1}s).",
+            report.documents_written,
+            report.documents_deleted,
+            report.vectors,
+            report.ledger_rows,
+            report.verified,
+            started.elapsed().as_secs_f64()
+        ))
+        .map_err(io)?;
+    Ok(())
+}
+
+pub async fn clear(ctx: &Ctx, a: ClearArgs) -> CliResult {
+    let store = ctx.open().await?;
+    let names: Vec<CollectionName> = match &a.collection {
+        Some(c) => vec![store.repo().collection(&collection_name(c)?).await?.name],
+        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
+    };
+    let mut total = 0;
+    let mut rows = Vec::new();
+    for n in &names {
+        let c = store.repo().collection(n).await?;
+        total += c.document_count;
+        rows.push(json!({ "collection": n, "documents": c.document_count, "bytes": c.logical_bytes }));
+    }
+    let what = if a.drop { "drop" } else { "clear" };
+    if a.dry_run {
+        ctx.out.json_value(&json!({ "collections": rows, "drop": a.drop, "dry_run": true })).map_err(io)?;
+        for r in &rows {
+            ctx.out
+                .line(format!(
+                    "Would {what} {}: {} documents ({}){}",
+                    r["collection"].as_str().unwrap_or_default(),
+                    r["documents"],
+                    human_bytes(r["bytes"].as_u64().unwrap_or(0)),
+                    if a.drop { ", and the collection itself" } else { "" }
+                ))
+                .map_err(io)?;
+        }
+        ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
+        return Ok(());
+    }
+    if names.is_empty() {
+        ctx.out.line("No collections to clear.").map_err(io)?;
+        return Ok(());
+    }
+    if !a.yes {
+        confirm(&format!("{} {} collection(s) holding {total} document(s)?", if a.drop { "Drop" } else { "Clear" }, names.len()))?;
+    }
+    let _lock = ctx.exclusive_lock(&store, "clear").await?;
+    let safety = if a.no_backup { None } else { Some(safety_backup(ctx, &store, names.clone(), "clear").await?) };
+    let mut deleted = 0;
+    for n in &names {
+        let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("clearing {n}"));
+        let got = colstore_app::clear_collection(&**store.repo(), n, a.drop, &|d| bar.set_position(d)).await;
+        bar.finish_and_clear();
+        deleted += got?;
+        if a.drop
+            && let Ok(index) = store.index().await
+        {
+            let _ = index.drop_collection(&colstore_app::index_name(store.store_id(), n)).await;
+        }
+    }
+    ctx.out
+        .json_value(
+            &json!({ "collections": rows, "documents_deleted": deleted, "drop": a.drop, "safety_backup": safety, "dry_run": false }),
+        )
+        .map_err(io)?;
+    ctx.out
+        .line(format!("{} {} collection(s): {deleted} documents deleted.", if a.drop { "Dropped" } else { "Cleared" }, names.len()))
+        .map_err(io)?;
+    if !a.drop {
+        ctx.out.line("Run `col sync` to remove their points from the vector index.").map_err(io)?;
+    }
+    if let Some(s) = safety {
+        ctx.out.line(format!("Undo with `col restore {s}`.")).map_err(io)?;
+    }
+    Ok(())
+}
+
+impl From<colstore_app::ExportError> for CliError {
+    fn from(e: colstore_app::ExportError) -> Self {
+        use colstore_app::ExportError as E;
+        match e {
+            E::Repo(r) => r.into(),
+            E::Ledger(l) => l.into(),
+            E::Malformed { .. } => CliError::new(format!("the import file is not usable: {e}"))
+                .hint("nothing was imported; check that the file was written by `col export` and copied whole"),
+            E::TooNew(_) => CliError::new(e.to_string()).hint("nothing was imported; upgrade colstore to read this file"),
+            E::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
+            E::Io(_) => CliError::new(e.to_string()),
+        }
+    }
+}
+
+pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
+    let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    let store = ctx.open().await?;
+    let _lock = ctx.shared_lock(&store).await?;
+    let target = a.output.clone();
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if target.is_dir() {
+        return Err(CliError::new(format!("{} is a directory", display(&target))).hint("give a file name, like -o notes.colstore"));
+    }
+    // Write a temp file next to the target, fsync, rename: the target is either the old file or the whole new one.
+    let tmp = tempfile::Builder::new()
+        .prefix(".colstore-export-")
+        .tempfile_in(&dir)
+        .map_err(|e| CliError::new(format!("cannot write in {}: {e}", display(&dir))).hint("choose a writable place for -o"))?;
+    let file = tmp.as_file().try_clone().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(tmp.path()))))?;
+    let mut encoder =
+        zstd::Encoder::new(std::io::BufWriter::new(file), 3).map_err(|e| CliError::new(format!("cannot start compression: {e}")))?;
+    let bar = crate::progress::bar(0, false, ctx.hide_progress, "exporting");
+    let now = colstore_domain::ports::Clock::now(&SystemClock);
+    let result =
+        colstore_app::export(&**store.repo(), &collections, store.store_id(), env!("CARGO_PKG_VERSION"), now, &mut encoder, &|n| {
+            bar.set_position(n)
+        })
+        .await;
+    bar.finish_and_clear();
+    let report = result?;
+    let mut writer = encoder.finish().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
+    std::io::Write::flush(&mut writer).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
+    writer.get_ref().sync_all().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
+    drop(writer);
+    tmp.persist(&target).map_err(|e| CliError::new(format!("cannot write {}: {}", display(&target), e.error)))?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+    ctx.out.json_value(&json!({ "file": display(&target), "export": to_value(&report), "file_bytes": size })).map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Exported {} collection(s), {} documents ({}) and {} vectors to {} ({}).",
+            report.collections,
+            report.documents,
+            human_bytes(report.bytes),
+            report.vectors,
+            display(&target),
+            human_bytes(size)
+        ))
+        .map_err(io)?;
+    Ok(())
+}
+
+fn open_import(path: &std::path::Path) -> CliResult<impl std::io::BufRead> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        CliError::new(format!("cannot read {}: {e}", display(path))).hint("give the path of a file written by `col export`")
+    })?;
+    let decoder = zstd::Decoder::new(file).map_err(|e| CliError::new(format!("cannot read {}: {e}", display(path))))?;
+    Ok(std::io::BufReader::new(decoder))
+}
+
+pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
+    let mode = match a.mode {
+        RestoreModeArg::Replace => RestoreMode::Replace,
+        RestoreModeArg::Merge => RestoreMode::Merge,
+    };
+    let store = ctx.open().await?;
+    // Pass one checks the whole file before anything changes.
+    let plan = colstore_app::plan_import(&**store.repo(), open_import(&a.file)?, mode).await?;
+    let as_restore = RestorePlan { id: display(&a.file), mode, collections: plan.collections.clone() };
+    print_plan(ctx, &as_restore, "Import plan for", &display(store.dir().root()))?;
+    if a.dry_run {
+        ctx.out.json_value(&json!({ "plan": to_value(&plan), "dry_run": true })).map_err(io)?;
+        ctx.out
+            .line(format!(
+                "The file is complete and valid ({} documents, {} vectors). Dry run: nothing was changed.",
+                plan.documents, plan.vectors
+            ))
+            .map_err(io)?;
+        return Ok(());
+    }
+    let overwrites: u64 = plan.collections.iter().map(|c| c.delete + c.update).sum();
+    if !a.yes {
+        confirm(&format!("Import {} documents, overwriting or deleting {overwrites}?", plan.documents))?;
+    }
+    let _lock = ctx.exclusive_lock(&store, "import").await?;
+    let touched: Vec<CollectionName> = plan
+        .collections
+        .iter()
+        .filter(|c| c.exists && (c.delete + c.update) > 0)
+        .filter_map(|c| CollectionName::parse(&c.name).ok())
+        .collect();
+    let safety = if !a.no_backup && !touched.is_empty() { Some(safety_backup(ctx, &store, touched, "import").await?) } else { None };
+    let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "importing");
+    let started = Instant::now();
+    let written = colstore_app::import(&**store.repo(), &*store.sync_store(), open_import(&a.file)?, mode, &|n| bar.set_position(n)).await;
+    bar.finish_and_clear();
+    let written = written?;
+    ctx.out
+        .json_value(&json!({ "plan": to_value(&plan), "documents_written": written, "safety_backup": safety, "dry_run": false }))
+        .map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Imported {written} documents ({} vectors into the embedding cache) ({:.1}s). Run `col sync` to project them; cached vectors need no embedder call.",
+            plan.vectors,
+            started.elapsed().as_secs_f64()
+        ))
+        .map_err(io)?;
+    if let Some(s) = safety {
+        ctx.out.line(format!("Undo with `col restore {s}`.")).map_err(io)?;
+    }
+    Ok(())
+}

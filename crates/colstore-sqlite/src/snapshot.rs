@@ -1,0 +1,203 @@
+//! Backup and restore support: [`SqliteSnapshot`] (one read transaction held open) and the verbatim restore writes.
+//!
+//! A snapshot is a deferred transaction on a dedicated pool connection whose first read fixes the moment (WAL readers
+//! see the database as of their first read, and never block writers). Every method of the snapshot runs on that
+//! connection, so a backup that reads for minutes still shows one moment. While it is open, checkpoints cannot pass
+//! it, so the WAL may grow until the snapshot is dropped.
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use colstore_domain::ports::{LedgerEntry, RepoError, StoreSnapshot, SyncError};
+use colstore_domain::{Collection, CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, EmbedderId, Timestamp, Vector};
+use futures::StreamExt;
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::Mutex;
+
+use crate::content::{self, PART_SIZE};
+use crate::repo::{
+    COLLECTION_SELECT, DOC_COLUMNS, backend, collection_from_row, collection_id, doc_from_row, insert_inline_blobs, write_streaming,
+};
+use crate::{SqliteRepo, map_err, sync};
+
+/// Rows per multi-row document statement (9 parameters each).
+const DOCS_PER_STATEMENT: usize = 200;
+
+fn from_sync(e: SyncError) -> RepoError {
+    match e {
+        SyncError::CollectionNotFound(c) => RepoError::CollectionNotFound(c),
+        other => RepoError::Backend { backend: "sqlite", source: Box::new(other) },
+    }
+}
+
+/// The store at one moment: a read transaction kept open until dropped.
+pub struct SqliteSnapshot {
+    tx: Mutex<sqlx::Transaction<'static, sqlx::Sqlite>>,
+}
+
+impl std::fmt::Debug for SqliteSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteSnapshot").finish_non_exhaustive()
+    }
+}
+
+impl SqliteRepo {
+    pub(crate) async fn open_snapshot(&self) -> Result<SqliteSnapshot, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The first read starts the read transaction: from here on this connection sees this moment.
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM collections").fetch_one(&mut *tx).await.map_err(map_err)?;
+        Ok(SqliteSnapshot { tx: Mutex::new(tx) })
+    }
+
+    pub(crate) async fn restore_collection_impl(
+        &self,
+        name: &CollectionName,
+        settings: CollectionSettings,
+        created_at: Timestamp,
+    ) -> Result<(), RepoError> {
+        let json = serde_json::to_string(&settings).map_err(|e| backend(format!("cannot encode settings: {e}")))?;
+        let mut tx = self.begin_immediate().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO collections (name, settings, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET settings = excluded.settings")
+            .bind(name.as_str().to_owned())
+            .bind(json)
+            .bind(created_at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    pub(crate) async fn restore_documents_impl(
+        &self,
+        collection: &CollectionName,
+        docs: Vec<(DocumentMeta, Bytes)>,
+    ) -> Result<(), RepoError> {
+        let mut seen = std::collections::HashSet::with_capacity(docs.len());
+        for (d, _) in &docs {
+            if !seen.insert(d.key.clone()) {
+                return Err(RepoError::DuplicateKey(d.key.clone()));
+            }
+        }
+        // Check and encode outside the write transaction.
+        let (docs, inline) = tokio::task::spawn_blocking(move || {
+            let mut inline = Vec::new();
+            for (d, bytes) in &docs {
+                if bytes.len() as u64 != d.size || ContentHash::of(bytes) != d.content_hash {
+                    return Err(RepoError::Corrupt {
+                        key: d.key.clone(),
+                        detail: format!("the restored content does not match its recorded size {} and hash {}", d.size, d.content_hash),
+                    });
+                }
+                if bytes.len() <= PART_SIZE {
+                    let (codec, stored) = content::encode(bytes);
+                    inline.push((d.content_hash, d.size, codec, stored));
+                }
+            }
+            Ok((docs, inline))
+        })
+        .await
+        .map_err(|e| backend(format!("encoding task failed: {e}")))??;
+        let now = self.clock.now().as_millis();
+        let mut tx = self.begin_immediate().await.map_err(map_err)?;
+        let cid = collection_id(&mut tx, collection).await?;
+        insert_inline_blobs(&mut tx, inline).await?;
+        for (d, bytes) in &docs {
+            if bytes.len() > PART_SIZE {
+                write_streaming(&mut tx, &d.key, Bytes::new(), futures::stream::iter([Ok(bytes.clone())]).boxed()).await?;
+            }
+        }
+        for chunk in docs.chunks(DOCS_PER_STATEMENT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO documents (collection_id, key, hash, size, meta, tags, version, created_at, updated_at) VALUES {values} \
+                 ON CONFLICT (collection_id, key) DO UPDATE SET hash = excluded.hash, size = excluded.size, meta = excluded.meta, \
+                 tags = excluded.tags, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at"
+            )));
+            for (d, _) in chunk {
+                q = q
+                    .bind(cid)
+                    .bind(d.key.as_str().to_owned())
+                    .bind(d.content_hash.as_bytes().to_vec())
+                    .bind(i64::try_from(d.size).unwrap_or(i64::MAX))
+                    .bind(d.metadata.to_json())
+                    .bind(d.tags.to_json())
+                    .bind(i64::try_from(d.version).unwrap_or(i64::MAX))
+                    .bind(d.created_at.as_millis())
+                    .bind(d.updated_at.as_millis());
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        if !docs.is_empty() {
+            let keys: Vec<&str> = docs.iter().map(|(d, _)| d.key.as_str()).collect();
+            sync::touch(&mut tx, cid, &keys, now).await.map_err(map_err)?;
+            sync::enqueue_sync(&mut tx, collection, now).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl StoreSnapshot for SqliteSnapshot {
+    async fn collections(&self) -> Result<Vec<Collection>, RepoError> {
+        let mut tx = self.tx.lock().await;
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} ORDER BY c.name"))).fetch_all(&mut **tx).await.map_err(map_err)?;
+        rows.iter().map(collection_from_row).collect()
+    }
+
+    async fn documents(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<DocumentMeta>, RepoError> {
+        let mut tx = self.tx.lock().await;
+        let cid = collection_id(&mut tx, collection).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DOC_COLUMNS} FROM documents d WHERE d.collection_id = ? AND d.key > ? ORDER BY d.key LIMIT ?"
+        )))
+        .bind(cid)
+        .bind(after.map(String::from).unwrap_or_default())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| doc_from_row(collection, r)).collect()
+    }
+
+    async fn content(&self, hash: &ContentHash) -> Result<Bytes, RepoError> {
+        let mut tx = self.tx.lock().await;
+        let row = sqlx::query(
+            "SELECT b.id, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id WHERE b.hash = ?",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| backend(format!("content {hash} is missing from the database")))?;
+        let size = usize::try_from(row.try_get::<i64, _>("size").map_err(map_err)?).unwrap_or(0);
+        let parts: i64 = row.try_get("parts").map_err(map_err)?;
+        if parts == 0 {
+            let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
+            let data = data.ok_or_else(|| backend(format!("the bytes of content {hash} are missing from the database")))?;
+            return content::decode(row.try_get("codec").map_err(map_err)?, data, size)
+                .map_err(|e| backend(format!("content {hash} cannot be decoded: {e}")));
+        }
+        let blob_id: i64 = row.try_get("id").map_err(map_err)?;
+        let mut out = BytesMut::with_capacity(size);
+        let mut parts_rows =
+            sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? ORDER BY seq").bind(blob_id).fetch(&mut **tx);
+        while let Some(r) = parts_rows.next().await {
+            let r = r.map_err(map_err)?;
+            let part = content::decode(r.try_get(0).map_err(map_err)?, r.try_get(1).map_err(map_err)?, PART_SIZE)
+                .map_err(|e| backend(format!("a part of content {hash} cannot be decoded: {e}")))?;
+            out.extend_from_slice(&part);
+        }
+        Ok(out.freeze())
+    }
+
+    async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, RepoError> {
+        let mut tx = self.tx.lock().await;
+        let cid = collection_id(&mut tx, collection).await?;
+        sync::ledger_page(&mut tx, cid, after, limit).await.map_err(from_sync)
+    }
+
+    async fn cached_vectors(&self, embedder: &EmbedderId, chunks: Vec<ContentHash>) -> Result<Vec<Option<Vector>>, RepoError> {
+        let mut tx = self.tx.lock().await;
+        sync::cached_vectors_on(&mut tx, embedder, chunks).await.map_err(from_sync)
+    }
+}
