@@ -143,11 +143,12 @@ pub async fn run_sync(
 ) -> Result<SyncRun, QueueError> {
     let leases = queue.claim(&opts.worker, vec![SYNC_JOB_KIND.to_owned()], MAX_CLAIM, opts.lease).await?;
     let shared = Mutex::new(Shared::default());
+    let runner = Runner { ports, queue, clock, opts, shared: &shared, on_event };
     let work = async {
         let mut run = SyncRun::default();
         for c in collections {
             let mine: Vec<&Lease> = leases.iter().filter(|l| collection_of(l) == Some(c.as_str())).collect();
-            let collection_run = sync_one(ports, queue, clock, c, &mine, opts, &shared, on_event).await;
+            let collection_run = runner.sync_one(c, &mine).await;
             on_event(SyncRunEvent::Finished(&collection_run));
             run.collections.push(collection_run);
         }
@@ -184,59 +185,64 @@ fn collection_of(lease: &Lease) -> Option<&str> {
     lease.job.spec.payload.get("collection").and_then(|v| v.as_str())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn sync_one(
-    ports: &SyncPorts,
-    queue: &dyn JobQueue,
-    clock: &dyn Clock,
-    collection: &CollectionName,
-    leases: &[&Lease],
-    opts: &SyncRunOptions,
-    shared: &Mutex<Shared>,
-    on_event: &(dyn Fn(SyncRunEvent<'_>) + Sync),
-) -> CollectionRun {
-    on_event(SyncRunEvent::Started { collection });
-    lock(shared).current = Some((collection.clone(), SyncProgress::default()));
-    let checkpoint = JobCheckpoint { queue, jobs: leases.iter().map(|l| l.job.id).collect(), shared, stop: Mutex::new(None) };
-    let on_progress = |p: SyncProgress| {
-        lock(shared).current = Some((collection.clone(), p));
-        on_event(SyncRunEvent::Progress { collection, progress: p });
-    };
-    let result = sync_collection_until(ports, collection, &opts.sync, &on_progress, &checkpoint).await;
-    let outcome = match result {
-        Ok(report) => {
-            for l in leases {
-                if let Err(e) = queue.complete(l).await {
-                    tracing::warn!(job = %l.job.id, error = %e, "cannot mark the sync job done");
+/// What every collection of a run shares.
+struct Runner<'a> {
+    ports: &'a SyncPorts,
+    queue: &'a dyn JobQueue,
+    clock: &'a dyn Clock,
+    opts: &'a SyncRunOptions,
+    shared: &'a Mutex<Shared>,
+    on_event: &'a (dyn Fn(SyncRunEvent<'_>) + Sync),
+}
+
+impl Runner<'_> {
+    /// Syncs one collection, stopping at a checkpoint when one of `leases` was cancelled or lost, then completes or
+    /// fails its jobs.
+    async fn sync_one(&self, collection: &CollectionName, leases: &[&Lease]) -> CollectionRun {
+        let Self { ports, queue, clock, opts, shared, on_event } = *self;
+        on_event(SyncRunEvent::Started { collection });
+        lock(shared).current = Some((collection.clone(), SyncProgress::default()));
+        let checkpoint = JobCheckpoint { queue, jobs: leases.iter().map(|l| l.job.id).collect(), shared, stop: Mutex::new(None) };
+        let on_progress = |p: SyncProgress| {
+            lock(shared).current = Some((collection.clone(), p));
+            on_event(SyncRunEvent::Progress { collection, progress: p });
+        };
+        let result = sync_collection_until(ports, collection, &opts.sync, &on_progress, &checkpoint).await;
+        let outcome = match result {
+            Ok(report) => {
+                for l in leases {
+                    if let Err(e) = queue.complete(l).await {
+                        tracing::warn!(job = %l.job.id, error = %e, "cannot mark the sync job done");
+                    }
                 }
+                CollectionOutcome::Synced(report)
             }
-            CollectionOutcome::Synced(report)
-        }
-        Err(SyncFailure::Stopped(report)) => match checkpoint.stopped() {
-            Some((job, reason)) => {
-                tracing::info!(%collection, %job, ?reason, "sync stopped");
-                CollectionOutcome::Stopped { job, reason, report }
-            }
-            // Only this run's checkpoint stops a sync; keep the failure if that ever changes.
-            None => CollectionOutcome::Failed(SyncFailure::Stopped(report)),
-        },
-        Err(e) => {
-            let msg = e.to_string();
-            for l in leases {
-                let retry_at = retry_time(&opts.retry, opts.jitter_seed, l, clock);
-                if let Err(err) = queue.fail(l, msg.clone(), retry_at).await {
-                    tracing::warn!(job = %l.job.id, error = %err, "cannot record the failure on the sync job");
+            Err(SyncFailure::Stopped(report)) => match checkpoint.stopped() {
+                Some((job, reason)) => {
+                    tracing::info!(%collection, %job, ?reason, "sync stopped");
+                    CollectionOutcome::Stopped { job, reason, report }
                 }
+                // Only this run's checkpoint stops a sync; keep the failure if that ever changes.
+                None => CollectionOutcome::Failed(SyncFailure::Stopped(report)),
+            },
+            Err(e) => {
+                let msg = e.to_string();
+                for l in leases {
+                    let retry_at = retry_time(&opts.retry, opts.jitter_seed, l, clock);
+                    if let Err(err) = queue.fail(l, msg.clone(), retry_at).await {
+                        tracing::warn!(job = %l.job.id, error = %err, "cannot record the failure on the sync job");
+                    }
+                }
+                CollectionOutcome::Failed(e)
             }
-            CollectionOutcome::Failed(e)
+        };
+        {
+            let mut s = lock(shared);
+            s.current = None;
+            s.settled.extend(leases.iter().map(|l| l.job.id));
         }
-    };
-    {
-        let mut s = lock(shared);
-        s.current = None;
-        s.settled.extend(leases.iter().map(|l| l.job.id));
+        CollectionRun { collection: collection.clone(), jobs: leases.iter().map(|l| l.job.id).collect(), outcome }
     }
-    CollectionRun { collection: collection.clone(), jobs: leases.iter().map(|l| l.job.id).collect(), outcome }
 }
 
 /// When a failed job is due again: the policy's backoff for its attempt, or `None` (dead) when attempts are used up.

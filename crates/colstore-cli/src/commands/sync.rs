@@ -69,7 +69,7 @@ fn stopped_message(c: &CollectionName, job: JobId, reason: StopReason, r: &SyncR
         StopReason::Cancelled => {
             format!("{c}: cancelled by `col jobs cancel {job}` after {done} of {total} documents; run `col sync {c}` to continue")
         }
-        _ => format!(
+        StopReason::LeaseLost => format!(
             "{c}: stopped after {done} of {total} documents because another worker took over job {job}; `col jobs show {job}` shows it"
         ),
     }
