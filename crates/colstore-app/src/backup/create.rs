@@ -8,7 +8,7 @@ use colstore_domain::ports::{BackupStore, Clock, CollectionRepo, LockKind, Store
 use colstore_domain::{Collection, CollectionName, ContentHash, DocKey, DocumentMeta, StoreId, Timestamp, chunk_text};
 use serde::Serialize;
 
-use super::format::{self, CollectionEntry, DocRecord, FORMAT, Manifest, RECORD_CHUNK_MAX, Scope, VERSION};
+use super::format::{self, CollectionEntry, DocRecord, FORMAT, LedgerRecord, Manifest, RECORD_CHUNK_MAX, Scope, VERSION};
 use super::pack::{BlobReader, KnownBlobs, Packer};
 use super::{BackupFailure, HeldLock, LockOwner, new_backup_id, read_manifest};
 
@@ -125,6 +125,58 @@ impl RecordChunker {
     }
 }
 
+/// Reads a collection's ledger in key order alongside its documents, writing every row into the ledger's record chunks.
+struct LedgerCursor {
+    buf: std::collections::VecDeque<LedgerRecord>,
+    after: Option<DocKey>,
+    done: bool,
+    chunks: RecordChunker,
+    /// The row handed out last.
+    current: Option<LedgerRecord>,
+}
+
+impl Default for LedgerCursor {
+    fn default() -> Self {
+        Self { buf: Default::default(), after: None, done: false, chunks: RecordChunker::new(), current: None }
+    }
+}
+
+impl LedgerCursor {
+    /// Writes every row before `key` (all rows when `None`) and returns the row of `key`, if any.
+    async fn take(
+        &mut self,
+        snap: &dyn StoreSnapshot,
+        collection: &CollectionName,
+        key: Option<&DocKey>,
+        packer: &mut Packer<'_>,
+        entry: &mut CollectionEntry,
+    ) -> Result<Option<&LedgerRecord>, BackupFailure> {
+        self.current = None;
+        loop {
+            if self.buf.is_empty() && !self.done {
+                let page = snap.ledger(collection, self.after.clone(), 1000).await?;
+                match page.last() {
+                    Some(last) => self.after = Some(last.key.clone()),
+                    None => self.done = true,
+                }
+                self.buf.extend(page);
+            }
+            let Some(front) = self.buf.front() else { return Ok(None) };
+            let order = key.map_or(std::cmp::Ordering::Less, |k| front.key.as_str().as_bytes().cmp(k.as_str().as_bytes()));
+            if order == std::cmp::Ordering::Greater {
+                return Ok(None);
+            }
+            let row = self.buf.pop_front().expect("front exists");
+            entry.ledger_rows += 1;
+            self.chunks.push(packer, &row.key.clone(), &row).await?;
+            if order == std::cmp::Ordering::Equal {
+                self.current = Some(row);
+                return Ok(self.current.as_ref());
+            }
+        }
+    }
+}
+
 /// A document's vectors in the previous backup: reused when content and settings are unchanged.
 type Previous = HashMap<DocKey, (ContentHash, Option<ContentHash>, u32)>;
 
@@ -235,17 +287,29 @@ async fn backup_locked(
             if !opts.schema_only {
                 let previous = previous_records(&mut reader, prev, c).await?;
                 let mut records = RecordChunker::new();
+                // The ledger is read alongside the documents (both in key order): it tells whether a document's
+                // vectors can be in the cache, and its rows become the ledger's record chunks.
+                let mut ledger = LedgerCursor::default();
                 let mut after = None;
                 loop {
                     let page: Vec<DocumentMeta> = snap.documents(&c.name, after.clone(), PAGE).await?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.key.clone());
                     for d in page {
-                        let reused =
-                            previous.get(&d.key).filter(|(h, v, _)| *h == d.content_hash && v.is_some_and(|v| packer.reuse(&v, 0)));
+                        let row = ledger.take(&*snap, &c.name, Some(&d.key), &mut packer, &mut entry).await?;
+                        let projected_now = row.and_then(|r| r.projected).is_some_and(|p| p.content_hash == d.content_hash);
+                        // What the previous backup had for this very content, when it can stand as it is: its vectors
+                        // blob (still stored), or "no vectors" while the document has no projection of this content.
+                        let reused: Option<(Option<ContentHash>, u32)> = match previous.get(&d.key) {
+                            Some((h, Some(v), n)) if *h == d.content_hash && packer.reuse(v, 0) => Some((Some(*v), *n)),
+                            Some((h, None, _)) if *h == d.content_hash && (!projected_now || c.settings.vectors.is_none()) => {
+                                Some((None, 0))
+                            }
+                            _ => None,
+                        };
                         let have_content = packer.reuse(&d.content_hash, d.size);
                         let (vectors, vector_count) = match (reused, have_content) {
-                            (Some((_, v, n)), true) => (*v, *n),
+                            (Some(r), true) => r,
                             _ => {
                                 let content: Bytes = snap.content(&d.content_hash).await?;
                                 if ContentHash::of(&content) != d.content_hash {
@@ -255,7 +319,7 @@ async fn backup_locked(
                                     packer.add_with_id(d.content_hash, &content).await?;
                                 }
                                 match reused {
-                                    Some((_, v, n)) => (*v, *n),
+                                    Some(r) => r,
                                     None => match vectors_blob(&*snap, c, &content).await? {
                                         Some((blob, n)) => (Some(packer.add(&blob).await?), n),
                                         None => (None, 0),
@@ -286,20 +350,9 @@ async fn backup_locked(
                     }
                 }
                 entry.document_records = records.finish(&mut packer).await?;
-
-                let mut ledger = RecordChunker::new();
-                let mut after = None;
-                loop {
-                    let page = snap.ledger(&c.name, after.clone(), 1000).await?;
-                    let Some(last) = page.last() else { break };
-                    after = Some(last.key.clone());
-                    for row in page {
-                        entry.ledger_rows += 1;
-                        let key = row.key.clone();
-                        ledger.push(&mut packer, &key, &row).await?;
-                    }
-                }
-                entry.ledger_records = ledger.finish(&mut packer).await?;
+                // Ledger rows after the last document (pending deletions).
+                ledger.take(&*snap, &c.name, None, &mut packer, &mut entry).await?;
+                entry.ledger_records = ledger.chunks.finish(&mut packer).await?;
             }
             entries.push(entry);
         }

@@ -20,9 +20,10 @@ pub const FORMAT: &str = "colstore-backup";
 pub const VERSION: u32 = 1;
 /// Packs are cut once they reach this many bytes (a single larger blob makes a larger pack).
 pub const PACK_TARGET: usize = 8 * 1024 * 1024;
-/// Record chunks are cut after a record whose key hash falls under this fraction of `u16::MAX` (about 1 in 256), so
-/// a change moves only its own chunk's boundaries, or once they reach [`RECORD_CHUNK_MAX`] bytes.
-pub const RECORD_CUT: u16 = u16::MAX / 256;
+/// Record chunks are cut after a record whose key hash falls under this fraction of `u16::MAX` (about 1 in 32), so
+/// a change moves only its own chunk's boundaries, or once they reach [`RECORD_CHUNK_MAX`] bytes. Small chunks keep
+/// what a few scattered changes rewrite small (1 % of documents changed touches about a quarter of the chunks).
+pub const RECORD_CUT: u16 = u16::MAX / 32;
 /// The largest record chunk.
 pub const RECORD_CHUNK_MAX: usize = 1024 * 1024;
 

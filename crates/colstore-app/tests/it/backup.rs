@@ -413,3 +413,33 @@ async fn a_prune_blocks_a_backup_and_an_interrupted_backup_is_invisible() {
     let r = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(5), ..KeepPolicy::default() }, false).await.unwrap();
     assert_eq!(r.objects_removed, 1);
 }
+
+#[tokio::test]
+async fn vectors_that_arrive_after_a_backup_are_in_the_next_one() {
+    let w = world();
+    let c = name("notes");
+    w.repo.create_collection(CollectionSpec { name: c.clone(), settings: settings() }).await.unwrap();
+    let docs = (0..40)
+        .map(|i| NewDocument {
+            key: key(&format!("d{i:03}.md")),
+            content: Content::Bytes(Bytes::from(format!("unsynced document {i}"))),
+            metadata: Metadata::default(),
+            tags: Tags::default(),
+        })
+        .collect();
+    w.repo.put_batch(&c, docs).await.unwrap();
+    let first = backup(&w, &[]).await;
+    let m = colstore_app::backup::show_backup(&*w.backups, &first).await.unwrap();
+    assert_eq!(m.collections[0].vectors, 0, "nothing was embedded yet");
+    // Now the documents are synced: the next backup must carry their vectors, although their contents are unchanged.
+    sync_all(&w.repo, &c).await;
+    let second = backup(&w, &[]).await;
+    let m = colstore_app::backup::show_backup(&*w.backups, &second).await.unwrap();
+    assert_eq!(m.collections[0].vectors, 40);
+    let other = world();
+    restore_backup(&*other.repo, &*other.repo, w.backups.clone(), &second, &replace(), &|_, _| {}).await.unwrap();
+    assert_eq!(dump(&other.repo).await, dump(&w.repo).await);
+    // And a third backup with nothing changed reuses everything.
+    let r = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap();
+    assert_eq!(r.stats.new_blobs, 0, "{:?}", r.stats);
+}
