@@ -12,9 +12,9 @@ mod sync;
 mod sync_jobs;
 mod verify;
 
+pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
 pub use clear::clear_collection;
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportPlan, export, import, plan_import};
-pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };
