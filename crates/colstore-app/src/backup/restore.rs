@@ -136,7 +136,7 @@ async fn load(store: Arc<dyn BackupStore>, id: &BackupId, opts: &RestoreOptions,
             store.get_object(p).await.map_err(|e| BackupFailure::object(p, "pack", e))?;
         }
     }
-    let reader = BlobReader::new(store, known, 4);
+    let reader = BlobReader::new(store, known, 2);
     Ok(Loaded { manifest, reader, chosen })
 }
 
@@ -168,6 +168,39 @@ async fn current_docs(repo: &dyn CollectionRepo, name: &CollectionName) -> Resul
         out.extend(page.into_iter().map(|d| (d.key.clone(), d)));
     }
     Ok(Some(out))
+}
+
+/// Checks that each of `must` (in key order) is in the store exactly, walking a snapshot of the collection in key order
+/// alongside; returns how many documents the collection holds.
+async fn verify_restored(repo: &dyn CollectionRepo, name: &CollectionName, must: &[&DocRecord]) -> Result<u64, BackupFailure> {
+    let snap = repo.snapshot().await?;
+    let mut want = must.iter().peekable();
+    let (mut held, mut after) = (0u64, None);
+    loop {
+        let page = snap.documents(name, after.clone(), 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        held += page.len() as u64;
+        for d in &page {
+            let Some(r) = want.peek() else { break };
+            match r.key.as_str().as_bytes().cmp(d.key.as_str().as_bytes()) {
+                std::cmp::Ordering::Less => {
+                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} is missing after the restore", r.key)));
+                }
+                std::cmp::Ordering::Equal if !same(d, r) => {
+                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} differs from the backup after the restore", r.key)));
+                }
+                std::cmp::Ordering::Equal => {
+                    want.next();
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+    }
+    match want.next() {
+        Some(r) => Err(BackupFailure::RestoreMismatch(format!("{name}/{} is missing after the restore", r.key))),
+        None => Ok(held),
+    }
 }
 
 /// What each document of the backup needs: written or not.
@@ -305,29 +338,18 @@ pub async fn restore_backup(
             ledger.restore_ledger(&entry.name, chunk.to_vec()).await?;
         }
 
-        // Verify: every document of the backup that should now be in the store is there, exactly.
-        let after = current_docs(repo, &entry.name).await?.unwrap_or_default();
+        // Verify: every document of the backup that should now be in the store is there, exactly. Records and the
+        // store's documents are both in key order, so they are compared page by page, not held in memory.
         let must: Vec<&DocRecord> = match opts.mode {
             RestoreMode::Replace => docs.iter().collect(),
             RestoreMode::Merge => write.iter().map(|&i| &docs[i]).collect(),
         };
-        for r in must {
-            match after.get(&r.key) {
-                Some(d) if same(d, r) => report.verified += 1,
-                Some(_) => {
-                    return Err(BackupFailure::RestoreMismatch(format!(
-                        "{}/{} differs from the backup after the restore",
-                        entry.name, r.key
-                    )));
-                }
-                None => return Err(BackupFailure::RestoreMismatch(format!("{}/{} is missing after the restore", entry.name, r.key))),
-            }
-        }
-        if opts.mode == RestoreMode::Replace && after.len() != docs.len() {
+        let held = verify_restored(repo, &entry.name, &must).await?;
+        report.verified += must.len() as u64;
+        if opts.mode == RestoreMode::Replace && held != docs.len() as u64 {
             return Err(BackupFailure::RestoreMismatch(format!(
-                "{} holds {} documents after the restore, the backup {}",
+                "{} holds {held} documents after the restore, the backup {}",
                 entry.name,
-                after.len(),
                 docs.len()
             )));
         }
