@@ -12,9 +12,7 @@ use std::io::{BufRead, Write};
 
 use bytes::Bytes;
 use colstore_domain::ports::{CollectionRepo, RepoError, SyncStore};
-use colstore_domain::{
-    CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp, Vector, chunk_text,
-};
+use colstore_domain::{CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp, Vector};
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{CollectionPlan, RestoreMode};
@@ -147,16 +145,7 @@ pub async fn export(
                     }
                     .into());
                 }
-                let vectors = match (&c.settings.vectors, std::str::from_utf8(&content)) {
-                    (Some(v), Ok(text)) => {
-                        let chunks = chunk_text(text, &c.settings.chunking);
-                        let hashes: Vec<ContentHash> = chunks.iter().map(|c| c.hash).collect();
-                        let found = if hashes.is_empty() { Vec::new() } else { snap.cached_vectors(&v.embedder, hashes.clone()).await? };
-                        (!hashes.is_empty() && found.iter().all(Option::is_some))
-                            .then(|| hashes.into_iter().zip(found.into_iter().flatten()).collect::<Vec<_>>())
-                    }
-                    _ => None,
-                };
+                let vectors = crate::backup::create::document_vectors(&*snap, &c, &content).await?;
                 report.vectors += vectors.as_ref().map_or(0, |v| v.len() as u64);
                 report.documents += 1;
                 report.bytes += d.size;
@@ -225,22 +214,9 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// The documents of one collection, as the store holds them now.
+/// The documents of one collection, as the store holds them now (shared with restore).
 async fn current(repo: &dyn CollectionRepo, name: &CollectionName) -> Result<Option<HashMap<DocKey, DocumentMeta>>, ExportError> {
-    let snap = repo.snapshot().await?;
-    let mut out = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = match snap.documents(name, after.clone(), 1000).await {
-            Ok(p) => p,
-            Err(RepoError::CollectionNotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        out.extend(page.into_iter().map(|d| (d.key.clone(), d)));
-    }
-    Ok(Some(out))
+    Ok(crate::backup::restore::current_docs(repo, name).await?)
 }
 
 fn same(d: &DocumentMeta, l: &DocLine) -> bool {

@@ -196,23 +196,31 @@ async fn previous_records(reader: &mut BlobReader, prev: Option<&Manifest>, c: &
     Ok(out)
 }
 
-/// The vectors blob of a document, from the snapshot's cache; `None` when it has no vectors (not text, not synced).
-async fn vectors_blob(snap: &dyn StoreSnapshot, c: &Collection, content: &[u8]) -> Result<Option<(Vec<u8>, u32)>, BackupFailure> {
+/// Every chunk vector of a document, in chunk order, from the snapshot's embedding cache; `None` when it has none to
+/// give (no vector settings, not text, no chunks, or not all chunks embedded yet: the next sync pays for those).
+pub(crate) async fn document_vectors(
+    snap: &dyn StoreSnapshot,
+    c: &Collection,
+    content: &[u8],
+) -> Result<Option<Vec<(ContentHash, colstore_domain::Vector)>>, colstore_domain::ports::RepoError> {
     let Some(v) = &c.settings.vectors else { return Ok(None) };
     let Ok(text) = std::str::from_utf8(content) else { return Ok(None) };
-    let chunks = chunk_text(text, &c.settings.chunking);
-    if chunks.is_empty() {
+    let hashes: Vec<ContentHash> = chunk_text(text, &c.settings.chunking).iter().map(|c| c.hash).collect();
+    if hashes.is_empty() {
         return Ok(None);
     }
-    let hashes: Vec<ContentHash> = chunks.iter().map(|c| c.hash).collect();
     let found = snap.cached_vectors(&v.embedder, hashes.clone()).await?;
     if found.iter().any(Option::is_none) {
-        // Not (fully) embedded yet: the next sync pays for it; a restore leaves it pending.
         return Ok(None);
     }
-    let pairs: Vec<_> = hashes.into_iter().zip(found.into_iter().flatten()).collect();
-    let n = u32::try_from(pairs.len()).unwrap_or(u32::MAX);
-    Ok(Some((format::encode_vectors(&pairs), n)))
+    Ok(Some(hashes.into_iter().zip(found.into_iter().flatten()).collect()))
+}
+
+/// The vectors blob of a document and how many vectors it holds.
+async fn vectors_blob(snap: &dyn StoreSnapshot, c: &Collection, content: &[u8]) -> Result<Option<(Vec<u8>, u32)>, BackupFailure> {
+    Ok(document_vectors(snap, c, content)
+        .await?
+        .map(|pairs| (format::encode_vectors(&pairs), u32::try_from(pairs.len()).unwrap_or(u32::MAX))))
 }
 
 /// Backs up the store into `store`.

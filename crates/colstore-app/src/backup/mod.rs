@@ -16,11 +16,11 @@
 //! [`CollectionRepo::restore_documents`]: colstore_domain::ports::CollectionRepo::restore_documents
 //! [`SyncStore::restore_ledger`]: colstore_domain::ports::SyncStore::restore_ledger
 
-mod create;
+pub(crate) mod create;
 pub mod format;
 mod maintain;
 mod pack;
-mod restore;
+pub(crate) mod restore;
 
 use std::sync::Arc;
 

@@ -153,7 +153,10 @@ async fn records<T: for<'de> serde::Deserialize<'de>>(
 }
 
 /// The store's documents of a collection (empty when it does not exist).
-async fn current_docs(repo: &dyn CollectionRepo, name: &CollectionName) -> Result<Option<HashMap<DocKey, DocumentMeta>>, BackupFailure> {
+pub(crate) async fn current_docs(
+    repo: &dyn CollectionRepo,
+    name: &CollectionName,
+) -> Result<Option<HashMap<DocKey, DocumentMeta>>, RepoError> {
     let snap = repo.snapshot().await?;
     let mut out = HashMap::new();
     let mut after = None;
@@ -161,7 +164,7 @@ async fn current_docs(repo: &dyn CollectionRepo, name: &CollectionName) -> Resul
         let page = match snap.documents(name, after.clone(), 1000).await {
             Ok(p) => p,
             Err(RepoError::CollectionNotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
