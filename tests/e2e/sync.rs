@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::Rng;
 
-/// Points the store's `[embedder]` at the stub server.
-fn use_stub(s: &TestStore, stub: &StubEmbedServer) {
+/// Points the store's `[embedder]` at the stub server (shared with `sync_cancel.rs`).
+pub(crate) fn use_stub(s: &TestStore, stub: &StubEmbedServer) {
     let path = s.colstore_dir().join("config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let text = text

@@ -9,19 +9,10 @@ use colstore_e2e::{Output, TestStore};
 use colstore_testkit::stub_embedder::StubEmbedServer;
 use serde_json::Value;
 
+use crate::sync::use_stub;
+
 /// Documents in the collection: several sync batches of 256, one chunk each.
 const DOCS: u64 = 1200;
-
-/// Points the store's `[embedder]` at the stub server (as in `sync.rs`).
-fn use_stub(s: &TestStore, stub: &StubEmbedServer) {
-    let path = s.colstore_dir().join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("kind = \"hash\"                  # hash | openai", "kind = \"openai\"")
-        .replace("dimension = 384", &format!("dimension = {}\nmodel = \"stub\"\nurl = \"{}\"", stub.dimension(), stub.url()));
-    assert!(text.contains("kind = \"openai\""), "the config layout changed; update this test");
-    std::fs::write(&path, text).unwrap();
-}
 
 fn notes_counts(s: &TestStore) -> (u64, u64, u64) {
     let st = s.json(["status", "notes"]);
