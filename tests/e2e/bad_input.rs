@@ -89,7 +89,12 @@ fn fixture() -> TestStore {
 // destructive commands without confirmation, and init over a store
 #[case::delete_without_yes(&["collection", "delete", "c"], 1, "refusing to delete without confirmation", Some("--yes"))]
 #[case::init_twice(&["init"], 1, "is already a colstore store", Some("use the existing store"))]
-#[case::init_filesystem_mode(&["init", "--mode", "filesystem", "fs-store"], 1, "filesystem storage mode is not available yet", Some("sqlite"))]
+#[case::init_docs_dir_without_filesystem_mode(&["init", "--docs-dir", "notes", "fs-store"], 2, "--docs-dir only applies to the filesystem storage mode", Some("--mode filesystem"))]
+#[case::reconcile_in_sqlite_mode(&["reconcile"], 1, "applies to the filesystem storage mode", Some("col migrate --to filesystem"))]
+#[case::watch_in_sqlite_mode(&["watch"], 1, "applies to the filesystem storage mode", Some("col migrate --to filesystem"))]
+#[case::migrate_to_the_same_mode(&["migrate", "--to", "sqlite"], 1, "in sqlite mode already", Some("nothing to do"))]
+#[case::reconcile_bad_percent(&["reconcile", "--max-delete", "150"], 2, "150", None)]
+#[case::watch_bad_poll(&["watch", "--poll", "0"], 2, "is not a polling interval", None)]
 // usage errors (clap): exit 2
 #[case::usage_put_no_args(&["put"], 2, "required arguments were not provided", None)]
 #[case::usage_rm_no_keys(&["rm", "c"], 2, "required arguments were not provided", None)]

@@ -223,6 +223,19 @@ impl TestStore {
         s
     }
 
+    /// A new, initialised, empty store in filesystem mode (documents in `.colstore/docs/<collection>/`).
+    #[track_caller]
+    pub fn filesystem() -> Self {
+        let s = Self::uninitialised();
+        s.run(["init", "--mode", "filesystem"]).assert_ok();
+        s
+    }
+
+    /// A filesystem-mode store's folder of `collection`.
+    pub fn docs(&self, collection: &str) -> PathBuf {
+        self.colstore_dir().join("docs").join(collection)
+    }
+
     /// A temporary directory laid out like [`TestStore::new`] but without running `col init`.
     pub fn uninitialised() -> Self {
         let temp = tempfile::Builder::new().prefix("colstore-e2e-").tempdir().expect("create a temp dir");

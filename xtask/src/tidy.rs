@@ -25,7 +25,8 @@ const ADAPTERS: &[&str] =
     &["colstore-sqlite", "colstore-fs", "colstore-objstore", "colstore-qdrant", "colstore-weaviate", "colstore-embedded", "colstore-embed"];
 
 /// The only packages `colstore-domain` may declare as normal or build dependencies: no I/O, no runtime.
-const DOMAIN_ALLOWED: &[&str] = &["async-trait", "bytes", "futures", "mockall", "serde", "serde_json", "sha2", "thiserror", "uuid"];
+const DOMAIN_ALLOWED: &[&str] =
+    &["async-trait", "bytes", "futures", "mockall", "serde", "serde_json", "sha2", "thiserror", "unicode-normalization", "uuid"];
 
 /// Allowed in `colstore-domain` only behind a feature (`mocks`), so normal builds never compile them.
 const DOMAIN_OPTIONAL_ONLY: &[&str] = &["mockall"];

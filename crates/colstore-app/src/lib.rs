@@ -8,9 +8,11 @@ pub mod backup;
 mod clear;
 mod export;
 mod projection;
+mod reconcile;
 mod sync;
 mod sync_jobs;
 mod verify;
+mod watch;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
 pub use clear::clear_collection;
@@ -18,9 +20,14 @@ pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, Impor
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };
+pub use reconcile::{
+    ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal, change_key,
+    plan as plan_reconcile, reconcile,
+};
 pub use sync::{
     CancelToken, Checkpoint, FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection,
     sync_collection_until,
 };
 pub use sync_jobs::{CollectionOutcome, CollectionRun, SYNC_JOB_KIND, StopReason, SyncRun, SyncRunEvent, SyncRunOptions, run_sync};
 pub use verify::{VerifyReport, verify};
+pub use watch::{WatchEnd, watch};

@@ -37,7 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Create a new store in DIR (default: the working directory)
     #[command(
-        after_help = "Examples:\n  col init\n  col init ~/notes-store\n\nThe store goes in DIR/.colstore/: config.toml and the SQLite database."
+        after_help = "Examples:\n  col init\n  col init ~/notes-store\n  col init --mode filesystem\n  col init --mode filesystem --docs-dir ~/notes\n\n\
+The store goes in DIR/.colstore/: config.toml and the SQLite database. In filesystem mode the documents are plain\n\
+files in DOCS-DIR/<collection>/ that you may edit with any tool; `col reconcile` (and `col sync`) pick up the edits."
     )]
     Init(InitArgs),
 
@@ -132,6 +134,31 @@ The file is zstd-compressed JSON lines, versioned; the format is in docs/EXPORT-
 replace (default): each collection in the file becomes exactly the file's; merge: adds what is missing and, for a\n\
 document in both, takes the file's version unless the store's copy changed later.")]
     Import(ImportArgs),
+
+    /// Filesystem mode: find files added, edited, moved or deleted in the collections' folders and record them
+    #[command(after_help = "Examples:\n  col reconcile --dry-run\n  col reconcile notes\n  col reconcile notes --force\n\n\
+Files whose size, modification time and inode are unchanged are not read; others are hashed. A file with the same\n\
+content under a new name is a rename: the document keeps its metadata and no text is embedded again.\n\
+Refused without --force: a missing or empty folder, or deleting more than [storage] reconcile_max_delete_percent\n\
+(default 50) of a collection. Unreadable files are reported and their documents left as they are.\n\
+`col sync` reconciles first; `col status` shows what is not reconciled.")]
+    Reconcile(ReconcileArgs),
+
+    /// Filesystem mode: reconcile and sync whenever files change in the collections' folders, until Ctrl-C
+    #[command(after_help = "Examples:\n  col watch\n  col watch notes --debounce-ms 500\n  col watch --poll 5\n\n\
+Uses file-system notifications (inotify), or polling when those are unavailable (network file systems) or with\n\
+--poll. A burst of changes (an editor's save, a git checkout) is reconciled once, after --debounce-ms of quiet.\n\
+Ctrl-C stops after the current round; a second Ctrl-C stops at once (every step is crash-safe).")]
+    Watch(WatchArgs),
+
+    /// Move the store's content between the storage modes (after a safety backup; verified before the switch)
+    #[command(
+        after_help = "Examples:\n  col migrate --to filesystem --dry-run\n  col migrate --to filesystem --docs-dir ~/notes\n  col migrate --to sqlite\n\n\
+Metadata, tags, the sync ledger and the embedding cache stay in the database; only the content moves. The copy is\n\
+verified in the new mode before config.toml switches, so an interrupted migration leaves the store in its old mode\n\
+(run it again to finish). To sqlite, the folders must be reconciled first, and the files are left in place."
+    )]
+    Migrate(MigrateArgs),
 
     /// Run the main job on a throw-away store: init, add, ls, stats, verify, sync, search, backup, clear, restore
     Demo(DemoArgs),
@@ -370,17 +397,71 @@ pub enum JobsCommand {
 pub enum ModeArg {
     /// Content in the SQLite database, content-addressed and compressed (default)
     Sqlite,
-    /// Content as plain files you can edit, metadata in SQLite (not available yet)
+    /// Content as plain files you can edit (one folder per collection), metadata in SQLite
     Filesystem,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only this collection (default: all)
+    pub collection: Option<String>,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply even a plan the safety checks refuse (missing or empty folder, too many deletions)
+    #[arg(long)]
+    pub force: bool,
+    /// Refuse plans deleting more than this percentage of a collection (default: [storage] reconcile_max_delete_percent)
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_delete: Option<u8>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only this collection (default: all)
+    pub collection: Option<String>,
+    /// Wait this long without changes before reconciling a burst
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub debounce_ms: u64,
+    /// Poll every SECONDS instead of using file-system notifications
+    #[arg(long, value_name = "SECONDS", value_parser = parse_poll)]
+    pub poll: Option<f64>,
+}
+
+fn parse_poll(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.05..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a polling interval; give seconds between 0.05 and 3600, e.g. --poll 2")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The storage mode to move to
+    #[arg(long, value_enum)]
+    pub to: ModeArg,
+    /// To filesystem mode: the folder to hold one folder of files per collection (default: .colstore/docs)
+    #[arg(long, value_name = "PATH")]
+    pub docs_dir: Option<PathBuf>,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the safety backup
+    #[arg(long)]
+    pub no_backup: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Where to create the store (default: the working directory)
     pub dir: Option<PathBuf>,
-    /// Storage mode
-    #[arg(long, value_enum, default_value_t = ModeArg::Sqlite)]
-    pub mode: ModeArg,
+    /// Storage mode (default: COLSTORE_STORAGE_MODE or COLLECTION_STORAGE_MODE, else sqlite)
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Filesystem mode: the folder holding one folder of files per collection, e.g. an existing notes folder
+    /// (default: COLSTORE_FILESYSTEM_PATH or COLLECTION_FILESYSTEM_PATH, else .colstore/docs)
+    #[arg(long, value_name = "PATH")]
+    pub docs_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

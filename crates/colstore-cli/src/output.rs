@@ -48,6 +48,18 @@ impl Out {
         h.write_all(b"\n")
     }
 
+    /// One event of a long-running command as one compact JSON line, flushed at once (only with --json), so scripts
+    /// can read a stream of events (`col watch --json`).
+    pub fn json_line(&self, v: &Value) -> io::Result<()> {
+        if !self.json {
+            return Ok(());
+        }
+        let mut h = self.stdout.lock();
+        serde_json::to_writer(&mut h, v).map_err(io::Error::other)?;
+        h.write_all(b"\n")?;
+        h.flush()
+    }
+
     pub fn raw(&self, bytes: &[u8]) -> io::Result<()> {
         let mut h = self.stdout.lock();
         h.write_all(bytes)

@@ -74,11 +74,19 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub struct DocKey(String);
 
 impl DocKey {
-    /// Validates `s` as a document key. It does not rewrite the input: `a//b` is rejected, not fixed.
+    /// Validates `s` as a document key and brings it to Unicode NFC, so a name typed or stored in NFD (as macOS
+    /// does) is the same key. Nothing else is rewritten: `a//b` is rejected, not fixed.
     ///
     /// # Errors
     /// Returns a [`ValidationError`] naming the broken rule.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+        if is_nfc_quick(s.chars()) != IsNormalized::Yes {
+            let nfc: String = s.nfc().collect();
+            if nfc != s {
+                return Self::parse(&nfc);
+            }
+        }
         let err = |reason: &str| Err(ValidationError::new("document key", s, reason));
         if s.is_empty() {
             return err("it is empty");
@@ -342,6 +350,17 @@ mod tests {
     fn key_length_limit_is_in_bytes() {
         assert!(DocKey::parse(&"é".repeat(512)).is_ok());
         assert!(DocKey::parse(&"é".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn keys_are_unicode_nfc() {
+        let nfd = "notes/cafe\u{301}.md";
+        let nfc = "notes/caf\u{e9}.md";
+        assert_eq!(DocKey::parse(nfd).unwrap(), DocKey::parse(nfc).unwrap());
+        assert_eq!(DocKey::parse(nfd).unwrap().as_str(), nfc);
+        // A deserialised key is normalised too.
+        let k: DocKey = serde_json::from_str(&format!("{nfd:?}").replace("\\u{301}", "\\u0301")).unwrap();
+        assert_eq!(k.as_str(), nfc);
     }
 
     #[test]

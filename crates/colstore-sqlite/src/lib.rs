@@ -1,6 +1,11 @@
-//! `CollectionRepo` for the `sqlite` storage mode, plus the store's `JobQueue` and `SyncStore` (sync ledger and
-//! embedding cache), on SQLite through sqlx. One [`SqliteRepo`] implements all three over one connection pool and one
-//! `Clock`, so the ledger changes in the same transaction as the documents it describes.
+//! `CollectionRepo` for both storage modes, plus the store's `JobQueue` and `SyncStore` (sync ledger and embedding
+//! cache) and, in filesystem mode, the `FileCatalog`, on SQLite through sqlx. One [`SqliteRepo`] implements them all
+//! over one connection pool and one `Clock`, so the ledger changes in the same transaction as the documents it
+//! describes.
+//!
+//! The two modes share every line of metadata SQL; only the place of the bytes differs. [`SqliteRepo::open`] keeps
+//! content in the database (`blobs`); [`SqliteRepo::open_with_files`] keeps it in plain files through a
+//! `DocumentFiles`, with the crash-safe write protocol described in the `files` module.
 //!
 //! - WAL journal, `synchronous = FULL`, a busy timeout, foreign keys on, incremental auto-vacuum.
 //! - Migrations in `migrations/` are embedded in the binary and run on every open.
@@ -13,7 +18,10 @@
 //!   collection's sync job — `{kind: "sync", dedup_key: "sync:<collection>", payload: {"collection": "<collection>"},
 //!   max_attempts: 10}`, at most one pending — in the same transaction.
 
+mod catalog;
 mod content;
+mod convert;
+mod files;
 mod filter_sql;
 mod jobs;
 mod repo;
@@ -24,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use colstore_domain::ports::{Clock, RepoError};
+use colstore_domain::ports::{Clock, DocumentFiles, RepoError};
 
 pub use snapshot::SqliteSnapshot;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -53,11 +61,17 @@ pub struct SqliteRepo {
     pool: SqlitePool,
     clock: Arc<dyn Clock>,
     path: PathBuf,
+    /// Filesystem mode: where the documents' bytes live. `None` in sqlite mode.
+    files: Option<Arc<dyn DocumentFiles>>,
+    /// Staged files of writes in progress in this process, which a recovery must not discard however old they are.
+    in_flight: files::InFlight,
+    /// Filesystem mode: the snapshots open in this process, which keep the contents writes displace.
+    snapshots: files::OpenSnapshots,
 }
 
 impl std::fmt::Debug for SqliteRepo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteRepo").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteRepo").field("path", &self.path).field("filesystem_mode", &self.files.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -68,6 +82,43 @@ impl SqliteRepo {
     /// `RepoError::ReadOnly` when the file or its folder cannot be written; `Backend` for anything else
     /// (including a missing file without `create`).
     pub async fn open(path: &Path, options: SqliteOptions, clock: Arc<dyn Clock>) -> Result<Self, RepoError> {
+        Self::open_pool(path, options, clock, None).await
+    }
+
+    /// Opens the database like [`SqliteRepo::open`], in filesystem mode: documents' bytes are the files of `files`,
+    /// their metadata stays in the database. Finishes the file writes a crash interrupted (see
+    /// [`FileCatalog::recover`](colstore_domain::ports::FileCatalog::recover)); that costs one query when there are
+    /// none, and when it fails (a folder that is not mounted, a read-only disk) the store still opens: reads go
+    /// through the staged files and the next open tries again.
+    ///
+    /// # Errors
+    /// As [`SqliteRepo::open`].
+    pub async fn open_with_files(
+        path: &Path,
+        options: SqliteOptions,
+        clock: Arc<dyn Clock>,
+        files: Arc<dyn DocumentFiles>,
+    ) -> Result<Self, RepoError> {
+        let repo = Self::open_pool(path, options, clock, Some(Arc::clone(&files))).await?;
+        match repo.finish_intents(&*files, files::Which::All, true).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "finished file writes that a crash interrupted"),
+            Err(e) => tracing::warn!(error = %e, "could not finish the file writes that a crash interrupted; will try again"),
+        }
+        Ok(repo)
+    }
+
+    /// Whether this repository keeps documents in files (filesystem mode) rather than in the database.
+    pub fn is_filesystem_mode(&self) -> bool {
+        self.files.is_some()
+    }
+
+    async fn open_pool(
+        path: &Path,
+        options: SqliteOptions,
+        clock: Arc<dyn Clock>,
+        files: Option<Arc<dyn DocumentFiles>>,
+    ) -> Result<Self, RepoError> {
         if !options.create && !path.exists() {
             return Err(RepoError::Backend { backend: "sqlite", source: format!("database {} does not exist", path.display()).into() });
         }
@@ -99,7 +150,14 @@ impl SqliteRepo {
             },
             other => RepoError::Backend { backend: "sqlite", source: Box::new(other) },
         })?;
-        Ok(Self { pool, clock, path: path.to_owned() })
+        Ok(Self {
+            pool,
+            clock,
+            path: path.to_owned(),
+            files,
+            in_flight: files::InFlight::default(),
+            snapshots: files::OpenSnapshots::default(),
+        })
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so writers queue on the busy

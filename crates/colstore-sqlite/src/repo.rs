@@ -50,11 +50,11 @@ struct Staged {
     tags_json: String,
 }
 
-struct Existing {
-    hash: ContentHash,
-    meta_json: String,
-    tags_json: String,
-    version: i64,
+pub(crate) struct Existing {
+    pub hash: ContentHash,
+    pub meta_json: String,
+    pub tags_json: String,
+    pub version: i64,
 }
 
 fn bind_args<'q>(
@@ -296,14 +296,174 @@ async fn report_checked(
     documents == 0 || tx.send(Ok(VerifyEvent::Checked { documents, bytes })).await.is_ok()
 }
 
+/// Streams the parts of a multi-part blob, one query per part, on the given (read) transaction, which the stream owns.
+pub(crate) fn parts_stream(tx: sqlx::Transaction<'static, sqlx::Sqlite>, blob_id: i64, parts: i64) -> ContentStream {
+    futures::stream::unfold((tx, 0i64), move |(mut tx, seq)| async move {
+        if seq >= parts {
+            return None;
+        }
+        let item = match sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? AND seq = ?")
+            .bind(blob_id)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await
+        {
+            Ok(Some(r)) => match (r.try_get::<i64, _>(0), r.try_get::<Vec<u8>, _>(1)) {
+                (Ok(codec), Ok(data)) => content::decode(codec, data, PART_SIZE).map_err(std::io::Error::other),
+                (Err(e), _) | (_, Err(e)) => Err(std::io::Error::other(e)),
+            },
+            Ok(None) => Err(std::io::Error::other(format!("part {seq} of the content is missing"))),
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        let next = if item.is_ok() { seq + 1 } else { parts };
+        Some((item, (tx, next)))
+    })
+    .boxed()
+}
+
+impl SqliteRepo {
+    /// The content of `hash` as stored in the blobs (whatever the repository's mode), streamed from one read
+    /// transaction; `None` when no blob has it.
+    pub(crate) async fn blob_stream(&self, hash: &ContentHash) -> Result<Option<ContentStream>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let Some(row) = sqlx::query(
+            "SELECT b.id, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id WHERE b.hash = ?",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let parts: i64 = row.try_get("parts").map_err(map_err)?;
+        if parts > 0 {
+            return Ok(Some(parts_stream(tx, row.try_get("id").map_err(map_err)?, parts)));
+        }
+        let size = usize::try_from(row.try_get::<i64, _>("size").map_err(map_err)?).unwrap_or(0);
+        let item = match row.try_get::<Option<Vec<u8>>, _>("data").map_err(map_err)? {
+            Some(data) => content::decode(row.try_get("codec").map_err(map_err)?, data, size).map_err(std::io::Error::other),
+            None => Err(std::io::Error::other(format!("the bytes of content {hash} are missing from the database"))),
+        };
+        Ok(Some(futures::stream::iter([item]).boxed()))
+    }
+}
+
+/// One document of a put whose content is already stored (sqlite mode) or staged (filesystem mode).
+pub(crate) struct DocWrite<'a> {
+    pub key: &'a DocKey,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub meta_json: &'a str,
+    pub tags_json: &'a str,
+}
+
+/// The metadata side of a put, shared by both storage modes, inside the caller's write transaction: compares with
+/// the existing rows to classify Created/Updated/Unchanged, upserts the changed documents with multi-row statements,
+/// marks them pending in the ledger and enqueues the collection's sync job. Returns one outcome per row (in order) and
+/// each row's previous content hash (`None` when created).
+pub(crate) async fn write_documents(
+    conn: &mut SqliteConnection,
+    cid: i64,
+    collection: &CollectionName,
+    rows: &[DocWrite<'_>],
+    now: i64,
+) -> Result<(Vec<PutOutcome>, Vec<Option<ContentHash>>), RepoError> {
+    let keys: Vec<&DocKey> = rows.iter().map(|r| r.key).collect();
+    let existing = SqliteRepo::existing_docs(&mut *conn, cid, &keys).await?;
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut previous = Vec::with_capacity(rows.len());
+    let mut writes: Vec<usize> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let old = existing.get(r.key.as_str());
+        let (status, version) = match old {
+            None => (PutStatus::Created, 1),
+            Some(e) if e.hash == r.hash && e.meta_json == r.meta_json && e.tags_json == r.tags_json => {
+                (PutStatus::Unchanged, e.version as u64)
+            }
+            Some(e) => (PutStatus::Updated, e.version as u64 + 1),
+        };
+        if status != PutStatus::Unchanged {
+            writes.push(i);
+        }
+        previous.push(old.map(|e| e.hash));
+        outcomes.push(PutOutcome { key: r.key.clone(), status, version, content_hash: r.hash, size: r.size });
+    }
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, 1, ?, ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO documents (collection_id, key, hash, size, meta, tags, version, created_at, updated_at) VALUES {values} \
+             ON CONFLICT (collection_id, key) DO UPDATE SET hash = excluded.hash, size = excluded.size, meta = excluded.meta, \
+             tags = excluded.tags, version = documents.version + 1, updated_at = excluded.updated_at"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for &i in chunk {
+            let r = &rows[i];
+            q = q
+                .bind(cid)
+                .bind(r.key.as_str().to_owned())
+                .bind(r.hash.as_bytes().to_vec())
+                .bind(r.size as i64)
+                .bind(r.meta_json.to_owned())
+                .bind(r.tags_json.to_owned())
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut *conn).await.map_err(map_err)?;
+    }
+    // The ledger follows in the same transaction: what changed must reach the vector index, even after a crash.
+    if !writes.is_empty() {
+        let keys: Vec<&str> = writes.iter().map(|&i| rows[i].key.as_str()).collect();
+        sync::touch(&mut *conn, cid, &keys, now).await.map_err(map_err)?;
+        sync::enqueue_sync(&mut *conn, collection, now).await.map_err(map_err)?;
+    }
+    Ok((outcomes, previous))
+}
+
+/// Deletes documents by key inside the caller's write transaction, shared by both storage modes: the ledger rows of
+/// the deleted ones become pending deletions (or go, when nothing was projected) and the sync job is enqueued when
+/// there is something to project. Returns the keys that existed, in input order.
+pub(crate) async fn delete_rows(
+    conn: &mut SqliteConnection,
+    cid: i64,
+    collection: &CollectionName,
+    keys: Vec<DocKey>,
+    now: i64,
+) -> Result<Vec<DocKey>, RepoError> {
+    let mut deleted = Vec::new();
+    for k in keys {
+        let n = sqlx::query("DELETE FROM documents WHERE collection_id = ? AND key = ?")
+            .bind(cid)
+            .bind(k.as_str().to_owned())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if n > 0 {
+            deleted.push(k);
+        }
+    }
+    if !deleted.is_empty() {
+        let keys: Vec<&str> = deleted.iter().map(DocKey::as_str).collect();
+        if sync::forget_or_mark_deleted(&mut *conn, cid, &keys, now).await.map_err(map_err)? > 0 {
+            sync::enqueue_sync(&mut *conn, collection, now).await.map_err(map_err)?;
+        }
+    }
+    Ok(deleted)
+}
+
 pub(crate) const DOC_COLUMNS: &str = "d.key, d.hash, d.size, d.meta, d.tags, d.version, d.created_at, d.updated_at";
 
 impl SqliteRepo {
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, RepoError> {
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, RepoError> {
         self.begin_immediate().await.map_err(map_err)
     }
 
-    async fn existing_docs(conn: &mut SqliteConnection, cid: i64, keys: &[&DocKey]) -> Result<HashMap<String, Existing>, RepoError> {
+    pub(crate) async fn existing_docs(
+        conn: &mut SqliteConnection,
+        cid: i64,
+        keys: &[&DocKey],
+    ) -> Result<HashMap<String, Existing>, RepoError> {
         let mut out = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(",");
@@ -475,11 +635,19 @@ impl SqliteRepo {
 #[async_trait]
 impl CollectionRepo for SqliteRepo {
     fn capabilities(&self) -> RepoCapabilities {
-        RepoCapabilities { content_addressed: true, compression: true, external_edits: false }
+        if self.files.is_some() {
+            RepoCapabilities { content_addressed: false, compression: false, external_edits: true }
+        } else {
+            RepoCapabilities { content_addressed: true, compression: true, external_edits: false }
+        }
     }
 
     async fn create_collection(&self, spec: CollectionSpec) -> Result<Collection, RepoError> {
         let settings = serde_json::to_string(&spec.settings).map_err(|e| backend(e.to_string()))?;
+        if let Some(files) = &self.files {
+            // The folder first: an empty folder left by a failed insert is harmless, a collection without one is not.
+            files.create_root(&spec.name).await.map_err(crate::files::files_err)?;
+        }
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
         let res = sqlx::query("INSERT INTO collections (name, settings, created_at) VALUES (?, ?, ?)")
@@ -524,6 +692,10 @@ impl CollectionRepo for SqliteRepo {
     async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError> {
         let mut tx = self.begin_write().await?;
         let cid = collection_id(&mut tx, name).await?;
+        if self.files.is_some() {
+            // Every file becomes a 'remove' intent in this transaction (replacing any pending one for the key).
+            crate::files::intend_collection_removal(&mut tx, cid, name, self.clock.now().as_millis()).await?;
+        }
         sqlx::query("DELETE FROM sync_ledger WHERE collection_id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?;
         let n = sqlx::query("DELETE FROM documents WHERE collection_id = ?")
             .bind(cid)
@@ -533,6 +705,10 @@ impl CollectionRepo for SqliteRepo {
             .rows_affected();
         sqlx::query("DELETE FROM collections WHERE id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        if let Some(files) = &self.files {
+            self.finish_intents(&**files, crate::files::Which::Collection(name.to_string()), false).await?;
+            files.remove_root(name).await.map_err(crate::files::files_err)?;
+        }
         Ok(n)
     }
 
@@ -549,6 +725,9 @@ impl CollectionRepo for SqliteRepo {
             if !seen.insert(d.key.clone()) {
                 return Err(RepoError::DuplicateKey(d.key.clone()));
             }
+        }
+        if let Some(files) = &self.files {
+            return self.put_batch_files(&**files, collection, docs).await;
         }
         // Hash and compress outside the write transaction, so the write lock is held only for the writes.
         let mut staged = Vec::with_capacity(docs.len());
@@ -601,52 +780,12 @@ impl CollectionRepo for SqliteRepo {
         insert_inline_blobs(&mut tx, inline_rows).await?;
 
         let t_blobs = t0.elapsed();
-        let keys: Vec<&DocKey> = staged.iter().map(|s| &s.key).collect();
-        let existing = Self::existing_docs(&mut tx, cid, &keys).await?;
-        let mut outcomes = Vec::with_capacity(staged.len());
-        let mut writes: Vec<usize> = Vec::new();
-        for (i, s) in staged.iter().enumerate() {
-            let (hash, size) = resolved[i];
-            let (status, version) = match existing.get(s.key.as_str()) {
-                None => (PutStatus::Created, 1),
-                Some(e) if e.hash == hash && e.meta_json == s.meta_json && e.tags_json == s.tags_json => {
-                    (PutStatus::Unchanged, e.version as u64)
-                }
-                Some(e) => (PutStatus::Updated, e.version as u64 + 1),
-            };
-            if status != PutStatus::Unchanged {
-                writes.push(i);
-            }
-            outcomes.push(PutOutcome { key: s.key.clone(), status, version, content_hash: hash, size });
-        }
-        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, 1, ?, ?)"; chunk.len()].join(",");
-            let sql = format!(
-                "INSERT INTO documents (collection_id, key, hash, size, meta, tags, version, created_at, updated_at) VALUES {values} \
-                 ON CONFLICT (collection_id, key) DO UPDATE SET hash = excluded.hash, size = excluded.size, meta = excluded.meta, \
-                 tags = excluded.tags, version = documents.version + 1, updated_at = excluded.updated_at"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for &i in chunk {
-                let (s, (hash, size)) = (&staged[i], resolved[i]);
-                q = q
-                    .bind(cid)
-                    .bind(s.key.as_str().to_owned())
-                    .bind(hash.as_bytes().to_vec())
-                    .bind(size as i64)
-                    .bind(s.meta_json.clone())
-                    .bind(s.tags_json.clone())
-                    .bind(now)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        // The ledger follows in the same transaction: what changed must reach the vector index, even after a crash.
-        if !writes.is_empty() {
-            let keys: Vec<&str> = writes.iter().map(|&i| staged[i].key.as_str()).collect();
-            sync::touch(&mut tx, cid, &keys, now).await.map_err(map_err)?;
-            sync::enqueue_sync(&mut tx, collection, now).await.map_err(map_err)?;
-        }
+        let rows: Vec<DocWrite<'_>> = staged
+            .iter()
+            .zip(&resolved)
+            .map(|(s, &(hash, size))| DocWrite { key: &s.key, hash, size, meta_json: &s.meta_json, tags_json: &s.tags_json })
+            .collect();
+        let (outcomes, _previous) = write_documents(&mut tx, cid, collection, &rows, now).await?;
         let t_docs = t0.elapsed();
         tx.commit().await.map_err(map_err)?;
         tracing::debug!(?t_enc, ?t_begin, ?t_blobs, ?t_docs, t_commit = ?t0.elapsed(), "put_batch phases");
@@ -667,6 +806,9 @@ impl CollectionRepo for SqliteRepo {
     }
 
     async fn read_content(&self, collection: &CollectionName, key: &DocKey) -> Result<(DocumentMeta, ContentStream), RepoError> {
+        if let Some(files) = &self.files {
+            return self.read_content_files(&**files, collection, key).await;
+        }
         // One read transaction: the description and every part come from the same snapshot, even if a writer
         // replaces the document and gc runs while the caller is still reading.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
@@ -694,52 +836,16 @@ impl CollectionRepo for SqliteRepo {
             let item = content::decode(row.try_get("codec").map_err(map_err)?, data, meta.size as usize).map_err(std::io::Error::other);
             return Ok((meta, futures::stream::iter([item]).boxed()));
         }
-        let stream = futures::stream::unfold((tx, 0i64), move |(mut tx, seq)| async move {
-            if seq >= parts {
-                return None;
-            }
-            let item = match sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? AND seq = ?")
-                .bind(blob_id)
-                .bind(seq)
-                .fetch_optional(&mut *tx)
-                .await
-            {
-                Ok(Some(r)) => match (r.try_get::<i64, _>(0), r.try_get::<Vec<u8>, _>(1)) {
-                    (Ok(codec), Ok(data)) => content::decode(codec, data, PART_SIZE).map_err(std::io::Error::other),
-                    (Err(e), _) | (_, Err(e)) => Err(std::io::Error::other(e)),
-                },
-                Ok(None) => Err(std::io::Error::other(format!("part {seq} of the content is missing"))),
-                Err(e) => Err(std::io::Error::other(e)),
-            };
-            let next = if item.is_ok() { seq + 1 } else { parts };
-            Some((item, (tx, next)))
-        });
-        Ok((meta, stream.boxed()))
+        Ok((meta, parts_stream(tx, blob_id, parts)))
     }
 
     async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.delete_documents_files(&**files, collection, keys).await;
+        }
         let mut tx = self.begin_write().await?;
         let cid = collection_id(&mut tx, collection).await?;
-        let mut deleted = Vec::new();
-        for k in keys {
-            let n = sqlx::query("DELETE FROM documents WHERE collection_id = ? AND key = ?")
-                .bind(cid)
-                .bind(k.as_str().to_owned())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-            if n > 0 {
-                deleted.push(k);
-            }
-        }
-        if !deleted.is_empty() {
-            let now = self.clock.now().as_millis();
-            let keys: Vec<&str> = deleted.iter().map(DocKey::as_str).collect();
-            if sync::forget_or_mark_deleted(&mut tx, cid, &keys, now).await.map_err(map_err)? > 0 {
-                sync::enqueue_sync(&mut tx, collection, now).await.map_err(map_err)?;
-            }
-        }
+        let deleted = delete_rows(&mut tx, cid, collection, keys, self.clock.now().as_millis()).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(deleted)
     }
@@ -780,24 +886,28 @@ impl CollectionRepo for SqliteRepo {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-        let blobs = sqlx::query(
-            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0) FROM blobs \
-             WHERE hash IN (SELECT hash FROM documents WHERE (? IS NULL OR collection_id = ?))",
-        )
-        .bind(scope)
-        .bind(scope)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // Filesystem mode: every document has its own file, so the bytes at rest are the logical bytes; distinct
+        // contents are still counted by hash. Blob rows there are leftovers of sqlite mode, all of them garbage.
+        let (blobs_sql, garbage_sql) = if self.files.is_some() {
+            (
+                "SELECT count(*), coalesce(sum(size), 0), (SELECT coalesce(sum(size), 0) FROM documents WHERE (?1 IS NULL OR collection_id = ?1)) \
+                 FROM (SELECT max(size) AS size FROM documents WHERE (?1 IS NULL OR collection_id = ?1) GROUP BY hash)",
+                "SELECT count(*) FROM blobs WHERE hash IS NOT NULL",
+            )
+        } else {
+            (
+                "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0) FROM blobs \
+                 WHERE hash IN (SELECT hash FROM documents WHERE (?1 IS NULL OR collection_id = ?1))",
+                "SELECT count(*) FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL",
+            )
+        };
+        let blobs = sqlx::query(blobs_sql).bind(scope).fetch_one(&mut *tx).await.map_err(map_err)?;
         let collections: i64 = if scope.is_some() {
             1
         } else {
             sqlx::query_scalar("SELECT count(*) FROM collections").fetch_one(&mut *tx).await.map_err(map_err)?
         };
-        let garbage: i64 = sqlx::query_scalar("SELECT count(*) FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let garbage: i64 = sqlx::query_scalar(garbage_sql).fetch_one(&mut *tx).await.map_err(map_err)?;
         let g = |r: &SqliteRow, i: usize| r.try_get::<i64, _>(i).map(|v| v as u64).map_err(map_err);
         Ok(StorageStats {
             collections: collections as u64,
@@ -816,7 +926,11 @@ impl CollectionRepo for SqliteRepo {
         let this = self.clone();
         tokio::spawn(async move {
             let err_tx = tx.clone();
-            if let Err(e) = this.verify_task(scope, tx).await {
+            let done = match this.files.clone() {
+                Some(files) => this.verify_files_task(files, scope, tx).await,
+                None => this.verify_task(scope, tx).await,
+            };
+            if let Err(e) = done {
                 let _ = err_tx.send(Err(e)).await;
             }
         });
@@ -841,8 +955,11 @@ impl CollectionRepo for SqliteRepo {
     }
 
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
+        // Filesystem mode: content lives in files and no document references a blob, so every blob row (left over
+        // from sqlite mode) is garbage. A sqlite-mode put in progress is not a concern: this process writes files.
+        let garbage = if self.files.is_some() { "hash IS NOT NULL" } else { "refcount <= 0 AND hash IS NOT NULL" };
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL")
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs WHERE {garbage}")))
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -853,15 +970,15 @@ impl CollectionRepo for SqliteRepo {
         if dry_run || report.contents_removed == 0 {
             return Ok(report);
         }
-        sqlx::query("DELETE FROM blob_parts WHERE blob_id IN (SELECT id FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL)")
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM blob_parts WHERE blob_id IN (SELECT id FROM blobs WHERE {garbage})")))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query("DELETE FROM blob_data WHERE blob_id IN (SELECT id FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL)")
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM blob_data WHERE blob_id IN (SELECT id FROM blobs WHERE {garbage})")))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query("DELETE FROM blobs WHERE refcount <= 0 AND hash IS NOT NULL").execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM blobs WHERE {garbage}"))).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         // Give the freed pages back to the file system (auto_vacuum = INCREMENTAL).
         sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await.map_err(map_err)?;

@@ -4,10 +4,17 @@
 //! see the database as of their first read, and never block writers). Every method of the snapshot runs on that
 //! connection, so a backup that reads for minutes still shows one moment. While it is open, checkpoints cannot pass
 //! it, so the WAL may grow until the snapshot is dropped.
+//!
+//! In filesystem mode the snapshot's rows are one moment, and so are the contents as far as this process writes them:
+//! a write that replaces or removes a file while the snapshot is open keeps a copy for it (see `files.rs`). Otherwise
+//! `content` reads the file of a document that had the hash in the snapshot and checks the hash, so a file written by
+//! another process or edited since fails clearly rather than giving other bytes.
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use colstore_domain::ports::{LedgerEntry, RepoError, StoreSnapshot, SyncError};
+use std::sync::Arc;
+
+use colstore_domain::ports::{DocumentFiles, LedgerEntry, RepoError, StoreSnapshot, SyncError};
 use colstore_domain::{Collection, CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, EmbedderId, Timestamp, Vector};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, Row};
@@ -32,6 +39,9 @@ fn from_sync(e: SyncError) -> RepoError {
 /// The store at one moment: a read transaction kept open until dropped.
 pub struct SqliteSnapshot {
     tx: Mutex<sqlx::Transaction<'static, sqlx::Sqlite>>,
+    /// Filesystem mode: where the contents are, and the copies of those that writes of this process displaced since
+    /// the snapshot was registered.
+    files: Option<(Arc<dyn DocumentFiles>, Arc<crate::files::Displaced>)>,
 }
 
 impl std::fmt::Debug for SqliteSnapshot {
@@ -42,10 +52,13 @@ impl std::fmt::Debug for SqliteSnapshot {
 
 impl SqliteRepo {
     pub(crate) async fn open_snapshot(&self) -> Result<SqliteSnapshot, RepoError> {
+        // Registered before the transaction starts, so every write that commits after its moment keeps what it
+        // displaces for it.
+        let files = self.files.clone().map(|f| (f, self.snapshots.register()));
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // The first read starts the read transaction: from here on this connection sees this moment.
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM collections").fetch_one(&mut *tx).await.map_err(map_err)?;
-        Ok(SqliteSnapshot { tx: Mutex::new(tx) })
+        Ok(SqliteSnapshot { tx: Mutex::new(tx), files })
     }
 
     pub(crate) async fn restore_collection_impl(
@@ -55,6 +68,9 @@ impl SqliteRepo {
         created_at: Timestamp,
     ) -> Result<(), RepoError> {
         let json = serde_json::to_string(&settings).map_err(|e| backend(format!("cannot encode settings: {e}")))?;
+        if let Some(files) = &self.files {
+            files.create_root(name).await.map_err(crate::files::files_err)?;
+        }
         let mut tx = self.begin_immediate().await.map_err(map_err)?;
         sqlx::query("INSERT INTO collections (name, settings, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET settings = excluded.settings")
             .bind(name.as_str().to_owned())
@@ -77,15 +93,15 @@ impl SqliteRepo {
                 return Err(RepoError::DuplicateKey(d.key.clone()));
             }
         }
+        if let Some(files) = &self.files {
+            return self.restore_documents_files(&**files, collection, docs).await;
+        }
         // Check and encode outside the write transaction.
         let (docs, inline) = tokio::task::spawn_blocking(move || {
             let mut inline = Vec::new();
             for (d, bytes) in &docs {
                 if bytes.len() as u64 != d.size || ContentHash::of(bytes) != d.content_hash {
-                    return Err(RepoError::Corrupt {
-                        key: d.key.clone(),
-                        detail: format!("the restored content does not match its recorded size {} and hash {}", d.size, d.content_hash),
-                    });
+                    return Err(restore_mismatch(d));
                 }
                 if bytes.len() <= PART_SIZE {
                     let (codec, stored) = content::encode(bytes);
@@ -105,34 +121,89 @@ impl SqliteRepo {
                 write_streaming(&mut tx, &d.key, Bytes::new(), futures::stream::iter([Ok(bytes.clone())]).boxed()).await?;
             }
         }
-        for chunk in docs.chunks(DOCS_PER_STATEMENT) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
-            let mut q = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO documents (collection_id, key, hash, size, meta, tags, version, created_at, updated_at) VALUES {values} \
-                 ON CONFLICT (collection_id, key) DO UPDATE SET hash = excluded.hash, size = excluded.size, meta = excluded.meta, \
-                 tags = excluded.tags, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at"
-            )));
-            for (d, _) in chunk {
-                q = q
-                    .bind(cid)
-                    .bind(d.key.as_str().to_owned())
-                    .bind(d.content_hash.as_bytes().to_vec())
-                    .bind(i64::try_from(d.size).unwrap_or(i64::MAX))
-                    .bind(d.metadata.to_json())
-                    .bind(d.tags.to_json())
-                    .bind(i64::try_from(d.version).unwrap_or(i64::MAX))
-                    .bind(d.created_at.as_millis())
-                    .bind(d.updated_at.as_millis());
-            }
-            q.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        if !docs.is_empty() {
-            let keys: Vec<&str> = docs.iter().map(|(d, _)| d.key.as_str()).collect();
-            sync::touch(&mut tx, cid, &keys, now).await.map_err(map_err)?;
-            sync::enqueue_sync(&mut tx, collection, now).await.map_err(map_err)?;
-        }
+        let metas: Vec<&DocumentMeta> = docs.iter().map(|(d, _)| d).collect();
+        restore_rows(&mut tx, cid, collection, &metas, now).await?;
         tx.commit().await.map_err(map_err)
     }
+}
+
+/// The error of a restored content that does not match its description.
+pub(crate) fn restore_mismatch(d: &DocumentMeta) -> RepoError {
+    RepoError::Corrupt {
+        key: d.key.clone(),
+        detail: format!("the restored content does not match its recorded size {} and hash {}", d.size, d.content_hash),
+    }
+}
+
+/// Writes documents verbatim (replacing same keys) and marks them pending, inside the caller's transaction; shared by
+/// both storage modes.
+pub(crate) async fn restore_rows(
+    conn: &mut sqlx::SqliteConnection,
+    cid: i64,
+    collection: &CollectionName,
+    docs: &[&DocumentMeta],
+    now: i64,
+) -> Result<(), RepoError> {
+    for chunk in docs.chunks(DOCS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO documents (collection_id, key, hash, size, meta, tags, version, created_at, updated_at) VALUES {values} \
+             ON CONFLICT (collection_id, key) DO UPDATE SET hash = excluded.hash, size = excluded.size, meta = excluded.meta, \
+             tags = excluded.tags, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at"
+        )));
+        for d in chunk {
+            q = q
+                .bind(cid)
+                .bind(d.key.as_str().to_owned())
+                .bind(d.content_hash.as_bytes().to_vec())
+                .bind(i64::try_from(d.size).unwrap_or(i64::MAX))
+                .bind(d.metadata.to_json())
+                .bind(d.tags.to_json())
+                .bind(i64::try_from(d.version).unwrap_or(i64::MAX))
+                .bind(d.created_at.as_millis())
+                .bind(d.updated_at.as_millis());
+        }
+        q.execute(&mut *conn).await.map_err(map_err)?;
+    }
+    if !docs.is_empty() {
+        let keys: Vec<&str> = docs.iter().map(|d| d.key.as_str()).collect();
+        sync::touch(&mut *conn, cid, &keys, now).await.map_err(map_err)?;
+        sync::enqueue_sync(&mut *conn, collection, now).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// The whole content of `hash` from the blobs, read on `conn`; `None` when no blob has it.
+pub(crate) async fn blob_bytes(conn: &mut sqlx::SqliteConnection, hash: &ContentHash) -> Result<Option<Bytes>, RepoError> {
+    let Some(row) = sqlx::query(
+        "SELECT b.id, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id WHERE b.hash = ?",
+    )
+    .bind(hash.as_bytes().to_vec())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    else {
+        return Ok(None);
+    };
+    let size = usize::try_from(row.try_get::<i64, _>("size").map_err(map_err)?).unwrap_or(0);
+    let parts: i64 = row.try_get("parts").map_err(map_err)?;
+    if parts == 0 {
+        let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
+        let data = data.ok_or_else(|| backend(format!("the bytes of content {hash} are missing from the database")))?;
+        return content::decode(row.try_get("codec").map_err(map_err)?, data, size)
+            .map(Some)
+            .map_err(|e| backend(format!("content {hash} cannot be decoded: {e}")));
+    }
+    let blob_id: i64 = row.try_get("id").map_err(map_err)?;
+    let mut out = BytesMut::with_capacity(size);
+    let mut parts_rows = sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? ORDER BY seq").bind(blob_id).fetch(&mut *conn);
+    while let Some(r) = parts_rows.next().await {
+        let r = r.map_err(map_err)?;
+        let part = content::decode(r.try_get(0).map_err(map_err)?, r.try_get(1).map_err(map_err)?, PART_SIZE)
+            .map_err(|e| backend(format!("a part of content {hash} cannot be decoded: {e}")))?;
+        out.extend_from_slice(&part);
+    }
+    Ok(Some(out.freeze()))
 }
 
 #[async_trait]
@@ -161,33 +232,10 @@ impl StoreSnapshot for SqliteSnapshot {
 
     async fn content(&self, hash: &ContentHash) -> Result<Bytes, RepoError> {
         let mut tx = self.tx.lock().await;
-        let row = sqlx::query(
-            "SELECT b.id, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id WHERE b.hash = ?",
-        )
-        .bind(hash.as_bytes().to_vec())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .ok_or_else(|| backend(format!("content {hash} is missing from the database")))?;
-        let size = usize::try_from(row.try_get::<i64, _>("size").map_err(map_err)?).unwrap_or(0);
-        let parts: i64 = row.try_get("parts").map_err(map_err)?;
-        if parts == 0 {
-            let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
-            let data = data.ok_or_else(|| backend(format!("the bytes of content {hash} are missing from the database")))?;
-            return content::decode(row.try_get("codec").map_err(map_err)?, data, size)
-                .map_err(|e| backend(format!("content {hash} cannot be decoded: {e}")));
+        if let Some((files, displaced)) = &self.files {
+            return crate::files::snapshot_content(&mut tx, &**files, displaced, hash).await;
         }
-        let blob_id: i64 = row.try_get("id").map_err(map_err)?;
-        let mut out = BytesMut::with_capacity(size);
-        let mut parts_rows =
-            sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? ORDER BY seq").bind(blob_id).fetch(&mut **tx);
-        while let Some(r) = parts_rows.next().await {
-            let r = r.map_err(map_err)?;
-            let part = content::decode(r.try_get(0).map_err(map_err)?, r.try_get(1).map_err(map_err)?, PART_SIZE)
-                .map_err(|e| backend(format!("a part of content {hash} cannot be decoded: {e}")))?;
-            out.extend_from_slice(&part);
-        }
-        Ok(out.freeze())
+        blob_bytes(&mut tx, hash).await?.ok_or_else(|| backend(format!("content {hash} is missing from the database")))
     }
 
     async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, RepoError> {

@@ -8,6 +8,11 @@
 //! under the same lock as the documents (put → `pending`, delete of a projected document → pending deletion, delete of
 //! an unprojected one → no row), and the embedding cache is keyed by the embedder's display form and the chunk hash.
 //! Linked to an [`InMemoryQueue`] with [`InMemoryRepo::with_jobs`], writes also enqueue the collection's sync job.
+//!
+//! Built with [`InMemoryRepo::with_files`] it is in **filesystem mode**, like `SqliteRepo::open_with_files`: the
+//! bytes of documents live in a [`DocumentFiles`](colstore_domain::ports::DocumentFiles) (staged, then committed to
+//! the key's path), the metadata stays in memory, and it is also the [`FileCatalog`](colstore_domain::ports::FileCatalog)
+//! reconciliation uses (see `files_mode.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
@@ -28,6 +33,10 @@ use futures::stream;
 
 use crate::InMemoryQueue;
 
+mod files_mode;
+
+use files_mode::FileRecord;
+
 /// Largest chunk [`CollectionRepo::read_content`] yields.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -35,10 +44,18 @@ const READ_CHUNK: usize = 64 * 1024;
 ///
 /// Equal content is stored once across documents and collections (`content_addressed: true`), never compressed, and never
 /// edited behind the repository's back. Time comes from the [`Clock`] given to [`InMemoryRepo::new`].
+///
+/// In filesystem mode ([`InMemoryRepo::with_files`]) each document's bytes are a file of the given
+/// [`DocumentFiles`](colstore_domain::ports::DocumentFiles) instead (`content_addressed: false`, `external_edits: true`).
 pub struct InMemoryRepo {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     jobs: Option<Arc<InMemoryQueue>>,
+    /// Filesystem mode: where the documents' bytes live.
+    files: Option<Arc<dyn colstore_domain::ports::DocumentFiles>>,
+    /// Filesystem mode: serialises writers from their metadata change to their last file operation, so files change in
+    /// the order of the metadata (the SQLite adapter holds its write lock for that).
+    writer: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -55,6 +72,8 @@ struct CollectionState {
     docs: BTreeMap<DocKey, DocumentMeta>,
     /// The sync ledger: one row per document, plus pending deletions.
     ledger: BTreeMap<DocKey, LedgerRow>,
+    /// Filesystem mode: what is on record about each document's file.
+    files: BTreeMap<DocKey, FileRecord>,
 }
 
 /// A sync ledger row without its collection, key and current hash (those come from where it is kept).
@@ -77,6 +96,18 @@ impl CollectionState {
             attempts: row.attempts,
             error: row.error.clone(),
             updated_at: row.updated_at,
+        }
+    }
+
+    /// The ledger side of a deleted document: the index must forget a projected document (a pending deletion, and
+    /// `true`); an unprojected one leaves nothing to undo (its row goes).
+    fn forget(&mut self, key: &DocKey, now: Timestamp) -> bool {
+        if self.ledger.get(key).is_some_and(|r| r.projected.is_some()) {
+            self.mark_pending(key, now);
+            true
+        } else {
+            self.ledger.remove(key);
+            false
         }
     }
 
@@ -125,7 +156,19 @@ struct ReadyDocument {
 impl InMemoryRepo {
     /// An empty repository reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, state: Mutex::new(State::default()), jobs: None }
+        Self { clock, state: Mutex::new(State::default()), jobs: None, files: None, writer: tokio::sync::Mutex::new(()) }
+    }
+
+    /// An empty repository in filesystem mode: documents' bytes are files of `files` (one folder per collection,
+    /// created with the collection), metadata and the ledger stay in memory. It is also a
+    /// [`FileCatalog`](colstore_domain::ports::FileCatalog). Combine with [`InMemoryRepo::with_jobs`] as usual.
+    pub fn with_files(clock: Arc<dyn Clock>, files: Arc<dyn colstore_domain::ports::DocumentFiles>) -> Self {
+        Self { files: Some(files), ..Self::new(clock) }
+    }
+
+    /// The documents' files, in filesystem mode.
+    pub fn files(&self) -> Option<&Arc<dyn colstore_domain::ports::DocumentFiles>> {
+        self.files.as_ref()
     }
 
     /// Enqueues the collection's sync job into `queue` whenever a write leaves documents pending — `{kind: "sync",
@@ -148,8 +191,10 @@ impl InMemoryRepo {
     /// The blob is shared, so every document with the same content becomes corrupt too; the recorded hashes stay.
     ///
     /// # Panics
-    /// When the collection or the document does not exist (a mistake in the test).
+    /// When the collection or the document does not exist (a mistake in the test), or in filesystem mode (use
+    /// [`InMemoryRepo::corrupt_file`]).
     pub fn corrupt(&self, collection: &CollectionName, key: &DocKey) {
+        assert!(self.files.is_none(), "corrupt: in filesystem mode, use `corrupt_file`");
         let mut st = self.lock();
         let hash = st
             .collections
@@ -253,16 +298,30 @@ async fn read_whole(key: &DocKey, content: Content) -> Result<(Bytes, ContentHas
 #[async_trait]
 impl CollectionRepo for InMemoryRepo {
     fn capabilities(&self) -> RepoCapabilities {
-        RepoCapabilities { content_addressed: true, compression: false, external_edits: false }
+        if self.files.is_some() {
+            RepoCapabilities { content_addressed: false, compression: false, external_edits: true }
+        } else {
+            RepoCapabilities { content_addressed: true, compression: false, external_edits: false }
+        }
     }
 
     async fn create_collection(&self, spec: CollectionSpec) -> Result<Collection, RepoError> {
+        if let Some(files) = &self.files {
+            // The folder first, as the SQLite adapter: an empty folder left over is harmless, a collection without one is not.
+            files.create_root(&spec.name).await.map_err(files_mode::files_err)?;
+        }
         let now = self.clock.now();
         let mut st = self.lock();
         if st.collections.contains_key(&spec.name) {
             return Err(RepoError::CollectionExists(spec.name));
         }
-        let c = CollectionState { settings: spec.settings, created_at: now, docs: BTreeMap::new(), ledger: BTreeMap::new() };
+        let c = CollectionState {
+            settings: spec.settings,
+            created_at: now,
+            docs: BTreeMap::new(),
+            ledger: BTreeMap::new(),
+            files: BTreeMap::new(),
+        };
         let described = State::describe(&spec.name, &c);
         st.collections.insert(spec.name, c);
         Ok(described)
@@ -287,6 +346,9 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn delete_collection(&self, name: &CollectionName) -> Result<u64, RepoError> {
+        if let Some(files) = &self.files {
+            return self.delete_collection_files(&**files, name).await;
+        }
         let mut st = self.lock();
         let removed = st.collections.remove(name).ok_or_else(|| RepoError::CollectionNotFound(name.clone()))?;
         for d in removed.docs.values() {
@@ -296,6 +358,9 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn put_batch(&self, collection: &CollectionName, docs: Vec<NewDocument>) -> Result<Vec<PutOutcome>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.put_batch_files(&**files, collection, docs).await;
+        }
         // 1. Validate, before reading any stream.
         self.lock().collection(collection)?;
         let mut seen = HashSet::with_capacity(docs.len());
@@ -369,6 +434,9 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn read_content(&self, collection: &CollectionName, key: &DocKey) -> Result<(DocumentMeta, ContentStream), RepoError> {
+        if let Some(files) = &self.files {
+            return self.read_content_files(&**files, collection, key).await;
+        }
         let (meta, bytes) = {
             let st = self.lock();
             let meta = st.document(collection, key)?.clone();
@@ -385,6 +453,9 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.delete_documents_files(&**files, collection, keys).await;
+        }
         let mut st = self.lock();
         let State { collections, blobs, .. } = &mut *st;
         let coll = collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
@@ -394,13 +465,7 @@ impl CollectionRepo for InMemoryRepo {
         for key in keys {
             if let Some(d) = coll.docs.remove(&key) {
                 release(blobs, &d.content_hash);
-                // The index must forget a projected document; an unprojected one leaves nothing to undo.
-                if coll.ledger.get(&key).is_some_and(|r| r.projected.is_some()) {
-                    coll.mark_pending(&key, now);
-                    pending_deletions = true;
-                } else {
-                    coll.ledger.remove(&key);
-                }
+                pending_deletions |= coll.forget(&key, now);
                 deleted.push(key);
             }
         }
@@ -435,13 +500,17 @@ impl CollectionRepo for InMemoryRepo {
         }
         out.distinct_contents = distinct.len() as u64;
         out.unique_bytes = distinct.values().sum();
-        // No compression: what is at rest is exactly the deduplicated content.
-        out.stored_bytes = out.unique_bytes;
+        // No compression: what is at rest is exactly the deduplicated content, or in filesystem mode one file per
+        // document.
+        out.stored_bytes = if self.files.is_some() { out.logical_bytes } else { out.unique_bytes };
         out.garbage_contents = st.blobs.values().filter(|b| b.refs == 0).count() as u64;
         Ok(out)
     }
 
     async fn verify(&self, collection: Option<CollectionName>) -> Result<VerifyStream, RepoError> {
+        if let Some(files) = &self.files {
+            return self.verify_files(files.clone(), collection);
+        }
         // Snapshot under the lock (cheap: `Bytes` clones share memory), hash lazily as the stream is polled.
         type Work = (ContentHash, Option<Bytes>, Vec<(CollectionName, DocKey)>);
         let work: Vec<Work> = {
@@ -477,19 +546,11 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn snapshot(&self) -> Result<Box<dyn StoreSnapshot>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.snapshot_files(&**files).await;
+        }
         let st = self.lock();
-        let snap = InMemorySnapshot {
-            collections: st.collections.iter().map(|(n, c)| State::describe(n, c)).collect(),
-            docs: st.collections.iter().map(|(n, c)| (n.clone(), c.docs.clone())).collect(),
-            ledger: st
-                .collections
-                .iter()
-                .map(|(n, c)| (n.clone(), c.ledger.iter().map(|(k, r)| (k.clone(), c.entry(n, k, r))).collect()))
-                .collect(),
-            blobs: st.blobs.iter().map(|(h, b)| (*h, b.bytes.clone())).collect(),
-            cache: st.cache.clone(),
-        };
-        Ok(Box::new(snap))
+        Ok(Box::new(InMemorySnapshot::of(&st, st.blobs.iter().map(|(h, b)| (*h, b.bytes.clone())).collect())))
     }
 
     async fn restore_collection(
@@ -498,28 +559,33 @@ impl CollectionRepo for InMemoryRepo {
         settings: CollectionSettings,
         created_at: Timestamp,
     ) -> Result<(), RepoError> {
+        if let Some(files) = &self.files {
+            files.create_root(name).await.map_err(files_mode::files_err)?;
+        }
         let mut st = self.lock();
         match st.collections.get_mut(name) {
             Some(c) => c.settings = settings,
             None => {
-                st.collections
-                    .insert(name.clone(), CollectionState { settings, created_at, docs: BTreeMap::new(), ledger: BTreeMap::new() });
+                st.collections.insert(
+                    name.clone(),
+                    CollectionState { settings, created_at, docs: BTreeMap::new(), ledger: BTreeMap::new(), files: BTreeMap::new() },
+                );
             }
         }
         Ok(())
     }
 
     async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError> {
+        if let Some(files) = &self.files {
+            return self.restore_documents_files(&**files, collection, docs).await;
+        }
         let mut seen = HashSet::with_capacity(docs.len());
         for (d, bytes) in &docs {
             if !seen.insert(d.key.clone()) {
                 return Err(RepoError::DuplicateKey(d.key.clone()));
             }
             if bytes.len() as u64 != d.size || ContentHash::of(bytes) != d.content_hash {
-                return Err(RepoError::Corrupt {
-                    key: d.key.clone(),
-                    detail: "the restored content does not match its recorded size and hash".into(),
-                });
+                return Err(restore_mismatch(&d.key));
             }
         }
         let now = self.clock.now();
@@ -723,6 +789,28 @@ struct InMemorySnapshot {
     ledger: BTreeMap<CollectionName, BTreeMap<DocKey, LedgerEntry>>,
     blobs: HashMap<ContentHash, Bytes>,
     cache: HashMap<(String, ContentHash), Vector>,
+}
+
+impl InMemorySnapshot {
+    /// A copy of `st`, with the content bytes by hash (the blobs, or in filesystem mode what the files held).
+    fn of(st: &State, blobs: HashMap<ContentHash, Bytes>) -> Self {
+        InMemorySnapshot {
+            collections: st.collections.iter().map(|(n, c)| State::describe(n, c)).collect(),
+            docs: st.collections.iter().map(|(n, c)| (n.clone(), c.docs.clone())).collect(),
+            ledger: st
+                .collections
+                .iter()
+                .map(|(n, c)| (n.clone(), c.ledger.iter().map(|(k, r)| (k.clone(), c.entry(n, k, r))).collect()))
+                .collect(),
+            blobs,
+            cache: st.cache.clone(),
+        }
+    }
+}
+
+/// The error of a restore whose bytes do not match the recorded size and hash.
+fn restore_mismatch(key: &DocKey) -> RepoError {
+    RepoError::Corrupt { key: key.clone(), detail: "the restored content does not match its recorded size and hash".into() }
 }
 
 fn page<T: Clone>(rows: Option<&BTreeMap<DocKey, T>>, after: Option<DocKey>, limit: usize) -> Vec<T> {

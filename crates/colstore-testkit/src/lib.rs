@@ -1,4 +1,5 @@
-//! Test support for colstore: one conformance suite per port, faithful in-memory fakes, and a manual clock.
+//! Test support for colstore: one conformance suite per port, faithful in-memory fakes (including `InMemoryFiles`,
+//! the filesystem mode's document folder), and a manual clock.
 //!
 //! This crate is a dev-dependency only (the `xtask tidy` test enforces it). Adapters run the suites from their own
 //! integration tests:
@@ -9,11 +10,14 @@
 //! ```
 
 pub mod backup;
+pub mod catalog;
 pub mod clock;
 pub mod fake_backup;
+pub mod fake_files;
 pub mod fake_index;
 pub mod fake_queue;
 pub mod fake_repo;
+pub mod files;
 pub mod index;
 pub mod queue;
 pub mod repo;
@@ -24,6 +28,7 @@ pub mod sync;
 
 pub use clock::ManualClock;
 pub use fake_backup::InMemoryBackupStore;
+pub use fake_files::InMemoryFiles;
 pub use fake_index::InMemoryIndex;
 pub use fake_queue::InMemoryQueue;
 pub use fake_repo::InMemoryRepo;

@@ -143,6 +143,10 @@ pub struct StorageConfig {
     /// Filesystem mode only: where document files live, relative to `.colstore` unless absolute (default `docs`).
     #[serde(default, deserialize_with = "de_opt_path", skip_serializing_if = "Option::is_none")]
     pub filesystem_path: Option<PathBuf>,
+    /// Filesystem mode only: `col reconcile` refuses (without `--force`) to delete more than this percentage of a
+    /// collection's documents (0–100, default 50).
+    #[serde(default = "default_max_delete", deserialize_with = "de_percent")]
+    pub reconcile_max_delete_percent: u8,
 }
 
 /// `[vectors]`: the vector index.
@@ -211,13 +215,25 @@ fn default_dimension() -> Dimension {
 fn default_repository() -> String {
     "file://backups".to_owned()
 }
+fn default_max_delete() -> u8 {
+    50
+}
+fn de_percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let v = i64::deserialize(d)?;
+    u8::try_from(v).ok().filter(|p| *p <= 100).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a percentage; use 0 to 100")))
+}
 fn default_keep_last() -> u32 {
     10
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { mode: default_mode(), metadata_db: default_metadata_db(), filesystem_path: None }
+        Self {
+            mode: default_mode(),
+            metadata_db: default_metadata_db(),
+            filesystem_path: None,
+            reconcile_max_delete_percent: default_max_delete(),
+        }
     }
 }
 
@@ -421,6 +437,12 @@ impl StoreConfig {
             s.filesystem_path.as_deref().map(path),
             "\"docs\"",
             "filesystem mode only: where document files live (default: .colstore/docs)",
+        ));
+        out.push_str(&line(
+            "reconcile_max_delete_percent",
+            Some(s.reconcile_max_delete_percent.to_string()),
+            "",
+            "filesystem mode: reconcile refuses to delete more without --force",
         ));
         out.push_str("\n[vectors]\n");
         out.push_str(&line("backend", Some(q(v.backend.as_str())), "", "embedded | qdrant | weaviate"));

@@ -101,6 +101,14 @@ pub enum WiringError {
     /// The embedder cannot be built.
     #[error("the embedder cannot be set up: {0}")]
     Embedder(#[from] EmbedError),
+    /// `col migrate` cannot convert the store (nothing was switched).
+    #[error("cannot migrate the store: {message}")]
+    Migration {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// Any other I/O failure, with the path it happened on.
     #[error("i/o error on {}: {source}", path.display())]
     Io {
@@ -120,6 +128,7 @@ impl WiringError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Self::NoStore { .. } => "run `col init` here, or pass --store DIR / set COLSTORE_DIR".to_owned(),
+            Self::Migration { hint, .. } => hint.clone(),
             Self::NotAStore { source_of_path: "COLSTORE_DIR", .. } => {
                 "point COLSTORE_DIR at a directory holding .colstore/ (or unset it), or run `col init` there".to_owned()
             }
@@ -131,9 +140,6 @@ impl WiringError {
             Self::Config { hint: Some(h), .. } => h.clone(),
             Self::Config { path, .. } => format!("edit {} and fix the value at that position", path.display()),
             Self::Env { var, .. } => format!("set {var} to one of the accepted values, or unset it to use the config file"),
-            Self::NotYetAvailable(what) if what.contains("filesystem") => {
-                "use the sqlite storage mode for now (`col init --mode sqlite`, or `mode = \"sqlite\"` in config.toml)".to_owned()
-            }
             Self::NotYetAvailable(_) => "use the defaults of `col init` for now".to_owned(),
             Self::ReadOnly { path } => {
                 format!("check the permissions of {} and that its file system is mounted read-write", path.display())
@@ -184,7 +190,7 @@ mod tests {
     #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), hint: None }, "/c.toml:3:7: bad", "edit /c.toml")]
     #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), hint: Some("do x".into()) }, "config /c.toml: bad", "do x")]
     #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "COLSTORE_STORAGE_MODE=\"mongo\"", "unset it")]
-    #[case(WiringError::NotYetAvailable("filesystem storage mode"), "filesystem storage mode is not available yet", "sqlite")]
+    #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "the qdrant vector backend is not available yet", "defaults")]
     #[case(WiringError::ReadOnly { path: p("/ro") }, "cannot write to /ro", "permissions of /ro")]
     #[case(WiringError::Busy { holder: Some("pid 7 (gc)".into()), path: p("/s/lock") }, "pid 7 (gc) holds its lock /s/lock", "wait")]
     #[case(WiringError::Busy { holder: None, path: p("/s/lock") }, "another colstore command holds", "wait")]

@@ -13,19 +13,33 @@ use crate::fsutil::sync_dir;
 use crate::{StorageMode, StoreConfig, StoreDir, WiringError};
 
 /// Creates a store in `dir` (created if missing): `dir/.colstore/`, `config.toml` (written atomically) and the database.
+/// In filesystem mode also the documents' folder: `docs_dir` (any folder, for example an existing notes folder; it
+/// holds one folder per collection) or by default `.colstore/docs`.
+///
+/// `env` is looked up like at every open (see [`StoreConfig::with_env`]), and what it sets is written into the new
+/// config, so `COLSTORE_METADATA_DB_PATH` (or the seed's `COLLECTION_METADATA_DB_PATH`) and
+/// `COLSTORE_FILESYSTEM_PATH` choose where the database and the documents go. `mode` and `docs_dir` win over `env`.
 ///
 /// Nothing is left behind on failure, or when the returned future is dropped before it completes: whatever init
 /// created (directories, config, database files) is removed again. A directory that already held an empty
 /// `.colstore/` keeps it. Stores may nest (a store inside another store's project is fine).
 ///
 /// # Errors
-/// - [`WiringError::NotYetAvailable`] for [`StorageMode::Filesystem`], before anything is created;
 /// - [`WiringError::AlreadyInitialised`] when `dir/.colstore/config.toml` exists;
 /// - [`WiringError::NotEmpty`] when `dir/.colstore/` exists with other content;
 /// - [`WiringError::ReadOnly`] when `dir` (or the folder it should be created in) cannot be written;
 /// - [`WiringError::Repo`] when the database cannot be created; [`WiringError::Io`] otherwise.
-pub async fn init(dir: &Path, mode: StorageMode, clock: Arc<dyn Clock>) -> Result<StoreDir, WiringError> {
-    init_with(dir, mode, clock, |db, clock| async move {
+pub async fn init(
+    dir: &Path,
+    mode: StorageMode,
+    docs_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    clock: Arc<dyn Clock>,
+) -> Result<StoreDir, WiringError> {
+    // Validate the environment before anything is created.
+    let from_env = StoreConfig::new(StoreId::random(), clock.now(), PathBuf::new(), mode).with_env(env)?.0.storage;
+    let docs_dir = docs_dir.map(Path::to_owned).or(from_env.filesystem_path);
+    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), clock, |db, clock| async move {
         let repo = crate::open::open_sqlite(&db, true, clock).await?;
         repo.close().await;
         Ok(())
@@ -34,13 +48,29 @@ pub async fn init(dir: &Path, mode: StorageMode, clock: Arc<dyn Clock>) -> Resul
 }
 
 /// [`init`] with the database creation injected, so unit tests never open SQLite.
-async fn init_with<F, Fut>(dir: &Path, mode: StorageMode, clock: Arc<dyn Clock>, create_db: F) -> Result<StoreDir, WiringError>
+async fn init_with<F, Fut>(
+    dir: &Path,
+    mode: StorageMode,
+    docs_dir: Option<&Path>,
+    metadata_db: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    create_db: F,
+) -> Result<StoreDir, WiringError>
 where
     F: FnOnce(PathBuf, Arc<dyn Clock>) -> Fut,
     Fut: Future<Output = Result<(), WiringError>>,
 {
-    if mode == StorageMode::Filesystem {
-        return Err(WiringError::NotYetAvailable("filesystem storage mode"));
+    let docs_dir = match docs_dir {
+        Some(d) => {
+            Some(std::path::absolute(d).map_err(|source| WiringError::Io { path: d.to_owned(), source })?.components().collect::<PathBuf>())
+        }
+        None => None,
+    };
+    if let Some(d) = &docs_dir
+        && d.exists()
+        && !d.is_dir()
+    {
+        return Err(WiringError::Io { path: d.clone(), source: std::io::Error::other("the documents folder is not a directory") });
     }
     let dir: PathBuf = std::path::absolute(dir).map_err(|source| WiringError::Io { path: dir.to_owned(), source })?.components().collect();
     let root = dir.join(STORE_DIR_NAME);
@@ -66,7 +96,15 @@ where
     }
 
     let store = StoreDir::from_root(&root).map_err(|e| WiringError::io(&root, e))?;
-    let config = StoreConfig::new(StoreId::random(), clock.now(), store.root().to_owned(), mode);
+    let mut config = StoreConfig::new(StoreId::random(), clock.now(), store.root().to_owned(), mode);
+    if let Some(db) = metadata_db {
+        config.storage.metadata_db = db;
+    }
+    if mode == StorageMode::Filesystem {
+        config.storage.filesystem_path = docs_dir;
+        let docs = store.filesystem_path(&config);
+        undo.docs = create_missing_dirs(&docs)?;
+    }
     config.write(&store.config_path())?;
     create_db(store.db_path(&config), clock).await?;
     // Make the new entries durable: the database files in .colstore, and .colstore in its parent.
@@ -101,6 +139,8 @@ fn is_empty_dir(path: &Path) -> bool {
 struct Undo {
     /// Directories created for `dir`, outermost first.
     dirs: Vec<PathBuf>,
+    /// Directories created for the documents' folder (filesystem mode), outermost first.
+    docs: Vec<PathBuf>,
     /// The `.colstore` directory, and whether init created it (false: it existed empty, so only its content goes).
     root: Option<(PathBuf, bool)>,
     disarmed: bool,
@@ -120,6 +160,9 @@ impl Drop for Undo {
         let warn = |path: &Path, e: std::io::Error| {
             tracing::warn!(path = %path.display(), error = %e, "could not remove what a failed init created");
         };
+        for dir in self.docs.iter().rev() {
+            fs::remove_dir(dir).unwrap_or_else(|e| warn(dir, e));
+        }
         match &self.root {
             Some((root, true)) => fs::remove_dir_all(root).unwrap_or_else(|e| warn(root, e)),
             Some((root, false)) => {
@@ -192,7 +235,7 @@ mod tests {
     async fn creates_missing_dirs_config_and_database() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("a/b/proj");
-        let store = init_with(&dir, StorageMode::Sqlite, clock(), fake_db).await.unwrap();
+        let store = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
         let root = dir.canonicalize().unwrap().join(".colstore");
         assert_eq!(store.root(), root);
         assert_eq!(listing(&root), ["colstore.db", "config.toml"]);
@@ -203,7 +246,7 @@ mod tests {
         assert_eq!(config.storage.mode, StorageMode::Sqlite);
         assert_eq!(StoreDir::at(&dir), Some(store.clone()));
 
-        let e = init_with(&dir, StorageMode::Sqlite, clock(), fake_db).await.unwrap_err();
+        let e = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
         assert!(matches!(&e, WiringError::AlreadyInitialised { path } if *path == root), "{e:?}");
         assert!(e.to_string().contains("already a colstore store"));
         assert_eq!(StoreConfig::load(&store.config_path()).unwrap(), config, "the existing store is untouched");
@@ -212,31 +255,47 @@ mod tests {
     #[tokio::test]
     async fn two_stores_get_different_ids_and_may_nest() {
         let t = tempfile::tempdir().unwrap();
-        let outer = init_with(t.path(), StorageMode::Sqlite, clock(), fake_db).await.unwrap();
-        let inner = init_with(&t.path().join("sub"), StorageMode::Sqlite, clock(), fake_db).await.unwrap();
+        let outer = init_with(t.path(), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
+        let inner = init_with(&t.path().join("sub"), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
         let id = |s: &StoreDir| StoreConfig::load(&s.config_path()).unwrap().store_id;
         assert_ne!(id(&outer), id(&inner));
     }
 
     #[tokio::test]
-    async fn filesystem_mode_creates_nothing() {
+    async fn filesystem_mode_creates_the_documents_folder() {
         let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("proj");
-        let e = init_with(&dir, StorageMode::Filesystem, clock(), fake_db).await.unwrap_err();
-        assert!(matches!(e, WiringError::NotYetAvailable("filesystem storage mode")));
-        assert!(!dir.exists());
+        let store = init_with(&t.path().join("proj"), StorageMode::Filesystem, None, None, clock(), fake_db).await.unwrap();
+        assert!(store.root().join("docs").is_dir());
+        let config = StoreConfig::load(&store.config_path()).unwrap();
+        assert_eq!(config.storage.mode, StorageMode::Filesystem);
+        assert_eq!(config.storage.filesystem_path, None);
+
+        // A given folder is recorded as an absolute path and created when missing.
+        let notes = t.path().join("notes/all");
+        let store = init_with(&t.path().join("p2"), StorageMode::Filesystem, Some(&notes), None, clock(), fake_db).await.unwrap();
+        assert!(notes.is_dir());
+        assert_eq!(StoreConfig::load(&store.config_path()).unwrap().storage.filesystem_path, Some(notes.clone()));
+    }
+
+    #[tokio::test]
+    async fn a_failed_filesystem_init_removes_the_folders_it_created() {
+        let t = tempfile::tempdir().unwrap();
+        let notes = t.path().join("notes/all");
+        init_with(&t.path().join("p"), StorageMode::Filesystem, Some(&notes), None, clock(), failing_db).await.unwrap_err();
+        assert!(!t.path().join("notes").exists());
+        assert!(!t.path().join("p").exists());
     }
 
     #[tokio::test]
     async fn a_failed_database_leaves_no_half_store() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("keep.txt"), b"mine").unwrap();
-        let e = init_with(t.path(), StorageMode::Sqlite, clock(), failing_db).await.unwrap_err();
+        let e = init_with(t.path(), StorageMode::Sqlite, None, None, clock(), failing_db).await.unwrap_err();
         assert!(e.to_string().contains("caught fire"), "{e}");
         assert_eq!(listing(t.path()), ["keep.txt"]);
 
         let dir = t.path().join("new/proj");
-        init_with(&dir, StorageMode::Sqlite, clock(), failing_db).await.unwrap_err();
+        init_with(&dir, StorageMode::Sqlite, None, None, clock(), failing_db).await.unwrap_err();
         assert_eq!(listing(t.path()), ["keep.txt"], "the directories init created are gone too");
     }
 
@@ -244,9 +303,9 @@ mod tests {
     async fn an_existing_empty_colstore_dir_is_used_and_kept() {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir(t.path().join(".colstore")).unwrap();
-        init_with(t.path(), StorageMode::Sqlite, clock(), failing_db).await.unwrap_err();
+        init_with(t.path(), StorageMode::Sqlite, None, None, clock(), failing_db).await.unwrap_err();
         assert_eq!(listing(t.path()), [".colstore"], "emptied, not removed");
-        init_with(t.path(), StorageMode::Sqlite, clock(), fake_db).await.unwrap();
+        init_with(t.path(), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
         assert_eq!(listing(t.path()), [".colstore", ".colstore/colstore.db", ".colstore/config.toml"]);
     }
 
@@ -255,7 +314,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir(t.path().join(".colstore")).unwrap();
         fs::write(t.path().join(".colstore/colstore.db"), b"precious").unwrap();
-        let e = init_with(t.path(), StorageMode::Sqlite, clock(), fake_db).await.unwrap_err();
+        let e = init_with(t.path(), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
         assert!(matches!(e, WiringError::NotEmpty { .. }), "{e:?}");
         assert_eq!(fs::read(t.path().join(".colstore/colstore.db")).unwrap(), b"precious");
     }
@@ -265,7 +324,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let file = t.path().join("file");
         fs::write(&file, b"x").unwrap();
-        let e = init_with(&file, StorageMode::Sqlite, clock(), fake_db).await.unwrap_err();
+        let e = init_with(&file, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
         assert!(matches!(e, WiringError::Io { .. }), "{e:?}");
         assert_eq!(fs::read(&file).unwrap(), b"x");
     }
@@ -275,7 +334,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("proj");
         let never = |_: PathBuf, _: Arc<dyn Clock>| std::future::pending::<Result<(), WiringError>>();
-        let r = tokio::time::timeout(Duration::from_secs(1), init_with(&dir, StorageMode::Sqlite, clock(), never)).await;
+        let r = tokio::time::timeout(Duration::from_secs(1), init_with(&dir, StorageMode::Sqlite, None, None, clock(), never)).await;
         assert!(r.is_err(), "the database step never finished");
         assert!(!dir.exists());
     }
@@ -322,7 +381,7 @@ mod tests {
             return;
         };
         for dir in [ro.clone(), ro.join("sub/proj")] {
-            let e = init_with(&dir, StorageMode::Sqlite, clock(), fake_db).await.unwrap_err();
+            let e = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
             let WiringError::ReadOnly { path } = &e else { panic!("{e:?}") };
             assert_eq!(path, &ro);
             assert!(e.to_string().contains("permission denied"), "{e}");

@@ -31,8 +31,10 @@ mod error;
 mod fsutil;
 mod init;
 mod lock;
+mod migrate;
 mod open;
 mod safety;
+mod watch;
 
 pub use adapters::{OPENAI_DEFAULT_KEY_ENV, OPENAI_DEFAULT_URL};
 pub use backups::{lock_holder, lock_holder_is_dead, open_repository};
@@ -44,5 +46,7 @@ pub use discover::{CONFIG_FILE, STORE_DIR_ENV, STORE_DIR_NAME, StoreDir, discove
 pub use error::WiringError;
 pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
+pub use migrate::{MigrationPlan, MigrationReport};
 pub use open::{Store, SystemClock};
 pub use safety::SAFETY_COPIES_KEPT;
+pub use watch::ChangeSignals;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use colstore_domain::ports::{Clock, CollectionRepo, RepoError};
+use colstore_domain::ports::{Clock, CollectionRepo, DocumentFiles, FileCatalog, RepoError};
 use colstore_domain::{StoreId, Timestamp};
 use colstore_sqlite::{SqliteOptions, SqliteRepo};
 
@@ -56,6 +56,8 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     /// The same repository as `repo`, for what the port does not cover (closing).
     sqlite: SqliteRepo,
+    /// Filesystem mode: the folders holding the documents' files.
+    files: Option<Arc<dyn DocumentFiles>>,
 }
 
 impl fmt::Debug for Store {
@@ -79,9 +81,6 @@ struct Plan {
 /// Loads the config, applies `env`, and checks that this version can serve it and that the database is there.
 fn plan(dir: StoreDir, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, WiringError> {
     let (config, overrides) = StoreConfig::load(&dir.config_path())?.with_env(env)?;
-    if config.storage.mode == StorageMode::Filesystem {
-        return Err(WiringError::NotYetAvailable("filesystem storage mode"));
-    }
     let db = dir.db_path(&config);
     if !db.exists() {
         return Err(WiringError::DatabaseMissing { path: db });
@@ -96,8 +95,8 @@ impl Store {
     /// `env` is only used before the returned future first runs, so the future does not borrow it.
     ///
     /// # Errors
-    /// [`WiringError::Config`] or [`WiringError::Env`] for a bad configuration; [`WiringError::NotYetAvailable`] for
-    /// the filesystem storage mode; [`WiringError::DatabaseMissing`]; [`WiringError::Repo`] when the database fails to open.
+    /// [`WiringError::Config`] or [`WiringError::Env`] for a bad configuration; [`WiringError::DatabaseMissing`];
+    /// [`WiringError::Repo`] when the database fails to open.
     pub fn open(dir: StoreDir, env: &dyn Fn(&str) -> Option<String>) -> impl Future<Output = Result<Store, WiringError>> + Send + use<> {
         Self::open_with_clock(dir, env, Arc::new(SystemClock))
     }
@@ -116,10 +115,16 @@ impl Store {
         async move {
             let Plan { dir, config, overrides } = planned?;
             let db = dir.db_path(&config);
-            let repo = open_sqlite(&db, false, Arc::clone(&clock)).await?;
+            let (repo, files) = match config.storage.mode {
+                StorageMode::Sqlite => (open_sqlite(&db, false, Arc::clone(&clock)).await?, None),
+                StorageMode::Filesystem => {
+                    let files = document_files(&dir, &config);
+                    (open_filesystem(&db, false, Arc::clone(&clock), Arc::clone(&files)).await?, Some(files))
+                }
+            };
             free_jobs_of_dead_workers(&repo).await;
-            tracing::debug!(store = %dir.root().display(), db = %db.display(), "opened the store");
-            Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo })
+            tracing::debug!(store = %dir.root().display(), db = %db.display(), mode = config.storage.mode.as_str(), "opened the store");
+            Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo, files })
         }
     }
 
@@ -146,6 +151,26 @@ impl Store {
     /// The collection repository.
     pub fn repo(&self) -> &Arc<dyn CollectionRepo> {
         &self.repo
+    }
+
+    /// The storage mode the store was opened in.
+    pub fn mode(&self) -> StorageMode {
+        self.config.storage.mode
+    }
+
+    /// Filesystem mode: the collections' folders. `None` in sqlite mode.
+    pub fn files(&self) -> Option<&Arc<dyn DocumentFiles>> {
+        self.files.as_ref()
+    }
+
+    /// Filesystem mode: what the database records about the files, for reconciliation.
+    pub fn catalog(&self) -> Arc<dyn FileCatalog> {
+        Arc::new(self.sqlite.clone())
+    }
+
+    /// Where filesystem-mode documents live (the folder holding one folder per collection).
+    pub fn docs_dir(&self) -> std::path::PathBuf {
+        self.dir.filesystem_path(&self.config)
     }
 
     /// The clock every adapter of this store uses.
@@ -204,6 +229,21 @@ pub(crate) async fn open_sqlite(path: &Path, create: bool, clock: Arc<dyn Clock>
     SqliteRepo::open(path, SqliteOptions { create, ..SqliteOptions::default() }, clock).await
 }
 
+/// Opens the database in filesystem mode: content in the files of `files`, metadata in the database.
+pub(crate) async fn open_filesystem(
+    path: &Path,
+    create: bool,
+    clock: Arc<dyn Clock>,
+    files: Arc<dyn DocumentFiles>,
+) -> Result<SqliteRepo, RepoError> {
+    SqliteRepo::open_with_files(path, SqliteOptions { create, ..SqliteOptions::default() }, clock, files).await
+}
+
+/// The collections' folders of a filesystem-mode store (`[storage] filesystem_path`, default `.colstore/docs`).
+pub(crate) fn document_files(dir: &StoreDir, config: &StoreConfig) -> Arc<dyn DocumentFiles> {
+    Arc::new(colstore_fs::FsDocumentFiles::new(dir.filesystem_path(config)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,14 +274,13 @@ mod tests {
     }
 
     #[test]
-    fn filesystem_mode_is_not_available_yet_from_file_or_env() {
+    fn filesystem_mode_comes_from_file_or_env() {
         let (_t, dir) = store(StorageMode::Filesystem, true);
-        let e = plan(dir, &|_| None).unwrap_err();
-        assert!(matches!(e, WiringError::NotYetAvailable("filesystem storage mode")), "{e:?}");
+        assert_eq!(plan(dir, &|_| None).unwrap().config.storage.mode, StorageMode::Filesystem);
 
         let (_t, dir) = store(StorageMode::Sqlite, true);
         let env = |n: &str| (n == "COLLECTION_STORAGE_MODE").then(|| "filesystem".to_owned());
-        assert!(matches!(plan(dir, &env), Err(WiringError::NotYetAvailable(_))));
+        assert_eq!(plan(dir, &env).unwrap().config.storage.mode, StorageMode::Filesystem);
     }
 
     #[test]

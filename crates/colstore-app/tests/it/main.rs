@@ -2,4 +2,5 @@
 
 mod backup;
 mod export;
+mod reconcile;
 mod sync_jobs;

@@ -109,7 +109,7 @@ async fn run_backup(ctx: &Ctx, store: &Store, repo: Arc<dyn BackupStore>, opts: 
 }
 
 /// A safety backup before a destructive command, into the store's configured repository.
-async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, reason: &str) -> CliResult<String> {
+pub(crate) async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, reason: &str) -> CliResult<String> {
     let repo = store.backup_store(None)?;
     let schema = store.schema_version().await;
     let opts = options(store, collections, vec![format!("safety-{reason}")], false, false, schema);
@@ -390,7 +390,7 @@ async fn restore_target(ctx: &Ctx, to: Option<&std::path::Path>) -> CliResult<St
         Some(d) => d,
         None => {
             std::fs::create_dir_all(dir).map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
-            colstore_wiring::init(dir, StorageMode::Sqlite, Arc::new(SystemClock)).await?
+            colstore_wiring::init(dir, StorageMode::Sqlite, None, &|_| None, Arc::new(SystemClock)).await?
         }
     };
     Ok(Store::open(dir_store, &process_env).await?)

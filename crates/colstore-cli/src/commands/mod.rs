@@ -5,6 +5,7 @@ pub(crate) mod backup;
 mod collection;
 mod demo;
 mod docs;
+pub(crate) mod files;
 mod init;
 mod maintenance;
 mod sync;
@@ -119,6 +120,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Clear(a) => backup::clear(&ctx, a).await,
         Command::Export(a) => backup::export(&ctx, a).await,
         Command::Import(a) => backup::import(&ctx, a).await,
+        Command::Reconcile(a) => files::reconcile(&ctx, a).await,
+        Command::Watch(a) => files::watch(&ctx, a).await,
+        Command::Migrate(a) => files::migrate(&ctx, a).await,
         Command::Demo(a) => demo::run(&ctx, a).await,
     };
     ctx.out.flush().map_err(io)?;

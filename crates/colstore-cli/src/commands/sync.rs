@@ -8,6 +8,7 @@ use colstore_app::{
 };
 use colstore_domain::ports::{JobFilter, JobId, JobState, WorkerId};
 use colstore_domain::{CollectionName, Filter};
+use colstore_wiring::Store;
 use serde_json::json;
 
 use super::{Ctx, collection_name, io};
@@ -134,6 +135,12 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
         Some(c) => vec![store.repo().collection(c).await?.name],
         None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
     };
+    // Filesystem mode: record what changed in the folders first, so the sync projects the files as they are.
+    for report in super::files::reconcile_all(&store, &collections, super::files::options(&store, false, false, None)).await? {
+        if !report.plan.is_clean() || !report.plan.skipped.is_empty() || !report.plan.unreadable.is_empty() {
+            super::files::print_plan(ctx, &report.plan, false)?;
+        }
+    }
     let opts = SyncRunOptions {
         sync: SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() },
         jitter_seed: rand_u64(),
@@ -205,11 +212,24 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
     }
 }
 
+/// One quiet sync of `collections` (for `col watch`): no progress bars; the caller renders the run.
+pub(crate) async fn sync_quietly(
+    store: &Store,
+    ports: &colstore_app::SyncPorts,
+    collections: &[CollectionName],
+) -> CliResult<colstore_app::SyncRun> {
+    let opts = SyncRunOptions { jitter_seed: rand_u64(), ..SyncRunOptions::new(worker_id()) };
+    colstore_app::run_sync(ports, &*store.queue(), &**store.clock(), collections, &opts, &|_| {})
+        .await
+        .map_err(|e| CliError::new(e.to_string()))
+}
+
 pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
     let only = a.collection.as_deref().map(collection_name).transpose()?;
     let store = ctx.open().await?;
     let ports = Ctx::sync_ports(&store).await?;
     let st = colstore_app::status(&ports, only.as_ref()).await?;
+    let unreconciled = super::files::unreconciled(&store, st.collections.iter().map(|c| c.collection.as_str())).await?;
     let cfg = store.config();
     let mode = cfg.storage.mode.to_string();
     let backend = cfg.vectors.backend.to_string();
@@ -229,6 +249,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
             "embedder": embedder,
             "jobs": { "pending_or_running": pending_jobs, "dead": dead_jobs },
             "collections": to_value(&st.collections),
+            "unreconciled": unreconciled.iter().map(|(c, n)| (c.clone(), to_value(n))).collect::<serde_json::Map<_, _>>(),
         }))
         .map_err(io)?;
     let health = if st.index.ok { "ok".to_owned() } else { format!("UNHEALTHY: {}", st.index.detail.clone().unwrap_or_default()) };
@@ -261,6 +282,18 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
                 .data(format!("failed: {}/{} ({}): {}", c.collection, e.key, human_time(e.updated_at), e.error.clone().unwrap_or_default()))
                 .map_err(io)?;
         }
+    }
+    for (c, n) in &unreconciled {
+        ctx.out
+            .data(format!(
+                "unreconciled: {c}: {} file(s) changed outside colstore ({} added, {} modified, {} deleted, {} renamed); `col sync` reconciles first, or run `col reconcile {c}`",
+                n.effective(),
+                n.added,
+                n.modified,
+                n.deleted,
+                n.renamed
+            ))
+            .map_err(io)?;
     }
     if st.collections.iter().any(|c| c.counts.pending + c.counts.failed > 0) {
         ctx.out.line("Run `col sync` to project pending and failed documents.").map_err(io)?;

@@ -2,7 +2,9 @@
 //!
 //! | port | implemented by |
 //! |---|---|
-//! | [`CollectionRepo`] | `colstore-sqlite` (sqlite mode), later `colstore-fs` (filesystem mode); `InMemoryRepo` fake |
+//! | [`CollectionRepo`] | `colstore-sqlite` (both modes: content in SQLite, or in files through a `DocumentFiles`); `InMemoryRepo` fake |
+//! | [`DocumentFiles`] (filesystem mode's bytes) | `colstore-fs` (a real folder, atomic writes); fake `InMemoryFiles` |
+//! | [`FileCatalog`] (filesystem mode's metadata) | `colstore-sqlite`; fake in `InMemoryRepo` |
 //! | [`VectorIndex`] | later `colstore-embedded`, `colstore-qdrant`, `colstore-weaviate` |
 //! | [`BackupStore`] | `colstore-objstore` (object_store: file://, s3://, memory://); fake `InMemoryBackupStore` |
 //! | [`Clock`] | `SystemClock` in `colstore-wiring`; `ManualClock` fake |
@@ -17,6 +19,7 @@
 mod backup;
 mod clock;
 mod embedder;
+mod files;
 mod index;
 mod jobs;
 mod repo;
@@ -26,6 +29,10 @@ mod sync;
 pub use backup::{BackupCapabilities, BackupError, BackupId, BackupStore, LockKind, ManifestInfo, ObjectInfo, PutObjectOutcome, RepoLock};
 pub use clock::Clock;
 pub use embedder::{EmbedError, Embedder};
+pub use files::{
+    ApplyReport, CatalogEntry, DocumentFiles, FileCatalog, FileChange, FileStat, FilesError, STAGING_PREFIX, Scan, ScanIssue, ScannedFile,
+    StagedFile,
+};
 pub use index::{IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex};
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
 pub use repo::{CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream};
@@ -38,6 +45,8 @@ pub use backup::MockBackupStore;
 pub use clock::MockClock;
 #[cfg(any(test, feature = "mocks"))]
 pub use embedder::MockEmbedder;
+#[cfg(any(test, feature = "mocks"))]
+pub use files::{MockDocumentFiles, MockFileCatalog};
 #[cfg(any(test, feature = "mocks"))]
 pub use index::MockVectorIndex;
 #[cfg(any(test, feature = "mocks"))]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use colstore_domain::ports::{CollectionRepo, RepoCapabilities};
 use colstore_domain::{CollectionName, ContentHash, DocKey};
 use colstore_testkit::repo::{self, RepoFixture};
-use colstore_testkit::{InMemoryRepo, ManualClock};
+use colstore_testkit::{InMemoryFiles, InMemoryRepo, ManualClock};
 use futures::StreamExt;
 
 struct Fake {
@@ -35,6 +35,36 @@ async fn fixture(clock: Arc<ManualClock>) -> Box<dyn RepoFixture> {
 
 mod fake {
     colstore_testkit::repo_conformance!(super::fixture);
+}
+
+/// `InMemoryRepo` in filesystem mode, its documents' bytes in `InMemoryFiles`.
+struct FakeWithFiles {
+    repo: Arc<InMemoryRepo>,
+    clock: Arc<ManualClock>,
+}
+
+#[async_trait]
+impl RepoFixture for FakeWithFiles {
+    fn repo(&self) -> Arc<dyn CollectionRepo> {
+        self.repo.clone()
+    }
+
+    fn clock(&self) -> Arc<ManualClock> {
+        self.clock.clone()
+    }
+
+    async fn corrupt(&self, collection: &CollectionName, key: &DocKey) {
+        self.repo.corrupt_file(collection, key).await;
+    }
+}
+
+async fn files_fixture(clock: Arc<ManualClock>) -> Box<dyn RepoFixture> {
+    let files = Arc::new(InMemoryFiles::new());
+    Box::new(FakeWithFiles { repo: Arc::new(InMemoryRepo::with_files(clock.clone(), files)), clock })
+}
+
+mod fake_files_mode {
+    colstore_testkit::repo_conformance!(super::files_fixture);
 }
 
 fn fresh() -> InMemoryRepo {

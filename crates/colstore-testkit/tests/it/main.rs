@@ -3,6 +3,8 @@
 
 mod clock;
 mod fake_backup;
+mod fake_catalog;
+mod fake_files;
 mod fake_index;
 mod fake_queue;
 mod fake_repo;

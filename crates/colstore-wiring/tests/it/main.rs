@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+mod filesystem;
+
 use colstore_domain::ports::Clock;
 use colstore_domain::{CollectionName, CollectionSettings, CollectionSpec};
 use colstore_wiring::{StorageMode, Store, StoreConfig, SystemClock, WiringError, discover, init};
@@ -15,7 +17,7 @@ async fn init_then_discover_then_open() {
     let t = tempfile::tempdir().unwrap();
     let project = t.path().join("proj");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let created = init(&project, StorageMode::Sqlite, Arc::clone(&clock)).await.unwrap();
+    let created = init(&project, StorageMode::Sqlite, None, &no_env, Arc::clone(&clock)).await.unwrap();
     let config = StoreConfig::load(&created.config_path()).unwrap();
     assert!(created.db_path(&config).is_file(), "init created the database");
 
@@ -36,6 +38,6 @@ async fn init_then_discover_then_open() {
     assert_eq!(names, [name]);
     again.close().await;
 
-    let e = init(&project, StorageMode::Sqlite, clock).await.unwrap_err();
+    let e = init(&project, StorageMode::Sqlite, None, &no_env, clock).await.unwrap_err();
     assert!(matches!(e, WiringError::AlreadyInitialised { .. }), "{e:?}");
 }

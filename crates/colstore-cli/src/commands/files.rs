@@ -1,0 +1,364 @@
+//! Filesystem mode: `col reconcile` (and the reconcile that `col sync` and `col status` run first).
+
+use colstore_app::{ChangeCounts, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport};
+use colstore_domain::CollectionName;
+use colstore_domain::ports::FileChange;
+use colstore_wiring::{StorageMode, Store};
+use serde_json::json;
+
+use super::{Ctx, collection_name, io};
+use crate::cli::{MigrateArgs, ModeArg, ReconcileArgs, WatchArgs};
+use crate::error::{CliError, CliResult};
+use crate::output::to_value;
+
+/// Changes listed per collection before the rest is summarised (`--json` lists all).
+const LISTED: usize = 50;
+
+/// The collections to reconcile: one, or all.
+async fn targets(store: &Store, only: Option<&CollectionName>) -> CliResult<Vec<CollectionName>> {
+    Ok(match only {
+        Some(c) => vec![store.repo().collection(c).await?.name],
+        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
+    })
+}
+
+/// The error for reconcile-only commands on a sqlite-mode store.
+fn not_filesystem(store: &Store, command: &str) -> CliError {
+    CliError::new(format!("`{command}` applies to the filesystem storage mode; this store keeps its content in SQLite"))
+        .hint(format!(
+            "in sqlite mode documents change only through col, so there is nothing to reconcile; to keep documents as files, run `col migrate --to filesystem` (store: {})",
+            store.dir().root().display()
+        ))
+}
+
+/// The store's reconcile options: `[storage] reconcile_max_delete_percent`, overridden by `--max-delete`.
+pub fn options(store: &Store, dry_run: bool, force: bool, max_delete: Option<u8>) -> ReconcileOptions {
+    let percent = max_delete.unwrap_or(store.config().storage.reconcile_max_delete_percent);
+    ReconcileOptions { dry_run, force, max_delete_ratio: f64::from(percent) / 100.0 }
+}
+
+/// Reconciles `collections` of a filesystem-mode store (nothing in sqlite mode), returning one report each.
+///
+/// # Errors
+/// A refused plan (with how to proceed), or a store failure.
+pub async fn reconcile_all(store: &Store, collections: &[CollectionName], opts: ReconcileOptions) -> CliResult<Vec<ReconcileReport>> {
+    let Some(files) = store.files() else { return Ok(Vec::new()) };
+    let catalog = store.catalog();
+    let mut reports = Vec::with_capacity(collections.len());
+    for c in collections {
+        match colstore_app::reconcile(files, &*catalog, c, opts).await {
+            Ok(r) => reports.push(r),
+            Err(e) => return Err(reconcile_error(e, c)),
+        }
+    }
+    Ok(reports)
+}
+
+fn reconcile_error(e: ReconcileError, collection: &CollectionName) -> CliError {
+    match e {
+        ReconcileError::Refused { refusal, .. } => CliError::new(format!("refusing to reconcile {collection}: {refusal}")).hint(format!(
+            "check the folder first; see the plan with `col reconcile {collection} --dry-run`, and if the deletions are intended run \
+             `col reconcile {collection} --force` (a safety copy of the database is taken first)"
+        )),
+        ReconcileError::Repo(e) => e.into(),
+        ReconcileError::Files(e) => CliError::new(format!("cannot read the documents' folder: {e}"))
+            .hint("check that the folder exists and is readable (see [storage] filesystem_path in .colstore/config.toml)"),
+    }
+}
+
+/// `col reconcile [COLLECTION] [--dry-run] [--force]`.
+pub async fn reconcile(ctx: &Ctx, a: ReconcileArgs) -> CliResult {
+    let only = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    if store.mode() != StorageMode::Filesystem {
+        return Err(not_filesystem(&store, "col reconcile"));
+    }
+    let _lock = ctx.shared_lock(&store).await?;
+    let collections = targets(&store, only.as_ref()).await?;
+    let files = store.files().expect("filesystem mode has files");
+    let catalog = store.catalog();
+
+    // Plan everything first: a refusal in one collection stops before any is changed.
+    let plan_opts = ReconcileOptions { dry_run: true, ..options(&store, true, a.force, a.max_delete) };
+    let mut plans = Vec::with_capacity(collections.len());
+    for c in &collections {
+        plans.push(colstore_app::plan_reconcile(files, &*catalog, c, plan_opts).await.map_err(|e| reconcile_error(e, c))?);
+    }
+    let refused: Vec<&ReconcilePlan> = plans.iter().filter(|p| p.refusal.is_some()).collect();
+    if !a.dry_run && !a.force && !refused.is_empty() {
+        for p in &plans {
+            print_plan(ctx, p, true)?;
+        }
+        let p = refused[0];
+        let c = collection_name(&p.collection)?;
+        let refusal = p.refusal.clone().expect("refused");
+        return Err(reconcile_error(ReconcileError::Refused { refusal, plan: Box::new(p.clone()) }, &c));
+    }
+    if a.dry_run {
+        ctx.out.json_value(&json!({ "dry_run": true, "collections": to_value(&plans) })).map_err(io)?;
+        for p in &plans {
+            print_plan(ctx, p, true)?;
+        }
+        return Ok(());
+    }
+
+    // A forced plan that the safety checks refused deletes many documents. Their files are gone (so a backup could
+    // not read them); what reconcile would lose is their metadata, tags and ledger: keep a verified copy of the
+    // database first.
+    let safety = if refused.is_empty() {
+        None
+    } else {
+        let copy = store.safety_copy("reconcile-force").await?;
+        ctx.out.line(format!("Took a safety copy of the database: {}", super::display(&copy))).map_err(io)?;
+        Some(super::display(&copy))
+    };
+
+    let reports = reconcile_all(&store, &collections, options(&store, false, a.force, a.max_delete)).await?;
+    ctx.out
+        .json_value(&json!({
+            "dry_run": false,
+            "safety_copy": safety,
+            "collections": to_value(&reports),
+        }))
+        .map_err(io)?;
+    let mut pending = 0;
+    for r in &reports {
+        print_plan(ctx, &r.plan, false)?;
+        if let Some(applied) = &r.applied {
+            for k in &applied.conflicts {
+                ctx.out.line(format!("  ! {k}: changed while reconciling; left for the next reconcile")).map_err(io)?;
+            }
+            pending += r.plan.counts().effective();
+        }
+    }
+    if pending > 0 {
+        ctx.out.line(format!("{pending} change(s) recorded; the documents are pending sync (run `col sync`).")).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Prints one collection's plan: a summary line, then the changes (`+` added, `~` modified, `-` deleted, `>` renamed).
+pub fn print_plan(ctx: &Ctx, p: &ReconcilePlan, dry_run: bool) -> CliResult {
+    let c = p.counts();
+    let verb = if dry_run { "would" } else { "reconciled:" };
+    let summary = if c.effective() == 0 {
+        format!("{}: up to date ({} unchanged", p.collection, p.unchanged)
+    } else if dry_run {
+        format!(
+            "{}: {verb} add {}, modify {}, delete {}, rename {} ({} unchanged",
+            p.collection, c.added, c.modified, c.deleted, c.renamed, p.unchanged
+        )
+    } else {
+        format!(
+            "{} {verb} {} added, {} modified, {} deleted, {} renamed ({} unchanged",
+            p.collection, c.added, c.modified, c.deleted, c.renamed, p.unchanged
+        )
+    };
+    ctx.out.line(format!("{summary}; {} file(s) hashed, {} bytes read)", p.hashed_files, p.hashed_bytes)).map_err(io)?;
+    let mut listed = 0;
+    for ch in &p.changes {
+        let line = match ch {
+            FileChange::Added { key, .. } => format!("  + {key}"),
+            FileChange::Modified { key, .. } => format!("  ~ {key}"),
+            FileChange::Deleted { key, .. } => format!("  - {key}"),
+            FileChange::Renamed { from, to, .. } => format!("  > {from} -> {to}"),
+            FileChange::Touched { .. } => continue,
+        };
+        if listed == LISTED {
+            let rest = p.changes.iter().filter(|c| !matches!(c, FileChange::Touched { .. })).count() - listed;
+            ctx.out.line(format!("  … and {rest} more (--json lists them all)")).map_err(io)?;
+            break;
+        }
+        listed += 1;
+        ctx.out.line(line).map_err(io)?;
+    }
+    for s in &p.skipped {
+        ctx.out.line(format!("  skipped {}: {}", s.path, s.reason)).map_err(io)?;
+    }
+    for u in &p.unreadable {
+        ctx.out.line(format!("  unreadable {}: {} (its document is left as it is)", u.path, u.reason)).map_err(io)?;
+    }
+    if let Some(r) = &p.refusal {
+        ctx.out.line(format!("  refused without --force: {r}")).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Filesystem mode: per collection with changes not yet reconciled, their counts (a dry-run reconcile; nothing is
+/// written). Empty in sqlite mode.
+///
+/// # Errors
+/// Store or folder failures.
+pub async fn unreconciled<'a>(store: &Store, collections: impl Iterator<Item = &'a str>) -> CliResult<Vec<(String, ChangeCounts)>> {
+    let Some(files) = store.files() else { return Ok(Vec::new()) };
+    let catalog = store.catalog();
+    let opts = options(store, true, false, None);
+    let mut out = Vec::new();
+    for c in collections {
+        let c = collection_name(c)?;
+        let plan = colstore_app::plan_reconcile(files, &*catalog, &c, opts).await.map_err(|e| reconcile_error(e, &c))?;
+        if !plan.is_clean() {
+            out.push((c.to_string(), plan.counts()));
+        }
+    }
+    Ok(out)
+}
+
+/// `col watch [COLLECTION]`: reconcile and sync now, then after every burst of changes, until Ctrl-C.
+pub async fn watch(ctx: &Ctx, a: WatchArgs) -> CliResult {
+    use futures::StreamExt;
+
+    let only = a.collection.as_deref().map(collection_name).transpose()?;
+    let store = ctx.open().await?;
+    if store.mode() != StorageMode::Filesystem {
+        return Err(not_filesystem(&store, "col watch"));
+    }
+    let collections = targets(&store, only.as_ref()).await?;
+    if collections.is_empty() {
+        return Err(CliError::new("there are no collections to watch").hint("create one with `col collection create NAME`"));
+    }
+    let poll = a.poll.map(std::time::Duration::from_secs_f64);
+    let signals = store.watch_changes(&collections, poll).await?;
+    let how = signals.method.clone();
+    ctx.out.json_line(&json!({ "event": "watching", "collections": collections, "method": how })).map_err(io)?;
+    ctx.out
+        .line(format!("Watching {} collection(s) in {} ({how}); Ctrl-C to stop.", collections.len(), super::display(&store.docs_dir())))
+        .map_err(io)?;
+
+    // First Ctrl-C: finish the current step, then stop. Second: stop now (every step is crash-safe).
+    let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(());
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let mut signals = signals.stream.take_until(stop_rx);
+    let ports = Ctx::sync_ports(&store).await?;
+    let opts = options(&store, false, false, None);
+    let debounce = std::time::Duration::from_millis(a.debounce_ms);
+    let step = || -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(async {
+            let started = std::time::Instant::now();
+            if let Err(e) = watch_step(ctx, &store, &ports, &collections, opts, started).await {
+                let hint = e.hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+                let _ = ctx.out.json_line(&json!({ "event": "error", "message": e.message, "hint": e.hint }));
+                eprintln!("error: {}{hint}; watching on", e.message);
+            }
+            true
+        })
+    };
+    colstore_app::watch(&mut signals, &**store.clock(), debounce, step).await;
+    ctx.out.json_line(&json!({ "event": "stopped" })).map_err(io)?;
+    ctx.out.line("Stopped watching.").map_err(io)?;
+    Ok(())
+}
+
+/// One round of `col watch`: reconcile every collection, then sync them, printing what changed.
+async fn watch_step(
+    ctx: &Ctx,
+    store: &Store,
+    ports: &colstore_app::SyncPorts,
+    collections: &[CollectionName],
+    opts: ReconcileOptions,
+    started: std::time::Instant,
+) -> CliResult {
+    let _lock = ctx.shared_lock(store).await?;
+    let reports = reconcile_all(store, collections, opts).await?;
+    let changed: u64 = reports.iter().map(|r| r.plan.counts().effective()).sum();
+    for r in &reports {
+        if !r.plan.is_clean() || !r.plan.unreadable.is_empty() || !r.plan.skipped.is_empty() {
+            print_plan(ctx, &r.plan, false)?;
+        }
+    }
+    let run = super::sync::sync_quietly(store, ports, collections).await?;
+    let mut synced = 0;
+    for c in &run.collections {
+        match &c.outcome {
+            colstore_app::CollectionOutcome::Synced(r) => synced += r.synced + r.deleted,
+            colstore_app::CollectionOutcome::Stopped { reason, .. } => {
+                ctx.out.line(format!("{}: sync stopped ({reason:?})", c.collection)).map_err(io)?;
+            }
+            colstore_app::CollectionOutcome::Failed(e) => ctx.out.line(format!("{}: sync failed: {e}", c.collection)).map_err(io)?,
+        }
+    }
+    if changed > 0 || synced > 0 {
+        let json = json!({ "event": "synced", "changes": changed, "synced": synced, "ms": started.elapsed().as_millis() as u64 });
+        ctx.out.json_line(&json).map_err(io)?;
+        ctx.out
+            .line(format!("{changed} change(s) reconciled, {synced} document(s) synced in {} ms", started.elapsed().as_millis()))
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// `col migrate --to sqlite|filesystem [--docs-dir PATH] [--dry-run]`.
+pub async fn migrate(ctx: &Ctx, a: MigrateArgs) -> CliResult {
+    let to = match a.to {
+        ModeArg::Sqlite => StorageMode::Sqlite,
+        ModeArg::Filesystem => StorageMode::Filesystem,
+    };
+    let store = ctx.open().await?;
+    let plan = store.plan_migration(to, a.docs_dir.as_deref()).await?;
+    let summary = format!(
+        "{} → {}: {} collection(s), {} document(s), {} of content; documents folder {}",
+        plan.from.as_str(),
+        plan.to.as_str(),
+        plan.collections,
+        plan.documents,
+        crate::output::human_bytes(plan.bytes),
+        super::display(&plan.docs_dir)
+    );
+    if a.dry_run {
+        ctx.out.json_value(&json!({ "dry_run": true, "plan": to_value(&plan) })).map_err(io)?;
+        ctx.out.line(format!("Would migrate {summary}.")).map_err(io)?;
+        ctx.out.line("Nothing was changed (dry run).").map_err(io)?;
+        return Ok(());
+    }
+    let _lock = ctx.exclusive_lock(&store, "col migrate").await?;
+    let safety = if a.no_backup {
+        None
+    } else {
+        let all = store.repo().list_collections().await?.into_iter().map(|c| c.name).collect();
+        Some(super::backup::safety_backup(ctx, &store, all, "migrate").await?)
+    };
+    ctx.out.line(format!("Migrating {summary}")).map_err(io)?;
+    let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "copying content");
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = store.migrate(&plan, &mut progress).await;
+    bar.finish_and_clear();
+    let report = report.map_err(|e| {
+        let err = CliError::from(e);
+        match &safety {
+            Some(s) => {
+                let hint = err.hint.clone().unwrap_or_default();
+                err.hint(format!("{hint} The store was not switched; safety backup {s} holds it as it was."))
+            }
+            None => err,
+        }
+    })?;
+    store.close().await;
+    ctx.out.json_value(&json!({ "dry_run": false, "report": to_value(&report), "safety_backup": safety })).map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Migrated to {} mode: {} content(s) copied, {} document(s) verified{}.",
+            plan.to.as_str(),
+            report.copied,
+            report.verified,
+            if report.blobs_removed > 0 { format!(", {} blob(s) removed from the database", report.blobs_removed) } else { String::new() }
+        ))
+        .map_err(io)?;
+    if plan.to == StorageMode::Sqlite {
+        ctx.out
+            .line(format!("The files in {} were left in place; delete them when you no longer need them.", super::display(&plan.docs_dir)))
+            .map_err(io)?;
+    } else {
+        ctx.out.line(format!("Documents are now files in {}/<collection>/.", super::display(&plan.docs_dir))).map_err(io)?;
+    }
+    Ok(())
+}
