@@ -130,8 +130,10 @@ fn touch_moves_and_deletes_are_classified_and_touch_is_not_rehashed_twice() {
     }
     write(&root.join("keep.md"), "kept");
     write(&root.join("gone.md"), "to be deleted");
+    write(&root.join("trash/1.md"), "a folder to delete");
+    write(&root.join("trash/2.md"), "with two files");
     let r = s.json(["reconcile"]);
-    assert_eq!(counts(plan_of(&r)), (8, 0, 0, 0), "{r}");
+    assert_eq!(counts(plan_of(&r)), (10, 0, 0, 0), "{r}");
 
     // Touch without change: hashed once (stat refreshed), then not read again.
     let f = root.join("keep.md");
@@ -144,12 +146,13 @@ fn touch_moves_and_deletes_are_classified_and_touch_is_not_rehashed_twice() {
     let r = s.json(["reconcile"]);
     assert_eq!(plan_of(&r)["hashed_files"], 0, "the second run trusts the refreshed stat: {r}");
 
-    // A moved directory is renames (metadata kept), a deleted file a deletion.
+    // A moved directory is renames (metadata kept); a deleted file and a deleted folder are deletions.
     s.ok(["put", "notes", "dir/n0.md", "--text", "note number 0", "--meta", r#"{"pinned":true}"#]);
     std::fs::rename(root.join("dir"), root.join("moved")).unwrap();
     std::fs::remove_file(root.join("gone.md")).unwrap();
+    std::fs::remove_dir_all(root.join("trash")).unwrap();
     let r = s.json(["reconcile"]);
-    assert_eq!(counts(plan_of(&r)), (0, 0, 1, 6), "{r}");
+    assert_eq!(counts(plan_of(&r)), (0, 0, 3, 6), "{r}");
     let moved = s.json(["get", "notes", "moved/n0.md", "--meta-only"]);
     assert_eq!(moved["metadata"]["pinned"], true, "a rename keeps the metadata");
     s.run(["get", "notes", "dir/n0.md", "--meta-only"]).assert_code(1);
@@ -244,21 +247,52 @@ fn hostile_trees_symlink_escape_fifo_unreadable_and_unicode() {
     assert!(!keys.contains_key("escape.md"));
     assert_eq!(s.run(["get", "notes", "caf\u{e9}.md"]).stdout, "coffee");
 
-    // An unreadable file is reported and never treated as deleted.
-    if unsafe_is_root() {
-        println!("skipped the chmod 000 part: running as root, which reads any file");
+    // An unreadable file is reported and never treated as deleted. Root reads any file, so as root the commands run
+    // as `nobody` (setpriv) on a tree handed over to it; without setpriv the check is skipped, saying so.
+    let run: Box<dyn Fn(&[&str]) -> colstore_e2e::Output> = if !is_root() {
+        Box::new(|args: &[&str]| s.run(args))
+    } else if std::process::Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        assert!(std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(s.path()).status().unwrap().success());
+        Box::new(|args: &[&str]| run_as_nobody(&s, args))
     } else {
-        std::fs::write(root.join("secret.md"), "changed and then locked").unwrap();
-        std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o000)).unwrap();
-        let r = s.json(["reconcile"]);
-        let plan = plan_of(&r);
-        assert!(plan["unreadable"].as_array().unwrap().iter().any(|u| u["path"] == "secret.md"), "{r}");
-        assert!(hashes(&s, "notes").contains_key("secret.md"), "an unreadable file is not deleted");
-        std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
+        println!("skipped the chmod 000 part: running as root without setpriv, and root reads any file");
+        return;
+    };
+    std::fs::write(root.join("secret.md"), "changed and then locked").unwrap();
+    std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = run(&["--json", "reconcile"]);
+    out.assert_ok();
+    let r = out.json();
+    let plan = plan_of(&r);
+    assert!(plan["unreadable"].as_array().unwrap().iter().any(|u| u["path"] == "secret.md"), "{r}");
+    assert!(hashes(&s, "notes").contains_key("secret.md"), "an unreadable file is not deleted");
+    // A folder that cannot be listed hides its documents; they are not deleted either.
+    write(&root.join("locked/inner.md"), "inside");
+    run(&["reconcile"]).assert_ok();
+    std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = run(&["--json", "reconcile"]);
+    out.assert_ok();
+    assert!(hashes(&s, "notes").contains_key("locked/inner.md"), "documents behind an unreadable folder are kept: {out}");
+    std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-fn unsafe_is_root() -> bool {
+/// Runs `col --store DIR ARGS…` as user `nobody` (for root, which can read any file).
+fn run_as_nobody(s: &TestStore, args: &[&str]) -> colstore_e2e::Output {
+    let probe = s.cmd(args);
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(probe.get_program()).args(probe.get_args());
+    cmd.current_dir(s.path());
+    for (k, v) in probe.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    colstore_e2e::output_of(&mut cmd, None)
+}
+
+fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
@@ -464,4 +498,32 @@ fn watch_syncs_a_save_and_stops_on_ctrl_c() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "watch exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     s.ok(["verify"]);
+}
+
+/// A backup restores into a store of the other storage mode, both ways, bit for bit (keys, hashes, metadata).
+#[test]
+fn backups_restore_across_storage_modes() {
+    for (from, to) in [("sqlite", "filesystem"), ("filesystem", "sqlite")] {
+        let a = TestStore::uninitialised();
+        a.ok(["init", "--mode", from]);
+        a.ok(["collection", "create", "notes"]);
+        for i in 0..5 {
+            a.ok(["put", "notes", &format!("n/{i}.md"), "--text", &format!("note {i}"), "--meta", r#"{"k":1}"#, "--tag", "x"]);
+        }
+        a.json(["sync"]);
+        let id = a.json(["backup"])["backup"]["id"].as_str().unwrap().to_owned();
+        let repo = format!("file://{}", a.colstore_dir().join("backups").display());
+
+        let b = TestStore::uninitialised();
+        b.ok(["init", "--mode", to]);
+        b.ok(["restore", &id, "--repo", &repo, "--yes"]);
+        assert_eq!(b.json(["ls", "notes"])["documents"], a.json(["ls", "notes"])["documents"], "{from} -> {to}");
+        assert_eq!(b.run(["get", "notes", "n/3.md"]).stdout, "note 3");
+        if to == "filesystem" {
+            assert_eq!(std::fs::read_to_string(b.docs("notes").join("n/3.md")).unwrap(), "note 3");
+            assert!(b.json(["status"])["unreconciled"].as_object().unwrap().is_empty());
+        }
+        let v = b.json(["verify"]);
+        assert_eq!(v["ok"], true, "{v}");
+    }
 }
