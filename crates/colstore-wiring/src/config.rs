@@ -694,6 +694,7 @@ store_path = "/home/u/proj/.colstore"
 mode = "sqlite"                # sqlite | filesystem
 metadata_db = "colstore.db"    # relative to .colstore unless absolute
 # filesystem_path = "docs"     # filesystem mode only: where document files live (default: .colstore/docs)
+reconcile_max_delete_percent = 50 # filesystem mode: reconcile refuses to delete more without --force
 
 [vectors]
 backend = "embedded"           # embedded | qdrant | weaviate
@@ -761,29 +762,30 @@ keep_last = 10
         "allowed in [storage] are: mode, metadata_db, filesystem_path"
     )]
     #[case::unknown_top_key("format = 1", "format = 1\nname = \"x\"", 5, 1, "unknown key `name`", "allowed at the top level")]
-    #[case::unknown_section("[backup]", "[backups]", 28, 2, "unknown key `backups`", "storage, vectors, embedder, backup")]
+    #[case::unknown_section("[backup]", "[backups]", 29, 2, "unknown key `backups`", "storage, vectors, embedder, backup")]
     #[case::bad_mode("mode = \"sqlite\"", "mode = \"mongo\"", 12, 8, "unknown value `mongo`", "set it to sqlite or filesystem")]
     #[case::bad_backend(
         "backend = \"embedded\"",
         "backend = \"pinecone\"",
-        17,
+        18,
         11,
         "unknown value",
         "set it to embedded, qdrant or weaviate"
     )]
-    #[case::zero_dimension("dimension = 384", "dimension = 0", 23, 13, "invalid dimension", "between 1 and 65536")]
+    #[case::zero_dimension("dimension = 384", "dimension = 0", 24, 13, "invalid dimension", "between 1 and 65536")]
     #[case::newer_format("format = 1", "format = 2", 4, 10, "written by a newer colstore", "upgrade colstore")]
     #[case::format_zero("format = 1", "format = 0", 4, 10, "not a colstore config format", "format = 1")]
     #[case::format_string("format = 1", "format = \"1\"", 4, 10, "format must be an integer", "")]
-    #[case::keep_zero("keep_last = 10", "keep_last = 0", 30, 13, "keep at least 1 backup", "")]
-    #[case::bad_repository("repository = \"file://backups\"", "repository = \"backups\"", 29, 14, "file://DIR", "")]
+    #[case::keep_zero("keep_last = 10", "keep_last = 0", 31, 13, "keep at least 1 backup", "")]
+    #[case::bad_repository("repository = \"file://backups\"", "repository = \"backups\"", 30, 14, "file://DIR", "")]
     #[case::bad_uuid("store_id = \"0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11\"", "store_id = \"nope\"", 6, 12, "UUID", "col init")]
     #[case::bad_time("created_at = \"2024-05-01T12:00:00.123Z\"", "created_at = \"yesterday\"", 7, 14, "RFC 3339", "")]
-    #[case::pasted_key("# api_key_env = \"QDRANT_API_KEY\"", "api_key_env = \"sk-abc-123\"", 19, 15, "not hold the key itself", "")]
-    #[case::bad_url("# url = \"http://127.0.0.1:6333\"", "url = \"127.0.0.1:6333\"", 18, 7, "not an http:// or https:// URL", "")]
+    #[case::pasted_key("# api_key_env = \"QDRANT_API_KEY\"", "api_key_env = \"sk-abc-123\"", 20, 15, "not hold the key itself", "")]
+    #[case::bad_url("# url = \"http://127.0.0.1:6333\"", "url = \"127.0.0.1:6333\"", 19, 7, "not an http:// or https:// URL", "")]
     #[case::missing_key("store_id = \"0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11\"\n", "", 0, 0, "missing key `store_id`", "add the key")]
+    #[case::bad_percent("reconcile_max_delete_percent = 50", "reconcile_max_delete_percent = 150", 15, 32, "not a percentage", "")]
     #[case::syntax("mode = \"sqlite\"", "mode = sqlite", 12, 8, "", "TOML syntax")]
-    #[case::duplicate("keep_last = 10", "keep_last = 10\nkeep_last = 11", 31, 1, "duplicate", "TOML syntax")]
+    #[case::duplicate("keep_last = 10", "keep_last = 10\nkeep_last = 11", 32, 1, "duplicate", "TOML syntax")]
     fn invalid_files_name_the_position_and_how_to_fix(
         #[case] old: &str,
         #[case] new: &str,
