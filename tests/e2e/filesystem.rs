@@ -396,8 +396,9 @@ fn kill_9_during_reconcile_and_migrate() {
         expected.insert(format!("d{}/f{i}.bin", i % 7), sha256_hex(&body));
     }
 
-    let kill_at_random = |args: &[&str], rng: &mut Rng| -> bool {
-        let delay = Duration::from_millis(rng.range(0, 250));
+    // Kills at a random moment within `window`; returns whether the process was still running (a real interruption).
+    let kill_at_random = |args: &[&str], rng: &mut Rng, window: Duration| -> bool {
+        let delay = Duration::from_micros(rng.range(0, window.as_micros() as u64));
         let mut child = s.cmd(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(delay);
         match child.try_wait().unwrap() {
@@ -409,34 +410,51 @@ fn kill_9_during_reconcile_and_migrate() {
             Some(_) => false,
         }
     };
-
-    // Reconcile: every round changes some files, kills a reconcile, then checks.
-    let mut killed = 0;
-    for round in 0..20 {
-        for _ in 0..40 {
+    let timed = |args: &[&str]| {
+        let t = std::time::Instant::now();
+        s.ok(args);
+        t.elapsed()
+    };
+    let change_files = |rng: &mut Rng, expected: &mut BTreeMap<String, String>| {
+        for _ in 0..300 {
             let i = rng.range(0, 599);
             let key = format!("d{}/f{i}.bin", i % 7);
             let body = rng.bytes_between(200, 3000);
             write(&root.join(&key), &body);
             expected.insert(key, sha256_hex(&body));
         }
-        killed += usize::from(kill_at_random(&["reconcile"], &mut rng));
+    };
+
+    // Reconcile: every round changes files, kills a reconcile at a random moment of its run, then checks; rounds go
+    // on until at least 20 kills interrupted a running reconcile.
+    change_files(&mut rng, &mut expected);
+    let window = timed(&["reconcile"]) + Duration::from_millis(20);
+    let (mut rounds, mut killed) = (0, 0);
+    while killed < 20 {
+        assert!(rounds < 200, "only {killed} of {rounds} kills interrupted a reconcile; the test did not test crashes");
+        change_files(&mut rng, &mut expected);
+        killed += usize::from(kill_at_random(&["reconcile"], &mut rng, window));
         // The store opens and verifies (edits not yet reconciled are reported, not fatal).
         s.ok(["verify"]);
         // Finishing the reconcile records exactly the files on disk: nothing lost, nothing stale.
         s.ok(["reconcile"]);
-        assert_eq!(hashes(&s, "c"), expected, "round {round}");
+        assert_eq!(hashes(&s, "c"), expected, "round {rounds}");
         let v = s.json(["verify"]);
-        assert_eq!(v["unreconciled"].as_array().map(Vec::len), Some(0), "round {round}: every file matches its record: {v}");
+        assert_eq!(v["unreconciled"].as_array().map(Vec::len), Some(0), "round {rounds}: every file matches its record: {v}");
+        rounds += 1;
     }
-    println!("{killed} of 20 reconcile runs were killed mid-way");
+    println!("{killed} of {rounds} reconcile runs were killed mid-way (window {window:?})");
 
     // Migrate back and forth; a killed migration leaves one mode or the other.
-    let mut killed = 0;
-    for round in 0..20 {
+    let window = timed(&["migrate", "--to", "sqlite", "--no-backup"]) + Duration::from_millis(20);
+    let (mut rounds, mut killed) = (0, 0);
+    while killed < 20 {
+        assert!(rounds < 200, "only {killed} of {rounds} kills interrupted a migrate; the test did not test crashes");
+        let round = rounds;
+        rounds += 1;
         let mode = s.json(["status"])["storage_mode"].as_str().unwrap().to_owned();
         let to = if mode == "sqlite" { "filesystem" } else { "sqlite" };
-        killed += usize::from(kill_at_random(&["migrate", "--to", to, "--no-backup"], &mut rng));
+        killed += usize::from(kill_at_random(&["migrate", "--to", to, "--no-backup"], &mut rng, window));
         let now = s.json(["status"])["storage_mode"].as_str().unwrap().to_owned();
         assert!(now == mode || now == to, "round {round}: {now}");
         let v = s.json(["verify"]);
@@ -451,7 +469,7 @@ fn kill_9_during_reconcile_and_migrate() {
             assert_eq!(hashes(&s, "c"), expected);
         }
     }
-    println!("{killed} of 20 migrate runs were killed mid-way");
+    println!("{killed} of {rounds} migrate runs were killed mid-way (window {window:?})");
 }
 
 /// `col watch`: an editor's save is reconciled and synced without any command, and Ctrl-C (SIGINT) stops it cleanly.
