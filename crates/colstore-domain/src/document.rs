@@ -14,6 +14,35 @@ pub type Version = u64;
 /// Streamed content: a sequence of byte chunks, so large documents never sit in memory whole.
 pub type ContentStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// Wraps the stream of a document's content read from a place people may edit (its file in filesystem mode): it
+/// hashes what passes and ends with an error when the bytes are not the recorded content (`expected`, `size`), so a
+/// reader never gets other bytes silently.
+pub fn checked_content(stream: ContentStream, key: DocKey, expected: ContentHash, size: u64) -> ContentStream {
+    use futures::StreamExt;
+    futures::stream::unfold(Some((stream, crate::ContentHasher::new(), 0u64)), move |state| {
+        let key = key.clone();
+        async move {
+            let (mut stream, mut hasher, mut seen) = state?;
+            match stream.next().await {
+                Some(Ok(b)) => {
+                    hasher.update(&b);
+                    seen += b.len() as u64;
+                    Some((Ok(b), Some((stream, hasher, seen))))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None if seen == size && hasher.finish() == expected => None,
+                None => Some((
+                    Err(std::io::Error::other(format!(
+                        "{key}: the file was changed outside colstore since the last reconcile; run `col reconcile`"
+                    ))),
+                    None,
+                )),
+            }
+        }
+    })
+    .boxed()
+}
+
 /// The content of a document being written.
 pub enum Content {
     /// Content already in memory (the common case: small documents).
@@ -174,4 +203,41 @@ pub struct PutOutcome {
     pub content_hash: ContentHash,
     /// Its size in bytes.
     pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    async fn drain(s: ContentStream) -> (Vec<u8>, Option<String>) {
+        let mut out = Vec::new();
+        let mut s = s;
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => return (out, Some(e.to_string())),
+            }
+        }
+        (out, None)
+    }
+
+    fn parts(p: &[&'static [u8]]) -> ContentStream {
+        futures::stream::iter(p.iter().map(|b| Ok(Bytes::from_static(b))).collect::<Vec<_>>()).boxed()
+    }
+
+    #[tokio::test]
+    async fn checked_content_passes_the_recorded_bytes_and_flags_others() {
+        let key = DocKey::parse("a.md").unwrap();
+        let good = checked_content(parts(&[b"hello ", b"world"]), key.clone(), ContentHash::of(b"hello world"), 11);
+        assert_eq!(drain(good).await, (b"hello world".to_vec(), None));
+
+        let edited = checked_content(parts(&[b"hello there"]), key.clone(), ContentHash::of(b"hello world"), 11);
+        let (_, err) = drain(edited).await;
+        assert!(err.unwrap().contains("run `col reconcile`"));
+
+        let short = checked_content(parts(&[b"hello"]), key, ContentHash::of(b"hello world"), 11);
+        assert!(drain(short).await.1.is_some(), "a truncated file is an error too");
+    }
 }

@@ -37,7 +37,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{CorruptDocument, DocumentFiles, FileStat, FilesError, RepoError, StagedFile, VerifyEvent};
 use colstore_domain::{
-    CollectionName, Content, ContentHash, ContentHasher, ContentStream, DocKey, DocumentMeta, NewDocument, PutOutcome, PutStatus,
+    CollectionName, Content, ContentHash, ContentStream, DocKey, DocumentMeta, NewDocument, PutOutcome, PutStatus, checked_content,
 };
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
@@ -363,33 +363,6 @@ pub(crate) async fn check_tree(conn: &mut SqliteConnection, cid: i64, new_keys: 
         }
     }
     Ok(())
-}
-
-/// Wraps a file's stream so that it hashes what passes and ends with an error when the bytes are not the recorded
-/// content: a reader never gets other bytes silently.
-fn verified(stream: ContentStream, key: DocKey, expected: ContentHash, size: u64) -> ContentStream {
-    futures::stream::unfold(Some((stream, ContentHasher::new(), 0u64)), move |state| {
-        let key = key.clone();
-        async move {
-            let (mut stream, mut hasher, mut seen) = state?;
-            match stream.next().await {
-                Some(Ok(b)) => {
-                    hasher.update(&b);
-                    seen += b.len() as u64;
-                    Some((Ok(b), Some((stream, hasher, seen))))
-                }
-                Some(Err(e)) => Some((Err(e), None)),
-                None if seen == size && hasher.finish() == expected => None,
-                None => Some((
-                    Err(std::io::Error::other(format!(
-                        "{key}: the file was changed outside colstore since the last reconcile; run `col reconcile`"
-                    ))),
-                    None,
-                )),
-            }
-        }
-    })
-    .boxed()
 }
 
 /// Where a document's bytes are: the staged file of an unfinished write, else its file.
@@ -1027,7 +1000,7 @@ impl SqliteRepo {
             (meta, file)
         };
         let stream = file.open(files).await?;
-        let stream = verified(stream, meta.key.clone(), meta.content_hash, meta.size);
+        let stream = checked_content(stream, meta.key.clone(), meta.content_hash, meta.size);
         Ok((meta, stream))
     }
 

@@ -19,8 +19,8 @@ use colstore_domain::ports::{
     StoreSnapshot, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
-    CollectionName, Content, ContentHash, ContentHasher, ContentStream, DocKey, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus,
-    Tags,
+    CollectionName, Content, ContentHash, ContentStream, DocKey, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags,
+    checked_content,
 };
 use futures::{StreamExt, stream};
 
@@ -51,33 +51,6 @@ fn content_stream(content: Content) -> ContentStream {
         Content::Bytes(b) => stream::iter([Ok(b)]).boxed(),
         Content::Stream(s) => s,
     }
-}
-
-/// Hashes what passes and ends with an error when the bytes are not the recorded content: a reader never gets other
-/// bytes silently.
-fn verified(stream: ContentStream, key: DocKey, expected: ContentHash, size: u64) -> ContentStream {
-    stream::unfold(Some((stream, ContentHasher::new(), 0u64)), move |state| {
-        let key = key.clone();
-        async move {
-            let (mut stream, mut hasher, mut seen) = state?;
-            match stream.next().await {
-                Some(Ok(b)) => {
-                    hasher.update(&b);
-                    seen += b.len() as u64;
-                    Some((Ok(b), Some((stream, hasher, seen))))
-                }
-                Some(Err(e)) => Some((Err(e), None)),
-                None if seen == size && hasher.finish() == expected => None,
-                None => Some((
-                    Err(std::io::Error::other(format!(
-                        "{key}: the file was changed outside colstore since the last reconcile; run `col reconcile`"
-                    ))),
-                    None,
-                )),
-            }
-        }
-    })
-    .boxed()
 }
 
 async fn collect(mut s: ContentStream) -> Result<Bytes, std::io::Error> {
@@ -422,7 +395,7 @@ impl InMemoryRepo {
             }
             Err(e) => return Err(files_err(e)),
         };
-        let checked = verified(stream, key.clone(), meta.content_hash, meta.size);
+        let checked = checked_content(stream, key.clone(), meta.content_hash, meta.size);
         Ok((meta, checked))
     }
 
