@@ -7,12 +7,15 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue, backup — can be measured alone with `--only`, to re-measure one after a
-//! change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and `restore` with restic.
+//! The areas — ingest, sync, search, queue, backup, reconcile — can be measured alone with `--only`, to re-measure one
+//! after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and `restore` with restic;
+//! the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile` against `git status` on
+//! the same tree, reconciles of changed trees, and `col watch` from a save to synced.
 
 mod backup;
 mod corpus;
 mod inproc;
+mod reconcile;
 mod report;
 
 use std::ffi::OsStr;
@@ -56,10 +59,12 @@ pub(crate) enum Area {
     Queue,
     /// `col backup`, `verify --read-data` and `restore` of a store of its own, against restic on the same documents.
     Backup,
+    /// Filesystem mode: `col reconcile` against `git status` on the same files, and `col watch`, in stores of their own.
+    Reconcile,
 }
 
 impl Area {
-    const ALL: [Area; 5] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup];
+    const ALL: [Area; 6] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile];
 
     fn name(self) -> &'static str {
         match self {
@@ -68,6 +73,7 @@ impl Area {
             Area::Search => "search",
             Area::Queue => "queue",
             Area::Backup => "backup",
+            Area::Reconcile => "reconcile",
         }
     }
 
@@ -355,6 +361,10 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         m.backup = Some(backup::measure_backup(bin, dir, args.docs)?);
     }
 
+    if args.runs(Area::Reconcile) {
+        m.reconcile = Some(reconcile::measure_reconcile(bin, dir, args.docs)?);
+    }
+
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
         date: report::utc_date(now),
@@ -589,7 +599,7 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue,backup"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
@@ -607,7 +617,10 @@ mod tests {
         assert_eq!(parse(&["--docs", "many"]), Err("--docs takes a whole number, not \"many\"".into()));
         assert_eq!(parse(&["--docs", "0"]), Err("--docs must be at least 1".into()));
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
-        assert_eq!(parse(&["--only", "ingest,speed"]), Err("--only takes ingest, sync, search, queue, backup, not \"speed\"".into()));
+        assert_eq!(
+            parse(&["--only", "ingest,speed"]),
+            Err("--only takes ingest, sync, search, queue, backup, reconcile, not \"speed\"".into())
+        );
         assert_eq!(parse(&["--only"]), Err("--only needs a value".into()));
     }
 

@@ -21,9 +21,10 @@ commands:
   tidy                                check the workspace's dependency, manifest and path rules
   bench [--docs N] [--out FILE] [--only AREA[,AREA]]
                                       benchmark the release `col` binary and the sync engine; AREA is ingest,
-                                      sync, search, queue or backup (against restic) (default: all, --docs
-                                      100000, --out docs/BENCHMARKS.md; a partial run writes only with --out;
-                                      a relative FILE is taken from the workspace root)
+                                      sync, search, queue, backup (against restic) or reconcile (filesystem
+                                      mode, against git status) (default: all, --docs 100000, --out
+                                      docs/BENCHMARKS.md; a partial run writes only with --out; a relative
+                                      FILE is taken from the workspace root)
 ";
 
 fn main() -> ExitCode {

@@ -273,6 +273,17 @@ impl InMemoryFiles {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The entry `open` and `hash` read: a staged file (a file in the folder like any other, as on a real disk) or a
+    /// readable regular file.
+    fn readable(&self, collection: &CollectionName, path: &str) -> Result<Entry, FilesError> {
+        let st = self.lock();
+        let root = st.root(collection)?;
+        match root.staged.get(path) {
+            Some(staged) => Ok(staged.clone()),
+            None => Ok(root.readable(collection, path)?.clone()),
+        }
+    }
+
     /// How many times `hash` or `open` read a file's content so far.
     pub fn content_reads(&self) -> u64 {
         self.reads.load(Ordering::SeqCst)
@@ -535,29 +546,14 @@ impl DocumentFiles for InMemoryFiles {
 
     async fn open(&self, collection: &CollectionName, path: &str) -> Result<(FileStat, ContentStream), FilesError> {
         check_path(path)?;
-        let entry = {
-            let st = self.lock();
-            let root = st.root(collection)?;
-            match root.staged.get(path) {
-                // A staged file is a file in the folder like any other, as on a real disk.
-                Some(staged) => staged.clone(),
-                None => root.readable(collection, path)?.clone(),
-            }
-        };
+        let entry = self.readable(collection, path)?;
         self.reads.fetch_add(1, Ordering::SeqCst);
         Ok((entry.stat, chunks(entry.bytes)))
     }
 
     async fn hash(&self, collection: &CollectionName, path: &str) -> Result<(FileStat, ContentHash, u64), FilesError> {
         check_path(path)?;
-        let entry = {
-            let st = self.lock();
-            let root = st.root(collection)?;
-            match root.staged.get(path) {
-                Some(staged) => staged.clone(),
-                None => root.readable(collection, path)?.clone(),
-            }
-        };
+        let entry = self.readable(collection, path)?;
         self.reads.fetch_add(1, Ordering::SeqCst);
         Ok((entry.stat, ContentHash::of(&entry.bytes), entry.bytes.len() as u64))
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::backup::BackupBench;
+use super::reconcile::ReconcileBench;
 
 /// Ingest: `col add` of the whole corpus, in documents per second.
 pub(crate) const INGEST_TARGET_DOCS_PER_S: f64 = 25_000.0;
@@ -179,6 +180,8 @@ pub(crate) struct Measurements {
     pub(crate) queue: Option<QueueTimings>,
     /// Backups against restic (`backup.rs`).
     pub(crate) backup: Option<BackupBench>,
+    /// Filesystem mode: reconcile against git status, and watch (`reconcile.rs`).
+    pub(crate) reconcile: Option<ReconcileBench>,
 }
 
 /// A run with its context, ready to print and record.
@@ -393,6 +396,9 @@ impl Measurements {
         if let Some(backup) = &self.backup {
             figures.extend(backup.figures());
         }
+        if let Some(reconcile) = &self.reconcile {
+            figures.extend(reconcile.figures());
+        }
         figures
     }
 
@@ -441,6 +447,9 @@ impl Measurements {
         }
         if let Some(backup) = &self.backup {
             lines.push(("Backup data", backup.context()));
+        }
+        if let Some(reconcile) = &self.reconcile {
+            lines.push(("Reconcile data", reconcile.context()));
         }
         lines
     }
@@ -497,6 +506,9 @@ impl Measurements {
         }
         if self.backup.is_some() {
             notes.push(BackupBench::note());
+        }
+        if self.reconcile.is_some() {
+            notes.push(ReconcileBench::note());
         }
         notes.push("Ratio = measured ÷ target.".to_owned());
         notes.join(" ")
