@@ -21,8 +21,8 @@ pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };
 pub use reconcile::{
-    ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal, change_key,
-    plan as plan_reconcile, reconcile,
+    ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,
+    apply_plan as apply_reconcile_plan, change_key, plan as plan_reconcile, reconcile,
 };
 pub use sync::{
     CancelToken, Checkpoint, FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection,

@@ -201,6 +201,21 @@ pub async fn reconcile(
     options: ReconcileOptions,
 ) -> Result<ReconcileReport, ReconcileError> {
     let plan = plan(files, catalog, collection, options).await?;
+    apply_plan(catalog, collection, plan, options).await
+}
+
+/// Applies a plan made by [`plan`] (unless `dry_run`), with the same safety checks as [`reconcile`]. Files that
+/// changed after the plan was made are caught by the expected hashes: those changes are skipped as conflicts and the
+/// next reconcile picks them up.
+///
+/// # Errors
+/// As [`reconcile`].
+pub async fn apply_plan(
+    catalog: &dyn FileCatalog,
+    collection: &CollectionName,
+    plan: ReconcilePlan,
+    options: ReconcileOptions,
+) -> Result<ReconcileReport, ReconcileError> {
     if let Some(refusal) = &plan.refusal
         && !options.force
     {
@@ -226,9 +241,11 @@ pub async fn plan(
     collection: &CollectionName,
     options: ReconcileOptions,
 ) -> Result<ReconcilePlan, ReconcileError> {
-    let known = catalog.catalog(collection).await?;
+    // The catalog (a database read) and the scan (stat calls) do not wait for each other.
+    let (known, scanned) = futures::join!(catalog.catalog(collection), files.scan(collection));
+    let known = known?;
     let root = files.location(collection);
-    let scan = match files.scan(collection).await {
+    let scan = match scanned {
         Ok(scan) => scan,
         Err(FilesError::RootMissing { .. }) => {
             let documents = known.len() as u64;

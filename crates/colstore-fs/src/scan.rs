@@ -2,7 +2,8 @@
 //! unreadable, with a reason.
 //!
 //! Speed matters (reconcile runs a scan every time and is compared with `git status`): one `readdir` per folder and
-//! one `lstat` per file, no content read, and `canonicalize` only for symlinks.
+//! one `fstatat` per file (relative to the open folder), top-level folders on several threads, no content read, and
+//! `canonicalize` only for symlinks.
 
 use std::fs::{self, FileType, Metadata};
 use std::io;
@@ -10,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use colstore_domain::DocKey;
 use colstore_domain::ports::{FilesError, STAGING_PREFIX, Scan, ScanIssue, ScannedFile};
-use walkdir::WalkDir;
 
 use crate::file_stat;
 use crate::paths::io_error;
@@ -28,41 +28,68 @@ pub(crate) fn scan(root: &Path) -> Result<Scan, FilesError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(FilesError::RootMissing { root: root.display().to_string() }),
         Err(e) => return Err(io_error(root, e)),
     }
-    let mut walker = Walker { root, canonical_root: None, scan: Scan::default(), found: Vec::new() };
-    let mut it = WalkDir::new(root).follow_links(false).min_depth(1).into_iter();
-    while let Some(next) = it.next() {
-        let entry = match next {
+    // The top-level folders are walked on up to four threads (a scan is stat-bound, like `git status`, which also
+    // uses threads); the collection folder's own entries here.
+    let mut walker = Walker::new(root);
+    let mut folders = Vec::new();
+    for entry in fs::read_dir(root).map_err(|e| io_error(root, e))? {
+        let entry = match entry {
             Ok(entry) => entry,
-            Err(err) => {
-                walker.walk_error(err)?;
-                continue;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(root, e)),
         };
-        let ft = entry.file_type();
-        let Ok(rel) = entry.path().strip_prefix(root) else { continue };
-        let Some(rel_str) = rel.to_str() else {
-            walker.skip(rel.to_string_lossy().into_owned(), "the name is not valid UTF-8".to_owned());
-            if ft.is_dir() {
-                it.skip_current_dir();
-            }
+        let name = entry.file_name();
+        let Ok(ft) = entry.file_type() else { continue };
+        let Some(name_str) = name.to_str() else {
+            walker.skip(name.to_string_lossy().into_owned(), "the name is not valid UTF-8".to_owned());
             continue;
         };
         if ft.is_dir() {
-            let name = entry.file_name();
-            if IGNORED_DIRS.iter().any(|d| name == *d) {
-                it.skip_current_dir();
-            } else if let Err(e) = DocKey::parse(rel_str) {
-                walker.skip(rel_str.to_owned(), format!("the folder's name cannot be part of a key: {}", e.reason));
-                it.skip_current_dir();
+            if IGNORED_DIRS.contains(&name_str) {
+                continue;
             }
-            continue;
+            match DocKey::parse(name_str) {
+                Ok(_) => folders.push(entry.path()),
+                Err(e) => walker.skip(name_str.to_owned(), format!("the folder's name cannot be part of a key: {}", e.reason)),
+            }
+        } else if !name_str.starts_with(STAGING_PREFIX) {
+            walker.file(&entry.path(), name_str, ft);
         }
-        if entry.file_name().as_encoded_bytes().starts_with(STAGING_PREFIX.as_bytes()) {
-            continue;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads < 2 || folders.len() < 2 {
+        for f in &folders {
+            walker.walk(f, &rel_of(root, f))?;
         }
-        walker.file(entry.path(), rel_str, ft);
+    } else {
+        let parts: Vec<Result<Walker<'_>, FilesError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let mine: Vec<&PathBuf> = folders.iter().skip(t).step_by(threads).collect();
+                    s.spawn(move || {
+                        let mut w = Walker::new(root);
+                        for f in mine {
+                            w.walk(f, &rel_of(root, f))?;
+                        }
+                        Ok(w)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(io_error(root, io::Error::other("a scan thread panicked")))))
+                .collect()
+        });
+        for part in parts {
+            walker.absorb(part?);
+        }
     }
     Ok(walker.finish())
+}
+
+/// A top-level folder's path relative to the root (its name, which was checked to be UTF-8).
+fn rel_of(root: &Path, folder: &Path) -> String {
+    folder.strip_prefix(root).unwrap_or(folder).to_string_lossy().into_owned()
 }
 
 struct Walker<'a> {
@@ -73,7 +100,81 @@ struct Walker<'a> {
     found: Vec<ScannedFile>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(root: &'a Path) -> Self {
+        Self { root, canonical_root: None, scan: Scan::default(), found: Vec::new() }
+    }
+
+    /// Takes what another walker (of other folders of the same root) found.
+    fn absorb(&mut self, other: Walker<'_>) {
+        self.found.extend(other.found);
+        self.scan.skipped.extend(other.scan.skipped);
+        self.scan.unreadable.extend(other.scan.unreadable);
+    }
+
+    /// Walks everything below `dir` (a folder of the root, already checked), whose path relative to the root is
+    /// `rel_dir`. `std`'s directory entries stat relative to the open folder (`fstatat`), which spares the kernel a
+    /// full path lookup per file.
+    fn walk(&mut self, dir: &Path, rel_dir: &str) -> Result<(), FilesError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // Removed while we walked: it is simply not there.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                self.unreadable(rel_dir.to_owned(), &e);
+                return Ok(());
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    self.unreadable(rel_dir.to_owned(), &e);
+                    return Ok(());
+                }
+            };
+            let name = entry.file_name();
+            let Ok(ft) = entry.file_type() else { continue };
+            let Some(name_str) = name.to_str() else {
+                self.skip(format!("{rel_dir}/{}", name.to_string_lossy()), "the name is not valid UTF-8".to_owned());
+                continue;
+            };
+            let rel = format!("{rel_dir}/{name_str}");
+            if ft.is_dir() {
+                if IGNORED_DIRS.contains(&name_str) {
+                    continue;
+                }
+                match DocKey::parse(&rel) {
+                    Ok(_) => self.walk(&entry.path(), &rel)?,
+                    Err(e) => self.skip(rel, format!("the folder's name cannot be part of a key: {}", e.reason)),
+                }
+                continue;
+            }
+            if name_str.starts_with(STAGING_PREFIX) {
+                continue;
+            }
+            if ft.is_file() {
+                match entry.metadata() {
+                    Ok(md) => self.regular(&rel, &md),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => self.unreadable(rel, &e),
+                }
+            } else {
+                self.file(&entry.path(), &rel, ft);
+            }
+        }
+        Ok(())
+    }
+
+    /// A regular file with its metadata.
+    fn regular(&mut self, rel: &str, md: &Metadata) {
+        match DocKey::parse(rel) {
+            Ok(key) => self.found.push(ScannedFile { key, path: rel.to_owned(), stat: file_stat(md) }),
+            Err(e) => self.skip(rel.to_owned(), e.reason),
+        }
+    }
+
     fn skip(&mut self, path: String, reason: String) {
         self.scan.skipped.push(ScanIssue { path, reason });
     }
@@ -81,26 +182,6 @@ impl Walker<'_> {
     fn unreadable(&mut self, path: String, e: &io::Error) {
         let reason = if e.kind() == io::ErrorKind::PermissionDenied { "permission denied".to_owned() } else { e.to_string() };
         self.scan.unreadable.push(ScanIssue { path, reason });
-    }
-
-    fn rel(&self, p: &Path) -> String {
-        p.strip_prefix(self.root).unwrap_or(p).to_string_lossy().into_owned()
-    }
-
-    /// A folder that could not be listed, or an entry that vanished or failed while walking.
-    fn walk_error(&mut self, err: walkdir::Error) -> Result<(), FilesError> {
-        let rel = err.path().map(|p| self.rel(p)).unwrap_or_default();
-        let io_err = err.into_io_error().unwrap_or_else(|| io::Error::other("a file system loop"));
-        if io_err.kind() == io::ErrorKind::NotFound {
-            // Removed while we walked: it is simply not there.
-            return Ok(());
-        }
-        if rel.is_empty() {
-            // The collection folder itself cannot be listed: no scan can be trusted.
-            return Err(io_error(self.root, io_err));
-        }
-        self.unreadable(rel, &io_err);
-        Ok(())
     }
 
     /// An entry that is not a folder.

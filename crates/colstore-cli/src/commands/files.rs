@@ -113,7 +113,12 @@ pub async fn reconcile(ctx: &Ctx, a: ReconcileArgs) -> CliResult {
         Some(super::display(&copy))
     };
 
-    let reports = reconcile_all(&store, &collections, options(&store, false, a.force, a.max_delete)).await?;
+    // Apply the plans just made (changes made since are caught by their expected hashes and left for next time).
+    let opts = options(&store, false, a.force, a.max_delete);
+    let mut reports = Vec::with_capacity(plans.len());
+    for (c, p) in collections.iter().zip(plans) {
+        reports.push(colstore_app::apply_reconcile_plan(&*catalog, c, p, opts).await.map_err(|e| reconcile_error(e, c))?);
+    }
     ctx.out
         .json_value(&json!({
             "dry_run": false,

@@ -354,6 +354,23 @@ async fn capabilities_and_catalog_follow_the_mode() {
     assert_eq!(sqlite.recover().await.unwrap(), 0, "nothing to recover in sqlite mode");
 }
 
+/// The catalog is read in packed pages: more than one page comes back whole, in key order, with paths and stats.
+#[tokio::test]
+async fn a_catalog_of_several_pages_is_whole_and_sorted() {
+    let (s, c) = store_with("c").await;
+    let n = 8192 * 2 + 17;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
+        let docs = chunk.iter().map(|i| doc(&format!("d{}/k{i:06}", i % 3), &format!("body {i}"))).collect();
+        s.repo.put_batch(&c, docs).await.unwrap();
+    }
+    let cat = s.repo.catalog(&c).await.unwrap();
+    assert_eq!(cat.len(), n);
+    assert!(cat.windows(2).all(|w| w[0].key < w[1].key), "sorted by key, no duplicates");
+    let e = cat.iter().find(|e| e.key.as_str() == "d1/k000007").unwrap();
+    assert_eq!((e.path.as_str(), e.content_hash, e.size), ("d1/k000007", ContentHash::of(b"body 7"), 6));
+    assert_eq!(e.stat, Some(stat_of(&s.files, &c, "d1/k000007")));
+}
+
 /// Content lives in the files, never in the blobs; a metadata-only change leaves the file alone.
 #[tokio::test]
 async fn documents_are_files_and_metadata_stays_in_the_database() {
