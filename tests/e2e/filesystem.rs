@@ -249,7 +249,7 @@ fn hostile_trees_symlink_escape_fifo_unreadable_and_unicode() {
 
     // An unreadable file is reported and never treated as deleted. Root reads any file, so as root the commands run
     // as `nobody` (setpriv) on a tree handed over to it; without setpriv the check is skipped, saying so.
-    let run: Box<dyn Fn(&[&str]) -> colstore_e2e::Output> = if !is_root() {
+    let run: Box<Runner<'_>> = if !is_root() {
         Box::new(|args: &[&str]| s.run(args))
     } else if std::process::Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success()) {
         assert!(std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(s.path()).status().unwrap().success());
@@ -276,6 +276,9 @@ fn hostile_trees_symlink_escape_fifo_unreadable_and_unicode() {
     std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o644)).unwrap();
 }
+
+/// Runs `col` with arguments, one way or another.
+type Runner<'a> = dyn Fn(&[&str]) -> colstore_e2e::Output + 'a;
 
 /// Runs `col --store DIR ARGS…` as user `nobody` (for root, which can read any file).
 fn run_as_nobody(s: &TestStore, args: &[&str]) -> colstore_e2e::Output {
