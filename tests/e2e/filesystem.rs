@@ -548,3 +548,23 @@ fn backups_restore_across_storage_modes() {
         assert_eq!(v["ok"], true, "{v}");
     }
 }
+
+/// In filesystem mode the files are the content: `rm` and `collection delete` keep a safety backup (a copy of the
+/// database would not hold the files), from which the documents come back.
+#[test]
+fn destructive_commands_keep_a_safety_backup_of_the_files() {
+    let s = TestStore::filesystem();
+    s.ok(["collection", "create", "notes"]);
+    s.ok(["put", "notes", "a.md", "--text", "precious words"]);
+    s.ok(["put", "notes", "b.md", "--text", "more words"]);
+    let r = s.json(["rm", "notes", "a.md"]);
+    let id = r["safety_backup"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    assert!(!s.docs("notes").join("a.md").exists(), "rm removes the file");
+    let r = s.json(["collection", "delete", "notes", "--yes"]);
+    assert!(r["safety_backup"].is_string(), "{r}");
+    assert!(!s.docs("notes").join("b.md").exists());
+
+    s.ok(["restore", &id, "--yes"]);
+    assert_eq!(std::fs::read_to_string(s.docs("notes").join("a.md")).unwrap(), "precious words");
+    s.ok(["verify"]);
+}

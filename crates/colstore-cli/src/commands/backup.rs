@@ -108,6 +108,24 @@ async fn run_backup(ctx: &Ctx, store: &Store, repo: Arc<dyn BackupStore>, opts: 
     Ok(result?)
 }
 
+/// What a destructive command on one collection keeps first: in sqlite mode a verified copy of the database (it holds
+/// the content too; returns its path), in filesystem mode a safety backup (the files are the content, and a copy of the
+/// database would not hold them; returns the backup's id).
+pub(crate) async fn safety_before(
+    ctx: &Ctx,
+    store: &Store,
+    collection: &CollectionName,
+    reason: &str,
+) -> CliResult<(Option<std::path::PathBuf>, Option<String>)> {
+    if store.mode() == colstore_wiring::StorageMode::Filesystem {
+        // The backup is of this collection only, so its tag names the command, not the collection (tags are short).
+        let command = reason.strip_suffix(&format!("-{collection}")).unwrap_or(reason);
+        Ok((None, Some(safety_backup(ctx, store, vec![collection.clone()], command).await?)))
+    } else {
+        Ok((Some(store.safety_copy(reason).await?), None))
+    }
+}
+
 /// A safety backup before a destructive command, into the store's configured repository.
 pub(crate) async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, reason: &str) -> CliResult<String> {
     let repo = store.backup_store(None)?;

@@ -200,12 +200,18 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
             Err(e) => return Err(e.into()),
         }
     }
-    let backup = if a.no_backup || !any_present { None } else { Some(store.safety_copy(&format!("rm-{collection}")).await?) };
+    let (backup, safety_backup) = if a.no_backup || !any_present {
+        (None, None)
+    } else {
+        super::backup::safety_before(ctx, &store, &collection, &format!("rm-{collection}")).await?
+    };
     let deleted = store.repo().delete_documents(&collection, keys.clone()).await?;
     let missing: Vec<_> = keys.into_iter().filter(|k| !deleted.contains(k)).collect();
-    ctx.out
-        .json_value(&json!({ "collection": collection, "deleted": deleted, "missing": missing, "safety_copy": backup.as_deref().map(display), "dry_run": false }))
-        .map_err(io)?;
+    let mut doc = json!({ "collection": collection, "deleted": deleted, "missing": missing, "safety_copy": backup.as_deref().map(display), "dry_run": false });
+    if let Some(id) = &safety_backup {
+        doc["safety_backup"] = json!(id);
+    }
+    ctx.out.json_value(&doc).map_err(io)?;
     for k in &deleted {
         ctx.out.line(format!("deleted {collection}/{k}")).map_err(io)?;
     }
