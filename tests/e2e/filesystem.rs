@@ -475,16 +475,28 @@ fn kill_9_during_reconcile_and_migrate() {
     println!("{killed} of {rounds} migrate runs were killed mid-way (window {window:?})");
 }
 
-/// `col watch`: an editor's save is reconciled and synced without any command, and Ctrl-C (SIGINT) stops it cleanly.
+/// `col watch` with file-system notifications: an editor's save is reconciled and synced without any command, and
+/// Ctrl-C (SIGINT) stops it cleanly.
 #[test]
 fn watch_syncs_a_save_and_stops_on_ctrl_c() {
+    watch_round_trip(&[], "file-system notifications");
+}
+
+/// The same with polling (the fallback when notifications are unavailable, e.g. on network file systems).
+#[test]
+fn watch_by_polling_syncs_a_save() {
+    watch_round_trip(&["--poll", "0.2"], "polling every 0.2 s");
+}
+
+fn watch_round_trip(extra: &[&str], method: &str) {
     use std::io::{BufRead, BufReader};
 
     let s = TestStore::filesystem();
     s.ok(["collection", "create", "notes"]);
     write(&s.docs("notes").join("first.md"), "written before the watch started");
-    let mut child =
-        s.cmd(["--json", "watch", "notes", "--debounce-ms", "100"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut args = vec!["--json", "watch", "notes", "--debounce-ms", "100"];
+    args.extend_from_slice(extra);
+    let mut child = s.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -500,6 +512,7 @@ fn watch_syncs_a_save_and_stops_on_ctrl_c() {
             if v["event"] != "watching" {
                 return v;
             }
+            assert_eq!(v["method"], method, "{v}");
         }
     };
     // The first round reconciles and syncs what is there.

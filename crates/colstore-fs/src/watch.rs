@@ -6,20 +6,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use colstore_domain::ports::STAGING_PREFIX;
-use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// How a [`FolderWatcher`] learns about changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchMethod {
     /// File-system notifications.
     Notify,
-    /// Re-reading the folders every interval.
+    /// A signal every interval; the reconcile that follows is what re-reads the folders (stat only), so nothing
+    /// is missed between a baseline and the first poll.
     Poll(Duration),
 }
 
 /// Watches folders recursively and sends one `()` per relevant change (staging files and reads are ignored).
 pub struct FolderWatcher {
-    _watcher: Box<dyn Watcher + Send>,
+    /// The notification watcher; `None` when polling (a timer thread sends the signals and stops with the receiver).
+    _watcher: Option<Box<dyn Watcher + Send>>,
     method: WatchMethod,
     rx: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
@@ -52,16 +54,28 @@ impl FolderWatcher {
         for f in folders {
             w.watch(f, RecursiveMode::Recursive).map_err(|e| with_path(to_io(e), f))?;
         }
-        Ok(Self { _watcher: Box::new(w), method: WatchMethod::Notify, rx })
+        Ok(Self { _watcher: Some(Box::new(w)), method: WatchMethod::Notify, rx })
     }
 
     fn with_poll(folders: &[PathBuf], every: Duration) -> std::io::Result<Self> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut w = PollWatcher::new(handler(tx), notify::Config::default().with_poll_interval(every)).map_err(to_io)?;
         for f in folders {
-            w.watch(f, RecursiveMode::Recursive).map_err(|e| with_path(to_io(e), f))?;
+            if !f.is_dir() {
+                return Err(with_path(std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"), f));
+            }
         }
-        Ok(Self { _watcher: Box::new(w), method: WatchMethod::Poll(every), rx })
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("colstore-poll".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| std::io::Error::other(format!("cannot start the polling thread: {e}")))?;
+        Ok(Self { _watcher: None, method: WatchMethod::Poll(every), rx })
     }
 
     /// How this watcher learns about changes.
