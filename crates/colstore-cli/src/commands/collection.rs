@@ -108,8 +108,11 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 confirm(&format!("Delete collection {} and its {} documents?", c.name, c.document_count))?;
             }
             let _lock = ctx.exclusive_lock(&store, "collection delete").await?;
-            let (backup, safety_backup) =
-                if no_backup { (None, None) } else { super::backup::safety_before(ctx, &store, &name, &format!("collection-delete-{name}")).await? };
+            let (backup, safety_backup) = if no_backup {
+                (None, None)
+            } else {
+                super::backup::safety_before(ctx, &store, &name, &format!("collection-delete-{name}")).await?
+            };
             let n = store.repo().delete_collection(&name).await?;
             // The projection goes with the collection, or a re-created collection of the same name would find the old
             // points in search results.
@@ -121,7 +124,8 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 }
                 Err(e) => eprintln!("warning: the vector index could not be opened to drop the collection's points: {e}"),
             }
-            let mut doc = json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false });
+            let mut doc =
+                json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false });
             if let Some(id) = &safety_backup {
                 doc["safety_backup"] = json!(id);
             }
