@@ -111,6 +111,12 @@ impl InFlight {
 }
 
 /// Staged files of one batch: registered in [`InFlight`] while the batch runs, unregistered when dropped.
+/// Where a put's content is: staged (its index in the batch), or in memory and unchanged when last looked at.
+enum Slot {
+    Staged(usize),
+    Known { hash: ContentHash, size: u64, bytes: Bytes },
+}
+
 struct StagedBatch {
     registry: InFlight,
     collection: CollectionName,
@@ -524,21 +530,43 @@ impl SqliteRepo {
         collection: &CollectionName,
         docs: Vec<NewDocument>,
     ) -> Result<Vec<PutOutcome>, RepoError> {
+        // Contents already in memory whose hash is the document's current one need no new file: without this a
+        // repeated `col add` would write and fsync every file again only to find it unchanged. The transaction checks
+        // again, and stages (late, under the write lock) any such content that changed in between.
+        let in_memory: Vec<String> =
+            docs.iter().filter(|d| matches!(d.content, Content::Bytes(_))).map(|d| d.key.as_str().to_owned()).collect();
+        let current = self.current_hashes(collection, &in_memory).await?;
         let mut described = Vec::with_capacity(docs.len());
-        let mut contents = Vec::with_capacity(docs.len());
+        let mut contents = Vec::new();
+        let mut slots = Vec::with_capacity(docs.len());
         for d in docs {
-            contents.push((d.key.clone(), content_stream(d.content)));
+            match d.content {
+                Content::Bytes(b) if current.get(d.key.as_str()) == Some(&ContentHash::of(&b)) => {
+                    slots.push(Slot::Known { hash: ContentHash::of(&b), size: b.len() as u64, bytes: b });
+                }
+                content => {
+                    slots.push(Slot::Staged(contents.len()));
+                    contents.push((d.key.clone(), content_stream(content)));
+                }
+            }
             described.push((d.key, d.metadata.to_json(), d.tags.to_json()));
         }
-        let batch = self.stage_all(files, collection, contents).await?;
+        let mut batch = self.stage_all(files, collection, contents).await?;
         let now = self.clock.now().as_millis();
+        let mut late: Vec<StagedFile> = Vec::new();
         let recorded = async {
             let mut tx = self.begin_write().await?;
             let cid = collection_id(&mut tx, collection).await?;
             let rows: Vec<DocWrite<'_>> = described
                 .iter()
-                .zip(&batch.files)
-                .map(|((key, meta_json, tags_json), s)| DocWrite { key, hash: s.hash, size: s.size, meta_json, tags_json })
+                .zip(&slots)
+                .map(|((key, meta_json, tags_json), slot)| {
+                    let (hash, size) = match slot {
+                        Slot::Staged(i) => (batch.files[*i].hash, batch.files[*i].size),
+                        Slot::Known { hash, size, .. } => (*hash, *size),
+                    };
+                    DocWrite { key, hash, size, meta_json, tags_json }
+                })
                 .collect();
             let (outcomes, previous) = write_documents(&mut tx, cid, collection, &rows, now).await?;
             let created: Vec<&DocKey> = outcomes.iter().filter(|o| o.status == PutStatus::Created).map(|o| &o.key).collect();
@@ -548,12 +576,25 @@ impl SqliteRepo {
                 (0..rows.len()).filter(|&i| outcomes[i].status != PutStatus::Unchanged && previous[i] != Some(rows[i].hash)).collect();
             let replaced: Vec<&str> = writes.iter().filter(|&&i| previous[i].is_some()).map(|&i| rows[i].key.as_str()).collect();
             let odd = odd_paths(&mut tx, cid, &replaced).await?;
+            // A content judged unchanged before the transaction that changed meanwhile is staged now.
+            let mut late_at: HashMap<usize, usize> = HashMap::new();
+            for &i in &writes {
+                if let Slot::Known { bytes, .. } = &slots[i] {
+                    let staged = files.stage(collection, bytes_stream(bytes.clone())).await.map_err(files_err)?;
+                    late_at.insert(i, late.len());
+                    late.push(staged);
+                }
+            }
+            let token_of = |i: usize| match &slots[i] {
+                Slot::Staged(j) => batch.files[*j].token.as_str(),
+                Slot::Known { .. } => late[late_at[&i]].token.as_str(),
+            };
             let intents: Vec<Intent<'_>> = writes
                 .iter()
                 .map(|&i| Intent {
                     key: rows[i].key.as_str(),
                     op: "put",
-                    token: Some(batch.files[i].token.as_str()),
+                    token: Some(token_of(i)),
                     path: odd.get(rows[i].key.as_str()).map(String::as_str),
                     hash: rows[i].hash,
                     size: rows[i].size,
@@ -564,6 +605,9 @@ impl SqliteRepo {
             Ok::<_, RepoError>((outcomes, ids))
         }
         .await;
+        for staged in late {
+            batch.push(staged);
+        }
         match recorded {
             Ok((outcomes, ids)) => {
                 self.finish_batch(files, &batch, ids).await?;
@@ -574,6 +618,35 @@ impl SqliteRepo {
                 Err(e)
             }
         }
+    }
+
+    /// The current content hashes of the documents among `keys` that exist (an empty map for a missing collection;
+    /// the transaction reports that).
+    async fn current_hashes(&self, collection: &CollectionName, keys: &[String]) -> Result<HashMap<String, ContentHash>, RepoError> {
+        let mut out = HashMap::new();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let cid = match collection_id(&mut conn, collection).await {
+            Ok(cid) => cid,
+            Err(RepoError::CollectionNotFound(_)) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(AssertSqlSafe(format!(
+                "SELECT key, hash FROM documents WHERE collection_id = ? AND key IN ({marks})"
+            )))
+            .bind(cid);
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            for (key, hash) in q.fetch_all(&mut *conn).await.map_err(map_err)? {
+                out.insert(key, hash_from(hash)?);
+            }
+        }
+        Ok(out)
     }
 
     /// `restore_documents` in filesystem mode: the same protocol as a put, with verbatim rows.

@@ -38,6 +38,9 @@ struct Files {
     clock: Arc<ManualClock>,
     fail_commits: AtomicBool,
     fail_removes: AtomicBool,
+    stages: std::sync::atomic::AtomicU64,
+    /// Run (once) at the start of the next stage: another writer acting in the middle of a put.
+    before_stage: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
 }
 
 impl Files {
@@ -48,6 +51,8 @@ impl Files {
             clock,
             fail_commits: AtomicBool::new(false),
             fail_removes: AtomicBool::new(false),
+            stages: std::sync::atomic::AtomicU64::new(0),
+            before_stage: Mutex::new(None),
         })
     }
 
@@ -79,6 +84,11 @@ impl DocumentFiles for Files {
     }
 
     async fn stage(&self, collection: &CollectionName, mut content: ContentStream) -> Result<StagedFile, FilesError> {
+        self.stages.fetch_add(1, Ordering::SeqCst);
+        let hook = self.before_stage.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook.await;
+        }
         let mut buf = BytesMut::new();
         while let Some(chunk) = content.next().await {
             buf.extend_from_slice(&chunk.map_err(FilesError::ContentRead)?);
@@ -352,6 +362,53 @@ async fn capabilities_and_catalog_follow_the_mode() {
     assert!(matches!(sqlite.catalog(&name("c")).await, Err(RepoError::Unsupported(_))));
     assert!(matches!(sqlite.apply_changes(&name("c"), vec![]).await, Err(RepoError::Unsupported(_))));
     assert_eq!(sqlite.recover().await.unwrap(), 0, "nothing to recover in sqlite mode");
+}
+
+/// A repeated put of in-memory content that is already the document's writes no file (no staging, no fsync); a
+/// metadata change with the same content keeps the file; a changed content is staged and written.
+#[tokio::test]
+async fn unchanged_in_memory_content_is_not_staged_again() {
+    let (s, c) = store_with("c").await;
+    let stages = || s.files.stages.load(Ordering::SeqCst);
+    s.repo.put_batch(&c, vec![doc("a.md", "alpha"), doc("b.md", "beta")]).await.unwrap();
+    assert_eq!(stages(), 2);
+    let stat = stat_of(&s.files, &c, "a.md");
+
+    let out = s.repo.put_batch(&c, vec![doc("a.md", "alpha"), doc("b.md", "beta")]).await.unwrap();
+    assert!(out.iter().all(|o| o.status == PutStatus::Unchanged), "{out:?}");
+    assert_eq!(stages(), 2, "nothing staged for unchanged contents");
+
+    let out = s.repo.put_batch(&c, vec![with_meta("a.md", "alpha", r#"{"k":1}"#, &[]), doc("b.md", "beta 2")]).await.unwrap();
+    assert_eq!((out[0].status, out[1].status), (PutStatus::Updated, PutStatus::Updated));
+    assert_eq!(stages(), 3, "only the changed content is staged");
+    assert_eq!(stat_of(&s.files, &c, "a.md"), stat, "a metadata change keeps the file");
+    assert_eq!(read(&s.repo, &c, "b.md").await, b"beta 2");
+    assert!(s.files.inner.leftovers(&c).await.unwrap().is_empty());
+}
+
+/// A content judged unchanged before the transaction but changed by another writer meanwhile is staged late, under
+/// the write lock, and written: the last put wins with its bytes on disk.
+#[tokio::test]
+async fn content_changed_between_the_check_and_the_transaction_is_staged_late() {
+    let (s, c) = store_with("c").await;
+    s.repo.put_batch(&c, vec![doc("a.md", "alpha")]).await.unwrap();
+    let (other, c2) = (s.repo.clone(), c.clone());
+    *s.files.before_stage.lock().unwrap() = Some(Box::pin(async move {
+        other.put_batch(&c2, vec![doc("a.md", "changed elsewhere")]).await.unwrap();
+    }));
+    // a.md's content is the current one when checked; z.md is streamed, and its staging lets the other writer in.
+    let streamed = NewDocument {
+        key: key("z.md"),
+        content: Content::Stream(futures::stream::iter([Ok(Bytes::from_static(b"zed"))]).boxed()),
+        metadata: Metadata::default(),
+        tags: Tags::default(),
+    };
+    let out = s.repo.put_batch(&c, vec![doc("a.md", "alpha"), streamed]).await.unwrap();
+    assert_eq!(out[0].status, PutStatus::Updated, "{out:?}");
+    assert_eq!(out[0].version, 3);
+    assert_eq!(read(&s.repo, &c, "a.md").await, b"alpha");
+    assert_eq!(verify(&s.repo).await.1, vec![], "every file matches its record");
+    assert!(s.files.inner.leftovers(&c).await.unwrap().is_empty());
 }
 
 /// The catalog is read in packed pages: more than one page comes back whole, in key order, with paths and stats.
