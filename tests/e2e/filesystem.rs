@@ -581,3 +581,15 @@ fn destructive_commands_keep_a_safety_backup_of_the_files() {
     assert_eq!(std::fs::read_to_string(s.docs("notes").join("a.md")).unwrap(), "precious words");
     s.ok(["verify"]);
 }
+
+/// A missing collection is a clear error for the filesystem-mode commands, and creates no folder.
+#[test]
+fn a_missing_collection_is_named_and_gets_no_folder() {
+    let s = TestStore::filesystem();
+    for args in [&["reconcile", "nope"][..], &["reconcile", "nope", "--dry-run"], &["watch", "nope"]] {
+        let out = s.run(args);
+        out.assert_error(1, "collection \"nope\" not found");
+        assert!(out.hint().unwrap().contains("col collection create nope"), "{out}");
+    }
+    assert!(!s.docs("nope").exists());
+}

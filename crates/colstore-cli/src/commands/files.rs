@@ -14,10 +14,11 @@ use crate::output::to_value;
 /// Changes listed per collection before the rest is summarised (`--json` lists all).
 const LISTED: usize = 50;
 
-/// The collections to reconcile: one, or all.
+/// The collections to reconcile: one (a missing one fails at its catalog read, with the usual message; looking it up
+/// here would count its documents for nothing), or all.
 async fn targets(store: &Store, only: Option<&CollectionName>) -> CliResult<Vec<CollectionName>> {
     Ok(match only {
-        Some(c) => vec![store.repo().collection(c).await?.name],
+        Some(c) => vec![c.clone()],
         None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
     })
 }
@@ -217,6 +218,10 @@ pub async fn watch(ctx: &Ctx, a: WatchArgs) -> CliResult {
     let store = ctx.open().await?;
     if store.mode() != StorageMode::Filesystem {
         return Err(not_filesystem(&store, "col watch"));
+    }
+    if let Some(c) = &only {
+        // Before any folder is created for it.
+        store.repo().collection(c).await?;
     }
     let collections = targets(&store, only.as_ref()).await?;
     if collections.is_empty() {
