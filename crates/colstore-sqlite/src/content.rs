@@ -20,6 +20,8 @@ const LEVEL: i32 = 1;
 thread_local! {
     /// One compression context per thread: creating a context costs as much as compressing a small document.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    /// Likewise for decompression: a backup decodes every document.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Compresses `raw` when that makes it smaller; returns the codec and the bytes to store.
@@ -67,7 +69,16 @@ pub(crate) fn encode_all(items: Vec<Bytes>) -> Vec<(crate::repo::Encoded, Bytes)
 pub(crate) fn decode(codec: i64, stored: Vec<u8>, capacity: usize) -> Result<Bytes, String> {
     match codec {
         CODEC_RAW => Ok(Bytes::from(stored)),
-        CODEC_ZSTD => zstd::bulk::decompress(&stored, capacity.max(1)).map(Bytes::from).map_err(|e| format!("zstd decoding failed: {e}")),
+        CODEC_ZSTD => DECOMPRESSOR
+            .with(|d| {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                d.as_mut().map_or_else(|| zstd::bulk::decompress(&stored, capacity.max(1)), |d| d.decompress(&stored, capacity.max(1)))
+            })
+            .map(Bytes::from)
+            .map_err(|e| format!("zstd decoding failed: {e}")),
         other => Err(format!("unknown codec {other}")),
     }
 }

@@ -206,6 +206,58 @@ pub(crate) async fn blob_bytes(conn: &mut sqlx::SqliteConnection, hash: &Content
     Ok(Some(out.freeze()))
 }
 
+/// Distinct hashes per statement of [`many_blob_bytes`].
+const CONTENTS_PER_STATEMENT: usize = 256;
+
+/// The contents of `hashes` (in that order) from the blobs, read on `conn`: inline blobs a statement per
+/// [`CONTENTS_PER_STATEMENT`] hashes and decoded on a blocking thread, parted blobs one by one.
+pub(crate) async fn many_blob_bytes(conn: &mut sqlx::SqliteConnection, hashes: Vec<ContentHash>) -> Result<Vec<Bytes>, RepoError> {
+    let mut distinct = hashes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    // (hash, size, codec, stored bytes) of inline blobs; the hashes of parted ones.
+    let mut inline: Vec<(ContentHash, usize, i64, Vec<u8>)> = Vec::with_capacity(distinct.len());
+    let mut parted = Vec::new();
+    for group in distinct.chunks(CONTENTS_PER_STATEMENT) {
+        let marks = vec!["?"; group.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "SELECT b.hash, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id WHERE b.hash IN ({marks})"
+        )));
+        for h in group {
+            q = q.bind(h.as_bytes().to_vec());
+        }
+        for row in q.fetch_all(&mut *conn).await.map_err(map_err)? {
+            let raw: Vec<u8> = row.try_get("hash").map_err(map_err)?;
+            let hash = ContentHash::from_slice(&raw).map_err(|e| backend(format!("a stored content hash is malformed: {e}")))?;
+            if row.try_get::<i64, _>("parts").map_err(map_err)? != 0 {
+                parted.push(hash);
+                continue;
+            }
+            let size = usize::try_from(row.try_get::<i64, _>("size").map_err(map_err)?).unwrap_or(0);
+            let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
+            let data = data.ok_or_else(|| backend(format!("the bytes of content {hash} are missing from the database")))?;
+            inline.push((hash, size, row.try_get("codec").map_err(map_err)?, data));
+        }
+    }
+    let decoded = tokio::task::spawn_blocking(move || {
+        inline
+            .into_iter()
+            .map(|(hash, size, codec, data)| {
+                content::decode(codec, data, size).map(|b| (hash, b)).map_err(|e| backend(format!("content {hash} cannot be decoded: {e}")))
+            })
+            .collect::<Result<std::collections::HashMap<ContentHash, Bytes>, RepoError>>()
+    })
+    .await
+    .map_err(|e| backend(format!("decoding task failed: {e}")))?;
+    let mut found = decoded?;
+    for hash in parted {
+        if let Some(bytes) = blob_bytes(&mut *conn, &hash).await? {
+            found.insert(hash, bytes);
+        }
+    }
+    hashes.iter().map(|h| found.get(h).cloned().ok_or_else(|| backend(format!("content {h} is missing from the database")))).collect()
+}
+
 #[async_trait]
 impl StoreSnapshot for SqliteSnapshot {
     async fn collections(&self) -> Result<Vec<Collection>, RepoError> {
@@ -236,6 +288,18 @@ impl StoreSnapshot for SqliteSnapshot {
             return crate::files::snapshot_content(&mut tx, &**files, displaced, hash).await;
         }
         blob_bytes(&mut tx, hash).await?.ok_or_else(|| backend(format!("content {hash} is missing from the database")))
+    }
+
+    async fn contents(&self, hashes: Vec<ContentHash>) -> Result<Vec<Bytes>, RepoError> {
+        let mut tx = self.tx.lock().await;
+        if let Some((files, displaced)) = &self.files {
+            let mut out = Vec::with_capacity(hashes.len());
+            for h in &hashes {
+                out.push(crate::files::snapshot_content(&mut tx, &**files, displaced, h).await?);
+            }
+            return Ok(out);
+        }
+        many_blob_bytes(&mut tx, hashes).await
     }
 
     async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, RepoError> {

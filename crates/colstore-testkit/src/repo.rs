@@ -1792,6 +1792,16 @@ pub async fn snapshot_pages_documents_and_reads_content(f: &dyn RepoFixture) {
         assert_eq!(bytes.len() as u64, d.size, "{}", d.key);
         assert_eq!(ContentHash::of(&bytes), d.content_hash, "{}", d.key);
     }
+    // Many at once, in the order asked, repeats included, the large content too.
+    let mut hashes: Vec<ContentHash> = all.iter().rev().map(|d| d.content_hash).collect();
+    hashes.push(all[3].content_hash);
+    let many = snap.contents(hashes.clone()).await.expect("contents");
+    assert_eq!(many.len(), hashes.len());
+    for (h, bytes) in hashes.iter().zip(&many) {
+        assert_eq!(ContentHash::of(bytes), *h, "contents answers in the order asked");
+    }
+    assert!(snap.contents(Vec::new()).await.expect("no contents").is_empty());
+    assert!(snap.contents(vec![ContentHash::of(b"never stored")]).await.is_err(), "a missing content is an error");
     expect_collection_not_found(snap.documents(&name("nope"), None, 10).await, "snapshot documents", &name("nope"));
 }
 

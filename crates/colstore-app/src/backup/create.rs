@@ -177,23 +177,42 @@ impl LedgerCursor {
     }
 }
 
-/// A document's vectors in the previous backup: reused when content and settings are unchanged.
-type Previous = HashMap<DocKey, (ContentHash, Option<ContentHash>, u32)>;
+/// The previous backup's records of a collection (same embedder and chunking), walked in key order alongside the
+/// snapshot's documents, for reusing vector blobs unread. One record chunk is held at a time.
+struct PreviousRecords {
+    /// Record chunks not read yet, next last.
+    chunks: Vec<ContentHash>,
+    buf: std::collections::VecDeque<DocRecord>,
+}
 
-/// The previous backup's records of a collection (same embedder and chunking), for reusing vector blobs unread.
-async fn previous_records(reader: &mut BlobReader, prev: Option<&Manifest>, c: &Collection) -> Result<Previous, BackupFailure> {
-    let mut out = Previous::new();
-    let Some(entry) = prev.and_then(|m| m.collections.iter().find(|e| e.name == c.name)) else { return Ok(out) };
-    if entry.settings != c.settings {
-        return Ok(out);
+impl PreviousRecords {
+    fn new(prev: Option<&Manifest>, c: &Collection) -> Self {
+        let chunks = match prev.and_then(|m| m.collections.iter().find(|e| e.name == c.name)) {
+            Some(entry) if entry.settings == c.settings => entry.document_records.iter().rev().copied().collect(),
+            _ => Vec::new(),
+        };
+        Self { chunks, buf: Default::default() }
     }
-    for id in &entry.document_records {
-        let bytes = reader.blob(id, "record chunk").await?;
-        for r in format::parse_lines::<DocRecord>(id, &bytes)? {
-            out.insert(r.key, (r.hash, r.vectors, r.vector_count));
+
+    /// The previous record of `key` (keys asked in increasing order); records before it are dropped.
+    async fn seek(&mut self, reader: &mut BlobReader, key: &DocKey) -> Result<Option<&DocRecord>, BackupFailure> {
+        loop {
+            if self.buf.is_empty() {
+                let Some(id) = self.chunks.pop() else { return Ok(None) };
+                let bytes = reader.blob(&id, "record chunk").await?;
+                self.buf.extend(format::parse_lines::<DocRecord>(&id, &bytes)?);
+                continue;
+            }
+            let front = self.buf.front().expect("not empty");
+            match front.key.as_str().as_bytes().cmp(key.as_str().as_bytes()) {
+                std::cmp::Ordering::Less => {
+                    self.buf.pop_front();
+                }
+                std::cmp::Ordering::Equal => return Ok(self.buf.front()),
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
         }
     }
-    Ok(out)
 }
 
 /// Every chunk vector of a document, in chunk order, from the snapshot's embedding cache; `None` when it has none to
@@ -216,11 +235,30 @@ pub(crate) async fn document_vectors(
     Ok(Some(hashes.into_iter().zip(found.into_iter().flatten()).collect()))
 }
 
-/// The vectors blob of a document and how many vectors it holds.
-async fn vectors_blob(snap: &dyn StoreSnapshot, c: &Collection, content: &[u8]) -> Result<Option<(Vec<u8>, u32)>, BackupFailure> {
-    Ok(document_vectors(snap, c, content)
-        .await?
-        .map(|pairs| (format::encode_vectors(&pairs), u32::try_from(pairs.len()).unwrap_or(u32::MAX))))
+/// The vectors blobs (and how many vectors each holds) of several documents, from one lookup in the snapshot's
+/// embedding cache; `None` for a document with none to give (as [`document_vectors`]).
+async fn vectors_blobs(snap: &dyn StoreSnapshot, c: &Collection, contents: &[&[u8]]) -> Result<Vec<Option<(Vec<u8>, u32)>>, BackupFailure> {
+    let Some(v) = &c.settings.vectors else { return Ok(vec![None; contents.len()]) };
+    let per_doc: Vec<Vec<ContentHash>> = contents
+        .iter()
+        .map(|content| match std::str::from_utf8(content) {
+            Ok(text) => chunk_text(text, &c.settings.chunking).iter().map(|c| c.hash).collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    let all: Vec<ContentHash> = per_doc.iter().flatten().copied().collect();
+    let mut found = if all.is_empty() { Vec::new() } else { snap.cached_vectors(&v.embedder, all).await? }.into_iter();
+    Ok(per_doc
+        .into_iter()
+        .map(|hashes| {
+            let vectors: Vec<Option<colstore_domain::Vector>> = found.by_ref().take(hashes.len()).collect();
+            if hashes.is_empty() || vectors.iter().any(Option::is_none) {
+                return None;
+            }
+            let pairs: Vec<(ContentHash, colstore_domain::Vector)> = hashes.into_iter().zip(vectors.into_iter().flatten()).collect();
+            Some((format::encode_vectors(&pairs), u32::try_from(pairs.len()).unwrap_or(u32::MAX)))
+        })
+        .collect())
 }
 
 /// Backs up the store into `store`.
@@ -259,7 +297,9 @@ async fn backup_locked(
         }
         let known = KnownBlobs::load(&*store, manifests.iter().flat_map(|m| m.indexes.iter().copied())).await?;
         let prev = manifests.iter().rev().find(|m| !m.scope.schema_only);
-        let mut reader = BlobReader::new(Arc::clone(&store), KnownBlobs { blobs: known.blobs.clone() }, 2);
+        // Only the previous backup's record chunks are read back (for the vectors they name).
+        let record_chunks = known.subset(prev.iter().flat_map(|m| m.collections.iter().flat_map(|c| c.document_records.iter())));
+        let mut reader = BlobReader::new(Arc::clone(&store), record_chunks, 2);
 
         let snap = repo.snapshot().await?;
         let created_at = clock.now();
@@ -278,7 +318,8 @@ async fn backup_locked(
         };
         on_event(BackupEvent::Started { documents, bytes });
 
-        let mut packer = Packer::new(&*store, known, opts.dry_run, Box::new(|b| on_event(BackupEvent::ObjectWritten { bytes: b })));
+        let mut packer =
+            Packer::new(Arc::clone(&store), known, opts.dry_run, Box::new(|b| on_event(BackupEvent::ObjectWritten { bytes: b })));
         let mut entries = Vec::new();
         for c in &chosen {
             let mut entry = CollectionEntry {
@@ -293,7 +334,7 @@ async fn backup_locked(
                 ledger_records: Vec::new(),
             };
             if !opts.schema_only {
-                let previous = previous_records(&mut reader, prev, c).await?;
+                let mut previous = PreviousRecords::new(prev, c);
                 let mut records = RecordChunker::new();
                 // The ledger is read alongside the documents (both in key order): it tells whether a document's
                 // vectors can be in the cache, and its rows become the ledger's record chunks.
@@ -303,37 +344,54 @@ async fn backup_locked(
                     let page: Vec<DocumentMeta> = snap.documents(&c.name, after.clone(), PAGE).await?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.key.clone());
-                    for d in page {
+                    // First the plan of each document: what the previous backup had for this very content, when it can
+                    // stand as it is (its vectors blob, still stored, or "no vectors" while the document has no
+                    // projection of this content), and whether its content must be read.
+                    let mut plans = Vec::with_capacity(page.len());
+                    for d in &page {
                         let row = ledger.take(&*snap, &c.name, Some(&d.key), &mut packer, &mut entry).await?;
                         let projected_now = row.and_then(|r| r.projected).is_some_and(|p| p.content_hash == d.content_hash);
-                        // What the previous backup had for this very content, when it can stand as it is: its vectors
-                        // blob (still stored), or "no vectors" while the document has no projection of this content.
-                        let reused: Option<(Option<ContentHash>, u32)> = match previous.get(&d.key) {
-                            Some((h, Some(v), n)) if *h == d.content_hash && packer.reuse(v, 0) => Some((Some(*v), *n)),
-                            Some((h, None, _)) if *h == d.content_hash && (!projected_now || c.settings.vectors.is_none()) => {
-                                Some((None, 0))
-                            }
+                        let reused: Option<(Option<ContentHash>, u32)> = match previous.seek(&mut reader, &d.key).await? {
+                            Some(r) if r.hash != d.content_hash => None,
+                            Some(DocRecord { vectors: Some(v), vector_count, .. }) if packer.has(v) => Some((Some(*v), *vector_count)),
+                            Some(DocRecord { vectors: None, .. }) if !projected_now || c.settings.vectors.is_none() => Some((None, 0)),
                             _ => None,
                         };
+                        let read = reused.is_none() || !packer.has(&d.content_hash);
+                        plans.push((reused, read));
+                    }
+                    // Then the contents to read, in one request, checked against their hashes.
+                    let wanted: Vec<usize> = plans.iter().enumerate().filter(|(_, (_, read))| *read).map(|(i, _)| i).collect();
+                    let fetched = snap.contents(wanted.iter().map(|&i| page[i].content_hash).collect()).await?;
+                    for (&i, content) in wanted.iter().zip(&fetched) {
+                        if ContentHash::of(content) != page[i].content_hash {
+                            return Err(BackupFailure::StoreCorrupt { collection: c.name.clone(), key: page[i].key.to_string() });
+                        }
+                    }
+                    // The vectors of the documents read whose previous vectors cannot stand, in one cache lookup.
+                    let needs_vectors: Vec<usize> = (0..wanted.len()).filter(|&j| plans[wanted[j]].0.is_none()).collect();
+                    let blobs = vectors_blobs(&*snap, c, &needs_vectors.iter().map(|&j| &fetched[j][..]).collect::<Vec<_>>()).await?;
+                    let mut new_vectors: HashMap<usize, Option<(Vec<u8>, u32)>> =
+                        needs_vectors.iter().map(|&j| wanted[j]).zip(blobs).collect();
+                    let contents: HashMap<ContentHash, Bytes> = wanted.iter().map(|&i| page[i].content_hash).zip(fetched).collect();
+                    for (i, (d, (reused, _))) in page.into_iter().zip(plans).enumerate() {
                         let have_content = packer.reuse(&d.content_hash, d.size);
-                        let (vectors, vector_count) = match (reused, have_content) {
-                            (Some(r), true) => r,
-                            _ => {
-                                let content: Bytes = snap.content(&d.content_hash).await?;
-                                if ContentHash::of(&content) != d.content_hash {
-                                    return Err(BackupFailure::StoreCorrupt { collection: c.name.clone(), key: d.key.to_string() });
-                                }
-                                if !have_content {
-                                    packer.add_with_id(d.content_hash, &content).await?;
-                                }
-                                match reused {
-                                    Some(r) => r,
-                                    None => match vectors_blob(&*snap, c, &content).await? {
-                                        Some((blob, n)) => (Some(packer.add(&blob).await?), n),
-                                        None => (None, 0),
-                                    },
-                                }
-                            }
+                        if let Some((Some(v), _)) = reused {
+                            packer.reuse(&v, 0);
+                        }
+                        if !have_content {
+                            let content = match contents.get(&d.content_hash) {
+                                Some(b) => b.clone(),
+                                None => snap.content(&d.content_hash).await?,
+                            };
+                            packer.add_with_id(d.content_hash, &content).await?;
+                        }
+                        let (vectors, vector_count) = match reused {
+                            Some(r) => r,
+                            None => match new_vectors.remove(&i).flatten() {
+                                Some((blob, n)) => (Some(packer.add(&blob).await?), n),
+                                None => (None, 0),
+                            },
                         };
                         entry.vectors += u64::from(vector_count);
                         entry.documents += 1;

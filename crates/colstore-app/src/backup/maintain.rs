@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::format::{self, DocRecord, LedgerRecord, Manifest};
-use super::pack::{BlobReader, KnownBlobs};
+use super::pack::KnownBlobs;
 use super::{BackupFailure, HeldLock, LockOwner, civil_from_days, read_manifest};
 
 /// One backup in a listing.
@@ -149,84 +149,143 @@ pub async fn verify_backup(
             continue;
         }
         match KnownBlobs::load(&*store, [*o]).await {
-            Ok(k) => known.blobs.extend(k.blobs),
+            Ok(k) => known.merge(k),
             Err(e) => problems.push(VerifyFinding { object: o.to_string(), problem: e.to_string() }),
         }
     }
     let packs: HashSet<ContentHash> = m.packs.iter().copied().collect();
-    known.blobs.retain(|_, (loc, _)| packs.contains(&loc.pack));
-    let mut reader = BlobReader::new(Arc::clone(&store), known, 2);
+    let index: HashMap<ContentHash, format::BlobLocation> = known.locations().filter(|(_, loc)| packs.contains(&loc.pack)).collect();
+    drop(known);
 
-    // Every blob the records name must be known; the records themselves must read and parse.
+    // The record chunks, which name every other blob; those no index lists cannot be read.
     let mut needed: BTreeSet<ContentHash> = BTreeSet::new();
+    let mut records: HashMap<ContentHash, RecordKind> = HashMap::new();
     for c in &m.collections {
-        for rid in c.document_records.iter().chain(c.ledger_records.iter()) {
-            needed.insert(*rid);
+        records.extend(c.document_records.iter().map(|r| (*r, RecordKind::Documents)));
+        records.extend(c.ledger_records.iter().map(|r| (*r, RecordKind::Ledger)));
+    }
+    // Per pack, the blobs to check: with `read_data` every blob, else only the record chunks.
+    let mut by_pack: HashMap<ContentHash, Vec<BlobToCheck>> = HashMap::new();
+    for (b, loc) in &index {
+        let kind = records.get(b).copied();
+        if read_data || kind.is_some() {
+            by_pack.entry(loc.pack).or_default().push((*b, *loc, kind));
         }
-        for rid in &c.document_records {
-            match reader.blob(rid, "record chunk").await {
-                Ok(bytes) => match format::parse_lines::<DocRecord>(rid, &bytes) {
-                    Ok(records) => {
-                        for r in records {
-                            report.documents += 1;
-                            needed.insert(r.hash);
-                            if let Some(v) = r.vectors {
-                                needed.insert(v);
-                            }
-                        }
-                    }
-                    Err(e) => problems.push(VerifyFinding { object: rid.to_string(), problem: e.to_string() }),
-                },
-                Err(e) => problems.push(finding(rid, e)),
+    }
+    let mut order: Vec<(ContentHash, Vec<BlobToCheck>)> = by_pack.into_iter().filter(|(p, _)| present.contains(p)).collect();
+    if read_data {
+        // A pack no index lists a blob of is still read and re-hashed.
+        let listed: HashSet<ContentHash> = order.iter().map(|(p, _)| *p).collect();
+        order.extend(m.packs.iter().filter(|p| present.contains(*p) && !listed.contains(*p)).map(|p| (*p, Vec::new())));
+    }
+    order.sort_unstable_by_key(|(p, _)| *p);
+    let mut record_ids: Vec<ContentHash> = records.keys().copied().collect();
+    record_ids.sort_unstable();
+    for rid in &record_ids {
+        needed.insert(*rid);
+        match index.get(rid) {
+            None => problems.push(VerifyFinding { object: rid.to_string(), problem: "the record chunk is missing".into() }),
+            Some(loc) if !present.contains(&loc.pack) => problems.push(VerifyFinding {
+                object: rid.to_string(),
+                problem: format!("the record chunk cannot be read: its pack {} is missing", loc.pack.short()),
+            }),
+            Some(_) => {}
+        }
+    }
+
+    // Each pack read once (the store re-hashes it), two at a time, its blobs checked and its record chunks parsed on
+    // a blocking thread.
+    let mut checked = futures::stream::iter(order)
+        .map(|(pack, blobs)| {
+            let store = Arc::clone(&store);
+            async move {
+                let bytes = match store.get_object(&pack).await {
+                    Ok(b) => b,
+                    Err(e) => return (pack, Err(finding(&pack, BackupFailure::object(&pack, "pack", e))), 0),
+                };
+                let len = bytes.len() as u64;
+                let outcome = tokio::task::spawn_blocking(move || check_pack(&pack, &bytes, &blobs))
+                    .await
+                    .map_err(|e| VerifyFinding { object: pack.to_string(), problem: format!("checking the pack failed: {e}") });
+                (pack, outcome, len)
             }
-        }
-        for rid in &c.ledger_records {
-            if let Ok(bytes) = reader.blob(rid, "record chunk").await
-                && let Err(e) = format::parse_lines::<LedgerRecord>(rid, &bytes)
-            {
-                problems.push(VerifyFinding { object: rid.to_string(), problem: e.to_string() });
+        })
+        .buffered(2);
+    while let Some((pack, outcome, len)) = checked.next().await {
+        report.bytes_read += len;
+        on_progress(report.bytes_read, len);
+        match outcome {
+            Ok(found) => {
+                report.documents += found.documents;
+                needed.extend(found.needed);
+                problems.extend(found.problems);
+            }
+            Err(f) => {
+                problems.push(f);
+                for rid in record_ids.iter().filter(|r| index.get(*r).is_some_and(|l| l.pack == pack)) {
+                    problems.push(VerifyFinding {
+                        object: rid.to_string(),
+                        problem: format!("the record chunk cannot be read: its pack {} is damaged", pack.short()),
+                    });
+                }
             }
         }
     }
+    drop(checked);
     for b in &needed {
         report.blobs += 1;
-        if !reader.knows(b) {
+        if !index.contains_key(b) {
             problems.push(VerifyFinding { object: b.to_string(), problem: "no pack index of the backup lists this blob".into() });
-        }
-    }
-    if read_data {
-        // Read each pack once (the store re-hashes it), then check every blob in it.
-        let mut by_pack: HashMap<ContentHash, Vec<(ContentHash, format::BlobLocation)>> = HashMap::new();
-        for (b, loc) in reader.entries() {
-            by_pack.entry(loc.pack).or_default().push((*b, *loc));
-        }
-        let mut order: Vec<&ContentHash> = m.packs.iter().filter(|p| present.contains(*p)).collect();
-        order.sort_unstable();
-        for p in order {
-            match store.get_object(p).await {
-                Ok(bytes) => {
-                    report.bytes_read += bytes.len() as u64;
-                    on_progress(report.bytes_read, bytes.len() as u64);
-                    for (b, loc) in by_pack.get(p).map(Vec::as_slice).unwrap_or_default() {
-                        let slice = usize::try_from(loc.offset)
-                            .ok()
-                            .zip(usize::try_from(loc.offset + loc.len).ok())
-                            .and_then(|(s, e)| bytes.get(s..e));
-                        match slice {
-                            Some(s) if ContentHash::of(s) == *b => {}
-                            _ => problems.push(VerifyFinding {
-                                object: p.to_string(),
-                                problem: format!("blob {} in it does not match its hash", b.short()),
-                            }),
-                        }
-                    }
-                }
-                Err(e) => problems.push(finding(p, BackupFailure::object(p, "pack", e))),
-            }
         }
     }
     report.problems = problems;
     Ok(report)
+}
+
+/// What a record chunk lists.
+#[derive(Debug, Clone, Copy)]
+enum RecordKind {
+    Documents,
+    Ledger,
+}
+
+/// A blob of a pack to check: its id, where it is, and what it lists when it is a record chunk.
+type BlobToCheck = (ContentHash, format::BlobLocation, Option<RecordKind>);
+
+/// What checking one pack found.
+#[derive(Default)]
+struct PackFindings {
+    documents: u64,
+    needed: Vec<ContentHash>,
+    problems: Vec<VerifyFinding>,
+}
+
+/// Checks the given blobs of a pack against their hashes and parses its record chunks.
+fn check_pack(pack: &ContentHash, bytes: &[u8], blobs: &[BlobToCheck]) -> PackFindings {
+    let mut out = PackFindings::default();
+    for (b, loc, kind) in blobs {
+        let slice = usize::try_from(loc.offset).ok().zip(usize::try_from(loc.offset + loc.len).ok()).and_then(|(s, e)| bytes.get(s..e));
+        let Some(slice) = slice.filter(|s| ContentHash::of(s) == *b) else {
+            out.problems
+                .push(VerifyFinding { object: pack.to_string(), problem: format!("blob {} in it does not match its hash", b.short()) });
+            continue;
+        };
+        let parsed = match kind {
+            None => Ok(()),
+            Some(RecordKind::Documents) => format::parse_lines::<DocRecord>(b, slice).map(|records| {
+                for r in records {
+                    out.documents += 1;
+                    out.needed.push(r.hash);
+                    out.needed.extend(r.vectors);
+                }
+            }),
+            Some(RecordKind::Ledger) => format::parse_lines::<LedgerRecord>(b, slice).map(drop),
+        };
+        if let Err(e) = parsed {
+            out.problems.push(VerifyFinding { object: b.to_string(), problem: e.to_string() });
+        }
+    }
+    out
 }
 
 fn finding(id: &ContentHash, e: BackupFailure) -> VerifyFinding {

@@ -10,10 +10,33 @@ use colstore_domain::ports::{BackupError, BackupStore};
 use super::BackupFailure;
 use super::format::{self, BlobLocation, PACK_TARGET};
 
-/// Every blob the repository holds (as far as the indexes of the manifests read say), and which index lists it.
+/// Where a blob is, compactly: packs and indexes are numbered in the tables of [`KnownBlobs`].
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    pack: u32,
+    index: u32,
+    offset: u64,
+    len: u64,
+}
+
+/// Every blob the repository holds (as far as the indexes read say): where it is, and which index lists it.
+///
+/// This is the repository's blob index held in memory, as restic holds its own: about 60 bytes per blob (its id and a
+/// [`Slot`]), pack and index ids stored once each.
 #[derive(Default)]
 pub(crate) struct KnownBlobs {
-    pub blobs: HashMap<ContentHash, (BlobLocation, ContentHash)>,
+    blobs: HashMap<ContentHash, Slot>,
+    packs: Vec<ContentHash>,
+    pack_numbers: HashMap<ContentHash, u32>,
+    indexes: Vec<ContentHash>,
+    index_numbers: HashMap<ContentHash, u32>,
+}
+
+fn number(table: &mut Vec<ContentHash>, numbers: &mut HashMap<ContentHash, u32>, id: ContentHash) -> u32 {
+    *numbers.entry(id).or_insert_with(|| {
+        table.push(id);
+        u32::try_from(table.len() - 1).unwrap_or(u32::MAX)
+    })
 }
 
 impl KnownBlobs {
@@ -26,25 +49,94 @@ impl KnownBlobs {
                 continue;
             }
             let bytes = store.get_object(&id).await.map_err(|e| BackupFailure::object(&id, "pack index", e))?;
-            for (blob, loc) in format::decode_index(&id, &bytes)? {
-                known.blobs.entry(blob).or_insert((loc, id));
+            let entries = format::decode_index(&id, &bytes)?;
+            known.blobs.reserve(entries.len());
+            for (blob, loc) in entries {
+                if !known.blobs.contains_key(&blob) {
+                    known.insert(blob, loc, id);
+                }
             }
         }
         Ok(known)
     }
+
+    /// Records where a blob is and which index lists it (replacing what was known of it).
+    pub fn insert(&mut self, blob: ContentHash, loc: BlobLocation, index: ContentHash) {
+        let pack = number(&mut self.packs, &mut self.pack_numbers, loc.pack);
+        let index = number(&mut self.indexes, &mut self.index_numbers, index);
+        self.blobs.insert(blob, Slot { pack, index, offset: loc.offset, len: loc.len });
+    }
+
+    fn expand(&self, slot: Slot) -> (BlobLocation, ContentHash) {
+        (BlobLocation { pack: self.packs[slot.pack as usize], offset: slot.offset, len: slot.len }, self.indexes[slot.index as usize])
+    }
+
+    /// Where a blob is and which index lists it.
+    pub fn get(&self, blob: &ContentHash) -> Option<(BlobLocation, ContentHash)> {
+        self.blobs.get(blob).map(|s| self.expand(*s))
+    }
+
+    /// Whether a blob is known.
+    pub fn contains(&self, blob: &ContentHash) -> bool {
+        self.blobs.contains_key(blob)
+    }
+
+    /// Every known blob and where it is.
+    pub fn locations(&self) -> impl Iterator<Item = (ContentHash, BlobLocation)> + '_ {
+        self.blobs.iter().map(|(b, s)| (*b, self.expand(*s).0))
+    }
+
+    /// Adds what `other` knows (blobs already known keep their place).
+    pub fn merge(&mut self, other: KnownBlobs) {
+        for (blob, slot) in &other.blobs {
+            if !self.blobs.contains_key(blob) {
+                let (loc, index) = other.expand(*slot);
+                self.insert(*blob, loc, index);
+            }
+        }
+    }
+
+    /// Only the given blobs, where known.
+    pub fn subset<'b>(&self, blobs: impl IntoIterator<Item = &'b ContentHash>) -> KnownBlobs {
+        let mut out = KnownBlobs::default();
+        for b in blobs {
+            if let Some((loc, index)) = self.get(b) {
+                out.insert(*b, loc, index);
+            }
+        }
+        out
+    }
+}
+
+/// Packs written at the same time: while one is compressed, written and read back on other threads, the next fills.
+const PACKS_IN_FLIGHT: usize = 2;
+
+/// A backup writes an index once its packs hold this many new blobs (80 bytes each in the index).
+const INDEX_ENTRIES_MAX: usize = 16 * 1024;
+
+/// A pack handed to a background task: its blobs (id, offset, length), and the task, which answers the pack's id and
+/// size once it is written and verified.
+struct InFlight {
+    blobs: Vec<(ContentHash, u64, u64)>,
+    task: tokio::task::JoinHandle<Result<(ContentHash, u64), BackupFailure>>,
 }
 
 /// Writes new blobs into packs; remembers which packs and indexes the backup being written needs.
+///
+/// Full packs are written by background tasks (at most [`PACKS_IN_FLIGHT`] at a time), so hashing, compressing,
+/// writing and reading back a pack overlaps with reading the store for the next one. A failure of a pack surfaces at
+/// a later [`add`](Self::add) or at [`finish`](Self::finish); dropping the packer aborts what is still running.
 pub(crate) struct Packer<'a> {
-    store: &'a dyn BackupStore,
+    store: Arc<dyn BackupStore>,
     known: KnownBlobs,
     /// Count what would be written, write nothing.
     dry_run: bool,
     buf: Vec<u8>,
     pending: Vec<(ContentHash, u64, u64)>,
+    in_flight: VecDeque<InFlight>,
     /// Entries of the packs this run wrote, for its own index.
     new_entries: Vec<(ContentHash, BlobLocation)>,
-    /// Blobs of this run not yet flushed (dedup within the run).
+    /// Blobs of this run not yet written (dedup within the run): in the buffer or in flight.
     in_buffer: HashSet<ContentHash>,
     pub used_packs: HashSet<ContentHash>,
     pub used_indexes: HashSet<ContentHash>,
@@ -53,14 +145,33 @@ pub(crate) struct Packer<'a> {
     on_object: Box<dyn FnMut(u64) + Send + 'a>,
 }
 
+impl Drop for Packer<'_> {
+    fn drop(&mut self) {
+        for f in &self.in_flight {
+            f.task.abort();
+        }
+    }
+}
+
+/// Writes one object and reads it back: the store re-hashes what it returns, and the bytes are compared too.
+async fn put_verified(store: &dyn BackupStore, id: ContentHash, data: Bytes, what: &str) -> Result<(), BackupFailure> {
+    store.put_object(&id, data.clone()).await.map_err(|e| BackupFailure::object(&id, what, e))?;
+    let back = store.get_object(&id).await.map_err(|e| BackupFailure::object(&id, what, e))?;
+    if back != data {
+        return Err(BackupFailure::Unverified { id, detail: format!("the {what} read back differs from what was written") });
+    }
+    Ok(())
+}
+
 impl<'a> Packer<'a> {
-    pub fn new(store: &'a dyn BackupStore, known: KnownBlobs, dry_run: bool, on_object: Box<dyn FnMut(u64) + Send + 'a>) -> Self {
+    pub fn new(store: Arc<dyn BackupStore>, known: KnownBlobs, dry_run: bool, on_object: Box<dyn FnMut(u64) + Send + 'a>) -> Self {
         Self {
             store,
             known,
             dry_run,
             buf: Vec::with_capacity(PACK_TARGET + 1024 * 1024),
             pending: Vec::new(),
+            in_flight: VecDeque::new(),
             new_entries: Vec::new(),
             in_buffer: HashSet::new(),
             used_packs: HashSet::new(),
@@ -70,11 +181,16 @@ impl<'a> Packer<'a> {
         }
     }
 
+    /// Whether a blob is already stored or queued in this run, without marking it used.
+    pub fn has(&self, id: &ContentHash) -> bool {
+        self.known.contains(id) || self.in_buffer.contains(id)
+    }
+
     /// Whether a blob is already stored (or queued in this run); marks it used when it is.
     pub fn reuse(&mut self, id: &ContentHash, len: u64) -> bool {
-        if let Some((loc, index)) = self.known.blobs.get(id) {
+        if let Some((loc, index)) = self.known.get(id) {
             self.used_packs.insert(loc.pack);
-            self.used_indexes.insert(*index);
+            self.used_indexes.insert(index);
             self.stats.blobs += 1;
             self.stats.blob_bytes += len;
             return true;
@@ -113,59 +229,95 @@ impl<'a> Packer<'a> {
         Ok(())
     }
 
-    /// Writes one object and reads it back: the store re-hashes what it returns, and the bytes are compared too.
-    async fn put_verified(&mut self, id: ContentHash, data: Bytes, what: &str) -> Result<(), BackupFailure> {
-        let len = data.len() as u64;
-        if self.dry_run {
-            self.stats.new_objects += 1;
-            self.stats.new_object_bytes += len;
-            return Ok(());
-        }
-        self.store.put_object(&id, data.clone()).await.map_err(|e| BackupFailure::object(&id, what, e))?;
-        let back = self.store.get_object(&id).await.map_err(|e| BackupFailure::object(&id, what, e))?;
-        if back != data {
-            return Err(BackupFailure::Unverified { id, detail: format!("the {what} read back differs from what was written") });
-        }
-        self.stats.new_objects += 1;
-        self.stats.new_object_bytes += len;
-        (self.on_object)(len);
-        Ok(())
-    }
-
-    /// Writes the current pack, if any.
+    /// Hands the current pack, if any, to a background task; waits for the oldest when too many are in flight.
     pub async fn flush(&mut self) -> Result<(), BackupFailure> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let data = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PACK_TARGET + 1024 * 1024)));
-        let pack = ContentHash::of(&data);
-        self.put_verified(pack, data, "pack").await?;
-        for (blob, offset, len) in self.pending.drain(..) {
-            let loc = BlobLocation { pack, offset, len };
-            self.new_entries.push((blob, loc));
-            self.in_buffer.remove(&blob);
-            // Later reuse within this run finds it like any stored blob; its index is this run's (added at finish).
-            self.known.blobs.insert(blob, (loc, ContentHash::from_bytes([0; 32])));
+        let blobs = std::mem::take(&mut self.pending);
+        if self.dry_run {
+            let len = data.len() as u64;
+            self.stats.new_objects += 1;
+            self.stats.new_object_bytes += len;
+            self.written(ContentHash::of(&data), blobs);
+            return Ok(());
         }
-        self.used_packs.insert(pack);
+        while self.in_flight.len() >= PACKS_IN_FLIGHT {
+            self.complete_oldest().await?;
+        }
+        let store = Arc::clone(&self.store);
+        let task = tokio::spawn(async move {
+            let hashed = data.clone();
+            let pack = tokio::task::spawn_blocking(move || ContentHash::of(&hashed))
+                .await
+                .map_err(|e| BackupFailure::Invalid(format!("hashing a pack failed: {e}")))?;
+            let len = data.len() as u64;
+            put_verified(&*store, pack, data, "pack").await?;
+            Ok((pack, len))
+        });
+        self.in_flight.push_back(InFlight { blobs, task });
         Ok(())
     }
 
-    /// Flushes and writes this run's index; returns the packs and indexes the backup needs.
+    /// Waits for the oldest pack in flight and records where its blobs are.
+    async fn complete_oldest(&mut self) -> Result<(), BackupFailure> {
+        let Some(f) = self.in_flight.pop_front() else { return Ok(()) };
+        let (pack, len) = f.task.await.map_err(|e| BackupFailure::Invalid(format!("writing a pack failed: {e}")))??;
+        self.stats.new_objects += 1;
+        self.stats.new_object_bytes += len;
+        (self.on_object)(len);
+        self.written(pack, f.blobs);
+        if self.new_entries.len() >= INDEX_ENTRIES_MAX {
+            self.write_index().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an index of the packs written since the last one, if any. A backup writes one every
+    /// [`INDEX_ENTRIES_MAX`] blobs, so what it holds for its own index stays bounded.
+    async fn write_index(&mut self) -> Result<(), BackupFailure> {
+        if self.new_entries.is_empty() {
+            return Ok(());
+        }
+        let bytes = Bytes::from(format::encode_index(&std::mem::take(&mut self.new_entries)));
+        let id = ContentHash::of(&bytes);
+        let len = bytes.len() as u64;
+        if !self.dry_run {
+            put_verified(&*self.store, id, bytes, "pack index").await?;
+            (self.on_object)(len);
+        }
+        self.stats.new_objects += 1;
+        self.stats.new_object_bytes += len;
+        self.used_indexes.insert(id);
+        Ok(())
+    }
+
+    /// Records a written pack's blobs: later reuse within this run finds them like any stored blob.
+    fn written(&mut self, pack: ContentHash, blobs: Vec<(ContentHash, u64, u64)>) {
+        for (blob, offset, len) in blobs {
+            let loc = BlobLocation { pack, offset, len };
+            self.new_entries.push((blob, loc));
+            self.in_buffer.remove(&blob);
+            // Its index is this run's (added at finish).
+            self.known.insert(blob, loc, ContentHash::from_bytes([0; 32]));
+        }
+        self.used_packs.insert(pack);
+    }
+
+    /// Flushes, waits for every pack, and writes this run's index; returns the packs and indexes the backup needs.
     pub async fn finish(mut self) -> Result<(Vec<ContentHash>, Vec<ContentHash>, format::BackupStats), BackupFailure> {
         self.flush().await?;
+        while !self.in_flight.is_empty() {
+            self.complete_oldest().await?;
+        }
         let placeholder = ContentHash::from_bytes([0; 32]);
         self.used_indexes.remove(&placeholder);
-        if !self.new_entries.is_empty() {
-            let bytes = Bytes::from(format::encode_index(&self.new_entries));
-            let id = ContentHash::of(&bytes);
-            self.put_verified(id, bytes, "pack index").await?;
-            self.used_indexes.insert(id);
-        }
+        self.write_index().await?;
         // Blobs reused from earlier backups: their packs must still be there (a prune may have run since).
-        let mut packs: Vec<ContentHash> = self.used_packs.into_iter().collect();
+        let mut packs: Vec<ContentHash> = std::mem::take(&mut self.used_packs).into_iter().collect();
         packs.sort_unstable();
-        let mut indexes: Vec<ContentHash> = self.used_indexes.into_iter().collect();
+        let mut indexes: Vec<ContentHash> = std::mem::take(&mut self.used_indexes).into_iter().collect();
         indexes.sort_unstable();
         for id in packs.iter().chain(indexes.iter()).filter(|_| !self.dry_run) {
             if !self.store.has_object(id).await.map_err(|e| BackupFailure::object(id, "object", e))? {
@@ -182,7 +334,7 @@ impl<'a> Packer<'a> {
 /// Reads blobs by id through a small cache of whole packs.
 pub(crate) struct BlobReader {
     store: Arc<dyn BackupStore>,
-    index: HashMap<ContentHash, BlobLocation>,
+    index: KnownBlobs,
     cache: VecDeque<(ContentHash, Bytes)>,
     cache_packs: usize,
     /// Objects read and their bytes.
@@ -191,23 +343,7 @@ pub(crate) struct BlobReader {
 
 impl BlobReader {
     pub fn new(store: Arc<dyn BackupStore>, known: KnownBlobs, cache_packs: usize) -> Self {
-        Self {
-            store,
-            index: known.blobs.into_iter().map(|(b, (loc, _))| (b, loc)).collect(),
-            cache: VecDeque::new(),
-            cache_packs: cache_packs.max(1),
-            read: (0, 0),
-        }
-    }
-
-    /// Whether the index knows the blob.
-    pub fn knows(&self, id: &ContentHash) -> bool {
-        self.index.contains_key(id)
-    }
-
-    /// Every (blob, location) the index knows.
-    pub fn entries(&self) -> impl Iterator<Item = (&ContentHash, &BlobLocation)> {
-        self.index.iter()
+        Self { store, index: known, cache: VecDeque::new(), cache_packs: cache_packs.max(1), read: (0, 0) }
     }
 
     /// Reads a whole pack (the store checks its hash).
@@ -227,7 +363,7 @@ impl BlobReader {
 
     /// Reads a blob and checks its hash.
     pub async fn blob(&mut self, id: &ContentHash, what: &str) -> Result<Bytes, BackupFailure> {
-        let loc = *self.index.get(id).ok_or_else(|| BackupFailure::Missing { id: *id, what: what.to_owned() })?;
+        let (loc, _) = self.index.get(id).ok_or_else(|| BackupFailure::Missing { id: *id, what: what.to_owned() })?;
         let pack = self.pack(&loc.pack).await?;
         let (start, end) = (usize::try_from(loc.offset).unwrap_or(usize::MAX), usize::try_from(loc.offset + loc.len).unwrap_or(usize::MAX));
         let Some(slice) = pack.get(start..end) else {

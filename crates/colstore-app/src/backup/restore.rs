@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use colstore_domain::ports::{BackupId, BackupStore, CollectionRepo, RepoError, SyncStore};
 use colstore_domain::{CollectionName, DocKey, DocumentMeta};
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::format::{self, CollectionEntry, DocRecord, LedgerRecord, Manifest};
@@ -132,8 +133,15 @@ async fn load(store: Arc<dyn BackupStore>, id: &BackupId, opts: &RestoreOptions,
     let known = KnownBlobs::load(&*store, manifest.indexes.iter().copied()).await?;
     if read_packs {
         // Refuse before changing anything: every pack must be there and read back with its hash.
-        for p in &manifest.packs {
-            store.get_object(p).await.map_err(|e| BackupFailure::object(p, "pack", e))?;
+        // Two at a time: the store decompresses and re-hashes on blocking threads.
+        let mut reads = futures::stream::iter(manifest.packs.iter())
+            .map(|p| {
+                let store = Arc::clone(&store);
+                async move { store.get_object(p).await.map(drop).map_err(|e| BackupFailure::object(p, "pack", e)) }
+            })
+            .buffered(2);
+        while let Some(r) = reads.next().await {
+            r?;
         }
     }
     let reader = BlobReader::new(store, known, 2);

@@ -443,3 +443,30 @@ async fn vectors_that_arrive_after_a_backup_are_in_the_next_one() {
     let r = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap();
     assert_eq!(r.stats.new_blobs, 0, "{:?}", r.stats);
 }
+
+#[tokio::test]
+async fn a_large_backup_writes_its_index_in_parts_and_still_round_trips() {
+    // 40 000 documents of about 100 bytes (and 200 of record each): more than one 8 MiB pack, and more than the 16 384
+    // blobs after which an index is written.
+    let w = world();
+    let c = name("notes");
+    w.repo.create_collection(CollectionSpec { name: c.clone(), settings: settings() }).await.unwrap();
+    let docs = (0..40_000)
+        .map(|i| NewDocument {
+            key: key(&format!("d{i:06}.md")),
+            content: Content::Bytes(Bytes::from(format!("document {i}: {}", "words ".repeat(14)))),
+            metadata: Metadata::default(),
+            tags: Tags::default(),
+        })
+        .collect();
+    w.repo.put_batch(&c, docs).await.unwrap();
+    let id = backup(&w, &[]).await;
+    let m = colstore_app::backup::show_backup(&*w.backups, &id).await.unwrap();
+    assert!(m.indexes.len() >= 2, "the index is written in parts: {:?}", m.indexes);
+    let v = verify_backup(w.backups.clone(), &id, true, &|_, _| {}).await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.documents, 40_000);
+    let target = world();
+    let r = restore_backup(&*target.repo, &*target.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap();
+    assert_eq!((r.documents_written, r.verified), (40_000, 40_000), "the restore checks every document against the backup");
+}

@@ -36,6 +36,19 @@ pub trait StoreSnapshot: Send + Sync {
     /// `Corrupt`-style backend errors when the stored bytes do not decode or do not match the hash.
     async fn content(&self, hash: &ContentHash) -> Result<Bytes, RepoError>;
 
+    /// The contents with these hashes, in the same order (a hash may repeat): what [`content`](Self::content) gives
+    /// for each, read in as few round trips as the backend allows. Backups read a page of documents at a time this way.
+    ///
+    /// # Errors
+    /// As [`content`](Self::content), for the first hash that fails.
+    async fn contents(&self, hashes: Vec<ContentHash>) -> Result<Vec<Bytes>, RepoError> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in &hashes {
+            out.push(self.content(h).await?);
+        }
+        Ok(out)
+    }
+
     /// A page of a collection's sync ledger (including pending deletions).
     async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, RepoError>;
 
