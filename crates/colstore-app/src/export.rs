@@ -214,9 +214,17 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// The documents of one collection, as the store holds them now (shared with restore).
+/// The documents of one collection, as the store holds them now (`None` when it does not exist).
 async fn current(repo: &dyn CollectionRepo, name: &CollectionName) -> Result<Option<HashMap<DocKey, DocumentMeta>>, ExportError> {
-    Ok(crate::backup::restore::current_docs(repo, name).await?)
+    let mut docs = crate::backup::restore::StoreDocs::new(repo, name);
+    let mut out = HashMap::new();
+    while let Some(d) = docs.next().await? {
+        out.insert(d.key.clone(), d);
+    }
+    if out.is_empty() && repo.collection(name).await.is_err() {
+        return Ok(None);
+    }
+    Ok(Some(out))
 }
 
 fn same(d: &DocumentMeta, l: &DocLine) -> bool {

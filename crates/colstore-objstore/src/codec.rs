@@ -27,6 +27,20 @@ pub fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
 /// # Errors
 /// A message saying what failed: not zstd, truncated, garbled (checksum), trailing garbage, or too large.
 pub fn decompress(stored: &[u8], max: u64) -> Result<Vec<u8>, String> {
+    // The size the frame records (we always write it) sizes the output exactly, instead of a buffer that doubles as
+    // it fills (up to twice the memory). The decoder still refuses to write past it, and checks the checksum.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(stored)
+        && size <= max
+        && let Ok(capacity) = usize::try_from(size)
+    {
+        let out = zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress(stored, capacity))
+            .map_err(|e| format!("decompression failed: {e}"))?;
+        if out.len() != capacity {
+            return Err(format!("decompression failed: {} bytes instead of the {size} the frame records", out.len()));
+        }
+        return Ok(out);
+    }
     let dec = zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| format!("decompression failed: {e}"))?;
     let mut out = Vec::new();
     // Never trust a size recorded in the data: read at most one byte more than allowed, then check.

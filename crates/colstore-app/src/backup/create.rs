@@ -9,7 +9,7 @@ use colstore_domain::{Collection, CollectionName, ContentHash, DocKey, DocumentM
 use serde::Serialize;
 
 use super::format::{self, CollectionEntry, DocRecord, FORMAT, LedgerRecord, Manifest, RECORD_CHUNK_MAX, Scope, VERSION};
-use super::pack::{BlobReader, KnownBlobs, Packer};
+use super::pack::{BlobReader, KnownBlobs, Packer, RecordStream};
 use super::{BackupFailure, HeldLock, LockOwner, new_backup_id, read_manifest};
 
 /// Documents read from the snapshot per page.
@@ -179,39 +179,10 @@ impl LedgerCursor {
 
 /// The previous backup's records of a collection (same embedder and chunking), walked in key order alongside the
 /// snapshot's documents, for reusing vector blobs unread. One record chunk is held at a time.
-struct PreviousRecords {
-    /// Record chunks not read yet, next last.
-    chunks: Vec<ContentHash>,
-    buf: std::collections::VecDeque<DocRecord>,
-}
-
-impl PreviousRecords {
-    fn new(prev: Option<&Manifest>, c: &Collection) -> Self {
-        let chunks = match prev.and_then(|m| m.collections.iter().find(|e| e.name == c.name)) {
-            Some(entry) if entry.settings == c.settings => entry.document_records.iter().rev().copied().collect(),
-            _ => Vec::new(),
-        };
-        Self { chunks, buf: Default::default() }
-    }
-
-    /// The previous record of `key` (keys asked in increasing order); records before it are dropped.
-    async fn seek(&mut self, reader: &mut BlobReader, key: &DocKey) -> Result<Option<&DocRecord>, BackupFailure> {
-        loop {
-            if self.buf.is_empty() {
-                let Some(id) = self.chunks.pop() else { return Ok(None) };
-                let bytes = reader.blob(&id, "record chunk").await?;
-                self.buf.extend(format::parse_lines::<DocRecord>(&id, &bytes)?);
-                continue;
-            }
-            let front = self.buf.front().expect("not empty");
-            match front.key.as_str().as_bytes().cmp(key.as_str().as_bytes()) {
-                std::cmp::Ordering::Less => {
-                    self.buf.pop_front();
-                }
-                std::cmp::Ordering::Equal => return Ok(self.buf.front()),
-                std::cmp::Ordering::Greater => return Ok(None),
-            }
-        }
+fn previous_records(prev: Option<&Manifest>, c: &Collection) -> RecordStream<DocRecord> {
+    match prev.and_then(|m| m.collections.iter().find(|e| e.name == c.name)) {
+        Some(entry) if entry.settings == c.settings => RecordStream::new(&entry.document_records),
+        _ => RecordStream::new(&[]),
     }
 }
 
@@ -334,7 +305,7 @@ async fn backup_locked(
                 ledger_records: Vec::new(),
             };
             if !opts.schema_only {
-                let mut previous = PreviousRecords::new(prev, c);
+                let mut previous = previous_records(prev, c);
                 let mut records = RecordChunker::new();
                 // The ledger is read alongside the documents (both in key order): it tells whether a document's
                 // vectors can be in the cache, and its rows become the ledger's record chunks.
@@ -351,9 +322,9 @@ async fn backup_locked(
                     for d in &page {
                         let row = ledger.take(&*snap, &c.name, Some(&d.key), &mut packer, &mut entry).await?;
                         let projected_now = row.and_then(|r| r.projected).is_some_and(|p| p.content_hash == d.content_hash);
-                        let reused: Option<(Option<ContentHash>, u32)> = match previous.seek(&mut reader, &d.key).await? {
+                        let reused: Option<(Option<ContentHash>, u32)> = match previous.find(&mut reader, &d.key).await? {
                             Some(r) if r.hash != d.content_hash => None,
-                            Some(DocRecord { vectors: Some(v), vector_count, .. }) if packer.has(v) => Some((Some(*v), *vector_count)),
+                            Some(DocRecord { vectors: Some(v), vector_count, .. }) if packer.has(&v) => Some((Some(v), vector_count)),
                             Some(DocRecord { vectors: None, .. }) if !projected_now || c.settings.vectors.is_none() => Some((None, 0)),
                             _ => None,
                         };

@@ -331,7 +331,7 @@ impl<'a> Packer<'a> {
     }
 }
 
-/// Reads blobs by id through a small cache of whole packs.
+/// Reads blobs by id through a small cache of whole packs (least recently used out).
 pub(crate) struct BlobReader {
     store: Arc<dyn BackupStore>,
     index: KnownBlobs,
@@ -348,8 +348,12 @@ impl BlobReader {
 
     /// Reads a whole pack (the store checks its hash).
     pub async fn pack(&mut self, pack: &ContentHash) -> Result<Bytes, BackupFailure> {
-        if let Some((_, b)) = self.cache.iter().find(|(p, _)| p == pack) {
-            return Ok(b.clone());
+        if let Some(i) = self.cache.iter().position(|(p, _)| p == pack) {
+            // Least recently used goes first: move a hit to the back.
+            let hit = self.cache.remove(i).expect("found");
+            let bytes = hit.1.clone();
+            self.cache.push_back(hit);
+            return Ok(bytes);
         }
         let bytes = self.store.get_object(pack).await.map_err(|e| BackupFailure::object(pack, "pack", e))?;
         self.read.0 += 1;
@@ -379,6 +383,69 @@ impl BlobReader {
             });
         }
         Ok(pack.slice(start..end))
+    }
+}
+
+/// Records of record chunks (JSON lines, in key order), read one chunk at a time.
+pub(crate) struct RecordStream<T> {
+    /// Chunks not read yet, next last.
+    chunks: Vec<ContentHash>,
+    buf: VecDeque<T>,
+}
+
+/// A record with a document key.
+pub(crate) trait Keyed {
+    fn key(&self) -> &colstore_domain::DocKey;
+}
+
+impl Keyed for format::DocRecord {
+    fn key(&self) -> &colstore_domain::DocKey {
+        &self.key
+    }
+}
+
+impl Keyed for format::LedgerRecord {
+    fn key(&self) -> &colstore_domain::DocKey {
+        &self.key
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Keyed> RecordStream<T> {
+    pub fn new(chunks: &[ContentHash]) -> Self {
+        Self { chunks: chunks.iter().rev().copied().collect(), buf: VecDeque::new() }
+    }
+
+    /// The next record, without taking it.
+    pub async fn peek(&mut self, reader: &mut BlobReader) -> Result<Option<&T>, BackupFailure> {
+        while self.buf.is_empty() {
+            let Some(id) = self.chunks.pop() else { return Ok(None) };
+            let bytes = reader.blob(&id, "record chunk").await?;
+            self.buf.extend(format::parse_lines::<T>(&id, &bytes)?);
+        }
+        Ok(self.buf.front())
+    }
+
+    /// Takes the next record.
+    pub async fn next(&mut self, reader: &mut BlobReader) -> Result<Option<T>, BackupFailure> {
+        self.peek(reader).await?;
+        Ok(self.buf.pop_front())
+    }
+
+    /// The record of `key`, if any, dropping those before it (keys asked in increasing order).
+    pub async fn find(&mut self, reader: &mut BlobReader, key: &colstore_domain::DocKey) -> Result<Option<T>, BackupFailure> {
+        loop {
+            let order = match self.peek(reader).await? {
+                None => return Ok(None),
+                Some(r) => r.key().as_str().as_bytes().cmp(key.as_str().as_bytes()),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    self.buf.pop_front();
+                }
+                std::cmp::Ordering::Equal => return Ok(self.buf.pop_front()),
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
+        }
     }
 }
 

@@ -4,8 +4,12 @@
 //! in both that differs takes the backup's version unless the store's copy changed later (`updated_at` newer), in
 //! which case the store's copy is kept and counted as `kept_newer`. `replace` makes each restored collection exactly
 //! the backup's: documents not in the backup are deleted.
+//!
+//! Memory does not grow with the number of documents: the backup's records (in key order, one record chunk at a time)
+//! are walked beside the store's documents (in key order, a page at a time), once to plan and once to write, and
+//! once more to check the result.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,8 +18,8 @@ use colstore_domain::{CollectionName, DocKey, DocumentMeta};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::format::{self, CollectionEntry, DocRecord, LedgerRecord, Manifest};
-use super::pack::{BlobReader, KnownBlobs};
+use super::format::{self, CollectionEntry, DocRecord, LedgerRecord};
+use super::pack::{BlobReader, KnownBlobs, RecordStream};
 use super::{BackupFailure, read_manifest};
 
 /// Documents per restore transaction (and at most [`BATCH_BYTES`]).
@@ -116,7 +120,6 @@ fn meta_of(collection: &CollectionName, r: &DocRecord) -> DocumentMeta {
 
 /// Everything a restore needs from the repository, read and checked before anything changes.
 struct Loaded {
-    manifest: Manifest,
     reader: BlobReader,
     chosen: Vec<CollectionEntry>,
 }
@@ -132,8 +135,8 @@ async fn load(store: Arc<dyn BackupStore>, id: &BackupId, opts: &RestoreOptions,
         manifest.collections.iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)).cloned().collect();
     let known = KnownBlobs::load(&*store, manifest.indexes.iter().copied()).await?;
     if read_packs {
-        // Refuse before changing anything: every pack must be there and read back with its hash.
-        // Two at a time: the store decompresses and re-hashes on blocking threads.
+        // Refuse before changing anything: every pack must be there and read back with its hash. Two at a time: the
+        // store decompresses and re-hashes on blocking threads.
         let mut reads = futures::stream::iter(manifest.packs.iter())
             .map(|p| {
                 let store = Arc::clone(&store);
@@ -144,115 +147,132 @@ async fn load(store: Arc<dyn BackupStore>, id: &BackupId, opts: &RestoreOptions,
             r?;
         }
     }
-    let reader = BlobReader::new(store, known, 2);
-    Ok(Loaded { manifest, reader, chosen })
+    // Records and the contents they name may lie in different packs (a later backup rewrites only changed records).
+    let reader = BlobReader::new(store, known, 4);
+    Ok(Loaded { reader, chosen })
 }
 
-async fn records<T: for<'de> serde::Deserialize<'de>>(
-    reader: &mut BlobReader,
-    ids: &[colstore_domain::ContentHash],
-) -> Result<Vec<T>, BackupFailure> {
-    let mut out = Vec::new();
-    for id in ids {
-        let bytes = reader.blob(id, "record chunk").await?;
-        out.extend(format::parse_lines::<T>(id, &bytes)?);
+/// The store's documents of a collection in key order, a page at a time, each page from a snapshot taken for it (so
+/// no snapshot stays open while the restore writes). Pages are read ahead of the writes that concern them: a
+/// document is compared with the store before it is written.
+pub(crate) struct StoreDocs<'a> {
+    repo: &'a dyn CollectionRepo,
+    name: CollectionName,
+    after: Option<DocKey>,
+    buf: VecDeque<DocumentMeta>,
+    done: bool,
+}
+
+impl<'a> StoreDocs<'a> {
+    pub fn new(repo: &'a dyn CollectionRepo, name: &CollectionName) -> Self {
+        Self { repo, name: name.clone(), after: None, buf: VecDeque::new(), done: false }
     }
-    Ok(out)
+
+    /// The next document, without taking it (`None` at the end, or when the collection does not exist).
+    pub async fn peek(&mut self) -> Result<Option<&DocumentMeta>, RepoError> {
+        if self.buf.is_empty() && !self.done {
+            let snap = self.repo.snapshot().await?;
+            match snap.documents(&self.name, self.after.clone(), 1000).await {
+                Ok(page) => {
+                    match page.last() {
+                        Some(last) => self.after = Some(last.key.clone()),
+                        None => self.done = true,
+                    }
+                    self.buf.extend(page);
+                }
+                Err(RepoError::CollectionNotFound(_)) => self.done = true,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.buf.front())
+    }
+
+    /// Takes the next document.
+    pub async fn next(&mut self) -> Result<Option<DocumentMeta>, RepoError> {
+        self.peek().await?;
+        Ok(self.buf.pop_front())
+    }
 }
 
-/// The store's documents of a collection (empty when it does not exist).
-pub(crate) async fn current_docs(
-    repo: &dyn CollectionRepo,
-    name: &CollectionName,
-) -> Result<Option<HashMap<DocKey, DocumentMeta>>, RepoError> {
-    let snap = repo.snapshot().await?;
-    let mut out = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = match snap.documents(name, after.clone(), 1000).await {
-            Ok(p) => p,
-            Err(RepoError::CollectionNotFound(_)) => return Ok(None),
-            Err(e) => return Err(e),
+/// One step of walking the backup's records beside the store's documents, both in key order.
+enum Step {
+    /// A document of the backup, with the store's document of the same key if there is one.
+    Backup(DocRecord, Option<DocumentMeta>),
+    /// A document only the store has.
+    StoreOnly(DocumentMeta),
+}
+
+struct Walk<'a> {
+    records: RecordStream<DocRecord>,
+    store: StoreDocs<'a>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(entry: &CollectionEntry, repo: &'a dyn CollectionRepo) -> Self {
+        Self { records: RecordStream::new(&entry.document_records), store: StoreDocs::new(repo, &entry.name) }
+    }
+
+    async fn next(&mut self, reader: &mut BlobReader) -> Result<Option<Step>, BackupFailure> {
+        let order = {
+            let r = self.records.peek(reader).await?.map(|r| r.key.clone());
+            let d = self.store.peek().await?;
+            match (r, d) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(r), Some(d)) => r.as_str().as_bytes().cmp(d.key.as_str().as_bytes()),
+            }
         };
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        out.extend(page.into_iter().map(|d| (d.key.clone(), d)));
+        Ok(Some(match order {
+            std::cmp::Ordering::Less => Step::Backup(self.records.next(reader).await?.expect("peeked"), None),
+            std::cmp::Ordering::Equal => Step::Backup(self.records.next(reader).await?.expect("peeked"), self.store.next().await?),
+            std::cmp::Ordering::Greater => Step::StoreOnly(self.store.next().await?.expect("peeked")),
+        }))
     }
-    Ok(Some(out))
 }
 
-/// Checks that each of `must` (in key order) is in the store exactly, walking a snapshot of the collection in key order
-/// alongside; returns how many documents the collection holds.
-async fn verify_restored(repo: &dyn CollectionRepo, name: &CollectionName, must: &[&DocRecord]) -> Result<u64, BackupFailure> {
-    let snap = repo.snapshot().await?;
-    let mut want = must.iter().peekable();
-    let (mut held, mut after) = (0u64, None);
-    loop {
-        let page = snap.documents(name, after.clone(), 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        held += page.len() as u64;
-        for d in &page {
-            let Some(r) = want.peek() else { break };
-            match r.key.as_str().as_bytes().cmp(d.key.as_str().as_bytes()) {
-                std::cmp::Ordering::Less => {
-                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} is missing after the restore", r.key)));
-                }
-                std::cmp::Ordering::Equal if !same(d, r) => {
-                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} differs from the backup after the restore", r.key)));
-                }
-                std::cmp::Ordering::Equal => {
-                    want.next();
-                }
-                std::cmp::Ordering::Greater => {}
-            }
+/// What a restore does with one document of the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Add,
+    Update,
+    Unchanged,
+    KeptNewer,
+}
+
+impl Decision {
+    fn of(mode: RestoreMode, r: &DocRecord, current: Option<&DocumentMeta>) -> Self {
+        match current {
+            None => Decision::Add,
+            Some(d) if same(d, r) => Decision::Unchanged,
+            Some(d) if mode == RestoreMode::Merge && d.updated_at > r.updated_at => Decision::KeptNewer,
+            Some(_) => Decision::Update,
         }
     }
-    match want.next() {
-        Some(r) => Err(BackupFailure::RestoreMismatch(format!("{name}/{} is missing after the restore", r.key))),
-        None => Ok(held),
+
+    fn writes(self) -> bool {
+        matches!(self, Decision::Add | Decision::Update)
+    }
+
+    fn count(self, plan: &mut CollectionPlan) {
+        match self {
+            Decision::Add => plan.add += 1,
+            Decision::Update => plan.update += 1,
+            Decision::Unchanged => plan.unchanged += 1,
+            Decision::KeptNewer => plan.kept_newer += 1,
+        }
     }
 }
 
-/// What each document of the backup needs: written or not.
-fn classify(
-    mode: RestoreMode,
-    entry: &CollectionEntry,
-    docs: &[DocRecord],
-    current: Option<&HashMap<DocKey, DocumentMeta>>,
-    settings: Option<&colstore_domain::CollectionSettings>,
-) -> (CollectionPlan, Vec<usize>, Vec<DocKey>) {
-    let mut plan = CollectionPlan {
+/// The plan line of a collection before anything is counted.
+async fn empty_plan(repo: &dyn CollectionRepo, entry: &CollectionEntry) -> CollectionPlan {
+    let settings = repo.collection(&entry.name).await.ok().map(|c| c.settings);
+    CollectionPlan {
         name: entry.name.to_string(),
-        exists: current.is_some(),
-        settings_change: settings.is_some_and(|s| *s != entry.settings),
+        exists: settings.is_some(),
+        settings_change: settings.is_some_and(|s| s != entry.settings),
         ..CollectionPlan::default()
-    };
-    let mut write = Vec::new();
-    let empty = HashMap::new();
-    let current = current.unwrap_or(&empty);
-    for (i, r) in docs.iter().enumerate() {
-        match current.get(&r.key) {
-            None => {
-                plan.add += 1;
-                write.push(i);
-            }
-            Some(d) if same(d, r) => plan.unchanged += 1,
-            Some(d) if mode == RestoreMode::Merge && d.updated_at > r.updated_at => plan.kept_newer += 1,
-            Some(_) => {
-                plan.update += 1;
-                write.push(i);
-            }
-        }
     }
-    let mut delete = Vec::new();
-    if mode == RestoreMode::Replace {
-        let in_backup: std::collections::HashSet<&DocKey> = docs.iter().map(|r| &r.key).collect();
-        delete = current.keys().filter(|k| !in_backup.contains(k)).cloned().collect();
-        delete.sort();
-        plan.delete = delete.len() as u64;
-    }
-    (plan, write, delete)
 }
 
 /// Computes what restoring `id` would change, without changing anything.
@@ -268,15 +288,45 @@ pub async fn plan_restore(
     let mut loaded = load(store, id, opts, false).await?;
     let mut plans = Vec::new();
     for entry in &loaded.chosen {
-        let docs: Vec<DocRecord> = records(&mut loaded.reader, &entry.document_records).await?;
-        let current = current_docs(repo, &entry.name).await?;
-        let settings = match repo.collection(&entry.name).await {
-            Ok(c) => Some(c.settings),
-            Err(_) => None,
-        };
-        plans.push(classify(opts.mode, entry, &docs, current.as_ref(), settings.as_ref()).0);
+        let mut plan = empty_plan(repo, entry).await;
+        let mut walk = Walk::new(entry, repo);
+        while let Some(step) = walk.next(&mut loaded.reader).await? {
+            match step {
+                Step::Backup(r, d) => Decision::of(opts.mode, &r, d.as_ref()).count(&mut plan),
+                Step::StoreOnly(_) if opts.mode == RestoreMode::Replace => plan.delete += 1,
+                Step::StoreOnly(_) => {}
+            }
+        }
+        plans.push(plan);
     }
     Ok(RestorePlan { id: id.to_string(), mode: opts.mode, collections: plans })
+}
+
+/// Documents (and, in merge mode, their ledger rows) waiting to be written together.
+#[derive(Default)]
+struct Batch {
+    docs: Vec<(DocumentMeta, Bytes)>,
+    bytes: u64,
+    ledger: Vec<LedgerRecord>,
+}
+
+impl Batch {
+    fn full(&self) -> bool {
+        self.docs.len() >= BATCH_DOCS || self.bytes >= BATCH_BYTES
+    }
+
+    /// Writes the documents in one transaction, then their ledger rows (which the write marked pending).
+    async fn flush(&mut self, repo: &dyn CollectionRepo, ledger: &dyn SyncStore, name: &CollectionName) -> Result<u64, BackupFailure> {
+        let k = self.docs.len() as u64;
+        if k > 0 {
+            repo.restore_documents(name, std::mem::take(&mut self.docs)).await?;
+        }
+        if !self.ledger.is_empty() {
+            ledger.restore_ledger(name, std::mem::take(&mut self.ledger)).await?;
+        }
+        self.bytes = 0;
+        Ok(k)
+    }
 }
 
 /// Restores backup `id` into the store: collections and settings, documents verbatim, their vectors into the
@@ -306,68 +356,123 @@ pub async fn restore_backup(
         ledger_rows: 0,
         verified: 0,
     };
-    for entry in loaded.chosen.clone() {
-        let docs: Vec<DocRecord> = records(&mut loaded.reader, &entry.document_records).await?;
-        let current = current_docs(repo, &entry.name).await?;
-        let settings = repo.collection(&entry.name).await.ok().map(|c| c.settings);
-        let (plan, write, delete) = classify(opts.mode, &entry, &docs, current.as_ref(), settings.as_ref());
-        drop(current);
+    let reader = &mut loaded.reader;
+    for entry in &loaded.chosen {
+        let mut plan = empty_plan(repo, entry).await;
         repo.restore_collection(&entry.name, entry.settings.clone(), entry.created_at).await?;
-
         let embedder = entry.settings.vectors.as_ref().map(|v| v.embedder.clone());
-        let mut batch: Vec<(DocumentMeta, Bytes)> = Vec::new();
-        let mut batch_bytes = 0u64;
-        for (n, &i) in write.iter().enumerate() {
-            let r = &docs[i];
-            let content = loaded.reader.blob(&r.hash, "document content").await?;
+
+        // Write what differs, in key order; in merge mode each written document's ledger row goes with it.
+        let mut walk = Walk::new(entry, repo);
+        let mut ledger_rows = RecordStream::<LedgerRecord>::new(&entry.ledger_records);
+        let mut batch = Batch::default();
+        let mut deletes: Vec<DocKey> = Vec::new();
+        while let Some(step) = walk.next(reader).await? {
+            let r = match step {
+                Step::StoreOnly(d) => {
+                    if opts.mode == RestoreMode::Replace {
+                        plan.delete += 1;
+                        deletes.push(d.key);
+                        if deletes.len() >= 1000 {
+                            report.documents_deleted +=
+                                repo.delete_documents(&entry.name, std::mem::take(&mut deletes)).await?.len() as u64;
+                        }
+                    }
+                    continue;
+                }
+                Step::Backup(r, d) => {
+                    let decision = Decision::of(opts.mode, &r, d.as_ref());
+                    decision.count(&mut plan);
+                    if !decision.writes() {
+                        done += 1;
+                        continue;
+                    }
+                    r
+                }
+            };
+            let content = reader.blob(&r.hash, "document content").await?;
             if let (Some(v), Some(e)) = (r.vectors, embedder.as_ref()) {
-                let bytes = loaded.reader.blob(&v, "vectors blob").await?;
+                let bytes = reader.blob(&v, "vectors blob").await?;
                 let pairs = format::decode_vectors(&v, &bytes)?;
                 report.vectors += pairs.len() as u64;
                 ledger.cache_vectors(e, pairs).await?;
             }
-            batch_bytes += content.len() as u64;
-            batch.push((meta_of(&entry.name, r), content));
-            if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES || n + 1 == write.len() {
-                let k = batch.len() as u64;
-                repo.restore_documents(&entry.name, std::mem::take(&mut batch)).await?;
-                batch_bytes = 0;
+            if opts.mode == RestoreMode::Merge
+                && let Some(row) = ledger_rows.find(reader, &r.key).await?
+            {
+                report.ledger_rows += 1;
+                batch.ledger.push(row);
+            }
+            batch.bytes += content.len() as u64;
+            batch.docs.push((meta_of(&entry.name, &r), content));
+            if batch.full() {
+                let k = batch.flush(repo, ledger, &entry.name).await?;
                 report.documents_written += k;
                 done += k;
                 on_progress(done, total);
             }
         }
-        for keys in delete.chunks(1000) {
-            report.documents_deleted += repo.delete_documents(&entry.name, keys.to_vec()).await?.len() as u64;
+        let k = batch.flush(repo, ledger, &entry.name).await?;
+        report.documents_written += k;
+        done += k;
+        if !deletes.is_empty() {
+            report.documents_deleted += repo.delete_documents(&entry.name, deletes).await?.len() as u64;
         }
-        // The ledger last: rows of the documents written (merge) or the backup's whole ledger (replace).
-        let rows: Vec<LedgerRecord> = records(&mut loaded.reader, &entry.ledger_records).await?;
-        let written: std::collections::HashSet<&DocKey> = write.iter().map(|&i| &docs[i].key).collect();
-        let rows: Vec<LedgerRecord> = rows.into_iter().filter(|r| opts.mode == RestoreMode::Replace || written.contains(&r.key)).collect();
-        report.ledger_rows += rows.len() as u64;
-        for chunk in rows.chunks(1000) {
-            ledger.restore_ledger(&entry.name, chunk.to_vec()).await?;
+        // Replace: the backup's whole ledger, last (after the deletions, which mark rows too).
+        if opts.mode == RestoreMode::Replace {
+            let mut rows = Vec::new();
+            while let Some(row) = ledger_rows.next(reader).await? {
+                rows.push(row);
+                if rows.len() >= 1000 {
+                    report.ledger_rows += rows.len() as u64;
+                    ledger.restore_ledger(&entry.name, std::mem::take(&mut rows)).await?;
+                }
+            }
+            if !rows.is_empty() {
+                report.ledger_rows += rows.len() as u64;
+                ledger.restore_ledger(&entry.name, rows).await?;
+            }
         }
-
-        // Verify: every document of the backup that should now be in the store is there, exactly. Records and the
-        // store's documents are both in key order, so they are compared page by page, not held in memory.
-        let must: Vec<&DocRecord> = match opts.mode {
-            RestoreMode::Replace => docs.iter().collect(),
-            RestoreMode::Merge => write.iter().map(|&i| &docs[i]).collect(),
-        };
-        let held = verify_restored(repo, &entry.name, &must).await?;
-        report.verified += must.len() as u64;
-        if opts.mode == RestoreMode::Replace && held != docs.len() as u64 {
-            return Err(BackupFailure::RestoreMismatch(format!(
-                "{} holds {held} documents after the restore, the backup {}",
-                entry.name,
-                docs.len()
-            )));
-        }
-        done += plan.unchanged + plan.kept_newer;
         on_progress(done, total);
+
+        // Verify: every document of the backup is now in the store exactly (merge: or the store's newer copy was
+        // kept), and with replace nothing else is.
+        report.verified += verify_restored(repo, reader, entry, opts.mode).await?;
         report.plan.collections.push(plan);
     }
-    let _ = &loaded.manifest;
     Ok(report)
+}
+
+/// Walks the backup's records beside the store after the restore; returns how many documents were checked.
+async fn verify_restored(
+    repo: &dyn CollectionRepo,
+    reader: &mut BlobReader,
+    entry: &CollectionEntry,
+    mode: RestoreMode,
+) -> Result<u64, BackupFailure> {
+    let name = &entry.name;
+    let mut walk = Walk::new(entry, repo);
+    let mut checked = 0u64;
+    while let Some(step) = walk.next(reader).await? {
+        match step {
+            Step::Backup(r, None) => {
+                return Err(BackupFailure::RestoreMismatch(format!("{name}/{} is missing after the restore", r.key)));
+            }
+            Step::Backup(r, Some(d)) => {
+                let kept_newer = mode == RestoreMode::Merge && d.updated_at > r.updated_at;
+                if !same(&d, &r) && !kept_newer {
+                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} differs from the backup after the restore", r.key)));
+                }
+                checked += 1;
+            }
+            Step::StoreOnly(d) if mode == RestoreMode::Replace => {
+                return Err(BackupFailure::RestoreMismatch(format!(
+                    "{name}/{} is in the store after the restore but not in the backup",
+                    d.key
+                )));
+            }
+            Step::StoreOnly(_) => {}
+        }
+    }
+    Ok(checked)
 }
