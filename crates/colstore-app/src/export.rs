@@ -7,7 +7,9 @@
 //! everything (format, version, every line, every content hash, the trailer) and computes the plan without writing; the
 //! second pass writes in transactions of bounded size. Memory stays bounded by one document plus one batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::backup::restore::StoreDocs;
 use std::io::{BufRead, Write};
 
 use bytes::Bytes;
@@ -214,17 +216,68 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// The documents of one collection, as the store holds them now (`None` when it does not exist).
-async fn current(repo: &dyn CollectionRepo, name: &CollectionName) -> Result<Option<HashMap<DocKey, DocumentMeta>>, ExportError> {
-    let mut docs = crate::backup::restore::StoreDocs::new(repo, name);
-    let mut out = HashMap::new();
-    while let Some(d) = docs.next().await? {
-        out.insert(d.key.clone(), d);
+/// Where an import is in one collection: the store's documents (in key order, a page at a time) walked beside the
+/// file's (in key order, as the format requires), so memory does not grow with either.
+struct Beside<'a> {
+    store: StoreDocs<'a>,
+    /// The last key of the file seen in this collection.
+    last: Option<DocKey>,
+    /// Documents of the file seen in this collection.
+    seen: u64,
+}
+
+impl<'a> Beside<'a> {
+    fn new(repo: &'a dyn CollectionRepo, name: &CollectionName) -> Self {
+        Self { store: StoreDocs::new(repo, name), last: None, seen: 0 }
     }
-    if out.is_empty() && repo.collection(name).await.is_err() {
-        return Ok(None);
+
+    /// Checks that `key` comes after the previous document of the file, then passes the store's documents before it
+    /// to `only_in_store` and returns the store's document of `key`, if any.
+    async fn step(
+        &mut self,
+        key: &DocKey,
+        line: u64,
+        mut only_in_store: impl FnMut(DocumentMeta),
+    ) -> Result<Option<DocumentMeta>, ExportError> {
+        if let Some(last) = &self.last {
+            match last.as_str().as_bytes().cmp(key.as_str().as_bytes()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(ExportError::Malformed { line, detail: format!("document {key} appears twice") });
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(ExportError::Malformed {
+                        line,
+                        detail: format!("document {key} comes after {last}: the format lists a collection's documents in key order"),
+                    });
+                }
+            }
+        }
+        self.last = Some(key.clone());
+        self.seen += 1;
+        loop {
+            let order = match self.store.peek().await? {
+                None => return Ok(None),
+                Some(d) => d.key.as_str().as_bytes().cmp(key.as_str().as_bytes()),
+            };
+            if order == std::cmp::Ordering::Greater {
+                return Ok(None);
+            }
+            let d = self.store.next().await?.expect("peeked");
+            if order == std::cmp::Ordering::Equal {
+                return Ok(Some(d));
+            }
+            only_in_store(d);
+        }
     }
-    Ok(Some(out))
+
+    /// Passes the store's documents after the file's last to `only_in_store`.
+    async fn rest(&mut self, mut only_in_store: impl FnMut(DocumentMeta)) -> Result<(), ExportError> {
+        while let Some(d) = self.store.next().await? {
+            only_in_store(d);
+        }
+        Ok(())
+    }
 }
 
 fn same(d: &DocumentMeta, l: &DocLine) -> bool {
@@ -268,23 +321,23 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
         Err(e) => return Err(e),
     }
     let mut plan = ImportPlan { mode, collections: Vec::new(), documents: 0, vectors: 0 };
-    let mut cur: Option<(HashMap<DocKey, DocumentMeta>, HashSet<DocKey>, u64)> = None;
+    let mut cur: Option<(Beside<'_>, u64)> = None;
     let mut seen_collections = HashSet::new();
-    let finish = |plan: &mut ImportPlan,
-                  cur: &mut Option<(HashMap<DocKey, DocumentMeta>, HashSet<DocKey>, u64)>,
-                  line: u64|
-     -> Result<(), ExportError> {
-        if let Some((existing, keys, declared)) = cur.take() {
+    async fn finish(plan: &mut ImportPlan, cur: &mut Option<(Beside<'_>, u64)>, mode: RestoreMode, line: u64) -> Result<(), ExportError> {
+        if let Some((mut beside, declared)) = cur.take() {
             let p = plan.collections.last_mut().expect("a collection is open");
-            if keys.len() as u64 != declared {
-                return Err(bad(line, &format!("collection {} declares {declared} documents but holds {}", p.name, keys.len())));
+            if beside.seen != declared {
+                return Err(ExportError::Malformed {
+                    line,
+                    detail: format!("collection {} declares {declared} documents but holds {}", p.name, beside.seen),
+                });
             }
             if mode == RestoreMode::Replace {
-                p.delete = existing.keys().filter(|k| !keys.contains(*k)).count() as u64;
+                beside.rest(|_| p.delete += 1).await?;
             }
         }
         Ok(())
-    };
+    }
     loop {
         let line = lines.next_line()?;
         let n = lines.n;
@@ -292,36 +345,29 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
             None => return Err(bad(n, "the file ends without its end line: it is truncated")),
             Some(Line::Header { .. }) => return Err(bad(n, "a second header")),
             Some(Line::Collection { name, settings, documents, .. }) => {
-                finish(&mut plan, &mut cur, n)?;
+                finish(&mut plan, &mut cur, mode, n).await?;
                 if !seen_collections.insert(name.clone()) {
                     return Err(bad(n, &format!("collection {name} appears twice")));
                 }
-                let existing = current(repo, &name).await?;
-                let settings_change = match repo.collection(&name).await {
-                    Ok(c) => c.settings != settings,
-                    Err(_) => false,
+                let (exists, settings_change) = match repo.collection(&name).await {
+                    Ok(c) => (true, c.settings != settings),
+                    Err(_) => (false, false),
                 };
-                plan.collections.push(CollectionPlan {
-                    name: name.to_string(),
-                    exists: existing.is_some(),
-                    settings_change,
-                    ..CollectionPlan::default()
-                });
-                cur = Some((existing.unwrap_or_default(), HashSet::new(), documents));
+                plan.collections.push(CollectionPlan { name: name.to_string(), exists, settings_change, ..CollectionPlan::default() });
+                cur = Some((Beside::new(repo, &name), documents));
             }
             Some(Line::Document(d)) => {
-                let Some((existing, keys, _)) = cur.as_mut() else { return Err(bad(n, "a document before any collection line")) };
+                let Some((beside, _)) = cur.as_mut() else { return Err(bad(n, "a document before any collection line")) };
                 let content = base64_decode(&d.content).ok_or_else(|| bad(n, &format!("the content of {} is not valid base64", d.key)))?;
                 if content.len() as u64 != d.size || ContentHash::of(&content) != d.hash {
                     return Err(bad(n, &format!("the content of {} does not match its size and hash: the file is damaged", d.key)));
                 }
-                if !keys.insert(d.key.clone()) {
-                    return Err(bad(n, &format!("document {} appears twice", d.key)));
-                }
                 plan.documents += 1;
                 plan.vectors += d.vectors.as_ref().map_or(0, |v| v.len() as u64);
                 let p = plan.collections.last_mut().expect("a collection is open");
-                match existing.get(&d.key) {
+                let replace = mode == RestoreMode::Replace;
+                let existing = beside.step(&d.key, n, |_| p.delete += u64::from(replace)).await?;
+                match existing.as_ref() {
                     None => p.add += 1,
                     Some(e) if same(e, &d) => p.unchanged += 1,
                     Some(e) if mode == RestoreMode::Merge && e.updated_at > d.updated_at => p.kept_newer += 1,
@@ -329,7 +375,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                 }
             }
             Some(Line::End { collections, documents }) => {
-                finish(&mut plan, &mut cur, n)?;
+                finish(&mut plan, &mut cur, mode, n).await?;
                 if collections != plan.collections.len() as u64 || documents != plan.documents {
                     return Err(bad(n, "the end line's counts do not match the file: it is damaged"));
                 }
@@ -343,8 +389,8 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
     }
 }
 
-/// The collection an import is writing: name, settings, the documents it held before, the keys seen in the file.
-type OpenCollection = (CollectionName, CollectionSettings, HashMap<DocKey, DocumentMeta>, HashSet<DocKey>);
+/// The collection an import is writing: name, settings, and where the walk beside the store is.
+type OpenCollection<'a> = (CollectionName, CollectionSettings, Beside<'a>);
 
 /// Pass two: writes a file that [`plan_import`] accepted. Documents keep their versions and times; vectors go into the
 /// embedding cache (so `col sync` needs no embedder call for them); written documents are pending in the ledger.
@@ -364,39 +410,47 @@ pub async fn import<R: BufRead>(
     let mut done = 0u64;
     let mut batch: Vec<(DocumentMeta, Bytes)> = Vec::new();
     let mut batch_bytes = 0usize;
-    let mut coll: Option<OpenCollection> = None;
+    let mut coll: Option<OpenCollection<'_>> = None;
+    // Replace: documents only the store has, deleted a thousand at a time.
+    let mut gone: Vec<DocKey> = Vec::new();
     loop {
         let line = lines.next_line()?;
         let is_end = matches!(line, None | Some(Line::End { .. }) | Some(Line::Collection { .. }));
-        if is_end && let Some((name, _, existing, keys)) = coll.take() {
+        if is_end && let Some((name, _, mut beside)) = coll.take() {
             if !batch.is_empty() {
                 written += batch.len() as u64;
                 repo.restore_documents(&name, std::mem::take(&mut batch)).await?;
                 batch_bytes = 0;
             }
             if mode == RestoreMode::Replace {
-                let gone: Vec<DocKey> = existing.into_keys().filter(|k| !keys.contains(k)).collect();
-                for chunk in gone.chunks(1000) {
-                    repo.delete_documents(&name, chunk.to_vec()).await?;
-                }
+                beside.rest(|d| gone.push(d.key)).await?;
             }
+            delete_gone(repo, &name, &mut gone, 0).await?;
         }
         match line {
             None | Some(Line::End { .. }) => return Ok(written),
             Some(Line::Header { .. }) => return Err(ExportError::Malformed { line: lines.n, detail: "a second header".into() }),
             Some(Line::Collection { name, settings, created_at, .. }) => {
-                let existing = current(repo, &name).await?.unwrap_or_default();
                 repo.restore_collection(&name, settings.clone(), created_at).await?;
-                coll = Some((name, settings, existing, HashSet::new()));
+                let beside = Beside::new(repo, &name);
+                coll = Some((name, settings, beside));
             }
             Some(Line::Document(d)) => {
-                let Some((name, settings, existing, keys)) = coll.as_mut() else {
+                let Some((name, settings, beside)) = coll.as_mut() else {
                     return Err(ExportError::Malformed { line: lines.n, detail: "a document before any collection line".into() });
                 };
-                keys.insert(d.key.clone());
+                let replace = mode == RestoreMode::Replace;
+                let existing = beside
+                    .step(&d.key, lines.n, |g| {
+                        if replace {
+                            gone.push(g.key)
+                        }
+                    })
+                    .await?;
+                delete_gone(repo, name, &mut gone, 1000).await?;
                 done += 1;
                 on_progress(done);
-                if !writes(mode, existing.get(&d.key), &d) {
+                if !writes(mode, existing.as_ref(), &d) {
                     continue;
                 }
                 let content =
@@ -425,6 +479,14 @@ pub async fn import<R: BufRead>(
             }
         }
     }
+}
+
+/// Deletes the keys in `gone` once there are at least `min` of them (all that are there with 0).
+async fn delete_gone(repo: &dyn CollectionRepo, name: &CollectionName, gone: &mut Vec<DocKey>, min: usize) -> Result<(), ExportError> {
+    if !gone.is_empty() && gone.len() >= min {
+        repo.delete_documents(name, std::mem::take(gone)).await?;
+    }
+    Ok(())
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -8,7 +8,7 @@
 //! Under the folder, the bucket prefix, or the root of the in-memory store (see [`layout`]):
 //!
 //! ```text
-//! objects/<first 2 hex>/<64 hex>   content, zstd-compressed (level 3, one frame with size and checksum)
+//! objects/<first 2 hex>/<64 hex>   content, zstd-compressed (level 2, one frame with size and checksum)
 //! manifests/<backup id>.json       manifests, exactly the bytes given (uncompressed JSON)
 //! locks/<lock id>.json             lock objects: a serialised RepoLock
 //! ```

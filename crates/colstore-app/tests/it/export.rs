@@ -32,6 +32,19 @@ async fn an_export_imports_into_a_new_store_with_documents_and_vectors() {
     // Importing again changes nothing.
     let again = plan_import(&*other.repo, Cursor::new(&file), RestoreMode::Replace).await.unwrap();
     assert!(again.collections.iter().all(|c| c.add + c.update + c.delete == 0), "{again:?}");
+
+    // Into a store holding more: replace deletes what the file lacks (walked beside the file in key order), merge
+    // keeps it.
+    for (mode, left) in [(RestoreMode::Merge, 45), (RestoreMode::Replace, 30)] {
+        let bigger = world();
+        fill(&bigger.repo, "notes", 45).await;
+        let plan = plan_import(&*bigger.repo, Cursor::new(&file), mode).await.unwrap();
+        let notes = plan.collections.iter().find(|c| c.name == "notes").unwrap();
+        assert_eq!((notes.unchanged, notes.delete), (30, 45 - left), "{mode:?}: {notes:?}");
+        import(&*bigger.repo, &*bigger.repo, Cursor::new(&file), mode, &|_| {}).await.unwrap();
+        let snap = bigger.repo.snapshot().await.unwrap();
+        assert_eq!(snap.documents(&colstore_domain::CollectionName::parse("notes").unwrap(), None, 1000).await.unwrap().len() as u64, left);
+    }
 }
 
 #[tokio::test]
@@ -45,11 +58,21 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
     let future = text.replacen("\"version\":1", "\"version\":7", 1);
     let damaged = text.replacen("\"content\":\"", "\"content\":\"QUJD", 1);
     let not_json = "hello\n".to_owned();
+    // Documents are listed in key order: a repeated or swapped document line is refused.
+    let with_lines = |f: &dyn Fn(&mut Vec<&str>)| {
+        let mut l = lines.clone();
+        f(&mut l);
+        l.join("\n") + "\n"
+    };
+    let twice = with_lines(&|l| l[3] = l[2]);
+    let swapped = with_lines(&|l| l.swap(2, 3));
     let cases: Vec<(&str, String, &str)> = vec![
         ("truncated", truncated, "truncated"),
         ("future", future, "version 7"),
         ("damaged", damaged, "does not match"),
         ("not an export", not_json, "not a colstore export"),
+        ("a document twice", twice, "appears twice"),
+        ("out of key order", swapped, "key order"),
         ("empty", String::new(), "not a colstore export"),
     ];
     for (what, bytes, expect) in cases {
