@@ -496,3 +496,26 @@ fn zstd_decode(data: &[u8], out: &mut Vec<u8>) {
 fn zstd_encode(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 3).unwrap()
 }
+
+#[test]
+fn restore_and_import_ask_only_when_they_would_overwrite_or_delete() {
+    let s = store_with_documents(3);
+    let id = backup_id(&s, &[]);
+    let file = s.path().join("all.colstore");
+    s.ok(["export", "-o", file.to_str().unwrap()]);
+    // Into a new store nothing is overwritten: no question, even without a terminal.
+    let other = s.path().join("fresh");
+    s.ok(["restore", &id, "--to-store", other.to_str().unwrap()]);
+    let empty = TestStore::new();
+    empty.ok(["import", file.to_str().unwrap()]);
+    assert_eq!(empty.json(["ls", "notes"])["documents"].as_array().map(Vec::len), Some(3));
+    // Restoring over a changed document, or importing over it, asks; without a terminal that is a refusal.
+    s.ok(["put", "notes", "n0001.md", "--text", "changed after the backup"]);
+    let before = s.fingerprint();
+    for args in [vec!["restore", id.as_str()], vec!["import", file.to_str().unwrap()]] {
+        let out = s.run(args.clone());
+        assert_ne!(out.code, 0, "{args:?} must ask\n{out}");
+        assert!(out.stderr.contains("--yes"), "{args:?}\n{out}");
+        assert_eq!(s.fingerprint(), before, "{args:?} changed the store");
+    }
+}

@@ -274,7 +274,7 @@ pub struct RestoreArgs {
     /// Print the plan, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation
+    /// Do not ask before a restore overwrites or deletes documents (it asks only then, and refuses without a terminal)
     #[arg(short, long)]
     pub yes: bool,
     /// Restore into the store in DIR (created if missing) instead of this one
@@ -691,7 +691,7 @@ pub struct ImportArgs {
     /// Check the file and print the plan, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation
+    /// Do not ask before an import overwrites or deletes documents (it asks only then, and refuses without a terminal)
     #[arg(short, long)]
     pub yes: bool,
     /// Skip the safety backup (not recommended)

@@ -14,6 +14,28 @@ use super::{BackupFailure, HeldLock, LockOwner, new_backup_id, read_manifest};
 
 /// Documents read from the snapshot per page.
 const PAGE: usize = 256;
+/// The contents of a page are read in groups of about this many bytes (a single larger document is a group alone).
+pub(crate) const CONTENT_GROUP_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Splits a page into runs of consecutive documents of at most `max` bytes together (a larger document alone), so the
+/// contents read at once stay bounded whatever the documents' sizes.
+pub(crate) fn by_bytes(page: Vec<DocumentMeta>, max: u64) -> Vec<Vec<DocumentMeta>> {
+    let mut out: Vec<Vec<DocumentMeta>> = Vec::new();
+    let mut bytes = 0u64;
+    for d in page {
+        match out.last_mut() {
+            Some(group) if bytes + d.size <= max => {
+                bytes += d.size;
+                group.push(d);
+            }
+            _ => {
+                bytes = d.size;
+                out.push(vec![d]);
+            }
+        }
+    }
+    out
+}
 
 /// What to back up, and how.
 #[derive(Debug, Clone)]
@@ -186,29 +208,14 @@ fn previous_records(prev: Option<&Manifest>, c: &Collection) -> RecordStream<Doc
     }
 }
 
-/// Every chunk vector of a document, in chunk order, from the snapshot's embedding cache; `None` when it has none to
-/// give (no vector settings, not text, no chunks, or not all chunks embedded yet: the next sync pays for those).
-pub(crate) async fn document_vectors(
+/// Every chunk vector of each document, in chunk order, from one lookup in the snapshot's embedding cache; `None` for
+/// a document with none to give (no vector settings, not text, no chunks, or not all chunks embedded yet: the next
+/// sync pays for those).
+pub(crate) async fn documents_vectors(
     snap: &dyn StoreSnapshot,
     c: &Collection,
-    content: &[u8],
-) -> Result<Option<Vec<(ContentHash, colstore_domain::Vector)>>, colstore_domain::ports::RepoError> {
-    let Some(v) = &c.settings.vectors else { return Ok(None) };
-    let Ok(text) = std::str::from_utf8(content) else { return Ok(None) };
-    let hashes: Vec<ContentHash> = chunk_text(text, &c.settings.chunking).iter().map(|c| c.hash).collect();
-    if hashes.is_empty() {
-        return Ok(None);
-    }
-    let found = snap.cached_vectors(&v.embedder, hashes.clone()).await?;
-    if found.iter().any(Option::is_none) {
-        return Ok(None);
-    }
-    Ok(Some(hashes.into_iter().zip(found.into_iter().flatten()).collect()))
-}
-
-/// The vectors blobs (and how many vectors each holds) of several documents, from one lookup in the snapshot's
-/// embedding cache; `None` for a document with none to give (as [`document_vectors`]).
-async fn vectors_blobs(snap: &dyn StoreSnapshot, c: &Collection, contents: &[&[u8]]) -> Result<Vec<Option<(Vec<u8>, u32)>>, BackupFailure> {
+    contents: &[&[u8]],
+) -> Result<Vec<Option<Vec<(ContentHash, colstore_domain::Vector)>>>, colstore_domain::ports::RepoError> {
     let Some(v) = &c.settings.vectors else { return Ok(vec![None; contents.len()]) };
     let per_doc: Vec<Vec<ContentHash>> = contents
         .iter()
@@ -226,9 +233,17 @@ async fn vectors_blobs(snap: &dyn StoreSnapshot, c: &Collection, contents: &[&[u
             if hashes.is_empty() || vectors.iter().any(Option::is_none) {
                 return None;
             }
-            let pairs: Vec<(ContentHash, colstore_domain::Vector)> = hashes.into_iter().zip(vectors.into_iter().flatten()).collect();
-            Some((format::encode_vectors(&pairs), u32::try_from(pairs.len()).unwrap_or(u32::MAX)))
+            Some(hashes.into_iter().zip(vectors.into_iter().flatten()).collect())
         })
+        .collect())
+}
+
+/// The vectors blobs (and how many vectors each holds) of several documents (as [`documents_vectors`]).
+async fn vectors_blobs(snap: &dyn StoreSnapshot, c: &Collection, contents: &[&[u8]]) -> Result<Vec<Option<(Vec<u8>, u32)>>, BackupFailure> {
+    Ok(documents_vectors(snap, c, contents)
+        .await?
+        .into_iter()
+        .map(|pairs| pairs.map(|p| (format::encode_vectors(&p), u32::try_from(p.len()).unwrap_or(u32::MAX))))
         .collect())
 }
 
@@ -315,72 +330,75 @@ async fn backup_locked(
                     let page: Vec<DocumentMeta> = snap.documents(&c.name, after.clone(), PAGE).await?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.key.clone());
-                    // First the plan of each document: what the previous backup had for this very content, when it can
-                    // stand as it is (its vectors blob, still stored, or "no vectors" while the document has no
-                    // projection of this content), and whether its content must be read.
-                    let mut plans = Vec::with_capacity(page.len());
-                    for d in &page {
-                        let row = ledger.take(&*snap, &c.name, Some(&d.key), &mut packer, &mut entry).await?;
-                        let projected_now = row.and_then(|r| r.projected).is_some_and(|p| p.content_hash == d.content_hash);
-                        let reused: Option<(Option<ContentHash>, u32)> = match previous.find(&mut reader, &d.key).await? {
-                            Some(r) if r.hash != d.content_hash => None,
-                            Some(DocRecord { vectors: Some(v), vector_count, .. }) if packer.has(&v) => Some((Some(v), vector_count)),
-                            Some(DocRecord { vectors: None, .. }) if !projected_now || c.settings.vectors.is_none() => Some((None, 0)),
-                            _ => None,
-                        };
-                        let read = reused.is_none() || !packer.has(&d.content_hash);
-                        plans.push((reused, read));
-                    }
-                    // Then the contents to read, in one request, checked against their hashes.
-                    let wanted: Vec<usize> = plans.iter().enumerate().filter(|(_, (_, read))| *read).map(|(i, _)| i).collect();
-                    let fetched = snap.contents(wanted.iter().map(|&i| page[i].content_hash).collect()).await?;
-                    for (&i, content) in wanted.iter().zip(&fetched) {
-                        if ContentHash::of(content) != page[i].content_hash {
-                            return Err(BackupFailure::StoreCorrupt { collection: c.name.clone(), key: page[i].key.to_string() });
-                        }
-                    }
-                    // The vectors of the documents read whose previous vectors cannot stand, in one cache lookup.
-                    let needs_vectors: Vec<usize> = (0..wanted.len()).filter(|&j| plans[wanted[j]].0.is_none()).collect();
-                    let blobs = vectors_blobs(&*snap, c, &needs_vectors.iter().map(|&j| &fetched[j][..]).collect::<Vec<_>>()).await?;
-                    let mut new_vectors: HashMap<usize, Option<(Vec<u8>, u32)>> =
-                        needs_vectors.iter().map(|&j| wanted[j]).zip(blobs).collect();
-                    let contents: HashMap<ContentHash, Bytes> = wanted.iter().map(|&i| page[i].content_hash).zip(fetched).collect();
-                    for (i, (d, (reused, _))) in page.into_iter().zip(plans).enumerate() {
-                        let have_content = packer.reuse(&d.content_hash, d.size);
-                        if let Some((Some(v), _)) = reused {
-                            packer.reuse(&v, 0);
-                        }
-                        if !have_content {
-                            let content = match contents.get(&d.content_hash) {
-                                Some(b) => b.clone(),
-                                None => snap.content(&d.content_hash).await?,
+                    // Contents are read a group at a time: at most 256 documents and about CONTENT_GROUP_BYTES.
+                    for page in by_bytes(page, CONTENT_GROUP_BYTES) {
+                        // First the plan of each document: what the previous backup had for this very content, when it can
+                        // stand as it is (its vectors blob, still stored, or "no vectors" while the document has no
+                        // projection of this content), and whether its content must be read.
+                        let mut plans = Vec::with_capacity(page.len());
+                        for d in &page {
+                            let row = ledger.take(&*snap, &c.name, Some(&d.key), &mut packer, &mut entry).await?;
+                            let projected_now = row.and_then(|r| r.projected).is_some_and(|p| p.content_hash == d.content_hash);
+                            let reused: Option<(Option<ContentHash>, u32)> = match previous.find(&mut reader, &d.key).await? {
+                                Some(r) if r.hash != d.content_hash => None,
+                                Some(DocRecord { vectors: Some(v), vector_count, .. }) if packer.has(&v) => Some((Some(v), vector_count)),
+                                Some(DocRecord { vectors: None, .. }) if !projected_now || c.settings.vectors.is_none() => Some((None, 0)),
+                                _ => None,
                             };
-                            packer.add_with_id(d.content_hash, &content).await?;
+                            let read = reused.is_none() || !packer.has(&d.content_hash);
+                            plans.push((reused, read));
                         }
-                        let (vectors, vector_count) = match reused {
-                            Some(r) => r,
-                            None => match new_vectors.remove(&i).flatten() {
-                                Some((blob, n)) => (Some(packer.add(&blob).await?), n),
-                                None => (None, 0),
-                            },
-                        };
-                        entry.vectors += u64::from(vector_count);
-                        entry.documents += 1;
-                        entry.bytes += d.size;
-                        on_event(BackupEvent::Document { bytes: d.size });
-                        let record = DocRecord {
-                            key: d.key.clone(),
-                            hash: d.content_hash,
-                            size: d.size,
-                            metadata: d.metadata,
-                            tags: d.tags,
-                            version: d.version,
-                            created_at: d.created_at,
-                            updated_at: d.updated_at,
-                            vectors,
-                            vector_count,
-                        };
-                        records.push(&mut packer, &d.key, &record).await?;
+                        // Then the contents to read, in one request, checked against their hashes.
+                        let wanted: Vec<usize> = plans.iter().enumerate().filter(|(_, (_, read))| *read).map(|(i, _)| i).collect();
+                        let fetched = snap.contents(wanted.iter().map(|&i| page[i].content_hash).collect()).await?;
+                        for (&i, content) in wanted.iter().zip(&fetched) {
+                            if ContentHash::of(content) != page[i].content_hash {
+                                return Err(BackupFailure::StoreCorrupt { collection: c.name.clone(), key: page[i].key.to_string() });
+                            }
+                        }
+                        // The vectors of the documents read whose previous vectors cannot stand, in one cache lookup.
+                        let needs_vectors: Vec<usize> = (0..wanted.len()).filter(|&j| plans[wanted[j]].0.is_none()).collect();
+                        let blobs = vectors_blobs(&*snap, c, &needs_vectors.iter().map(|&j| &fetched[j][..]).collect::<Vec<_>>()).await?;
+                        let mut new_vectors: HashMap<usize, Option<(Vec<u8>, u32)>> =
+                            needs_vectors.iter().map(|&j| wanted[j]).zip(blobs).collect();
+                        let contents: HashMap<ContentHash, Bytes> = wanted.iter().map(|&i| page[i].content_hash).zip(fetched).collect();
+                        for (i, (d, (reused, _))) in page.into_iter().zip(plans).enumerate() {
+                            let have_content = packer.reuse(&d.content_hash, d.size);
+                            if let Some((Some(v), _)) = reused {
+                                packer.reuse(&v, 0);
+                            }
+                            if !have_content {
+                                let content = match contents.get(&d.content_hash) {
+                                    Some(b) => b.clone(),
+                                    None => snap.content(&d.content_hash).await?,
+                                };
+                                packer.add_with_id(d.content_hash, &content).await?;
+                            }
+                            let (vectors, vector_count) = match reused {
+                                Some(r) => r,
+                                None => match new_vectors.remove(&i).flatten() {
+                                    Some((blob, n)) => (Some(packer.add(&blob).await?), n),
+                                    None => (None, 0),
+                                },
+                            };
+                            entry.vectors += u64::from(vector_count);
+                            entry.documents += 1;
+                            entry.bytes += d.size;
+                            on_event(BackupEvent::Document { bytes: d.size });
+                            let record = DocRecord {
+                                key: d.key.clone(),
+                                hash: d.content_hash,
+                                size: d.size,
+                                metadata: d.metadata,
+                                tags: d.tags,
+                                version: d.version,
+                                created_at: d.created_at,
+                                updated_at: d.updated_at,
+                                vectors,
+                                vector_count,
+                            };
+                            records.push(&mut packer, &d.key, &record).await?;
+                        }
                     }
                     if let Some(l) = lock.as_mut() {
                         l.refresh(&*store, clock).await?;
@@ -430,4 +448,38 @@ async fn backup_locked(
         l.release(&*store).await;
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn doc(i: usize, size: u64) -> DocumentMeta {
+        DocumentMeta {
+            collection: CollectionName::parse("c").unwrap(),
+            key: DocKey::parse(&format!("k{i:03}")).unwrap(),
+            content_hash: ContentHash::of(&i.to_le_bytes()),
+            size,
+            metadata: Default::default(),
+            tags: Default::default(),
+            version: 1,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+        }
+    }
+
+    #[rstest]
+    #[case::empty(&[], &[])]
+    #[case::all_fit(&[3, 3, 4], &[3])]
+    #[case::cut_when_full(&[6, 4, 1, 9], &[2, 2])]
+    #[case::a_large_document_alone(&[2, 50, 2], &[1, 1, 1])]
+    #[case::first_larger_than_max(&[50, 1, 1], &[1, 2])]
+    fn pages_split_into_groups_of_bounded_bytes(#[case] sizes: &[u64], #[case] groups: &[usize]) {
+        let page: Vec<DocumentMeta> = sizes.iter().enumerate().map(|(i, s)| doc(i, *s)).collect();
+        let split = by_bytes(page, 10);
+        assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), groups);
+        let keys: Vec<String> = split.into_iter().flatten().map(|d| d.key.to_string()).collect();
+        assert_eq!(keys, (0..sizes.len()).map(|i| format!("k{i:03}")).collect::<Vec<_>>(), "order and documents kept");
+    }
 }

@@ -437,7 +437,8 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
     }
     print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
     let deletes: u64 = plan.collections.iter().map(|c| c.delete + c.update).sum();
-    if !a.yes {
+    // Only a restore that overwrites or deletes something (documents or settings) asks; adding never does.
+    if !a.yes && (deletes > 0 || plan.collections.iter().any(|c| c.settings_change)) {
         confirm(&format!("Restore backup {id} into {target_name}, overwriting or deleting {deletes} document(s)?"))?;
     }
     let _lock = ctx.exclusive_lock(&target, "restore").await?;
@@ -669,7 +670,8 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
         return Ok(());
     }
     let overwrites: u64 = plan.collections.iter().map(|c| c.delete + c.update).sum();
-    if !a.yes {
+    // Only an import that overwrites or deletes something (documents or settings) asks; adding never does.
+    if !a.yes && (overwrites > 0 || plan.collections.iter().any(|c| c.settings_change)) {
         confirm(&format!("Import {} documents, overwriting or deleting {overwrites}?", plan.documents))?;
     }
     let _lock = ctx.exclusive_lock(&store, "import").await?;
