@@ -105,7 +105,7 @@ pub struct VerifyReport {
     pub read_data: bool,
     /// Objects checked (present, and with `read_data` read and re-hashed).
     pub objects: u64,
-    /// Bytes read.
+    /// Bytes of packs read: every pack with `read_data`, else only those holding record chunks.
     pub bytes_read: u64,
     /// Blobs checked.
     pub blobs: u64,
