@@ -9,6 +9,7 @@ mod bad_input;
 mod commands;
 mod concurrency;
 mod crash;
+mod everyday_edges;
 mod filesystem;
 mod json_shapes;
 mod lock;

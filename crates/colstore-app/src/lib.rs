@@ -7,6 +7,7 @@ mod add;
 pub mod backup;
 mod clear;
 mod export;
+pub mod front_matter;
 mod projection;
 mod reconcile;
 mod sync;
@@ -14,8 +15,8 @@ mod sync_jobs;
 mod verify;
 mod watch;
 
-pub use add::{AddError, AddEvent, AddOptions, AddReport, Skipped, Source, add_paths, plan_sources};
-pub use clear::clear_collection;
+pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
+pub use clear::{clear_collection, retire_deleted};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportPlan, export, import, plan_import};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,

@@ -22,6 +22,38 @@ pub struct SearchHit {
     pub snippet: String,
     /// The document's metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The document changed since this chunk was synced (written and not synced yet, or in filesystem mode its file
+    /// was edited outside colstore): the snippet says so instead of showing text the index no longer matches, and
+    /// `col sync` brings the index up to date.
+    pub stale: bool,
+}
+
+/// The current text of a document for search: `None` when the document is gone. A file edited outside colstore
+/// (filesystem mode) gives its current text; a file that is missing or unreadable gives no text (the hit is marked
+/// stale), so one edited file never fails a search of the whole collection.
+async fn current_text(ports: &SyncPorts, collection: &CollectionName, key: &DocKey) -> Result<Option<Option<String>>, RepoError> {
+    let mut stream = match ports.repo.read_content(collection, key).await {
+        Ok((_, stream)) => stream,
+        Err(RepoError::DocumentNotFound { .. }) => return Ok(None),
+        Err(e @ (RepoError::Corrupt { .. } | RepoError::ContentRead { .. })) => {
+            tracing::warn!(collection = %collection, key = %key, error = %e, "search cannot read a document");
+            return Ok(Some(None));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(b) => bytes.extend_from_slice(&b),
+            // Every byte of the file as it is now came before this error: the text is the current one.
+            Err(e) if colstore_domain::ContentChanged::of(&e).is_some() => {}
+            Err(e) => {
+                tracing::warn!(collection = %collection, key = %key, error = %e, "search cannot read a document");
+                return Ok(Some(None));
+            }
+        }
+    }
+    Ok(Some(String::from_utf8(bytes).ok()))
 }
 
 async fn read_text(
@@ -61,26 +93,44 @@ pub async fn search(
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
     let vector = vectors.pop().unwrap_or_default();
     let filter = filter.map(|f| f.under("metadata")).transpose().map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
-    let hits = ports.index.search(&index_name(ports.store_id, collection), SearchRequest { vector, limit: k.max(1), filter }).await?;
+    let name = index_name(ports.store_id, collection);
+    let k = k.max(1);
+    // Documents deleted since the last sync (`col rm`, `col clear`, a file deleted outside colstore) may still have
+    // points until the next sync retires them: their hits are hidden, and the index is asked for more to fill `k`.
     let mut texts: HashMap<DocKey, Option<Vec<Chunk>>> = HashMap::new();
-    let mut out = Vec::with_capacity(hits.len());
-    for h in hits {
-        if !texts.contains_key(&h.payload.key) {
-            let chunks = read_text(ports, collection, &h.payload.key).await?.map(|(_, t)| chunk_text(&t, &c.settings.chunking));
-            texts.insert(h.payload.key.clone(), chunks);
+    let mut limit = k;
+    let mut out = Vec::with_capacity(k);
+    loop {
+        let hits = ports.index.search(&name, SearchRequest { vector: vector.clone(), limit, filter: filter.clone() }).await?;
+        let exhausted = hits.len() < limit;
+        out.clear();
+        for h in hits {
+            if !texts.contains_key(&h.payload.key) {
+                // A chunk whose text is still where the index has it is current, even in a file edited elsewhere.
+                let chunks = current_text(ports, collection, &h.payload.key)
+                    .await?
+                    .map(|t| t.map(|t| chunk_text(&t, &c.settings.chunking)).unwrap_or_default());
+                texts.insert(h.payload.key.clone(), chunks);
+            }
+            let Some(chunks) = &texts[&h.payload.key] else { continue };
+            let current = chunks.get(h.payload.chunk as usize).filter(|c| c.hash == h.payload.chunk_hash);
+            let snippet = current.map_or_else(|| "(the document changed since it was synced)".to_owned(), |c| snippet(&c.text, 160));
+            out.push(SearchHit {
+                key: h.payload.key.to_string(),
+                chunk: h.payload.chunk,
+                score: h.score,
+                snippet,
+                metadata: h.payload.metadata,
+                stale: current.is_none(),
+            });
+            if out.len() == k {
+                break;
+            }
         }
-        let snippet = texts[&h.payload.key]
-            .as_ref()
-            .and_then(|cs| cs.get(h.payload.chunk as usize))
-            .filter(|c| c.hash == h.payload.chunk_hash)
-            .map_or_else(|| "(the document changed since it was synced)".to_owned(), |c| snippet(&c.text, 160));
-        out.push(SearchHit {
-            key: h.payload.key.to_string(),
-            chunk: h.payload.chunk,
-            score: h.score,
-            snippet,
-            metadata: h.payload.metadata,
-        });
+        if out.len() >= k || exhausted || limit >= k.saturating_mul(16) {
+            break;
+        }
+        limit = limit.saturating_mul(4);
     }
     // Equal scores are ordered by key and chunk, not by point id (which depends on the store's random id).
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)).then(a.chunk.cmp(&b.chunk)));

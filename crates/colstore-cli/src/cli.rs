@@ -68,7 +68,10 @@ Times (--since/--until): 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2
 
     /// Add files and folders recursively (key = path relative to each PATH)
     #[command(after_help = "Examples:\n  col add notes ~/notes\n  col add notes ./docs --include '**/*.md' --exclude 'drafts/**'\n  \
-col add notes README.md --prefix imported/\n\n.colstore, .git, .hg and .svn folders and symbolic links are skipped.")]
+col add notes README.md --prefix imported/\n\n.colstore, .git, .hg and .svn folders and symbolic links are skipped.\n\
+The YAML front matter of Markdown files (.md, .markdown, .mdx: a block between `---` lines at the top) becomes their \
+metadata, so `title: Ideas` and `lang: en` are found by `col ls notes --where lang=en`; --meta wins for keys in both, \
+and --no-front-matter turns it off. Ctrl-C stops after the batches being written and says what was added (exit 130).")]
     Add(AddArgs),
 
     /// Show document counts and storage figures (dedup and compression ratios)
@@ -631,6 +634,9 @@ pub struct AddArgs {
     /// A tag for every added document (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// Do not read the YAML front matter of Markdown files into their metadata
+    #[arg(long)]
+    pub no_front_matter: bool,
     /// Create the collection if it does not exist
     #[arg(long)]
     pub create: bool,

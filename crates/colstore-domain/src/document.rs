@@ -14,6 +14,23 @@ pub type Version = u64;
 /// Streamed content: a sequence of byte chunks, so large documents never sit in memory whole.
 pub type ContentStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// The error a [`checked_content`] stream ends with when the bytes that passed are not the recorded content: the file
+/// was edited outside colstore since the last reconcile. Every byte of the file as it is now passed before it, so a
+/// reader that keeps them has the current content; [`ContentChanged::of`] tells this error from a failed read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: the file was changed outside colstore since the last reconcile; run `col reconcile`")]
+pub struct ContentChanged {
+    /// The document.
+    pub key: DocKey,
+}
+
+impl ContentChanged {
+    /// The `ContentChanged` inside `e`, when `e` is one.
+    pub fn of(e: &std::io::Error) -> Option<&ContentChanged> {
+        e.get_ref()?.downcast_ref()
+    }
+}
+
 /// Wraps the stream of a document's content read from a place people may edit (its file in filesystem mode): it
 /// hashes what passes and ends with an error when the bytes are not the recorded content (`expected`, `size`), so a
 /// reader never gets other bytes silently.
@@ -31,12 +48,7 @@ pub fn checked_content(stream: ContentStream, key: DocKey, expected: ContentHash
                 }
                 Some(Err(e)) => Some((Err(e), None)),
                 None if seen == size && hasher.finish() == expected => None,
-                None => Some((
-                    Err(std::io::Error::other(format!(
-                        "{key}: the file was changed outside colstore since the last reconcile; run `col reconcile`"
-                    ))),
-                    None,
-                )),
+                None => Some((Err(std::io::Error::other(ContentChanged { key })), None)),
             }
         }
     })
@@ -239,5 +251,15 @@ mod tests {
 
         let short = checked_content(parts(&[b"hello"]), key, ContentHash::of(b"hello world"), 11);
         assert!(drain(short).await.1.is_some(), "a truncated file is an error too");
+    }
+
+    #[tokio::test]
+    async fn an_edit_is_told_from_a_failed_read() {
+        let key = DocKey::parse("a.md").unwrap();
+        let mut edited = checked_content(parts(&[b"hello there"]), key.clone(), ContentHash::of(b"hello world"), 11);
+        assert_eq!(edited.next().await.unwrap().unwrap(), Bytes::from_static(b"hello there"), "the current bytes pass first");
+        let err = edited.next().await.unwrap().unwrap_err();
+        assert_eq!(ContentChanged::of(&err), Some(&ContentChanged { key }));
+        assert!(ContentChanged::of(&std::io::Error::other("disk on fire")).is_none());
     }
 }

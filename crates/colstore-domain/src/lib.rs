@@ -23,7 +23,9 @@ mod time;
 
 pub use chunk::{Chunk, chunk_text};
 pub use collection::{ChunkingSettings, Collection, CollectionSettings, CollectionSpec, Dimension, Distance, EmbedderId, VectorSettings};
-pub use document::{Content, ContentStream, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags, Version, checked_content};
+pub use document::{
+    Content, ContentChanged, ContentStream, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags, Version, checked_content,
+};
 pub use error::ValidationError;
 pub use filter::{Condition, Filter, MatchValue, Range};
 pub use hash::{ContentHash, ContentHasher};

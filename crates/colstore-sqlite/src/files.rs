@@ -1002,10 +1002,15 @@ impl SqliteRepo {
     /// Discards staged files that no intent names, that this process is not writing, and that are older than
     /// [`LEFTOVER_AGE`]; returns how many.
     pub(crate) async fn discard_leftovers(&self, files: &dyn DocumentFiles) -> Result<u64, RepoError> {
+        self.discard_leftovers_older_than(files, LEFTOVER_AGE).await
+    }
+
+    /// [`SqliteRepo::discard_leftovers`] for staged files older than `age`.
+    pub(crate) async fn discard_leftovers_older_than(&self, files: &dyn DocumentFiles, age: Duration) -> Result<u64, RepoError> {
         let names: Vec<String> =
             sqlx::query_scalar("SELECT name FROM collections ORDER BY name").fetch_all(&self.pool).await.map_err(map_err)?;
         let now_ns = i128::from(self.clock.now().as_millis()) * 1_000_000;
-        let age_ns = LEFTOVER_AGE.as_nanos() as i128;
+        let age_ns = age.as_nanos() as i128;
         let mut discarded = 0;
         for name in names {
             let collection = collection_name(&name)?;
@@ -1029,7 +1034,8 @@ impl SqliteRepo {
                     continue;
                 }
                 // A staged file whose age cannot be told is kept: it may be a live writer's.
-                let old = matches!(files.stat(&collection, &token).await, Ok(Some(st)) if now_ns - i128::from(st.mtime_ns) >= age_ns);
+                let old = age.is_zero()
+                    || matches!(files.stat(&collection, &token).await, Ok(Some(st)) if now_ns - i128::from(st.mtime_ns) >= age_ns);
                 if old {
                     files.discard(&collection, &token).await.map_err(files_err)?;
                     discarded += 1;

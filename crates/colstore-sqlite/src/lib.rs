@@ -108,6 +108,21 @@ impl SqliteRepo {
         Ok(repo)
     }
 
+    /// Filesystem mode: removes every staged file (`.colstore-tmp-*` in a collection's folder) that no recorded
+    /// write names and this process is not writing: the leftovers of writes that were interrupted before their
+    /// transaction (Ctrl-C twice, `kill -9`, a crash). Call it only when no other process can be writing (the caller
+    /// holds the store lock exclusively); otherwise [`FileCatalog::recover`](colstore_domain::ports::FileCatalog::recover)
+    /// removes only those older than an hour. Returns how many went; 0 in sqlite mode.
+    ///
+    /// # Errors
+    /// Database or file-system failures.
+    pub async fn discard_staged_leftovers(&self) -> Result<u64, RepoError> {
+        match self.files.clone() {
+            Some(files) => self.discard_leftovers_older_than(&*files, std::time::Duration::ZERO).await,
+            None => Ok(0),
+        }
+    }
+
     /// Whether this repository keeps documents in files (filesystem mode) rather than in the database.
     pub fn is_filesystem_mode(&self) -> bool {
         self.files.is_some()

@@ -174,6 +174,15 @@ impl Drop for StoreLock {
     }
 }
 
+/// The OS lock taken exclusively at once, when nobody holds it (no colstore process of this store is writing), and
+/// without recording a holder: for a moment's housekeeping when a store opens. `None` when it is held or cannot be
+/// taken (a read-only store). Released when the file is dropped.
+pub(crate) fn try_exclusive_now(dir: &StoreDir) -> Option<File> {
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.lock_path()).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
 fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<File, WiringError> {
     let path = dir.lock_path();
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| WiringError::io(&path, e))?;

@@ -119,7 +119,9 @@ impl Store {
                 StorageMode::Sqlite => (open_sqlite(&db, false, Arc::clone(&clock)).await?, None),
                 StorageMode::Filesystem => {
                     let files = document_files(&dir, &config);
-                    (open_filesystem(&db, false, Arc::clone(&clock), Arc::clone(&files)).await?, Some(files))
+                    let repo = open_filesystem(&db, false, Arc::clone(&clock), Arc::clone(&files)).await?;
+                    discard_stray_staged_files(&dir, &repo).await;
+                    (repo, Some(files))
                 }
             };
             free_jobs_of_dead_workers(&repo).await;
@@ -199,6 +201,19 @@ impl Store {
 fn is_relocated(dir: &StoreDir, config: &StoreConfig) -> bool {
     let recorded = config.store_path.canonicalize().unwrap_or_else(|_| config.store_path.clone());
     recorded != dir.root()
+}
+
+/// Filesystem mode: removes the staged files (`.colstore-tmp-*`) that interrupted writes left in the collections'
+/// folders (a second Ctrl-C, `kill -9`, a crash), when nobody holds the store lock: every writer holds it, so then no
+/// staged file can belong to a live write. Costs one listing of each collection's folder, and only then. Failures are
+/// logged; the leftovers wait for the next open.
+async fn discard_stray_staged_files(dir: &StoreDir, repo: &SqliteRepo) {
+    let Some(_idle) = crate::lock::try_exclusive_now(dir) else { return };
+    match repo.discard_staged_leftovers().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed staged files left by interrupted writes"),
+        Err(e) => tracing::warn!(error = %e, "could not remove the staged files left by interrupted writes; will try again"),
+    }
 }
 
 /// Frees the jobs leased by processes of this host that no longer run (PRODUCT §6: "jobs of a dead process are freed

@@ -1,6 +1,6 @@
 //! `col add PATH…`.
 
-use colstore_app::{AddEvent, AddOptions, add_paths};
+use colstore_app::{AddEvent, AddOptions, CancelToken, add_paths_until};
 use colstore_domain::ports::RepoError;
 use colstore_domain::{CollectionSettings, CollectionSpec, Tags};
 use serde_json::json;
@@ -21,6 +21,7 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
         metadata: parse_meta(a.meta.as_deref())?,
         tags: Tags::parse_all(&a.tags)?,
         dry_run: a.dry_run,
+        front_matter: !a.no_front_matter,
         ..AddOptions::default()
     };
     let store = ctx.open().await?;
@@ -45,7 +46,9 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
             }
         }
     };
-    let result = add_paths(store.repo(), &collection, &a.paths, &opts, &on_event).await;
+    let stop = CancelToken::new();
+    let _on_ctrl_c = stop_on_ctrl_c(stop.clone())?;
+    let result = add_paths_until(store.repo(), &collection, &a.paths, &opts, &on_event, &stop).await;
     if let Some(b) = bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
         b.finish_and_clear();
     }
@@ -58,12 +61,33 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
         obj.insert("collection".into(), json!(collection));
     }
     ctx.out.json_value(&doc).map_err(io)?;
+    for w in &report.warnings {
+        eprintln!("warning: {}: {}", display(&w.path), w.message);
+    }
     for s in &report.skipped {
         if s.error {
             eprintln!("warning: skipped {}: {}", display(&s.path), s.reason);
         } else {
             tracing::info!(path = %s.path.display(), reason = %s.reason, "skipped");
         }
+    }
+    if report.interrupted {
+        ctx.out
+            .line(format!(
+                "Interrupted: {} of {} files were added to {collection} before Ctrl-C: {} new, {} updated, {} unchanged",
+                report.handled(),
+                report.files,
+                report.created,
+                report.updated,
+                report.unchanged
+            ))
+            .map_err(io)?;
+        return Err(CliError::new(format!(
+            "interrupted by Ctrl-C: {} files were not added",
+            report.files.saturating_sub(report.handled() + report.errors() as u64)
+        ))
+        .hint("run the same `col add` again to add the rest: the files already added are skipped quickly")
+        .code(INTERRUPTED));
     }
     let verb = if report.dry_run { "Would add" } else { "Added" };
     ctx.out
@@ -86,4 +110,66 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
             .hint("fix the files' permissions or names and run the same `col add` again: unchanged files are skipped quickly"));
     }
     Ok(())
+}
+
+/// The exit code of a command stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2.
+const INTERRUPTED: i32 = 130;
+
+/// Listens for Ctrl-C while the add runs: the first one asks the add to stop after the batches being written (so
+/// nothing is half-written and no staged file is left); a second one ends the process at once (its staged files are
+/// removed when the store is next opened). The listener stops when the returned guard is dropped.
+fn stop_on_ctrl_c(stop: CancelToken) -> CliResult<AbortOnDrop> {
+    // Listening starts here, before the add does, so no Ctrl-C falls back to the default (die silently).
+    let mut interrupts = Interrupts::new().map_err(|e| CliError::new(format!("cannot listen for Ctrl-C: {e}")))?;
+    let task = tokio::spawn(async move {
+        if !interrupts.next().await {
+            return;
+        }
+        eprintln!("interrupted: finishing the batches being written; press Ctrl-C again to stop at once");
+        stop.cancel();
+        if interrupts.next().await {
+            eprintln!("interrupted again: stopping now (unfinished staged files are removed when the store is next opened)");
+            std::process::exit(INTERRUPTED);
+        }
+    });
+    Ok(AbortOnDrop(task))
+}
+
+/// Ctrl-C presses (SIGINT on Unix).
+#[cfg(unix)]
+struct Interrupts(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Interrupts {
+    fn new() -> std::io::Result<Self> {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(Self)
+    }
+
+    async fn next(&mut self) -> bool {
+        self.0.recv().await.is_some()
+    }
+}
+
+/// Ctrl-C presses.
+#[cfg(not(unix))]
+struct Interrupts;
+
+#[cfg(not(unix))]
+impl Interrupts {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn next(&mut self) -> bool {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

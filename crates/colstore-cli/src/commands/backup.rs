@@ -545,6 +545,7 @@ pub async fn clear(ctx: &Ctx, a: ClearArgs) -> CliResult {
     let _lock = ctx.exclusive_lock(&store, "clear").await?;
     let safety = if a.no_backup { None } else { Some(safety_backup(ctx, &store, names.clone(), "clear").await?) };
     let mut deleted = 0;
+    let (mut points_retired, mut unretired) = (0u64, false);
     for n in &names {
         let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("clearing {n}"));
         let got = colstore_app::clear_collection(&**store.repo(), n, a.drop, &|d| bar.set_position(d)).await;
@@ -555,16 +556,32 @@ pub async fn clear(ctx: &Ctx, a: ClearArgs) -> CliResult {
         {
             let _ = index.drop_collection(&colstore_app::index_name(store.store_id(), n)).await;
         }
+        if !a.drop {
+            // Retire the cleared documents' points now, so a search right after the clear finds none of them.
+            let retired = match Ctx::sync_ports(&store).await {
+                Ok(ports) => colstore_app::retire_deleted(&ports, n).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.message),
+            };
+            match retired {
+                Ok(points) => points_retired += points,
+                Err(e) => {
+                    unretired = true;
+                    eprintln!(
+                        "warning: {n}: the cleared documents' points could not be removed from the vector index yet ({e}); `col sync` removes them"
+                    );
+                }
+            }
+        }
     }
     ctx.out
         .json_value(
-            &json!({ "collections": rows, "documents_deleted": deleted, "drop": a.drop, "safety_backup": safety, "dry_run": false }),
+            &json!({ "collections": rows, "documents_deleted": deleted, "points_retired": points_retired, "drop": a.drop, "safety_backup": safety, "dry_run": false }),
         )
         .map_err(io)?;
     ctx.out
         .line(format!("{} {} collection(s): {deleted} documents deleted.", if a.drop { "Dropped" } else { "Cleared" }, names.len()))
         .map_err(io)?;
-    if !a.drop {
+    if unretired {
         ctx.out.line("Run `col sync` to remove their points from the vector index.").map_err(io)?;
     }
     if let Some(s) = safety {

@@ -64,6 +64,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
             prefix: None,
             meta: Some(r#"{"source":"demo"}"#.into()),
             tags: vec!["sample".into()],
+            no_front_matter: false,
             create: false,
             dry_run: false,
         },

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use bytes::BytesMut;
 use colstore_domain::{
-    Content, ContentStream, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange, Timestamp,
+    Content, ContentChanged, ContentStream, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange,
+    Timestamp,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -121,22 +122,34 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
                 let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| {
                     CliError::new(format!("cannot write {}: {e}", display(path))).hint("check that the folder exists and is writable")
                 })?;
+                let mut changed = false;
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
-                    })?;
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        // Filesystem mode: the file was edited outside colstore; what was written is the file as it is now.
+                        Err(e) if ContentChanged::of(&e).is_some() => {
+                            changed = true;
+                            continue;
+                        }
+                        Err(e) => return Err(read_failed(&collection, &key, &e)),
+                    };
                     hasher.update(&chunk);
                     f.write_all(&chunk).await?;
                 }
                 f.sync_all().await?;
-                Ok::<_, CliError>(())
+                Ok::<_, CliError>(changed)
             }
             .await;
-            if let Err(e) = result {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-            if hasher.finish() != meta.content_hash {
+            let changed = match result {
+                Ok(changed) => changed,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(e);
+                }
+            };
+            if changed {
+                warn_changed(&collection, &key);
+            } else if hasher.finish() != meta.content_hash {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
                     .hint("run `col verify` to find every damaged document"));
@@ -144,20 +157,66 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
             tokio::fs::rename(&tmp, path).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))?;
         }
         None => {
+            // Nothing reaches stdout before the content is checked, so a failed check never leaves a printed
+            // document behind an error: small documents are read into memory, checked and printed; larger ones are
+            // read once to check them and again to print.
+            let mut kept = Some(Vec::with_capacity(usize::try_from(meta.size.min(CHECK_IN_MEMORY)).unwrap_or(0)));
+            let mut changed = false;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| {
-                    CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
-                })?;
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) if ContentChanged::of(&e).is_some() => {
+                        changed = true;
+                        continue;
+                    }
+                    Err(e) => return Err(read_failed(&collection, &key, &e)),
+                };
                 hasher.update(&chunk);
-                ctx.out.raw(&chunk).map_err(io)?;
+                if kept.as_ref().is_some_and(|k| (k.len() + chunk.len()) as u64 > CHECK_IN_MEMORY) {
+                    kept = None;
+                }
+                if let Some(k) = kept.as_mut() {
+                    k.extend_from_slice(&chunk);
+                }
             }
-            if hasher.finish() != meta.content_hash {
+            if !changed && hasher.finish() != meta.content_hash {
                 return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
                     .hint("run `col verify` to find every damaged document"));
+            }
+            if changed {
+                warn_changed(&collection, &key);
+            }
+            match kept {
+                Some(bytes) => ctx.out.raw(&bytes).map_err(io)?,
+                None => {
+                    let (_, mut stream) = store.repo().read_content(&collection, &key).await?;
+                    while let Some(chunk) = stream.next().await {
+                        match chunk {
+                            Ok(c) => ctx.out.raw(&c).map_err(io)?,
+                            Err(e) if changed && ContentChanged::of(&e).is_some() => {}
+                            Err(e) => return Err(read_failed(&collection, &key, &e)),
+                        }
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Up to this size `col get` holds a document in memory between checking and printing it; larger ones are read twice.
+const CHECK_IN_MEMORY: u64 = 8 * 1024 * 1024;
+
+fn read_failed(collection: &colstore_domain::CollectionName, key: &colstore_domain::DocKey, e: &std::io::Error) -> CliError {
+    CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
+}
+
+/// Filesystem mode: `col get` gives the file as it is now, like `cat`, and says that the store has not recorded it.
+fn warn_changed(collection: &colstore_domain::CollectionName, key: &colstore_domain::DocKey) {
+    eprintln!(
+        "warning: {collection}/{key} was changed outside colstore since the last reconcile; this is the file as it is now, \
+         not the recorded version (run `col reconcile {collection}` to record it)"
+    );
 }
 
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {

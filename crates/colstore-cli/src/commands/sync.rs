@@ -316,7 +316,16 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
         ctx.out.line("No results.").map_err(io)?;
     }
     for (i, h) in hits.iter().enumerate() {
-        ctx.out.data(format!("{:>2}. {:.3}  {}#{}\n    {}", i + 1, h.score, h.key, h.chunk, h.snippet)).map_err(io)?;
+        let stale = if h.stale { "  [changed since synced]" } else { "" };
+        ctx.out.data(format!("{:>2}. {:.3}  {}#{}{stale}\n    {}", i + 1, h.score, h.key, h.chunk, h.snippet)).map_err(io)?;
+    }
+    let stale = hits.iter().filter(|h| h.stale).count();
+    if stale > 0 {
+        ctx.out
+            .line(format!(
+                "note: {stale} hit(s) come from documents changed since they were synced; run `col sync {collection}` to update the index"
+            ))
+            .map_err(io)?;
     }
     if counts.pending + counts.failed > 0 {
         ctx.out
