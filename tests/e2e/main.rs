@@ -12,6 +12,7 @@ mod crash;
 mod filesystem;
 mod json_shapes;
 mod lock;
+mod outside_input;
 mod pipe;
 mod sync;
 mod sync_cancel;
