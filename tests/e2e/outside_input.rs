@@ -37,7 +37,7 @@ fn filesystem_restore_rewrites_files_deleted_or_edited_on_disk() {
 }
 
 /// Runs `cmd` to the end and returns its output with its peak resident set size in KiB (from `wait4`).
-#[allow(unsafe_code)]
+#[allow(unsafe_code, clippy::zombie_processes)] // the child is reaped by wait4, which also reports its peak RSS
 fn run_measuring_peak_rss(mut cmd: Command) -> (Output, u64) {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn col");
     let mut out_pipe = child.stdout.take().unwrap();
