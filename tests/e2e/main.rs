@@ -13,6 +13,7 @@ mod everyday_edges;
 mod filesystem;
 mod json_shapes;
 mod lock;
+mod outside_input;
 mod pipe;
 mod sync;
 mod sync_cancel;

@@ -26,6 +26,11 @@ pub const EXPORT_VERSION: u32 = 1;
 /// Documents per import transaction (and at most [`IMPORT_BATCH_BYTES`]).
 const IMPORT_BATCH: usize = 256;
 const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// The longest line an export writes and an import reads (256 MiB, newline excluded). A line holds one document
+/// (its content in base64, a third larger) with its vectors, so documents up to about 190 MiB travel this way; a
+/// longer line is refused as soon as the limit is passed, so a damaged or hostile file (a few KB of zstd can expand
+/// to gigabytes) cannot exhaust memory. `col backup` and `col restore` move larger documents.
+pub const MAX_LINE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One line of the file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,6 +78,16 @@ pub enum ExportError {
         line: u64,
         /// What is wrong.
         detail: String,
+    },
+    /// A line of the file is longer than [`MAX_LINE_BYTES`] (import), or a document would need one (export).
+    #[error("line {line}{} is longer than the limit of {} MiB ({limit} bytes)", what.as_deref().map(|w| format!(" ({w})")).unwrap_or_default(), limit / (1024 * 1024))]
+    LineTooLong {
+        /// 1-based line.
+        line: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// What the line holds, when known (export: the document).
+        what: Option<String>,
     },
     /// The file was written by a newer colstore.
     #[error("the file has export format version {0}, newer than this colstore reads ({EXPORT_VERSION}); upgrade colstore")]
@@ -156,8 +171,13 @@ pub async fn export(
                     report.vectors += vectors.as_ref().map_or(0, |v| v.len() as u64);
                     report.documents += 1;
                     report.bytes += d.size;
-                    write_line(
+                    // The header, the collection lines so far, and the documents so far, this one included.
+                    let line = 1 + report.collections + report.documents;
+                    let what = format!("document {}/{}", c.name, d.key);
+                    write_bounded_line(
                         out,
+                        line,
+                        what,
                         &Line::Document(Box::new(DocLine {
                             content: base64_encode(&content),
                             key: d.key,
@@ -187,6 +207,38 @@ fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<(), ExportErr
     Ok(())
 }
 
+/// Writes a line that may be long (a document), refusing one longer than an import reads ([`MAX_LINE_BYTES`]), so an
+/// export never writes a file that import refuses.
+fn write_bounded_line(out: &mut (dyn Write + Send), n: u64, what: String, line: &Line) -> Result<(), ExportError> {
+    struct Bounded<'a> {
+        out: &'a mut (dyn Write + Send),
+        written: u64,
+        exceeded: bool,
+    }
+    impl Write for Bounded<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.written + buf.len() as u64 > MAX_LINE_BYTES {
+                self.exceeded = true;
+                return Err(std::io::Error::other("the line is too long"));
+            }
+            let k = self.out.write(buf)?;
+            self.written += k as u64;
+            Ok(k)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.out.flush()
+        }
+    }
+    let mut bounded = Bounded { out, written: 0, exceeded: false };
+    match serde_json::to_writer(&mut bounded, line) {
+        Ok(()) => {}
+        Err(_) if bounded.exceeded => return Err(ExportError::LineTooLong { line: n, limit: MAX_LINE_BYTES, what: Some(what) }),
+        Err(e) => return Err(std::io::Error::other(e).into()),
+    }
+    bounded.out.write_all(b"\n")?;
+    Ok(())
+}
+
 /// What an import does (or did).
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportPlan {
@@ -200,25 +252,42 @@ pub struct ImportPlan {
     pub vectors: u64,
 }
 
-/// Reads lines from `input`, numbered, parsed.
+/// Reads lines from `input`, numbered, parsed; never more than [`MAX_LINE_BYTES`] of one line.
 struct Lines<R> {
     input: R,
     n: u64,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl<R: BufRead> Lines<R> {
+    fn new(input: R) -> Self {
+        Self { input, n: 0, buf: Vec::new() }
+    }
+
     fn next_line(&mut self) -> Result<Option<Line>, ExportError> {
         self.buf.clear();
-        let read = self.input.read_line(&mut self.buf).map_err(|e| ExportError::Malformed {
-            line: self.n + 1,
-            detail: format!("cannot read the file ({e}); is it a colstore export (zstd-compressed JSON lines)?"),
+        // At most the limit and its newline: a longer line stops here, before it is held whole.
+        let read = std::io::Read::take(&mut self.input, MAX_LINE_BYTES + 1).read_until(b'\n', &mut self.buf).map_err(|e| {
+            ExportError::Malformed {
+                line: self.n + 1,
+                detail: format!("cannot read the file ({e}); is it a colstore export (zstd-compressed JSON lines)?"),
+            }
         })?;
         if read == 0 {
             return Ok(None);
         }
         self.n += 1;
-        serde_json::from_str(self.buf.trim_end()).map(Some).map_err(|e| ExportError::Malformed { line: self.n, detail: e.to_string() })
+        let text = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        if text.len() as u64 > MAX_LINE_BYTES {
+            self.buf = Vec::new();
+            return Err(ExportError::LineTooLong { line: self.n, limit: MAX_LINE_BYTES, what: None });
+        }
+        serde_json::from_slice(text).map(Some).map_err(|e| ExportError::Malformed { line: self.n, detail: e.to_string() })
+    }
+
+    /// Whether anything follows (without reading it).
+    fn at_end(&mut self) -> bool {
+        self.input.fill_buf().map(|b| b.is_empty()).unwrap_or(true)
     }
 }
 
@@ -309,7 +378,7 @@ fn writes(mode: RestoreMode, current: Option<&DocumentMeta>, l: &DocLine) -> boo
 /// # Errors
 /// [`ExportError::Malformed`] naming the line, [`ExportError::TooNew`], or a store failure.
 pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: RestoreMode) -> Result<ImportPlan, ExportError> {
-    let mut lines = Lines { input, n: 0, buf: String::new() };
+    let mut lines = Lines::new(input);
     let bad = |line: u64, detail: &str| ExportError::Malformed { line, detail: detail.into() };
     match lines.next_line() {
         Ok(Some(Line::Header { format, version, .. })) => {
@@ -385,8 +454,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                 if collections != plan.collections.len() as u64 || documents != plan.documents {
                     return Err(bad(n, "the end line's counts do not match the file: it is damaged"));
                 }
-                let mut rest = String::new();
-                if lines.input.read_line(&mut rest).unwrap_or(0) > 0 {
+                if !lines.at_end() {
                     return Err(bad(n + 1, "data after the end line"));
                 }
                 return Ok(plan);
@@ -410,7 +478,7 @@ pub async fn import<R: BufRead>(
     mode: RestoreMode,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, ExportError> {
-    let mut lines = Lines { input, n: 0, buf: String::new() };
+    let mut lines = Lines::new(input);
     lines.next_line()?;
     let mut written = 0u64;
     let mut done = 0u64;

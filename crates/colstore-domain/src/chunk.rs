@@ -23,8 +23,8 @@ pub struct Chunk {
 pub fn chunk_text(text: &str, settings: &ChunkingSettings) -> Vec<Chunk> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let n = chars.len();
-    let max = settings.max_chars.max(1) as usize;
-    let overlap = (settings.overlap_chars as usize).min(max - 1);
+    let max = settings.max_chars().max(1) as usize;
+    let overlap = (settings.overlap_chars() as usize).min(max - 1);
     let byte_at = |i: usize| if i >= n { text.len() } else { chars[i].0 };
     let mut out = Vec::new();
     let mut start = 0usize;

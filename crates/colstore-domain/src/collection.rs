@@ -113,12 +113,35 @@ pub struct VectorSettings {
 }
 
 /// How document text is cut into chunks. Same text + same settings ⇒ same chunks.
+///
+/// Always valid: the only ways to make one are [`ChunkingSettings::new`] and deserialisation, which goes through it,
+/// so settings read from an import file, a backup's manifest or the database pass the same check as
+/// `col collection create`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawChunking", into = "RawChunking")]
 pub struct ChunkingSettings {
-    /// Target chunk size in characters.
-    pub max_chars: u32,
-    /// Characters shared by consecutive chunks.
-    pub overlap_chars: u32,
+    max_chars: u32,
+    overlap_chars: u32,
+}
+
+/// The serialised form of [`ChunkingSettings`], checked on the way in.
+#[derive(Serialize, Deserialize)]
+struct RawChunking {
+    max_chars: u32,
+    overlap_chars: u32,
+}
+
+impl TryFrom<RawChunking> for ChunkingSettings {
+    type Error = ValidationError;
+    fn try_from(r: RawChunking) -> Result<Self, Self::Error> {
+        Self::new(r.max_chars, r.overlap_chars)
+    }
+}
+
+impl From<ChunkingSettings> for RawChunking {
+    fn from(c: ChunkingSettings) -> Self {
+        Self { max_chars: c.max_chars, overlap_chars: c.overlap_chars }
+    }
 }
 
 impl Default for ChunkingSettings {
@@ -141,6 +164,16 @@ impl ChunkingSettings {
             ));
         }
         Ok(Self { max_chars, overlap_chars })
+    }
+
+    /// Target chunk size in characters (above 0).
+    pub fn max_chars(&self) -> u32 {
+        self.max_chars
+    }
+
+    /// Characters shared by consecutive chunks (below [`max_chars`](Self::max_chars)).
+    pub fn overlap_chars(&self) -> u32 {
+        self.overlap_chars
     }
 }
 

@@ -31,6 +31,12 @@ pub fn decompress(stored: &[u8], max: u64) -> Result<Vec<u8>, String> {
     // The size the frame records (we always write it) sizes the output exactly, instead of a buffer that doubles as
     // it fills (up to twice the memory). The decoder still refuses to write past it, and checks the checksum.
     if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(stored)
+        && size > max
+    {
+        // Refused before anything is decompressed (a few KB of zstd can claim gigabytes).
+        return Err(format!("it decompresses to {size} bytes, more than the limit of {max} bytes"));
+    }
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(stored)
         && size <= max
         && let Ok(capacity) = usize::try_from(size)
     {
@@ -47,7 +53,7 @@ pub fn decompress(stored: &[u8], max: u64) -> Result<Vec<u8>, String> {
     // Never trust a size recorded in the data: read at most one byte more than allowed, then check.
     dec.take(max.saturating_add(1)).read_to_end(&mut out).map_err(|e| format!("decompression failed: {e}"))?;
     if out.len() as u64 > max {
-        return Err(format!("decompressed size exceeds the limit of {max} bytes"));
+        return Err(format!("it decompresses to more than the limit of {max} bytes"));
     }
     Ok(out)
 }
@@ -76,6 +82,6 @@ mod tests {
         assert!(decompress(&trailing, MAX_OBJECT_SIZE).is_err(), "trailing garbage");
         assert!(decompress(b"not zstd at all", MAX_OBJECT_SIZE).is_err());
         let e = decompress(&z, 100).unwrap_err();
-        assert_eq!(e, "decompressed size exceeds the limit of 100 bytes");
+        assert_eq!(e, format!("it decompresses to {} bytes, more than the limit of 100 bytes", data.len()));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use colstore_domain::ports::{
-    BackupCapabilities, BackupError, BackupId, BackupStore, ManifestInfo, ObjectInfo, PutObjectOutcome, RepoLock,
+    BackupCapabilities, BackupError, BackupId, BackupStore, MAX_MANIFEST_BYTES, ManifestInfo, ObjectInfo, PutObjectOutcome, RepoLock,
 };
 use colstore_domain::{ContentHash, Timestamp};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -375,7 +375,13 @@ impl BackupStore for ObjectBackupStore {
     }
 
     async fn get_manifest(&self, id: &BackupId) -> Result<Bytes, BackupError> {
-        Ok(self.read(&layout::manifest_key(id)).await?.1)
+        let key = layout::manifest_key(id);
+        let got = self.store.get(&Path::from(key.as_str())).await.map_err(|e| self.map_err(e, &key))?;
+        // Refused before it is read into memory: colstore never writes a manifest this large.
+        if got.meta.size > MAX_MANIFEST_BYTES {
+            return Err(BackupError::TooLarge { what: format!("manifest {id} ({key})"), size: got.meta.size, limit: MAX_MANIFEST_BYTES });
+        }
+        got.bytes().await.map_err(|e| self.map_err(e, &key))
     }
 
     async fn list_manifests(&self) -> Result<Vec<ManifestInfo>, BackupError> {

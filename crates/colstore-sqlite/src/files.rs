@@ -649,6 +649,89 @@ impl SqliteRepo {
         Ok(out)
     }
 
+    /// `contents_at_rest` in filesystem mode: what each document's file holds now. A file whose stat is the one on
+    /// record (since colstore wrote or reconcile hashed it) holds the recorded content, as reconciliation trusts;
+    /// any other file is hashed; a missing file is `None`. An unfinished write of colstore's own is judged by its
+    /// staged file (as `read_content` reads it).
+    pub(crate) async fn contents_at_rest_files(
+        &self,
+        files: &dyn DocumentFiles,
+        collection: &CollectionName,
+        keys: &[DocKey],
+    ) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
+        struct Recorded {
+            file: FileRef,
+            hash: ContentHash,
+            size: u64,
+            stat: Option<FileStat>,
+        }
+        let mut recorded: HashMap<String, Recorded> = HashMap::with_capacity(keys.len());
+        {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let cid = collection_id(&mut tx, collection).await?;
+            for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut q = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT d.key, d.hash, d.size, coalesce(fs.path, d.key) AS file_path, fs.size AS fs_size, fs.mtime_ns, fs.inode, \
+                     (SELECT w.token FROM file_writes w WHERE w.collection = ? AND w.key = d.key AND w.op = 'put' ORDER BY w.id DESC LIMIT 1) AS token \
+                     FROM documents d LEFT JOIN file_state fs ON fs.collection_id = d.collection_id AND fs.key = d.key \
+                     WHERE d.collection_id = ? AND d.key IN ({marks})"
+                )))
+                .bind(collection.as_str().to_owned())
+                .bind(cid);
+                for k in chunk {
+                    q = q.bind(k.as_str().to_owned());
+                }
+                for row in q.fetch_all(&mut *tx).await.map_err(map_err)? {
+                    let key: String = row.try_get("key").map_err(map_err)?;
+                    let stat = match (
+                        row.try_get::<Option<i64>, _>("fs_size").map_err(map_err)?,
+                        row.try_get::<Option<i64>, _>("mtime_ns").map_err(map_err)?,
+                        row.try_get::<Option<i64>, _>("inode").map_err(map_err)?,
+                    ) {
+                        (Some(size), Some(mtime_ns), Some(inode)) => Some(FileStat { size: size as u64, mtime_ns, inode: inode as u64 }),
+                        _ => None,
+                    };
+                    let file = FileRef {
+                        collection: collection.clone(),
+                        key: doc_key(&key)?,
+                        path: row.try_get("file_path").map_err(map_err)?,
+                        token: row.try_get("token").map_err(map_err)?,
+                    };
+                    let hash = hash_from(row.try_get("hash").map_err(map_err)?)?;
+                    let size = row.try_get::<i64, _>("size").map_err(map_err)? as u64;
+                    recorded.insert(key, Recorded { file, hash, size, stat });
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(r) = recorded.get(key.as_str()) else {
+                out.push(None);
+                continue;
+            };
+            let unchanged =
+                r.file.token.is_none() && r.stat.is_some() && files.stat(collection, &r.file.path).await.map_err(files_err)? == r.stat;
+            if unchanged {
+                out.push(Some((r.hash, r.size)));
+                continue;
+            }
+            let staged = match &r.file.token {
+                Some(token) => files.hash(collection, token).await.ok(),
+                None => None,
+            };
+            out.push(match staged {
+                Some((_, hash, n)) => Some((hash, n)),
+                None => match files.hash(collection, &r.file.path).await {
+                    Ok((_, hash, n)) => Some((hash, n)),
+                    Err(FilesError::NotFound { .. }) => None,
+                    Err(e) => return Err(files_err(e)),
+                },
+            });
+        }
+        Ok(out)
+    }
+
     /// `restore_documents` in filesystem mode: the same protocol as a put, with verbatim rows.
     pub(crate) async fn restore_documents_files(
         &self,

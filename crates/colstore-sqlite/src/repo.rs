@@ -954,6 +954,22 @@ impl CollectionRepo for SqliteRepo {
         self.restore_documents_impl(collection, docs).await
     }
 
+    async fn contents_at_rest(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.contents_at_rest_files(&**files, collection, &keys).await;
+        }
+        // Sqlite mode: the bytes are the content rows named by the record, which only colstore writes.
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            match self.document(collection, key).await {
+                Ok(d) => out.push(Some((d.content_hash, d.size))),
+                Err(RepoError::DocumentNotFound { .. }) => out.push(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
         // Filesystem mode: content lives in files and no document references a blob, so every blob row (left over
         // from sqlite mode) is garbage. A sqlite-mode put in progress is not a concern: this process writes files.

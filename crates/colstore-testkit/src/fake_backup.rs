@@ -174,7 +174,15 @@ impl BackupStore for InMemoryBackupStore {
 
     async fn get_manifest(&self, id: &BackupId) -> Result<Bytes, BackupError> {
         let key = manifest_key(id);
-        self.entries().get(&key).map(|e| e.data.clone()).ok_or(BackupError::NotFound(key))
+        let data = self.entries().get(&key).map(|e| e.data.clone()).ok_or_else(|| BackupError::NotFound(key.clone()))?;
+        if data.len() as u64 > colstore_domain::ports::MAX_MANIFEST_BYTES {
+            return Err(BackupError::TooLarge {
+                what: format!("manifest {id} ({key})"),
+                size: data.len() as u64,
+                limit: colstore_domain::ports::MAX_MANIFEST_BYTES,
+            });
+        }
+        Ok(data)
     }
 
     async fn list_manifests(&self) -> Result<Vec<ManifestInfo>, BackupError> {

@@ -575,6 +575,15 @@ impl CollectionRepo for InMemoryRepo {
         Ok(())
     }
 
+    async fn contents_at_rest(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.contents_at_rest_files(&**files, collection, &keys).await;
+        }
+        let st = self.lock();
+        let coll = st.collection(collection)?;
+        Ok(keys.iter().map(|k| coll.docs.get(k).map(|d| (d.content_hash, d.size))).collect())
+    }
+
     async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError> {
         if let Some(files) = &self.files {
             return self.restore_documents_files(&**files, collection, docs).await;

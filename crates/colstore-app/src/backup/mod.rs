@@ -231,6 +231,13 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub(crate) async fn read_manifest(store: &dyn BackupStore, id: &BackupId) -> Result<Manifest, BackupFailure> {
     let bytes = store.get_manifest(id).await.map_err(|e| match e {
         BackupError::NotFound(_) => BackupFailure::NotFound(id.clone()),
+        BackupError::TooLarge { size, limit, .. } => BackupFailure::Format(format::FormatError::Malformed(
+            id.to_string(),
+            format!(
+                "it is {size} bytes, more than the limit of {} MiB; colstore never writes a manifest this large, so it is damaged or not colstore's",
+                limit / (1024 * 1024)
+            ),
+        )),
         other => BackupFailure::Store(other),
     })?;
     Ok(Manifest::parse(id.as_str(), &bytes)?)

@@ -155,28 +155,53 @@ async fn load(store: Arc<dyn BackupStore>, id: &BackupId, opts: &RestoreOptions,
 /// The store's documents of a collection in key order, a page at a time, each page from a snapshot taken for it (so
 /// no snapshot stays open while the restore writes). Pages are read ahead of the writes that concern them: a
 /// document is compared with the store before it is written.
+///
+/// Checking the bytes at rest (restore, in a repository whose content can change behind its back): each page is
+/// also asked [`CollectionRepo::contents_at_rest`], and a document whose bytes are missing or are not its recorded
+/// content is marked not intact.
 pub(crate) struct StoreDocs<'a> {
     repo: &'a dyn CollectionRepo,
     name: CollectionName,
     after: Option<DocKey>,
     buf: VecDeque<DocumentMeta>,
+    /// Per document of `buf`: whether its bytes at rest are its recorded content.
+    intact: VecDeque<bool>,
+    check_at_rest: bool,
     done: bool,
 }
 
 impl<'a> StoreDocs<'a> {
     pub fn new(repo: &'a dyn CollectionRepo, name: &CollectionName) -> Self {
-        Self { repo, name: name.clone(), after: None, buf: VecDeque::new(), done: false }
+        Self { repo, name: name.clone(), after: None, buf: VecDeque::new(), intact: VecDeque::new(), check_at_rest: false, done: false }
+    }
+
+    /// As [`new`](Self::new), also checking the bytes at rest when the repository's content can change behind its back.
+    fn checking_at_rest(repo: &'a dyn CollectionRepo, name: &CollectionName) -> Self {
+        Self { check_at_rest: repo.capabilities().external_edits, ..Self::new(repo, name) }
     }
 
     /// The next document, without taking it (`None` at the end, or when the collection does not exist).
     pub async fn peek(&mut self) -> Result<Option<&DocumentMeta>, RepoError> {
         if self.buf.is_empty() && !self.done {
             let snap = self.repo.snapshot().await?;
-            match snap.documents(&self.name, self.after.clone(), 1000).await {
+            let read = snap.documents(&self.name, self.after.clone(), 1000).await;
+            drop(snap);
+            match read {
                 Ok(page) => {
                     match page.last() {
                         Some(last) => self.after = Some(last.key.clone()),
                         None => self.done = true,
+                    }
+                    if self.check_at_rest && !page.is_empty() {
+                        let at_rest = match self.repo.contents_at_rest(&self.name, page.iter().map(|d| d.key.clone()).collect()).await {
+                            Ok(at_rest) => at_rest,
+                            // Deleted meanwhile: every document's bytes are gone.
+                            Err(RepoError::CollectionNotFound(_)) => vec![None; page.len()],
+                            Err(e) => return Err(e),
+                        };
+                        self.intact.extend(page.iter().zip(at_rest).map(|(d, r)| r == Some((d.content_hash, d.size))));
+                    } else {
+                        self.intact.extend(std::iter::repeat_n(true, page.len()));
                     }
                     self.buf.extend(page);
                 }
@@ -189,15 +214,34 @@ impl<'a> StoreDocs<'a> {
 
     /// Takes the next document.
     pub async fn next(&mut self) -> Result<Option<DocumentMeta>, RepoError> {
+        Ok(self.next_checked().await?.map(|c| c.meta))
+    }
+
+    /// Takes the next document, with whether its bytes at rest are its recorded content.
+    async fn next_checked(&mut self) -> Result<Option<Current>, RepoError> {
         self.peek().await?;
-        Ok(self.buf.pop_front())
+        Ok(self.buf.pop_front().map(|meta| Current { meta, intact: self.intact.pop_front().unwrap_or(true) }))
+    }
+}
+
+/// A document of the store during a restore.
+struct Current {
+    meta: DocumentMeta,
+    /// Whether its bytes at rest are its recorded content (a file edited or removed outside colstore is not).
+    intact: bool,
+}
+
+impl Current {
+    /// Whether the store holds exactly the backup's document, bytes at rest included.
+    fn same_as(&self, r: &DocRecord) -> bool {
+        self.intact && same(&self.meta, r)
     }
 }
 
 /// One step of walking the backup's records beside the store's documents, both in key order.
 enum Step {
     /// A document of the backup, with the store's document of the same key if there is one.
-    Backup(DocRecord, Option<DocumentMeta>),
+    Backup(DocRecord, Option<Current>),
     /// A document only the store has.
     StoreOnly(DocumentMeta),
 }
@@ -209,7 +253,7 @@ struct Walk<'a> {
 
 impl<'a> Walk<'a> {
     fn new(entry: &CollectionEntry, repo: &'a dyn CollectionRepo) -> Self {
-        Self { records: RecordStream::new(&entry.document_records), store: StoreDocs::new(repo, &entry.name) }
+        Self { records: RecordStream::new(&entry.document_records), store: StoreDocs::checking_at_rest(repo, &entry.name) }
     }
 
     async fn next(&mut self, reader: &mut BlobReader) -> Result<Option<Step>, BackupFailure> {
@@ -225,7 +269,7 @@ impl<'a> Walk<'a> {
         };
         Ok(Some(match order {
             std::cmp::Ordering::Less => Step::Backup(self.records.next(reader).await?.expect("peeked"), None),
-            std::cmp::Ordering::Equal => Step::Backup(self.records.next(reader).await?.expect("peeked"), self.store.next().await?),
+            std::cmp::Ordering::Equal => Step::Backup(self.records.next(reader).await?.expect("peeked"), self.store.next_checked().await?),
             std::cmp::Ordering::Greater => Step::StoreOnly(self.store.next().await?.expect("peeked")),
         }))
     }
@@ -241,11 +285,11 @@ enum Decision {
 }
 
 impl Decision {
-    fn of(mode: RestoreMode, r: &DocRecord, current: Option<&DocumentMeta>) -> Self {
+    fn of(mode: RestoreMode, r: &DocRecord, current: Option<&Current>) -> Self {
         match current {
             None => Decision::Add,
-            Some(d) if same(d, r) => Decision::Unchanged,
-            Some(d) if mode == RestoreMode::Merge && d.updated_at > r.updated_at => Decision::KeptNewer,
+            Some(c) if c.same_as(r) => Decision::Unchanged,
+            Some(c) if mode == RestoreMode::Merge && c.meta.updated_at > r.updated_at => Decision::KeptNewer,
             Some(_) => Decision::Update,
         }
     }
@@ -458,10 +502,11 @@ async fn verify_restored(
             Step::Backup(r, None) => {
                 return Err(BackupFailure::RestoreMismatch(format!("{name}/{} is missing after the restore", r.key)));
             }
-            Step::Backup(r, Some(d)) => {
-                let kept_newer = mode == RestoreMode::Merge && d.updated_at > r.updated_at;
-                if !same(&d, &r) && !kept_newer {
-                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} differs from the backup after the restore", r.key)));
+            Step::Backup(r, Some(c)) => {
+                let kept_newer = mode == RestoreMode::Merge && c.meta.updated_at > r.updated_at;
+                if !c.same_as(&r) && !kept_newer {
+                    let what = if c.intact { "differs from the backup" } else { "has bytes at rest that differ from the backup" };
+                    return Err(BackupFailure::RestoreMismatch(format!("{name}/{} {what} after the restore", r.key)));
                 }
                 checked += 1;
             }

@@ -470,3 +470,32 @@ async fn a_large_backup_writes_its_index_in_parts_and_still_round_trips() {
     let r = restore_backup(&*target.repo, &*target.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap();
     assert_eq!((r.documents_written, r.verified), (40_000, 40_000), "the restore checks every document against the backup");
 }
+
+#[tokio::test]
+async fn filesystem_mode_restore_writes_back_files_removed_or_edited_behind_the_store() {
+    let clock = Arc::new(ManualClock::at_2024());
+    let files = Arc::new(colstore_testkit::InMemoryFiles::new());
+    let w = World {
+        repo: Arc::new(InMemoryRepo::with_files(clock.clone(), files.clone())),
+        backups: Arc::new(InMemoryBackupStore::new(clock.clone())),
+        clock,
+    };
+    fill(&w.repo, "notes", 3).await;
+    let id = backup(&w, &[]).await;
+    let before = dump(&w.repo).await;
+    let c = name("notes");
+    let original = files.contents(&c, "d001.md").unwrap();
+    files.external_remove(&c, "d000.md");
+    files.external_replace(&c, "d001.md", Bytes::from_static(b"edited outside colstore"));
+
+    let plan = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
+    let p = &plan.collections[0];
+    assert_eq!((p.add, p.update, p.unchanged, p.delete), (0, 2, 1, 0), "{plan:?}");
+    let r = restore_backup(&*w.repo, &*w.repo, w.backups.clone(), &id, &replace(), &|_, _| {}).await.unwrap();
+    assert_eq!(r.documents_written, 2);
+    assert!(files.contents(&c, "d000.md").is_some(), "the removed file is back");
+    assert_eq!(files.contents(&c, "d001.md").unwrap(), original, "the edited file holds the backup's content again");
+    assert_eq!(dump(&w.repo).await, before);
+    let again = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
+    assert_eq!(again.collections[0].unchanged, 3, "{again:?}");
+}

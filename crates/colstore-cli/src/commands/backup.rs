@@ -598,6 +598,15 @@ impl From<colstore_app::ExportError> for CliError {
             E::Ledger(l) => l.into(),
             E::Malformed { .. } => CliError::new(format!("the import file is not usable: {e}"))
                 .hint("nothing was imported; check that the file was written by `col export` and copied whole"),
+            E::LineTooLong { what: Some(_), .. } => CliError::new(format!("cannot export: {e}")).hint(format!(
+                "nothing was written; one line holds one document with its vectors, so documents up to about {} MiB can be \
+                 exported: leave this collection out (--collection) and move it with `col backup` and `col restore`",
+                colstore_app::MAX_LINE_BYTES / (1024 * 1024) * 3 / 4
+            )),
+            E::LineTooLong { what: None, .. } => CliError::new(format!("the import file is not usable: {e}")).hint(
+                "nothing was imported; `col export` never writes a line this long, so the file is damaged or not a colstore \
+                 export (a few KB of zstd can expand to gigabytes: the line is refused before it is held in memory)",
+            ),
             E::TooNew(_) => CliError::new(e.to_string()).hint("nothing was imported; upgrade colstore to read this file"),
             E::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
             E::Io(_) => CliError::new(e.to_string()),
@@ -658,6 +667,17 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     Ok(())
 }
 
+/// An import error, naming the file when the problem is in it.
+fn import_error(path: &std::path::Path, e: colstore_app::ExportError) -> CliError {
+    use colstore_app::ExportError as E;
+    let in_file = matches!(e, E::Malformed { .. } | E::LineTooLong { .. });
+    let mut err = CliError::from(e);
+    if in_file {
+        err.message = err.message.replacen("the import file is", &format!("the import file {} is", display(path)), 1);
+    }
+    err
+}
+
 fn open_import(path: &std::path::Path) -> CliResult<impl std::io::BufRead> {
     let file = std::fs::File::open(path).map_err(|e| {
         CliError::new(format!("cannot read {}: {e}", display(path))).hint("give the path of a file written by `col export`")
@@ -673,7 +693,7 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
     };
     let store = ctx.open().await?;
     // Pass one checks the whole file before anything changes.
-    let plan = colstore_app::plan_import(&**store.repo(), open_import(&a.file)?, mode).await?;
+    let plan = colstore_app::plan_import(&**store.repo(), open_import(&a.file)?, mode).await.map_err(|e| import_error(&a.file, e))?;
     let as_restore = RestorePlan { id: display(&a.file), mode, collections: plan.collections.clone() };
     print_plan(ctx, &as_restore, "Import plan for", &display(store.dir().root()))?;
     if a.dry_run {
@@ -703,7 +723,7 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
     let started = Instant::now();
     let written = colstore_app::import(&**store.repo(), &*store.sync_store(), open_import(&a.file)?, mode, &|n| bar.set_position(n)).await;
     bar.finish_and_clear();
-    let written = written?;
+    let written = written.map_err(|e| import_error(&a.file, e))?;
     ctx.out
         .json_value(&json!({ "plan": to_value(&plan), "documents_written": written, "safety_backup": safety, "dry_run": false }))
         .map_err(io)?;

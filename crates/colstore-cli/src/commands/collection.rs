@@ -82,8 +82,8 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                     human_bytes(c.logical_bytes),
                     c.logical_bytes,
                     human_time(c.created_at),
-                    s.chunking.max_chars,
-                    s.chunking.overlap_chars,
+                    s.chunking.max_chars(),
+                    s.chunking.overlap_chars(),
                     vectors
                 ))
                 .map_err(io)?;
@@ -142,8 +142,8 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
 /// Reads chunking and distance flags; chunking is `None` when neither chunk flag is given.
 fn parse_settings(a: &SettingsArgs, base: ChunkingSettings) -> CliResult<(Option<ChunkingSettings>, Option<Distance>)> {
     let chunking = if a.chunk_size.is_some() || a.chunk_overlap.is_some() {
-        let size = a.chunk_size.unwrap_or(base.max_chars);
-        let overlap = a.chunk_overlap.unwrap_or(base.overlap_chars.min(size.saturating_sub(1)));
+        let size = a.chunk_size.unwrap_or(base.max_chars());
+        let overlap = a.chunk_overlap.unwrap_or(base.overlap_chars().min(size.saturating_sub(1)));
         Some(
             ChunkingSettings::new(size, overlap)
                 .map_err(|e| CliError::from(e).hint("use a chunk size above 0 and an overlap smaller than it"))?,

@@ -104,6 +104,10 @@ pub struct ManifestInfo {
     pub written_at: Timestamp,
 }
 
+/// The largest manifest [`BackupStore::get_manifest`] reads (256 MiB; a manifest names packs and record chunks, a
+/// few hundred bytes per thousand documents, so a real one is far smaller). A larger one is damaged or not colstore's.
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Errors of [`BackupStore`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -121,6 +125,16 @@ pub enum BackupError {
         id: ContentHash,
         /// What is wrong.
         detail: String,
+    },
+    /// What is stored is larger than a reader accepts; it was refused before being read whole.
+    #[error("{what} is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge {
+        /// What, for humans (`manifest ID`).
+        what: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
     },
     /// Any other failure of the backend.
     #[error("{backend} error: {source}")]
@@ -171,7 +185,7 @@ pub trait BackupStore: Send + Sync {
     /// Reads a manifest.
     ///
     /// # Errors
-    /// `NotFound` when missing.
+    /// `NotFound` when missing; `TooLarge`, without reading it, when it is larger than [`MAX_MANIFEST_BYTES`].
     async fn get_manifest(&self, id: &BackupId) -> Result<Bytes, BackupError>;
 
     /// Lists manifests, oldest first.

@@ -26,7 +26,10 @@ mod repo;
 mod snapshot;
 mod sync;
 
-pub use backup::{BackupCapabilities, BackupError, BackupId, BackupStore, LockKind, ManifestInfo, ObjectInfo, PutObjectOutcome, RepoLock};
+pub use backup::{
+    BackupCapabilities, BackupError, BackupId, BackupStore, LockKind, MAX_MANIFEST_BYTES, ManifestInfo, ObjectInfo, PutObjectOutcome,
+    RepoLock,
+};
 pub use clock::Clock;
 pub use embedder::{EmbedError, Embedder};
 pub use files::{

@@ -243,6 +243,29 @@ pub trait CollectionRepo: Send + Sync {
     /// Writers MUST NOT be blocked while the snapshot is read.
     async fn snapshot(&self) -> Result<Box<dyn StoreSnapshot>, RepoError>;
 
+    /// The SHA-256 and size of the bytes actually at rest for these documents, in the same order: `None` for a key
+    /// that is no document, or whose bytes are missing. Restore compares the backup with this, not with the record,
+    /// so that bytes changed or lost behind the repository's back are written again.
+    ///
+    /// # Contract
+    /// Repositories whose content can change behind their back (`external_edits`, filesystem mode) MUST look at the
+    /// bytes (they MAY trust the record when the file's stat is unchanged since it was written or reconciled, as
+    /// reconciliation does); the default answers from the record, which is right when nothing else writes the bytes.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`.
+    async fn contents_at_rest(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            match self.document(collection, key).await {
+                Ok(d) => out.push(Some((d.content_hash, d.size))),
+                Err(RepoError::DocumentNotFound { .. }) => out.push(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Restore: creates the collection with exactly these settings and creation time, or, when it exists, sets its
     /// settings (keeping its documents).
     async fn restore_collection(&self, name: &CollectionName, settings: CollectionSettings, created_at: Timestamp)

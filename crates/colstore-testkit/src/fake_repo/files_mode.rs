@@ -377,6 +377,33 @@ impl InMemoryRepo {
         Ok((meta, path))
     }
 
+    /// `contents_at_rest` in filesystem mode: each document's file hashed (`None` when it or the document is missing).
+    pub(super) async fn contents_at_rest_files(
+        &self,
+        files: &dyn DocumentFiles,
+        collection: &CollectionName,
+        keys: &[DocKey],
+    ) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
+        self.lock().collection(collection)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let path = match self.path_of(collection, key) {
+                Ok((_, path)) => path,
+                Err(RepoError::DocumentNotFound { .. }) => {
+                    out.push(None);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            out.push(match files.hash(collection, &path).await {
+                Ok((_, hash, n)) => Some((hash, n)),
+                Err(FilesError::NotFound { .. }) => None,
+                Err(e) => return Err(files_err(e)),
+            });
+        }
+        Ok(out)
+    }
+
     /// `read_content` in filesystem mode: the document's file, checked against the recorded hash as it streams.
     pub(super) async fn read_content_files(
         &self,
