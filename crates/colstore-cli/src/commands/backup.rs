@@ -299,6 +299,9 @@ async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
             ctx.out.data(table(&["ID", "TIME (UTC)", "AGE", "DOCS", "SIZE", "NEW", "TAGS", "STORE", "COLLECTIONS"], &rows)).map_err(io)?;
         }
         BackupCommand::Show { id, repo } => {
+            if id != "latest" {
+                backup_id(&id)?;
+            }
             let (here, repo) = open_repo(ctx, repo.as_deref()).await?;
             let this = here.as_ref().map(|h| h.identity.id);
             let id = resolve_id(&*repo, &id, this).await?;
@@ -483,6 +486,9 @@ async fn exclusive_lock_dir(dir: &StoreDir, command: &'static str) -> CliResult<
 
 pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
     let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    if a.id != "latest" {
+        backup_id(&a.id)?;
+    }
     // The repository comes from config.toml alone: a damaged or missing database does not stop a restore.
     let (here, repo) = open_repo(ctx, a.repo.as_deref()).await?;
     let this = here.as_ref().map(|h| h.identity.id);
