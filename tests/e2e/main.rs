@@ -5,6 +5,7 @@
 //! and review every changed `.snap` file before committing it.
 
 mod backup;
+mod backup_safety;
 mod bad_input;
 mod commands;
 mod concurrency;

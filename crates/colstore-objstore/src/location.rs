@@ -31,6 +31,12 @@ pub enum OpenError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A repository opened for reading (`file://`) does not exist; reading never creates it.
+    #[error("backup repository not found: {}", path.display())]
+    NotFound {
+        /// The folder.
+        path: PathBuf,
+    },
     /// The object_store backend refused its configuration.
     #[error("cannot open the backup repository `{url}`: {source}")]
     Backend {

@@ -100,11 +100,24 @@ impl ObjectBackupStore {
     pub fn open(url: &str) -> Result<Self, OpenError> {
         match location::parse(url)? {
             Location::Memory => Ok(Self::memory(url)),
-            Location::File(path) => Self::local(url, &path),
+            Location::File(path) => Self::local(url, &path, true),
             Location::S3 { bucket, prefix } => {
                 let builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
                 Self::s3(url, builder, &prefix)
             }
+        }
+    }
+
+    /// Opens the repository at `url` to read it: like [`ObjectBackupStore::open`], except that a missing `file://`
+    /// folder is [`OpenError::NotFound`] instead of being created (reading a repository never creates it). S3 and
+    /// memory repositories open as with [`ObjectBackupStore::open`].
+    ///
+    /// # Errors
+    /// As [`ObjectBackupStore::open`], plus [`OpenError::NotFound`].
+    pub fn open_existing(url: &str) -> Result<Self, OpenError> {
+        match location::parse(url)? {
+            Location::File(path) => Self::local(url, &path, false),
+            _ => Self::open(url),
         }
     }
 
@@ -141,20 +154,38 @@ impl ObjectBackupStore {
     /// # Errors
     /// [`OpenError::Invalid`] for a relative path, [`OpenError::Folder`] when the folder cannot be created.
     pub fn open_dir(path: &FsPath) -> Result<Self, OpenError> {
+        Self::open_dir_with(path, true)
+    }
+
+    /// Opens a local folder (absolute path) to read it: [`OpenError::NotFound`] when it does not exist, never created.
+    ///
+    /// # Errors
+    /// [`OpenError::Invalid`] for a relative path, [`OpenError::NotFound`], [`OpenError::Folder`].
+    pub fn open_dir_existing(path: &FsPath) -> Result<Self, OpenError> {
+        Self::open_dir_with(path, false)
+    }
+
+    fn open_dir_with(path: &FsPath, create: bool) -> Result<Self, OpenError> {
         let url = format!("file://{}", path.display());
         if !path.is_absolute() {
             return Err(OpenError::Invalid { url, reason: "the path must be absolute, as in file:///path (three slashes)".to_owned() });
         }
-        Self::local(&url, path)
+        Self::local(&url, path, create)
     }
 
     fn memory(url: &str) -> Self {
         Self { store: Arc::new(InMemory::new()), backend: "memory", url: url.to_owned(), local: None, atomic_create: true }
     }
 
-    fn local(url: &str, path: &FsPath) -> Result<Self, OpenError> {
+    fn local(url: &str, path: &FsPath, create: bool) -> Result<Self, OpenError> {
         let folder = |source| OpenError::Folder { path: path.to_owned(), source };
-        durable::create_dir_all(path).map_err(folder)?;
+        if create {
+            durable::create_dir_all(path).map_err(folder)?;
+        } else if !path.exists() {
+            return Err(OpenError::NotFound { path: path.to_owned() });
+        } else if !path.is_dir() {
+            return Err(folder(std::io::Error::other("not a directory")));
+        }
         let root = std::fs::canonicalize(path).map_err(folder)?;
         let fs =
             LocalFileSystem::new_with_prefix(&root).map_err(|source| OpenError::Backend { url: url.to_owned(), source })?.with_fsync(true);

@@ -69,6 +69,14 @@ pub enum WiringError {
         /// What is wrong.
         message: String,
     },
+    /// A backup repository opened for reading (list, show, verify, restore, prune, delete) does not exist.
+    #[error("backup repository not found: {}", path.display())]
+    BackupRepositoryMissing {
+        /// The URL as given.
+        url: String,
+        /// The folder that does not exist.
+        path: PathBuf,
+    },
     /// A configuration this version of colstore knows about but cannot serve yet.
     #[error("{0} is not available yet in this version of colstore")]
     NotYetAvailable(&'static str),
@@ -157,6 +165,11 @@ impl WiringError {
             Self::BackupRepository { .. } => "use file:///absolute/path, file://DIR (relative to .colstore) or s3://bucket/prefix \
                 (with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for other S3 servers, AWS_ENDPOINT_URL)"
                 .to_owned(),
+            Self::BackupRepositoryMissing { url, .. } => format!(
+                "check the repository URL {url} (--repo, [backup] repository in config.toml, COLSTORE_BACKUP_REPOSITORY) and \
+                 that its disk is mounted; reading a repository never creates it: if no backup was taken yet, take one with \
+                 `col backup`"
+            ),
             Self::Index(_) => "check [vectors] in .colstore/config.toml; for the embedded index, check .colstore/index/".to_owned(),
             Self::Embedder(_) => "check [embedder] in .colstore/config.toml (kind, model, url, api_key_env)".to_owned(),
             Self::Repo(_) | Self::Io { .. } => return None,

@@ -39,12 +39,15 @@ pub async fn init(
     // Validate the environment before anything is created.
     let from_env = StoreConfig::new(StoreId::random(), clock.now(), PathBuf::new(), mode).with_env(env)?.0.storage;
     let docs_dir = docs_dir.map(Path::to_owned).or(from_env.filesystem_path);
-    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), clock, |db, clock| async move {
-        let repo = crate::open::open_sqlite(&db, true, clock).await?;
-        repo.close().await;
-        Ok(())
-    })
-    .await
+    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), clock, create_database).await
+}
+
+/// Creates a store's new, empty database at `db`: the one way a database is created, by `col init` and by a restore
+/// into a fresh database (`DamagedStore::recreate`).
+pub(crate) async fn create_database(db: PathBuf, clock: Arc<dyn Clock>) -> Result<(), WiringError> {
+    let repo = crate::open::open_sqlite(&db, true, clock).await?;
+    repo.close().await;
+    Ok(())
 }
 
 /// [`init`] with the database creation injected, so unit tests never open SQLite.

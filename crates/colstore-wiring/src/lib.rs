@@ -37,7 +37,7 @@ mod safety;
 mod watch;
 
 pub use adapters::{OPENAI_DEFAULT_KEY_ENV, OPENAI_DEFAULT_URL};
-pub use backups::{lock_holder, lock_holder_is_dead, open_repository};
+pub use backups::{RepoAccess, StoreBackups, StoreIdentity, lock_holder, lock_holder_is_dead, open_repository, store_identity};
 pub use config::{
     BackupConfig, CONFIG_FORMAT, EmbedderConfig, EmbedderKind, EnvOverride, StorageConfig, StorageMode, StoreConfig, UnknownChoice,
     VectorBackend, VectorsConfig, env_overridable, process_env,
@@ -48,5 +48,5 @@ pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
 pub use migrate::{MigrationPlan, MigrationReport};
 pub use open::{Store, SystemClock};
-pub use safety::SAFETY_COPIES_KEPT;
+pub use safety::{DamagedStore, Recreated, SAFETY_COPIES_KEPT};
 pub use watch::ChangeSignals;

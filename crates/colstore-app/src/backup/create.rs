@@ -50,6 +50,8 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// The store's identity, recorded in the manifest.
     pub store_id: StoreId,
+    /// Where the store is (for display), recorded in the manifest.
+    pub store_path: Option<String>,
     /// The store's schema version, recorded in the manifest.
     pub schema_version: i64,
     /// The colstore version, recorded in the manifest.
@@ -427,7 +429,8 @@ async fn backup_locked(
             created_at,
             tags: opts.tags.clone(),
             scope: Scope { collections: (!opts.collections.is_empty()).then(|| opts.collections.clone()), schema_only: opts.schema_only },
-            store_id: opts.store_id,
+            store_id: Some(opts.store_id),
+            store_path: opts.store_path.clone(),
             tool_version: opts.tool_version.clone(),
             schema_version: opts.schema_version,
             collections: entries,

@@ -99,8 +99,12 @@ pub struct Manifest {
     pub tags: Vec<String>,
     /// What it covers.
     pub scope: Scope,
-    /// The store it was taken from.
-    pub store_id: StoreId,
+    /// The store it was taken from (`None` in a manifest that does not name its store: an "unknown store").
+    #[serde(default)]
+    pub store_id: Option<StoreId>,
+    /// Where that store was (the directory holding `.colstore`), for display; absent in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_path: Option<String>,
     /// The colstore version that wrote it.
     pub tool_version: String,
     /// The store's schema version at the time.
@@ -353,5 +357,16 @@ mod tests {
         let e = Manifest::parse("x", br#"{"format":"other","version":1}"#).unwrap_err();
         assert!(e.to_string().contains("not \"colstore-backup\""), "{e}");
         assert!(Manifest::parse("x", b"{").is_err());
+    }
+
+    #[test]
+    fn a_manifest_without_a_store_is_of_an_unknown_store() {
+        let m =
+            br#"{"format":"colstore-backup","version":1,"id":"20250101T000000Z-00000000","created_at":"2025-01-01T00:00:00.000Z","tags":[],
+            "scope":{"collections":null,"schema_only":false},"tool_version":"0.0.0","schema_version":3,"collections":[],
+            "indexes":[],"packs":[],"stats":{"documents":0,"logical_bytes":0,"blobs":0,"blob_bytes":0,"new_blobs":0,
+            "new_blob_bytes":0,"new_objects":0,"new_object_bytes":0}}"#;
+        let m = Manifest::parse("x", m).unwrap();
+        assert_eq!((m.store_id, m.store_path), (None, None));
     }
 }

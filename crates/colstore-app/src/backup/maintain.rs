@@ -3,8 +3,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use colstore_domain::ContentHash;
 use colstore_domain::ports::{BackupId, BackupStore, Clock, LockKind};
+use colstore_domain::{ContentHash, StoreId};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -31,6 +31,10 @@ pub struct BackupSummary {
     pub bytes: u64,
     /// Bytes it added to the repository (objects written, before compression).
     pub new_bytes: u64,
+    /// The store it was taken from; `None` for a manifest that does not say (an unknown store) or cannot be read.
+    pub store_id: Option<StoreId>,
+    /// Where that store was, when the manifest says.
+    pub store_path: Option<String>,
     /// Why it cannot be read, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -47,6 +51,8 @@ impl BackupSummary {
             documents: m.stats.documents,
             bytes: m.stats.logical_bytes,
             new_bytes: m.stats.new_object_bytes,
+            store_id: m.store_id,
+            store_path: m.store_path.clone(),
             error: None,
         }
     }
@@ -70,6 +76,8 @@ pub async fn list_backups(store: &dyn BackupStore) -> Result<Vec<BackupSummary>,
                 documents: 0,
                 bytes: 0,
                 new_bytes: 0,
+                store_id: None,
+                store_path: None,
                 error: Some(e.to_string()),
             }),
         }
@@ -77,6 +85,44 @@ pub async fn list_backups(store: &dyn BackupStore) -> Result<Vec<BackupSummary>,
     // Ids sort by second; within a second, by the snapshot's millisecond.
     out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
+}
+
+/// What `latest` means (as in `col restore latest`): the newest readable backup of `store`, never another store's
+/// (restoring another store's backup takes its id). Without a store (a command run outside any store, e.g. with
+/// `--repo`), the newest readable backup when the repository holds backups of one store only. Backups whose manifest
+/// names no store are never `latest`.
+///
+/// `list` is oldest first, as [`list_backups`] returns it.
+///
+/// # Errors
+/// [`BackupFailure::NoLatest`] saying why no backup qualifies.
+pub fn latest_backup(list: &[BackupSummary], store: Option<StoreId>) -> Result<&BackupSummary, BackupFailure> {
+    let readable = || list.iter().rev().filter(|b| b.error.is_none());
+    if readable().next().is_none() {
+        return Err(BackupFailure::NoLatest("the backup repository holds no backups".into()));
+    }
+    let mut stores: Vec<StoreId> = Vec::new();
+    for id in readable().filter_map(|b| b.store_id) {
+        if !stores.contains(&id) {
+            stores.push(id);
+        }
+    }
+    match store {
+        Some(this) => readable().find(|b| b.store_id == Some(this)).ok_or_else(|| {
+            let others = readable().count();
+            BackupFailure::NoLatest(format!(
+                "the backup repository holds no backups of this store (store {this}); its {others} backup(s) are of other or unknown stores"
+            ))
+        }),
+        None if stores.len() == 1 => readable().find(|b| b.store_id == Some(stores[0])).ok_or_else(|| unreachable!("a store was seen")),
+        None if stores.is_empty() => {
+            Err(BackupFailure::NoLatest("the backup repository holds only backups that do not name their store".into()))
+        }
+        None => Err(BackupFailure::NoLatest(format!(
+            "the backup repository holds backups of {} stores, so `latest` does not say which",
+            stores.len()
+        ))),
+    }
 }
 
 /// One backup's manifest.
@@ -370,7 +416,14 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
+/// A backup and its time.
+type Dated = (BackupId, colstore_domain::Timestamp);
+
 /// Removes the backups `policy` does not keep, then every object no remaining backup needs.
+///
+/// The policy applies per store: the backups of each store (and those naming no store or unreadable, as one more
+/// group) are kept or removed among themselves, so a store's backups never count against another's. With `only`,
+/// just that store's backups are pruned and every other backup is kept.
 ///
 /// # Errors
 /// An empty policy, a lock held by a running backup or prune, or a repository failure.
@@ -379,23 +432,34 @@ pub async fn prune_backups(
     clock: &dyn Clock,
     owner: &LockOwner,
     policy: KeepPolicy,
+    only: Option<StoreId>,
     dry_run: bool,
 ) -> Result<PruneReport, BackupFailure> {
     if policy.is_empty() {
         return Err(BackupFailure::Invalid("a prune needs a policy: --keep-last, --keep-daily, --keep-weekly or --keep-monthly".into()));
     }
     let infos = store.list_manifests().await.map_err(BackupFailure::Store)?;
-    let mut dated = Vec::new();
+    let mut groups: Vec<(Option<StoreId>, Vec<Dated>)> = Vec::new();
     for info in &infos {
-        let t = match read_manifest(store, &info.id).await {
-            Ok(m) => m.created_at,
-            Err(_) => info.written_at,
+        let (t, of) = match read_manifest(store, &info.id).await {
+            Ok(m) => (m.created_at, m.store_id),
+            Err(_) => (info.written_at, None),
         };
-        dated.push((info.id.clone(), t));
+        if only.is_some() && of != only {
+            continue;
+        }
+        match groups.iter_mut().find(|(s, _)| *s == of) {
+            Some((_, g)) => g.push((info.id.clone(), t)),
+            None => groups.push((of, vec![(info.id.clone(), t)])),
+        }
     }
-    dated.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    let keep = policy.keep(&dated);
-    let remove: Vec<BackupId> = dated.iter().map(|(id, _)| id.clone()).filter(|id| !keep.contains(id)).collect();
+    let mut remove: Vec<BackupId> = Vec::new();
+    for (_, mut dated) in groups {
+        dated.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let keep = policy.keep(&dated);
+        remove.extend(dated.iter().map(|(id, _)| id.clone()).filter(|id| !keep.contains(id)));
+    }
+    remove.sort();
     remove_and_collect(store, clock, owner, &remove, dry_run).await
 }
 

@@ -30,10 +30,12 @@ use colstore_domain::{CollectionName, ContentHash, Timestamp};
 pub use create::{BackupEvent, BackupOptions, BackupReport, create_backup};
 pub use format::{BackupStats, Manifest, Scope};
 pub use maintain::{
-    BackupSummary, KeepPolicy, PruneReport, VerifyFinding, VerifyReport as BackupVerifyReport, delete_backup, list_backups, prune_backups,
-    show_backup, verify_backup,
+    BackupSummary, KeepPolicy, PruneReport, VerifyFinding, VerifyReport as BackupVerifyReport, delete_backup, latest_backup, list_backups,
+    prune_backups, show_backup, verify_backup,
 };
-pub use restore::{CollectionPlan, RestoreMode, RestoreOptions, RestorePlan, RestoreReport, plan_restore, restore_backup};
+pub use restore::{
+    CollectionPlan, RestoreMode, RestoreOptions, RestorePlan, RestoreReport, plan_restore, plan_restore_into_empty, restore_backup,
+};
 
 /// A lock not refreshed for this long is stale.
 pub const LOCK_STALE_AFTER_MS: i64 = 10 * 60 * 1000;
@@ -79,6 +81,9 @@ pub enum BackupFailure {
     /// A manifest or object has the wrong format.
     #[error(transparent)]
     Format(#[from] format::FormatError),
+    /// `latest` names no backup (none at all, none of this store, or several stores and no store to choose).
+    #[error("{0}")]
+    NoLatest(String),
     /// No backup with this id.
     #[error("there is no backup {0} in the repository")]
     NotFound(BackupId),

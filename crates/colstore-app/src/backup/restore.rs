@@ -118,6 +118,27 @@ fn meta_of(collection: &CollectionName, r: &DocRecord) -> DocumentMeta {
     }
 }
 
+/// The plan of restoring backup `id` into an empty store (one whose damaged database is to be replaced by a fresh
+/// one), from the manifest alone: every chosen collection is created and every document added.
+///
+/// # Errors
+/// `NotFound`, an unreadable manifest, or a collection of `opts` the backup does not hold.
+pub async fn plan_restore_into_empty(store: &dyn BackupStore, id: &BackupId, opts: &RestoreOptions) -> Result<RestorePlan, BackupFailure> {
+    let manifest = read_manifest(store, id).await?;
+    for want in &opts.collections {
+        if !manifest.collections.iter().any(|c| &c.name == want) {
+            return Err(BackupFailure::NoSuchCollection(want.clone(), "backup"));
+        }
+    }
+    let collections = manifest
+        .collections
+        .iter()
+        .filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name))
+        .map(|c| CollectionPlan { name: c.name.to_string(), add: c.documents, ..CollectionPlan::default() })
+        .collect();
+    Ok(RestorePlan { id: id.to_string(), mode: opts.mode, collections })
+}
+
 /// Everything a restore needs from the repository, read and checked before anything changes.
 struct Loaded {
     reader: BlobReader,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use colstore_app::backup::{
-    BackupFailure, BackupOptions, KeepPolicy, LockOwner, RestoreMode, RestoreOptions, create_backup, delete_backup, list_backups,
-    plan_restore, prune_backups, restore_backup, verify_backup,
+    BackupFailure, BackupOptions, KeepPolicy, LockOwner, RestoreMode, RestoreOptions, create_backup, delete_backup, latest_backup,
+    list_backups, plan_restore, prune_backups, restore_backup, verify_backup,
 };
 use colstore_domain::ports::{
     BackupId, BackupStore, Clock, CollectionRepo, LedgerEntry, LockKind, Projection, RepoLock, SyncState, SyncStore,
@@ -46,13 +46,17 @@ fn owner() -> LockOwner {
     LockOwner { holder: "test:1".into(), is_dead: Arc::new(|_| false) }
 }
 
+/// The one store the tests' backups are of (unless a test says otherwise).
+static STORE: std::sync::LazyLock<StoreId> = std::sync::LazyLock::new(StoreId::random);
+
 fn opts(collections: &[&str]) -> BackupOptions {
     BackupOptions {
         collections: collections.iter().map(|c| name(c)).collect(),
         schema_only: false,
         tags: vec!["t".into()],
         dry_run: false,
-        store_id: StoreId::random(),
+        store_id: *STORE,
+        store_path: Some("/projects/test".into()),
         schema_version: 2,
         tool_version: "test".into(),
     }
@@ -372,15 +376,18 @@ async fn prune_keeps_what_kept_backups_need_and_waits_for_running_backups() {
     // A running backup (a fresh lock of a live holder) blocks a prune.
     let lock = RepoLock { id: "backup-other".into(), kind: LockKind::Backup, holder: "elsewhere:7".into(), refreshed_at: w.clock.now() };
     w.backups.put_lock(&lock).await.unwrap();
-    let e =
-        prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, false).await.unwrap_err();
+    let e = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, None, false)
+        .await
+        .unwrap_err();
     assert!(matches!(e, BackupFailure::Locked { .. }), "{e}");
     // ... until it goes stale.
     w.clock.advance(Duration::from_secs(11 * 60));
-    let dry = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, true).await.unwrap();
+    let dry =
+        prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, None, true).await.unwrap();
     assert_eq!(dry.removed, [a.to_string(), b.to_string()]);
     assert_eq!(list_backups(&*w.backups).await.unwrap().len(), 3, "a dry run removes nothing");
-    let r = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, false).await.unwrap();
+    let r =
+        prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(1), ..KeepPolicy::default() }, None, false).await.unwrap();
     assert_eq!(r.kept, [c.to_string()]);
     // The kept backup is still whole, with data first stored by the removed ones.
     let v = verify_backup(w.backups.clone(), &c, true, &|_, _| {}).await.unwrap();
@@ -391,6 +398,39 @@ async fn prune_keeps_what_kept_backups_need_and_waits_for_running_backups() {
     // Delete the last one: the repository is empty of objects again.
     delete_backup(&*w.backups, &*w.clock, &owner(), &c, false).await.unwrap();
     assert!(w.backups.keys().iter().all(|k| k.starts_with("locks/")), "{:?}", w.backups.keys());
+}
+
+#[tokio::test]
+async fn latest_and_prune_are_per_store() {
+    let w = world();
+    fill(&w.repo, "notes", 3).await;
+    let other = StoreId::random();
+    let of = |s: StoreId| BackupOptions { store_id: s, ..opts(&[]) };
+    let a1 = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap().id.unwrap();
+    w.clock.advance(Duration::from_secs(1));
+    let a2 = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), &|_| {}).await.unwrap().id.unwrap();
+    w.clock.advance(Duration::from_secs(1));
+    let b1 = create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &of(other), &|_| {}).await.unwrap().id.unwrap();
+    let list = list_backups(&*w.backups).await.unwrap();
+    assert_eq!(list[2].store_id, Some(other));
+    assert_eq!(list[2].store_path.as_deref(), Some("/projects/test"));
+    // `latest` is this store's newest, never the newer backup of another store.
+    assert_eq!(latest_backup(&list, Some(*STORE)).unwrap().id, a2);
+    assert_eq!(latest_backup(&list, Some(other)).unwrap().id, b1);
+    let e = latest_backup(&list, Some(StoreId::random())).unwrap_err();
+    assert!(e.to_string().contains("no backups of this store"), "{e}");
+    let e = latest_backup(&list, None).unwrap_err();
+    assert!(e.to_string().contains("2 stores"), "{e}");
+    // Keep the last 1 of this store: the other store's backup is not touched.
+    let keep1 = KeepPolicy { last: Some(1), ..KeepPolicy::default() };
+    let r = prune_backups(&*w.backups, &*w.clock, &owner(), keep1, Some(*STORE), true).await.unwrap();
+    assert_eq!(r.removed, std::slice::from_ref(&a1));
+    // Without a store, the policy applies to each store's backups among themselves.
+    let r = prune_backups(&*w.backups, &*w.clock, &owner(), keep1, None, false).await.unwrap();
+    assert_eq!(r.removed, [a1]);
+    let mut kept = r.kept.clone();
+    kept.sort();
+    assert_eq!(kept, [a2, b1]);
 }
 
 #[tokio::test]
@@ -410,7 +450,8 @@ async fn a_prune_blocks_a_backup_and_an_interrupted_backup_is_invisible() {
     let orphan = Bytes::from_static(b"orphan object");
     w.backups.put_object(&ContentHash::of(&orphan), orphan).await.unwrap();
     assert_eq!(list_backups(&*w.backups).await.unwrap().len(), 1);
-    let r = prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(5), ..KeepPolicy::default() }, false).await.unwrap();
+    let r =
+        prune_backups(&*w.backups, &*w.clock, &owner(), KeepPolicy { last: Some(5), ..KeepPolicy::default() }, None, false).await.unwrap();
     assert_eq!(r.objects_removed, 1);
 }
 

@@ -5,11 +5,15 @@ use std::time::Instant;
 
 use colstore_app::backup::{
     BackupEvent, BackupFailure, BackupOptions, BackupReport, KeepPolicy, LockOwner, RestoreMode, RestoreOptions, RestorePlan,
-    create_backup, delete_backup, list_backups, plan_restore, prune_backups, restore_backup, show_backup, verify_backup,
+    create_backup, delete_backup, latest_backup, list_backups, plan_restore, plan_restore_into_empty, prune_backups, restore_backup,
+    show_backup, verify_backup,
 };
 use colstore_domain::ports::{BackupId, BackupStore};
-use colstore_domain::{CollectionName, Tag, Timestamp};
-use colstore_wiring::{StorageMode, Store, StoreDir, SystemClock, lock_holder, lock_holder_is_dead, process_env};
+use colstore_domain::{CollectionName, StoreId, Tag, Timestamp};
+use colstore_wiring::{
+    RepoAccess, StorageMode, Store, StoreBackups, StoreDir, StoreLock, SystemClock, WiringError, lock_holder, lock_holder_is_dead,
+    process_env,
+};
 use serde_json::json;
 
 use super::collection::confirm;
@@ -23,6 +27,10 @@ impl From<BackupFailure> for CliError {
         match e {
             BackupFailure::Repo(r) => r.into(),
             BackupFailure::NotFound(_) => CliError::new(e.to_string()).hint("list the backups with `col backup list`"),
+            BackupFailure::NoLatest(_) => CliError::new(e.to_string()).hint(
+                "take a backup of this store with `col backup`; to restore another store's backup, name it by its id \
+                 (`col backup list` shows every backup and its store)",
+            ),
             BackupFailure::Locked { .. } => CliError::new(e.to_string()).hint(
                 "wait for the other backup or prune to finish; a lock of a process that died on this host is ignored, others expire after 10 minutes",
             ),
@@ -62,18 +70,22 @@ fn backup_id(s: &str) -> CliResult<BackupId> {
     Ok(BackupId::parse(s)?)
 }
 
-/// `latest` or an id.
-async fn resolve_id(repo: &dyn BackupStore, s: &str) -> CliResult<BackupId> {
+/// `latest` (this store's newest backup, see [`latest_backup`]) or an id.
+async fn resolve_id(repo: &dyn BackupStore, s: &str, this: Option<StoreId>) -> CliResult<BackupId> {
     if s == "latest" {
         let all = list_backups(repo).await?;
-        return all
-            .iter()
-            .rev()
-            .find(|b| b.error.is_none())
-            .and_then(|b| BackupId::parse(&b.id).ok())
-            .ok_or_else(|| CliError::new("the backup repository holds no backups").hint("take one with `col backup`"));
+        return backup_id(&latest_backup(&all, this)?.id);
     }
     backup_id(s)
+}
+
+/// How a backup's store is shown: `this store`, the other store's path (or its short id), or `unknown`.
+fn store_label(id: Option<StoreId>, path: Option<&str>, this: Option<StoreId>) -> String {
+    match id {
+        None => "unknown".to_owned(),
+        Some(id) if Some(id) == this => "this store".to_owned(),
+        Some(id) => path.map_or_else(|| format!("store {}", id.short()), str::to_owned),
+    }
 }
 
 fn options(
@@ -89,7 +101,8 @@ fn options(
         schema_only,
         tags,
         dry_run,
-        store_id: store.store_id(),
+        store_id: store.identity().id,
+        store_path: Some(display(&store.identity().path)),
         schema_version: schema,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     }
@@ -159,7 +172,8 @@ async fn create(ctx: &Ctx, a: BackupCreateArgs) -> CliResult {
     if !a.dry_run {
         let keep = store.config().backup.keep_last;
         let policy = KeepPolicy { last: Some(keep), ..KeepPolicy::default() };
-        match prune_backups(&*repo, &**store.clock(), &owner(), policy, false).await {
+        // The rotation is this store's policy: it never removes another store's backups.
+        match prune_backups(&*repo, &**store.clock(), &owner(), policy, Some(store.identity().id), false).await {
             Ok(r) => rotation = Some(r),
             Err(e) => eprintln!("warning: the backup is complete, but rotation (keep the last {keep}) failed: {e}"),
         }
@@ -203,15 +217,27 @@ async fn create(ctx: &Ctx, a: BackupCreateArgs) -> CliResult {
     Ok(())
 }
 
-async fn open_repo(ctx: &Ctx, url: Option<&str>) -> CliResult<(Option<Store>, Arc<dyn BackupStore>)> {
-    match (ctx.open().await, url) {
-        (Ok(store), url) => {
-            let repo = store.backup_store(url)?;
-            Ok((Some(store), repo))
+/// The store here (from its `config.toml` alone: the database is never opened, so a damaged one does not matter) and
+/// the repository to read: `url`, or the store's configured one. Reading never creates the repository. Outside a
+/// store, `url` is needed (a relative `file://` URL is then relative to the working directory).
+async fn open_repo(ctx: &Ctx, url: Option<&str>) -> CliResult<(Option<StoreBackups>, Arc<dyn BackupStore>)> {
+    let (here, repo) = find_repo(ctx, url)?;
+    Ok((here, repo?))
+}
+
+/// [`open_repo`], keeping apart the failure to open the repository (so `list` can tell a store that has no backups yet).
+type Found = (Option<StoreBackups>, Result<Arc<dyn BackupStore>, WiringError>);
+
+fn find_repo(ctx: &Ctx, url: Option<&str>) -> CliResult<Found> {
+    let here = ctx.store_dir().and_then(|dir| Ok(StoreBackups::find(dir, &process_env)?));
+    match (here, url) {
+        (Ok(here), url) => {
+            let repo = here.repository(url, RepoAccess::Read);
+            Ok((Some(here), repo))
         }
         (Err(_), Some(url)) => {
             let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the working directory: {e}")))?;
-            Ok((None, colstore_wiring::open_repository(&cwd, url)?))
+            Ok((None, colstore_wiring::open_repository(&cwd, url, RepoAccess::Read)))
         }
         (Err(e), None) => Err(e),
     }
@@ -220,10 +246,30 @@ async fn open_repo(ctx: &Ctx, url: Option<&str>) -> CliResult<(Option<Store>, Ar
 async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
     let clock = SystemClock;
     match cmd {
-        BackupCommand::List { repo } => {
-            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+        BackupCommand::List { repo: url } => {
+            let (here, repo) = find_repo(ctx, url.as_deref())?;
+            let repo = match repo {
+                Ok(r) => r,
+                // The store's own repository before its first backup: no backups, and nothing is created.
+                Err(WiringError::BackupRepositoryMissing { path, .. }) if url.is_none() => {
+                    ctx.out.json_value(&json!({ "backups": [], "repository_exists": false })).map_err(io)?;
+                    ctx.out
+                        .line(format!(
+                            "No backups yet: the backup repository {} does not exist yet. Take a backup with `col backup` (it creates it).",
+                            display(&path)
+                        ))
+                        .map_err(io)?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let this = here.as_ref().map(|h| h.identity.id);
             let list = list_backups(&*repo).await?;
-            ctx.out.json_value(&json!({ "backups": to_value(&list) })).map_err(io)?;
+            let mut values = to_value(&list);
+            for (v, b) in values.as_array_mut().into_iter().flatten().zip(&list) {
+                v["this_store"] = json!(this.is_some() && b.store_id == this);
+            }
+            ctx.out.json_value(&json!({ "backups": values })).map_err(io)?;
             if list.is_empty() {
                 ctx.out.line("No backups yet. Take one with `col backup`.").map_err(io)?;
                 return Ok(());
@@ -245,23 +291,36 @@ async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
                         human_bytes(b.bytes),
                         human_bytes(b.new_bytes),
                         b.tags.join(","),
+                        if b.error.is_some() { "?".to_owned() } else { store_label(b.store_id, b.store_path.as_deref(), this) },
                         scope,
                     ]
                 })
                 .collect();
-            ctx.out.data(table(&["ID", "TIME (UTC)", "AGE", "DOCS", "SIZE", "NEW", "TAGS", "COLLECTIONS"], &rows)).map_err(io)?;
+            ctx.out.data(table(&["ID", "TIME (UTC)", "AGE", "DOCS", "SIZE", "NEW", "TAGS", "STORE", "COLLECTIONS"], &rows)).map_err(io)?;
         }
         BackupCommand::Show { id, repo } => {
-            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
-            let id = resolve_id(&*repo, &id).await?;
+            if id != "latest" {
+                backup_id(&id)?;
+            }
+            let (here, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let this = here.as_ref().map(|h| h.identity.id);
+            let id = resolve_id(&*repo, &id, this).await?;
             let m = show_backup(&*repo, &id).await?;
-            ctx.out.json_value(&to_value(&m)).map_err(io)?;
+            let mut value = to_value(&m);
+            value["this_store"] = json!(this.is_some() && m.store_id == this);
+            ctx.out.json_value(&value).map_err(io)?;
+            let store = match (m.store_id, &m.store_path) {
+                (None, _) => "unknown (the backup does not name its store)".to_owned(),
+                (Some(s), _) if Some(s) == this => format!("{s} (this store)"),
+                (Some(s), Some(p)) => format!("{s} ({p})"),
+                (Some(s), None) => s.to_string(),
+            };
             let mut out = format!(
                 "backup:     {}\ntime:       {}\ntags:       {}\nstore:      {}\ncolstore:   {} (format {}, schema {})\ndocuments:  {} ({})\nnew bytes:  {} in {} objects\nobjects:    {} packs, {} indexes\n",
                 m.id,
                 human_time(m.created_at),
                 m.tags.join(", "),
-                m.store_id,
+                store,
                 m.tool_version,
                 m.version,
                 m.schema_version,
@@ -291,8 +350,8 @@ async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
             ctx.out.data(out).map_err(io)?;
         }
         BackupCommand::Verify { id, read_data, repo } => {
-            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
-            let id = resolve_id(&*repo, id.as_deref().unwrap_or("latest")).await?;
+            let (here, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let id = resolve_id(&*repo, id.as_deref().unwrap_or("latest"), here.map(|h| h.identity.id)).await?;
             let bar = crate::progress::bar(0, true, ctx.hide_progress || !read_data, "reading objects");
             let started = Instant::now();
             let report = verify_backup(Arc::clone(&repo), &id, read_data, &|_, n| bar.inc(n)).await?;
@@ -322,12 +381,14 @@ async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
             }
         }
         BackupCommand::Prune { keep_last, keep_daily, keep_weekly, keep_monthly, dry_run, repo } => {
-            let (_, repo) = open_repo(ctx, repo.as_deref()).await?;
+            let (here, repo) = open_repo(ctx, repo.as_deref()).await?;
+            // Inside a store only its own backups are pruned; outside one (--repo) the policy applies to each store's.
+            let only = here.map(|h| h.identity.id);
             let policy = KeepPolicy { last: keep_last, daily: keep_daily, weekly: keep_weekly, monthly: keep_monthly };
             if keep_last == Some(0) {
                 return Err(CliError::new("--keep-last 0 would remove every backup").hint("keep at least 1, or use `col backup delete ID`"));
             }
-            let r = prune_backups(&*repo, &clock, &owner(), policy, dry_run).await.map_err(|e| match e {
+            let r = prune_backups(&*repo, &clock, &owner(), policy, only, dry_run).await.map_err(|e| match e {
                 BackupFailure::Invalid(m) => CliError::new(m).hint("example: col backup prune --keep-last 5 --keep-daily 7"),
                 other => other.into(),
             })?;
@@ -414,34 +475,125 @@ async fn restore_target(ctx: &Ctx, to: Option<&std::path::Path>) -> CliResult<St
     Ok(Store::open(dir_store, &process_env).await?)
 }
 
+/// Takes the store lock of `dir` exclusively for `command` (for a store whose database cannot be opened).
+async fn exclusive_lock_dir(dir: &StoreDir, command: &'static str) -> CliResult<StoreLock> {
+    let dir = dir.clone();
+    let lock = tokio::task::spawn_blocking(move || StoreLock::exclusive(&dir, command, super::EXCLUSIVE_WAIT))
+        .await
+        .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
+    Ok(lock)
+}
+
 pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
     let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
-    let (source, repo) = open_repo(ctx, a.repo.as_deref()).await?;
-    let id = resolve_id(&*repo, &a.id).await?;
-    let target = match (&a.to_store, source) {
-        (None, Some(s)) => s,
-        (to, _) => restore_target(ctx, to.as_deref()).await?,
+    if a.id != "latest" {
+        backup_id(&a.id)?;
+    }
+    // The repository comes from config.toml alone: a damaged or missing database does not stop a restore.
+    let (here, repo) = open_repo(ctx, a.repo.as_deref()).await?;
+    let this = here.as_ref().map(|h| h.identity.id);
+    let id = resolve_id(&*repo, &a.id, this).await?;
+    let manifest = show_backup(&*repo, &id).await?;
+    let backup_store = json!({
+        "store_id": manifest.store_id,
+        "store_path": manifest.store_path,
+        "this_store": this.is_some() && manifest.store_id == this,
+    });
+    // Only an explicit id reaches another store's backup (`latest` never does); say so before anything changes.
+    let foreign = match (this, manifest.store_id) {
+        (Some(t), Some(s)) if s != t => Some(format!(
+            "Note: backup {id} was taken from another store: {} (store {s}), not from this one.",
+            manifest.store_path.as_deref().unwrap_or("path unknown")
+        )),
+        (Some(_), None) => Some(format!("Note: backup {id} does not name the store it was taken from (an older backup).")),
+        _ => None,
     };
     let mode = match a.mode {
         RestoreModeArg::Replace => RestoreMode::Replace,
         RestoreModeArg::Merge => RestoreMode::Merge,
     };
     let opts = RestoreOptions { collections, mode };
+    let mut held_lock = None;
+    let mut damaged_json = serde_json::Value::Null;
+    let target = match (&a.to_store, here) {
+        (Some(to), _) => restore_target(ctx, Some(to)).await?,
+        (None, None) => ctx.open().await?,
+        (None, Some(here)) => match Store::open_or_damaged(here.dir.clone(), &process_env).await? {
+            Ok(store) => store,
+            Err(damaged) => {
+                // The database is missing or cannot be opened: set it aside (never deleted) and restore into a fresh one.
+                let db = display(&damaged.database());
+                let files: Vec<String> = damaged.files().iter().map(|f| display(f)).collect();
+                let aside = display(&damaged.aside_dir(colstore_domain::ports::Clock::now(&SystemClock)));
+                let plan = plan_restore_into_empty(&*repo, &id, &opts).await?;
+                damaged_json = json!({ "database": db, "reason": damaged.reason.to_string(), "files": files });
+                if let Some(n) = &foreign {
+                    ctx.out.line(n.clone()).map_err(io)?;
+                }
+                let moving = if files.is_empty() {
+                    "There is nothing to move aside".to_owned()
+                } else {
+                    format!("Its files ({}) will be moved to {aside}/ (nothing is deleted)", files.join(", "))
+                };
+                ctx.out
+                    .line(format!(
+                        "The store's database {db} cannot be used: {}.\n{moving}; a fresh database is created as by `col init` and backup {id} is restored into it.",
+                        damaged.reason
+                    ))
+                    .map_err(io)?;
+                print_plan(ctx, &plan, "Restore plan for backup", &display(here.dir.root()))?;
+                if a.dry_run {
+                    ctx.out
+                        .json_value(
+                            &json!({ "plan": to_value(&plan), "damaged": damaged_json, "backup_store": backup_store, "dry_run": true }),
+                        )
+                        .map_err(io)?;
+                    ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
+                    return Ok(());
+                }
+                if !a.yes {
+                    confirm(&format!("Move the damaged database aside and restore backup {id} into a fresh one?"))?;
+                }
+                let lock = exclusive_lock_dir(&here.dir, "restore").await?;
+                let recreated = damaged.recreate(&lock, &process_env, Arc::new(SystemClock)).await?;
+                if let Some(dir) = &recreated.aside {
+                    damaged_json["moved_to"] = json!(display(dir));
+                    ctx.out
+                        .line(format!("Moved the damaged database files to {} (kept: delete them when no longer needed).", display(dir)))
+                        .map_err(io)?;
+                }
+                held_lock = Some(lock);
+                recreated.store
+            }
+        },
+    };
     let target_name = display(target.dir().root());
     let plan = plan_restore(&**target.repo(), Arc::clone(&repo), &id, &opts).await?;
+    if held_lock.is_none()
+        && let Some(n) = &foreign
+    {
+        ctx.out.line(n.clone()).map_err(io)?;
+    }
     if a.dry_run {
-        ctx.out.json_value(&json!({ "plan": to_value(&plan), "dry_run": true })).map_err(io)?;
+        ctx.out
+            .json_value(&json!({ "plan": to_value(&plan), "backup_store": backup_store, "damaged": null, "dry_run": true }))
+            .map_err(io)?;
         print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
         ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
         return Ok(());
     }
-    print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
+    if held_lock.is_none() {
+        print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
+    }
     let deletes: u64 = plan.collections.iter().map(|c| c.delete + c.update).sum();
     // Only a restore that overwrites or deletes something (documents or settings) asks; adding never does.
     if !a.yes && (deletes > 0 || plan.collections.iter().any(|c| c.settings_change)) {
         confirm(&format!("Restore backup {id} into {target_name}, overwriting or deleting {deletes} document(s)?"))?;
     }
-    let _lock = ctx.exclusive_lock(&target, "restore").await?;
+    let _lock = match held_lock {
+        Some(l) => l,
+        None => ctx.exclusive_lock(&target, "restore").await?,
+    };
     let existing: Vec<CollectionName> = plan
         .collections
         .iter()
@@ -489,7 +641,14 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
         Err(e) => eprintln!("warning: the vector index could not be opened ({}); run `col verify --index --repair` later", e.message),
     }
     ctx.out
-        .json_value(&json!({ "restore": to_value(&report), "safety_backup": safety, "index": reprojected, "dry_run": false }))
+        .json_value(&json!({
+            "restore": to_value(&report),
+            "safety_backup": safety,
+            "index": reprojected,
+            "backup_store": backup_store,
+            "damaged": damaged_json,
+            "dry_run": false
+        }))
         .map_err(io)?;
     ctx.out
         .line(format!(
@@ -502,6 +661,9 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
             started.elapsed().as_secs_f64()
         ))
         .map_err(io)?;
+    if let Some(dir) = damaged_json["moved_to"].as_str() {
+        ctx.out.line(format!("The damaged database files are kept in {dir}.")).map_err(io)?;
+    }
     Ok(())
 }
 
