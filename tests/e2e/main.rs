@@ -13,6 +13,7 @@ mod filesystem;
 mod json_shapes;
 mod lock;
 mod pipe;
+mod store_identity;
 mod sync;
 mod sync_cancel;
 

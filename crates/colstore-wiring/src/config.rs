@@ -358,9 +358,16 @@ impl StoreConfig {
     /// Reads and validates the config file at `path`.
     ///
     /// # Errors
-    /// [`WiringError::Io`] when the file cannot be read; [`WiringError::Config`] (with line, column and hint) when it is invalid.
+    /// [`WiringError::ConfigUnreadable`] when the file cannot be read; [`WiringError::Config`] (with line, column and hint) when it is invalid.
     pub fn load(path: &Path) -> Result<Self, WiringError> {
-        let bytes = std::fs::read(path).map_err(|source| WiringError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| WiringError::ConfigUnreadable {
+            path: path.to_owned(),
+            reason: match source.kind() {
+                std::io::ErrorKind::NotFound => "it is missing".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => source.to_string(),
+            },
+        })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let (line, column) = line_col(std::str::from_utf8(valid).unwrap_or_default(), usize::MAX);
@@ -422,7 +429,8 @@ impl StoreConfig {
         let mut out = String::new();
         out.push_str("# colstore store configuration — `col` validates it on every command.\n");
         out.push_str("# Environment variables override some keys: COLSTORE_STORAGE_MODE, COLSTORE_FILESYSTEM_PATH,\n");
-        out.push_str("# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND.\n");
+        out.push_str("# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND. The first three choose\n");
+        out.push_str("# the mode, documents folder and database only at `col init`; later they must agree with this file.\n");
         out.push_str(&format!("format = {}\n", self.format));
         out.push_str("# The store's identity, written by `col init`. Do not edit by hand.\n");
         out.push_str(&format!("store_id = {}\n", q(&self.store_id.to_string())));
