@@ -429,8 +429,7 @@ impl StoreConfig {
         let mut out = String::new();
         out.push_str("# colstore store configuration — `col` validates it on every command.\n");
         out.push_str("# Environment variables override some keys: COLSTORE_STORAGE_MODE, COLSTORE_FILESYSTEM_PATH,\n");
-        out.push_str("# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND. The first three choose\n");
-        out.push_str("# the mode, documents folder and database only at `col init`; later they must agree with this file.\n");
+        out.push_str("# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND.\n");
         out.push_str(&format!("format = {}\n", self.format));
         out.push_str("# The store's identity, written by `col init`. Do not edit by hand.\n");
         out.push_str(&format!("store_id = {}\n", q(&self.store_id.to_string())));
@@ -821,7 +820,7 @@ keep_last = 10
     fn load_reports_missing_and_non_utf8_files() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("config.toml");
-        assert!(matches!(StoreConfig::load(&p), Err(WiringError::Io { .. })));
+        assert!(matches!(StoreConfig::load(&p), Err(WiringError::ConfigUnreadable { ref reason, .. }) if reason == "it is missing"));
         std::fs::write(&p, b"format = 1\n# \xff\n").unwrap();
         let e = StoreConfig::load(&p).unwrap_err();
         assert!(matches!(e, WiringError::Config { line: 2, .. }), "{e:?}");
