@@ -131,6 +131,9 @@ impl SqliteRepo {
         if !options.create && !path.exists() {
             return Err(RepoError::Backend { backend: "sqlite", source: format!("database {} does not exist", path.display()).into() });
         }
+        if !options.create {
+            probe_schema(path).await?;
+        }
         let read_only = options.read_only && !options.create;
         let connect = SqliteConnectOptions::new().filename(path).create_if_missing(options.create).read_only(read_only);
         // Setting auto_vacuum is a write even when the value does not change; a read-only connection cannot.
@@ -291,18 +294,34 @@ pub(crate) fn wal_has_content(path: &Path) -> bool {
 /// already hold the schema, since only `col init` creates one. Run before migrations, which would otherwise turn an
 /// empty or foreign database into a new, empty store.
 async fn check_schema(pool: &SqlitePool, path: &Path) -> Result<(), RepoError> {
-    let has_schema: i64 =
+    if has_schema(pool).await? { Ok(()) } else { Err(no_schema(path)) }
+}
+
+async fn has_schema(pool: &SqlitePool) -> Result<bool, RepoError> {
+    let tables: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_sqlx_migrations', 'collections')")
             .fetch_one(pool)
             .await
             .map_err(map_err)?;
-    if has_schema < 2 {
-        return Err(RepoError::Backend {
-            backend: "sqlite",
-            source: format!("{} holds no colstore schema (it is empty, or another program's database)", path.display()).into(),
-        });
+    Ok(tables == 2)
+}
+
+fn no_schema(path: &Path) -> RepoError {
+    RepoError::Backend {
+        backend: "sqlite",
+        source: format!("{} holds no colstore schema (it is empty, or another program's database)", path.display()).into(),
     }
-    Ok(())
+}
+
+/// [`check_schema`] on a plain read-only connection, before the pool's connections set their pragmas (which write the
+/// header of an empty file). Best effort: when this connection cannot be opened or queried, the pool's open reports
+/// why and checks the schema itself.
+async fn probe_schema(path: &Path) -> Result<(), RepoError> {
+    let options = SqliteConnectOptions::new().filename(path).read_only(true);
+    let Ok(pool) = SqlitePoolOptions::new().max_connections(1).min_connections(0).connect_with(options).await else { return Ok(()) };
+    let found = has_schema(&pool).await;
+    pool.close().await;
+    if matches!(found, Ok(false)) { Err(no_schema(path)) } else { Ok(()) }
 }
 
 /// A read-only open cannot migrate: the schema must be the one this version writes.
