@@ -16,6 +16,7 @@ mod json_shapes;
 mod lock;
 mod outside_input;
 mod pipe;
+mod store_identity;
 mod sync;
 mod sync_cancel;
 

@@ -333,12 +333,40 @@ impl EmbeddedIndex {
     /// `Backend` when the folder or file cannot be created or opened, or the database has a schema this version
     /// does not know.
     pub async fn open(path: &Path) -> Result<EmbeddedIndex, IndexError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Self::open_with(path, false).await
+    }
+
+    /// Opens an existing index read-only (`mode=ro`), for a store the user may read but not write: no folder or file
+    /// is created, no migration runs, and every write fails. A missing index file is opened as an empty in-memory
+    /// index (nothing was ever synced).
+    ///
+    /// # Errors
+    /// `Backend` when the file cannot be opened.
+    pub async fn open_read_only(path: &Path) -> Result<EmbeddedIndex, IndexError> {
+        Self::open_with(path, true).await
+    }
+
+    async fn open_with(path: &Path, read_only: bool) -> Result<EmbeddedIndex, IndexError> {
+        if read_only && !path.exists() {
+            // Nothing was ever synced: an empty index, migrated in memory, that cannot touch the store.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(SqliteConnectOptions::new().in_memory(true))
+                .await
+                .map_err(db_err)?;
+            MIGRATOR.run(&pool).await.map_err(|e| IndexError::Backend { backend: BACKEND, source: Box::new(e) })?;
+            return Ok(Self::from_pool(pool, path));
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !read_only) {
             std::fs::create_dir_all(parent).map_err(|e| backend(format!("cannot create {}: {e}", parent.display())))?;
         }
         let connect = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(!read_only)
+            .read_only(read_only)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
@@ -348,13 +376,19 @@ impl EmbeddedIndex {
             // large as its biggest moment behind.
             .pragma("journal_size_limit", "67108864")
             .pragma("cache_size", "-16384");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
-            .connect_with(connect)
-            .await
-            .map_err(db_err)?;
+        let pool_options =
+            || SqlitePoolOptions::new().max_connections(4).min_connections(0).acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5));
+        let pool = match pool_options().connect_with(connect.clone()).await {
+            Ok(pool) => pool,
+            // A WAL database in a read-only folder without its `-shm` file can only be read as an immutable file.
+            Err(_) if read_only && !std::fs::metadata(format!("{}-wal", path.display())).is_ok_and(|m| m.len() > 0) => {
+                pool_options().connect_with(connect.immutable(true)).await.map_err(db_err)?
+            }
+            Err(e) => return Err(db_err(e)),
+        };
+        if read_only {
+            return Ok(Self::from_pool(pool, path));
+        }
         MIGRATOR.run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
             sqlx::migrate::MigrateError::VersionTooNew(v, _) | sqlx::migrate::MigrateError::VersionMissing(v) => {
@@ -362,7 +396,11 @@ impl EmbeddedIndex {
             }
             other => IndexError::Backend { backend: BACKEND, source: Box::new(other) },
         })?;
-        Ok(EmbeddedIndex {
+        Ok(Self::from_pool(pool, path))
+    }
+
+    fn from_pool(pool: SqlitePool, path: &Path) -> EmbeddedIndex {
+        EmbeddedIndex {
             inner: Arc::new(Inner {
                 pool,
                 path: path.to_owned(),
@@ -371,7 +409,7 @@ impl EmbeddedIndex {
                 cache: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// The database file.

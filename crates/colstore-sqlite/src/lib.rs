@@ -43,15 +43,19 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Create the database file (and run migrations) when it does not exist.
+    /// Create the database file (and run migrations) when it does not exist. Without it, the file must exist and
+    /// hold a colstore schema: an empty file or another program's database is refused, never turned into a new store.
     pub create: bool,
+    /// Open read-only (`mode=ro`): no migrations, no writes; every write fails with `RepoError::ReadOnly`. The
+    /// schema must be current. For stores whose files the user may read but not write.
+    pub read_only: bool,
     /// How long a writer waits for another writer before failing with `RepoError::Busy`.
     pub busy_timeout: Duration,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { create: false, busy_timeout: Duration::from_secs(30) }
+        Self { create: false, read_only: false, busy_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -67,6 +71,8 @@ pub struct SqliteRepo {
     in_flight: files::InFlight,
     /// Filesystem mode: the snapshots open in this process, which keep the contents writes displace.
     snapshots: files::OpenSnapshots,
+    /// Opened with `SqliteOptions::read_only`.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for SqliteRepo {
@@ -100,6 +106,9 @@ impl SqliteRepo {
         files: Arc<dyn DocumentFiles>,
     ) -> Result<Self, RepoError> {
         let repo = Self::open_pool(path, options, clock, Some(Arc::clone(&files))).await?;
+        if repo.read_only {
+            return Ok(repo);
+        }
         match repo.finish_intents(&*files, files::Which::All, true).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, "finished file writes that a crash interrupted"),
@@ -137,10 +146,14 @@ impl SqliteRepo {
         if !options.create && !path.exists() {
             return Err(RepoError::Backend { backend: "sqlite", source: format!("database {} does not exist", path.display()).into() });
         }
-        let connect = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(options.create)
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
+        if !options.create {
+            probe_schema(path).await?;
+        }
+        let read_only = options.read_only && !options.create;
+        let connect = SqliteConnectOptions::new().filename(path).create_if_missing(options.create).read_only(read_only);
+        // Setting auto_vacuum is a write even when the value does not change; a read-only connection cannot.
+        let connect = if read_only { connect } else { connect.auto_vacuum(SqliteAutoVacuum::Incremental) };
+        let connect = connect
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
@@ -150,13 +163,26 @@ impl SqliteRepo {
             // as large as its biggest moment behind.
             .pragma("journal_size_limit", "67108864")
             .pragma("cache_size", "-32768");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
-            .connect_with(connect)
-            .await
-            .map_err(map_err)?;
+        let pool_options = || {
+            SqlitePoolOptions::new().max_connections(4).min_connections(0).acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+        };
+        let pool = match pool_options().connect_with(connect.clone()).await {
+            Ok(pool) => pool,
+            // A WAL database needs its `-shm` file; when the folder is read-only too and there is none, the only way
+            // to read it is as an immutable file (nobody can write it either).
+            Err(e) if read_only && !wal_has_content(path) => {
+                tracing::debug!(error = %e, "opening read-only failed; trying again as an immutable file");
+                pool_options().connect_with(connect.immutable(true)).await.map_err(map_err)?
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        if !options.create {
+            check_schema(&pool, path).await?;
+        }
+        if read_only {
+            check_version(&pool).await?;
+            return Ok(Self::from_pool(pool, clock, path, files, true));
+        }
         MIGRATOR.run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => map_err(inner),
             sqlx::migrate::MigrateError::VersionTooNew(v, _) | sqlx::migrate::MigrateError::VersionMissing(v) => RepoError::Backend {
@@ -165,14 +191,53 @@ impl SqliteRepo {
             },
             other => RepoError::Backend { backend: "sqlite", source: Box::new(other) },
         })?;
-        Ok(Self {
+        Ok(Self::from_pool(pool, clock, path, files, false))
+    }
+
+    fn from_pool(pool: SqlitePool, clock: Arc<dyn Clock>, path: &Path, files: Option<Arc<dyn DocumentFiles>>, read_only: bool) -> Self {
+        Self {
             pool,
             clock,
             path: path.to_owned(),
             files,
             in_flight: files::InFlight::default(),
             snapshots: files::OpenSnapshots::default(),
-        })
+            read_only,
+        }
+    }
+
+    /// The store id the database records (`store_meta`), or `None` for a database made before stores had one.
+    ///
+    /// # Errors
+    /// `Backend` when the query fails.
+    pub async fn store_id(&self) -> Result<Option<String>, RepoError> {
+        sqlx::query_scalar::<_, String>("SELECT value FROM store_meta WHERE key = 'store_id'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    /// Records the store id. Refuses to replace a different one: a database belongs to one store.
+    ///
+    /// # Errors
+    /// `Backend` when another id is recorded; `ReadOnly` on a read-only database.
+    pub async fn set_store_id(&self, id: &str) -> Result<(), RepoError> {
+        sqlx::query("INSERT INTO store_meta (key, value) VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        match self.store_id().await? {
+            Some(recorded) if recorded == id => Ok(()),
+            other => {
+                Err(RepoError::Backend { backend: "sqlite", source: format!("the database records store id {other:?}, not {id}").into() })
+            }
+        }
+    }
+
+    /// Whether this repository was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so writers queue on the busy
@@ -232,6 +297,68 @@ impl SqliteRepo {
             .await
             .map_err(map_err)
     }
+}
+
+/// Whether the write-ahead log beside `path` holds something: then the database cannot be read as an immutable file
+/// (that would ignore the log's committed transactions).
+pub(crate) fn wal_has_content(path: &Path) -> bool {
+    std::fs::metadata(format!("{}-wal", path.display())).is_ok_and(|m| m.len() > 0)
+}
+
+/// Refuses a file that is an SQLite database but not a colstore one (no migrations table): an existing database must
+/// already hold the schema, since only `col init` creates one. Run before migrations, which would otherwise turn an
+/// empty or foreign database into a new, empty store.
+async fn check_schema(pool: &SqlitePool, path: &Path) -> Result<(), RepoError> {
+    if has_schema(pool).await? { Ok(()) } else { Err(no_schema(path)) }
+}
+
+async fn has_schema(pool: &SqlitePool) -> Result<bool, RepoError> {
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_sqlx_migrations', 'collections')")
+            .fetch_one(pool)
+            .await
+            .map_err(map_err)?;
+    Ok(tables == 2)
+}
+
+fn no_schema(path: &Path) -> RepoError {
+    RepoError::Backend {
+        backend: "sqlite",
+        source: format!("{} holds no colstore schema (it is empty, or another program's database)", path.display()).into(),
+    }
+}
+
+/// [`check_schema`] on a plain read-only connection, before the pool's connections set their pragmas (which write the
+/// header of an empty file). Best effort: when this connection cannot be opened or queried, the pool's open reports
+/// why and checks the schema itself.
+async fn probe_schema(path: &Path) -> Result<(), RepoError> {
+    let options = SqliteConnectOptions::new().filename(path).read_only(true);
+    let Ok(pool) = SqlitePoolOptions::new().max_connections(1).min_connections(0).connect_with(options).await else { return Ok(()) };
+    let found = has_schema(&pool).await;
+    pool.close().await;
+    if matches!(found, Ok(false)) { Err(no_schema(path)) } else { Ok(()) }
+}
+
+/// A read-only open cannot migrate: the schema must be the one this version writes.
+async fn check_version(pool: &SqlitePool) -> Result<(), RepoError> {
+    let applied: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)?;
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    if applied < known {
+        return Err(RepoError::ReadOnly(format!(
+            "the database has schema version {applied} and needs an upgrade to {known}, which needs write access; \
+             run any command once as a user who may write the store"
+        )));
+    }
+    if applied > known {
+        return Err(RepoError::Backend {
+            backend: "sqlite",
+            source: format!("the database has schema version {applied}, which this colstore does not know; upgrade colstore").into(),
+        });
+    }
+    Ok(())
 }
 
 /// Maps sqlx errors to the port's semantic variants.

@@ -41,6 +41,9 @@ impl Store {
     /// embedded index cannot be opened.
     pub async fn index(&self) -> Result<Arc<dyn VectorIndex>, WiringError> {
         match self.config().vectors.backend {
+            VectorBackend::Embedded if self.is_read_only() => {
+                Ok(Arc::new(EmbeddedIndex::open_read_only(&self.embedded_index_path()).await?))
+            }
             VectorBackend::Embedded => Ok(Arc::new(EmbeddedIndex::open(&self.embedded_index_path()).await?)),
             VectorBackend::Qdrant => Err(WiringError::NotYetAvailable("the qdrant vector backend")),
             VectorBackend::Weaviate => Err(WiringError::NotYetAvailable("the weaviate vector backend")),

@@ -358,9 +358,16 @@ impl StoreConfig {
     /// Reads and validates the config file at `path`.
     ///
     /// # Errors
-    /// [`WiringError::Io`] when the file cannot be read; [`WiringError::Config`] (with line, column and hint) when it is invalid.
+    /// [`WiringError::ConfigUnreadable`] when the file cannot be read; [`WiringError::Config`] (with line, column and hint) when it is invalid.
     pub fn load(path: &Path) -> Result<Self, WiringError> {
-        let bytes = std::fs::read(path).map_err(|source| WiringError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| WiringError::ConfigUnreadable {
+            path: path.to_owned(),
+            reason: match source.kind() {
+                std::io::ErrorKind::NotFound => "it is missing".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => source.to_string(),
+            },
+        })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let (line, column) = line_col(std::str::from_utf8(valid).unwrap_or_default(), usize::MAX);
@@ -813,7 +820,7 @@ keep_last = 10
     fn load_reports_missing_and_non_utf8_files() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("config.toml");
-        assert!(matches!(StoreConfig::load(&p), Err(WiringError::Io { .. })));
+        assert!(matches!(StoreConfig::load(&p), Err(WiringError::ConfigUnreadable { ref reason, .. }) if reason == "it is missing"));
         std::fs::write(&p, b"format = 1\n# \xff\n").unwrap();
         let e = StoreConfig::load(&p).unwrap_err();
         assert!(matches!(e, WiringError::Config { line: 2, .. }), "{e:?}");

@@ -29,6 +29,21 @@ impl StoreDir {
             .and_then(|c| Self::from_root(&c).ok())
     }
 
+    /// Like [`StoreDir::at`], but a `.colstore` directory that is clearly a store whose `config.toml` is missing or
+    /// cannot be read is an error saying so, instead of "no store here". An empty `.colstore` is not a store.
+    ///
+    /// # Errors
+    /// [`WiringError::ConfigUnreadable`].
+    pub fn find_at(dir: &Path) -> Result<Option<StoreDir>, WiringError> {
+        let itself = dir.file_name().is_some_and(|n| n == STORE_DIR_NAME).then(|| dir.to_owned());
+        for candidate in [itself, Some(dir.join(STORE_DIR_NAME))].into_iter().flatten() {
+            if let Some(found) = probe(&candidate)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
     /// The `.colstore` directory `root` as is (canonicalised), without checking that it holds a config.
     /// `col init` uses it for a store it is about to create.
     ///
@@ -79,6 +94,31 @@ impl StoreDir {
     }
 }
 
+/// Whether `root` is a store: `Some` when it holds `config.toml`; `None` when it is not a directory or is empty; an
+/// error when it is a `.colstore` directory with content whose `config.toml` is missing or unreadable.
+fn probe(root: &Path) -> Result<Option<StoreDir>, WiringError> {
+    let config = root.join(CONFIG_FILE);
+    let unreadable = |reason: String| WiringError::ConfigUnreadable { path: config.clone(), reason };
+    match std::fs::metadata(&config) {
+        Ok(m) if m.is_file() => return Ok(StoreDir::from_root(root).ok()),
+        Ok(_) => return Err(unreadable("it is not a file".to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(unreadable(format!("the directory {} cannot be read (permission denied)", root.display())));
+        }
+        Err(_) => {}
+    }
+    if !root.is_dir() {
+        return Ok(None);
+    }
+    match std::fs::read_dir(root) {
+        Ok(mut entries) => match entries.next() {
+            None => Ok(None),
+            Some(_) => Err(unreadable(format!("it is missing, but {} holds other store files", root.display()))),
+        },
+        Err(e) => Err(unreadable(format!("the directory {} cannot be read ({e})", root.display()))),
+    }
+}
+
 /// Finds the store: `store_flag` (`--store DIR`) first, then `COLSTORE_DIR` from `env`, then upward from `cwd`.
 ///
 /// An empty `COLSTORE_DIR` counts as unset. Relative paths are relative to `cwd`.
@@ -96,13 +136,14 @@ pub fn discover(store_flag: Option<&Path>, cwd: &Path, env: &dyn Fn(&str) -> Opt
     if let Some((dir, source_of_path)) = explicit {
         let dir = cwd.join(dir);
         tracing::debug!(dir = %dir.display(), source_of_path, "looking for the store");
-        return StoreDir::at(&dir).ok_or(WiringError::NotAStore { path: dir, source_of_path });
+        return StoreDir::find_at(&dir)?.ok_or(WiringError::NotAStore { path: dir, source_of_path });
     }
-    let found = cwd.ancestors().find_map(|a| {
-        let root = a.join(STORE_DIR_NAME);
-        if root.join(CONFIG_FILE).is_file() { StoreDir::from_root(&root).ok() } else { None }
-    });
-    found.ok_or_else(|| WiringError::NoStore { searched_from: cwd.to_owned() })
+    for a in cwd.ancestors() {
+        if let Some(found) = probe(&a.join(STORE_DIR_NAME))? {
+            return Ok(found);
+        }
+    }
+    Err(WiringError::NoStore { searched_from: cwd.to_owned() })
 }
 
 #[cfg(test)]

@@ -94,11 +94,53 @@ pub enum WiringError {
         /// The lock file.
         path: PathBuf,
     },
+    /// An environment variable tries to give an existing store another storage mode, documents folder or database.
+    /// Those come from the store's `config.toml`; the variables choose them only at `col init`.
+    #[error("{var}={env_value:?} disagrees with this store: its {key} is {store_value:?} (in {})", config.display())]
+    EnvDisagrees {
+        /// The variable.
+        var: &'static str,
+        /// The config key it would override (`storage.mode`).
+        key: &'static str,
+        /// The variable's value.
+        env_value: String,
+        /// What the store's config says (paths resolved).
+        store_value: String,
+        /// The store's `config.toml`.
+        config: PathBuf,
+    },
     /// The config names a database file that does not exist.
     #[error("the store database {} is missing", path.display())]
     DatabaseMissing {
         /// Where the database should be.
         path: PathBuf,
+    },
+    /// The store's database exists but cannot be this store's: empty, a directory, not a colstore database, or
+    /// damaged. Only `col init` creates a database; this is never repaired by creating a new one silently.
+    #[error("the store database {} {problem}", path.display())]
+    DatabaseUnusable {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it (`is empty (0 bytes)`, `is a directory, not a file`, ...).
+        problem: String,
+    },
+    /// The database belongs to another store: its recorded store id differs from `config.toml`'s.
+    #[error("the store database {} belongs to another store: it records store id {db_id}, config.toml has {config_id}", path.display())]
+    ForeignDatabase {
+        /// The database file.
+        path: PathBuf,
+        /// The store id the database records.
+        db_id: String,
+        /// The store id of `config.toml`.
+        config_id: String,
+    },
+    /// The store's `config.toml` exists (or its `.colstore` directory does) but cannot be read.
+    #[error("cannot read the store config {}: {reason}", path.display())]
+    ConfigUnreadable {
+        /// The config file.
+        path: PathBuf,
+        /// Why (`it is missing`, `permission denied`, ...).
+        reason: String,
     },
     /// The repository failed to open.
     #[error(transparent)]
@@ -155,11 +197,31 @@ impl WiringError {
             Self::Busy { .. } => "wait for the other command to finish and try again; \
                 a lock left by a process that died is released automatically"
                 .to_owned(),
+            Self::EnvDisagrees { var, key: "storage.mode", env_value, .. } => format!(
+                "unset {var}: environment variables choose the storage mode only at `col init`; \
+                to convert this store, run `col migrate --to {}`",
+                env_value.trim().to_lowercase()
+            ),
+            Self::EnvDisagrees { var, key, .. } => format!(
+                "unset {var}: environment variables choose the {} only at `col init`; \
+                to move it, move the files and edit {key} in config.toml",
+                if *key == "storage.metadata_db" { "database" } else { "documents folder" }
+            ),
             Self::DatabaseMissing { .. } => {
-                "if metadata_db in config.toml or COLSTORE_METADATA_DB_PATH points to the wrong place, fix it; \
-                otherwise restore the store from a backup with `col restore`"
+                "if metadata_db in config.toml points to the wrong place, fix it; otherwise restore the store from its \
+                backup repository with `col restore latest`, or move .colstore away and start over with `col init`"
                     .to_owned()
             }
+            Self::DatabaseUnusable { .. } | Self::ForeignDatabase { .. } => {
+                "restore the store from its backup repository with `col restore latest` (the damaged database is moved \
+                aside, not deleted), or move .colstore away and start over with `col init`"
+                    .to_owned()
+            }
+            Self::ConfigUnreadable { path, .. } => format!(
+                "check that {} exists and that you may read it; a store without config.toml cannot be opened \
+                (restore it from a copy, or move .colstore away and run `col init`)",
+                path.display()
+            ),
             Self::Repo(RepoError::ReadOnly(_)) => "check the permissions of the store directory and its files".to_owned(),
             Self::Repo(RepoError::Busy(_)) => "another process is writing to the store; try again when it has finished".to_owned(),
             Self::BackupRepository { .. } => "use file:///absolute/path, file://DIR (relative to .colstore) or s3://bucket/prefix \

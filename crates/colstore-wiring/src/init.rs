@@ -39,15 +39,10 @@ pub async fn init(
     // Validate the environment before anything is created.
     let from_env = StoreConfig::new(StoreId::random(), clock.now(), PathBuf::new(), mode).with_env(env)?.0.storage;
     let docs_dir = docs_dir.map(Path::to_owned).or(from_env.filesystem_path);
-    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), clock, create_database).await
-}
-
-/// Creates a store's new, empty database at `db`: the one way a database is created, by `col init` and by a restore
-/// into a fresh database (`DamagedStore::recreate`).
-pub(crate) async fn create_database(db: PathBuf, clock: Arc<dyn Clock>) -> Result<(), WiringError> {
-    let repo = crate::open::open_sqlite(&db, true, clock).await?;
-    repo.close().await;
-    Ok(())
+    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), clock, |db, store_id, clock| async move {
+        crate::open::create_database(&db, store_id, clock).await
+    })
+    .await
 }
 
 /// [`init`] with the database creation injected, so unit tests never open SQLite.
@@ -60,7 +55,7 @@ async fn init_with<F, Fut>(
     create_db: F,
 ) -> Result<StoreDir, WiringError>
 where
-    F: FnOnce(PathBuf, Arc<dyn Clock>) -> Fut,
+    F: FnOnce(PathBuf, StoreId, Arc<dyn Clock>) -> Fut,
     Fut: Future<Output = Result<(), WiringError>>,
 {
     let docs_dir = match docs_dir {
@@ -109,7 +104,7 @@ where
         undo.docs = create_missing_dirs(&docs)?;
     }
     config.write(&store.config_path())?;
-    create_db(store.db_path(&config), clock).await?;
+    create_db(store.db_path(&config), config.store_id, clock).await?;
     // Make the new entries durable: the database files in .colstore, and .colstore in its parent.
     sync_dir(store.root()).map_err(|e| WiringError::io(store.root(), e))?;
     sync_dir(&dir).map_err(|e| WiringError::io(&dir, e))?;
@@ -206,11 +201,11 @@ mod tests {
     }
 
     /// Stands in for SQLite: writes the database file.
-    async fn fake_db(db: PathBuf, _: Arc<dyn Clock>) -> Result<(), WiringError> {
+    async fn fake_db(db: PathBuf, _: StoreId, _: Arc<dyn Clock>) -> Result<(), WiringError> {
         fs::write(&db, b"db").map_err(|e| WiringError::io(db, e))
     }
 
-    async fn failing_db(db: PathBuf, _: Arc<dyn Clock>) -> Result<(), WiringError> {
+    async fn failing_db(db: PathBuf, _: StoreId, _: Arc<dyn Clock>) -> Result<(), WiringError> {
         fs::write(&db, b"half").unwrap();
         fs::write(db.with_extension("db-wal"), b"half").unwrap();
         Err(WiringError::Repo(colstore_domain::ports::RepoError::Busy("the disk caught fire".into())))
@@ -336,7 +331,7 @@ mod tests {
     async fn a_cancelled_init_leaves_nothing() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("proj");
-        let never = |_: PathBuf, _: Arc<dyn Clock>| std::future::pending::<Result<(), WiringError>>();
+        let never = |_: PathBuf, _: StoreId, _: Arc<dyn Clock>| std::future::pending::<Result<(), WiringError>>();
         let r = tokio::time::timeout(Duration::from_secs(1), init_with(&dir, StorageMode::Sqlite, None, None, clock(), never)).await;
         assert!(r.is_err(), "the database step never finished");
         assert!(!dir.exists());

@@ -47,6 +47,6 @@ pub use error::WiringError;
 pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
 pub use migrate::{MigrationPlan, MigrationReport};
-pub use open::{Store, SystemClock};
+pub use open::{Store, SystemClock, create_database};
 pub use safety::{DamagedStore, Recreated, SAFETY_COPIES_KEPT};
 pub use watch::ChangeSignals;

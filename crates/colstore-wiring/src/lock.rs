@@ -106,8 +106,9 @@ pub(crate) fn host_name() -> String {
 #[derive(Debug)]
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct StoreLock {
-    // Held only for its OS lock, which closing the file releases.
-    _file: File,
+    // Held only for its OS lock, which closing the file releases. `None`: a shared lock on a store nobody can write
+    // (no lock file, and the folder is read-only), where there is no writer to keep out.
+    _file: Option<File>,
     mode: LockMode,
     /// `lock.info` to remove on drop (exclusive holders only).
     info_path: Option<PathBuf>,
@@ -142,14 +143,15 @@ impl StoreLock {
     /// [`WiringError::Busy`] naming the holder when known; [`WiringError::ReadOnly`] or [`WiringError::Io`] when the
     /// lock file or `lock.info` cannot be written.
     pub fn exclusive(dir: &StoreDir, command: &str, wait: Duration) -> Result<StoreLock, WiringError> {
-        let file = acquire(dir, LockMode::Exclusive, wait)?;
+        let path = dir.lock_path();
+        let file = acquire(dir, LockMode::Exclusive, wait)?.ok_or_else(|| WiringError::ReadOnly { path: path.clone() })?;
         let recovered = recover_stale(dir);
         let info_path = dir.lock_info_path();
         // If this fails the file lock is released with `file`, so nothing is left behind.
         crate::fsutil::atomic_write(&info_path, LockInfo::current(command).to_toml().as_bytes())
             .map_err(|e| WiringError::io(&info_path, e))?;
         tracing::debug!(command, "took the exclusive store lock");
-        Ok(Self { _file: file, mode: LockMode::Exclusive, info_path: Some(info_path), recovered })
+        Ok(Self { _file: Some(file), mode: LockMode::Exclusive, info_path: Some(info_path), recovered })
     }
 
     /// Shared or exclusive.
@@ -183,9 +185,27 @@ pub(crate) fn try_exclusive_now(dir: &StoreDir) -> Option<File> {
     Some(file)
 }
 
-fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<File, WiringError> {
+fn is_permission(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
+}
+
+/// Opens the lock file and takes the OS lock. `None` only for a shared lock on a store whose folder cannot be written.
+fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<Option<File>, WiringError> {
     let path = dir.lock_path();
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| WiringError::io(&path, e))?;
+    let file = match OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path) {
+        Ok(file) => file,
+        // A store the user may read but not write: a shared lock works on a file opened for reading (flock does
+        // not need write access), so readers still wait for an exclusive holder such as `col restore`.
+        Err(e) if mode == LockMode::Shared && is_permission(&e) => match File::open(&path) {
+            Ok(file) => file,
+            Err(again) if again.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(path = %path.display(), "no lock file and the store folder is read-only: reading without a lock");
+                return Ok(None);
+            }
+            Err(_) => return Err(WiringError::io(&path, e)),
+        },
+        Err(e) => return Err(WiringError::io(&path, e)),
+    };
     let deadline = Instant::now() + wait;
     loop {
         let attempt = match mode {
@@ -193,7 +213,7 @@ fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<File, Wirin
             LockMode::Exclusive => file.try_lock(),
         };
         match attempt {
-            Ok(()) => return Ok(file),
+            Ok(()) => return Ok(Some(file)),
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(source)) => return Err(WiringError::Io { path, source }),
         }

@@ -80,12 +80,59 @@ struct Plan {
 
 /// Loads the config, applies `env`, and checks that this version can serve it and that the database is there.
 fn plan(dir: StoreDir, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, WiringError> {
-    let (config, overrides) = StoreConfig::load(&dir.config_path())?.with_env(env)?;
-    let db = dir.db_path(&config);
-    if !db.exists() {
-        return Err(WiringError::DatabaseMissing { path: db });
-    }
+    let file = StoreConfig::load(&dir.config_path())?;
+    let (config, overrides) = file.with_env(env)?;
+    refuse_identity_overrides(&dir, &file, &config, &overrides)?;
+    check_database_file(&dir.db_path(&config))?;
     Ok(Plan { dir, config, overrides })
+}
+
+/// The config keys that say which store this is: an existing store's values come from its `config.toml`, and the
+/// environment may choose them only at `col init`. A variable that agrees with the file is fine.
+const IDENTITY_KEYS: [&str; 3] = ["storage.mode", "storage.filesystem_path", "storage.metadata_db"];
+
+/// Refuses an environment override of the storage mode, documents folder or database that disagrees with the store's
+/// `config.toml` (defect: `COLLECTION_STORAGE_MODE=filesystem` in a shell silently switched a sqlite store's mode,
+/// and its writes and `reconcile --force` then lost documents).
+fn refuse_identity_overrides(
+    dir: &StoreDir,
+    file: &StoreConfig,
+    effective: &StoreConfig,
+    overrides: &[EnvOverride],
+) -> Result<(), WiringError> {
+    let same_path = |a: &Path, b: &Path| a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    for o in overrides.iter().filter(|o| IDENTITY_KEYS.contains(&o.key)) {
+        let store_value = match o.key {
+            "storage.mode" if effective.storage.mode != file.storage.mode => file.storage.mode.as_str().to_owned(),
+            "storage.metadata_db" if !same_path(&dir.db_path(effective), &dir.db_path(file)) => dir.db_path(file).display().to_string(),
+            "storage.filesystem_path" if !same_path(&dir.filesystem_path(effective), &dir.filesystem_path(file)) => {
+                dir.filesystem_path(file).display().to_string()
+            }
+            _ => continue,
+        };
+        return Err(WiringError::EnvDisagrees {
+            var: o.var,
+            key: o.key,
+            env_value: o.value.clone(),
+            store_value,
+            config: dir.config_path(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks what can be told about the database from the file system alone: it exists, is a file, and is not empty.
+/// (SQLite would take an empty file for a new, empty database and `col verify` would report "OK: 0 documents".)
+fn check_database_file(db: &Path) -> Result<(), WiringError> {
+    let unusable = |problem: &str| WiringError::DatabaseUnusable { path: db.to_owned(), problem: problem.to_owned() };
+    match std::fs::metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(WiringError::DatabaseMissing { path: db.to_owned() }),
+        Err(e) => Err(WiringError::io(db, e)),
+        Ok(m) if m.is_dir() => Err(unusable("is a directory, not a database file")),
+        Ok(m) if !m.is_file() => Err(unusable("is not a regular file")),
+        Ok(m) if m.len() == 0 => Err(unusable("is empty (0 bytes): it holds none of this store's data")),
+        Ok(_) => Ok(()),
+    }
 }
 
 impl Store {
@@ -115,17 +162,27 @@ impl Store {
         async move {
             let Plan { dir, config, overrides } = planned?;
             let db = dir.db_path(&config);
-            let (repo, files) = match config.storage.mode {
-                StorageMode::Sqlite => (open_sqlite(&db, false, Arc::clone(&clock)).await?, None),
-                StorageMode::Filesystem => {
-                    let files = document_files(&dir, &config);
-                    let repo = open_filesystem(&db, false, Arc::clone(&clock), Arc::clone(&files)).await?;
-                    discard_stray_staged_files(&dir, &repo).await;
-                    (repo, Some(files))
+            let files = (config.storage.mode == StorageMode::Filesystem).then(|| document_files(&dir, &config));
+            // SQLite silently opens a file it may not write read-only, so ask the file system first.
+            let writable = std::fs::OpenOptions::new().write(true).open(&db).is_ok();
+            let opened = match open_existing(&db, !writable, &clock, files.as_ref()).await {
+                // The store's files may be read but not written (a read-only mount, another user's store): open it
+                // read-only, as sqlite3 does; reads work and writes fail with a clear "read-only" error.
+                Err(RepoError::ReadOnly(why)) if writable => {
+                    tracing::debug!(db = %db.display(), why, "the database cannot be written; opening it read-only");
+                    open_existing(&db, true, &clock, files.as_ref()).await
                 }
+                other => other,
             };
-            free_jobs_of_dead_workers(&repo).await;
-            tracing::debug!(store = %dir.root().display(), db = %db.display(), mode = config.storage.mode.as_str(), "opened the store");
+            let repo = opened.map_err(|e| unusable(&db, e))?;
+            check_identity(&repo, &db, config.store_id).await?;
+            if !repo.is_read_only() {
+                if files.is_some() {
+                    discard_stray_staged_files(&dir, &repo).await;
+                }
+                free_jobs_of_dead_workers(&repo).await;
+            }
+            tracing::debug!(store = %dir.root().display(), db = %db.display(), mode = config.storage.mode.as_str(), read_only = repo.is_read_only(), "opened the store");
             Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo, files })
         }
     }
@@ -143,6 +200,12 @@ impl Store {
     /// The environment overrides that were applied.
     pub fn overrides(&self) -> &[EnvOverride] {
         &self.overrides
+    }
+
+    /// Whether the store was opened read-only (its database cannot be written by this user): reads work, writes
+    /// fail with a read-only error.
+    pub fn is_read_only(&self) -> bool {
+        self.sqlite.is_read_only()
     }
 
     /// The store's identity.
@@ -239,6 +302,70 @@ async fn free_jobs_of_dead_workers(repo: &SqliteRepo) {
     }
 }
 
+/// Opens the existing database (never creating it), read-write or read-only, in the store's mode.
+async fn open_existing(
+    db: &Path,
+    read_only: bool,
+    clock: &Arc<dyn Clock>,
+    files: Option<&Arc<dyn DocumentFiles>>,
+) -> Result<SqliteRepo, RepoError> {
+    let options = SqliteOptions { create: false, read_only, ..SqliteOptions::default() };
+    match files {
+        None => SqliteRepo::open(db, options, Arc::clone(clock)).await,
+        Some(files) => SqliteRepo::open_with_files(db, options, Arc::clone(clock), Arc::clone(files)).await,
+    }
+}
+
+/// A database that failed to open is named with what is wrong and how to recover; permission and busy errors keep
+/// their own messages.
+fn unusable(db: &Path, e: RepoError) -> WiringError {
+    match e {
+        RepoError::Backend { source, .. } => {
+            WiringError::DatabaseUnusable { path: db.to_owned(), problem: format!("cannot be used: {source}") }
+        }
+        other => WiringError::Repo(other),
+    }
+}
+
+/// The database must be this store's: the store id it records equals `config.toml`'s. A database from before store
+/// ids (no record) is adopted: the id is written on the first open that may write.
+async fn check_identity(repo: &SqliteRepo, db: &Path, store_id: StoreId) -> Result<(), WiringError> {
+    let ours = store_id.to_string();
+    match repo.store_id().await.map_err(|e| unusable(db, e))? {
+        Some(recorded) if recorded == ours => Ok(()),
+        Some(recorded) => Err(WiringError::ForeignDatabase { path: db.to_owned(), db_id: recorded, config_id: ours }),
+        None if repo.is_read_only() => Ok(()),
+        None => {
+            repo.set_store_id(&ours).await?;
+            tracing::info!(db = %db.display(), store_id = %ours, "recorded the store id in a database made before stores had one");
+            Ok(())
+        }
+    }
+}
+
+/// Creates the database of a new store at `db` and records `store_id` in it: the one function that creates a store
+/// database. `col init` calls it; so may a recovery that has moved a damaged database aside. Every other open uses
+/// the existing database and refuses a missing, empty or foreign one.
+///
+/// # Errors
+/// [`WiringError::Io`] when `db` (or its `-wal` file) exists already — a database is never created over another;
+/// [`WiringError::Repo`] when SQLite fails.
+pub async fn create_database(db: &Path, store_id: StoreId, clock: Arc<dyn Clock>) -> Result<(), WiringError> {
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    for existing in [db, wal.as_path()] {
+        if existing.symlink_metadata().is_ok() {
+            return Err(WiringError::Io {
+                path: existing.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a database file is in the way; move it aside first"),
+            });
+        }
+    }
+    let repo = open_sqlite(db, true, clock).await?;
+    let stamped = repo.set_store_id(&store_id.to_string()).await;
+    repo.close().await;
+    stamped.map_err(WiringError::from)
+}
+
 /// Opens (or with `create`, creates) the SQLite repository: the one call into `colstore-sqlite`, shared by `init` and `open`.
 pub(crate) async fn open_sqlite(path: &Path, create: bool, clock: Arc<dyn Clock>) -> Result<SqliteRepo, RepoError> {
     SqliteRepo::open(path, SqliteOptions { create, ..SqliteOptions::default() }, clock).await
@@ -273,7 +400,7 @@ mod tests {
         let config = StoreConfig::new(StoreId::random(), Timestamp::EPOCH, dir.root().to_owned(), mode);
         config.write(&dir.config_path()).unwrap();
         if with_db {
-            fs::write(dir.db_path(&config), b"").unwrap();
+            fs::write(dir.db_path(&config), b"SQLite format 3\0").unwrap();
         }
         (t, dir)
     }
@@ -293,9 +420,41 @@ mod tests {
         let (_t, dir) = store(StorageMode::Filesystem, true);
         assert_eq!(plan(dir, &|_| None).unwrap().config.storage.mode, StorageMode::Filesystem);
 
+        // An agreeing variable is fine; a disagreeing one is refused, naming both values and `col migrate`.
         let (_t, dir) = store(StorageMode::Sqlite, true);
+        let agrees = |n: &str| (n == "COLSTORE_STORAGE_MODE").then(|| "SQLite".to_owned());
+        assert_eq!(plan(dir.clone(), &agrees).unwrap().config.storage.mode, StorageMode::Sqlite);
         let env = |n: &str| (n == "COLLECTION_STORAGE_MODE").then(|| "filesystem".to_owned());
-        assert_eq!(plan(dir, &env).unwrap().config.storage.mode, StorageMode::Filesystem);
+        let e = plan(dir, &env).unwrap_err();
+        let WiringError::EnvDisagrees { var: "COLLECTION_STORAGE_MODE", key: "storage.mode", .. } = &e else { panic!("{e:?}") };
+        assert!(e.to_string().contains("\"filesystem\"") && e.to_string().contains("\"sqlite\""), "{e}");
+        assert!(e.hint().unwrap().contains("col migrate --to filesystem"), "{:?}", e.hint());
+    }
+
+    #[test]
+    fn the_environment_cannot_move_the_database_or_the_documents_folder() {
+        let (_t, dir) = store(StorageMode::Filesystem, true);
+        let same_db = dir.root().join("colstore.db").display().to_string();
+        let env = |n: &str| (n == "COLSTORE_METADATA_DB_PATH").then(|| same_db.clone());
+        plan(dir.clone(), &env).unwrap();
+        let env = |n: &str| (n == "COLLECTION_FILESYSTEM_PATH").then(|| "/elsewhere".to_owned());
+        let e = plan(dir.clone(), &env).unwrap_err();
+        assert!(matches!(e, WiringError::EnvDisagrees { key: "storage.filesystem_path", .. }), "{e:?}");
+        assert!(e.hint().unwrap().contains("col init"), "{:?}", e.hint());
+    }
+
+    #[test]
+    fn an_empty_or_directory_database_is_unusable() {
+        let (_t, dir) = store(StorageMode::Sqlite, false);
+        let db = dir.root().join("colstore.db");
+        fs::write(&db, b"").unwrap();
+        let e = plan(dir.clone(), &|_| None).unwrap_err();
+        assert!(matches!(&e, WiringError::DatabaseUnusable { problem, .. } if problem.contains("empty")), "{e:?}");
+        assert!(e.hint().unwrap().contains("col restore latest"));
+        fs::remove_file(&db).unwrap();
+        fs::create_dir(&db).unwrap();
+        let e = plan(dir, &|_| None).unwrap_err();
+        assert!(matches!(&e, WiringError::DatabaseUnusable { problem, .. } if problem.contains("directory")), "{e:?}");
     }
 
     #[test]
@@ -307,6 +466,7 @@ mod tests {
 
         let env = |n: &str| (n == "COLSTORE_METADATA_DB_PATH").then(|| "/nowhere/x.db".to_owned());
         let e = plan(dir, &env).unwrap_err();
+        assert!(matches!(e, WiringError::EnvDisagrees { .. }), "{e:?}");
         assert!(e.to_string().contains("/nowhere/x.db"), "{e}");
     }
 

@@ -84,10 +84,17 @@ pub struct Recreated {
 }
 
 impl WiringError {
-    /// Whether this error from opening a store means its database is missing or damaged (not a database, corrupt),
-    /// as opposed to a bad config, a busy or read-only store: the cases `col restore` recovers from.
+    /// Whether this error from opening a store means its database is missing or damaged (empty, a directory, not a
+    /// colstore database, corrupt, another store's), as opposed to a bad config, a busy or read-only store: the cases
+    /// `col restore` recovers from, moving the files aside.
     pub fn is_damaged_database(&self) -> bool {
-        matches!(self, Self::DatabaseMissing { .. } | Self::Repo(RepoError::Backend { .. } | RepoError::Corrupt { .. }))
+        matches!(
+            self,
+            Self::DatabaseMissing { .. }
+                | Self::DatabaseUnusable { .. }
+                | Self::ForeignDatabase { .. }
+                | Self::Repo(RepoError::Backend { .. } | RepoError::Corrupt { .. })
+        )
     }
 }
 
@@ -168,7 +175,7 @@ impl DamagedStore {
             tracing::warn!(aside = %dir.display(), "moved the damaged database aside");
             aside = Some(dir);
         }
-        crate::init::create_database(self.database(), Arc::clone(&clock)).await?;
+        crate::open::create_database(&self.database(), self.backups.config.store_id, Arc::clone(&clock)).await?;
         let store = Store::open_with_clock(self.backups.dir.clone(), env, clock).await?;
         Ok(Recreated { store, aside, moved })
     }

@@ -105,10 +105,10 @@ async fn setup() -> (tempfile::TempDir, PathBuf, SqliteRepo) {
 #[tokio::test]
 async fn database_is_in_wal_mode_and_migrations_are_idempotent() {
     let (_dir, path, repo) = setup().await;
-    assert_eq!(repo.schema_version().await.unwrap(), 3);
+    assert_eq!(repo.schema_version().await.unwrap(), 4);
     repo.close().await;
     let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 3);
+    assert_eq!(again.schema_version().await.unwrap(), 4);
     assert_eq!(again.list_collections().await.unwrap().len(), 1);
     let mut conn = raw(&path).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
@@ -240,4 +240,48 @@ async fn gc_gives_pages_back_to_the_file_system() {
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
     let after: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut conn).await.unwrap();
     assert!(after * 4 < before, "pages before {before}, after {after}");
+}
+
+/// Without `create`, only an existing colstore database opens: an empty file or another program's database is refused
+/// and left as it was (migrations used to turn it into a new, empty store).
+#[tokio::test]
+async fn an_empty_or_foreign_file_is_not_turned_into_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at_2024());
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let e = SqliteRepo::open(&empty, SqliteOptions::default(), clock.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("no colstore schema"), "{e}");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+
+    let other = dir.path().join("other.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&other).create_if_missing(true);
+    let mut conn = opts.connect().await.unwrap();
+    sqlx::query("CREATE TABLE t (x)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let e = SqliteRepo::open(&other, SqliteOptions::default(), clock).await.unwrap_err();
+    assert!(e.to_string().contains("no colstore schema"), "{e}");
+}
+
+/// The store id is recorded once; a different one is refused. A read-only open reads but never writes.
+#[tokio::test]
+async fn store_id_is_recorded_once_and_read_only_opens_do_not_write() {
+    let (_dir, path, repo) = setup().await;
+    assert_eq!(repo.store_id().await.unwrap(), None);
+    repo.set_store_id("one").await.unwrap();
+    repo.set_store_id("one").await.unwrap();
+    assert!(repo.set_store_id("two").await.is_err());
+    assert_eq!(repo.store_id().await.unwrap().as_deref(), Some("one"));
+    repo.create_collection(CollectionSpec { name: name("ro-one"), settings: CollectionSettings::default() }).await.unwrap();
+    let collections = repo.list_collections().await.unwrap().len();
+    repo.close().await;
+
+    let ro = SqliteOptions { read_only: true, ..SqliteOptions::default() };
+    let repo = SqliteRepo::open(&path, ro, Arc::new(ManualClock::at_2024())).await.unwrap();
+    assert!(repo.is_read_only());
+    assert_eq!(repo.store_id().await.unwrap().as_deref(), Some("one"));
+    assert_eq!(repo.list_collections().await.unwrap().len(), collections);
+    let e = repo.create_collection(CollectionSpec { name: name("ro-two"), settings: CollectionSettings::default() }).await.unwrap_err();
+    assert!(matches!(e, RepoError::ReadOnly(_)), "{e:?}");
+    repo.close().await;
 }

@@ -41,3 +41,34 @@ async fn init_then_discover_then_open() {
     let e = init(&project, StorageMode::Sqlite, None, &no_env, clock).await.unwrap_err();
     assert!(matches!(e, WiringError::AlreadyInitialised { .. }), "{e:?}");
 }
+
+/// A database made before stores had an id (no `store_meta` row) is adopted on its first open: the config's id is
+/// recorded, and from then on a database with another id is refused as foreign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_database_without_a_store_id_is_adopted() {
+    let t = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dir = init(&t.path().join("a"), StorageMode::Sqlite, None, &no_env, Arc::clone(&clock)).await.unwrap();
+    let config = StoreConfig::load(&dir.config_path()).unwrap();
+    let db = dir.db_path(&config);
+    std::fs::remove_file(&db).unwrap();
+    let options = colstore_sqlite::SqliteOptions { create: true, ..Default::default() };
+    let old = colstore_sqlite::SqliteRepo::open(&db, options, Arc::clone(&clock)).await.unwrap();
+    assert_eq!(old.store_id().await.unwrap(), None);
+    old.close().await;
+
+    let store = Store::open(dir.clone(), &no_env).await.unwrap();
+    store.close().await;
+    let options = colstore_sqlite::SqliteOptions::default();
+    let reopened = colstore_sqlite::SqliteRepo::open(&db, options, Arc::clone(&clock)).await.unwrap();
+    assert_eq!(reopened.store_id().await.unwrap(), Some(config.store_id.to_string()));
+    reopened.close().await;
+
+    // Another store's database in its place is refused.
+    let other = init(&t.path().join("b"), StorageMode::Sqlite, None, &no_env, clock).await.unwrap();
+    let other_db = other.db_path(&StoreConfig::load(&other.config_path()).unwrap());
+    std::fs::copy(&other_db, &db).unwrap();
+    let e = Store::open(dir, &no_env).await.unwrap_err();
+    assert!(matches!(e, WiringError::ForeignDatabase { .. }), "{e:?}");
+    assert!(e.hint().unwrap().contains("col restore latest"));
+}
