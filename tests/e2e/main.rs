@@ -6,6 +6,7 @@
 
 mod backup;
 mod bad_input;
+mod cli_edges;
 mod commands;
 mod concurrency;
 mod crash;

@@ -2,8 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use colstore_domain::ports::{IndexHealth, LedgerEntry, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts, SyncState};
-use colstore_domain::{Chunk, ChunkingSettings, CollectionName, DocKey, Filter, Payload, Point, PointId, chunk_text};
+use colstore_domain::ports::{
+    IndexError, IndexHealth, LedgerEntry, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts, SyncState,
+};
+use colstore_domain::{Chunk, ChunkingSettings, CollectionName, Distance, DocKey, Filter, Payload, Point, PointId, chunk_text};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -58,10 +60,20 @@ pub async fn search(
     filter: Option<&Filter>,
 ) -> Result<Vec<SearchHit>, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
+    // A collection gets its vector settings, and its index collection, at its first sync.
+    let Some(vector_settings) = &c.settings.vectors else { return Err(SyncFailure::NotSynced(collection.clone())) };
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
     let vector = vectors.pop().unwrap_or_default();
     let filter = filter.map(|f| f.under("metadata")).transpose().map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
-    let hits = ports.index.search(&index_name(ports.store_id, collection), SearchRequest { vector, limit: k.max(1), filter }).await?;
+    let hits = match ports.index.search(&index_name(ports.store_id, collection), SearchRequest { vector, limit: k.max(1), filter }).await {
+        Err(IndexError::CollectionNotFound(_)) => return Err(SyncFailure::NotSynced(collection.clone())),
+        other => other?,
+    };
+    // Only hits that share something with the query: with cosine or dot, a score of 0 or less means nothing in common
+    // (the built-in `hash` embedder gives exactly 0 to a chunk without a word of the query), and such hits would only
+    // pad the top k. Euclidean scores are negated distances, all of them meaningful.
+    let related = |score: f32| vector_settings.distance == Distance::Euclid || score > 0.0;
+    let hits: Vec<_> = hits.into_iter().filter(|h| related(h.score)).collect();
     let mut texts: HashMap<DocKey, Option<Vec<Chunk>>> = HashMap::new();
     let mut out = Vec::with_capacity(hits.len());
     for h in hits {
