@@ -335,7 +335,7 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
     } else {
         if let Some(v) = store.repo().collection(&collection).await?.settings.vectors {
             let lexical = if v.embedder.kind == "hash" {
-                " The built-in hash embedder compares words, so even good matches score low: compare scores with each other."
+                "\nThe built-in hash embedder compares words, so even good matches score low: compare scores with each other."
             } else {
                 ""
             };
