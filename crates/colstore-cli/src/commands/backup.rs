@@ -597,6 +597,11 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     // new one); a symbolic link is followed and stays a link; `-`, a device or a FIFO is written straight.
     let out = crate::outfile::OutputFile::create(&target)?;
     let to_stdout = out.is_stdout();
+    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(CliError::new("refusing to write an export (compressed, binary) to the terminal")
+            .code(2)
+            .hint("pipe it, e.g. `col export -o - | col --store OTHER import -`, or give a file name: -o notes.colstore"));
+    }
     let mut encoder =
         zstd::Encoder::new(std::io::BufWriter::new(out), 3).map_err(|e| CliError::new(format!("cannot start compression: {e}")))?;
     let bar = crate::progress::bar(0, false, ctx.hide_progress, "exporting");
