@@ -7,6 +7,7 @@
 mod backup;
 mod backup_safety;
 mod bad_input;
+mod cli_edges;
 mod commands;
 mod concurrency;
 mod crash;

@@ -2,8 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use colstore_domain::ports::{IndexHealth, LedgerEntry, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts, SyncState};
-use colstore_domain::{Chunk, ChunkingSettings, CollectionName, DocKey, Filter, Payload, Point, PointId, chunk_text};
+use colstore_domain::ports::{
+    IndexError, IndexHealth, LedgerEntry, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts, SyncState,
+};
+use colstore_domain::{Chunk, ChunkingSettings, CollectionName, Distance, DocKey, Filter, Payload, Point, PointId, chunk_text};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -90,6 +92,8 @@ pub async fn search(
     filter: Option<&Filter>,
 ) -> Result<Vec<SearchHit>, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
+    // A collection gets its vector settings, and its index collection, at its first sync.
+    let Some(vector_settings) = &c.settings.vectors else { return Err(SyncFailure::NotSynced(collection.clone())) };
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
     let vector = vectors.pop().unwrap_or_default();
     let filter = filter.map(|f| f.under("metadata")).transpose().map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
@@ -97,14 +101,22 @@ pub async fn search(
     let k = k.max(1);
     // Documents deleted since the last sync (`col rm`, `col clear`, a file deleted outside colstore) may still have
     // points until the next sync retires them: their hits are hidden, and the index is asked for more to fill `k`.
+    // Only hits that share something with the query: with cosine or dot, a score of 0 or less means nothing in common
+    // (the built-in `hash` embedder gives exactly 0 to a chunk without a word of the query), and such hits would only
+    // pad the top k. Euclidean scores are negated distances, all of them meaningful.
+    let related = |score: f32| vector_settings.distance == Distance::Euclid || score > 0.0;
     let mut texts: HashMap<DocKey, Option<Vec<Chunk>>> = HashMap::new();
     let mut limit = k;
     let mut out = Vec::with_capacity(k);
     loop {
-        let hits = ports.index.search(&name, SearchRequest { vector: vector.clone(), limit, filter: filter.clone() }).await?;
-        let exhausted = hits.len() < limit;
+        let hits = match ports.index.search(&name, SearchRequest { vector: vector.clone(), limit, filter: filter.clone() }).await {
+            Err(IndexError::CollectionNotFound(_)) => return Err(SyncFailure::NotSynced(collection.clone())),
+            other => other?,
+        };
+        // Hits come best first: once one is unrelated, so are all the rest, and asking for more finds nothing.
+        let exhausted = hits.len() < limit || hits.last().is_some_and(|h| !related(h.score));
         out.clear();
-        for h in hits {
+        for h in hits.into_iter().filter(|h| related(h.score)) {
             if !texts.contains_key(&h.payload.key) {
                 // A chunk whose text is still where the index has it is current, even in a file edited elsewhere.
                 let chunks = current_text(ports, collection, &h.payload.key)

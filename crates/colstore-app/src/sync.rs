@@ -70,6 +70,9 @@ pub struct SyncProgress {
     pub embedded: u64,
     /// Calls made to the embedder.
     pub embed_calls: u64,
+    /// Chunks identical to another chunk of the same batch (e.g. a copied document), embedded once for all of them:
+    /// neither cache hits nor embedded themselves.
+    pub duplicates: u64,
 }
 
 /// A document a sync could not project.
@@ -123,6 +126,9 @@ pub enum SyncFailure {
     /// stay pending. The report counts what was done.
     #[error("the sync was stopped after {} of {} documents", .0.progress.documents, .0.progress.pending.max(.0.progress.documents))]
     Stopped(Box<SyncReport>),
+    /// The collection has never been synced, so it has no index to search yet.
+    #[error("collection \"{0}\" is not synced yet")]
+    NotSynced(CollectionName),
 }
 
 /// Where a sync asks, before each batch, whether to go on: the one place it can stop cleanly, since every batch
@@ -345,7 +351,9 @@ async fn sync_batch(
     let total_chunks: u64 = docs.iter().map(|d| d.chunks.len() as u64).sum();
     report.progress.chunks += total_chunks;
     let missed: HashSet<ContentHash> = misses.iter().copied().collect();
-    report.progress.cache_hits += docs.iter().flat_map(|d| &d.chunks).filter(|c| !missed.contains(&c.hash)).count() as u64;
+    let missed_chunks = docs.iter().flat_map(|d| &d.chunks).filter(|c| missed.contains(&c.hash)).count() as u64;
+    report.progress.cache_hits += total_chunks - missed_chunks;
+    report.progress.duplicates += missed_chunks - misses.len() as u64;
 
     // Embed the misses in batches; every answer goes to the cache at once, before anything else can fail.
     for group in misses.chunks(ports.embedder.max_batch().max(1)) {

@@ -10,7 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// else the working directory or its nearest parent that has one.
 #[derive(Debug, Parser)]
 #[command(name = "col", version, propagate_version = true, max_term_width = 110)]
-#[command(after_help = "Start with `col demo` to see everything on a throw-away store, or `col init` to make your own.\n\
+#[command(after_help = "Examples:\n  col demo\n  col init && col collection create notes && col add notes ~/notes\n  \
+col sync && col search notes \"how do backups work\"\n\n\
+Start with `col demo` to see everything on a throw-away store, or `col init` to make your own.\n\
+The same program is installed as `colstore` too, for systems where `col` is util-linux's column filter.\n\
 Exit codes: 0 ok, 1 error, 2 usage error, 3 verification failure.")]
 pub struct Cli {
     /// Use the store in DIR (the directory holding .colstore/, or .colstore/ itself)
@@ -44,7 +47,11 @@ files in DOCS-DIR/<collection>/ that you may edit with any tool; `col reconcile`
     Init(InitArgs),
 
     /// Create, list, show or delete collections
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  col collection create notes\n  col collection list\n  col collection show notes\n  \
+col collection set notes --chunk-size 800\n  col collection delete notes --dry-run"
+    )]
     Collection(CollectionCommand),
 
     /// Write one document from a file, stdin or --text
@@ -53,14 +60,19 @@ col put notes todo.md --text '- buy milk' --meta '{\"lang\":\"en\"}' --tag home"
     Put(PutArgs),
 
     /// Print a document's content (or its description with --meta-only / --json)
+    #[command(after_help = "Examples:\n  col get notes ideas.md\n  col get notes ideas.md -o ideas.md\n  col get notes ideas.md --meta-only\n  \
+col get notes ideas.md --json\n\n\
+-o FILE writes through a symbolic link (the link stays) and straight into a device or FIFO; `-o -` is stdout.")]
     Get(GetArgs),
 
     /// Delete documents (a safety copy of the database is taken first)
+    #[command(after_help = "Examples:\n  col rm notes ideas.md\n  col rm notes drafts/a.md drafts/b.md --dry-run")]
     Rm(RmArgs),
 
     /// List documents without loading their content
     #[command(
-        after_help = "Filters (--where, repeatable, all must hold):\n  lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n  \
+        after_help = "Examples:\n  col ls notes\n  col ls notes --where lang=en --tag home\n  col ls notes --since 7d --sort updated --desc --limit 20\n\n\
+Filters (--where, repeatable, all must hold):\n  lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n  \
 'lang in en,fr'  'author exists'  'author missing'  author.name=Ann\n\
 Times (--since/--until): 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d."
     )]
@@ -75,12 +87,15 @@ and --no-front-matter turns it off. Ctrl-C stops after the batches being written
     Add(AddArgs),
 
     /// Show document counts and storage figures (dedup and compression ratios)
+    #[command(after_help = "Examples:\n  col stats\n  col stats notes\n  col stats --json")]
     Stats(StatsArgs),
 
     /// Re-hash all content (exit code 3 names every corrupt document); --index checks the vector index
+    #[command(after_help = "Examples:\n  col verify\n  col verify notes\n  col verify --index\n  col verify --index --repair")]
     Verify(VerifyArgs),
 
     /// Remove stored content that no document references any more
+    #[command(after_help = "Examples:\n  col gc --dry-run\n  col gc")]
     Gc(GcArgs),
 
     /// Project pending documents into the vector index (chunk, embed once, upsert, retire stale points)
@@ -91,17 +106,22 @@ crashes and `col reindex` reuse them. Failed documents are retried; see `col sta
     Sync(SyncArgs),
 
     /// Show sync status: storage mode, index backend and health, pending/synced/failed counts, last errors
+    #[command(after_help = "Examples:\n  col status\n  col status notes\n  col status --json")]
     Status(StatusArgs),
 
     /// Search a collection by meaning (embeds the query and asks the vector index)
     #[command(after_help = "Examples:\n  col search notes \"how do backups work\"\n  col search notes wal -k 3 --where lang=en\n\n\
---where takes the same expressions as `col ls --where`, on document metadata.")]
+--where takes the same expressions as `col ls --where`, on document metadata. A collection is searchable after its\n\
+first `col sync`. Only chunks that share something with the query are shown (with cosine or dot, a score above 0),\n\
+so there may be fewer than -k results. The score is the collection's distance: cosine similarity by default.")]
     Search(SearchArgs),
 
     /// Rebuild a collection's projection from the embedding cache (no embedder calls for cached chunks)
+    #[command(after_help = "Examples:\n  col reindex notes\n  col reindex notes --to embedded")]
     Reindex(ReindexArgs),
 
     /// List, show, retry or cancel background jobs (default: list)
+    #[command(after_help = "Examples:\n  col jobs\n  col jobs list --state dead\n  col jobs show 12\n  col jobs retry 12\n  col jobs cancel 12")]
     Jobs(JobsArgs),
 
     /// Back up the store (verified, deduplicated); list, show, verify, prune or delete backups
@@ -128,12 +148,17 @@ merge: adds what is missing; a document in both takes the backup's version unles
     Clear(ClearArgs),
 
     /// Write collections (settings, documents, metadata, tags, vectors) to one portable file
-    #[command(after_help = "Examples:\n  col export -o all.colstore\n  col export --collection notes -o notes.colstore\n\n\
-The file is zstd-compressed JSON lines, versioned; the format is in docs/EXPORT-FORMAT.md.")]
+    #[command(after_help = "Examples:\n  col export -o all.colstore\n  col export --collection notes -o notes.colstore\n  \
+col export -o - | col --store ../copy import - --yes\n\n\
+The file is zstd-compressed JSON lines, versioned; the format is in docs/EXPORT-FORMAT.md. A regular file is replaced\n\
+atomically when complete; a symbolic link is written through (it stays a link); a device or FIFO is written\n\
+straight; `-o -` writes to stdout (the summary then goes to stderr).")]
     Export(ExportArgs),
 
     /// Read a file written by `col export`: check it whole, show the counts, take a safety backup, write it
-    #[command(after_help = "Examples:\n  col import notes.colstore --dry-run\n  col import notes.colstore --mode merge --yes\n\n\
+    #[command(after_help = "Examples:\n  col import notes.colstore --dry-run\n  col import notes.colstore --mode merge --yes\n  \
+col export -o - | col --store ../copy import - --yes\n\n\
+FILE `-` reads standard input (copied to a temporary file first, since the file is checked whole before it is written).\n\
 replace (default): each collection in the file becomes exactly the file's; merge: adds what is missing and, for a\n\
 document in both, takes the file's version unless the store's copy changed later.")]
     Import(ImportArgs),
@@ -164,6 +189,7 @@ verified in the new mode before config.toml switches, so an interrupted migratio
     Migrate(MigrateArgs),
 
     /// Run the main job on a throw-away store: init, add, ls, stats, verify, sync, search, backup, clear, restore
+    #[command(after_help = "Examples:\n  col demo\n  col demo --keep /tmp/colstore-demo")]
     Demo(DemoArgs),
 }
 
@@ -198,13 +224,14 @@ pub struct BackupCreateArgs {
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// List backups, oldest first: time, age, scope, size and new bytes
-    #[command(alias = "ls")]
+    #[command(alias = "ls", after_help = "Examples:\n  col backup list\n  col backup list --repo s3://my-bucket/colstore")]
     List {
         /// Repository (default: the configured one)
         #[arg(long, value_name = "URL")]
         repo: Option<String>,
     },
     /// Show one backup's manifest
+    #[command(after_help = "Examples:\n  col backup show 20261122T101500Z-1a2b3c4d\n  col backup show 20261122T101500Z-1a2b3c4d --json")]
     Show {
         /// The backup id
         id: String,
@@ -213,6 +240,7 @@ pub enum BackupCommand {
         repo: Option<String>,
     },
     /// Check a backup (exit code 3 names every damaged object)
+    #[command(after_help = "Examples:\n  col backup verify\n  col backup verify 20261122T101500Z-1a2b3c4d --read-data")]
     Verify {
         /// The backup id (default: the newest)
         id: Option<String>,
@@ -224,6 +252,7 @@ pub enum BackupCommand {
         repo: Option<String>,
     },
     /// Remove backups a keep policy does not keep, then unreferenced objects
+    #[command(after_help = "Examples:\n  col backup prune --keep-last 5 --dry-run\n  col backup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12")]
     Prune {
         /// Keep the newest N backups
         #[arg(long, value_name = "N")]
@@ -245,7 +274,7 @@ pub enum BackupCommand {
         repo: Option<String>,
     },
     /// Delete one backup, then objects no other backup needs
-    #[command(alias = "rm")]
+    #[command(alias = "rm", after_help = "Examples:\n  col backup delete 20261122T101500Z-1a2b3c4d --dry-run\n  col backup delete 20261122T101500Z-1a2b3c4d")]
     Delete {
         /// The backup id
         id: String,
@@ -370,7 +399,7 @@ pub struct JobsArgs {
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// List jobs, newest first
-    #[command(alias = "ls")]
+    #[command(alias = "ls", after_help = "Examples:\n  col jobs list\n  col jobs list --state dead --limit 10")]
     List {
         /// Only jobs in this state (pending, running, done, dead, cancelled)
         #[arg(long)]
@@ -380,16 +409,19 @@ pub enum JobsCommand {
         limit: u64,
     },
     /// Show one job with its error history
+    #[command(after_help = "Examples:\n  col jobs show 12\n  col jobs show 12 --json")]
     Show {
         /// The job id
         id: i64,
     },
     /// Make a dead or cancelled job pending again
+    #[command(after_help = "Examples:\n  col jobs retry 12\n  col jobs list --state dead")]
     Retry {
         /// The job id
         id: i64,
     },
     /// Cancel a pending or running job
+    #[command(after_help = "Examples:\n  col jobs cancel 12\n  col jobs list --state running")]
     Cancel {
         /// The job id
         id: i64,
@@ -470,6 +502,7 @@ pub struct InitArgs {
 #[derive(Debug, Subcommand)]
 pub enum CollectionCommand {
     /// Create a collection (name: a-z, 0-9, '_' and '-', up to 63 characters)
+    #[command(after_help = "Examples:\n  col collection create notes\n  col collection create papers --chunk-size 2000 --chunk-overlap 300 --distance dot")]
     Create {
         /// The new collection's name
         name: String,
@@ -477,6 +510,7 @@ pub enum CollectionCommand {
         settings: SettingsArgs,
     },
     /// Change a collection's chunking or distance; the next `col sync` re-projects it (vectors come from the cache)
+    #[command(after_help = "Examples:\n  col collection set notes --chunk-size 800\n  col collection set notes --distance cosine && col sync notes")]
     Set {
         /// The collection
         name: String,
@@ -484,15 +518,16 @@ pub enum CollectionCommand {
         settings: SettingsArgs,
     },
     /// List collections with their document counts
-    #[command(alias = "ls")]
+    #[command(alias = "ls", after_help = "Examples:\n  col collection list\n  col collection list --json")]
     List,
     /// Show one collection's settings and figures
+    #[command(after_help = "Examples:\n  col collection show notes\n  col collection show notes --json")]
     Show {
         /// The collection
         name: String,
     },
     /// Delete a collection and all its documents (a safety copy of the database is taken first)
-    #[command(alias = "rm")]
+    #[command(alias = "rm", after_help = "Examples:\n  col collection delete notes --dry-run\n  col collection delete notes --yes")]
     Delete {
         /// The collection
         name: String,
@@ -551,7 +586,7 @@ pub struct GetArgs {
     /// Print the description (key, hash, size, metadata, tags, version, times) instead of the content
     #[arg(long)]
     pub meta_only: bool,
-    /// Write the content to FILE instead of stdout
+    /// Write the content to FILE instead of stdout (through a symbolic link; `-` is stdout)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -682,14 +717,14 @@ pub struct ExportArgs {
     /// Only this collection (repeatable; default: every collection)
     #[arg(long = "collection", value_name = "NAME")]
     pub collections: Vec<String>,
-    /// The file to write (replaced atomically when complete)
+    /// The file to write (a regular file is replaced atomically when complete; `-` is stdout)
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The file written by `col export`
+    /// The file written by `col export` (`-` reads stdin)
     pub file: PathBuf,
     /// replace: collections become exactly the file's; merge: upsert, keep newer store copies
     #[arg(long, value_enum, default_value_t = RestoreModeArg::Replace)]
@@ -703,4 +738,30 @@ pub struct ImportArgs {
     /// Skip the safety backup (not recommended)
     #[arg(long)]
     pub no_backup: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and subcommand's --help ends with examples (the README promises them).
+    #[test]
+    fn every_command_has_examples() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let has = cmd.get_after_help().or(cmd.get_after_long_help()).is_some_and(|h| h.to_string().contains("Examples:\n  col "));
+            if !has {
+                missing.push(path.to_owned());
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cmd = Cli::command();
+        walk(&cmd, "col", &mut missing);
+        assert!(missing.is_empty(), "commands without an \"Examples:\" section in --help: {missing:?}");
+        Cli::command().debug_assert();
+    }
 }

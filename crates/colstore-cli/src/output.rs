@@ -70,6 +70,11 @@ impl Out {
     }
 }
 
+/// `n` followed by the singular or plural noun: "1 call", "2 calls", "0 calls".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }

@@ -101,6 +101,13 @@ impl Metadata {
     /// # Errors
     /// Returns a [`ValidationError`] with the JSON parser's position, or when the value is not an object.
     pub fn parse_json(s: &str) -> Result<Self, ValidationError> {
+        // JSON parsers keep the last of repeated keys silently; a repeated key is a mistake (which value was meant?).
+        if let Err(e) = serde_json::from_str::<NoRepeatedKeys>(s)
+            && let Some(key) = e.to_string().strip_prefix(REPEATED_KEY)
+        {
+            let key = key.split(" at line ").next().unwrap_or(key);
+            return Err(ValidationError::new("metadata", s, format!("the key {key} is given more than once; give each key once")));
+        }
         match serde_json::from_str::<serde_json::Value>(s) {
             Ok(serde_json::Value::Object(m)) => Ok(Self(m)),
             Ok(other) => Err(ValidationError::new(
@@ -115,6 +122,62 @@ impl Metadata {
     /// The metadata as compact JSON.
     pub fn to_json(&self) -> String {
         serde_json::Value::Object(self.0.clone()).to_string()
+    }
+}
+
+/// The start of the error [`NoRepeatedKeys`] reports, followed by the key as JSON.
+const REPEATED_KEY: &str = "repeated key ";
+
+/// Any JSON value, checked for an object that names a key twice (at any depth); nothing is kept.
+struct NoRepeatedKeys;
+
+impl<'de> Deserialize<'de> for NoRepeatedKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoRepeatedKeysVisitor)
+    }
+}
+
+struct NoRepeatedKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoRepeatedKeysVisitor {
+    type Value = NoRepeatedKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoRepeatedKeys, E> {
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoRepeatedKeys, E> {
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoRepeatedKeys, E> {
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoRepeatedKeys, E> {
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoRepeatedKeys, E> {
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_unit<E>(self) -> Result<NoRepeatedKeys, E> {
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NoRepeatedKeys, A::Error> {
+        while seq.next_element::<NoRepeatedKeys>()?.is_some() {}
+        Ok(NoRepeatedKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NoRepeatedKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<NoRepeatedKeys>()?;
+            if !seen.insert(key.clone()) {
+                let shown = serde_json::Value::String(key).to_string();
+                return Err(serde::de::Error::custom(format!("{REPEATED_KEY}{shown}")));
+            }
+        }
+        Ok(NoRepeatedKeys)
     }
 }
 
@@ -222,6 +285,19 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
+
+    #[test]
+    fn metadata_with_a_repeated_key_is_refused() {
+        for bad in [r#"{"a":1,"a":2}"#, r#"{"n":{"b":1,"b":2}}"#, r#"{"l":[{"c":1,"c":1}]}"#] {
+            let e = Metadata::parse_json(bad).unwrap_err();
+            assert!(e.reason.contains("more than once"), "{bad}: {e}");
+        }
+        let e = Metadata::parse_json(r#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(e.reason.starts_with("the key \"a\" is given"), "{e}");
+        assert_eq!(Metadata::parse_json(r#"{"a":1,"b":{"a":2}}"#).unwrap().0.len(), 2, "the same key in another object is fine");
+        assert!(Metadata::parse_json("[1]").unwrap_err().reason.contains("JSON object"));
+        assert!(Metadata::parse_json("{").unwrap_err().reason.contains("not valid JSON"));
+    }
 
     async fn drain(s: ContentStream) -> (Vec<u8>, Option<String>) {
         let mut out = Vec::new();

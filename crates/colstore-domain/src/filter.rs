@@ -209,7 +209,21 @@ impl Filter {
             self.must.push(Condition::IsEmpty { key: field(f)? });
             return Ok(());
         }
+        if let Some(f) = e.strip_suffix(" in") {
+            return Err(ValidationError::new(
+                "filter",
+                expr,
+                format!("the value list after `in` is missing; write it like '{} in en,fr'", f.trim()),
+            ));
+        }
         if let Some((f, vals)) = e.split_once(" in ") {
+            if vals.split(',').any(|v| v.trim().is_empty()) {
+                return Err(ValidationError::new(
+                    "filter",
+                    expr,
+                    format!("the value list after `in` has an empty value; write it like '{} in en,fr'", f.trim()),
+                ));
+            }
             let any: Vec<_> = vals.split(',').map(|v| MatchValue::from_user(v.trim())).collect();
             self.must.push(Condition::MatchAny { key: field(f)?, any });
             return Ok(());
@@ -217,6 +231,15 @@ impl Filter {
         for (op, len) in [("!=", 2), (">=", 2), ("<=", 2), ("=", 1), (">", 1), ("<", 1)] {
             if let Some(pos) = e.find(op) {
                 let (f, v) = (&e[..pos], e[pos + len..].trim());
+                if let Some(rest) = v.strip_prefix('=') {
+                    // `==`, `!==`, `>==`: the value would silently start with '='.
+                    let fixed = format!("{}{op}{}", f.trim(), rest.trim());
+                    return Err(ValidationError::new(
+                        "filter",
+                        expr,
+                        format!("`{op}=` is not an operator; write {fixed:?} (one `=` compares for equality)"),
+                    ));
+                }
                 let key = field(f)?;
                 if op == "=" || op == "!=" {
                     let c = Condition::Match { key, value: MatchValue::from_user(v) };
@@ -300,8 +323,20 @@ mod tests {
     #[case("year>abc")]
     #[case("a b=c")]
     #[case("x>NaN")]
+    #[case("lang==en")]
+    #[case("lang!==en")]
+    #[case("lang in")]
+    #[case("lang in en,")]
     fn bad_expressions(#[case] expr: &str) {
         assert!(Filter::default().push_user_expr(expr).is_err());
+    }
+
+    #[test]
+    fn errors_say_what_to_write() {
+        let e = Filter::default().push_user_expr("lang==en").unwrap_err().to_string();
+        assert!(e.contains("\"lang=en\""), "{e}");
+        let e = Filter::default().push_user_expr("lang in").unwrap_err().to_string();
+        assert!(e.contains("value list") && e.contains("lang in en,fr"), "{e}");
     }
 
     #[test]

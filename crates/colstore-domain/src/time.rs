@@ -41,7 +41,16 @@ impl Timestamp {
     pub fn parse_user(s: &str, now: Timestamp) -> Result<Self, ValidationError> {
         let s = s.trim();
         if let Some(age) = parse_age_ms(s) {
-            return Ok(now.plus_millis(-age));
+            // The earliest time a timestamp can be written as (year 0000); an age reaching further back (or too large
+            // to count in milliseconds) is a typo, not a filter.
+            const EARLIEST_MS: i64 = -62_167_219_200_000;
+            return age.and_then(|age| now.as_millis().checked_sub(age)).filter(|ms| *ms >= EARLIEST_MS).map(Self).ok_or_else(|| {
+                ValidationError::new(
+                    "time",
+                    s,
+                    "the age is out of range: it reaches back before the year 0000; use a smaller age or a date",
+                )
+            });
         }
         Self::parse_rfc3339(s).map_err(|_| {
             ValidationError::new("time", s, "use RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01) or an age (30m, 2h, 7d, 2w)")
@@ -108,9 +117,9 @@ impl Timestamp {
     }
 }
 
-fn parse_age_ms(s: &str) -> Option<i64> {
+/// An age like `7d`: `None` when `s` is not of that form, `Some(None)` when it is but does not fit in milliseconds.
+fn parse_age_ms(s: &str) -> Option<Option<i64>> {
     let unit = s.chars().last()?;
-    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
     let per = match unit {
         's' => 1_000,
         'm' => 60_000,
@@ -119,7 +128,11 @@ fn parse_age_ms(s: &str) -> Option<i64> {
         'w' => 7 * 86_400_000,
         _ => return None,
     };
-    n.checked_mul(per).filter(|v| *v >= 0)
+    let digits = &s[..s.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse::<i64>().ok().and_then(|n| n.checked_mul(per)))
 }
 
 fn is_leap(y: i64) -> bool {
@@ -215,7 +228,17 @@ mod tests {
     #[case("2024-05-01T12:00:00")]
     #[case("-5d")]
     #[case("")]
+    #[case("99999999999d")]
+    #[case("99999999999999999999999d")]
+    #[case("9999999999999w")]
     fn bad_user_times(#[case] s: &str) {
         assert!(Timestamp::parse_user(s, Timestamp::EPOCH).is_err());
+    }
+
+    #[test]
+    fn an_age_out_of_range_says_so() {
+        let e = Timestamp::parse_user("99999999999d", Timestamp::from_millis(1_000_000_000_000)).unwrap_err();
+        assert!(e.reason.contains("out of range"), "{e}");
+        assert!(Timestamp::parse_user("700000d", Timestamp::from_millis(1_000_000_000_000)).is_ok(), "about 1900 years back");
     }
 }

@@ -457,7 +457,7 @@ fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str) -> CliRes
         .data(format!(
             "{what} {} into {target} (mode {mode}):\n{}",
             plan.id,
-            table(&["COLLECTION", "COLLECTION ACTION", "ADD", "UPDATE", "DELETE", "UNCHANGED", "KEPT (NEWER)"], &rows)
+            table(&["COLLECTION", "ACTION", "ADD", "UPDATE", "DELETE", "UNCHANGED", "KEPT (NEWER)"], &rows)
         ))
         .map_err(io)
 }
@@ -781,21 +781,17 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     let store = ctx.open().await?;
     let _lock = ctx.shared_lock(&store).await?;
     let target = a.output.clone();
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    if target.is_dir() {
-        return Err(CliError::new(format!("{} is a directory", display(&target))).hint("give a file name, like -o notes.colstore"));
+    // A regular file is written beside the target, synced and renamed (the target is either the old file or the whole
+    // new one); a symbolic link is followed and stays a link; `-`, a device or a FIFO is written straight.
+    let out = crate::outfile::OutputFile::create(&target)?;
+    let to_stdout = out.is_stdout();
+    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(CliError::new("refusing to write an export (compressed, binary) to the terminal")
+            .code(2)
+            .hint("pipe it, e.g. `col export -o - | col --store OTHER import -`, or give a file name: -o notes.colstore"));
     }
-    // Write a temp file next to the target, fsync, rename: the target is either the old file or the whole new one.
-    let tmp = tempfile::Builder::new()
-        .prefix(".colstore-export-")
-        .tempfile_in(&dir)
-        .map_err(|e| CliError::new(format!("cannot write in {}: {e}", display(&dir))).hint("choose a writable place for -o"))?;
-    let file = tmp.as_file().try_clone().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(tmp.path()))))?;
     let mut encoder =
-        zstd::Encoder::new(std::io::BufWriter::new(file), 3).map_err(|e| CliError::new(format!("cannot start compression: {e}")))?;
+        zstd::Encoder::new(std::io::BufWriter::new(out), 3).map_err(|e| CliError::new(format!("cannot start compression: {e}")))?;
     let bar = crate::progress::bar(0, false, ctx.hide_progress, "exporting");
     let now = colstore_domain::ports::Clock::now(&SystemClock);
     let result =
@@ -805,47 +801,89 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
         .await;
     bar.finish_and_clear();
     let report = result?;
-    let mut writer = encoder.finish().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
-    std::io::Write::flush(&mut writer).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
-    writer.get_ref().sync_all().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
-    drop(writer);
-    tmp.persist(&target).map_err(|e| CliError::new(format!("cannot write {}: {}", display(&target), e.error)))?;
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
+    let writer = encoder.finish().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
+    let out = writer.into_inner().map_err(|e| CliError::new(format!("cannot write {}: {}", display(&target), e.error())))?;
+    let shown = out.shown().to_owned();
+    let size = out.commit()?;
+    let doc = json!({ "file": shown, "export": to_value(&report), "file_bytes": size });
+    let line = format!(
+        "Exported {} collection(s), {} documents ({}) and {} vectors to {}{}.",
+        report.collections,
+        report.documents,
+        human_bytes(report.bytes),
+        report.vectors,
+        shown,
+        size.map(|s| format!(" ({})", human_bytes(s))).unwrap_or_default()
+    );
+    if to_stdout {
+        // Standard output carries the file: the summary goes to standard error, and only without --json/--quiet.
+        if !ctx.out.json && !ctx.out.quiet {
+            eprintln!("{line}");
+        }
+        return Ok(());
     }
-    let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-    ctx.out.json_value(&json!({ "file": display(&target), "export": to_value(&report), "file_bytes": size })).map_err(io)?;
-    ctx.out
-        .line(format!(
-            "Exported {} collection(s), {} documents ({}) and {} vectors to {} ({}).",
-            report.collections,
-            report.documents,
-            human_bytes(report.bytes),
-            report.vectors,
-            display(&target),
-            human_bytes(size)
-        ))
-        .map_err(io)?;
+    ctx.out.json_value(&doc).map_err(io)?;
+    ctx.out.line(line).map_err(io)?;
     Ok(())
 }
 
 /// An import error, naming the file when the problem is in it.
-fn import_error(path: &std::path::Path, e: colstore_app::ExportError) -> CliError {
+fn import_error(shown: &str, e: colstore_app::ExportError) -> CliError {
     use colstore_app::ExportError as E;
     let in_file = matches!(e, E::Malformed { .. } | E::LineTooLong { .. });
     let mut err = CliError::from(e);
     if in_file {
-        err.message = err.message.replacen("the import file is", &format!("the import file {} is", display(path)), 1);
+        err.message = err.message.replacen("the import file is", &format!("the import file {shown} is"), 1);
     }
     err
 }
 
-fn open_import(path: &std::path::Path) -> CliResult<impl std::io::BufRead> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        CliError::new(format!("cannot read {}: {e}", display(path))).hint("give the path of a file written by `col export`")
-    })?;
-    let decoder = zstd::Decoder::new(file).map_err(|e| CliError::new(format!("cannot read {}: {e}", display(path))))?;
-    Ok(std::io::BufReader::new(decoder))
+/// Where `col import` reads from: a file, or standard input (`-`) copied once into a temporary file, since the file is
+/// read twice (checked whole first, then written).
+enum ImportSource {
+    Path(std::path::PathBuf),
+    Stdin(std::fs::File),
+}
+
+impl ImportSource {
+    fn open(path: &std::path::Path) -> CliResult<Self> {
+        if path.as_os_str() != "-" {
+            return Ok(Self::Path(path.to_owned()));
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(CliError::new("`col import -` reads an export from standard input, which is a terminal")
+                .code(2)
+                .hint("pipe it in, e.g. `col export -o - | col --store OTHER import -`, or give the file's path"));
+        }
+        let mut spool = tempfile::tempfile()
+            .map_err(|e| CliError::new(format!("cannot make a temporary file for standard input: {e}")).hint("check TMPDIR"))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+            .map_err(|e| CliError::new(format!("cannot read standard input: {e}")))?;
+        Ok(Self::Stdin(spool))
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Self::Path(p) => display(p),
+            Self::Stdin(_) => "standard input".into(),
+        }
+    }
+
+    /// A fresh reader from the start.
+    fn reader(&self) -> CliResult<impl std::io::BufRead + use<>> {
+        let file = match self {
+            Self::Path(path) => std::fs::File::open(path).map_err(|e| {
+                CliError::new(format!("cannot read {}: {e}", display(path))).hint("give the path of a file written by `col export`")
+            })?,
+            Self::Stdin(spool) => {
+                let mut f = spool.try_clone().map_err(|e| CliError::new(format!("cannot read standard input again: {e}")))?;
+                std::io::Seek::rewind(&mut f).map_err(|e| CliError::new(format!("cannot read standard input again: {e}")))?;
+                f
+            }
+        };
+        let decoder = zstd::Decoder::new(file).map_err(|e| CliError::new(format!("cannot read {}: {e}", self.shown())))?;
+        Ok(std::io::BufReader::new(decoder))
+    }
 }
 
 pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
@@ -853,10 +891,11 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
         RestoreModeArg::Replace => RestoreMode::Replace,
         RestoreModeArg::Merge => RestoreMode::Merge,
     };
+    let source = ImportSource::open(&a.file)?;
     let store = ctx.open().await?;
     // Pass one checks the whole file before anything changes.
-    let plan = colstore_app::plan_import(&**store.repo(), open_import(&a.file)?, mode).await.map_err(|e| import_error(&a.file, e))?;
-    let as_restore = RestorePlan { id: display(&a.file), mode, collections: plan.collections.clone() };
+    let plan = colstore_app::plan_import(&**store.repo(), source.reader()?, mode).await.map_err(|e| import_error(&source.shown(), e))?;
+    let as_restore = RestorePlan { id: source.shown(), mode, collections: plan.collections.clone() };
     print_plan(ctx, &as_restore, "Import plan for", &display(store.dir().root()))?;
     if a.dry_run {
         ctx.out.json_value(&json!({ "plan": to_value(&plan), "dry_run": true })).map_err(io)?;
@@ -883,9 +922,9 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
     let safety = if !a.no_backup && !touched.is_empty() { Some(safety_backup(ctx, &store, touched, "import").await?) } else { None };
     let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "importing");
     let started = Instant::now();
-    let written = colstore_app::import(&**store.repo(), &*store.sync_store(), open_import(&a.file)?, mode, &|n| bar.set_position(n)).await;
+    let written = colstore_app::import(&**store.repo(), &*store.sync_store(), source.reader()?, mode, &|n| bar.set_position(n)).await;
     bar.finish_and_clear();
-    let written = written.map_err(|e| import_error(&a.file, e))?;
+    let written = written.map_err(|e| import_error(&source.shown(), e))?;
     ctx.out
         .json_value(&json!({ "plan": to_value(&plan), "documents_written": written, "safety_backup": safety, "dry_run": false }))
         .map_err(io)?;

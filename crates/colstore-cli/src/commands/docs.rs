@@ -9,7 +9,7 @@ use colstore_domain::{
 };
 use futures::StreamExt;
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Ctx, collection_name, display, doc_key, io};
 use crate::cli::{GetArgs, LsArgs, PutArgs, RmArgs, SortArg};
@@ -109,52 +109,32 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
     }
     let (meta, mut stream) = store.repo().read_content(&collection, &key).await?;
     let mut hasher = colstore_domain::ContentHasher::new();
-    match &a.output {
+    match a.output.as_deref().filter(|p| !crate::outfile::is_stdout(p)) {
         Some(path) => {
-            // Write next to the target and rename, so a failed read never leaves a half-written file.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !dir.is_dir() {
-                return Err(CliError::new(format!("cannot write {}: folder {} does not exist", display(path), display(dir)))
-                    .hint("create the folder first, or choose another path for -o"));
+            // A regular file is written next to the target and renamed, so a failed read never leaves a half-written
+            // file; a symbolic link is followed (it stays a link), a device or FIFO is written straight.
+            let mut out = crate::outfile::OutputFile::create(path)?;
+            let mut changed = false;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    // Filesystem mode: the file was edited outside colstore; what was written is the file as it is now.
+                    Err(e) if ContentChanged::of(&e).is_some() => {
+                        changed = true;
+                        continue;
+                    }
+                    Err(e) => return Err(read_failed(&collection, &key, &e)),
+                };
+                hasher.update(&chunk);
+                std::io::Write::write_all(&mut out, &chunk).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))?;
             }
-            let tmp = dir.join(format!(".{}.col-tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
-            let result = async {
-                let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| {
-                    CliError::new(format!("cannot write {}: {e}", display(path))).hint("check that the folder exists and is writable")
-                })?;
-                let mut changed = false;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = match chunk {
-                        Ok(c) => c,
-                        // Filesystem mode: the file was edited outside colstore; what was written is the file as it is now.
-                        Err(e) if ContentChanged::of(&e).is_some() => {
-                            changed = true;
-                            continue;
-                        }
-                        Err(e) => return Err(read_failed(&collection, &key, &e)),
-                    };
-                    hasher.update(&chunk);
-                    f.write_all(&chunk).await?;
-                }
-                f.sync_all().await?;
-                Ok::<_, CliError>(changed)
-            }
-            .await;
-            let changed = match result {
-                Ok(changed) => changed,
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(e);
-                }
-            };
             if changed {
                 warn_changed(&collection, &key);
             } else if hasher.finish() != meta.content_hash {
-                let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
                     .hint("run `col verify` to find every damaged document"));
             }
-            tokio::fs::rename(&tmp, path).await.map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))?;
+            out.commit()?;
         }
         None => {
             // Nothing reaches stdout before the content is checked, so a failed check never leaves a printed

@@ -185,7 +185,9 @@ pub fn print_plan(ctx: &Ctx, p: &ReconcilePlan, dry_run: bool) -> CliResult {
         ctx.out.line(format!("  unreadable {}: {} (its document is left as it is)", u.path, u.reason)).map_err(io)?;
     }
     if let Some(r) = &p.refusal {
-        ctx.out.line(format!("  refused without --force: {r}")).map_err(io)?;
+        // A plan is applied with a refusal only when --force allowed it.
+        let line = if dry_run { format!("  refused without --force: {r}") } else { format!("  done because of --force: {r}") };
+        ctx.out.line(line).map_err(io)?;
     }
     Ok(())
 }

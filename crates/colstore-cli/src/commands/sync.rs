@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{Ctx, collection_name, io};
 use crate::cli::{BackendArg, JobsCommand, ReindexArgs, SearchArgs, StatusArgs, SyncArgs};
 use crate::error::{CliError, CliResult, exit};
-use crate::output::{human_time, table, to_value};
+use crate::output::{count, human_time, table, to_value};
 
 impl From<SyncFailure> for CliError {
     fn from(e: SyncFailure) -> Self {
@@ -25,6 +25,8 @@ impl From<SyncFailure> for CliError {
                 .hint("check [embedder] in .colstore/config.toml and that the embedding service is reachable; failed documents are retried by the next `col sync`"),
             SyncFailure::Index(err) => CliError::new(format!("the vector index failed: {err}"))
                 .hint("check [vectors] in .colstore/config.toml; `col status` shows the backend's health"),
+            SyncFailure::NotSynced(c) => CliError::new(format!("collection \"{c}\" is not synced yet: run `col sync {c}`"))
+                .hint(format!("search looks in the vector index, which `col sync {c}` fills; `col status {c}` shows what is pending")),
             other => CliError::new(other.to_string()),
         }
     }
@@ -60,7 +62,12 @@ fn progress_line(p: &SyncProgress, started: Instant) -> String {
     } else {
         String::new()
     };
-    format!("{} chunks, {} cache hits, {} embed calls, {:.0} docs/s{eta}", p.chunks, p.cache_hits, p.embed_calls, rate)
+    format!(
+        "{}, {}, {}, {rate:.0} docs/s{eta}",
+        count(p.chunks, "chunk", "chunks"),
+        count(p.cache_hits, "cache hit", "cache hits"),
+        count(p.embed_calls, "embed call", "embed calls")
+    )
 }
 
 /// The message of a collection whose sync stopped before it was done.
@@ -96,17 +103,23 @@ impl SyncView {
         let c = &run.collection;
         match &run.outcome {
             CollectionOutcome::Synced(r) => {
+                let p = &r.progress;
+                let duplicates = if p.duplicates > 0 {
+                    format!(", {} identical to another chunk and embedded once with it", p.duplicates)
+                } else {
+                    String::new()
+                };
                 ctx.out
                     .line(format!(
-                        "{c}: {} synced, {} deletions, {} failed; {} chunks ({} from cache, {} embedded in {} calls); {} points written, {} retired ({:.1}s)",
+                        "{c}: {} synced, {}, {} failed; {} ({} from cache, {} embedded in {}{duplicates}); {} written, {} retired ({:.1}s)",
                         r.synced,
-                        r.deleted,
+                        count(r.deleted, "deletion", "deletions"),
                         r.failed.len(),
-                        r.progress.chunks,
-                        r.progress.cache_hits,
-                        r.progress.embedded,
-                        r.progress.embed_calls,
-                        r.points_upserted,
+                        count(p.chunks, "chunk", "chunks"),
+                        p.cache_hits,
+                        p.embedded,
+                        count(p.embed_calls, "call", "calls"),
+                        count(r.points_upserted, "point", "points"),
                         r.points_retired,
                         started.elapsed().as_secs_f64()
                     ))
@@ -303,6 +316,11 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
 
 pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
     let collection = collection_name(&a.collection)?;
+    if a.query.trim().is_empty() {
+        return Err(CliError::new("the search query is empty").code(2).hint(format!(
+            "say what to look for, e.g. `col search {collection} \"how do backups work\"`; to list documents use `col ls {collection}`"
+        )));
+    }
     let mut filter = Filter::default();
     for f in &a.filters {
         filter.push_user_expr(f)?;
@@ -313,7 +331,16 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
     let hits = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
     ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(&hits) })).map_err(io)?;
     if hits.is_empty() {
-        ctx.out.line("No results.").map_err(io)?;
+        ctx.out.line("No results: no synced chunk shares anything with the query.").map_err(io)?;
+    } else {
+        if let Some(v) = store.repo().collection(&collection).await?.settings.vectors {
+            let lexical = if v.embedder.kind == "hash" {
+                "\nThe built-in hash embedder compares words, so even good matches score low: compare scores with each other."
+            } else {
+                ""
+            };
+            ctx.out.line(format!("{}{lexical}", score_legend(v.distance))).map_err(io)?;
+        }
     }
     for (i, h) in hits.iter().enumerate() {
         let stale = if h.stale { "  [changed since synced]" } else { "" };
@@ -333,6 +360,15 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
             .map_err(io)?;
     }
     Ok(())
+}
+
+/// What the score column of `col search` means for a collection's distance.
+fn score_legend(distance: colstore_domain::Distance) -> &'static str {
+    match distance {
+        colstore_domain::Distance::Cosine => "Score: cosine similarity of the chunk to the query, from 0 (nothing in common) to 1 (the same).",
+        colstore_domain::Distance::Dot => "Score: dot product of the chunk's and the query's vectors; higher is closer.",
+        colstore_domain::Distance::Euclid => "Score: minus the Euclidean distance between the chunk and the query; closer to 0 is closer.",
+    }
 }
 
 pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
@@ -356,10 +392,10 @@ pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
     ctx.out.json_value(&to_value(&r)).map_err(io)?;
     ctx.out
         .line(format!(
-            "Reindexed {collection}: {} documents, {} points, {} chunks from cache, {} embedded ({:.1}s)",
-            r.synced,
-            r.points_upserted,
-            r.progress.cache_hits,
+            "Reindexed {collection}: {}, {}, {} from cache, {} embedded ({:.1}s)",
+            count(r.synced, "document", "documents"),
+            count(r.points_upserted, "point", "points"),
+            count(r.progress.cache_hits, "chunk", "chunks"),
             r.progress.embedded,
             started.elapsed().as_secs_f64()
         ))
