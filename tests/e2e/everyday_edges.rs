@@ -104,7 +104,7 @@ fn search_after_clear_finds_none_of_the_cleared_documents() {
     assert_eq!((v["documents_deleted"].as_u64(), v["points_retired"].as_u64()), (Some(2), Some(2)), "{v}");
     assert_eq!(hits(&s.json(["search", "notes", "brown fox"])), []);
     let out = s.ok(["search", "notes", "brown fox"]);
-    assert!(out.stdout.contains("No results."), "{out}");
+    assert!(out.stdout.contains("No results"), "{out}");
     // The ledger agrees with the index: nothing is left to retire.
     s.ok(["verify", "--index"]);
     let st = s.json(["status", "notes"]);

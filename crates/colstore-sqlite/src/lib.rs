@@ -147,6 +147,7 @@ impl SqliteRepo {
             return Err(RepoError::Backend { backend: "sqlite", source: format!("database {} does not exist", path.display()).into() });
         }
         if !options.create {
+            check_header(path)?;
             probe_schema(path).await?;
         }
         let read_only = options.read_only && !options.create;
@@ -325,6 +326,27 @@ fn no_schema(path: &Path) -> RepoError {
     RepoError::Backend {
         backend: "sqlite",
         source: format!("{} holds no colstore schema (it is empty, or another program's database)", path.display()).into(),
+    }
+}
+
+/// Refuses a file that does not start with SQLite's header before SQLite opens it. A database in WAL mode always has
+/// its first page in the main file, so a file that is not SQLite's (overwritten, truncated, another program's) is
+/// damaged; opening it anyway would let SQLite take the pages of a leftover `-wal` for the database and checkpoint
+/// them into the damaged file when it closes, changing what `col restore` moves aside.
+fn check_header(path: &Path) -> Result<(), RepoError> {
+    use std::io::Read;
+    const HEADER: &[u8; 16] = b"SQLite format 3\0";
+    let mut found = Vec::with_capacity(HEADER.len());
+    let read = std::fs::File::open(path).and_then(|f| f.take(HEADER.len() as u64).read_to_end(&mut found));
+    match read {
+        // Empty files and unreadable ones are reported by the checks that follow, with their own words.
+        Err(_) => Ok(()),
+        Ok(0) => Ok(()),
+        Ok(_) if found == HEADER => Ok(()),
+        Ok(_) => Err(RepoError::Backend {
+            backend: "sqlite",
+            source: format!("{} is not a SQLite database (its first bytes are not SQLite's header)", path.display()).into(),
+        }),
     }
 }
 

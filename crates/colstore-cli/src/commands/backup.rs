@@ -537,7 +537,7 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
                 };
                 ctx.out
                     .line(format!(
-                        "The store's database {db} cannot be used: {}.\n{moving}; a fresh database is created as by `col init` and backup {id} is restored into it.",
+                        "The store cannot be opened: {}.\n{moving}; a fresh database is created as by `col init` and backup {id} is restored into it.",
                         damaged.reason
                     ))
                     .map_err(io)?;
