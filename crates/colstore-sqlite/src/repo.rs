@@ -959,15 +959,7 @@ impl CollectionRepo for SqliteRepo {
             return self.contents_at_rest_files(&**files, collection, &keys).await;
         }
         // Sqlite mode: the bytes are the content rows named by the record, which only colstore writes.
-        let mut out = Vec::with_capacity(keys.len());
-        for key in &keys {
-            match self.document(collection, key).await {
-                Ok(d) => out.push(Some((d.content_hash, d.size))),
-                Err(RepoError::DocumentNotFound { .. }) => out.push(None),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        colstore_domain::ports::recorded_contents(self, collection, &keys).await
     }
 
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use bytes::BytesMut;
 use colstore_domain::{
-    Content, ContentChanged, ContentStream, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange,
+    CollectionName, Content, ContentChanged, ContentStream, DocKey, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange,
     Timestamp,
 };
 use futures::StreamExt;
@@ -97,6 +97,31 @@ fn describe(d: &DocumentMeta) -> String {
     )
 }
 
+/// Reads a document's content stream into `sink` and the hasher. Returns whether the bytes were edited outside colstore
+/// (filesystem mode: what was read is then the file as it is now, and its hash is not the recorded one).
+async fn read_checked(
+    stream: &mut ContentStream,
+    hasher: &mut colstore_domain::ContentHasher,
+    collection: &CollectionName,
+    key: &DocKey,
+    mut sink: impl FnMut(&[u8]) -> CliResult,
+) -> CliResult<bool> {
+    let mut changed = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) if ContentChanged::of(&e).is_some() => {
+                changed = true;
+                continue;
+            }
+            Err(e) => return Err(read_failed(collection, key, &e)),
+        };
+        hasher.update(&chunk);
+        sink(&chunk)?;
+    }
+    Ok(changed)
+}
+
 pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
     let collection = collection_name(&a.collection)?;
     let key = doc_key(&a.key)?;
@@ -114,20 +139,10 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
             // A regular file is written next to the target and renamed, so a failed read never leaves a half-written
             // file; a symbolic link is followed (it stays a link), a device or FIFO is written straight.
             let mut out = crate::outfile::OutputFile::create(path)?;
-            let mut changed = false;
-            while let Some(chunk) = stream.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    // Filesystem mode: the file was edited outside colstore; what was written is the file as it is now.
-                    Err(e) if ContentChanged::of(&e).is_some() => {
-                        changed = true;
-                        continue;
-                    }
-                    Err(e) => return Err(read_failed(&collection, &key, &e)),
-                };
-                hasher.update(&chunk);
-                std::io::Write::write_all(&mut out, &chunk).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))?;
-            }
+            let changed = read_checked(&mut stream, &mut hasher, &collection, &key, |chunk| {
+                std::io::Write::write_all(&mut out, chunk).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))
+            })
+            .await?;
             if changed {
                 warn_changed(&collection, &key);
             } else if hasher.finish() != meta.content_hash {
@@ -141,24 +156,16 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
             // document behind an error: small documents are read into memory, checked and printed; larger ones are
             // read once to check them and again to print.
             let mut kept = Some(Vec::with_capacity(usize::try_from(meta.size.min(CHECK_IN_MEMORY)).unwrap_or(0)));
-            let mut changed = false;
-            while let Some(chunk) = stream.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) if ContentChanged::of(&e).is_some() => {
-                        changed = true;
-                        continue;
-                    }
-                    Err(e) => return Err(read_failed(&collection, &key, &e)),
-                };
-                hasher.update(&chunk);
+            let changed = read_checked(&mut stream, &mut hasher, &collection, &key, |chunk| {
                 if kept.as_ref().is_some_and(|k| (k.len() + chunk.len()) as u64 > CHECK_IN_MEMORY) {
                     kept = None;
                 }
                 if let Some(k) = kept.as_mut() {
-                    k.extend_from_slice(&chunk);
+                    k.extend_from_slice(chunk);
                 }
-            }
+                Ok(())
+            })
+            .await?;
             if !changed && hasher.finish() != meta.content_hash {
                 return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
                     .hint("run `col verify` to find every damaged document"));

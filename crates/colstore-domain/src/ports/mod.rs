@@ -38,7 +38,9 @@ pub use files::{
 };
 pub use index::{IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex};
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
-pub use repo::{CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream};
+pub use repo::{
+    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream, recorded_contents,
+};
 pub use snapshot::StoreSnapshot;
 pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore};
 

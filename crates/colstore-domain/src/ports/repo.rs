@@ -255,15 +255,7 @@ pub trait CollectionRepo: Send + Sync {
     /// # Errors
     /// MUST return `CollectionNotFound`.
     async fn contents_at_rest(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in &keys {
-            match self.document(collection, key).await {
-                Ok(d) => out.push(Some((d.content_hash, d.size))),
-                Err(RepoError::DocumentNotFound { .. }) => out.push(None),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        recorded_contents(self, collection, &keys).await
     }
 
     /// Restore: creates the collection with exactly these settings and creation time, or, when it exists, sets its
@@ -279,4 +271,25 @@ pub trait CollectionRepo: Send + Sync {
     /// MUST return `CollectionNotFound`, `DuplicateKey`, or `Corrupt` when a content does not hash to its
     /// description's `content_hash` or its size differs; in every error case nothing is written.
     async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError>;
+}
+
+/// [`CollectionRepo::contents_at_rest`] answered from the records (hash and size of each document, `None` for a
+/// missing one): right for a repository whose bytes only it writes.
+///
+/// # Errors
+/// As [`CollectionRepo::document`], but for `DocumentNotFound`.
+pub async fn recorded_contents<R: CollectionRepo + ?Sized>(
+    repo: &R,
+    collection: &CollectionName,
+    keys: &[DocKey],
+) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        match repo.document(collection, key).await {
+            Ok(d) => out.push(Some((d.content_hash, d.size))),
+            Err(RepoError::DocumentNotFound { .. }) => out.push(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
