@@ -746,6 +746,16 @@ mod tests {
 
     use super::Cli;
 
+    /// The README's quick start, `cargo run --release -p colstore-cli -- demo`, needs cargo to know which of the
+    /// package's two binaries (`col`, `colstore`) to run: without `default-run` it refuses.
+    #[test]
+    fn cargo_run_of_this_package_runs_col() {
+        let manifest = include_str!("../Cargo.toml");
+        let bins = manifest.matches("[[bin]]").count();
+        let default_run = manifest.lines().find_map(|l| l.trim().strip_prefix("default-run = ")).map(|v| v.trim_matches('"'));
+        assert!(bins < 2 || default_run == Some("col"), "{bins} binaries and default-run {default_run:?}: set default-run = \"col\"");
+    }
+
     /// Every command and subcommand's --help ends with examples (the README promises them).
     #[test]
     fn every_command_has_examples() {
