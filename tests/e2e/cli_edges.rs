@@ -7,17 +7,9 @@ use std::process::Stdio;
 
 use colstore_e2e::{TestStore, col_bin, output_of};
 
-/// A store with collection `notes` holding `a.md`.
-fn store_with_a_doc() -> TestStore {
-    let s = TestStore::new();
-    s.ok(["collection", "create", "notes"]);
-    s.ok(["put", "notes", "a.md", "--text", "alpha beta gamma"]);
-    s
-}
-
 #[test]
 fn get_o_writes_through_a_symlink_and_keeps_it() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let target = s.write("out/real.txt", "old");
     let link = s.path().join("link.txt");
     std::os::unix::fs::symlink("out/real.txt", &link).unwrap();
@@ -30,7 +22,7 @@ fn get_o_writes_through_a_symlink_and_keeps_it() {
 
 #[test]
 fn export_o_writes_through_a_symlink_and_keeps_it() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let target = s.write("real.colstore", "old");
     let link = s.path().join("link.colstore");
     std::os::unix::fs::symlink(&target, &link).unwrap();
@@ -43,7 +35,7 @@ fn export_o_writes_through_a_symlink_and_keeps_it() {
 
 #[test]
 fn get_o_dash_prints_to_stdout() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let out = s.ok(["get", "notes", "a.md", "-o", "-"]);
     assert_eq!(out.stdout, "alpha beta gamma");
     assert!(!s.path().join("-").exists(), "a file named '-' was created");
@@ -51,7 +43,7 @@ fn get_o_dash_prints_to_stdout() {
 
 #[test]
 fn export_to_dev_null_and_to_a_fifo_writes_into_them() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     s.ok(["export", "-o", "/dev/null"]);
     let m = std::fs::metadata("/dev/null").unwrap();
     assert!(m.file_type().is_char_device(), "/dev/null is still a device");
@@ -74,7 +66,7 @@ fn export_to_dev_null_and_to_a_fifo_writes_into_them() {
 
 #[test]
 fn export_o_dash_pipes_into_import_dash() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let exported = s.cmd(["export", "-o", "-"]).stderr(Stdio::piped()).output().unwrap();
     assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
     assert!(exported.stdout.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "stdout is a zstd stream, without the summary");
@@ -91,14 +83,14 @@ fn export_o_dash_pipes_into_import_dash() {
 
 #[test]
 fn search_before_the_first_sync_says_to_sync() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let line = s.run(["search", "notes", "alpha"]).assert_error(1, "not synced yet: run `col sync notes`");
     assert!(!line.contains("cs_"), "the index's internal name leaks: {line}");
 }
 
 #[test]
 fn search_refuses_an_empty_query() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     s.ok(["sync"]);
     for q in ["", "   "] {
         s.run(["search", "notes", q]).assert_error(2, "the search query is empty");
@@ -127,7 +119,7 @@ fn search_results_are_not_padded_with_unrelated_hits() {
 
 #[test]
 fn meta_with_a_repeated_key_is_refused() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let line = s.run(["put", "notes", "b.md", "--text", "x", "--meta", r#"{"a":1,"a":2}"#]).assert_error(1, "\"a\"");
     assert!(line.contains("more than once"), "{line}");
     s.run(["put", "notes", "b.md", "--text", "x", "--meta", r#"{"n":{"b":1,"b":2}}"#]).assert_error(1, "more than once");
@@ -139,7 +131,7 @@ fn meta_with_a_repeated_key_is_refused() {
 
 #[test]
 fn where_with_double_equals_is_refused() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let line = s.run(["ls", "notes", "--where", "lang==en"]).assert_error(1, "`==` is not an operator");
     assert!(line.contains("\"lang=en\""), "{line}");
     s.run(["search", "notes", "alpha", "--where", "lang==en"]).assert_error(1, "`==` is not an operator");
@@ -147,14 +139,14 @@ fn where_with_double_equals_is_refused() {
 
 #[test]
 fn where_in_without_values_says_the_list_is_missing() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     let line = s.run(["ls", "notes", "--where", "lang in"]).assert_error(1, "value list");
     assert!(line.contains("lang in en,fr"), "{line}");
 }
 
 #[test]
 fn since_out_of_range_is_refused() {
-    let s = store_with_a_doc();
+    let s = TestStore::with_note("alpha beta gamma");
     for age in ["99999999999d", "99999999999999999999d", "9999999999999w"] {
         let line = s.run(["ls", "notes", "--since", age]).assert_error(1, "out of range");
         assert!(line.contains(age), "{line}");

@@ -18,18 +18,10 @@ fn db(s: &TestStore) -> std::path::PathBuf {
     s.colstore_dir().join("colstore.db")
 }
 
-/// A store with `notes/a.md` = "original".
-fn store_with_a_document() -> TestStore {
-    let s = TestStore::new();
-    s.ok(["collection", "create", "notes"]);
-    s.ok(["put", "notes", "a.md", "--text", "original"]);
-    s
-}
-
 #[test]
 fn an_environment_variable_does_not_switch_an_existing_stores_mode() {
     // The exact reproduction: this used to exit 0, after which `get` failed and `verify` exited 3.
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     let out = run_with_env(&s, "COLLECTION_STORAGE_MODE", "filesystem", &["put", "notes", "a.md", "--text", "overwritten"]);
     let line = out.assert_error(1, "COLLECTION_STORAGE_MODE=\"filesystem\" disagrees with this store");
     assert!(line.contains("storage.mode is \"sqlite\""), "{out}");
@@ -67,7 +59,7 @@ fn an_environment_variable_still_chooses_at_init() {
 #[test]
 fn an_empty_database_is_refused_not_taken_for_a_new_store() {
     // The exact reproduction: `verify` used to print "OK: 0 documents" and exit 0.
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     std::fs::write(db(&s), b"").unwrap();
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(s.colstore_dir().join(format!("colstore.db{suffix}")));
@@ -83,7 +75,7 @@ fn an_empty_database_is_refused_not_taken_for_a_new_store() {
 
 #[test]
 fn a_missing_database_is_refused_and_not_recreated() {
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     std::fs::remove_file(db(&s)).unwrap();
     let out = s.run(["verify"]);
     out.assert_error(1, "is missing");
@@ -94,7 +86,7 @@ fn a_missing_database_is_refused_and_not_recreated() {
 
 #[test]
 fn another_stores_database_is_refused() {
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     let other = TestStore::new();
     other.ok(["collection", "create", "theirs"]);
     std::fs::copy(db(&other), db(&s)).unwrap();
@@ -106,7 +98,7 @@ fn another_stores_database_is_refused() {
 
 #[test]
 fn a_file_that_is_not_a_colstore_database_is_refused() {
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     std::fs::write(db(&s), b"this is not a database, just some text that is long enough to look like one").unwrap();
     let out = s.run(["verify"]);
     out.assert_error(1, "cannot be used");
@@ -115,7 +107,7 @@ fn a_file_that_is_not_a_colstore_database_is_refused() {
 
 #[test]
 fn a_missing_or_unreadable_config_is_named() {
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     let config = s.colstore_dir().join("config.toml");
     let saved = std::fs::read(&config).unwrap();
     std::fs::remove_file(&config).unwrap();
@@ -135,7 +127,7 @@ fn a_missing_or_unreadable_config_is_named() {
 
 #[test]
 fn a_database_that_is_a_directory_is_named_as_such() {
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     std::fs::remove_file(db(&s)).unwrap();
     std::fs::create_dir(db(&s)).unwrap();
     let out = s.run(["ls", "notes"]);
@@ -243,7 +235,7 @@ fn a_read_only_store_can_be_read_in(s: &TestStore, collection: &str) {
 
 #[test]
 fn a_read_only_store_can_be_read() {
-    let s = store_with_a_document();
+    let s = TestStore::with_note("original");
     a_read_only_store_can_be_read_in(&s, "notes");
 }
 

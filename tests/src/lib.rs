@@ -223,6 +223,15 @@ impl TestStore {
         s
     }
 
+    /// A sqlite-mode store with collection `notes` holding one document, `a.md`, whose content is `text`.
+    #[track_caller]
+    pub fn with_note(text: &str) -> Self {
+        let s = Self::new();
+        s.ok(["collection", "create", "notes"]);
+        s.ok(["put", "notes", "a.md", "--text", text]);
+        s
+    }
+
     /// A new, initialised, empty store in filesystem mode (documents in `.colstore/docs/<collection>/`).
     #[track_caller]
     pub fn filesystem() -> Self {
