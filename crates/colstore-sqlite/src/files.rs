@@ -191,6 +191,15 @@ pub(crate) struct Preserved {
 }
 
 impl Preserved {
+    /// The copy as a stream, once its hash is checked; `None` when it cannot be read or is not the content.
+    pub(crate) async fn open(&self) -> Option<ContentStream> {
+        let (_, hash, _) = self.files.hash(&self.collection, &self.token).await.ok()?;
+        if hash != self.hash {
+            return None;
+        }
+        self.files.open(&self.collection, &self.token).await.ok().map(|(_, s)| s)
+    }
+
     /// Reads the copy whole; `None` when it cannot be read or is not the content.
     pub(crate) async fn read(&self) -> Option<Bytes> {
         let (_, stream) = self.files.open(&self.collection, &self.token).await.ok()?;
@@ -400,6 +409,20 @@ impl FileRef {
             }),
             Err(e) => Err(files_err(e)),
         }
+    }
+
+    /// Opens the staged file of an unfinished write or else the file, whichever hashes to `hash` now (read twice:
+    /// hashed, then opened as a stream).
+    async fn open_holding(&self, files: &dyn DocumentFiles, hash: &ContentHash) -> Option<ContentStream> {
+        for name in self.token.iter().chain([&self.path]) {
+            if let Ok((_, h, _)) = files.hash(&self.collection, name).await
+                && h == *hash
+                && let Ok((_, stream)) = files.open(&self.collection, name).await
+            {
+                return Some(stream);
+            }
+        }
+        None
     }
 
     /// Re-hashes the bytes: the number of bytes when they are the recorded content, else the verdict.
@@ -739,6 +762,17 @@ impl SqliteRepo {
         collection: &CollectionName,
         docs: Vec<(DocumentMeta, Bytes)>,
     ) -> Result<(), RepoError> {
+        self.restore_streams_files(files, collection, docs.into_iter().map(|(d, b)| (d, bytes_stream(b))).collect()).await
+    }
+
+    /// As [`restore_documents_files`](Self::restore_documents_files), each content read from a stream into its
+    /// staged file (bounded memory whatever its size).
+    pub(crate) async fn restore_streams_files(
+        &self,
+        files: &dyn DocumentFiles,
+        collection: &CollectionName,
+        docs: Vec<(DocumentMeta, ContentStream)>,
+    ) -> Result<(), RepoError> {
         // Missing collection first, before anything is staged.
         {
             let mut conn = self.pool.acquire().await.map_err(map_err)?;
@@ -746,8 +780,8 @@ impl SqliteRepo {
         }
         let mut metas = Vec::with_capacity(docs.len());
         let mut contents = Vec::with_capacity(docs.len());
-        for (d, bytes) in docs {
-            contents.push((d.key.clone(), bytes_stream(bytes)));
+        for (d, stream) in docs {
+            contents.push((d.key.clone(), stream));
             metas.push(d);
         }
         let batch = self.stage_all(files, collection, contents).await?;
@@ -1283,17 +1317,39 @@ async fn apply_state(conn: &mut SqliteConnection, state: StateChange) -> Result<
 /// `StoreSnapshot::content` in filesystem mode: the copy kept when a write of this process displaced the content,
 /// else the bytes of a document that had `hash` in the snapshot (read on `conn`, the snapshot's transaction), from its
 /// file or the staged file of an unfinished write, checked; else a blob left over from sqlite mode.
-pub(crate) async fn snapshot_content(
-    conn: &mut SqliteConnection,
-    files: &dyn DocumentFiles,
+/// As [`snapshot_content`], as a stream with bounded memory: the source (the snapshot's copy of a displaced content,
+/// a file that had the hash in the snapshot, or a leftover blob) is chosen by hashing it first, then read again as a
+/// stream; a file changed between the two reads ends the stream with an error when the reader checks the hash.
+pub(crate) async fn snapshot_content_stream(
+    shared: &crate::snapshot::SharedTx,
+    files: &Arc<dyn DocumentFiles>,
     displaced: &Displaced,
     hash: &ContentHash,
-) -> Result<Bytes, RepoError> {
+) -> Result<ContentStream, RepoError> {
     if let Some(copy) = displaced.get(hash)
-        && let Some(bytes) = copy.read().await
+        && let Some(stream) = copy.open().await
     {
-        return Ok(bytes);
+        return Ok(stream);
     }
+    let rows = {
+        let mut tx = shared.lock().await;
+        candidate_files(&mut tx, hash).await?
+    };
+    let mut first_key = None;
+    for file in rows {
+        if let Some(stream) = file.open_holding(&**files, hash).await {
+            return Ok(stream);
+        }
+        first_key.get_or_insert(file.key);
+    }
+    if let Some(stream) = crate::snapshot::blob_stream(shared, hash).await? {
+        return Ok(stream);
+    }
+    Err(missing_from_snapshot(first_key, hash))
+}
+
+/// The files that held `hash` at the snapshot's moment (at most 16), with the staged file of an unfinished write.
+async fn candidate_files(conn: &mut SqliteConnection, hash: &ContentHash) -> Result<Vec<FileRef>, RepoError> {
     let rows = sqlx::query(
         "SELECT c.name, d.key, coalesce(fs.path, d.key) AS file_path, \
          (SELECT w.token FROM file_writes w WHERE w.collection = c.name AND w.key = d.key AND w.op = 'put' AND w.hash = d.hash \
@@ -1305,14 +1361,45 @@ pub(crate) async fn snapshot_content(
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(FileRef {
+                collection: collection_name(&r.try_get::<String, _>("name").map_err(map_err)?)?,
+                key: doc_key(&r.try_get::<String, _>("key").map_err(map_err)?)?,
+                path: r.try_get("file_path").map_err(map_err)?,
+                token: r.try_get("token").map_err(map_err)?,
+            })
+        })
+        .collect()
+}
+
+/// The error of a content no source of the snapshot holds.
+fn missing_from_snapshot(first_key: Option<DocKey>, hash: &ContentHash) -> RepoError {
+    match first_key {
+        Some(key) => RepoError::Corrupt {
+            key,
+            detail: format!(
+                "no file holds content {hash} any more: it was written again or changed outside colstore since the snapshot; \
+                 run `col reconcile` and try again"
+            ),
+        },
+        None => backend(format!("content {hash} is missing from the snapshot")),
+    }
+}
+
+pub(crate) async fn snapshot_content(
+    conn: &mut SqliteConnection,
+    files: &dyn DocumentFiles,
+    displaced: &Displaced,
+    hash: &ContentHash,
+) -> Result<Bytes, RepoError> {
+    if let Some(copy) = displaced.get(hash)
+        && let Some(bytes) = copy.read().await
+    {
+        return Ok(bytes);
+    }
     let mut first_key = None;
-    for r in &rows {
-        let file = FileRef {
-            collection: collection_name(&r.try_get::<String, _>("name").map_err(map_err)?)?,
-            key: doc_key(&r.try_get::<String, _>("key").map_err(map_err)?)?,
-            path: r.try_get("file_path").map_err(map_err)?,
-            token: r.try_get("token").map_err(map_err)?,
-        };
+    for file in candidate_files(&mut *conn, hash).await? {
         if let Ok(stream) = file.open(files).await
             && let Ok(bytes) = collect(stream).await
             && ContentHash::of(&bytes) == *hash
@@ -1326,14 +1413,5 @@ pub(crate) async fn snapshot_content(
     {
         return Ok(bytes);
     }
-    match first_key {
-        Some(key) => Err(RepoError::Corrupt {
-            key,
-            detail: format!(
-                "no file holds content {hash} any more: it was written again or changed outside colstore since the snapshot; \
-                 run `col reconcile` and try again"
-            ),
-        }),
-        None => Err(backend(format!("content {hash} is missing from the snapshot"))),
-    }
+    Err(missing_from_snapshot(first_key, hash))
 }

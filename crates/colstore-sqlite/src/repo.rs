@@ -954,6 +954,15 @@ impl CollectionRepo for SqliteRepo {
         self.restore_documents_impl(collection, docs).await
     }
 
+    async fn restore_document_stream(
+        &self,
+        collection: &CollectionName,
+        doc: DocumentMeta,
+        content: ContentStream,
+    ) -> Result<(), RepoError> {
+        self.restore_document_stream_impl(collection, doc, content).await
+    }
+
     async fn contents_at_rest(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {
         if let Some(files) = &self.files {
             return self.contents_at_rest_files(&**files, collection, &keys).await;

@@ -15,7 +15,9 @@ use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
 use colstore_domain::ports::{DocumentFiles, LedgerEntry, RepoError, StoreSnapshot, SyncError};
-use colstore_domain::{Collection, CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, EmbedderId, Timestamp, Vector};
+use colstore_domain::{
+    Collection, CollectionName, CollectionSettings, ContentHash, ContentStream, DocKey, DocumentMeta, EmbedderId, Timestamp, Vector,
+};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::Mutex;
@@ -36,9 +38,13 @@ fn from_sync(e: SyncError) -> RepoError {
     }
 }
 
+/// A snapshot's read transaction, shared by its methods and its content streams.
+pub(crate) type SharedTx = Arc<Mutex<sqlx::Transaction<'static, sqlx::Sqlite>>>;
+
 /// The store at one moment: a read transaction kept open until dropped.
 pub struct SqliteSnapshot {
-    tx: Mutex<sqlx::Transaction<'static, sqlx::Sqlite>>,
+    /// Shared with the content streams handed out, which read a part at a time on it.
+    tx: SharedTx,
     /// Filesystem mode: where the contents are, and the copies of those that writes of this process displaced since
     /// the snapshot was registered.
     files: Option<(Arc<dyn DocumentFiles>, Arc<crate::files::Displaced>)>,
@@ -58,7 +64,7 @@ impl SqliteRepo {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // The first read starts the read transaction: from here on this connection sees this moment.
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM collections").fetch_one(&mut *tx).await.map_err(map_err)?;
-        Ok(SqliteSnapshot { tx: Mutex::new(tx), files })
+        Ok(SqliteSnapshot { tx: Arc::new(Mutex::new(tx)), files })
     }
 
     pub(crate) async fn restore_collection_impl(
@@ -123,6 +129,31 @@ impl SqliteRepo {
         }
         let metas: Vec<&DocumentMeta> = docs.iter().map(|(d, _)| d).collect();
         restore_rows(&mut tx, cid, collection, &metas, now).await?;
+        tx.commit().await.map_err(map_err)
+    }
+}
+
+impl SqliteRepo {
+    /// [`CollectionRepo::restore_document_stream`](colstore_domain::ports::CollectionRepo::restore_document_stream):
+    /// the content is written a part at a time inside the write transaction (filesystem mode: into its staged file),
+    /// and the transaction is dropped, writing nothing, when it does not match the description.
+    pub(crate) async fn restore_document_stream_impl(
+        &self,
+        collection: &CollectionName,
+        doc: DocumentMeta,
+        content: ContentStream,
+    ) -> Result<(), RepoError> {
+        if let Some(files) = &self.files {
+            return self.restore_streams_files(&**files, collection, vec![(doc, content)]).await;
+        }
+        let now = self.clock.now().as_millis();
+        let mut tx = self.begin_immediate().await.map_err(map_err)?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let (hash, size) = write_streaming(&mut tx, &doc.key, Bytes::new(), content).await?;
+        if hash != doc.content_hash || size != doc.size {
+            return Err(restore_mismatch(&doc));
+        }
+        restore_rows(&mut tx, cid, collection, &[&doc], now).await?;
         tx.commit().await.map_err(map_err)
     }
 }
@@ -204,6 +235,57 @@ pub(crate) async fn blob_bytes(conn: &mut sqlx::SqliteConnection, hash: &Content
         out.extend_from_slice(&part);
     }
     Ok(Some(out.freeze()))
+}
+
+/// The content of `hash` from the blobs as a stream read on the snapshot's transaction: an inline blob in one piece,
+/// a parted one a part (1 MiB) at a time, so memory stays bounded whatever its size; `None` when no blob has it.
+pub(crate) async fn blob_stream(shared: &SharedTx, hash: &ContentHash) -> Result<Option<ContentStream>, RepoError> {
+    let row = {
+        let mut tx = shared.lock().await;
+        sqlx::query(
+            "SELECT b.id, b.size, b.codec, b.parts, bd.data FROM blobs b LEFT JOIN blob_data bd ON bd.blob_id = b.id WHERE b.hash = ?",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+    };
+    let Some(row) = row else { return Ok(None) };
+    let parts: i64 = row.try_get("parts").map_err(map_err)?;
+    if parts == 0 {
+        let size = usize::try_from(row.try_get::<i64, _>("size").map_err(map_err)?).unwrap_or(0);
+        let data: Option<Vec<u8>> = row.try_get("data").map_err(map_err)?;
+        let data = data.ok_or_else(|| backend(format!("the bytes of content {hash} are missing from the database")))?;
+        let bytes = content::decode(row.try_get("codec").map_err(map_err)?, data, size)
+            .map_err(|e| backend(format!("content {hash} cannot be decoded: {e}")))?;
+        return Ok(Some(futures::stream::iter([Ok(bytes)]).boxed()));
+    }
+    let blob_id: i64 = row.try_get("id").map_err(map_err)?;
+    let (shared, hash) = (Arc::clone(shared), *hash);
+    let stream = futures::stream::try_unfold(0i64, move |seq| {
+        let shared = Arc::clone(&shared);
+        async move {
+            if seq >= parts {
+                return Ok(None);
+            }
+            let part = {
+                let mut tx = shared.lock().await;
+                sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? AND seq = ?")
+                    .bind(blob_id)
+                    .bind(seq)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(std::io::Error::other)?
+            };
+            let part = part.ok_or_else(|| std::io::Error::other(format!("part {seq} of content {hash} is missing from the database")))?;
+            let codec: i64 = part.try_get(0).map_err(std::io::Error::other)?;
+            let data: Vec<u8> = part.try_get(1).map_err(std::io::Error::other)?;
+            let bytes = content::decode(codec, data, PART_SIZE)
+                .map_err(|e| std::io::Error::other(format!("part {seq} of content {hash} cannot be decoded: {e}")))?;
+            Ok(Some((bytes, seq + 1)))
+        }
+    });
+    Ok(Some(stream.boxed()))
 }
 
 /// Distinct hashes per statement of [`many_blob_bytes`].
@@ -288,6 +370,13 @@ impl StoreSnapshot for SqliteSnapshot {
             return crate::files::snapshot_content(&mut tx, &**files, displaced, hash).await;
         }
         blob_bytes(&mut tx, hash).await?.ok_or_else(|| backend(format!("content {hash} is missing from the database")))
+    }
+
+    async fn content_stream(&self, hash: &ContentHash) -> Result<ContentStream, RepoError> {
+        if let Some((files, displaced)) = &self.files {
+            return crate::files::snapshot_content_stream(&self.tx, files, displaced, hash).await;
+        }
+        blob_stream(&self.tx, hash).await?.ok_or_else(|| backend(format!("content {hash} is missing from the database")))
     }
 
     async fn contents(&self, hashes: Vec<ContentHash>) -> Result<Vec<Bytes>, RepoError> {

@@ -99,7 +99,9 @@ macro_rules! repo_conformance {
             concurrent_updates_of_one_key_count_every_version,
             snapshot_shows_one_moment,
             snapshot_pages_documents_and_reads_content,
+            snapshot_streams_contents_of_its_moment,
             restore_documents_writes_verbatim,
+            restore_document_stream_writes_verbatim_or_nothing,
             restore_documents_refuses_content_that_does_not_match,
             restore_collection_creates_or_updates_settings,
         );
@@ -1803,6 +1805,76 @@ pub async fn snapshot_pages_documents_and_reads_content(f: &dyn RepoFixture) {
     assert!(snap.contents(Vec::new()).await.expect("no contents").is_empty());
     assert!(snap.contents(vec![ContentHash::of(b"never stored")]).await.is_err(), "a missing content is an error");
     expect_collection_not_found(snap.documents(&name("nope"), None, 10).await, "snapshot documents", &name("nope"));
+}
+
+/// `content_stream` gives exactly what `content` gives, in pieces of at most a few MiB, as of the snapshot's moment
+/// (a content replaced after the snapshot still streams), and fails for a content the snapshot never had.
+pub async fn snapshot_streams_contents_of_its_moment(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "streams").await;
+    put(&*repo, &c, vec![plain("small.md", "small content")]).await;
+    put(&*repo, &c, vec![streamed("big.bin", (0..3).map(|i| Ok(pseudo_random_chunk(11, i, 900_000))).collect())]).await;
+    let snap = repo.snapshot().await.expect("snapshot");
+    // Replaced after the snapshot: the snapshot still streams the content of its moment.
+    put(&*repo, &c, vec![plain("big.bin", "replaced")]).await;
+    for d in snap.documents(&c, None, 10).await.expect("documents") {
+        let whole = snap.content(&d.content_hash).await.expect("content");
+        let mut stream = snap.content_stream(&d.content_hash).await.expect("content_stream");
+        let mut streamed = Vec::new();
+        while let Some(piece) = stream.next().await {
+            let piece = piece.expect("piece");
+            assert!(piece.len() <= 8 * 1024 * 1024, "{}: a piece of {} bytes", d.key, piece.len());
+            streamed.extend_from_slice(&piece);
+        }
+        assert_eq!(streamed.len() as u64, d.size, "{}", d.key);
+        assert_eq!(ContentHash::of(&streamed), d.content_hash, "{}: the content of the snapshot's moment", d.key);
+        assert_eq!(&streamed[..], &whole[..], "{}", d.key);
+    }
+    assert!(snap.content_stream(&ContentHash::of(b"never stored")).await.is_err(), "a content the snapshot never had is an error");
+}
+
+/// `restore_document_stream` writes one document verbatim from a stream of pieces, and writes nothing when the
+/// content does not match its description or the stream fails.
+pub async fn restore_document_stream_writes_verbatim_or_nothing(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "restream").await;
+    put(&*repo, &c, vec![plain("old.md", "old content")]).await;
+    let pieces: Vec<Bytes> = (0..3).map(|i| pseudo_random_chunk(13, i, 1_000_000)).collect();
+    let whole: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
+    let mut meta = get(&*repo, &c, "old.md").await;
+    meta.key = key("large.bin");
+    meta.version = 4;
+    meta.created_at = colstore_domain::Timestamp::from_millis(1_000);
+    meta.updated_at = colstore_domain::Timestamp::from_millis(2_000);
+    meta.metadata = self::meta(r#"{"restored": true}"#);
+    meta.tags = tags(&["big"]);
+    meta.content_hash = ContentHash::of(&whole);
+    meta.size = whole.len() as u64;
+    let stream = |pieces: Vec<Bytes>| -> ContentStream { futures::stream::iter(pieces.into_iter().map(Ok)).boxed() };
+    repo.restore_document_stream(&c, meta.clone(), stream(pieces.clone())).await.expect("restore_document_stream");
+    assert_eq!(get(&*repo, &c, "large.bin").await, meta, "restored verbatim");
+    assert_eq!(read_all(&*repo, &c, "large.bin").await, whole);
+
+    // A content that is not the description's, and a stream that fails half-way: nothing is written.
+    let mut other = meta.clone();
+    other.key = key("other.bin");
+    let short = pieces[..2].to_vec();
+    let r = repo.restore_document_stream(&c, other.clone(), stream(short)).await;
+    assert!(matches!(r, Err(RepoError::Corrupt { .. })), "{r:?}");
+    expect_document_not_found(repo.document(&c, &other.key).await, "document", &c, "other.bin");
+    let failing: ContentStream = futures::stream::iter([Ok(pieces[0].clone()), Err(std::io::Error::other("the source broke"))]).boxed();
+    let r = repo.restore_document_stream(&c, other.clone(), failing).await;
+    assert!(r.is_err(), "a failing stream is an error");
+    expect_document_not_found(repo.document(&c, &other.key).await, "document", &c, "other.bin");
+    // The document already there is untouched by the failed attempts.
+    let mut over = meta.clone();
+    over.content_hash = ContentHash::of(b"x");
+    over.size = 1;
+    assert!(repo.restore_document_stream(&c, over, stream(vec![Bytes::from_static(b"y")])).await.is_err());
+    assert_eq!(get(&*repo, &c, "large.bin").await, meta, "a refused restore leaves the document as it was");
+    assert_eq!(read_all(&*repo, &c, "large.bin").await, whole);
+    let r = repo.restore_document_stream(&name("nope"), meta.clone(), stream(pieces)).await;
+    expect_collection_not_found(r, "restore_document_stream", &name("nope"));
 }
 
 /// Restored documents keep every field as given: version, both times, metadata and tags, content.

@@ -39,7 +39,8 @@ pub use files::{
 pub use index::{IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex};
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
 pub use repo::{
-    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream, recorded_contents,
+    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream, collect_stream,
+    recorded_contents,
 };
 pub use snapshot::StoreSnapshot;
 pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore};

@@ -271,6 +271,40 @@ pub trait CollectionRepo: Send + Sync {
     /// MUST return `CollectionNotFound`, `DuplicateKey`, or `Corrupt` when a content does not hash to its
     /// description's `content_hash` or its size differs; in every error case nothing is written.
     async fn restore_documents(&self, collection: &CollectionName, docs: Vec<(DocumentMeta, Bytes)>) -> Result<(), RepoError>;
+
+    /// Restore: writes one document as [`restore_documents`](Self::restore_documents) does, its content read from a
+    /// stream, so a document of any size is restored with bounded memory.
+    ///
+    /// # Contract
+    /// As `restore_documents` for one document: in one transaction, the key pending in the ledger afterwards, and
+    /// nothing written when the content does not match `doc`'s hash and size or the stream ends with an error. The
+    /// default collects the stream and calls `restore_documents`: right for small contents and fakes only;
+    /// repositories meant for large documents MUST stream.
+    ///
+    /// # Errors
+    /// `CollectionNotFound`; `Corrupt` when the content does not match; `ContentRead` when the stream fails.
+    async fn restore_document_stream(
+        &self,
+        collection: &CollectionName,
+        doc: DocumentMeta,
+        content: ContentStream,
+    ) -> Result<(), RepoError> {
+        let bytes = collect_stream(&doc.key, content).await?;
+        self.restore_documents(collection, vec![(doc, bytes)]).await
+    }
+}
+
+/// The whole of a content stream, or `ContentRead` naming `key` when it fails.
+///
+/// # Errors
+/// `ContentRead` with the stream's error.
+pub async fn collect_stream(key: &DocKey, mut content: ContentStream) -> Result<Bytes, RepoError> {
+    use futures::StreamExt;
+    let mut out = bytes::BytesMut::new();
+    while let Some(piece) = content.next().await {
+        out.extend_from_slice(&piece.map_err(|source| RepoError::ContentRead { key: key.clone(), source })?);
+    }
+    Ok(out.freeze())
 }
 
 /// [`CollectionRepo::contents_at_rest`] answered from the records (hash and size of each document, `None` for a

@@ -49,6 +49,22 @@ pub trait StoreSnapshot: Send + Sync {
         Ok(out)
     }
 
+    /// The content with this hash as a stream of pieces, so a content of any size can be read with bounded memory.
+    /// Backups and exports read contents larger than a few MiB this way.
+    ///
+    /// # Contract
+    /// The stream yields exactly the bytes [`content`](Self::content) would give, in pieces of a few MiB at most, and
+    /// stays readable after the call returns (it does not borrow the snapshot). The caller checks the hash of what it
+    /// read; a backend that finds its bytes differ from the hash (a file changed behind its back) MAY end the stream
+    /// with an error instead. The default reads the whole content at once: right for small stores and fakes only.
+    ///
+    /// # Errors
+    /// As [`content`](Self::content).
+    async fn content_stream(&self, hash: &ContentHash) -> Result<crate::ContentStream, RepoError> {
+        let bytes = self.content(hash).await?;
+        Ok(Box::pin(futures::stream::iter([Ok(bytes)])))
+    }
+
     /// A page of a collection's sync ledger (including pending deletions).
     async fn ledger(&self, collection: &CollectionName, after: Option<DocKey>, limit: usize) -> Result<Vec<LedgerEntry>, RepoError>;
 
