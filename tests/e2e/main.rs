@@ -14,6 +14,7 @@ mod crash;
 mod everyday_edges;
 mod filesystem;
 mod json_shapes;
+mod large_documents;
 mod lock;
 mod outside_input;
 mod pipe;
@@ -27,6 +28,28 @@ use sha2::{Digest, Sha256};
 /// The SHA-256 of `bytes` as 64 lowercase hex digits, as the CLI prints `content_hash`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `cmd` (a `col` command) to the end through the `peak-rss` probe and returns its output with the command's own
+/// peak resident set size in KiB. The probe, not this process, spawns it: Linux would carry this test process's
+/// memory high-water mark (all tests share it) into a child's peak.
+pub fn run_measuring_peak_rss(cmd: std::process::Command) -> (colstore_e2e::Output, u64) {
+    let report = tempfile::NamedTempFile::new().expect("a temp file for the probe's report");
+    let mut probe = std::process::Command::new(env!("CARGO_BIN_EXE_peak-rss"));
+    probe.arg(report.path()).arg(cmd.get_program()).args(cmd.get_args()).stdin(std::process::Stdio::null());
+    if let Some(dir) = cmd.get_current_dir() {
+        probe.current_dir(dir);
+    }
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(v) => probe.env(name, v),
+            None => probe.env_remove(name),
+        };
+    }
+    let out = colstore_e2e::Output::from_std(probe.output().expect("run the peak-rss probe"));
+    let kib = std::fs::read_to_string(report.path()).ok().and_then(|t| t.trim().parse().ok());
+    let kib = kib.unwrap_or_else(|| panic!("the peak-rss probe reported nothing\n{out}"));
+    (out, kib)
 }
 
 /// The keys of a `col --json ls` document, in order.

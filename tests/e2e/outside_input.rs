@@ -2,12 +2,12 @@
 //! checked before it is trusted: restore compares the backup with the bytes really on disk, readers of outside files
 //! bound the size of one line or object, and settings read from files pass the same validation as the CLI's.
 
-use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 
-use colstore_e2e::{Output, TestStore};
+use colstore_e2e::TestStore;
+
+use crate::run_measuring_peak_rss;
 
 /// Issue 11, defect 4: a filesystem-mode restore rewrites the files removed or edited on disk since the backup.
 #[test]
@@ -34,29 +34,6 @@ fn filesystem_restore_rewrites_files_deleted_or_edited_on_disk() {
     s.ok(["verify"]);
     let again = s.json(["restore", "latest", "--dry-run"]);
     assert_eq!(again["plan"]["collections"][0]["unchanged"].as_u64(), Some(2), "{again}");
-}
-
-/// Runs `cmd` to the end and returns its output with its peak resident set size in KiB (from `wait4`).
-#[allow(unsafe_code, clippy::zombie_processes)] // the child is reaped by wait4, which also reports its peak RSS
-fn run_measuring_peak_rss(mut cmd: Command) -> (Output, u64) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn col");
-    let mut out_pipe = child.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        out_pipe.read_to_end(&mut v).unwrap();
-        v
-    });
-    let mut stderr = Vec::new();
-    child.stderr.take().unwrap().read_to_end(&mut stderr).unwrap();
-    let stdout = stdout.join().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our child, not yet reaped (`child` is never waited).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
-    let out = Output::from_std(std::process::Output { status: ExitStatus::from_raw(status), stdout, stderr });
-    (out, usage.ru_maxrss as u64)
 }
 
 /// The lines of a `col export` file.

@@ -5,7 +5,8 @@
 //! `document` lines (content in base64, chunk vectors when the embedding cache has them), and an `end` line with the
 //! counts, so a truncated file is told apart from a complete one. Import reads the file twice: the first pass checks
 //! everything (format, version, every line, every content hash, the trailer) and computes the plan without writing; the
-//! second pass writes in transactions of bounded size. Memory stays bounded by one document plus one batch.
+//! second pass writes in transactions of bounded size. A document over 32 MiB is written and read as a stream of
+//! `part` lines of 4 MiB. Memory stays bounded by one batch (32 MiB of documents) and a piece.
 
 use std::collections::HashSet;
 
@@ -13,33 +14,58 @@ use crate::backup::restore::StoreDocs;
 use std::io::{BufRead, Write};
 
 use bytes::Bytes;
-use colstore_domain::ports::{CollectionRepo, RepoError, SyncStore};
-use colstore_domain::{CollectionName, CollectionSettings, ContentHash, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp, Vector};
+use colstore_domain::ports::{CollectionRepo, RepoError, StoreSnapshot, SyncStore};
+use colstore_domain::{
+    CollectionName, CollectionSettings, ContentHash, ContentHasher, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp, Vector,
+};
+use futures::{SinkExt, StreamExt};
+
+use crate::backup::format::{LARGE_CONTENT, PIECE};
+use crate::backup::restore::{PieceSender, restore_fed};
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{CollectionPlan, RestoreMode};
 
 /// The header's `format`.
 pub const EXPORT_FORMAT: &str = "colstore-export";
-/// The version this build writes; it reads this one and refuses newer ones.
-pub const EXPORT_VERSION: u32 = 1;
+/// The version this build writes; it reads this one and the ones before, and refuses newer ones. Version 2 added
+/// `part` lines: a document larger than [`LARGE_CONTENT`](crate::backup::format::LARGE_CONTENT) has an empty
+/// `content` and `parts: n`, and its content follows in `n` lines of at most
+/// [`PIECE`](crate::backup::format::PIECE) bytes each, so it is written and read with bounded memory.
+pub const EXPORT_VERSION: u32 = 2;
 /// Documents per import transaction (and at most [`IMPORT_BATCH_BYTES`]).
 const IMPORT_BATCH: usize = 256;
 const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
-/// The longest line an export writes and an import reads (256 MiB, newline excluded). A line holds one document
-/// (its content in base64, a third larger) with its vectors, so documents up to about 190 MiB travel this way; a
+/// The longest line an export writes and an import reads (256 MiB, newline excluded). A line holds one document of
+/// up to 32 MiB (its content in base64, a third larger) with its vectors, or one 4 MiB piece of a larger one; a
 /// longer line is refused as soon as the limit is passed, so a damaged or hostile file (a few KB of zstd can expand
-/// to gigabytes) cannot exhaust memory. `col backup` and `col restore` move larger documents.
+/// to gigabytes) cannot exhaust memory.
 pub const MAX_LINE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One line of the file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Line {
-    Header { format: String, version: u32, created_at: Timestamp, store_id: StoreId, tool_version: String },
-    Collection { name: CollectionName, settings: CollectionSettings, created_at: Timestamp, documents: u64 },
+    Header {
+        format: String,
+        version: u32,
+        created_at: Timestamp,
+        store_id: StoreId,
+        tool_version: String,
+    },
+    Collection {
+        name: CollectionName,
+        settings: CollectionSettings,
+        created_at: Timestamp,
+        documents: u64,
+    },
     Document(Box<DocLine>),
-    End { collections: u64, documents: u64 },
+    /// A piece of the content of the document before, in base64 (a large document's `parts` lines).
+    Part(String),
+    End {
+        collections: u64,
+        documents: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,11 +78,19 @@ struct DocLine {
     version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
-    /// The content, base64 (standard alphabet, padded).
+    /// The content, base64 (standard alphabet, padded); empty when the content is in `part` lines.
+    #[serde(default)]
     content: String,
+    /// How many `part` lines follow with the content (a large document); 0: the content is `content`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    parts: u64,
     /// `(chunk hash, vector)` of every chunk, when the cache had them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     vectors: Option<Vec<(ContentHash, Vector)>>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why an export or import failed.
@@ -132,6 +166,8 @@ pub async fn export(
         }
     }
     let mut report = ExportReport { collections: 0, documents: 0, bytes: 0, vectors: 0 };
+    // Lines written so far (the header is line 1).
+    let mut lines = 1u64;
     write_line(
         out,
         &Line::Header {
@@ -147,6 +183,7 @@ pub async fn export(
             out,
             &Line::Collection { name: c.name.clone(), settings: c.settings.clone(), created_at: c.created_at, documents: c.document_count },
         )?;
+        lines += 1;
         report.collections += 1;
         let mut after = None;
         loop {
@@ -155,6 +192,16 @@ pub async fn export(
             after = Some(last.key.clone());
             // A group's contents in one request (about 32 MiB at most), their vectors in one cache lookup.
             for page in crate::backup::create::by_bytes(page, crate::backup::create::CONTENT_GROUP_BYTES) {
+                // A large document is alone in its group: its content is streamed into `part` lines.
+                if let [d] = &page[..]
+                    && d.size > LARGE_CONTENT
+                {
+                    lines += export_in_parts(&*snap, d, lines, out).await?;
+                    report.documents += 1;
+                    report.bytes += d.size;
+                    on_progress(report.documents);
+                    continue;
+                }
                 let contents = snap.contents(page.iter().map(|d| d.content_hash).collect()).await?;
                 for (d, content) in page.iter().zip(&contents) {
                     if ContentHash::of(content) != d.content_hash {
@@ -171,8 +218,8 @@ pub async fn export(
                     report.vectors += vectors.as_ref().map_or(0, |v| v.len() as u64);
                     report.documents += 1;
                     report.bytes += d.size;
-                    // The header, the collection lines so far, and the documents so far, this one included.
-                    let line = 1 + report.collections + report.documents;
+                    lines += 1;
+                    let line = lines;
                     let what = format!("document {}/{}", c.name, d.key);
                     write_bounded_line(
                         out,
@@ -180,6 +227,7 @@ pub async fn export(
                         what,
                         &Line::Document(Box::new(DocLine {
                             content: base64_encode(&content),
+                            parts: 0,
                             key: d.key,
                             hash: d.content_hash,
                             size: d.size,
@@ -199,6 +247,64 @@ pub async fn export(
     write_line(out, &Line::End { collections: report.collections, documents: report.documents })?;
     out.flush()?;
     Ok(report)
+}
+
+/// Writes a large document: its line with `parts: n`, then its content read from the snapshot as a stream, in `n`
+/// `part` lines of [`PIECE`] bytes (the last one shorter), checking the whole content's hash and size at the end.
+/// Returns how many lines it wrote. Its vectors are not written: the next `col sync` after an import embeds it again.
+async fn export_in_parts(
+    snap: &dyn StoreSnapshot,
+    d: &DocumentMeta,
+    before: u64,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, ExportError> {
+    let parts = d.size.div_ceil(PIECE as u64);
+    let line = Line::Document(Box::new(DocLine {
+        key: d.key.clone(),
+        hash: d.content_hash,
+        size: d.size,
+        metadata: d.metadata.clone(),
+        tags: d.tags.clone(),
+        version: d.version,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+        content: String::new(),
+        parts,
+        vectors: None,
+    }));
+    write_bounded_line(out, before + 1, format!("document {}/{}", d.collection, d.key), &line)?;
+    let mut stream = snap.content_stream(&d.content_hash).await?;
+    let mut hasher = ContentHasher::new();
+    let (mut size, mut written) = (0u64, 0u64);
+    let mut piece: Vec<u8> = Vec::with_capacity(PIECE);
+    let corrupt = || RepoError::Corrupt { key: d.key.clone(), detail: "its content does not match its hash; run `col verify`".into() };
+    loop {
+        let chunk = stream.next().await.transpose().map_err(|source| RepoError::ContentRead { key: d.key.clone(), source })?;
+        let end = chunk.is_none();
+        let mut rest = chunk.as_deref().unwrap_or_default();
+        hasher.update(rest);
+        size += rest.len() as u64;
+        while !rest.is_empty() || (end && !piece.is_empty()) {
+            let take = (PIECE - piece.len()).min(rest.len());
+            piece.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if piece.len() == PIECE || (end && rest.is_empty()) {
+                if written == parts {
+                    return Err(corrupt().into());
+                }
+                write_line(out, &Line::Part(base64_encode(&piece)))?;
+                written += 1;
+                piece.clear();
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    if size != d.size || written != parts || hasher.finish() != d.content_hash {
+        return Err(corrupt().into());
+    }
+    Ok(1 + parts)
 }
 
 fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<(), ExportError> {
@@ -283,6 +389,17 @@ impl<R: BufRead> Lines<R> {
             return Err(ExportError::LineTooLong { line: self.n, limit: MAX_LINE_BYTES, what: None });
         }
         serde_json::from_slice(text).map(Some).map_err(|e| ExportError::Malformed { line: self.n, detail: e.to_string() })
+    }
+
+    /// The next line as a piece of the content of `key` (a `part` line), decoded.
+    fn next_part(&mut self, key: &DocKey) -> Result<Vec<u8>, ExportError> {
+        match self.next_line()? {
+            Some(Line::Part(b64)) => base64_decode(&b64).ok_or_else(|| ExportError::Malformed {
+                line: self.n,
+                detail: format!("a part of the content of {key} is not valid base64"),
+            }),
+            _ => Err(ExportError::Malformed { line: self.n, detail: format!("document {key} declares more parts than follow it") }),
+        }
     }
 
     /// Whether anything follows (without reading it).
@@ -433,9 +550,27 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
             }
             Some(Line::Document(d)) => {
                 let Some((beside, _)) = cur.as_mut() else { return Err(bad(n, "a document before any collection line")) };
-                let content = base64_decode(&d.content).ok_or_else(|| bad(n, &format!("the content of {} is not valid base64", d.key)))?;
-                if content.len() as u64 != d.size || ContentHash::of(&content) != d.hash {
-                    return Err(bad(n, &format!("the content of {} does not match its size and hash: the file is damaged", d.key)));
+                let damaged = |line| bad(line, &format!("the content of {} does not match its size and hash: the file is damaged", d.key));
+                if d.parts > 0 {
+                    // A large document: its content follows in part lines, checked a piece at a time.
+                    if !d.content.is_empty() {
+                        return Err(bad(n, &format!("document {} has both a content and part lines", d.key)));
+                    }
+                    let (mut hasher, mut size) = (ContentHasher::new(), 0u64);
+                    for _ in 0..d.parts {
+                        let piece = lines.next_part(&d.key)?;
+                        hasher.update(&piece);
+                        size += piece.len() as u64;
+                    }
+                    if size != d.size || hasher.finish() != d.hash {
+                        return Err(damaged(lines.n));
+                    }
+                } else {
+                    let content =
+                        base64_decode(&d.content).ok_or_else(|| bad(n, &format!("the content of {} is not valid base64", d.key)))?;
+                    if content.len() as u64 != d.size || ContentHash::of(&content) != d.hash {
+                        return Err(damaged(n));
+                    }
                 }
                 plan.documents += 1;
                 plan.vectors += d.vectors.as_ref().map_or(0, |v| v.len() as u64);
@@ -449,6 +584,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                     Some(_) => p.update += 1,
                 }
             }
+            Some(Line::Part(_)) => return Err(bad(n, "a part line that follows no document with parts")),
             Some(Line::End { collections, documents }) => {
                 finish(&mut plan, &mut cur, mode, n).await?;
                 if collections != plan.collections.len() as u64 || documents != plan.documents {
@@ -504,12 +640,15 @@ pub async fn import<R: BufRead>(
         match line {
             None | Some(Line::End { .. }) => return Ok(written),
             Some(Line::Header { .. }) => return Err(ExportError::Malformed { line: lines.n, detail: "a second header".into() }),
+            Some(Line::Part(_)) => {
+                return Err(ExportError::Malformed { line: lines.n, detail: "a part line that follows no document with parts".into() });
+            }
             Some(Line::Collection { name, settings, created_at, .. }) => {
                 repo.restore_collection(&name, settings.clone(), created_at).await?;
                 let beside = Beside::new(repo, &name);
                 coll = Some((name, settings, beside));
             }
-            Some(Line::Document(d)) => {
+            Some(Line::Document(mut d)) => {
                 let Some((name, settings, beside)) = coll.as_mut() else {
                     return Err(ExportError::Malformed { line: lines.n, detail: "a document before any collection line".into() });
                 };
@@ -525,26 +664,25 @@ pub async fn import<R: BufRead>(
                 done += 1;
                 on_progress(done);
                 if !writes(mode, existing.as_ref(), &d) {
+                    for _ in 0..d.parts {
+                        lines.next_part(&d.key)?;
+                    }
+                    continue;
+                }
+                if let (Some(v), Some(vs)) = (&settings.vectors, d.vectors.take()) {
+                    ledger.cache_vectors(&v.embedder, vs).await?;
+                }
+                if d.parts > 0 {
+                    // A large document: streamed from its part lines into its own transaction.
+                    let (key, parts) = (d.key.clone(), d.parts);
+                    restore_fed(repo, name, doc_meta(name, *d), |tx| feed_parts(&mut lines, &key, parts, tx)).await?;
+                    written += 1;
                     continue;
                 }
                 let content =
                     base64_decode(&d.content).ok_or_else(|| ExportError::Malformed { line: lines.n, detail: "bad base64".into() })?;
-                if let (Some(v), Some(vs)) = (&settings.vectors, d.vectors) {
-                    ledger.cache_vectors(&v.embedder, vs).await?;
-                }
                 batch_bytes += content.len();
-                let meta = DocumentMeta {
-                    collection: name.clone(),
-                    key: d.key,
-                    content_hash: d.hash,
-                    size: d.size,
-                    metadata: d.metadata,
-                    tags: d.tags,
-                    version: d.version,
-                    created_at: d.created_at,
-                    updated_at: d.updated_at,
-                };
-                batch.push((meta, Bytes::from(content)));
+                batch.push((doc_meta(name, *d), Bytes::from(content)));
                 if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
                     written += batch.len() as u64;
                     repo.restore_documents(name, std::mem::take(&mut batch)).await?;
@@ -553,6 +691,41 @@ pub async fn import<R: BufRead>(
             }
         }
     }
+}
+
+/// The document a line describes, in collection `name`.
+fn doc_meta(name: &CollectionName, d: DocLine) -> DocumentMeta {
+    DocumentMeta {
+        collection: name.clone(),
+        key: d.key,
+        content_hash: d.hash,
+        size: d.size,
+        metadata: d.metadata,
+        tags: d.tags,
+        version: d.version,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }
+}
+
+/// Sends the `parts` part lines of document `key`, decoded, down `tx`; a line that fails sends an error first, so
+/// the repository writes nothing.
+async fn feed_parts<R: BufRead>(lines: &mut Lines<R>, key: &DocKey, parts: u64, mut tx: PieceSender) -> Result<(), ExportError> {
+    for _ in 0..parts {
+        match lines.next_part(key) {
+            Ok(piece) => {
+                if tx.send(Ok(Bytes::from(piece))).await.is_err() {
+                    // The repository stopped reading: its own error says why.
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the keys in `gone` once there are at least `min` of them (all that are there with 0).

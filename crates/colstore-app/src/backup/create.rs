@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use colstore_domain::ports::{BackupStore, Clock, CollectionRepo, LockKind, StoreSnapshot};
-use colstore_domain::{Collection, CollectionName, ContentHash, DocKey, DocumentMeta, StoreId, Timestamp, chunk_text};
+use colstore_domain::{Collection, CollectionName, ContentHash, ContentHasher, DocKey, DocumentMeta, StoreId, Timestamp, chunk_text};
+use futures::StreamExt;
 use serde::Serialize;
 
-use super::format::{self, CollectionEntry, DocRecord, FORMAT, LedgerRecord, Manifest, RECORD_CHUNK_MAX, Scope, VERSION};
+use super::format::{
+    self, CollectionEntry, DocRecord, FORMAT, LedgerRecord, Manifest, RECORD_CHUNK_MAX, Scope, VERSION, VERSION_WITHOUT_PARTS,
+};
 use super::pack::{BlobReader, KnownBlobs, Packer, RecordStream};
 use super::{BackupFailure, HeldLock, LockOwner, new_backup_id, read_manifest};
 
@@ -249,6 +252,44 @@ async fn vectors_blobs(snap: &dyn StoreSnapshot, c: &Collection, contents: &[&[u
         .collect())
 }
 
+/// Reads a large document from the snapshot as a stream and stores it as blobs of [`format::PIECE`] bytes (each
+/// deduplicated like any blob), checking the whole content's hash and size; returns the pieces' ids in order. Memory
+/// holds one piece and the packs being written, whatever the document's size.
+async fn store_in_pieces(
+    snap: &dyn StoreSnapshot,
+    collection: &CollectionName,
+    d: &DocumentMeta,
+    packer: &mut Packer<'_>,
+) -> Result<Vec<ContentHash>, BackupFailure> {
+    let mut stream = snap.content_stream(&d.content_hash).await?;
+    let mut hasher = ContentHasher::new();
+    let mut size = 0u64;
+    let mut piece: Vec<u8> = Vec::with_capacity(format::PIECE);
+    let mut parts = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|source| colstore_domain::ports::RepoError::ContentRead { key: d.key.clone(), source })?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let take = (format::PIECE - piece.len()).min(rest.len());
+            piece.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if piece.len() == format::PIECE {
+                parts.push(packer.add(&piece).await?);
+                piece.clear();
+            }
+        }
+    }
+    if !piece.is_empty() {
+        parts.push(packer.add(&piece).await?);
+    }
+    if hasher.finish() != d.content_hash || size != d.size {
+        return Err(BackupFailure::StoreCorrupt { collection: collection.clone(), key: d.key.to_string() });
+    }
+    Ok(parts)
+}
+
 /// Backs up the store into `store`.
 ///
 /// # Errors
@@ -309,6 +350,8 @@ async fn backup_locked(
         let mut packer =
             Packer::new(Arc::clone(&store), known, opts.dry_run, Box::new(|b| on_event(BackupEvent::ObjectWritten { bytes: b })));
         let mut entries = Vec::new();
+        // Whether a document is in parts: then the manifest is version 2, which builds before parts refuse.
+        let mut any_parts = false;
         for c in &chosen {
             let mut entry = CollectionEntry {
                 name: c.name.clone(),
@@ -337,12 +380,23 @@ async fn backup_locked(
                         // First the plan of each document: what the previous backup had for this very content, when it can
                         // stand as it is (its vectors blob, still stored, or "no vectors" while the document has no
                         // projection of this content), and whether its content must be read.
+                        // A large document (in parts) is streamed on its own below, without vectors; its previous
+                        // parts stand when every one is still stored.
                         let mut plans = Vec::with_capacity(page.len());
-                        for d in &page {
+                        let mut previous_parts: HashMap<usize, Vec<ContentHash>> = HashMap::new();
+                        for (i, d) in page.iter().enumerate() {
                             let row = ledger.take(&*snap, &c.name, Some(&d.key), &mut packer, &mut entry).await?;
                             let projected_now = row.and_then(|r| r.projected).is_some_and(|p| p.content_hash == d.content_hash);
-                            let reused: Option<(Option<ContentHash>, u32)> = match previous.find(&mut reader, &d.key).await? {
-                                Some(r) if r.hash != d.content_hash => None,
+                            let prev = previous.find(&mut reader, &d.key).await?;
+                            if d.size > format::LARGE_CONTENT {
+                                if let Some(r) = prev.filter(|r| r.hash == d.content_hash && !r.parts.is_empty()) {
+                                    previous_parts.insert(i, r.parts);
+                                }
+                                plans.push((Some((None, 0)), false));
+                                continue;
+                            }
+                            let reused: Option<(Option<ContentHash>, u32)> = match prev {
+                                Some(r) if r.hash != d.content_hash || !r.parts.is_empty() => None,
                                 Some(DocRecord { vectors: Some(v), vector_count, .. }) if packer.has(&v) => Some((Some(v), vector_count)),
                                 Some(DocRecord { vectors: None, .. }) if !projected_now || c.settings.vectors.is_none() => Some((None, 0)),
                                 _ => None,
@@ -365,7 +419,22 @@ async fn backup_locked(
                             needs_vectors.iter().map(|&j| wanted[j]).zip(blobs).collect();
                         let contents: HashMap<ContentHash, Bytes> = wanted.iter().map(|&i| page[i].content_hash).zip(fetched).collect();
                         for (i, (d, (reused, _))) in page.into_iter().zip(plans).enumerate() {
-                            let have_content = packer.reuse(&d.content_hash, d.size);
+                            let mut parts = Vec::new();
+                            let have_content = if d.size > format::LARGE_CONTENT {
+                                parts = match previous_parts.remove(&i) {
+                                    Some(p) if p.iter().all(|h| packer.has(h)) => {
+                                        for h in &p {
+                                            packer.reuse(h, 0);
+                                        }
+                                        p
+                                    }
+                                    _ => store_in_pieces(&*snap, &c.name, &d, &mut packer).await?,
+                                };
+                                any_parts = true;
+                                true
+                            } else {
+                                packer.reuse(&d.content_hash, d.size)
+                            };
                             if let Some((Some(v), _)) = reused {
                                 packer.reuse(&v, 0);
                             }
@@ -390,6 +459,7 @@ async fn backup_locked(
                             let record = DocRecord {
                                 key: d.key.clone(),
                                 hash: d.content_hash,
+                                parts,
                                 size: d.size,
                                 metadata: d.metadata,
                                 tags: d.tags,
@@ -424,7 +494,7 @@ async fn backup_locked(
         let id = new_backup_id(created_at);
         let manifest = Manifest {
             format: FORMAT.to_owned(),
-            version: VERSION,
+            version: if any_parts { VERSION } else { VERSION_WITHOUT_PARTS },
             id: id.clone(),
             created_at,
             tags: opts.tags.clone(),

@@ -16,8 +16,16 @@ use serde::{Deserialize, Serialize};
 
 /// The manifest's `format` field.
 pub const FORMAT: &str = "colstore-backup";
-/// The manifest version this build writes; it reads this one and refuses newer ones.
-pub const VERSION: u32 = 1;
+/// The newest manifest version this build reads (and writes when a backup holds a document in [`DocRecord::parts`]);
+/// it refuses newer ones.
+pub const VERSION: u32 = 2;
+/// The version written when no document is in parts: what builds before parts read.
+pub const VERSION_WITHOUT_PARTS: u32 = 1;
+/// A document larger than this is read as a stream and stored as blobs of [`PIECE`] bytes ([`DocRecord::parts`]), so
+/// a backup or restore of a document of any size holds a few of its pieces in memory, never the whole of it.
+pub const LARGE_CONTENT: u64 = 32 * 1024 * 1024;
+/// The size of the pieces of a large document (the last one may be shorter).
+pub const PIECE: usize = 4 * 1024 * 1024;
 /// Packs are cut once they reach this many bytes (a single larger blob makes a larger pack).
 pub const PACK_TARGET: usize = 8 * 1024 * 1024;
 /// Record chunks are cut after a record whose key hash falls under this fraction of `u16::MAX` (about 1 in 32), so
@@ -175,8 +183,12 @@ impl Manifest {
 pub struct DocRecord {
     /// Its key.
     pub key: DocKey,
-    /// Its content's SHA-256: the content blob.
+    /// Its content's SHA-256: the content blob, unless the content is in [`parts`](Self::parts).
     pub hash: ContentHash,
+    /// A content larger than [`LARGE_CONTENT`]: the blobs of its pieces in order (each [`PIECE`] bytes, the last one
+    /// shorter), whose concatenation is the content. Empty: the content is the one blob [`hash`](Self::hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ContentHash>,
     /// Its size.
     pub size: u64,
     /// Its metadata.

@@ -321,7 +321,10 @@ fn check_pack(pack: &ContentHash, bytes: &[u8], blobs: &[BlobToCheck]) -> PackFi
             Some(RecordKind::Documents) => format::parse_lines::<DocRecord>(b, slice).map(|records| {
                 for r in records {
                     out.documents += 1;
-                    out.needed.push(r.hash);
+                    if r.parts.is_empty() {
+                        out.needed.push(r.hash);
+                    }
+                    out.needed.extend(r.parts);
                     out.needed.extend(r.vectors);
                 }
             }),

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use colstore_domain::ports::{BackupId, BackupStore, CollectionRepo, RepoError, SyncStore};
-use colstore_domain::{CollectionName, DocKey, DocumentMeta};
-use futures::StreamExt;
+use colstore_domain::{CollectionName, ContentHash, DocKey, DocumentMeta};
+use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 
 use super::format::{self, CollectionEntry, DocRecord, LedgerRecord};
@@ -116,6 +116,44 @@ fn meta_of(collection: &CollectionName, r: &DocRecord) -> DocumentMeta {
         created_at: r.created_at,
         updated_at: r.updated_at,
     }
+}
+
+/// Where a large document's pieces go: [`restore_fed`] reads them from the other end.
+pub(crate) type PieceSender = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// Writes one document whose content `feed` sends piece by piece, through
+/// [`CollectionRepo::restore_document_stream`]: the repository writes each piece as it arrives, so memory holds a
+/// piece or two whatever the document's size. A feed that fails sends an error down the stream first, so the
+/// repository writes nothing; its own error is returned. A repository that stops early (a mismatch) stops the feed.
+pub(crate) async fn restore_fed<E, F, Fut>(repo: &dyn CollectionRepo, name: &CollectionName, meta: DocumentMeta, feed: F) -> Result<(), E>
+where
+    E: From<RepoError>,
+    F: FnOnce(PieceSender) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let (tx, rx) = futures::channel::mpsc::channel(1);
+    let (written, fed) = futures::join!(repo.restore_document_stream(name, meta, rx.boxed()), feed(tx));
+    fed?;
+    Ok(written?)
+}
+
+/// Sends the pieces of a document in parts from the backup (each checked against its id by the reader).
+async fn feed_parts(reader: &mut BlobReader, parts: &[ContentHash], mut tx: PieceSender) -> Result<(), BackupFailure> {
+    for p in parts {
+        match reader.blob(p, "document content part").await {
+            Ok(bytes) => {
+                if tx.send(Ok(bytes)).await.is_err() {
+                    // The repository stopped reading: its own error says why.
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The plan of restoring backup `id` into an empty store (one whose damaged database is to be replaced by a fresh
@@ -262,7 +300,7 @@ impl Current {
 /// One step of walking the backup's records beside the store's documents, both in key order.
 enum Step {
     /// A document of the backup, with the store's document of the same key if there is one.
-    Backup(DocRecord, Option<Current>),
+    Backup(Box<DocRecord>, Option<Current>),
     /// A document only the store has.
     StoreOnly(DocumentMeta),
 }
@@ -289,8 +327,10 @@ impl<'a> Walk<'a> {
             }
         };
         Ok(Some(match order {
-            std::cmp::Ordering::Less => Step::Backup(self.records.next(reader).await?.expect("peeked"), None),
-            std::cmp::Ordering::Equal => Step::Backup(self.records.next(reader).await?.expect("peeked"), self.store.next_checked().await?),
+            std::cmp::Ordering::Less => Step::Backup(Box::new(self.records.next(reader).await?.expect("peeked")), None),
+            std::cmp::Ordering::Equal => {
+                Step::Backup(Box::new(self.records.next(reader).await?.expect("peeked")), self.store.next_checked().await?)
+            }
             std::cmp::Ordering::Greater => Step::StoreOnly(self.store.next().await?.expect("peeked")),
         }))
     }
@@ -455,7 +495,6 @@ pub async fn restore_backup(
                     r
                 }
             };
-            let content = reader.blob(&r.hash, "document content").await?;
             if let (Some(v), Some(e)) = (r.vectors, embedder.as_ref()) {
                 let bytes = reader.blob(&v, "vectors blob").await?;
                 let pairs = format::decode_vectors(&v, &bytes)?;
@@ -468,6 +507,15 @@ pub async fn restore_backup(
                 report.ledger_rows += 1;
                 batch.ledger.push(row);
             }
+            if !r.parts.is_empty() {
+                // A large document: streamed from its parts on its own, in its own transaction.
+                restore_fed(repo, &entry.name, meta_of(&entry.name, &r), |tx| feed_parts(reader, &r.parts, tx)).await?;
+                report.documents_written += 1;
+                done += 1;
+                on_progress(done, total);
+                continue;
+            }
+            let content = reader.blob(&r.hash, "document content").await?;
             batch.bytes += content.len() as u64;
             batch.docs.push((meta_of(&entry.name, &r), content));
             if batch.full() {
