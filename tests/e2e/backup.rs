@@ -466,7 +466,7 @@ fn export_then_import_into_a_new_store_and_bad_files_change_nothing() {
     let bytes = std::fs::read(&file).unwrap();
     let mut text = Vec::new();
     zstd_decode(&bytes, &mut text);
-    let future = String::from_utf8(text.clone()).unwrap().replacen("\"version\":1", "\"version\":9", 1);
+    let future = String::from_utf8(text.clone()).unwrap().replacen("\"version\":2", "\"version\":9", 1);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated", bytes[..bytes.len() / 2].to_vec(), "line"),
         ("garbage", b"not an export at all".to_vec(), "not usable"),

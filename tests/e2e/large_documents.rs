@@ -98,13 +98,22 @@ fn a_document_larger_than_memory_moves_through_backup_restore_export_and_import(
     s.ok(["put", "notes", "small.md", "--text", "a small note beside it"]);
 
     // Backup, then restore into a new store.
-    ok_within_memory(&s, &["backup"]);
+    let first: serde_json::Value = serde_json::from_str(&ok_within_memory(&s, &["--json", "backup"])).unwrap();
+    let first_id = first["backup"]["id"].as_str().expect("a backup id").to_owned();
     let scratch = tempfile::tempdir().unwrap();
     let restored = TestStore::uninitialised();
     let copy = restored.store_dir();
     ok_within_memory(&s, &["restore", "latest", "--to-store", copy.to_str().unwrap(), "--yes"]);
     assert_eq!(stored_sha(&restored, "big.txt", scratch.path()), want, "the restored document is the original");
     restored.ok(["verify"]);
+
+    // Unchanged, the document's pieces are reused unread; with the first backup deleted they are still there.
+    let again = s.json(["backup"]);
+    let new_bytes = again["backup"]["stats"]["new_blob_bytes"].as_u64().expect("new_blob_bytes");
+    assert!(new_bytes < 1024 * 1024, "an unchanged document stored {new_bytes} new bytes: {again}");
+    assert!(again["backup"]["stats"]["blob_bytes"].as_u64().unwrap() >= DOC_BYTES as u64, "{again}");
+    s.ok(["backup", "delete", &first_id]);
+    s.ok(["backup", "verify", "latest", "--read-data"]);
 
     // Export, then import into a new store.
     let export: PathBuf = scratch.path().join("all.colstore");

@@ -249,6 +249,10 @@ pub async fn export(
     Ok(report)
 }
 
+// A group of documents read whole holds at most CONTENT_GROUP_BYTES, and a document larger than that is alone in
+// its group: so a large document is never read whole as long as this holds.
+const _: () = assert!(crate::backup::create::CONTENT_GROUP_BYTES <= LARGE_CONTENT);
+
 /// Writes a large document: its line with `parts: n`, then its content read from the snapshot as a stream, in `n`
 /// `part` lines of [`PIECE`] bytes (the last one shorter), checking the whole content's hash and size at the end.
 /// Returns how many lines it wrote. Its vectors are not written: the next `col sync` after an import embeds it again.

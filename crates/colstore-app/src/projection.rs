@@ -352,11 +352,20 @@ async fn rebuild_points(
     key: &DocKey,
     expected: colstore_domain::ContentHash,
 ) -> Result<Option<Vec<Point>>, SyncFailure> {
+    let meta = match ports.repo.document(collection, key).await {
+        Ok(meta) => meta,
+        Err(RepoError::DocumentNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // A large document is not read whole here (a restore repairs right after writing it, and its vectors are not in
+    // the backup): the next sync re-projects it, from the cache when its vectors are there.
+    if meta.size > crate::backup::format::LARGE_CONTENT {
+        return Ok(None);
+    }
     let Some((hash, text)) = read_text(ports, collection, key).await? else { return Ok(None) };
     if hash != expected {
         return Ok(None);
     }
-    let meta = ports.repo.document(collection, key).await?;
     let chunks = chunk_text(&text, chunking);
     let identity = ports.embedder.identity();
     let cached = ports.ledger.cached_vectors(&identity, chunks.iter().map(|c| c.hash).collect()).await?;

@@ -423,8 +423,9 @@ async fn backup_locked(
                             let have_content = if d.size > format::LARGE_CONTENT {
                                 parts = match previous_parts.remove(&i) {
                                     Some(p) if p.iter().all(|h| packer.has(h)) => {
-                                        for h in &p {
-                                            packer.reuse(h, 0);
+                                        for (n, h) in p.iter().enumerate() {
+                                            let start = n as u64 * format::PIECE as u64;
+                                            packer.reuse(h, d.size.saturating_sub(start).min(format::PIECE as u64));
                                         }
                                         p
                                     }

@@ -55,7 +55,7 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
     let text = String::from_utf8(file.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let truncated = lines[..lines.len() - 1].join("\n") + "\n";
-    let future = text.replacen("\"version\":1", "\"version\":7", 1);
+    let future = text.replacen(&format!("\"version\":{}", colstore_app::EXPORT_VERSION), "\"version\":7", 1);
     let damaged = text.replacen("\"content\":\"", "\"content\":\"QUJD", 1);
     let not_json = "hello\n".to_owned();
     // Documents are listed in key order: a repeated or swapped document line is refused.

@@ -136,7 +136,10 @@ impl DocumentFiles for Files {
     async fn open(&self, collection: &CollectionName, path: &str) -> Result<(FileStat, ContentStream), FilesError> {
         if path.starts_with(STAGING_PREFIX) {
             let (bytes, stat) = self.staged_file(collection, path).ok_or_else(|| FilesError::NotFound { path: path.to_owned() })?;
-            return Ok((stat, futures::stream::iter([Ok(bytes)]).boxed()));
+            // In 64 KiB pieces, as the real files and InMemoryFiles read.
+            let pieces: Vec<Result<Bytes, std::io::Error>> =
+                (0..bytes.len()).step_by(64 * 1024).map(|at| Ok(bytes.slice(at..(at + 64 * 1024).min(bytes.len())))).collect();
+            return Ok((stat, futures::stream::iter(pieces).boxed()));
         }
         self.inner.open(collection, path).await
     }
