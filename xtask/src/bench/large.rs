@@ -121,6 +121,9 @@ pub(crate) struct ResticLarge {
     pub(crate) restore: Run,
 }
 
+/// restic's run beside a command: `None` where restic has no such command, `Err` where restic was unavailable.
+type Peer = Option<Result<Run, ()>>;
+
 /// The large-document area's measurements.
 #[derive(Debug, Clone)]
 pub(crate) struct LargeBench {
@@ -140,7 +143,7 @@ pub(crate) struct LargeBench {
 
 impl LargeBench {
     /// The measured commands, in the order they ran: the command as shown, colstore's run, restic's run beside it.
-    fn commands(&self) -> Vec<(&'static str, Run, Option<Result<Run, ()>>)> {
+    fn commands(&self) -> Vec<(&'static str, Run, Peer)> {
         let restic = |f: fn(&ResticLarge) -> Run| Some(self.restic.as_ref().map(f).map_err(|_| ()));
         vec![
             ("`col put`", self.put, None),
