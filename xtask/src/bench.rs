@@ -7,14 +7,17 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue, backup, reconcile — can be measured alone with `--only`, to re-measure one
-//! after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and `restore` with restic;
-//! the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile` against `git status` on
-//! the same tree, reconciles of changed trees, and `col watch` from a save to synced.
+//! The areas — ingest, sync, search, queue, backup, reconcile, large — can be measured alone with `--only`, to
+//! re-measure one after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and
+//! `restore` with restic; the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile`
+//! against `git status` on the same tree, reconciles of changed trees, and `col watch` from a save to synced; the large
+//! area (`large.rs`) measures the peak memory and time of `put`, `get`, `backup`, `restore`, `export` and `import` of
+//! one 2 GiB document (`--large-bytes` for another size), with restic's backup and restore of the same file beside.
 
 mod backup;
 mod corpus;
 mod inproc;
+mod large;
 mod reconcile;
 mod report;
 
@@ -61,10 +64,13 @@ pub(crate) enum Area {
     Backup,
     /// Filesystem mode: `col reconcile` against `git status` on the same files, and `col watch`, in stores of their own.
     Reconcile,
+    /// One large document (2 GiB by default) through `put`, `get`, `backup`, `restore`, `export` and `import`: peak
+    /// memory and time, with restic's backup and restore of the same file.
+    Large,
 }
 
 impl Area {
-    const ALL: [Area; 6] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile];
+    const ALL: [Area; 7] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile, Area::Large];
 
     fn name(self) -> &'static str {
         match self {
@@ -74,6 +80,7 @@ impl Area {
             Area::Queue => "queue",
             Area::Backup => "backup",
             Area::Reconcile => "reconcile",
+            Area::Large => "large",
         }
     }
 
@@ -96,12 +103,15 @@ pub(crate) struct Args {
     pub(crate) out: Option<PathBuf>,
     /// The areas to measure, sorted and without duplicates; empty means all.
     pub(crate) only: Vec<Area>,
+    /// Size in bytes of the large area's document.
+    pub(crate) large_bytes: u64,
 }
 
 impl Args {
-    /// Parses `[--docs N] [--out FILE] [--only AREA[,AREA…]]…` (also `--docs=N`, `--out=FILE`, `--only=AREA`).
+    /// Parses `[--docs N] [--out FILE] [--only AREA[,AREA…]]… [--large-bytes N]` (also `--docs=N`, `--out=FILE`,
+    /// `--only=AREA`, `--large-bytes=N`).
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
-        let mut parsed = Self { docs: DEFAULT_DOCS, out: None, only: Vec::new() };
+        let mut parsed = Self { docs: DEFAULT_DOCS, out: None, only: Vec::new(), large_bytes: large::DEFAULT_BYTES };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -118,6 +128,14 @@ impl Args {
                     }
                 }
                 "--out" => parsed.out = Some(PathBuf::from(value()?)),
+                "--large-bytes" => {
+                    let value = value()?;
+                    parsed.large_bytes =
+                        value.replace('_', "").parse().map_err(|_| format!("--large-bytes takes a whole number, not {value:?}"))?;
+                    if parsed.large_bytes == 0 {
+                        return Err("--large-bytes must be at least 1".into());
+                    }
+                }
                 "--only" => {
                     for name in value()?.split(',') {
                         parsed.only.push(Area::parse(name.trim())?);
@@ -156,6 +174,9 @@ impl Args {
         if !self.only.is_empty() {
             args.extend(["--only".to_owned(), self.only.iter().map(|area| area.name()).collect::<Vec<_>>().join(",")]);
         }
+        if self.large_bytes != large::DEFAULT_BYTES {
+            args.extend(["--large-bytes".to_owned(), self.large_bytes.to_string()]);
+        }
         args
     }
 
@@ -164,6 +185,9 @@ impl Args {
         let mut command = format!("cargo xtask bench --docs {}", self.docs);
         if !self.only.is_empty() {
             command.push_str(&format!(" --only {}", self.only.iter().map(|area| area.name()).collect::<Vec<_>>().join(",")));
+        }
+        if self.large_bytes != large::DEFAULT_BYTES {
+            command.push_str(&format!(" --large-bytes {}", self.large_bytes));
         }
         if let Some(out) = self.out.as_deref().filter(|out| *out != Path::new(DEFAULT_OUT)) {
             command.push_str(&format!(" --out {}", out.display()));
@@ -363,6 +387,10 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
 
     if args.runs(Area::Reconcile) {
         m.reconcile = Some(reconcile::measure_reconcile(bin, dir, args.docs)?);
+    }
+
+    if args.runs(Area::Large) {
+        m.large = Some(large::measure_large(bin, dir, args.large_bytes)?);
     }
 
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -573,7 +601,7 @@ mod tests {
     #[test]
     fn args_default_to_the_published_run() {
         let args = parse(&[]).unwrap();
-        assert_eq!(args, Args { docs: 100_000, out: None, only: vec![] });
+        assert_eq!(args, Args { docs: 100_000, out: None, only: vec![], large_bytes: 2 * 1024 * 1024 * 1024 });
         assert_eq!(args.command(), "cargo xtask bench --docs 100000");
         assert_eq!(args.out(), Some(Path::new("docs/BENCHMARKS.md")));
         assert!(Area::ALL.iter().all(|&area| args.runs(area)));
@@ -582,7 +610,7 @@ mod tests {
     #[test]
     fn args_accept_both_spellings_and_record_a_custom_out() {
         let args = parse(&["--docs", "2_000", "--out=target/bench.md"]).unwrap();
-        assert_eq!(args, Args { docs: 2000, out: Some(PathBuf::from("target/bench.md")), only: vec![] });
+        assert_eq!(args, Args { docs: 2000, out: Some(PathBuf::from("target/bench.md")), only: vec![], large_bytes: large::DEFAULT_BYTES });
         assert_eq!(args.command(), "cargo xtask bench --docs 2000 --out target/bench.md");
         assert_eq!(parse(&["--docs=5"]).unwrap().docs, 5);
         assert_eq!(parse(&["--out", "docs/BENCHMARKS.md"]).unwrap().command(), "cargo xtask bench --docs 100000");
@@ -599,13 +627,28 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
     #[test]
+    fn large_bytes_default_to_two_gib_and_a_smaller_size_is_recorded() {
+        let args = parse(&["--only", "large", "--large-bytes", "64_000_000"]).unwrap();
+        assert_eq!((args.only.as_slice(), args.large_bytes), (&[Area::Large][..], 64_000_000));
+        assert_eq!(args.command(), "cargo xtask bench --docs 100000 --only large --large-bytes 64000000");
+        let default = parse(&["--only=large", "--large-bytes", "2147483648"]).unwrap();
+        assert_eq!(default.command(), "cargo xtask bench --docs 100000 --only large");
+    }
+
+    #[test]
     fn args_round_trip_for_the_optimised_rerun() {
-        for argv in [&[][..], &["--docs", "7", "--out", "x.md"], &["--only", "ingest,search"], &["--docs=3", "--only=queue"]] {
+        for argv in [
+            &[][..],
+            &["--docs", "7", "--out", "x.md"],
+            &["--only", "ingest,search"],
+            &["--docs=3", "--only=queue"],
+            &["--only", "large", "--large-bytes", "64_000_000"],
+        ] {
             let args = parse(argv).unwrap();
             assert_eq!(Args::parse(&args.to_args()).unwrap(), args, "{argv:?}");
         }
@@ -619,8 +662,10 @@ mod tests {
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
         assert_eq!(
             parse(&["--only", "ingest,speed"]),
-            Err("--only takes ingest, sync, search, queue, backup, reconcile, not \"speed\"".into())
+            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, not \"speed\"".into())
         );
+        assert_eq!(parse(&["--large-bytes", "2GiB"]), Err("--large-bytes takes a whole number, not \"2GiB\"".into()));
+        assert_eq!(parse(&["--large-bytes=0"]), Err("--large-bytes must be at least 1".into()));
         assert_eq!(parse(&["--only"]), Err("--only needs a value".into()));
     }
 

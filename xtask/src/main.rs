@@ -19,12 +19,14 @@ usage: cargo xtask <command>
 commands:
   ci                                  run .ci/run (fmt, clippy, cargo deny, tests), exactly as CI does
   tidy                                check the workspace's dependency, manifest and path rules
-  bench [--docs N] [--out FILE] [--only AREA[,AREA]]
+  bench [--docs N] [--out FILE] [--only AREA[,AREA]] [--large-bytes N]
                                       benchmark the release `col` binary and the sync engine; AREA is ingest,
-                                      sync, search, queue, backup (against restic) or reconcile (filesystem
-                                      mode, against git status) (default: all, --docs 100000, --out
-                                      docs/BENCHMARKS.md; a partial run writes only with --out; a relative
-                                      FILE is taken from the workspace root)
+                                      sync, search, queue, backup (against restic), reconcile (filesystem
+                                      mode, against git status) or large (one document of --large-bytes,
+                                      2 GiB by default: peak memory of put, get, backup, restore, export,
+                                      import) (default: all, --docs 100000, --out docs/BENCHMARKS.md; a
+                                      partial run writes only with --out; a relative FILE is taken from the
+                                      workspace root)
 ";
 
 fn main() -> ExitCode {

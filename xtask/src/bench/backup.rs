@@ -182,15 +182,15 @@ pub(crate) struct Row {
     pub(crate) meets: Option<bool>,
 }
 
-fn secs(d: Duration) -> f64 {
+pub(super) fn secs(d: Duration) -> f64 {
     d.as_secs_f64().max(1e-9)
 }
 
-fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+pub(super) fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / MB / secs(d)
 }
 
-fn rss_text(rss: Option<u64>) -> String {
+pub(super) fn rss_text(rss: Option<u64>) -> String {
     rss.map_or_else(|| "unknown".to_owned(), |b| format!("{:.1} MB", b as f64 / MB))
 }
 
@@ -393,32 +393,36 @@ impl BackupBench {
 
     /// The comparison as a markdown table, printed when the area has run.
     pub(crate) fn comparison_markdown(&self) -> String {
-        let mut out = String::from(
-            "| Figure | colstore | restic | colstore ÷ restic | Target | Ratio to target | |\n|---|---|---|---|---|---|---|\n",
-        );
-        for row in self.rows() {
-            let verdict = match row.meets {
-                Some(true) => "meets",
-                Some(false) => "MISSES",
-                None => "info",
-            };
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {verdict} |\n",
-                row.name.replace('|', "\\|"),
-                row.colstore,
-                row.restic,
-                row.vs_restic.map_or_else(|| "—".to_owned(), |vs| format!("{vs:.2}×")),
-                row.target,
-                row.ratio.map_or_else(|| "—".to_owned(), |ratio| format!("{ratio:.2}× target")),
-            ));
-        }
-        out
+        rows_markdown(&self.rows())
     }
+}
+
+/// Rows compared with restic as a markdown table: figure, colstore, restic, colstore ÷ restic, target, ratio, verdict.
+pub(super) fn rows_markdown(rows: &[Row]) -> String {
+    let mut out =
+        String::from("| Figure | colstore | restic | colstore ÷ restic | Target | Ratio to target | |\n|---|---|---|---|---|---|---|\n");
+    for row in rows {
+        let verdict = match row.meets {
+            Some(true) => "meets",
+            Some(false) => "MISSES",
+            None => "info",
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {verdict} |\n",
+            row.name.replace('|', "\\|"),
+            row.colstore,
+            row.restic,
+            row.vs_restic.map_or_else(|| "—".to_owned(), |vs| format!("{vs:.2}×")),
+            row.target,
+            row.ratio.map_or_else(|| "—".to_owned(), |ratio| format!("{ratio:.2}× target")),
+        ));
+    }
+    out
 }
 
 /// How peak memory is measured.
 #[derive(Debug, Clone)]
-enum Memory {
+pub(super) enum Memory {
     /// GNU time writes the child's maximum resident set size (KiB) into `out`.
     GnuTime { time: PathBuf, out: PathBuf },
     /// `VmHWM` of `/proc/<pid>/status`, sampled every [`POLL_EVERY`]; output goes through files in `scratch`.
@@ -427,7 +431,7 @@ enum Memory {
 
 impl Memory {
     /// GNU time at `/usr/bin/time`, installing Debian's `time` when it is missing; else the `/proc` fallback.
-    fn detect(scratch: &Path) -> Self {
+    pub(super) fn detect(scratch: &Path) -> Self {
         let time = PathBuf::from("/usr/bin/time");
         let gnu = Self::GnuTime { time: time.clone(), out: scratch.join("time-max-rss.txt") };
         if gnu_time_works(&time) {
@@ -443,7 +447,7 @@ impl Memory {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Self::GnuTime { time, .. } => format!("`{} -f %M` (the process's maximum resident set size)", time.display()),
             Self::VmHwm { .. } => {
@@ -454,7 +458,7 @@ impl Memory {
 
     /// Runs `cmd` to completion, timing it and measuring its peak memory. `cmd` has its arguments, environment and
     /// working directory; its output is collected here.
-    fn run(&self, cmd: &Command, shown: &str) -> Result<(Output, Run), String> {
+    pub(super) fn run(&self, cmd: &Command, shown: &str) -> Result<(Output, Run), String> {
         let (output, run) = match self {
             Self::GnuTime { time, out } => {
                 let mut wrapped = Command::new(time);
@@ -568,17 +572,17 @@ fn apt_install(package: &str) -> Result<(), String> {
 }
 
 /// restic with its repository, cache and password.
-struct ResticRunner {
+pub(super) struct ResticRunner {
     repo: PathBuf,
     cache: PathBuf,
     cwd: PathBuf,
-    version: String,
+    pub(super) version: String,
     side: Side,
 }
 
 impl ResticRunner {
     /// Finds restic (installing it when missing) and initialises the repository.
-    fn setup(repo: &Path, cache: &Path, cwd: &Path) -> Result<Self, String> {
+    pub(super) fn setup(repo: &Path, cache: &Path, cwd: &Path) -> Result<Self, String> {
         step("restic version");
         let version = match restic_version() {
             Ok(version) => version,
@@ -613,7 +617,7 @@ impl ResticRunner {
         cmd
     }
 
-    fn run(&self, memory: &Memory, args: &[&OsStr]) -> Result<Run, String> {
+    pub(super) fn run(&self, memory: &Memory, args: &[&OsStr]) -> Result<Run, String> {
         let shown = format!("restic {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
         Ok(memory.run(&self.command(args), &shown)?.1)
     }
@@ -634,7 +638,7 @@ fn restic_version() -> Result<String, String> {
 }
 
 /// Runs one restic step unless restic already failed; a failure is printed and replaces restic's figures with why.
-fn restic_step(restic: &mut Result<ResticRunner, String>, what: &str, f: impl FnOnce(&mut ResticRunner) -> Result<(), String>) {
+pub(super) fn restic_step(restic: &mut Result<ResticRunner, String>, what: &str, f: impl FnOnce(&mut ResticRunner) -> Result<(), String>) {
     let Ok(runner) = restic else { return };
     step(what);
     if let Err(err) = f(runner) {
@@ -645,7 +649,7 @@ fn restic_step(restic: &mut Result<ResticRunner, String>, what: &str, f: impl Fn
 }
 
 /// Runs `col --store STORE ARGS` under the memory probe.
-fn col_run(col: &Col<'_>, memory: &Memory, args: &[&OsStr]) -> Result<(Output, Run), String> {
+pub(super) fn col_run(col: &Col<'_>, memory: &Memory, args: &[&OsStr]) -> Result<(Output, Run), String> {
     let mut cmd = Command::new(col.bin);
     cmd.arg("--store").arg(col.store).args(args).current_dir(col.cwd);
     scrub_env(&mut cmd);
@@ -653,11 +657,11 @@ fn col_run(col: &Col<'_>, memory: &Memory, args: &[&OsStr]) -> Result<(Output, R
     memory.run(&cmd, &shown)
 }
 
-fn os(parts: &[&str]) -> Vec<OsString> {
+pub(super) fn os(parts: &[&str]) -> Vec<OsString> {
     parts.iter().map(OsString::from).collect()
 }
 
-fn refs(args: &[OsString]) -> Vec<&OsStr> {
+pub(super) fn refs(args: &[OsString]) -> Vec<&OsStr> {
     args.iter().map(OsString::as_os_str).collect()
 }
 

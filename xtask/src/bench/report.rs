@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::backup::BackupBench;
+use super::large::LargeBench;
 use super::reconcile::ReconcileBench;
 
 /// Ingest: `col add` of the whole corpus, in documents per second.
@@ -182,6 +183,8 @@ pub(crate) struct Measurements {
     pub(crate) backup: Option<BackupBench>,
     /// Filesystem mode: reconcile against git status, and watch (`reconcile.rs`).
     pub(crate) reconcile: Option<ReconcileBench>,
+    /// One large document through put, get, backup, restore, export and import (`large.rs`).
+    pub(crate) large: Option<LargeBench>,
 }
 
 /// A run with its context, ready to print and record.
@@ -399,6 +402,9 @@ impl Measurements {
         if let Some(reconcile) = &self.reconcile {
             figures.extend(reconcile.figures());
         }
+        if let Some(large) = &self.large {
+            figures.extend(large.figures());
+        }
         figures
     }
 
@@ -450,6 +456,9 @@ impl Measurements {
         }
         if let Some(reconcile) = &self.reconcile {
             lines.push(("Reconcile data", reconcile.context()));
+        }
+        if let Some(large) = &self.large {
+            lines.push(("Large data", large.context()));
         }
         lines
     }
@@ -509,6 +518,9 @@ impl Measurements {
         }
         if self.reconcile.is_some() {
             notes.push(ReconcileBench::note());
+        }
+        if self.large.is_some() {
+            notes.push(LargeBench::note());
         }
         notes.push("Ratio = measured ÷ target.".to_owned());
         notes.join(" ")
@@ -900,6 +912,32 @@ mod tests {
         assert!(!table.contains("data:") && table.contains("Queue: claim 500"), "{table}");
         let section = report(queue_only).markdown_section();
         assert!(!section.contains("| Data |") && !section.contains("Ingest is") && section.contains("The queue runs"), "{section}");
+    }
+
+    #[test]
+    fn a_large_document_run_has_its_figures_data_line_and_note() {
+        let run = super::super::backup::Run { elapsed: Duration::from_secs(10), peak_rss: Some(50_000_000) };
+        let large = LargeBench {
+            bytes: 64 * 1024 * 1024,
+            seed: 9,
+            memory: "`/usr/bin/time -f %M`".into(),
+            put: run,
+            get: run,
+            backup: run,
+            restore: run,
+            export: run,
+            import: run,
+            restic: Err("not installable".into()),
+        };
+        let m = Measurements { large: Some(large), ..Measurements::default() };
+        assert_eq!(m.figures().len(), 12);
+        let section = report(m).markdown_section();
+        assert!(section.contains("| Large data | one text document of 67 108 864 bytes"), "{section}");
+        assert!(
+            section.contains("| Large: Peak RSS of `col backup`, one 64.0 MiB document | colstore 50.0 MB; restic unavailable |"),
+            "{section}"
+        );
+        assert!(section.contains("Large document: one generated text document"), "{section}");
     }
 
     #[test]
