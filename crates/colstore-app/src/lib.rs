@@ -10,6 +10,7 @@ mod export;
 pub mod front_matter;
 mod projection;
 mod reconcile;
+mod remove;
 mod sync;
 mod sync_jobs;
 mod verify;
@@ -25,6 +26,7 @@ pub use reconcile::{
     ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,
     apply_plan as apply_reconcile_plan, change_key, plan as plan_reconcile, reconcile,
 };
+pub use remove::{CollectionDeleteReport, RemoveError, RemovePlan, RemoveReport, delete_collection, plan_remove, remove_documents};
 pub use sync::{
     CancelToken, Checkpoint, FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection,
     sync_collection_until,

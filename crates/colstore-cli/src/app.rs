@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.message == commands::BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) if e.closed_output => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
 }

@@ -21,11 +21,19 @@ pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
     pub code: i32,
+    /// Standard output was closed by its reader (`col ls | head`): the command stops, and exits 0 saying nothing, as
+    /// `cat` and `git log` do. Kept through wrapping (`CliError { message, ..e }`), unlike a message would be.
+    pub closed_output: bool,
 }
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, code: exit::ERROR }
+        Self { message: message.into(), hint: None, code: exit::ERROR, closed_output: false }
+    }
+
+    /// Standard output was closed by its reader.
+    pub fn closed_output() -> Self {
+        Self { closed_output: true, ..Self::new("standard output was closed") }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

@@ -14,10 +14,13 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use colstore_domain::ports::{Clock, RepoError};
+use async_trait::async_trait;
+use colstore_app::backup::{BackupEvent, BackupOptions, LockOwner, create_backup};
+use colstore_domain::CollectionName;
+use colstore_domain::ports::{Clock, RepoError, SafetyCopy, SafetyError, SafetyNet};
 
 use crate::fsutil::sync_dir;
-use crate::{Store, StoreBackups, StoreDir, StoreLock, WiringError};
+use crate::{StorageMode, Store, StoreBackups, StoreDir, StoreLock, WiringError, lock_holder, lock_holder_is_dead};
 
 /// How many safety copies are kept; older ones are removed after a new one is verified.
 pub const SAFETY_COPIES_KEPT: usize = 5;
@@ -43,6 +46,60 @@ impl Store {
         prune(&dir);
         tracing::info!(path = %dest.display(), "took a safety copy of the database");
         Ok(dest)
+    }
+}
+
+/// The store's [`SafetyNet`]: [`keep`](SafetyNet::keep) takes a verified copy of the database in sqlite mode (it holds
+/// the contents too) and a backup of the collections in filesystem mode (the files are the content, which a copy of
+/// the database would not hold); [`backup`](SafetyNet::backup) always backs up into the configured repository. A
+/// backup is tagged `safety-<operation>`; a copy is named after the operation and, for one collection, the collection.
+pub struct StoreSafetyNet<'a> {
+    store: &'a Store,
+    on_event: &'a (dyn Fn(BackupEvent) + Sync),
+}
+
+impl Store {
+    /// This store's [`SafetyNet`]; a backup's progress goes to `on_event`.
+    pub fn safety_net<'a>(&'a self, on_event: &'a (dyn Fn(BackupEvent) + Sync)) -> StoreSafetyNet<'a> {
+        StoreSafetyNet { store: self, on_event }
+    }
+}
+
+fn safety_err(e: impl std::error::Error + Send + Sync + 'static) -> SafetyError {
+    SafetyError(Box::new(e))
+}
+
+#[async_trait]
+impl SafetyNet for StoreSafetyNet<'_> {
+    async fn keep(&self, collections: &[CollectionName], operation: &str) -> Result<SafetyCopy, SafetyError> {
+        if self.store.mode() == StorageMode::Filesystem {
+            return self.backup(collections, operation).await;
+        }
+        let reason = match collections {
+            [one] => format!("{operation}-{one}"),
+            _ => operation.to_owned(),
+        };
+        let path = self.store.safety_copy(&reason).await.map_err(safety_err)?;
+        Ok(SafetyCopy::Database(path.display().to_string()))
+    }
+
+    async fn backup(&self, collections: &[CollectionName], operation: &str) -> Result<SafetyCopy, SafetyError> {
+        let repo = self.store.backup_store(None).map_err(safety_err)?;
+        let identity = self.store.identity();
+        let opts = BackupOptions {
+            collections: collections.to_vec(),
+            schema_only: false,
+            tags: vec![format!("safety-{operation}")],
+            dry_run: false,
+            store_id: identity.id,
+            store_path: Some(identity.path.display().to_string()),
+            schema_version: self.store.schema_version().await,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let owner = LockOwner { holder: lock_holder(), is_dead: Arc::new(lock_holder_is_dead) };
+        let report =
+            create_backup(&**self.store.repo(), repo, &**self.store.clock(), &owner, &opts, self.on_event).await.map_err(safety_err)?;
+        Ok(SafetyCopy::Backup(report.id.unwrap_or_default()))
     }
 }
 

@@ -324,7 +324,10 @@ async fn backup_locked(
                 Err(e) => tracing::warn!(backup = %info.id, error = %e, "skipping an unreadable manifest for deduplication"),
             }
         }
-        let known = KnownBlobs::load(&*store, manifests.iter().flat_map(|m| m.indexes.iter().copied())).await?;
+        // Collected first: an iterator with a closure over borrowed manifests held across the await would make this
+        // future not provably `Send` (a SafetyNet implementation runs it behind async-trait).
+        let indexes: Vec<ContentHash> = manifests.iter().flat_map(|m| m.indexes.iter().copied()).collect();
+        let known = KnownBlobs::load(&*store, indexes).await?;
         let prev = manifests.iter().rev().find(|m| !m.scope.schema_only);
         // Only the previous backup's record chunks are read back (for the vectors they name).
         let record_chunks = known.subset(prev.iter().flat_map(|m| m.collections.iter().flat_map(|c| c.document_records.iter())));

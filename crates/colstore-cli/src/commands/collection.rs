@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use colstore_domain::{ChunkingSettings, CollectionSettings, CollectionSpec, Distance, VectorSettings};
 use serde_json::json;
 
-use super::{Ctx, collection_name, display, io};
+use super::backup::{SafetyProgress, announce_safety, safety_fields};
+use super::{Ctx, collection_name, io};
+use colstore_domain::ports::SafetyNet;
 use crate::cli::{CollectionCommand, SettingsArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::{collection_json, human_bytes, human_time, table, to_value};
@@ -108,31 +110,40 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 confirm(&format!("Delete collection {} and its {} documents?", c.name, c.document_count))?;
             }
             let _lock = ctx.exclusive_lock(&store, "collection delete").await?;
-            let (backup, safety_backup) = if no_backup {
-                (None, None)
-            } else {
-                super::backup::safety_before(ctx, &store, &name, &format!("collection-delete-{name}")).await?
-            };
-            let n = store.repo().delete_collection(&name).await?;
-            // The projection goes with the collection, or a re-created collection of the same name would find the old
-            // points in search results.
-            match store.index().await {
-                Ok(index) => {
-                    if let Err(e) = index.drop_collection(&colstore_app::index_name(store.store_id(), &name)).await {
-                        eprintln!("warning: the collection's vector index could not be dropped: {e}");
-                    }
+            let index = match store.index().await {
+                Ok(index) => Some(index),
+                Err(e) => {
+                    eprintln!("warning: the vector index could not be opened to drop the collection's points: {e}");
+                    None
                 }
-                Err(e) => eprintln!("warning: the vector index could not be opened to drop the collection's points: {e}"),
+            };
+            let progress = SafetyProgress::new(ctx);
+            let on_event = |e| progress.on_event(e);
+            let net = store.safety_net(&on_event);
+            let report = colstore_app::delete_collection(
+                &**store.repo(),
+                index.as_deref(),
+                store.store_id(),
+                (!no_backup).then_some(&net as &dyn SafetyNet),
+                &name,
+                &|copy| announce_safety(ctx, copy),
+            )
+            .await;
+            progress.finish();
+            let report = report?;
+            if let Some(problem) = &report.index_problem {
+                eprintln!("warning: the collection's vector index could not be dropped: {problem}");
             }
-            let mut doc =
-                json!({ "collection": name, "documents_deleted": n, "safety_copy": backup.as_deref().map(display), "dry_run": false });
-            if let Some(id) = &safety_backup {
+            let n = report.documents_deleted;
+            let (copy, backup) = safety_fields(report.safety.as_ref());
+            let mut doc = json!({ "collection": name, "documents_deleted": n, "safety_copy": copy, "dry_run": false });
+            if let Some(id) = backup {
                 doc["safety_backup"] = json!(id);
             }
             ctx.out.json_value(&doc).map_err(io)?;
             ctx.out.line(format!("Deleted collection {name} ({n} documents).")).map_err(io)?;
-            if let Some(b) = backup {
-                ctx.out.line(format!("A safety copy of the database before the delete is at {}", display(&b))).map_err(io)?;
+            if let Some(path) = copy {
+                ctx.out.line(format!("A safety copy of the database before the delete is at {path}")).map_err(io)?;
             }
         }
     }

@@ -11,7 +11,9 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::backup::{SafetyProgress, announce_safety, safety_fields};
 use super::{Ctx, collection_name, display, doc_key, io};
+use colstore_domain::ports::SafetyNet;
 use crate::cli::{GetArgs, LsArgs, PutArgs, RmArgs, SortArg};
 use crate::error::{CliError, CliResult};
 use crate::output::{doc_json, human_bytes, human_time, table};
@@ -211,58 +213,40 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
     let keys = a.keys.iter().map(|k| doc_key(k)).collect::<CliResult<Vec<_>>>()?;
     let store = ctx.open().await?;
     if a.dry_run {
-        let mut present = Vec::new();
-        let mut missing = Vec::new();
-        for k in keys {
-            match store.repo().document(&collection, &k).await {
-                Ok(_) => present.push(k),
-                Err(colstore_domain::ports::RepoError::DocumentNotFound { .. }) => missing.push(k),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let plan = colstore_app::plan_remove(&**store.repo(), &collection, &keys).await?;
         ctx.out
-            .json_value(&json!({ "collection": collection, "deleted": present, "missing": missing, "safety_copy": null, "dry_run": true }))
+            .json_value(
+                &json!({ "collection": collection, "deleted": plan.present, "missing": plan.missing, "safety_copy": null, "dry_run": true }),
+            )
             .map_err(io)?;
-        for k in &present {
+        for k in &plan.present {
             ctx.out.line(format!("would delete {collection}/{k}")).map_err(io)?;
         }
-        for k in &missing {
+        for k in &plan.missing {
             ctx.out.line(format!("not found: {collection}/{k}")).map_err(io)?;
         }
         ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
         return Ok(());
     }
     let _lock = ctx.shared_lock(&store).await?;
-    // Fail on an unknown collection before taking a safety copy, and take none when nothing would be deleted:
-    // a mistyped key must not push an earlier, useful safety copy out of the rotation.
-    let mut any_present = false;
-    for k in &keys {
-        match store.repo().document(&collection, k).await {
-            Ok(_) => {
-                any_present = true;
-                break;
-            }
-            Err(colstore_domain::ports::RepoError::DocumentNotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let (backup, safety_backup) = if a.no_backup || !any_present {
-        (None, None)
-    } else {
-        super::backup::safety_before(ctx, &store, &collection, &format!("rm-{collection}")).await?
-    };
-    let deleted = store.repo().delete_documents(&collection, keys.clone()).await?;
-    let missing: Vec<_> = keys.into_iter().filter(|k| !deleted.contains(k)).collect();
-    let mut doc = json!({ "collection": collection, "deleted": deleted, "missing": missing, "safety_copy": backup.as_deref().map(display), "dry_run": false });
-    if let Some(id) = &safety_backup {
+    let progress = SafetyProgress::new(ctx);
+    let on_event = |e| progress.on_event(e);
+    let net = store.safety_net(&on_event);
+    let safety = (!a.no_backup).then_some(&net as &dyn SafetyNet);
+    let report = colstore_app::remove_documents(&**store.repo(), safety, &collection, keys, &|copy| announce_safety(ctx, copy)).await;
+    progress.finish();
+    let report = report?;
+    let (copy, backup) = safety_fields(report.safety.as_ref());
+    let mut doc = json!({ "collection": collection, "deleted": report.deleted, "missing": report.missing, "safety_copy": copy, "dry_run": false });
+    if let Some(id) = backup {
         doc["safety_backup"] = json!(id);
     }
     ctx.out.json_value(&doc).map_err(io)?;
-    for k in &deleted {
+    for k in &report.deleted {
         ctx.out.line(format!("deleted {collection}/{k}")).map_err(io)?;
     }
-    if !missing.is_empty() {
-        let list = missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+    if !report.missing.is_empty() {
+        let list = report.missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
         return Err(CliError::new(format!("not found in collection \"{collection}\": {list}"))
             .hint(format!("list the collection's documents with `col ls {collection}`")));
     }

@@ -20,9 +20,6 @@ use crate::cli::{Cli, Command};
 use crate::error::{CliError, CliResult};
 use crate::output::Out;
 
-/// Sentinel message for a closed stdout pipe: the program ends quietly with success.
-pub const BROKEN_PIPE: &str = "\u{0}broken pipe";
-
 /// How long an exclusive command waits for other commands to finish.
 const EXCLUSIVE_WAIT: Duration = Duration::from_secs(10);
 
@@ -90,7 +87,7 @@ pub fn doc_key(s: &str) -> CliResult<DocKey> {
 
 /// Turns an output error into a CLI error; a closed pipe is not an error.
 pub fn io(e: std::io::Error) -> CliError {
-    if e.kind() == std::io::ErrorKind::BrokenPipe { CliError::new(BROKEN_PIPE) } else { CliError::new(format!("cannot write output: {e}")) }
+    if e.kind() == std::io::ErrorKind::BrokenPipe { CliError::closed_output() } else { CliError::new(format!("cannot write output: {e}")) }
 }
 
 pub fn display(p: &Path) -> String {

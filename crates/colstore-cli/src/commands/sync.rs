@@ -450,19 +450,9 @@ pub async fn verify_index(ctx: &Ctx, only: Option<CollectionName>, repair: bool)
     Ok(())
 }
 
+/// A state named on the command line; a wrong one is a usage error (exit 2).
 fn job_state(s: &str) -> CliResult<JobState> {
-    Ok(match s {
-        "pending" => JobState::Pending,
-        "running" => JobState::Running,
-        "done" => JobState::Done,
-        "dead" => JobState::Dead,
-        "cancelled" | "canceled" => JobState::Cancelled,
-        other => {
-            return Err(CliError::new(format!("unknown job state {other:?}"))
-                .code(2)
-                .hint("use pending, running, done, dead or cancelled"));
-        }
-    })
+    s.parse::<JobState>().map_err(|e| CliError::new(e.to_string()).code(2).hint("use pending, running, done, dead or cancelled"))
 }
 
 pub async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> CliResult {
@@ -495,7 +485,7 @@ pub async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> CliResult {
                     vec![
                         j.id.to_string(),
                         j.spec.kind.clone(),
-                        format!("{:?}", j.state).to_lowercase(),
+                        j.state.to_string(),
                         j.attempts.to_string(),
                         human_time(j.updated_at),
                         j.spec.dedup_key.clone().unwrap_or_default(),
@@ -511,7 +501,7 @@ pub async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> CliResult {
                 "id:        {}\nkind:      {}\nstate:     {}\nattempts:  {} of {}\ncreated:   {}\nupdated:   {}\npayload:   {}",
                 j.id,
                 j.spec.kind,
-                format!("{:?}", j.state).to_lowercase(),
+                j.state,
                 j.attempts,
                 j.spec.max_attempts,
                 human_time(j.created_at),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::BoxError;
-use crate::Timestamp;
+use crate::{Timestamp, ValidationError};
 
 /// A job's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,6 +37,43 @@ pub enum JobState {
     Dead,
     /// Cancelled by a user.
     Cancelled,
+}
+
+impl JobState {
+    /// Every state, in life-cycle order.
+    pub const ALL: [JobState; 5] = [JobState::Pending, JobState::Running, JobState::Done, JobState::Dead, JobState::Cancelled];
+
+    /// The state's name, as users type it and JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = ValidationError;
+
+    /// A state's name (`canceled` is accepted for `cancelled`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "canceled" {
+            return Ok(JobState::Cancelled);
+        }
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| ValidationError::new("job state", s, "not one of pending, running, done, dead or cancelled"))
+    }
 }
 
 /// What to enqueue.
@@ -192,4 +229,20 @@ pub trait JobQueue: Send + Sync {
 
     /// Frees every job leased by a worker known to be dead, returning how many.
     async fn release_worker(&self, worker: &WorkerId) -> Result<u64, QueueError>;
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::JobState;
+
+    #[test]
+    fn job_states_print_and_parse_as_users_type_them() {
+        for state in JobState::ALL {
+            assert_eq!(state.to_string().parse::<JobState>(), Ok(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(state.to_string()), "JSON spells it the same way");
+        }
+        assert_eq!("canceled".parse::<JobState>(), Ok(JobState::Cancelled));
+        let e = "finished".parse::<JobState>().unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid job state "finished": not one of pending, running, done, dead or cancelled"#);
+    }
 }
