@@ -549,7 +549,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                     Ok(c) => (true, c.settings != settings),
                     Err(_) => (false, false),
                 };
-                plan.collections.push(CollectionPlan { name: name.to_string(), exists, settings_change, ..CollectionPlan::default() });
+                plan.collections.push(CollectionPlan { exists, settings_change, ..CollectionPlan::new(name.clone()) });
                 cur = Some((Beside::new(repo, &name), documents));
             }
             Some(Line::Document(d)) => {

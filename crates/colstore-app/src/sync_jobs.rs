@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::sync::{Checkpoint, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, sync_collection_until};
 
 /// The kind of the jobs a sync run claims.
-pub const SYNC_JOB_KIND: &str = "sync";
+pub const SYNC_JOB_KIND: &str = colstore_domain::ports::sync_job::KIND;
 
 /// At most this many jobs are claimed by one run (one per collection is the rule; the dedup key keeps it so).
 const MAX_CLAIM: usize = 10_000;
@@ -182,7 +182,7 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// The collection a sync job is for (`payload.collection`).
 fn collection_of(lease: &Lease) -> Option<&str> {
-    lease.job.spec.payload.get("collection").and_then(|v| v.as_str())
+    colstore_domain::ports::sync_job::collection(&lease.job.spec)
 }
 
 /// What every collection of a run shares.

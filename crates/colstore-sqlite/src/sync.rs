@@ -14,17 +14,6 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection, sqlite::SqliteRow};
 use crate::SqliteRepo;
 use crate::jobs::cause;
 
-/// The kind of the job a write enqueues for its collection.
-pub(crate) const SYNC_JOB_KIND: &str = "sync";
-
-/// Attempts of that job before it goes `dead`.
-pub(crate) const SYNC_JOB_MAX_ATTEMPTS: u32 = 10;
-
-/// The dedup key of a collection's sync job: at most one is pending per collection.
-pub(crate) fn sync_dedup_key(collection: &CollectionName) -> String {
-    format!("sync:{collection}")
-}
-
 /// Ledger rows per multi-row statement (3 parameters each).
 const LEDGER_ROWS_PER_STATEMENT: usize = 500;
 
@@ -102,14 +91,15 @@ pub(crate) async fn forget_or_mark_deleted(conn: &mut SqliteConnection, cid: i64
 
 /// Enqueues the collection's sync job unless one is pending: one statement against the partial unique index.
 pub(crate) async fn enqueue_sync(conn: &mut SqliteConnection, collection: &CollectionName, now: i64) -> Result<(), sqlx::Error> {
+    let job = colstore_domain::ports::sync_job::spec(collection);
     sqlx::query(
         "INSERT INTO jobs (kind, dedup_key, payload, state, attempts, max_attempts, run_after, token, errors, created_at, updated_at) \
          VALUES (?, ?, ?, 'pending', 0, ?, ?, 0, '[]', ?, ?) ON CONFLICT (dedup_key) WHERE state = 'pending' DO NOTHING",
     )
-    .bind(SYNC_JOB_KIND)
-    .bind(sync_dedup_key(collection))
-    .bind(serde_json::json!({ "collection": collection.as_str() }).to_string())
-    .bind(i64::from(SYNC_JOB_MAX_ATTEMPTS))
+    .bind(job.kind)
+    .bind(job.dedup_key)
+    .bind(job.payload.to_string())
+    .bind(i64::from(job.max_attempts))
     .bind(now)
     .bind(now)
     .bind(now)

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
-    Clock, CollectionRepo, CorruptDocument, GcReport, JobSpec, LedgerEntry, Projection, RepoCapabilities, RepoError, StorageStats,
-    StoreSnapshot, SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
+    Clock, CollectionRepo, CorruptDocument, GcReport, LedgerEntry, Projection, RepoCapabilities, RepoError, StorageStats, StoreSnapshot,
+    SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
@@ -127,17 +127,6 @@ impl CollectionState {
     }
 }
 
-/// The job a write enqueues for its collection, as the SQLite repository does.
-fn sync_job(collection: &CollectionName) -> JobSpec {
-    JobSpec {
-        kind: "sync".to_owned(),
-        dedup_key: Some(format!("sync:{collection}")),
-        payload: serde_json::json!({ "collection": collection.as_str() }),
-        max_attempts: 10,
-        run_after: None,
-    }
-}
-
 struct Blob {
     bytes: Bytes,
     /// Documents referencing this blob; 0 means garbage for [`CollectionRepo::gc`].
@@ -182,7 +171,7 @@ impl InMemoryRepo {
 
     fn enqueue_sync(&self, collection: &CollectionName) {
         if let Some(q) = &self.jobs {
-            q.enqueue_now(sync_job(collection));
+            q.enqueue_now(colstore_domain::ports::sync_job::spec(collection));
         }
     }
 

@@ -46,10 +46,10 @@ pub struct RestoreOptions {
 }
 
 /// What a restore does to one collection.
-#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CollectionPlan {
     /// The collection.
-    pub name: String,
+    pub name: CollectionName,
     /// Whether it exists in the store now.
     pub exists: bool,
     /// Whether its settings change.
@@ -64,6 +64,13 @@ pub struct CollectionPlan {
     pub delete: u64,
     /// Documents kept because the store's copy is newer (merge only).
     pub kept_newer: u64,
+}
+
+impl CollectionPlan {
+    /// The plan line of `name` before anything is counted (not in the store, settings unchanged).
+    pub fn new(name: CollectionName) -> Self {
+        Self { name, exists: false, settings_change: false, add: 0, update: 0, unchanged: 0, delete: 0, kept_newer: 0 }
+    }
 }
 
 /// The plan of a restore.
@@ -172,7 +179,7 @@ pub async fn plan_restore_into_empty(store: &dyn BackupStore, id: &BackupId, opt
         .collections
         .iter()
         .filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name))
-        .map(|c| CollectionPlan { name: c.name.to_string(), add: c.documents, ..CollectionPlan::default() })
+        .map(|c| CollectionPlan { add: c.documents, ..CollectionPlan::new(c.name.clone()) })
         .collect();
     Ok(RestorePlan { id: id.to_string(), mode: opts.mode, collections })
 }
@@ -373,10 +380,9 @@ impl Decision {
 async fn empty_plan(repo: &dyn CollectionRepo, entry: &CollectionEntry) -> CollectionPlan {
     let settings = repo.collection(&entry.name).await.ok().map(|c| c.settings);
     CollectionPlan {
-        name: entry.name.to_string(),
         exists: settings.is_some(),
         settings_change: settings.is_some_and(|s| s != entry.settings),
-        ..CollectionPlan::default()
+        ..CollectionPlan::new(entry.name.clone())
     }
 }
 

@@ -39,7 +39,7 @@ async fn an_export_imports_into_a_new_store_with_documents_and_vectors() {
         let bigger = world();
         fill(&bigger.repo, "notes", 45).await;
         let plan = plan_import(&*bigger.repo, Cursor::new(&file), mode).await.unwrap();
-        let notes = plan.collections.iter().find(|c| c.name == "notes").unwrap();
+        let notes = plan.collections.iter().find(|c| c.name.as_str() == "notes").unwrap();
         assert_eq!((notes.unchanged, notes.delete), (30, 45 - left), "{mode:?}: {notes:?}");
         import(&*bigger.repo, &*bigger.repo, Cursor::new(&file), mode, &|_| {}).await.unwrap();
         let snap = bigger.repo.snapshot().await.unwrap();

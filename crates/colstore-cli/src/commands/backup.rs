@@ -493,7 +493,7 @@ fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str) -> CliRes
         .iter()
         .map(|c| {
             vec![
-                c.name.clone(),
+                c.name.to_string(),
                 if !c.exists {
                     "create".into()
                 } else if c.settings_change {
@@ -658,7 +658,7 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
         .collections
         .iter()
         .filter(|c| c.exists && (c.delete + c.update) > 0)
-        .filter_map(|c| CollectionName::parse(&c.name).ok())
+        .map(|c| c.name.clone())
         .collect();
     let safety = if mode == RestoreMode::Replace && !a.no_backup && !existing.is_empty() {
         Some(safety_backup(ctx, &target, existing, "restore").await?)
@@ -686,9 +686,9 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
     match Ctx::sync_ports(&target).await {
         Ok(ports) => {
             for c in &report.plan.collections {
-                let Ok(name) = CollectionName::parse(&c.name) else { continue };
-                if target.repo().collection(&name).await.is_ok_and(|c| c.settings.vectors.is_some()) {
-                    match colstore_app::verify_index(&ports, &name, true).await {
+                let name = &c.name;
+                if target.repo().collection(name).await.is_ok_and(|c| c.settings.vectors.is_some()) {
+                    match colstore_app::verify_index(&ports, name, true).await {
                         Ok(r) => reprojected.push(json!({ "collection": c.name, "repaired": r.drift.len() })),
                         Err(e) => eprintln!(
                             "warning: {}: the vector index could not be brought in line; run `col verify --index --repair`: {e}",
@@ -977,7 +977,7 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
         .collections
         .iter()
         .filter(|c| c.exists && (c.delete + c.update) > 0)
-        .filter_map(|c| CollectionName::parse(&c.name).ok())
+        .map(|c| c.name.clone())
         .collect();
     let safety = if !a.no_backup && !touched.is_empty() { Some(safety_backup(ctx, &store, touched, "import").await?) } else { None };
     let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "importing");

@@ -47,7 +47,7 @@ pub use repo::{
 };
 pub use safety::{SafetyCopy, SafetyError, SafetyNet};
 pub use snapshot::StoreSnapshot;
-pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore};
+pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore, sync_job};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use backup::MockBackupStore;

@@ -159,3 +159,51 @@ pub trait SyncStore: Send + Sync {
     /// `collection`; the current hash is the document's).
     async fn restore_ledger(&self, collection: &CollectionName, entries: Vec<LedgerEntry>) -> Result<(), SyncError>;
 }
+
+/// The job a write enqueues for its collection when it leaves documents pending, defined once for the SQLite
+/// repository, the fake and the worker that claims it (`colstore_app::run_sync`).
+pub mod sync_job {
+    use super::super::JobSpec;
+    use crate::CollectionName;
+
+    /// The job's kind.
+    pub const KIND: &str = "sync";
+
+    /// Attempts before the job goes `dead` (each attempt that fails is retried later).
+    pub const MAX_ATTEMPTS: u32 = 10;
+
+    /// The dedup key: at most one sync job is pending per collection.
+    pub fn dedup_key(collection: &CollectionName) -> String {
+        format!("sync:{collection}")
+    }
+
+    /// The whole job: `{kind: "sync", dedup_key: "sync:<collection>", payload: {"collection": "<collection>"},
+    /// max_attempts: 10}`, runnable at once.
+    pub fn spec(collection: &CollectionName) -> JobSpec {
+        JobSpec {
+            kind: KIND.to_owned(),
+            dedup_key: Some(dedup_key(collection)),
+            payload: serde_json::json!({ "collection": collection.as_str() }),
+            max_attempts: MAX_ATTEMPTS,
+            run_after: None,
+        }
+    }
+
+    /// The collection a sync job is for (`payload.collection`), as written by [`spec`].
+    pub fn collection(spec: &JobSpec) -> Option<&str> {
+        spec.payload.get("collection").and_then(|v| v.as_str())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_sync_job_names_its_collection_and_dedups_per_collection() {
+            let c = CollectionName::parse("notes").unwrap();
+            let job = spec(&c);
+            assert_eq!((job.kind.as_str(), job.dedup_key.as_deref(), job.max_attempts), ("sync", Some("sync:notes"), 10));
+            assert_eq!(collection(&job), Some("notes"));
+        }
+    }
+}
