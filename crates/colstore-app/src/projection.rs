@@ -153,7 +153,7 @@ pub async fn search(
 #[derive(Debug, Clone, Serialize)]
 pub struct CollectionStatus {
     /// The collection.
-    pub collection: String,
+    pub collection: CollectionName,
     /// Documents.
     pub documents: u64,
     /// Ledger counts.
@@ -192,7 +192,7 @@ pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<
         let counts = ports.ledger.counts(Some(c.name.clone())).await?;
         let errors = ports.ledger.recent_errors(Some(c.name.clone()), 5).await?;
         out.push(CollectionStatus {
-            collection: c.name.to_string(),
+            collection: c.name,
             documents: c.document_count,
             counts,
             embedder: c.settings.vectors.as_ref().map(|v| format!("{} ({})", v.embedder, v.distance)),
@@ -209,7 +209,7 @@ pub struct Drift {
     /// `orphan` (the index holds a point the ledger does not account for).
     pub kind: &'static str,
     /// The document key.
-    pub key: String,
+    pub key: DocKey,
     /// The chunk number.
     pub chunk: u32,
     /// The point id.
@@ -230,7 +230,7 @@ pub struct IndexReport {
     /// Points rewritten or deleted by `--repair`.
     pub repaired: u64,
     /// Documents that could not be repaired from the cache and were marked pending for the next sync.
-    pub marked_pending: Vec<String>,
+    pub marked_pending: Vec<DocKey>,
 }
 
 /// Compares the ledger with what the index really holds (ids and content hashes, by scrolling); with `repair`,
@@ -291,11 +291,11 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
     for (id, (key, chunk, hash)) in &expected {
         match seen.get(id) {
             None => {
-                report.drift.push(Drift { kind: "missing", key: key.to_string(), chunk: *chunk, id: id.to_string() });
+                report.drift.push(Drift { kind: "missing", key: key.clone(), chunk: *chunk, id: id.to_string() });
                 to_rewrite.insert(key.clone(), ());
             }
             Some(p) if p.content_hash != *hash || p.key != *key || p.chunk != *chunk => {
-                report.drift.push(Drift { kind: "stale", key: key.to_string(), chunk: *chunk, id: id.to_string() });
+                report.drift.push(Drift { kind: "stale", key: key.clone(), chunk: *chunk, id: id.to_string() });
                 to_rewrite.insert(key.clone(), ());
             }
             Some(_) => {}
@@ -304,7 +304,7 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
     let mut orphans = Vec::new();
     for (id, p) in &seen {
         if !expected.contains_key(id) {
-            report.drift.push(Drift { kind: "orphan", key: p.key.to_string(), chunk: p.chunk, id: id.to_string() });
+            report.drift.push(Drift { kind: "orphan", key: p.key.clone(), chunk: p.chunk, id: id.to_string() });
             orphans.push(*id);
         }
     }
@@ -332,7 +332,7 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
             _ => {
                 // The content changed or a vector is missing from the cache: let the next sync redo it.
                 ports.ledger.mark_failed(collection, key, "index drift found by verify --index; run `col sync`".into()).await?;
-                report.marked_pending.push(key.to_string());
+                report.marked_pending.push(key.clone());
             }
         }
     }

@@ -79,7 +79,7 @@ pub struct SyncProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedDocument {
     /// Its key.
-    pub key: String,
+    pub key: DocKey,
     /// Why.
     pub error: String,
 }
@@ -284,7 +284,7 @@ async fn sync_batch(
                     let ids = (0..p.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &entry.key, i)).collect::<Vec<_>>();
                     if let Err(e) = ports.index.delete(name, ids).await {
                         ports.ledger.mark_failed(collection, &entry.key, e.to_string()).await?;
-                        report.failed.push(FailedDocument { key: entry.key.to_string(), error: e.to_string() });
+                        report.failed.push(FailedDocument { key: entry.key.clone(), error: e.to_string() });
                         report.progress.documents += 1;
                         return Err(e.into());
                     }
@@ -369,7 +369,7 @@ async fn sync_batch(
             Err(e) => {
                 for d in &docs {
                     ports.ledger.mark_failed(collection, &d.entry.key, format!("embedding failed: {e}")).await?;
-                    report.failed.push(FailedDocument { key: d.entry.key.to_string(), error: format!("embedding failed: {e}") });
+                    report.failed.push(FailedDocument { key: d.entry.key.clone(), error: format!("embedding failed: {e}") });
                 }
                 report.progress.documents += docs.len() as u64;
                 return Err(SyncFailure::Embedder(e));
@@ -403,7 +403,7 @@ async fn sync_batch(
         if let Err(e) = ports.index.upsert(name, remaining).await {
             for d in &docs {
                 ports.ledger.mark_failed(collection, &d.entry.key, format!("index upsert failed: {e}")).await?;
-                report.failed.push(FailedDocument { key: d.entry.key.to_string(), error: format!("index upsert failed: {e}") });
+                report.failed.push(FailedDocument { key: d.entry.key.clone(), error: format!("index upsert failed: {e}") });
             }
             report.progress.documents += docs.len() as u64;
             return Err(e.into());
@@ -422,7 +422,7 @@ async fn sync_batch(
             let stale = (new_count..old.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &d.entry.key, i)).collect();
             if let Err(e) = ports.index.delete(name, stale).await {
                 ports.ledger.mark_failed(collection, &d.entry.key, format!("retiring old points failed: {e}")).await?;
-                report.failed.push(FailedDocument { key: d.entry.key.to_string(), error: e.to_string() });
+                report.failed.push(FailedDocument { key: d.entry.key.clone(), error: e.to_string() });
                 continue;
             }
             report.points_retired += u64::from(old.chunk_count - new_count);

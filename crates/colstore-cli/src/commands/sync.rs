@@ -280,7 +280,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
         .iter()
         .map(|c| {
             vec![
-                c.collection.clone(),
+                c.collection.to_string(),
                 c.documents.to_string(),
                 c.counts.synced.to_string(),
                 c.counts.pending.to_string(),
