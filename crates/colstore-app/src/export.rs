@@ -89,6 +89,25 @@ struct DocLine {
     vectors: Option<Vec<(ContentHash, Vector)>>,
 }
 
+impl DocLine {
+    /// The line of document `d` with its content (base64, or empty with `parts` part lines following) and vectors.
+    fn of(d: DocumentMeta, content: String, parts: u64, vectors: Option<Vec<(ContentHash, Vector)>>) -> Self {
+        Self {
+            key: d.key,
+            hash: d.content_hash,
+            size: d.size,
+            metadata: d.metadata,
+            tags: d.tags,
+            version: d.version,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            content,
+            parts,
+            vectors,
+        }
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -221,24 +240,7 @@ pub async fn export(
                     lines += 1;
                     let line = lines;
                     let what = format!("document {}/{}", c.name, d.key);
-                    write_bounded_line(
-                        out,
-                        line,
-                        what,
-                        &Line::Document(Box::new(DocLine {
-                            content: base64_encode(&content),
-                            parts: 0,
-                            key: d.key,
-                            hash: d.content_hash,
-                            size: d.size,
-                            metadata: d.metadata,
-                            tags: d.tags,
-                            version: d.version,
-                            created_at: d.created_at,
-                            updated_at: d.updated_at,
-                            vectors,
-                        })),
-                    )?;
+                    write_bounded_line(out, line, what, &Line::Document(Box::new(DocLine::of(d, base64_encode(&content), 0, vectors))))?;
                     on_progress(report.documents);
                 }
             }
@@ -263,19 +265,7 @@ async fn export_in_parts(
     out: &mut (dyn Write + Send),
 ) -> Result<u64, ExportError> {
     let parts = d.size.div_ceil(PIECE as u64);
-    let line = Line::Document(Box::new(DocLine {
-        key: d.key.clone(),
-        hash: d.content_hash,
-        size: d.size,
-        metadata: d.metadata.clone(),
-        tags: d.tags.clone(),
-        version: d.version,
-        created_at: d.created_at,
-        updated_at: d.updated_at,
-        content: String::new(),
-        parts,
-        vectors: None,
-    }));
+    let line = Line::Document(Box::new(DocLine::of(d.clone(), String::new(), parts, None)));
     write_bounded_line(out, before + 1, format!("document {}/{}", d.collection, d.key), &line)?;
     let mut stream = snap.content_stream(&d.content_hash).await?;
     let mut hasher = ContentHasher::new();
