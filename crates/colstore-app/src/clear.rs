@@ -1,9 +1,75 @@
 //! `col clear`: empty a collection (or drop it), in bounded transactions.
 
-use colstore_domain::ports::{CollectionRepo, IndexError, RepoError};
-use colstore_domain::{CollectionName, DocKey, PointId};
+use colstore_domain::ports::{CollectionRepo, IndexError, RepoError, SafetyCopy, SafetyNet, VectorIndex};
+use colstore_domain::{CollectionName, DocKey, PointId, StoreId};
+use serde::Serialize;
 
+use crate::remove::RemoveError;
 use crate::sync::{SyncFailure, SyncPorts, index_name};
+
+/// Where a clear reaches the projection: with `drop`, the index whose collections go with them; without, the sync
+/// ports through which the cleared documents' points are retired at once. `Err` says why the shell could not open
+/// them (the points then stay until the next `col sync`).
+pub enum ClearProjection<'a> {
+    /// `--drop`: the vector index, when it could be opened, and the store it namespaces.
+    Drop(Option<&'a dyn VectorIndex>, StoreId),
+    /// A clear: the sync ports, or why there are none.
+    Retire(Result<&'a SyncPorts, String>),
+}
+
+/// What [`clear_collections`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClearReport {
+    /// Documents deleted, over every collection.
+    pub documents_deleted: u64,
+    /// Points removed from the vector index at once.
+    pub points_retired: u64,
+    /// Collections whose points could not be retired yet, and why (the next `col sync` does it).
+    pub unretired: Vec<(CollectionName, String)>,
+    /// The safety backup taken first, if any.
+    pub safety: Option<SafetyCopy>,
+}
+
+/// `col clear`: a safety backup of `names` (when `safety` is given; `on_kept` hears of it before anything changes),
+/// then each collection emptied ([`clear_collection`]; with `drop`, deleted with its index collection) and, without
+/// `drop`, its cleared documents' points retired at once so a search right after finds none of them.
+/// `on_progress` hears (collection, documents deleted so far).
+///
+/// # Errors
+/// [`RemoveError::Safety`] when the backup fails (nothing changed); a store failure (collections before it are
+/// cleared, the rest untouched; running it again finishes the work).
+pub async fn clear_collections(
+    repo: &dyn CollectionRepo,
+    projection: ClearProjection<'_>,
+    safety: Option<&dyn SafetyNet>,
+    names: &[CollectionName],
+    drop: bool,
+    on_kept: &(dyn Fn(&SafetyCopy) + Sync),
+    on_progress: &(dyn Fn(&CollectionName, u64) + Sync),
+) -> Result<ClearReport, RemoveError> {
+    let mut report = ClearReport { documents_deleted: 0, points_retired: 0, unretired: Vec::new(), safety: None };
+    if let Some(net) = safety {
+        let copy = net.backup(names, "clear").await?;
+        on_kept(&copy);
+        report.safety = Some(copy);
+    }
+    for n in names {
+        report.documents_deleted += clear_collection(repo, n, drop, &|d| on_progress(n, d)).await?;
+        match &projection {
+            ClearProjection::Drop(Some(index), store_id) => {
+                // The collection is gone; a failure here leaves points no collection will show.
+                let _ = index.drop_collection(&index_name(*store_id, n)).await;
+            }
+            ClearProjection::Drop(None, _) => {}
+            ClearProjection::Retire(Ok(ports)) => match retire_deleted(ports, n).await {
+                Ok(points) => report.points_retired += points,
+                Err(e) => report.unretired.push((n.clone(), e.to_string())),
+            },
+            ClearProjection::Retire(Err(why)) => report.unretired.push((n.clone(), why.clone())),
+        }
+    }
+    Ok(report)
+}
 
 /// Keys deleted per transaction.
 const CLEAR_BATCH: usize = 1000;
@@ -68,5 +134,104 @@ pub async fn retire_deleted(ports: &SyncPorts, collection: &CollectionName) -> R
             }
             ports.ledger.mark_synced(collection, &entry.key, None, None).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use colstore_domain::ports::{MockSafetyNet, MockVectorIndex, SafetyError};
+    use colstore_domain::{CollectionSettings, CollectionSpec, Content, Metadata, NewDocument, Tags};
+    use colstore_testkit::{InMemoryRepo, ManualClock};
+
+    use super::*;
+
+    async fn store_with(collections: &[(&str, usize)]) -> InMemoryRepo {
+        let repo = InMemoryRepo::new(Arc::new(ManualClock::at_2024()));
+        for (name, docs) in collections {
+            let name = CollectionName::parse(name).unwrap();
+            repo.create_collection(CollectionSpec { name: name.clone(), settings: CollectionSettings::default() }).await.unwrap();
+            let docs = (0..*docs)
+                .map(|i| NewDocument {
+                    key: DocKey::parse(&format!("d{i}.md")).unwrap(),
+                    content: Content::Bytes(format!("text {i}").into()),
+                    metadata: Metadata::default(),
+                    tags: Tags::default(),
+                })
+                .collect();
+            repo.put_batch(&name, docs).await.unwrap();
+        }
+        repo
+    }
+
+    fn names(n: &[&str]) -> Vec<CollectionName> {
+        n.iter().map(|n| CollectionName::parse(n).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn clear_backs_up_first_then_empties_every_collection() {
+        let repo = store_with(&[("a", 3), ("b", 2)]).await;
+        let mut net = MockSafetyNet::new();
+        let counts = Arc::new(Mutex::new(Vec::new()));
+        net.expect_backup()
+            .withf(|c, op| c == names(&["a", "b"]) && op == "clear")
+            .times(1)
+            .returning(|_, _| Ok(SafetyCopy::Backup("b1".into())));
+        let heard = Mutex::new(0);
+        let r = clear_collections(
+            &repo,
+            ClearProjection::Retire(Err("no index here".into())),
+            Some(&net),
+            &names(&["a", "b"]),
+            false,
+            &|_| *heard.lock().unwrap() += 1,
+            &|n, d| counts.lock().unwrap().push((n.to_string(), d)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.documents_deleted, 5);
+        assert_eq!(r.safety, Some(SafetyCopy::Backup("b1".into())));
+        assert_eq!(*heard.lock().unwrap(), 1);
+        assert_eq!(r.unretired.len(), 2, "without sync ports every collection's points wait for the next sync: {r:?}");
+        for n in names(&["a", "b"]) {
+            assert_eq!(repo.collection(&n).await.unwrap().document_count, 0, "{n} is empty and still exists");
+        }
+        assert_eq!(counts.lock().unwrap().last(), Some(&("b".to_owned(), 2)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_backup_clears_nothing() {
+        let repo = store_with(&[("a", 3)]).await;
+        let mut net = MockSafetyNet::new();
+        net.expect_backup().returning(|_, _| Err(SafetyError(Box::new(std::io::Error::other("repository full")))));
+        let e =
+            clear_collections(&repo, ClearProjection::Drop(None, StoreId::random()), Some(&net), &names(&["a"]), true, &|_| {}, &|_, _| {})
+                .await
+                .unwrap_err();
+        assert!(matches!(e, RemoveError::Safety(_)), "{e}");
+        assert_eq!(repo.collection(&names(&["a"])[0]).await.unwrap().document_count, 3);
+    }
+
+    #[tokio::test]
+    async fn drop_deletes_the_collections_and_their_index_collections() {
+        let repo = store_with(&[("a", 1)]).await;
+        let store = StoreId::random();
+        let mut index = MockVectorIndex::new();
+        let expected = index_name(store, &names(&["a"])[0]);
+        index.expect_drop_collection().withf(move |n| *n == expected).times(1).returning(|_| Ok(true));
+        let r = clear_collections(
+            &repo,
+            ClearProjection::Drop(Some(&index), store),
+            None,
+            &names(&["a"]),
+            true,
+            &|_| panic!("no copy"),
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((r.documents_deleted, r.safety), (1, None));
+        assert!(matches!(repo.collection(&names(&["a"])[0]).await, Err(RepoError::CollectionNotFound(_))));
     }
 }

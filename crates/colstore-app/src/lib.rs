@@ -17,7 +17,7 @@ mod verify;
 mod watch;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
-pub use clear::{clear_collection, retire_deleted};
+pub use clear::{ClearProjection, ClearReport, clear_collection, clear_collections, retire_deleted};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportPlan, MAX_LINE_BYTES, export, import, plan_import};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,

@@ -765,36 +765,53 @@ pub async fn clear(ctx: &Ctx, a: ClearArgs) -> CliResult {
         confirm(&format!("{} {} collection(s) holding {total} document(s)?", if a.drop { "Drop" } else { "Clear" }, names.len()))?;
     }
     let _lock = ctx.exclusive_lock(&store, "clear").await?;
-    let safety = if a.no_backup { None } else { Some(safety_backup(ctx, &store, names.clone(), "clear").await?) };
-    let mut deleted = 0;
-    let (mut points_retired, mut unretired) = (0u64, false);
-    for n in &names {
-        let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("clearing {n}"));
-        let got = colstore_app::clear_collection(&**store.repo(), n, a.drop, &|d| bar.set_position(d)).await;
-        bar.finish_and_clear();
-        deleted += got?;
-        if a.drop
-            && let Ok(index) = store.index().await
-        {
-            let _ = index.drop_collection(&colstore_app::index_name(store.store_id(), n)).await;
-        }
-        if !a.drop {
-            // Retire the cleared documents' points now, so a search right after the clear finds none of them.
-            let retired = match Ctx::sync_ports(&store).await {
-                Ok(ports) => colstore_app::retire_deleted(&ports, n).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.message),
-            };
-            match retired {
-                Ok(points) => points_retired += points,
-                Err(e) => {
-                    unretired = true;
-                    eprintln!(
-                        "warning: {n}: the cleared documents' points could not be removed from the vector index yet ({e}); `col sync` removes them"
-                    );
-                }
+    let (index, ports) = if a.drop {
+        (store.index().await.ok(), Err(String::new()))
+    } else {
+        (None, Ctx::sync_ports(&store).await.map_err(|e| e.message))
+    };
+    let projection = match (&index, &ports) {
+        (index, _) if a.drop => colstore_app::ClearProjection::Drop(index.as_deref(), store.store_id()),
+        (_, ports) => colstore_app::ClearProjection::Retire(ports.as_ref().map_err(Clone::clone)),
+    };
+    let progress = SafetyProgress::new(ctx);
+    let on_event = |e| progress.on_event(e);
+    let net = store.safety_net(&on_event);
+    // One bar per collection, replaced when the next one starts.
+    let bar: std::sync::Mutex<Option<(CollectionName, indicatif::ProgressBar)>> = std::sync::Mutex::new(None);
+    let on_progress = |n: &CollectionName, done: u64| {
+        let mut bar = bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if bar.as_ref().is_none_or(|(current, _)| current != n) {
+            progress.finish();
+            if let Some((_, old)) = bar.take() {
+                old.finish_and_clear();
             }
+            *bar = Some((n.clone(), crate::progress::bar(0, false, ctx.hide_progress, &format!("clearing {n}"))));
         }
+        if let Some((_, b)) = bar.as_ref() {
+            b.set_position(done);
+        }
+    };
+    let report = colstore_app::clear_collections(
+        &**store.repo(),
+        projection,
+        (!a.no_backup).then_some(&net as &dyn SafetyNet),
+        &names,
+        a.drop,
+        &|copy| announce_safety(ctx, copy),
+        &on_progress,
+    )
+    .await;
+    progress.finish();
+    if let Some((_, b)) = bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        b.finish_and_clear();
     }
+    let report = report?;
+    for (n, e) in &report.unretired {
+        eprintln!("warning: {n}: the cleared documents' points could not be removed from the vector index yet ({e}); `col sync` removes them");
+    }
+    let (deleted, points_retired, unretired) = (report.documents_deleted, report.points_retired, !report.unretired.is_empty());
+    let safety = safety_fields(report.safety.as_ref()).1;
     ctx.out
         .json_value(
             &json!({ "collections": rows, "documents_deleted": deleted, "points_retired": points_retired, "drop": a.drop, "safety_backup": safety, "dry_run": false }),
