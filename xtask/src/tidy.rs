@@ -65,6 +65,60 @@ pub(crate) const RULES: &[&str] = &[
     "core-independence",
     "manifest-hygiene",
     "no-machine-paths",
+    "shell-port-writes",
+];
+
+/// Calls that write through a port. A shell (the CLI, the server) calls one `colstore-app` function instead, so both
+/// shells offer an operation written once and cannot drift apart. Generic method names are matched with their
+/// receiver (`queue.cancel(`), so a `Checkpoint::cancel` is not taken for a port write.
+pub(crate) const PORT_WRITES: &[&str] = &[
+    ".put_batch(",
+    ".delete_documents(",
+    ".delete_collection(",
+    ".create_collection(",
+    ".update_settings(",
+    ".restore_collection(",
+    ".restore_documents(",
+    ".restore_document_stream(",
+    ".gc(",
+    ".ensure_collection(",
+    ".drop_collection(",
+    ".upsert(",
+    ".delete_by_filter(",
+    ".put_object(",
+    ".delete_object(",
+    ".put_manifest(",
+    ".delete_manifest(",
+    ".put_lock(",
+    ".delete_lock(",
+    ".enqueue(",
+    ".complete_many(",
+    ".release_worker(",
+    ".heartbeat(",
+    ".mark_synced(",
+    ".mark_synced_batch(",
+    ".mark_failed(",
+    ".mark_all_pending(",
+    ".cache_vectors(",
+    ".restore_ledger(",
+    ".apply_changes(",
+    ".create_root(",
+    ".remove_root(",
+    "queue.cancel(",
+    "queue().cancel(",
+    "queue.retry(",
+    "queue().retry(",
+];
+
+/// The direct port writes the shells still make, each to move into `colstore-app` (issue 12): (file, call). The
+/// list may only shrink: an entry that no longer occurs is a violation too, so it goes when its debt is paid.
+const KNOWN_SHELL_PORT_WRITES: &[(&str, &str)] = &[
+    ("crates/colstore-cli/src/commands/add.rs", ".create_collection("),
+    ("crates/colstore-cli/src/commands/collection.rs", ".create_collection("),
+    ("crates/colstore-cli/src/commands/docs.rs", ".put_batch("),
+    ("crates/colstore-cli/src/commands/maintenance.rs", ".gc("),
+    ("crates/colstore-cli/src/commands/sync.rs", "queue.cancel("),
+    ("crates/colstore-cli/src/commands/sync.rs", "queue.retry("),
 ];
 
 /// One broken rule, with a message that says what is wrong, where, and what to do instead.
@@ -97,6 +151,73 @@ pub(crate) fn check_all(ws: &Workspace) -> Vec<Violation> {
     violations.extend(check_core_independence(ws));
     violations.extend(check_manifests(ws, &|path| std::fs::read_to_string(path)));
     violations.extend(check_machine_paths(ws));
+    violations.extend(check_shell_port_writes(&shell_sources(ws)));
+    violations
+}
+
+/// Every `.rs` file under the shells' `src/`, as (path relative to the workspace root, text).
+fn shell_sources(ws: &Workspace) -> Vec<(String, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                out.push((rel, text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for shell in SHELLS {
+        walk(&ws.root, &ws.root.join("crates").join(shell).join("src"), &mut out);
+    }
+    out
+}
+
+/// Rule 8: the shells only parse, call one `colstore-app` function and render. A call of a port's writing method
+/// ([`PORT_WRITES`]) in a shell's source is a violation unless [`KNOWN_SHELL_PORT_WRITES`] lists it as debt still
+/// to pay, and a listed debt that no longer occurs is one too (remove it from the list). Comment lines are skipped.
+pub(crate) fn check_shell_port_writes(sources: &[(String, String)]) -> Vec<Violation> {
+    let mut found: Vec<(&str, &str, usize)> = Vec::new();
+    for (path, text) in sources {
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for call in PORT_WRITES {
+                if line.contains(call) {
+                    found.push((path, call, n + 1));
+                }
+            }
+        }
+    }
+    let mut violations = Vec::new();
+    for (path, call, line) in &found {
+        if !KNOWN_SHELL_PORT_WRITES.contains(&(path, call)) {
+            violations.push(Violation::new(
+                "shell-port-writes",
+                format!(
+                    "{path}:{line} calls `{call}…)`, a port write, from a shell; write the operation once as a function in colstore-app and call that, so the CLI and the server cannot drift apart"
+                ),
+            ));
+        }
+    }
+    for (path, call) in KNOWN_SHELL_PORT_WRITES {
+        let scanned = sources.iter().any(|(p, _)| p == path);
+        if scanned && !found.iter().any(|(p, c, _)| p == path && c == call) {
+            violations.push(Violation::new(
+                "shell-port-writes",
+                format!(
+                    "{path} no longer calls `{call}…)`: remove it from KNOWN_SHELL_PORT_WRITES in xtask/src/tidy.rs (the list only shrinks)"
+                ),
+            ));
+        }
+    }
     violations
 }
 
@@ -818,5 +939,38 @@ mod tests {
     #[test]
     fn workspace_no_machine_paths() {
         assert_clean(check_machine_paths(real_workspace()));
+    }
+
+    #[test]
+    fn workspace_shell_port_writes() {
+        assert_clean(check_shell_port_writes(&shell_sources(real_workspace())));
+    }
+
+    fn source(path: &str, text: &str) -> (String, String) {
+        (path.to_owned(), text.to_owned())
+    }
+
+    #[test]
+    fn a_port_write_added_to_the_cli_is_reported_with_its_place() {
+        let cli = "crates/colstore-cli/src/commands/new.rs";
+        let v = check_shell_port_writes(&[source(cli, "fn f() {\n    store.repo().delete_documents(&c, keys).await?;\n}\n")]);
+        assert_reports(&v, "shell-port-writes", &["crates/colstore-cli/src/commands/new.rs:2", ".delete_documents(", "colstore-app"]);
+        let v = check_shell_port_writes(&[source(cli, "queue.cancel(JobId(1)).await?;\n")]);
+        assert_reports(&v, "shell-port-writes", &["queue.cancel("]);
+    }
+
+    #[test]
+    fn app_calls_comments_and_other_cancels_are_not_port_writes() {
+        let text = "colstore_app::remove_documents(&**store.repo(), None, &c, keys, &|_| {}).await?;\n\
+                    // store.repo().put_batch(&c, docs) would be a port write\n\
+                    stop.cancel();\n";
+        assert!(check_shell_port_writes(&[source("crates/colstore-cli/src/commands/new.rs", text)]).is_empty());
+    }
+
+    #[test]
+    fn a_paid_debt_must_leave_the_list() {
+        let (path, call) = KNOWN_SHELL_PORT_WRITES[0];
+        let v = check_shell_port_writes(&[source(path, "fn f() {}\n")]);
+        assert_reports(&v, "shell-port-writes", &[path, call, "remove it from KNOWN_SHELL_PORT_WRITES"]);
     }
 }

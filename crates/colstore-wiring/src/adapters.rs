@@ -19,6 +19,21 @@ pub const OPENAI_DEFAULT_URL: &str = "https://api.openai.com/v1";
 pub const OPENAI_DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
 
 impl Store {
+    /// The bundle of ports the sync use cases need (repository, ledger and cache, vector index, embedder, store id),
+    /// built from the store's configuration: what both shells hand to `colstore_app`, so neither assembles ports.
+    ///
+    /// # Errors
+    /// As [`index`](Self::index) and [`embedder`](Self::embedder).
+    pub async fn sync_ports(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<colstore_app::SyncPorts, WiringError> {
+        Ok(colstore_app::SyncPorts {
+            repo: self.repo().clone(),
+            ledger: self.sync_store(),
+            index: self.index().await?,
+            embedder: self.embedder(env)?,
+            store_id: self.store_id(),
+        })
+    }
+
     /// The durable job queue in the store's database.
     pub fn queue(&self) -> Arc<dyn JobQueue> {
         Arc::new(self.sqlite().clone())

@@ -46,15 +46,10 @@ impl Ctx {
         Ok(Store::open(dir, &process_env).await?)
     }
 
-    /// Everything a sync-related use case needs, built from the store's configuration.
+    /// Everything a sync-related use case needs: the store's bundle of ports (`Store::sync_ports`), with this
+    /// process's environment.
     pub async fn sync_ports(store: &Store) -> CliResult<colstore_app::SyncPorts> {
-        Ok(colstore_app::SyncPorts {
-            repo: store.repo().clone(),
-            ledger: store.sync_store(),
-            index: store.index().await?,
-            embedder: store.embedder(&process_env)?,
-            store_id: store.store_id(),
-        })
+        Ok(store.sync_ports(&process_env).await?)
     }
 
     /// Takes the store lock shared (for writers), waiting briefly for an exclusive holder.
