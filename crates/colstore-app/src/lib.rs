@@ -6,8 +6,11 @@
 mod add;
 pub mod backup;
 mod clear;
+mod collections;
+mod documents;
 mod export;
 pub mod front_matter;
+mod jobs;
 mod projection;
 mod reconcile;
 mod remove;
@@ -18,7 +21,10 @@ mod watch;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
 pub use clear::{ClearProjection, ClearReport, clear_collection, clear_collections, retire_deleted};
+pub use collections::create_collection;
+pub use documents::{collect_garbage, put_document};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportPlan, MAX_LINE_BYTES, export, import, plan_import};
+pub use jobs::{cancel_job, retry_job};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };

@@ -2,7 +2,7 @@
 
 use colstore_app::{AddEvent, AddOptions, CancelToken, add_paths_until};
 use colstore_domain::ports::RepoError;
-use colstore_domain::{CollectionSettings, CollectionSpec, Tags};
+use colstore_domain::Tags;
 use serde_json::json;
 
 use super::docs::parse_meta;
@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
     let store = ctx.open().await?;
     let lock = if a.dry_run { None } else { Some(ctx.shared_lock(&store).await?) };
     if a.create && !a.dry_run {
-        match store.repo().create_collection(CollectionSpec { name: collection.clone(), settings: CollectionSettings::default() }).await {
+        match colstore_app::create_collection(&**store.repo(), collection.clone(), None, None).await {
             Ok(_) => ctx.out.line(format!("Created collection {collection}")).map_err(io)?,
             Err(RepoError::CollectionExists(_)) => {}
             Err(e) => return Err(e.into()),

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use colstore_domain::{ChunkingSettings, CollectionSettings, CollectionSpec, Distance, VectorSettings};
+use colstore_domain::{ChunkingSettings, Distance};
 use serde_json::json;
 
 use super::backup::{SafetyProgress, announce_safety, safety_fields};
@@ -19,12 +19,11 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             let (chunking, distance) = parse_settings(&args, ChunkingSettings::default())?;
             let store = ctx.open().await?;
             let _lock = ctx.shared_lock(&store).await?;
-            let mut settings = CollectionSettings { chunking: chunking.unwrap_or_default(), vectors: None };
-            if let Some(d) = distance {
-                let embedder = store.embedder(&colstore_wiring::process_env)?.identity();
-                settings.vectors = Some(VectorSettings { embedder, distance: d });
-            }
-            let c = store.repo().create_collection(CollectionSpec { name, settings }).await?;
+            let vectors = match distance {
+                Some(d) => Some((store.embedder(&colstore_wiring::process_env)?.identity(), d)),
+                None => None,
+            };
+            let c = colstore_app::create_collection(&**store.repo(), name, chunking, vectors).await?;
             ctx.out.json_value(&collection_json(&c)).map_err(io)?;
             ctx.out.line(format!("Created collection {}", c.name)).map_err(io)?;
             ctx.out.line(format!("Next: `col add {} PATH…` or `col put {} KEY FILE`", c.name, c.name)).map_err(io)?;

@@ -66,8 +66,7 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
     };
     let store = ctx.open().await?;
     let _lock = ctx.shared_lock(&store).await?;
-    let mut outcomes = store.repo().put_batch(&collection, vec![NewDocument { key, content, metadata, tags }]).await?;
-    let o = outcomes.pop().ok_or_else(|| CliError::new("the store returned no outcome"))?;
+    let o = colstore_app::put_document(&**store.repo(), &collection, NewDocument { key, content, metadata, tags }).await?;
     ctx.out
         .json_value(&json!({ "collection": collection, "key": o.key, "status": o.status, "version": o.version, "content_hash": o.content_hash, "size": o.size }))
         .map_err(io)?;

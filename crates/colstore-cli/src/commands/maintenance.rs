@@ -117,7 +117,7 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
 pub async fn gc(ctx: &Ctx, a: GcArgs) -> CliResult {
     let store = ctx.open().await?;
     let _lock = if a.dry_run { None } else { Some(ctx.exclusive_lock(&store, "gc").await?) };
-    let r = store.repo().gc(a.dry_run).await?;
+    let r = colstore_app::collect_garbage(&**store.repo(), a.dry_run).await?;
     store.close().await;
     ctx.out
         .json_value(&json!({ "dry_run": a.dry_run, "contents_removed": r.contents_removed, "bytes_freed": r.bytes_freed }))

@@ -517,12 +517,12 @@ pub async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> CliResult {
             ctx.out.data(text).map_err(io)?;
         }
         JobsCommand::Retry { id } => {
-            queue.retry(JobId(id)).await.map_err(qerr)?;
+            colstore_app::retry_job(&*queue, JobId(id)).await.map_err(qerr)?;
             ctx.out.json_value(&json!({ "id": id, "state": "pending" })).map_err(io)?;
             ctx.out.line(format!("Job {id} is pending again.")).map_err(io)?;
         }
         JobsCommand::Cancel { id } => {
-            queue.cancel(JobId(id)).await.map_err(qerr)?;
+            colstore_app::cancel_job(&*queue, JobId(id)).await.map_err(qerr)?;
             ctx.out.json_value(&json!({ "id": id, "state": "cancelled" })).map_err(io)?;
             ctx.out.line(format!("Job {id} is cancelled.")).map_err(io)?;
         }

@@ -1,0 +1,25 @@
+//! `col collection create` (and `col add --create`): a new collection with its settings.
+
+use colstore_domain::ports::{CollectionRepo, RepoError};
+use colstore_domain::{
+    ChunkingSettings, Collection, CollectionName, CollectionSettings, CollectionSpec, Distance, EmbedderId, VectorSettings,
+};
+
+/// Creates `name` with `chunking` (the default when `None`) and, when a `distance` is chosen, vector settings for the
+/// store's embedder (`embedder`, which the caller knows from the store's configuration); without a distance the
+/// collection gets its vector settings at its first sync.
+///
+/// # Errors
+/// `CollectionExists`, or a store failure.
+pub async fn create_collection(
+    repo: &dyn CollectionRepo,
+    name: CollectionName,
+    chunking: Option<ChunkingSettings>,
+    vectors: Option<(EmbedderId, Distance)>,
+) -> Result<Collection, RepoError> {
+    let settings = CollectionSettings {
+        chunking: chunking.unwrap_or_default(),
+        vectors: vectors.map(|(embedder, distance)| VectorSettings { embedder, distance }),
+    };
+    repo.create_collection(CollectionSpec { name, settings }).await
+}
