@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use colstore_domain::{ChunkingSettings, Distance};
 use serde_json::json;
 
-use super::backup::{SafetyProgress, announce_safety, safety_fields};
+use super::safety::{SafetyProgress, announce_safety, safety_fields};
 use super::{Ctx, collection_name, io};
 use colstore_domain::ports::SafetyNet;
 use crate::cli::{CollectionCommand, SettingsArgs};

@@ -117,13 +117,13 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     )
     .await?;
     step("col clear demo --yes   (a safety backup is taken first)")?;
-    super::backup::clear(
+    super::clear::clear(
         &inner,
         ClearArgs { collection: Some("demo".into()), all: false, drop: false, dry_run: false, yes: true, no_backup: false },
     )
     .await?;
     step("col restore latest --yes")?;
-    super::backup::restore(
+    super::restore::restore(
         &inner,
         RestoreArgs {
             id: "latest".into(),

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::backup::{SafetyProgress, announce_safety, safety_fields};
+use super::safety::{SafetyProgress, announce_safety, safety_fields};
 use super::{Ctx, collection_name, display, doc_key, io};
 use colstore_domain::ports::SafetyNet;
 use crate::cli::{GetArgs, LsArgs, PutArgs, RmArgs, SortArg};

@@ -334,7 +334,7 @@ pub async fn migrate(ctx: &Ctx, a: MigrateArgs) -> CliResult {
         None
     } else {
         let all = store.repo().list_collections().await?.into_iter().map(|c| c.name).collect();
-        Some(super::backup::safety_backup(ctx, &store, all, "migrate").await?)
+        Some(super::safety::safety_backup(ctx, &store, all, "migrate").await?)
     };
     ctx.out.line(format!("Migrating {summary}")).map_err(io)?;
     let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "copying content");

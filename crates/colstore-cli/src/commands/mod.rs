@@ -2,12 +2,16 @@
 
 mod add;
 pub(crate) mod backup;
+mod clear;
 mod collection;
 mod demo;
 mod docs;
+mod export;
 pub(crate) mod files;
 mod init;
 mod maintenance;
+mod restore;
+pub(crate) mod safety;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -108,10 +112,10 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Reindex(a) => sync::reindex(&ctx, a).await,
         Command::Jobs(a) => sync::jobs(&ctx, a.command.unwrap_or(crate::cli::JobsCommand::List { state: None, limit: 50 })).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
-        Command::Restore(a) => backup::restore(&ctx, a).await,
-        Command::Clear(a) => backup::clear(&ctx, a).await,
-        Command::Export(a) => backup::export(&ctx, a).await,
-        Command::Import(a) => backup::import(&ctx, a).await,
+        Command::Restore(a) => restore::restore(&ctx, a).await,
+        Command::Clear(a) => clear::clear(&ctx, a).await,
+        Command::Export(a) => export::export(&ctx, a).await,
+        Command::Import(a) => export::import(&ctx, a).await,
         Command::Reconcile(a) => files::reconcile(&ctx, a).await,
         Command::Watch(a) => files::watch(&ctx, a).await,
         Command::Migrate(a) => files::migrate(&ctx, a).await,

@@ -1,0 +1,257 @@
+//! `col restore`: plan, safety backup, restore (also into a damaged or another store), reprojection.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use colstore_app::backup::{RestoreMode, RestoreOptions, RestorePlan, plan_restore, plan_restore_into_empty, restore_backup, show_backup};
+use colstore_domain::CollectionName;
+use colstore_wiring::{StorageMode, Store, StoreDir, StoreLock, SystemClock, process_env};
+use serde_json::json;
+
+use super::backup::{backup_id, open_repo, resolve_id};
+use super::collection::confirm;
+use super::safety::safety_backup;
+use super::{Ctx, collection_name, display, io};
+use crate::cli::{RestoreArgs, RestoreModeArg};
+use crate::error::{CliError, CliResult};
+use crate::output::{table, to_value};
+
+pub(super) fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str) -> CliResult {
+    let rows: Vec<Vec<String>> = plan
+        .collections
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.to_string(),
+                if !c.exists {
+                    "create".into()
+                } else if c.settings_change {
+                    "update settings".into()
+                } else {
+                    "keep".into()
+                },
+                c.add.to_string(),
+                c.update.to_string(),
+                c.delete.to_string(),
+                c.unchanged.to_string(),
+                c.kept_newer.to_string(),
+            ]
+        })
+        .collect();
+    let mode = match plan.mode {
+        RestoreMode::Replace => "replace",
+        RestoreMode::Merge => "merge",
+    };
+    ctx.out
+        .data(format!(
+            "{what} {} into {target} (mode {mode}):\n{}",
+            plan.id,
+            table(&["COLLECTION", "ACTION", "ADD", "UPDATE", "DELETE", "UNCHANGED", "KEPT (NEWER)"], &rows)
+        ))
+        .map_err(io)
+}
+
+/// The store a restore writes to: `--to-store DIR` (created when it holds none) or the current one.
+async fn restore_target(ctx: &Ctx, to: Option<&std::path::Path>) -> CliResult<Store> {
+    let Some(dir) = to else { return ctx.open().await };
+    let dir_store = match StoreDir::at(dir) {
+        Some(d) => d,
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+            colstore_wiring::init(dir, StorageMode::Sqlite, None, &|_| None, Arc::new(SystemClock)).await?
+        }
+    };
+    Ok(Store::open(dir_store, &process_env).await?)
+}
+
+/// Takes the store lock of `dir` exclusively for `command` (for a store whose database cannot be opened).
+async fn exclusive_lock_dir(dir: &StoreDir, command: &'static str) -> CliResult<StoreLock> {
+    let dir = dir.clone();
+    let lock = tokio::task::spawn_blocking(move || StoreLock::exclusive(&dir, command, super::EXCLUSIVE_WAIT))
+        .await
+        .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
+    Ok(lock)
+}
+
+pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
+    let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    if a.id != "latest" {
+        backup_id(&a.id)?;
+    }
+    // The repository comes from config.toml alone: a damaged or missing database does not stop a restore.
+    let (here, repo) = open_repo(ctx, a.repo.as_deref()).await?;
+    let this = here.as_ref().map(|h| h.identity.id);
+    let id = resolve_id(&*repo, &a.id, this).await?;
+    let manifest = show_backup(&*repo, &id).await?;
+    let backup_store = json!({
+        "store_id": manifest.store_id,
+        "store_path": manifest.store_path,
+        "this_store": this.is_some() && manifest.store_id == this,
+    });
+    // Only an explicit id reaches another store's backup (`latest` never does); say so before anything changes.
+    let foreign = match (this, manifest.store_id) {
+        (Some(t), Some(s)) if s != t => Some(format!(
+            "Note: backup {id} was taken from another store: {} (store {s}), not from this one.",
+            manifest.store_path.as_deref().unwrap_or("path unknown")
+        )),
+        (Some(_), None) => Some(format!("Note: backup {id} does not name the store it was taken from (an older backup).")),
+        _ => None,
+    };
+    let mode = match a.mode {
+        RestoreModeArg::Replace => RestoreMode::Replace,
+        RestoreModeArg::Merge => RestoreMode::Merge,
+    };
+    let opts = RestoreOptions { collections, mode };
+    let mut held_lock = None;
+    let mut damaged_json = serde_json::Value::Null;
+    let target = match (&a.to_store, here) {
+        (Some(to), _) => restore_target(ctx, Some(to)).await?,
+        (None, None) => ctx.open().await?,
+        (None, Some(here)) => match Store::open_or_damaged(here.dir.clone(), &process_env).await? {
+            Ok(store) => store,
+            Err(damaged) => {
+                // The database is missing or cannot be opened: set it aside (never deleted) and restore into a fresh one.
+                let db = display(&damaged.database());
+                let files: Vec<String> = damaged.files().iter().map(|f| display(f)).collect();
+                let aside = display(&damaged.aside_dir(colstore_domain::ports::Clock::now(&SystemClock)));
+                let plan = plan_restore_into_empty(&*repo, &id, &opts).await?;
+                damaged_json = json!({ "database": db, "reason": damaged.reason.to_string(), "files": files });
+                if let Some(n) = &foreign {
+                    ctx.out.line(n.clone()).map_err(io)?;
+                }
+                let moving = if files.is_empty() {
+                    "There is nothing to move aside".to_owned()
+                } else {
+                    format!("Its files ({}) will be moved to {aside}/ (nothing is deleted)", files.join(", "))
+                };
+                ctx.out
+                    .line(format!(
+                        "The store cannot be opened: {}.\n{moving}; a fresh database is created as by `col init` and backup {id} is restored into it.",
+                        damaged.reason
+                    ))
+                    .map_err(io)?;
+                print_plan(ctx, &plan, "Restore plan for backup", &display(here.dir.root()))?;
+                if a.dry_run {
+                    ctx.out
+                        .json_value(
+                            &json!({ "plan": to_value(&plan), "damaged": damaged_json, "backup_store": backup_store, "dry_run": true }),
+                        )
+                        .map_err(io)?;
+                    ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
+                    return Ok(());
+                }
+                if !a.yes {
+                    confirm(&format!("Move the damaged database aside and restore backup {id} into a fresh one?"))?;
+                }
+                let lock = exclusive_lock_dir(&here.dir, "restore").await?;
+                let recreated = damaged.recreate(&lock, &process_env, Arc::new(SystemClock)).await?;
+                if let Some(dir) = &recreated.aside {
+                    damaged_json["moved_to"] = json!(display(dir));
+                    ctx.out
+                        .line(format!("Moved the damaged database files to {} (kept: delete them when no longer needed).", display(dir)))
+                        .map_err(io)?;
+                }
+                held_lock = Some(lock);
+                recreated.store
+            }
+        },
+    };
+    let target_name = display(target.dir().root());
+    let plan = plan_restore(&**target.repo(), Arc::clone(&repo), &id, &opts).await?;
+    if held_lock.is_none()
+        && let Some(n) = &foreign
+    {
+        ctx.out.line(n.clone()).map_err(io)?;
+    }
+    if a.dry_run {
+        ctx.out
+            .json_value(&json!({ "plan": to_value(&plan), "backup_store": backup_store, "damaged": null, "dry_run": true }))
+            .map_err(io)?;
+        print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
+        ctx.out.line("Dry run: nothing was changed.").map_err(io)?;
+        return Ok(());
+    }
+    if held_lock.is_none() {
+        print_plan(ctx, &plan, "Restore plan for backup", &target_name)?;
+    }
+    let deletes: u64 = plan.collections.iter().map(|c| c.delete + c.update).sum();
+    // Only a restore that overwrites or deletes something (documents or settings) asks; adding never does.
+    if !a.yes && (deletes > 0 || plan.collections.iter().any(|c| c.settings_change)) {
+        confirm(&format!("Restore backup {id} into {target_name}, overwriting or deleting {deletes} document(s)?"))?;
+    }
+    let _lock = match held_lock {
+        Some(l) => l,
+        None => ctx.exclusive_lock(&target, "restore").await?,
+    };
+    let existing: Vec<CollectionName> = plan
+        .collections
+        .iter()
+        .filter(|c| c.exists && (c.delete + c.update) > 0)
+        .map(|c| c.name.clone())
+        .collect();
+    let safety = if mode == RestoreMode::Replace && !a.no_backup && !existing.is_empty() {
+        Some(safety_backup(ctx, &target, existing, "restore").await?)
+    } else {
+        None
+    };
+    let total: u64 = plan.collections.iter().map(|c| c.add + c.update + c.unchanged + c.kept_newer).sum();
+    let bar = crate::progress::bar(total, false, ctx.hide_progress, "restoring");
+    let started = Instant::now();
+    let report =
+        restore_backup(&**target.repo(), &*target.sync_store(), Arc::clone(&repo), &id, &opts, &|done, _| bar.set_position(done)).await;
+    bar.finish_and_clear();
+    let report = report.map_err(|e| {
+        let err: CliError = e.into();
+        match &safety {
+            Some(s) => CliError {
+                hint: Some(format!("{} The store before the restore is in safety backup {s}.", err.hint.clone().unwrap_or_default())),
+                ..err
+            },
+            None => err,
+        }
+    })?;
+    // The vector index follows the restored ledger, from the restored cache (no embedder calls).
+    let mut reprojected = Vec::new();
+    match Ctx::sync_ports(&target).await {
+        Ok(ports) => {
+            for c in &report.plan.collections {
+                let name = &c.name;
+                if target.repo().collection(name).await.is_ok_and(|c| c.settings.vectors.is_some()) {
+                    match colstore_app::verify_index(&ports, name, true).await {
+                        Ok(r) => reprojected.push(json!({ "collection": c.name, "repaired": r.drift.len() })),
+                        Err(e) => eprintln!(
+                            "warning: {}: the vector index could not be brought in line; run `col verify --index --repair`: {e}",
+                            c.name
+                        ),
+                    }
+                }
+            }
+        }
+        Err(e) => eprintln!("warning: the vector index could not be opened ({}); run `col verify --index --repair` later", e.message),
+    }
+    ctx.out
+        .json_value(&json!({
+            "restore": to_value(&report),
+            "safety_backup": safety,
+            "index": reprojected,
+            "backup_store": backup_store,
+            "damaged": damaged_json,
+            "dry_run": false
+        }))
+        .map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Restored backup {id}: {} documents written, {} deleted, {} vectors and {} ledger rows put back; {} documents verified ({:.1}s).",
+            report.documents_written,
+            report.documents_deleted,
+            report.vectors,
+            report.ledger_rows,
+            report.verified,
+            started.elapsed().as_secs_f64()
+        ))
+        .map_err(io)?;
+    if let Some(dir) = damaged_json["moved_to"].as_str() {
+        ctx.out.line(format!("The damaged database files are kept in {dir}.")).map_err(io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Safety copies before destructive commands: the store's `SafetyNet` with a progress bar, and how a copy is reported.
+
+use colstore_app::backup::{BackupEvent, BackupFailure};
+use colstore_domain::ports::{SafetyCopy, SafetyError, SafetyNet};
+use colstore_domain::CollectionName;
+use colstore_wiring::{Store, WiringError};
+
+use super::Ctx;
+use crate::error::{CliError, CliResult};
+
+/// The progress bar of a safety backup, drawn once a backup starts (a sqlite-mode copy of the database draws none).
+pub(crate) struct SafetyProgress {
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+    hidden: bool,
+}
+
+impl SafetyProgress {
+    pub(crate) fn new(ctx: &Ctx) -> Self {
+        Self { bar: std::sync::Mutex::new(None), hidden: ctx.hide_progress }
+    }
+
+    /// Follows a safety backup's events.
+    pub(crate) fn on_event(&self, e: BackupEvent) {
+        let mut bar = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match e {
+            BackupEvent::Started { bytes, .. } => *bar = Some(crate::progress::bar(bytes, true, self.hidden, "safety backup")),
+            BackupEvent::Document { bytes } => {
+                if let Some(b) = bar.as_ref() {
+                    b.inc(bytes);
+                }
+            }
+            BackupEvent::ObjectWritten { .. } => {}
+        }
+    }
+
+    /// Clears the bar, if one was drawn.
+    pub(crate) fn finish(&self) {
+        if let Some(b) = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Says that a safety backup was taken and how to undo with it (a copy of the database is reported by the command).
+pub(crate) fn announce_safety(ctx: &Ctx, copy: &SafetyCopy) {
+    if let SafetyCopy::Backup(id) = copy {
+        // A closed stdout is noticed by the command's next line.
+        let _ = ctx.out.line(format!("Took safety backup {id} (restore it with `col restore {id}`)."));
+    }
+}
+
+/// The JSON fields of a safety copy: `safety_copy` (a copy of the database: its path) and `safety_backup` (its id).
+pub(crate) fn safety_fields(copy: Option<&SafetyCopy>) -> (Option<&str>, Option<&str>) {
+    match copy {
+        Some(SafetyCopy::Database(path)) => (Some(path), None),
+        Some(SafetyCopy::Backup(id)) => (None, Some(id)),
+        None => (None, None),
+    }
+}
+
+/// A safety backup of `collections` before `operation` (`clear`, `import`, `restore`, `migrate`), into the store's
+/// configured repository, through the store's safety net; returns the backup's id.
+pub(crate) async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, operation: &str) -> CliResult<String> {
+    let progress = SafetyProgress::new(ctx);
+    let on_event = |e: BackupEvent| progress.on_event(e);
+    let copy = store.safety_net(&on_event).backup(&collections, operation).await;
+    progress.finish();
+    let copy = copy.map_err(CliError::from)?;
+    announce_safety(ctx, &copy);
+    match copy {
+        SafetyCopy::Backup(id) => Ok(id),
+        SafetyCopy::Database(path) => Ok(path),
+    }
+}
+
+impl From<SafetyError> for CliError {
+    fn from(e: SafetyError) -> Self {
+        let source = e.0;
+        let source = match source.downcast::<WiringError>() {
+            Ok(w) => return (*w).into(),
+            Err(other) => other,
+        };
+        let source = match source.downcast::<BackupFailure>() {
+            Ok(b) => return (*b).into(),
+            Err(other) => other,
+        };
+        CliError::new(format!("the safety copy failed: {source}"))
+    }
+}
+
+impl From<colstore_app::RemoveError> for CliError {
+    fn from(e: colstore_app::RemoveError) -> Self {
+        match e {
+            colstore_app::RemoveError::Repo(r) => r.into(),
+            colstore_app::RemoveError::Safety(s) => s.into(),
+        }
+    }
+}
