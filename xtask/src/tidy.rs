@@ -66,7 +66,12 @@ pub(crate) const RULES: &[&str] = &[
     "manifest-hygiene",
     "no-machine-paths",
     "shell-port-writes",
+    "short-commands",
 ];
+
+/// The longest a file of the CLI's `commands/` may be: a command parses, calls one app function and renders, so a
+/// longer file holds a use case that belongs in `colstore-app` (or several commands that want their own modules).
+pub(crate) const COMMAND_FILE_MAX_LINES: usize = 400;
 
 /// Calls that write through a port. A shell (the CLI, the server) calls one `colstore-app` function instead, so both
 /// shells offer an operation written once and cannot drift apart. Generic method names are matched with their
@@ -145,7 +150,27 @@ pub(crate) fn check_all(ws: &Workspace) -> Vec<Violation> {
     violations.extend(check_manifests(ws, &|path| std::fs::read_to_string(path)));
     violations.extend(check_machine_paths(ws));
     violations.extend(check_shell_port_writes(&shell_sources(ws), KNOWN_SHELL_PORT_WRITES));
+    violations.extend(check_command_sizes(&shell_sources(ws)));
     violations
+}
+
+/// Rule 9: no file of `crates/colstore-cli/src/commands/` is longer than [`COMMAND_FILE_MAX_LINES`].
+pub(crate) fn check_command_sizes(sources: &[(String, String)]) -> Vec<Violation> {
+    sources
+        .iter()
+        .filter(|(path, _)| path.starts_with("crates/colstore-cli/src/commands/"))
+        .filter_map(|(path, text)| {
+            let n = text.lines().count();
+            (n > COMMAND_FILE_MAX_LINES).then(|| {
+                Violation::new(
+                    "short-commands",
+                    format!(
+                        "{path} has {n} lines, more than {COMMAND_FILE_MAX_LINES}: move its use case into colstore-app, or give its commands modules of their own"
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Every `.rs` file under the shells' `src/`, as (path relative to the workspace root, text).
@@ -937,6 +962,21 @@ mod tests {
     #[test]
     fn workspace_shell_port_writes() {
         assert_clean(check_shell_port_writes(&shell_sources(real_workspace()), KNOWN_SHELL_PORT_WRITES));
+    }
+
+    #[test]
+    fn workspace_short_commands() {
+        assert_clean(check_command_sizes(&shell_sources(real_workspace())));
+    }
+
+    #[test]
+    fn a_long_command_file_is_reported() {
+        let long = "// x\n".repeat(COMMAND_FILE_MAX_LINES + 1);
+        let v = check_command_sizes(&[source("crates/colstore-cli/src/commands/big.rs", &long)]);
+        assert_reports(&v, "short-commands", &["commands/big.rs", "401 lines"]);
+        let fine = "// x\n".repeat(COMMAND_FILE_MAX_LINES);
+        assert!(check_command_sizes(&[source("crates/colstore-cli/src/commands/ok.rs", &fine)]).is_empty());
+        assert!(check_command_sizes(&[source("crates/colstore-cli/src/cli.rs", &long)]).is_empty(), "only commands/ is bounded");
     }
 
     fn source(path: &str, text: &str) -> (String, String) {

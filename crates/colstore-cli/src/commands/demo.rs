@@ -94,7 +94,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     step("col sync")?;
     super::sync::sync(&inner, SyncArgs { collection: None, skip_failed: false }).await?;
     step("col search demo \"how do backups stay trustworthy\" -k 3")?;
-    super::sync::search(
+    super::search::search(
         &inner,
         SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
     )
@@ -138,7 +138,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     )
     .await?;
     step("col search demo \"how do backups stay trustworthy\" -k 3   (again, after the restore)")?;
-    super::sync::search(
+    super::search::search(
         &inner,
         SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
     )

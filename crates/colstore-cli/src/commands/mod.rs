@@ -9,9 +9,11 @@ mod docs;
 mod export;
 pub(crate) mod files;
 mod init;
+mod jobs;
 mod maintenance;
 mod restore;
 pub(crate) mod safety;
+mod search;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -108,9 +110,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Gc(a) => maintenance::gc(&ctx, a).await,
         Command::Sync(a) => sync::sync(&ctx, a).await,
         Command::Status(a) => sync::status(&ctx, a).await,
-        Command::Search(a) => sync::search(&ctx, a).await,
+        Command::Search(a) => search::search(&ctx, a).await,
         Command::Reindex(a) => sync::reindex(&ctx, a).await,
-        Command::Jobs(a) => sync::jobs(&ctx, a.command.unwrap_or(crate::cli::JobsCommand::List { state: None, limit: 50 })).await,
+        Command::Jobs(a) => jobs::jobs(&ctx, a.command.unwrap_or(crate::cli::JobsCommand::List { state: None, limit: 50 })).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
         Command::Restore(a) => restore::restore(&ctx, a).await,
         Command::Clear(a) => clear::clear(&ctx, a).await,

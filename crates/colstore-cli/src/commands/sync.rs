@@ -1,4 +1,4 @@
-//! `col sync`, `col status`, `col search`, `col reindex`, `col jobs`, and `col verify --index`.
+//! `col sync`, `col status`, `col reindex` and `col verify --index`.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -7,12 +7,12 @@ use colstore_app::{
     CollectionOutcome, CollectionRun, StopReason, SyncFailure, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
 };
 use colstore_domain::ports::{JobFilter, JobId, JobState, WorkerId};
-use colstore_domain::{CollectionName, Filter};
+use colstore_domain::CollectionName;
 use colstore_wiring::Store;
 use serde_json::json;
 
 use super::{Ctx, collection_name, io};
-use crate::cli::{BackendArg, JobsCommand, ReindexArgs, SearchArgs, StatusArgs, SyncArgs};
+use crate::cli::{BackendArg, ReindexArgs, StatusArgs, SyncArgs};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{count, human_time, table, to_value};
 
@@ -314,63 +314,6 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
     Ok(())
 }
 
-pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
-    let collection = collection_name(&a.collection)?;
-    if a.query.trim().is_empty() {
-        return Err(CliError::new("the search query is empty").code(2).hint(format!(
-            "say what to look for, e.g. `col search {collection} \"how do backups work\"`; to list documents use `col ls {collection}`"
-        )));
-    }
-    let mut filter = Filter::default();
-    for f in &a.filters {
-        filter.push_user_expr(f)?;
-    }
-    let store = ctx.open().await?;
-    let ports = Ctx::sync_ports(&store).await?;
-    let counts = ports.ledger.counts(Some(collection.clone())).await?;
-    let hits = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
-    ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(&hits) })).map_err(io)?;
-    if hits.is_empty() {
-        ctx.out.line("No results: no synced chunk shares anything with the query.").map_err(io)?;
-    } else {
-        if let Some(v) = store.repo().collection(&collection).await?.settings.vectors {
-            let lexical = if v.embedder.kind == "hash" {
-                "\nThe built-in hash embedder compares words, so even good matches score low: compare scores with each other."
-            } else {
-                ""
-            };
-            ctx.out.line(format!("{}{lexical}", score_legend(v.distance))).map_err(io)?;
-        }
-    }
-    for (i, h) in hits.iter().enumerate() {
-        let stale = if h.stale { "  [changed since synced]" } else { "" };
-        ctx.out.data(format!("{:>2}. {:.3}  {}#{}{stale}\n    {}", i + 1, h.score, h.key, h.chunk, h.snippet)).map_err(io)?;
-    }
-    let stale = hits.iter().filter(|h| h.stale).count();
-    if stale > 0 {
-        ctx.out
-            .line(format!(
-                "note: {stale} hit(s) come from documents changed since they were synced; run `col sync {collection}` to update the index"
-            ))
-            .map_err(io)?;
-    }
-    if counts.pending + counts.failed > 0 {
-        ctx.out
-            .line(format!("note: {} documents are not synced yet; run `col sync {collection}`", counts.pending + counts.failed))
-            .map_err(io)?;
-    }
-    Ok(())
-}
-
-/// What the score column of `col search` means for a collection's distance.
-fn score_legend(distance: colstore_domain::Distance) -> &'static str {
-    match distance {
-        colstore_domain::Distance::Cosine => "Score: cosine similarity of the chunk to the query, from 0 (nothing in common) to 1 (the same).",
-        colstore_domain::Distance::Dot => "Score: dot product of the chunk's and the query's vectors; higher is closer.",
-        colstore_domain::Distance::Euclid => "Score: minus the Euclidean distance between the chunk and the query; closer to 0 is closer.",
-    }
-}
-
 pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
     let collection = collection_name(&a.collection)?;
     if a.to != BackendArg::Embedded {
@@ -446,86 +389,6 @@ pub async fn verify_index(ctx: &Ctx, only: Option<CollectionName>, repair: bool)
         return Err(CliError::new(format!("index drift: {drift} points differ from the ledger"))
             .hint("run `col verify --index --repair` to fix them from the local cache (no embedder calls)")
             .code(exit::VERIFY));
-    }
-    Ok(())
-}
-
-/// A state named on the command line; a wrong one is a usage error (exit 2).
-fn job_state(s: &str) -> CliResult<JobState> {
-    s.parse::<JobState>().map_err(|e| CliError::new(e.to_string()).code(2).hint("use pending, running, done, dead or cancelled"))
-}
-
-pub async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> CliResult {
-    let store = ctx.open().await?;
-    let queue = store.queue();
-    let qerr = |e: colstore_domain::ports::QueueError| {
-        let hint = match &e {
-            colstore_domain::ports::QueueError::NotFound(_) => Some("list jobs with `col jobs`"),
-            colstore_domain::ports::QueueError::InvalidState { .. } => Some("`col jobs show ID` shows the job's state"),
-            _ => None,
-        };
-        let err = CliError::new(e.to_string());
-        match hint {
-            Some(h) => err.hint(h),
-            None => err,
-        }
-    };
-    match cmd {
-        JobsCommand::List { state, limit } => {
-            let states = state.as_deref().map(job_state).transpose()?.into_iter().collect();
-            let jobs = queue.list(JobFilter { states, kind: None, limit: Some(limit) }).await.map_err(qerr)?;
-            ctx.out.json_value(&json!({ "jobs": to_value(&jobs) })).map_err(io)?;
-            if jobs.is_empty() {
-                ctx.out.line("No jobs.").map_err(io)?;
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = jobs
-                .iter()
-                .map(|j| {
-                    vec![
-                        j.id.to_string(),
-                        j.spec.kind.clone(),
-                        j.state.to_string(),
-                        j.attempts.to_string(),
-                        human_time(j.updated_at),
-                        j.spec.dedup_key.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            ctx.out.data(table(&["ID", "KIND", "STATE", "ATTEMPTS", "UPDATED", "KEY"], &rows)).map_err(io)?;
-        }
-        JobsCommand::Show { id } => {
-            let j = queue.get(JobId(id)).await.map_err(qerr)?;
-            ctx.out.json_value(&to_value(&j)).map_err(io)?;
-            let mut text = format!(
-                "id:        {}\nkind:      {}\nstate:     {}\nattempts:  {} of {}\ncreated:   {}\nupdated:   {}\npayload:   {}",
-                j.id,
-                j.spec.kind,
-                j.state,
-                j.attempts,
-                j.spec.max_attempts,
-                human_time(j.created_at),
-                human_time(j.updated_at),
-                j.spec.payload
-            );
-            if let Some(p) = &j.progress {
-                text.push_str(&format!("\nprogress:  {p}"));
-            }
-            for (i, e) in j.errors.iter().enumerate() {
-                text.push_str(&format!("\nerror {}:   {e}", i + 1));
-            }
-            ctx.out.data(text).map_err(io)?;
-        }
-        JobsCommand::Retry { id } => {
-            colstore_app::retry_job(&*queue, JobId(id)).await.map_err(qerr)?;
-            ctx.out.json_value(&json!({ "id": id, "state": "pending" })).map_err(io)?;
-            ctx.out.line(format!("Job {id} is pending again.")).map_err(io)?;
-        }
-        JobsCommand::Cancel { id } => {
-            colstore_app::cancel_job(&*queue, JobId(id)).await.map_err(qerr)?;
-            ctx.out.json_value(&json!({ "id": id, "state": "cancelled" })).map_err(io)?;
-            ctx.out.line(format!("Job {id} is cancelled.")).map_err(io)?;
-        }
     }
     Ok(())
 }

@@ -1,0 +1,66 @@
+//! `col search`: the nearest chunks of a query, with their documents' current text.
+
+use colstore_domain::Filter;
+use serde_json::json;
+
+use super::{Ctx, collection_name, io};
+use crate::cli::SearchArgs;
+use crate::error::{CliError, CliResult};
+use crate::output::to_value;
+
+pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
+    let collection = collection_name(&a.collection)?;
+    if a.query.trim().is_empty() {
+        return Err(CliError::new("the search query is empty").code(2).hint(format!(
+            "say what to look for, e.g. `col search {collection} \"how do backups work\"`; to list documents use `col ls {collection}`"
+        )));
+    }
+    let mut filter = Filter::default();
+    for f in &a.filters {
+        filter.push_user_expr(f)?;
+    }
+    let store = ctx.open().await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let counts = ports.ledger.counts(Some(collection.clone())).await?;
+    let hits = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
+    ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(&hits) })).map_err(io)?;
+    if hits.is_empty() {
+        ctx.out.line("No results: no synced chunk shares anything with the query.").map_err(io)?;
+    } else {
+        if let Some(v) = store.repo().collection(&collection).await?.settings.vectors {
+            let lexical = if v.embedder.kind == "hash" {
+                "\nThe built-in hash embedder compares words, so even good matches score low: compare scores with each other."
+            } else {
+                ""
+            };
+            ctx.out.line(format!("{}{lexical}", score_legend(v.distance))).map_err(io)?;
+        }
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let stale = if h.stale { "  [changed since synced]" } else { "" };
+        ctx.out.data(format!("{:>2}. {:.3}  {}#{}{stale}\n    {}", i + 1, h.score, h.key, h.chunk, h.snippet)).map_err(io)?;
+    }
+    let stale = hits.iter().filter(|h| h.stale).count();
+    if stale > 0 {
+        ctx.out
+            .line(format!(
+                "note: {stale} hit(s) come from documents changed since they were synced; run `col sync {collection}` to update the index"
+            ))
+            .map_err(io)?;
+    }
+    if counts.pending + counts.failed > 0 {
+        ctx.out
+            .line(format!("note: {} documents are not synced yet; run `col sync {collection}`", counts.pending + counts.failed))
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// What the score column of `col search` means for a collection's distance.
+fn score_legend(distance: colstore_domain::Distance) -> &'static str {
+    match distance {
+        colstore_domain::Distance::Cosine => "Score: cosine similarity of the chunk to the query, from 0 (nothing in common) to 1 (the same).",
+        colstore_domain::Distance::Dot => "Score: dot product of the chunk's and the query's vectors; higher is closer.",
+        colstore_domain::Distance::Euclid => "Score: minus the Euclidean distance between the chunk and the query; closer to 0 is closer.",
+    }
+}
