@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use colstore_app::AddError;
+use colstore_app::backup::BackupFailure;
+use colstore_app::{AddError, SyncFailure};
 use colstore_domain::ValidationError;
-use colstore_domain::ports::RepoError;
+use colstore_domain::ports::{RepoError, SafetyError};
 use colstore_wiring::WiringError;
 
 /// Exit codes.
@@ -124,6 +125,109 @@ impl From<AddError> for CliError {
                 CliError::new(e.to_string()).hint("globs look like '**/*.md' or 'drafts/**'; quote them for your shell")
             }
             AddError::BadPrefix(_) => CliError::new(e.to_string()).hint("use a relative path such as 'imported/'"),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<BackupFailure> for CliError {
+    fn from(e: BackupFailure) -> Self {
+        match e {
+            BackupFailure::Repo(r) => r.into(),
+            BackupFailure::NotFound(_) => CliError::new(e.to_string()).hint("list the backups with `col backup list`"),
+            BackupFailure::NoLatest(_) => CliError::new(e.to_string()).hint(
+                "take a backup of this store with `col backup`; to restore another store's backup, name it by its id \
+                 (`col backup list` shows every backup and its store)",
+            ),
+            BackupFailure::Locked { .. } => CliError::new(e.to_string()).hint(
+                "wait for the other backup or prune to finish; a lock of a process that died on this host is ignored, others expire after 10 minutes",
+            ),
+            BackupFailure::NoSuchCollection(_, "backup") => {
+                CliError::new(e.to_string()).hint("`col backup show ID` lists the collections a backup holds")
+            }
+            BackupFailure::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
+            BackupFailure::Corrupt { .. } | BackupFailure::Missing { .. } | BackupFailure::Unverified { .. } => CliError::new(e.to_string())
+                .hint("run `col backup verify ID --read-data` to see every damaged object; restore from another backup")
+                .code(exit::VERIFY),
+            BackupFailure::Store(_) => CliError::new(e.to_string()).hint(
+                "check the repository URL (--to/--repo, [backup] repository, COLSTORE_BACKUP_REPOSITORY); for s3:// also \
+                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
+            ),
+            BackupFailure::StoreCorrupt { .. } => CliError::new(e.to_string()).code(exit::VERIFY),
+            BackupFailure::Format(_) => CliError::new(e.to_string()).code(exit::VERIFY),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<SafetyError> for CliError {
+    fn from(e: SafetyError) -> Self {
+        let source = e.0;
+        let source = match source.downcast::<WiringError>() {
+            Ok(w) => return (*w).into(),
+            Err(other) => other,
+        };
+        let source = match source.downcast::<BackupFailure>() {
+            Ok(b) => return (*b).into(),
+            Err(other) => other,
+        };
+        CliError::new(format!("the safety copy failed: {source}"))
+    }
+}
+
+impl From<colstore_app::RemoveError> for CliError {
+    fn from(e: colstore_app::RemoveError) -> Self {
+        match e {
+            colstore_app::RemoveError::Repo(r) => r.into(),
+            colstore_app::RemoveError::Safety(s) => s.into(),
+        }
+    }
+}
+
+impl From<colstore_app::ExportError> for CliError {
+    fn from(e: colstore_app::ExportError) -> Self {
+        use colstore_app::ExportError as E;
+        match e {
+            E::Repo(r) => r.into(),
+            E::Ledger(l) => l.into(),
+            E::Malformed { .. } => CliError::new(format!("the import file is not usable: {e}"))
+                .hint("nothing was imported; check that the file was written by `col export` and copied whole"),
+            E::LineTooLong { what: Some(_), .. } => CliError::new(format!("cannot export: {e}")).hint(format!(
+                "nothing was written; one line holds one document with its vectors, so documents up to about {} MiB can be \
+                 exported: leave this collection out (--collection) and move it with `col backup` and `col restore`",
+                colstore_app::MAX_LINE_BYTES / (1024 * 1024) * 3 / 4
+            )),
+            E::LineTooLong { what: None, .. } => CliError::new(format!("the import file is not usable: {e}")).hint(
+                "nothing was imported; `col export` never writes a line this long, so the file is damaged or not a colstore \
+                 export (a few KB of zstd can expand to gigabytes: the line is refused before it is held in memory)",
+            ),
+            E::TooNew(_) => CliError::new(e.to_string()).hint("nothing was imported; upgrade colstore to read this file"),
+            E::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
+            E::Io(_) => CliError::new(e.to_string()),
+        }
+    }
+}
+
+impl From<SyncFailure> for CliError {
+    fn from(e: SyncFailure) -> Self {
+        match e {
+            SyncFailure::Repo(r) => r.into(),
+            SyncFailure::Ledger(l) => l.into(),
+            SyncFailure::Embedder(err) => CliError::new(format!("the embedder failed: {err}"))
+                .hint("check [embedder] in .colstore/config.toml and that the embedding service is reachable; failed documents are retried by the next `col sync`"),
+            SyncFailure::Index(err) => CliError::new(format!("the vector index failed: {err}"))
+                .hint("check [vectors] in .colstore/config.toml; `col status` shows the backend's health"),
+            SyncFailure::NotSynced(c) => CliError::new(format!("collection \"{c}\" is not synced yet: run `col sync {c}`"))
+                .hint(format!("search looks in the vector index, which `col sync {c}` fills; `col status {c}` shows what is pending")),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<colstore_domain::ports::SyncError> for CliError {
+    fn from(e: colstore_domain::ports::SyncError) -> Self {
+        match e {
+            colstore_domain::ports::SyncError::CollectionNotFound(c) => colstore_domain::ports::RepoError::CollectionNotFound(c).into(),
             other => CliError::new(other.to_string()),
         }
     }

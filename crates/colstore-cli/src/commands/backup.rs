@@ -18,36 +18,6 @@ use crate::cli::{BackupArgs, BackupCommand, BackupCreateArgs};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{human_bytes, human_time, table, to_value};
 
-impl From<BackupFailure> for CliError {
-    fn from(e: BackupFailure) -> Self {
-        match e {
-            BackupFailure::Repo(r) => r.into(),
-            BackupFailure::NotFound(_) => CliError::new(e.to_string()).hint("list the backups with `col backup list`"),
-            BackupFailure::NoLatest(_) => CliError::new(e.to_string()).hint(
-                "take a backup of this store with `col backup`; to restore another store's backup, name it by its id \
-                 (`col backup list` shows every backup and its store)",
-            ),
-            BackupFailure::Locked { .. } => CliError::new(e.to_string()).hint(
-                "wait for the other backup or prune to finish; a lock of a process that died on this host is ignored, others expire after 10 minutes",
-            ),
-            BackupFailure::NoSuchCollection(_, "backup") => {
-                CliError::new(e.to_string()).hint("`col backup show ID` lists the collections a backup holds")
-            }
-            BackupFailure::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
-            BackupFailure::Corrupt { .. } | BackupFailure::Missing { .. } | BackupFailure::Unverified { .. } => CliError::new(e.to_string())
-                .hint("run `col backup verify ID --read-data` to see every damaged object; restore from another backup")
-                .code(exit::VERIFY),
-            BackupFailure::Store(_) => CliError::new(e.to_string()).hint(
-                "check the repository URL (--to/--repo, [backup] repository, COLSTORE_BACKUP_REPOSITORY); for s3:// also \
-                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
-            ),
-            BackupFailure::StoreCorrupt { .. } => CliError::new(e.to_string()).code(exit::VERIFY),
-            BackupFailure::Format(_) => CliError::new(e.to_string()).code(exit::VERIFY),
-            other => CliError::new(other.to_string()),
-        }
-    }
-}
-
 fn owner() -> LockOwner {
     LockOwner { holder: lock_holder(), is_dead: Arc::new(lock_holder_is_dead) }
 }

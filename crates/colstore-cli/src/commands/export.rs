@@ -15,30 +15,6 @@ use crate::cli::RestoreModeArg;
 use crate::error::{CliError, CliResult};
 use crate::output::{human_bytes, to_value};
 
-impl From<colstore_app::ExportError> for CliError {
-    fn from(e: colstore_app::ExportError) -> Self {
-        use colstore_app::ExportError as E;
-        match e {
-            E::Repo(r) => r.into(),
-            E::Ledger(l) => l.into(),
-            E::Malformed { .. } => CliError::new(format!("the import file is not usable: {e}"))
-                .hint("nothing was imported; check that the file was written by `col export` and copied whole"),
-            E::LineTooLong { what: Some(_), .. } => CliError::new(format!("cannot export: {e}")).hint(format!(
-                "nothing was written; one line holds one document with its vectors, so documents up to about {} MiB can be \
-                 exported: leave this collection out (--collection) and move it with `col backup` and `col restore`",
-                colstore_app::MAX_LINE_BYTES / (1024 * 1024) * 3 / 4
-            )),
-            E::LineTooLong { what: None, .. } => CliError::new(format!("the import file is not usable: {e}")).hint(
-                "nothing was imported; `col export` never writes a line this long, so the file is damaged or not a colstore \
-                 export (a few KB of zstd can expand to gigabytes: the line is refused before it is held in memory)",
-            ),
-            E::TooNew(_) => CliError::new(e.to_string()).hint("nothing was imported; upgrade colstore to read this file"),
-            E::NoSuchCollection(..) => CliError::new(e.to_string()).hint("see `col collection list`"),
-            E::Io(_) => CliError::new(e.to_string()),
-        }
-    }
-}
-
 pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
     let store = ctx.open().await?;

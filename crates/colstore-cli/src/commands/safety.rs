@@ -1,9 +1,9 @@
 //! Safety copies before destructive commands: the store's `SafetyNet` with a progress bar, and how a copy is reported.
 
-use colstore_app::backup::{BackupEvent, BackupFailure};
-use colstore_domain::ports::{SafetyCopy, SafetyError, SafetyNet};
+use colstore_app::backup::BackupEvent;
+use colstore_domain::ports::{SafetyCopy, SafetyNet};
 use colstore_domain::CollectionName;
-use colstore_wiring::{Store, WiringError};
+use colstore_wiring::Store;
 
 use super::Ctx;
 use crate::error::{CliError, CliResult};
@@ -70,29 +70,5 @@ pub(crate) async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<Col
     match copy {
         SafetyCopy::Backup(id) => Ok(id),
         SafetyCopy::Database(path) => Ok(path),
-    }
-}
-
-impl From<SafetyError> for CliError {
-    fn from(e: SafetyError) -> Self {
-        let source = e.0;
-        let source = match source.downcast::<WiringError>() {
-            Ok(w) => return (*w).into(),
-            Err(other) => other,
-        };
-        let source = match source.downcast::<BackupFailure>() {
-            Ok(b) => return (*b).into(),
-            Err(other) => other,
-        };
-        CliError::new(format!("the safety copy failed: {source}"))
-    }
-}
-
-impl From<colstore_app::RemoveError> for CliError {
-    fn from(e: colstore_app::RemoveError) -> Self {
-        match e {
-            colstore_app::RemoveError::Repo(r) => r.into(),
-            colstore_app::RemoveError::Safety(s) => s.into(),
-        }
     }
 }

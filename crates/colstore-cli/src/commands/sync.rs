@@ -4,7 +4,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use colstore_app::{
-    CollectionOutcome, CollectionRun, StopReason, SyncFailure, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
+    CollectionOutcome, CollectionRun, StopReason, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
 };
 use colstore_domain::ports::{JobFilter, JobId, JobState, WorkerId};
 use colstore_domain::CollectionName;
@@ -15,31 +15,6 @@ use super::{Ctx, collection_name, io};
 use crate::cli::{BackendArg, ReindexArgs, StatusArgs, SyncArgs};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{count, human_time, table, to_value};
-
-impl From<SyncFailure> for CliError {
-    fn from(e: SyncFailure) -> Self {
-        match e {
-            SyncFailure::Repo(r) => r.into(),
-            SyncFailure::Ledger(l) => l.into(),
-            SyncFailure::Embedder(err) => CliError::new(format!("the embedder failed: {err}"))
-                .hint("check [embedder] in .colstore/config.toml and that the embedding service is reachable; failed documents are retried by the next `col sync`"),
-            SyncFailure::Index(err) => CliError::new(format!("the vector index failed: {err}"))
-                .hint("check [vectors] in .colstore/config.toml; `col status` shows the backend's health"),
-            SyncFailure::NotSynced(c) => CliError::new(format!("collection \"{c}\" is not synced yet: run `col sync {c}`"))
-                .hint(format!("search looks in the vector index, which `col sync {c}` fills; `col status {c}` shows what is pending")),
-            other => CliError::new(other.to_string()),
-        }
-    }
-}
-
-impl From<colstore_domain::ports::SyncError> for CliError {
-    fn from(e: colstore_domain::ports::SyncError) -> Self {
-        match e {
-            colstore_domain::ports::SyncError::CollectionNotFound(c) => colstore_domain::ports::RepoError::CollectionNotFound(c).into(),
-            other => CliError::new(other.to_string()),
-        }
-    }
-}
 
 fn worker_id() -> WorkerId {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
