@@ -67,6 +67,7 @@ pub(crate) const RULES: &[&str] = &[
     "no-machine-paths",
     "shell-port-writes",
     "short-commands",
+    "code-map",
 ];
 
 /// The longest a file of the CLI's `commands/` may be: a command parses, calls one app function and renders, so a
@@ -151,6 +152,62 @@ pub(crate) fn check_all(ws: &Workspace) -> Vec<Violation> {
     violations.extend(check_machine_paths(ws));
     violations.extend(check_shell_port_writes(&shell_sources(ws), KNOWN_SHELL_PORT_WRITES));
     violations.extend(check_command_sizes(&shell_sources(ws)));
+    violations.extend(check_code_map_of(ws));
+    violations
+}
+
+/// The workspace members' directories relative to the root (`crates/colstore-app`, `xtask`, `tests`).
+fn member_dirs(ws: &Workspace) -> Vec<String> {
+    ws.members
+        .iter()
+        .filter_map(|m| m.manifest_path.parent()?.strip_prefix(&ws.root).ok().map(|d| d.to_string_lossy().replace('\\', "/")))
+        .collect()
+}
+
+fn check_code_map_of(ws: &Workspace) -> Vec<Violation> {
+    let path = ws.root.join("docs").join("ARCHITECTURE.md");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => check_code_map(&text, &member_dirs(ws)),
+        Err(e) => vec![Violation::new("code-map", format!("cannot read {}: {e}", path.display()))],
+    }
+}
+
+/// Rule 10: the code map of docs/ARCHITECTURE.md (its `### `dir`` headings under `## Code map`) names exactly the
+/// workspace members: a heading whose directory is no member is stale, and a member without a heading is missing
+/// from the map a reader uses to find things.
+pub(crate) fn check_code_map(architecture: &str, members: &[String]) -> Vec<Violation> {
+    let mut in_map = false;
+    let mut headings: Vec<String> = Vec::new();
+    for line in architecture.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            in_map = title.trim() == "Code map";
+        } else if in_map
+            && let Some(rest) = line.strip_prefix("### `")
+            && let Some(end) = rest.find('`')
+        {
+            headings.push(rest[..end].trim_end_matches('/').to_owned());
+        }
+    }
+    let mut violations = Vec::new();
+    if headings.is_empty() {
+        violations.push(Violation::new("code-map", "docs/ARCHITECTURE.md has no `## Code map` with `### `dir`` headings".to_owned()));
+    }
+    for h in &headings {
+        if !members.contains(h) {
+            violations.push(Violation::new(
+                "code-map",
+                format!("docs/ARCHITECTURE.md's code map has a heading for `{h}`, which is no workspace member; rename or remove it"),
+            ));
+        }
+    }
+    for m in members {
+        if !headings.contains(m) {
+            violations.push(Violation::new(
+                "code-map",
+                format!("workspace member `{m}` has no heading in docs/ARCHITECTURE.md's code map; add `### `{m}`` with what it holds"),
+            ));
+        }
+    }
     violations
 }
 
@@ -962,6 +1019,23 @@ mod tests {
     #[test]
     fn workspace_shell_port_writes() {
         assert_clean(check_shell_port_writes(&shell_sources(real_workspace()), KNOWN_SHELL_PORT_WRITES));
+    }
+
+    #[test]
+    fn workspace_code_map() {
+        assert_clean(check_code_map_of(real_workspace()));
+    }
+
+    #[test]
+    fn the_code_map_names_exactly_the_members() {
+        let md = "# A\n## Code map\n### `crates/a`\ntext\n### `xtask/`\n### `tests/` (package `e2e`)\n## Ports\n### `crates/not-a-heading-of-the-map`\n";
+        let members = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(check_code_map(md, &members(&["crates/a", "xtask", "tests"])).is_empty());
+        let v = check_code_map(md, &members(&["crates/a", "xtask", "tests", "crates/b"]));
+        assert_reports(&v, "code-map", &["crates/b", "no heading"]);
+        let v = check_code_map(md, &members(&["xtask", "tests"]));
+        assert_reports(&v, "code-map", &["crates/a", "no workspace member"]);
+        assert_reports(&check_code_map("# nothing\n", &[]), "code-map", &["no `## Code map`"]);
     }
 
     #[test]
