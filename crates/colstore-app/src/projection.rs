@@ -217,10 +217,10 @@ pub struct Drift {
 }
 
 /// The outcome of `verify --index`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IndexReport {
     /// The collection.
-    pub collection: String,
+    pub collection: CollectionName,
     /// Points the ledger expects.
     pub expected_points: u64,
     /// Points the index holds.
@@ -241,7 +241,14 @@ pub struct IndexReport {
 pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair: bool) -> Result<IndexReport, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
     let name = index_name(ports.store_id, collection);
-    let mut report = IndexReport { collection: collection.to_string(), ..IndexReport::default() };
+    let mut report = IndexReport {
+        collection: collection.clone(),
+        expected_points: 0,
+        index_points: 0,
+        drift: Vec::new(),
+        repaired: 0,
+        marked_pending: Vec::new(),
+    };
 
     // What the ledger says the index holds: id → (key, chunk, content hash).
     let mut expected: BTreeMap<PointId, (DocKey, u32, colstore_domain::ContentHash)> = BTreeMap::new();

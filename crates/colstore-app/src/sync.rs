@@ -85,10 +85,10 @@ pub struct FailedDocument {
 }
 
 /// What a sync did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncReport {
     /// The collection.
-    pub collection: String,
+    pub collection: CollectionName,
     /// Counters.
     #[serde(flatten)]
     pub progress: SyncProgress,
@@ -104,6 +104,22 @@ pub struct SyncReport {
     pub points_retired: u64,
     /// Whether the collection's vector or chunking settings changed, so everything was re-projected.
     pub reprojected: bool,
+}
+
+impl SyncReport {
+    /// The report of a sync of `collection` that has done nothing yet.
+    pub fn new(collection: CollectionName) -> Self {
+        Self {
+            collection,
+            progress: SyncProgress::default(),
+            synced: 0,
+            deleted: 0,
+            failed: Vec::new(),
+            points_upserted: 0,
+            points_retired: 0,
+            reprojected: false,
+        }
+    }
 }
 
 /// Why a sync stopped.
@@ -239,7 +255,7 @@ pub async fn sync_collection_until(
         return Err(e.into());
     }
     let counts = ports.ledger.counts(Some(collection.clone())).await?;
-    let mut report = SyncReport { collection: collection.to_string(), reprojected, ..SyncReport::default() };
+    let mut report = SyncReport { reprojected, ..SyncReport::new(collection.clone()) };
     report.progress.pending = counts.pending + if opts.include_failed { counts.failed } else { 0 };
     progress(report.progress);
 

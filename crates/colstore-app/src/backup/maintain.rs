@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use colstore_domain::ports::{BackupId, BackupStore, Clock, LockKind};
-use colstore_domain::{ContentHash, StoreId};
+use colstore_domain::{CollectionName, ContentHash, StoreId};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub struct BackupSummary {
     /// When it was taken (ms since the epoch).
     pub created_at: colstore_domain::Timestamp,
     /// Its collections (by name).
-    pub collections: Vec<String>,
+    pub collections: Vec<CollectionName>,
     /// Whether it holds only definitions and settings.
     pub schema_only: bool,
     /// Tags.
@@ -45,7 +45,7 @@ impl BackupSummary {
         Self {
             id: m.id.to_string(),
             created_at: m.created_at,
-            collections: m.collections.iter().map(|c| c.name.to_string()).collect(),
+            collections: m.collections.iter().map(|c| c.name.clone()).collect(),
             schema_only: m.scope.schema_only,
             tags: m.tags.clone(),
             documents: m.stats.documents,

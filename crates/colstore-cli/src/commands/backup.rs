@@ -215,10 +215,11 @@ async fn maintain(ctx: &Ctx, cmd: BackupCommand) -> CliResult {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|b| {
+                    let names = b.collections.iter().map(CollectionName::as_str).collect::<Vec<_>>().join(",");
                     let scope = match (&b.error, b.schema_only) {
                         (Some(e), _) => format!("UNREADABLE: {e}"),
-                        (None, true) => format!("schema only: {}", b.collections.join(",")),
-                        (None, false) => b.collections.join(","),
+                        (None, true) => format!("schema only: {names}"),
+                        (None, false) => names,
                     };
                     vec![
                         b.id.clone(),
