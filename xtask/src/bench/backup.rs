@@ -182,6 +182,34 @@ pub(crate) struct Row {
     pub(crate) meets: Option<bool>,
 }
 
+impl Row {
+    /// The row as a report figure named `area: name`: colstore's value, and restic's beside it unless restic has no
+    /// counterpart (`—`).
+    pub(crate) fn figure(self, area: &str) -> Figure {
+        let peer = if self.restic == "—" {
+            String::new()
+        } else {
+            let vs = self.vs_restic.map(|vs| format!("; {vs:.2}× restic")).unwrap_or_default();
+            format!("; restic {}{vs}", self.restic)
+        };
+        Figure {
+            name: format!("{area}: {}", self.name),
+            measured: format!("colstore {}{peer}", self.colstore),
+            target: self.target,
+            ratio: self.ratio,
+            meets: self.meets,
+        }
+    }
+}
+
+/// restic's version for a context line, or why it was not measured.
+pub(crate) fn restic_label(version: Result<&str, &str>) -> String {
+    match version {
+        Ok(v) => v.to_owned(),
+        Err(why) => format!("restic unavailable ({why})"),
+    }
+}
+
 pub(super) fn secs(d: Duration) -> f64 {
     d.as_secs_f64().max(1e-9)
 }
@@ -343,27 +371,12 @@ impl BackupBench {
 
     /// The rows as the report's figures: colstore's value with restic's beside it.
     pub(crate) fn figures(&self) -> Vec<Figure> {
-        self.rows()
-            .into_iter()
-            .map(|row| {
-                let vs = row.vs_restic.map(|vs| format!("; {vs:.2}× restic")).unwrap_or_default();
-                Figure {
-                    name: format!("Backup: {}", row.name),
-                    measured: format!("colstore {}; restic {}{vs}", row.colstore, row.restic),
-                    target: row.target,
-                    ratio: row.ratio,
-                    meets: row.meets,
-                }
-            })
-            .collect()
+        self.rows().into_iter().map(|row| row.figure("Backup")).collect()
     }
 
     /// The context line: data, restic's version, memory method.
     pub(crate) fn context(&self) -> String {
-        let restic = match &self.restic {
-            Ok(r) => r.version.clone(),
-            Err(why) => format!("restic unavailable ({why})"),
-        };
+        let restic = restic_label(self.restic.as_ref().map(|r| r.version.as_str()).map_err(String::as_str));
         format!(
             "{} distinct files of {:.1}–{:.1} KiB text, {:.1} MB logical, seed {:#018x}; {} of them ({:.2} MB) rewritten with new \
              text of the same size before the second backup; {restic}; peak memory by {}",

@@ -191,32 +191,12 @@ impl LargeBench {
 
     /// The rows as the report's figures: colstore's value, with restic's beside it where restic was measured.
     pub(crate) fn figures(&self) -> Vec<Figure> {
-        self.rows()
-            .into_iter()
-            .map(|row| {
-                let peer = if row.restic == "—" {
-                    String::new()
-                } else {
-                    let vs = row.vs_restic.map(|vs| format!("; {vs:.2}× restic")).unwrap_or_default();
-                    format!("; restic {}{vs}", row.restic)
-                };
-                Figure {
-                    name: format!("Large: {}", row.name),
-                    measured: format!("colstore {}{peer}", row.colstore),
-                    target: row.target,
-                    ratio: row.ratio,
-                    meets: row.meets,
-                }
-            })
-            .collect()
+        self.rows().into_iter().map(|row| row.figure("Large")).collect()
     }
 
     /// The context line: data, restic's version, memory method.
     pub(crate) fn context(&self) -> String {
-        let restic = match &self.restic {
-            Ok(r) => r.version.clone(),
-            Err(why) => format!("restic unavailable ({why})"),
-        };
+        let restic = super::backup::restic_label(self.restic.as_ref().map(|r| r.version.as_str()).map_err(String::as_str));
         format!(
             "one text document of {} bytes ({:.1} MB) in {} blocks of 1 MiB, each numbered, seed {:#018x}; {restic}; \
              peak memory by {}",
