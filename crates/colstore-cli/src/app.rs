@@ -16,6 +16,7 @@ use crate::cli::Cli;
 use crate::error::{CliError, exit};
 
 fn main() -> ExitCode {
+    return_large_buffers_to_the_os();
     // Never show a Rust panic or backtrace to users; say what happened and how to report it.
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -41,6 +42,25 @@ fn main() -> ExitCode {
         Err(e) => report(&e),
     }
 }
+
+/// Makes glibc's allocator give every buffer of 1 MiB or more back to the system when it is freed.
+///
+/// Large documents move in 4 MiB pieces, each allocated on whichever thread reads, decompresses or hashes it. By
+/// default glibc raises its mmap threshold past the size of the first large buffer freed, and from then on keeps
+/// freed pieces in the arena of the thread that used them: the resident size then depends on how many threads the
+/// scheduler happened to use (a 256 MiB restore peaked between 120 and 205 MiB on a loaded machine). A fixed
+/// threshold turns that off, so the peak is what the program holds at once (about 100 MiB), on any machine. The cost
+/// is a fresh mapping per large buffer, about a tenth of a large restore's time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // mallopt sets a tunable of the C allocator; std has no way to reach it
+fn return_large_buffers_to_the_os() {
+    // SAFETY: mallopt only changes a malloc tunable; it runs first in main, before any other thread exists.
+    // Its result is ignored: when glibc refuses, memory is merely managed as by default.
+    let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_buffers_to_the_os() {}
 
 /// Parses the command line; the program names itself `colstore` when run under that name (`--version`, usage lines).
 fn parse_args() -> Cli {
