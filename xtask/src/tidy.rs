@@ -20,6 +20,10 @@ const TESTKIT: &str = "colstore-testkit";
 const WIRING: &str = "colstore-wiring";
 const SHELLS: &[&str] = &["colstore-cli", "colstore-server"];
 
+/// Helpers with no domain knowledge that any member may use (adapters too, which share nothing else): they
+/// depend on no workspace member, so using one never couples its users to anything else of ours.
+const LEAVES: &[&str] = &["colstore-durable"];
+
 /// Crates that implement ports against one backend. Only those that exist are checked.
 const ADAPTERS: &[&str] =
     &["colstore-sqlite", "colstore-fs", "colstore-objstore", "colstore-qdrant", "colstore-weaviate", "colstore-embedded", "colstore-embed"];
@@ -68,6 +72,7 @@ pub(crate) const RULES: &[&str] = &[
     "shell-port-writes",
     "short-commands",
     "code-map",
+    "leaf-crates",
 ];
 
 /// The longest a file of the CLI's `commands/` may be: a command parses, calls one app function and renders, so a
@@ -153,6 +158,7 @@ pub(crate) fn check_all(ws: &Workspace) -> Vec<Violation> {
     violations.extend(check_shell_port_writes(&shell_sources(ws), KNOWN_SHELL_PORT_WRITES));
     violations.extend(check_command_sizes(&shell_sources(ws)));
     violations.extend(check_code_map_of(ws));
+    violations.extend(check_leaves(ws));
     violations
 }
 
@@ -478,6 +484,29 @@ pub(crate) fn check_core_independence(ws: &Workspace) -> Vec<Violation> {
                     ),
                 ));
             }
+        }
+    }
+    violations
+}
+
+/// Rule: a leaf crate ([`LEAVES`]) declares no workspace member as a normal or build dependency, so adapters may
+/// share it without sharing anything else (rule 2 still keeps them apart).
+pub(crate) fn check_leaves(ws: &Workspace) -> Vec<Violation> {
+    const RULE: &str = "leaf-crates";
+    let mut violations = Vec::new();
+    for leaf in LEAVES.iter().filter_map(|name| ws.member(name)) {
+        for dep in non_dev(leaf).filter(|dep| ws.member(&dep.name).is_some()) {
+            violations.push(Violation::new(
+                RULE,
+                format!(
+                    "{} declares workspace member `{}` in {}; a leaf crate knows nothing of the domain or the other \
+                     crates, so that every member (adapters too) may use it. Move the code that needs `{}` out of the leaf.",
+                    leaf.name,
+                    dep.name,
+                    dep.kind.table(),
+                    dep.name
+                ),
+            ));
         }
     }
     violations
@@ -1019,6 +1048,22 @@ mod tests {
     #[test]
     fn workspace_shell_port_writes() {
         assert_clean(check_shell_port_writes(&shell_sources(real_workspace()), KNOWN_SHELL_PORT_WRITES));
+    }
+
+    #[test]
+    fn workspace_leaf_crates() {
+        assert_clean(check_leaves(real_workspace()));
+    }
+
+    #[test]
+    fn a_leaf_that_depends_on_a_member_is_reported() {
+        let mut packages = healthy();
+        packages.push(member("colstore-durable", &[normal("serde"), dev(TESTKIT)]));
+        assert_eq!(check_leaves(&workspace(&packages)), [], "external and dev dependencies are fine");
+        let ws = workspace(&with(packages, "colstore-durable", |p| p.deps.push(normal(DOMAIN))));
+        let v = check_leaves(&ws);
+        assert_reports(&v, "leaf-crates", &["colstore-durable declares workspace member `colstore-domain` in [dependencies]"]);
+        assert_eq!(v.len(), 1, "{v:#?}");
     }
 
     #[test]

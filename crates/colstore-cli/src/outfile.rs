@@ -124,9 +124,9 @@ impl OutputFile {
             Kind::Atomic { tmp, target, dir } => {
                 tmp.as_file().sync_all().map_err(|e| cannot(&e))?;
                 tmp.persist(&target).map_err(|e| cannot(&e.error))?;
-                if let Ok(d) = File::open(&dir) {
-                    let _ = d.sync_all();
-                }
+                // The file is whole under its name; a folder that cannot be synced (some network file systems)
+                // only leaves the rename less certain to survive a power cut.
+                let _ = colstore_durable::sync_dir(&dir);
                 Ok(std::fs::metadata(&target).ok().map(|m| m.len()))
             }
         }

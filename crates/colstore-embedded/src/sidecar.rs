@@ -433,7 +433,7 @@ pub(crate) fn write(dir: &Path, snap: &Snapshot, stamp: i64) -> io::Result<u64> 
     let temp = dir.join(format!(".{id}{SUFFIX}.{}-{}{TEMP_SUFFIX}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = write_temp(&temp, snap, stamp).and_then(|size| {
         fs::rename(&temp, path_for(dir, id))?;
-        sync_dir(dir)?;
+        colstore_durable::sync_dir(dir)?;
         Ok(size)
     });
     if result.is_err() {
@@ -480,20 +480,6 @@ fn write_temp(temp: &Path, snap: &Snapshot, stamp: i64) -> io::Result<u64> {
     file.write_all(&header.encode())?;
     file.sync_all()?;
     Ok(HEADER_LEN as u64 + body.written)
-}
-
-/// Makes a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        // Windows cannot open a folder as a file; its renames are journalled by NTFS.
-        let _ = dir;
-        Ok(())
-    }
 }
 
 /// Removes the snapshot file of a collection, if any.

@@ -92,7 +92,7 @@ pub(crate) fn file_stat(md: &Metadata) -> FileStat {
 
 /// Makes a folder's entries (a created, renamed or removed name) durable.
 fn fsync_dir(dir: &Path) -> Result<(), FilesError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))
+    colstore_durable::sync_dir(dir).map_err(|e| io_error(dir, e))
 }
 
 /// Creates the collection's folder (and its parents) when missing, making the new name durable.

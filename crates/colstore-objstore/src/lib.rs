@@ -40,7 +40,6 @@
 //!   never panics.
 
 mod codec;
-mod durable;
 pub mod layout;
 mod location;
 mod store;

@@ -19,9 +19,9 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use crate::codec;
-use crate::durable;
 use crate::layout;
 use crate::location::{self, Location, OpenError};
+use colstore_durable as durable;
 
 /// Inputs at least this large are hashed and (de)compressed on a blocking thread.
 const BLOCKING_THRESHOLD: usize = 128 * 1024;

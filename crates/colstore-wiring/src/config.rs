@@ -407,7 +407,7 @@ impl StoreConfig {
     /// # Errors
     /// [`WiringError::ReadOnly`] or [`WiringError::Io`].
     pub fn write(&self, path: &Path) -> Result<(), WiringError> {
-        crate::fsutil::atomic_write(path, self.to_toml().as_bytes()).map_err(|e| WiringError::io(path, e))
+        colstore_durable::atomic_write(path, self.to_toml().as_bytes()).map_err(|e| WiringError::io(path, e))
     }
 
     /// The commented, human-friendly text of the file. [`StoreConfig::parse`] reads it back to an equal value.

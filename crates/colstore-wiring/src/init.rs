@@ -9,8 +9,8 @@ use colstore_domain::StoreId;
 use colstore_domain::ports::Clock;
 
 use crate::discover::{CONFIG_FILE, STORE_DIR_NAME};
-use crate::fsutil::sync_dir;
 use crate::{StorageMode, StoreConfig, StoreDir, WiringError};
+use colstore_durable::sync_dir;
 
 /// Creates a store in `dir` (created if missing): `dir/.colstore/`, `config.toml` (written atomically) and the database.
 /// In filesystem mode also the documents' folder: `docs_dir` (any folder, for example an existing notes folder; it

@@ -28,7 +28,6 @@ mod backups;
 pub mod config;
 mod discover;
 mod error;
-mod fsutil;
 mod init;
 mod lock;
 mod migrate;

@@ -148,7 +148,7 @@ impl StoreLock {
         let recovered = recover_stale(dir);
         let info_path = dir.lock_info_path();
         // If this fails the file lock is released with `file`, so nothing is left behind.
-        crate::fsutil::atomic_write(&info_path, LockInfo::current(command).to_toml().as_bytes())
+        colstore_durable::atomic_write(&info_path, LockInfo::current(command).to_toml().as_bytes())
             .map_err(|e| WiringError::io(&info_path, e))?;
         tracing::debug!(command, "took the exclusive store lock");
         Ok(Self { _file: Some(file), mode: LockMode::Exclusive, info_path: Some(info_path), recovered })

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use colstore_app::backup::{BackupEvent, BackupOptions, LockOwner, create_backup};
 use colstore_domain::CollectionName;
 use colstore_domain::ports::{Clock, RepoError, SafetyCopy, SafetyError, SafetyNet};
+use colstore_durable::sync_dir;
 
-use crate::fsutil::sync_dir;
 use crate::{StorageMode, Store, StoreBackups, StoreDir, StoreLock, WiringError, lock_holder, lock_holder_is_dead};
 
 /// How many safety copies are kept; older ones are removed after a new one is verified.
