@@ -13,6 +13,7 @@ pub mod front_matter;
 mod jobs;
 mod projection;
 mod reconcile;
+mod reconcile_all;
 mod remove;
 mod sync;
 mod sync_jobs;
@@ -31,6 +32,9 @@ pub use projection::{
 pub use reconcile::{
     ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,
     apply_plan as apply_reconcile_plan, change_key, plan as plan_reconcile, reconcile,
+};
+pub use reconcile_all::{
+    FilePorts, ReconcileAllError, ReconcileOutcome, ReconcileSyncError, reconcile_and_sync, reconcile_collections, refusal_error,
 };
 pub use remove::{CollectionDeleteReport, RemoveError, RemovePlan, RemoveReport, delete_collection, plan_remove, remove_documents};
 pub use sync::{

@@ -96,10 +96,10 @@ impl std::fmt::Display for Refusal {
 }
 
 /// What reconciling one collection finds (and, unless a dry run, did).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ReconcilePlan {
     /// The collection.
-    pub collection: String,
+    pub collection: CollectionName,
     /// Its folder.
     pub root: String,
     /// Changes, in key order (renames by their new key).
@@ -141,6 +141,21 @@ impl ChangeCounts {
 }
 
 impl ReconcilePlan {
+    /// A plan of `collection` (folder `root`) with nothing found yet.
+    pub fn empty(collection: CollectionName, root: String) -> Self {
+        Self {
+            collection,
+            root,
+            changes: Vec::new(),
+            unchanged: 0,
+            hashed_files: 0,
+            hashed_bytes: 0,
+            skipped: Vec::new(),
+            unreadable: Vec::new(),
+            refusal: None,
+        }
+    }
+
     /// The changes counted by kind.
     pub fn counts(&self) -> ChangeCounts {
         let mut c = ChangeCounts::default();
@@ -252,17 +267,15 @@ pub async fn plan(
             let changes: Vec<FileChange> =
                 known.into_iter().map(|e| FileChange::Deleted { key: e.key, expected: e.content_hash }).collect();
             let refusal = (documents > 0).then(|| Refusal::RootMissing { root: root.clone(), documents });
-            return Ok(ReconcilePlan { collection: collection.to_string(), root, changes, refusal, ..ReconcilePlan::default() });
+            return Ok(ReconcilePlan { changes, refusal, ..ReconcilePlan::empty(collection.clone(), root) });
         }
         Err(e) => return Err(e.into()),
     };
 
     let mut plan = ReconcilePlan {
-        collection: collection.to_string(),
-        root,
         skipped: scan.skipped.clone(),
         unreadable: scan.unreadable.clone(),
-        ..ReconcilePlan::default()
+        ..ReconcilePlan::empty(collection.clone(), root)
     };
     let documents = known.len() as u64;
     let empty_root = scan.files.is_empty() && scan.unreadable.is_empty();

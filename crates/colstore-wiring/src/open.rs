@@ -233,6 +233,12 @@ impl Store {
         Arc::new(self.sqlite.clone())
     }
 
+    /// Filesystem mode: the documents' folder and its catalog, as the reconcile use cases take them; `None` in
+    /// sqlite mode.
+    pub fn file_ports(&self) -> Option<colstore_app::FilePorts> {
+        self.files.as_ref().map(|files| colstore_app::FilePorts { files: Arc::clone(files), catalog: self.catalog() })
+    }
+
     /// Where filesystem-mode documents live (the folder holding one folder per collection).
     pub fn docs_dir(&self) -> std::path::PathBuf {
         self.dir.filesystem_path(&self.config)

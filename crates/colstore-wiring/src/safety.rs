@@ -101,6 +101,11 @@ impl SafetyNet for StoreSafetyNet<'_> {
             create_backup(&**self.store.repo(), repo, &**self.store.clock(), &owner, &opts, self.on_event).await.map_err(safety_err)?;
         Ok(SafetyCopy::Backup(report.id.unwrap_or_default()))
     }
+
+    async fn copy_database(&self, operation: &str) -> Result<SafetyCopy, SafetyError> {
+        let path = self.store.safety_copy(operation).await.map_err(safety_err)?;
+        Ok(SafetyCopy::Database(path.display().to_string()))
+    }
 }
 
 /// Keeps the newest copies (names start with a sortable timestamp).

@@ -223,3 +223,98 @@ async fn only_changed_files_are_hashed_and_the_plan_is_applied_once() {
     let report = reconcile(&files, &catalog, &c, ReconcileOptions::default()).await.unwrap();
     assert_eq!((report.plan.unchanged, report.plan.hashed_files), (1, 1));
 }
+
+mod several_collections {
+    //! `reconcile_collections`: every collection is planned before any is changed, and a forced run copies the
+    //! database before it applies what the safety checks refused.
+
+    use colstore_app::{FilePorts, ReconcileOutcome, reconcile_collections};
+    use colstore_domain::ports::{MockSafetyNet, SafetyCopy};
+
+    use super::*;
+
+    /// Two collections: `notes` with one new file, `docs` with both its files deleted (more than half: refused).
+    async fn two() -> (World, CollectionName, FilePorts) {
+        let w = world(&[]).await;
+        w.files.external_write(&w.c, "new.md", &b"fresh"[..]);
+        let docs = create(&*w.repo, "docs").await;
+        put(&*w.repo, &docs, vec![plain("x.md", b"x"), plain("y.md", b"y")]).await;
+        w.files.external_remove(&docs, "x.md");
+        w.files.external_remove(&docs, "y.md");
+        let ports = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone() };
+        (w, docs, ports)
+    }
+
+    async fn keys_of(w: &World, c: &CollectionName) -> Vec<String> {
+        w.repo.catalog(c).await.unwrap().into_iter().map(|e| e.key.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_refused_plan_stops_every_collection_before_anything_changes() {
+        let (w, docs, ports) = two().await;
+        let mut net = MockSafetyNet::new();
+        net.expect_copy_database().never();
+        let out = reconcile_collections(&ports, Some(&net), &[w.c.clone(), docs.clone()], ReconcileOptions::default()).await.unwrap();
+        let ReconcileOutcome::Refused(plans) = out else { panic!("expected a refusal, got {out:?}") };
+        assert_eq!(plans.iter().map(|p| p.refusal.is_some()).collect::<Vec<_>>(), [false, true]);
+        assert!(keys_of(&w, &w.c).await.is_empty(), "notes, planned first and fine, was not applied");
+        assert_eq!(keys_of(&w, &docs).await, ["x.md", "y.md"]);
+        let e = colstore_app::refusal_error(plans);
+        assert!(e.to_string().starts_with("docs: "), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_forced_run_copies_the_database_before_it_applies() {
+        // (That the copy comes first is shown by `a_failed_copy_applies_nothing`.)
+        let (w, docs, ports) = two().await;
+        let mut net = MockSafetyNet::new();
+        net.expect_copy_database().withf(|op| op == "reconcile-force").times(1).returning(|_| Ok(SafetyCopy::Database("copy.db".into())));
+        let opts = ReconcileOptions { force: true, ..ReconcileOptions::default() };
+        let out = reconcile_collections(&ports, Some(&net), &[w.c.clone(), docs.clone()], opts).await.unwrap();
+        let ReconcileOutcome::Applied { safety, reports } = out else { panic!("expected applied, got {out:?}") };
+        assert_eq!(safety, Some(SafetyCopy::Database("copy.db".into())));
+        assert_eq!(reports.len(), 2);
+        assert_eq!(keys_of(&w, &w.c).await, ["new.md"]);
+        assert!(keys_of(&w, &docs).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_copy_applies_nothing() {
+        let (w, docs, ports) = two().await;
+        let mut net = MockSafetyNet::new();
+        net.expect_copy_database().times(1).returning(|_| Err(colstore_domain::ports::SafetyError("disk full".into())));
+        let opts = ReconcileOptions { force: true, ..ReconcileOptions::default() };
+        let e = reconcile_collections(&ports, Some(&net), &[w.c.clone(), docs.clone()], opts).await.unwrap_err();
+        assert!(matches!(e, colstore_app::ReconcileAllError::Safety(_)), "{e}");
+        assert!(keys_of(&w, &w.c).await.is_empty());
+        assert_eq!(keys_of(&w, &docs).await, ["x.md", "y.md"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_safety_net_a_refused_plan_is_never_applied_even_forced() {
+        let (w, docs, ports) = two().await;
+        let opts = ReconcileOptions { force: true, ..ReconcileOptions::default() };
+        let out = reconcile_collections(&ports, None, &[w.c.clone(), docs.clone()], opts).await.unwrap();
+        assert!(matches!(out, ReconcileOutcome::Refused(_)), "{out:?}");
+        assert_eq!(keys_of(&w, &docs).await, ["x.md", "y.md"]);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_plans_every_collection_and_changes_nothing() {
+        let (w, docs, ports) = two().await;
+        let opts = ReconcileOptions { dry_run: true, force: true, ..ReconcileOptions::default() };
+        let out = reconcile_collections(&ports, None, &[w.c.clone(), docs.clone()], opts).await.unwrap();
+        let ReconcileOutcome::Planned(plans) = out else { panic!("expected plans, got {out:?}") };
+        assert_eq!(plans.iter().map(kinds).collect::<Vec<_>>(), [vec!["+new.md".to_owned()], vec!["-x.md".into(), "-y.md".into()]]);
+        assert!(keys_of(&w, &w.c).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_collection_is_named() {
+        let (w, _, ports) = two().await;
+        let ghost = CollectionName::parse("ghost").unwrap();
+        let e = reconcile_collections(&ports, None, &[w.c.clone(), ghost], ReconcileOptions::default()).await.unwrap_err();
+        assert!(e.to_string().starts_with("ghost: "), "{e}");
+        assert!(keys_of(&w, &w.c).await.is_empty(), "nothing applied before the failure");
+    }
+}

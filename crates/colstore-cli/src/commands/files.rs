@@ -1,6 +1,6 @@
 //! Filesystem mode: `col reconcile` (and the reconcile that `col sync` and `col status` run first).
 
-use colstore_app::{ChangeCounts, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport};
+use colstore_app::{ChangeCounts, ReconcileAllError, ReconcileError, ReconcileOptions, ReconcileOutcome, ReconcilePlan, ReconcileReport};
 use colstore_domain::CollectionName;
 use colstore_domain::ports::FileChange;
 use colstore_wiring::{StorageMode, Store};
@@ -38,21 +38,12 @@ pub fn options(store: &Store, dry_run: bool, force: bool, max_delete: Option<u8>
     ReconcileOptions { dry_run, force, max_delete_ratio: f64::from(percent) / 100.0 }
 }
 
-/// Reconciles `collections` of a filesystem-mode store (nothing in sqlite mode), returning one report each.
-///
-/// # Errors
-/// A refused plan (with how to proceed), or a store failure.
-pub async fn reconcile_all(store: &Store, collections: &[CollectionName], opts: ReconcileOptions) -> CliResult<Vec<ReconcileReport>> {
-    let Some(files) = store.files() else { return Ok(Vec::new()) };
-    let catalog = store.catalog();
-    let mut reports = Vec::with_capacity(collections.len());
-    for c in collections {
-        match colstore_app::reconcile(files, &*catalog, c, opts).await {
-            Ok(r) => reports.push(r),
-            Err(e) => return Err(reconcile_error(e, c)),
-        }
+/// The error of a reconcile of several collections: the collection's, with how to proceed.
+pub(crate) fn reconcile_all_error(e: ReconcileAllError) -> CliError {
+    match e {
+        ReconcileAllError::Collection { collection, source } => reconcile_error(source, &collection),
+        ReconcileAllError::Safety(e) => e.into(),
     }
-    Ok(reports)
 }
 
 fn reconcile_error(e: ReconcileError, collection: &CollectionName) -> CliError {
@@ -71,64 +62,46 @@ fn reconcile_error(e: ReconcileError, collection: &CollectionName) -> CliError {
 pub async fn reconcile(ctx: &Ctx, a: ReconcileArgs) -> CliResult {
     let only = a.collection.as_deref().map(collection_name).transpose()?;
     let store = ctx.open().await?;
-    if store.mode() != StorageMode::Filesystem {
-        return Err(not_filesystem(&store, "col reconcile"));
-    }
+    let Some(files) = store.file_ports() else { return Err(not_filesystem(&store, "col reconcile")) };
     let _lock = ctx.shared_lock(&store).await?;
     let collections = targets(&store, only.as_ref()).await?;
-    let files = store.files().expect("filesystem mode has files");
-    let catalog = store.catalog();
-
-    // Plan everything first: a refusal in one collection stops before any is changed.
-    let plan_opts = ReconcileOptions { dry_run: true, ..options(&store, true, a.force, a.max_delete) };
-    let mut plans = Vec::with_capacity(collections.len());
-    for c in &collections {
-        plans.push(colstore_app::plan_reconcile(files, &*catalog, c, plan_opts).await.map_err(|e| reconcile_error(e, c))?);
-    }
-    let refused: Vec<&ReconcilePlan> = plans.iter().filter(|p| p.refusal.is_some()).collect();
-    if !a.dry_run && !a.force && !refused.is_empty() {
-        for p in &plans {
-            print_plan(ctx, p, true)?;
+    let progress = super::safety::SafetyProgress::new(ctx);
+    let on_event = |e| progress.on_event(e);
+    let safety = store.safety_net(&on_event);
+    let outcome = colstore_app::reconcile_collections(&files, Some(&safety), &collections, options(&store, a.dry_run, a.force, a.max_delete))
+        .await
+        .map_err(reconcile_all_error)?;
+    match outcome {
+        ReconcileOutcome::Planned(plans) => {
+            ctx.out.json_value(&json!({ "dry_run": true, "collections": to_value(&plans) })).map_err(io)?;
+            for p in &plans {
+                print_plan(ctx, p, true)?;
+            }
+            Ok(())
         }
-        let p = refused[0];
-        let c = collection_name(&p.collection)?;
-        let refusal = p.refusal.clone().expect("refused");
-        return Err(reconcile_error(ReconcileError::Refused { refusal, plan: Box::new(p.clone()) }, &c));
-    }
-    if a.dry_run {
-        ctx.out.json_value(&json!({ "dry_run": true, "collections": to_value(&plans) })).map_err(io)?;
-        for p in &plans {
-            print_plan(ctx, p, true)?;
+        ReconcileOutcome::Refused(plans) => {
+            for p in &plans {
+                print_plan(ctx, p, true)?;
+            }
+            Err(reconcile_all_error(colstore_app::refusal_error(plans)))
         }
-        return Ok(());
+        ReconcileOutcome::Applied { safety, reports } => {
+            // A forced plan that the safety checks refused deletes many documents; the copy of the database keeps
+            // their metadata, tags and ledger.
+            let (copy, _) = super::safety::safety_fields(safety.as_ref());
+            if let Some(path) = copy {
+                ctx.out.line(format!("Took a safety copy of the database: {path}")).map_err(io)?;
+            }
+            ctx.out.json_value(&json!({ "dry_run": false, "safety_copy": copy, "collections": to_value(&reports) })).map_err(io)?;
+            print_reports(ctx, &reports)
+        }
     }
+}
 
-    // A forced plan that the safety checks refused deletes many documents. Their files are gone (so a backup could
-    // not read them); what reconcile would lose is their metadata, tags and ledger: keep a verified copy of the
-    // database first.
-    let safety = if refused.is_empty() {
-        None
-    } else {
-        let copy = store.safety_copy("reconcile-force").await?;
-        ctx.out.line(format!("Took a safety copy of the database: {}", super::display(&copy))).map_err(io)?;
-        Some(super::display(&copy))
-    };
-
-    // Apply the plans just made (changes made since are caught by their expected hashes and left for next time).
-    let opts = options(&store, false, a.force, a.max_delete);
-    let mut reports = Vec::with_capacity(plans.len());
-    for (c, p) in collections.iter().zip(plans) {
-        reports.push(colstore_app::apply_reconcile_plan(&*catalog, c, p, opts).await.map_err(|e| reconcile_error(e, c))?);
-    }
-    ctx.out
-        .json_value(&json!({
-            "dry_run": false,
-            "safety_copy": safety,
-            "collections": to_value(&reports),
-        }))
-        .map_err(io)?;
+/// Prints the plans applied by a reconcile, the conflicts left for next time, and what now awaits sync.
+fn print_reports(ctx: &Ctx, reports: &[ReconcileReport]) -> CliResult {
     let mut pending = 0;
-    for r in &reports {
+    for r in reports {
         print_plan(ctx, &r.plan, false)?;
         if let Some(applied) = &r.applied {
             for k in &applied.conflicts {
@@ -139,6 +112,16 @@ pub async fn reconcile(ctx: &Ctx, a: ReconcileArgs) -> CliResult {
     }
     if pending > 0 {
         ctx.out.line(format!("{pending} change(s) recorded; the documents are pending sync (run `col sync`).")).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Prints the plans of a reconcile that ran before a sync, when they changed or skipped something.
+pub(crate) fn print_changed(ctx: &Ctx, reports: &[ReconcileReport]) -> CliResult {
+    for r in reports {
+        if !r.plan.is_clean() || !r.plan.skipped.is_empty() || !r.plan.unreadable.is_empty() {
+            print_plan(ctx, &r.plan, false)?;
+        }
     }
     Ok(())
 }
@@ -278,14 +261,28 @@ async fn watch_step(
     started: std::time::Instant,
 ) -> CliResult {
     let _lock = ctx.shared_lock(store).await?;
-    let reports = reconcile_all(store, collections, opts).await?;
-    let changed: u64 = reports.iter().map(|r| r.plan.counts().effective()).sum();
-    for r in &reports {
-        if !r.plan.is_clean() || !r.plan.unreadable.is_empty() || !r.plan.skipped.is_empty() {
-            print_plan(ctx, &r.plan, false)?;
-        }
-    }
-    let run = super::sync::sync_quietly(store, ports, collections).await?;
+    let changed = std::sync::atomic::AtomicU64::new(0);
+    let printed = std::sync::Mutex::new(Ok(()));
+    let on_reconciled = |reports: &[ReconcileReport]| {
+        changed.store(reports.iter().map(|r| r.plan.counts().effective()).sum(), std::sync::atomic::Ordering::Relaxed);
+        *printed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = print_changed(ctx, reports);
+    };
+    let sync = super::sync::run_options();
+    let run = colstore_app::reconcile_and_sync(
+        store.file_ports().as_ref(),
+        ports,
+        &*store.queue(),
+        &**store.clock(),
+        collections,
+        opts,
+        &sync,
+        &on_reconciled,
+        &|_| {},
+    )
+    .await
+    .map_err(super::sync::reconcile_sync_error)?;
+    printed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)?;
+    let changed = changed.into_inner();
     let mut synced = 0;
     for c in &run.collections {
         match &c.outcome {

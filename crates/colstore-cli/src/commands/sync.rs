@@ -4,11 +4,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use colstore_app::{
-    CollectionOutcome, CollectionRun, StopReason, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
+    CollectionOutcome, CollectionRun, ReconcileSyncError, StopReason, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
 };
 use colstore_domain::ports::{JobFilter, JobId, JobState, WorkerId};
 use colstore_domain::CollectionName;
-use colstore_wiring::Store;
 use serde_json::json;
 
 use super::{Ctx, collection_name, io};
@@ -123,17 +122,7 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
         Some(c) => vec![store.repo().collection(c).await?.name],
         None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
     };
-    // Filesystem mode: record what changed in the folders first, so the sync projects the files as they are.
-    for report in super::files::reconcile_all(&store, &collections, super::files::options(&store, false, false, None)).await? {
-        if !report.plan.is_clean() || !report.plan.skipped.is_empty() || !report.plan.unreadable.is_empty() {
-            super::files::print_plan(ctx, &report.plan, false)?;
-        }
-    }
-    let opts = SyncRunOptions {
-        sync: SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() },
-        jitter_seed: rand_u64(),
-        ..SyncRunOptions::new(worker_id())
-    };
+    let opts = SyncRunOptions { sync: SyncOptions { include_failed: !a.skip_failed, ..SyncOptions::default() }, ..run_options() };
     let several = collections.len() > 1;
     let view = Mutex::new(SyncView::default());
     let on_event = |e: SyncRunEvent<'_>| {
@@ -158,9 +147,26 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
             }
         }
     };
-    let run = colstore_app::run_sync(&ports, &*queue, &**store.clock(), &collections, &opts, &on_event)
-        .await
-        .map_err(|e| CliError::new(e.to_string()))?;
+    // Filesystem mode: what changed in the folders is recorded first, so the sync projects the files as they are.
+    let printed = Mutex::new(Ok(()));
+    let on_reconciled = |reports: &[colstore_app::ReconcileReport]| {
+        *printed.lock().unwrap_or_else(PoisonError::into_inner) = super::files::print_changed(ctx, reports);
+    };
+    let reconcile = super::files::options(&store, false, false, None);
+    let run = colstore_app::reconcile_and_sync(
+        store.file_ports().as_ref(),
+        &ports,
+        &*queue,
+        &**store.clock(),
+        &collections,
+        reconcile,
+        &opts,
+        &on_reconciled,
+        &on_event,
+    )
+    .await
+    .map_err(reconcile_sync_error)?;
+    printed.into_inner().unwrap_or_else(PoisonError::into_inner)?;
     if let Some(e) = view.into_inner().unwrap_or_else(PoisonError::into_inner).write_error {
         return Err(e);
     }
@@ -200,16 +206,17 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
     }
 }
 
-/// One quiet sync of `collections` (for `col watch`): no progress bars; the caller renders the run.
-pub(crate) async fn sync_quietly(
-    store: &Store,
-    ports: &colstore_app::SyncPorts,
-    collections: &[CollectionName],
-) -> CliResult<colstore_app::SyncRun> {
-    let opts = SyncRunOptions { jitter_seed: rand_u64(), ..SyncRunOptions::new(worker_id()) };
-    colstore_app::run_sync(ports, &*store.queue(), &**store.clock(), collections, &opts, &|_| {})
-        .await
-        .map_err(|e| CliError::new(e.to_string()))
+/// The options of a sync run by this process: its own worker id and jitter seed, the default batches.
+pub(crate) fn run_options() -> SyncRunOptions {
+    SyncRunOptions { jitter_seed: rand_u64(), ..SyncRunOptions::new(worker_id()) }
+}
+
+/// The error of a reconcile-then-sync: the reconcile's (with how to proceed), or the queue's.
+pub(crate) fn reconcile_sync_error(e: ReconcileSyncError) -> CliError {
+    match e {
+        ReconcileSyncError::Reconcile(e) => super::files::reconcile_all_error(e),
+        ReconcileSyncError::Queue(e) => CliError::new(e.to_string()),
+    }
 }
 
 pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {

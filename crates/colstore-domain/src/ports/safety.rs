@@ -41,4 +41,8 @@ pub trait SafetyNet: Send + Sync {
 
     /// A backup of `collections` into the store's repository, whatever the mode (restorable with `col restore`).
     async fn backup(&self, collections: &[CollectionName], operation: &str) -> Result<SafetyCopy, SafetyError>;
+
+    /// A verified copy of the store's database, whatever the mode: what a forced `col reconcile` would lose is the
+    /// metadata, tags and ledger of documents whose files are already gone (so a backup could not read them).
+    async fn copy_database(&self, operation: &str) -> Result<SafetyCopy, SafetyError>;
 }
