@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use colstore_app::backup::BackupFailure;
+use colstore_app::backup::{BackupFailure, RestoreRunError};
 use colstore_app::{AddError, SyncFailure};
 use colstore_domain::ValidationError;
 use colstore_domain::ports::{RepoError, SafetyError};
@@ -126,6 +126,25 @@ impl From<AddError> for CliError {
             }
             AddError::BadPrefix(_) => CliError::new(e.to_string()).hint("use a relative path such as 'imported/'"),
             other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<RestoreRunError> for CliError {
+    fn from(e: RestoreRunError) -> Self {
+        match e {
+            RestoreRunError::Safety(e) => e.into(),
+            RestoreRunError::Restore { source, safety } => {
+                let err = CliError::from(source);
+                match safety {
+                    Some(s) => {
+                        let before = err.hint.clone().unwrap_or_default();
+                        let s = crate::commands::safety::safety_label(&s);
+                        err.hint(format!("{before} The store before the restore is in safety backup {s}."))
+                    }
+                    None => err,
+                }
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod format;
 mod maintain;
 mod pack;
 pub(crate) mod restore;
+mod restore_run;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub use maintain::{
 pub use restore::{
     CollectionPlan, RestoreMode, RestoreOptions, RestorePlan, RestoreReport, plan_restore, plan_restore_into_empty, restore_backup,
 };
+pub use restore_run::{ReprojectFailure, Reprojected, RestoreOutcome, RestoreRunError, RestoreTarget, overwritten, run_restore};
 
 /// A lock not refreshed for this long is stale.
 pub const LOCK_STALE_AFTER_MS: i64 = 10 * 60 * 1000;

@@ -540,3 +540,107 @@ async fn filesystem_mode_restore_writes_back_files_removed_or_edited_behind_the_
     let again = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
     assert_eq!(again.collections[0].unchanged, 3, "{again:?}");
 }
+
+mod run {
+    //! `run_restore`: the safety backup before anything is written, the restore, and the index brought in line with
+    //! the restored ledger afterwards, from the cache (the embedder is a mock that fails the test if asked to embed).
+
+    use colstore_app::SyncPorts;
+    use colstore_app::backup::{RestoreRunError, RestoreTarget, run_restore};
+    use colstore_domain::ports::{MockEmbedder, MockSafetyNet, SafetyCopy, SafetyError, VectorIndex};
+    use colstore_testkit::InMemoryIndex;
+
+    use super::*;
+
+    /// A store with `notes` (10 synced documents) backed up, then one document added after the backup: a replace
+    /// restore deletes it.
+    async fn changed_since_backup() -> (World, BackupId) {
+        let w = world();
+        fill(&w.repo, "notes", 10).await;
+        let id = backup(&w, &[]).await;
+        fill(&w.repo, "notes", 11).await;
+        (w, id)
+    }
+
+    fn ports(w: &World, index: Arc<InMemoryIndex>) -> SyncPorts {
+        let mut embedder = MockEmbedder::new();
+        embedder.expect_identity().returning(super::embedder);
+        embedder.expect_embed().never();
+        SyncPorts { repo: w.repo.clone(), ledger: w.repo.clone(), index, embedder: Arc::new(embedder), store_id: *STORE }
+    }
+
+    async fn keys(w: &World) -> usize {
+        let q = colstore_domain::ListQuery { limit: Some(1000), ..Default::default() };
+        w.repo.list_documents(&name("notes"), &q).await.unwrap().total as usize
+    }
+
+    #[tokio::test]
+    async fn a_replace_keeps_a_safety_backup_then_restores_then_reprojects_from_the_cache() {
+        let (w, id) = changed_since_backup().await;
+        let plan = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
+        let mut net = MockSafetyNet::new();
+        net.expect_backup()
+            .withf(|c, op| c == [name("notes")] && op == "restore")
+            .times(1)
+            .returning(|_, _| Ok(SafetyCopy::Backup("safe".into())));
+        let index = Arc::new(InMemoryIndex::new());
+        let p = ports(&w, index.clone());
+        let target = RestoreTarget { repo: &*w.repo, ledger: &*w.repo, index: Some(&p), safety: Some(&net) };
+        let kept = std::sync::Mutex::new(Vec::new());
+        let out = run_restore(&target, w.backups.clone(), &id, &replace(), &plan, &|c| kept.lock().unwrap().push(c.clone()), &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(*kept.lock().unwrap(), [SafetyCopy::Backup("safe".into())]);
+        assert_eq!(out.safety, Some(SafetyCopy::Backup("safe".into())));
+        assert_eq!(out.report.documents_deleted, 1);
+        assert_eq!(keys(&w).await, 10);
+        assert_eq!(out.index.len(), 1, "{out:?}");
+        assert_eq!(out.index[0].collection, name("notes"));
+        assert!(out.index[0].repaired > 0, "the empty index was filled: {out:?}");
+        assert!(out.index_failures.is_empty());
+        let names = index.collection_names();
+        assert_eq!(names.len(), 1);
+        assert_eq!(index.count(&names[0], None).await.unwrap(), 10, "one point per one-chunk document");
+    }
+
+    #[tokio::test]
+    async fn a_failed_safety_backup_restores_nothing() {
+        let (w, id) = changed_since_backup().await;
+        let plan = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
+        let mut net = MockSafetyNet::new();
+        net.expect_backup().times(1).returning(|_, _| Err(SafetyError("repository unreachable".into())));
+        let target = RestoreTarget { repo: &*w.repo, ledger: &*w.repo, index: None, safety: Some(&net) };
+        let e = run_restore(&target, w.backups.clone(), &id, &replace(), &plan, &|_| {}, &|_, _| {}).await.unwrap_err();
+        assert!(matches!(e, RestoreRunError::Safety(_)), "{e}");
+        assert_eq!(keys(&w).await, 11, "the document added since the backup is still there");
+    }
+
+    #[rstest::rstest]
+    #[case::merge_never_overwrites(RestoreMode::Merge, true)]
+    #[case::declined_with_no_backup(RestoreMode::Replace, false)]
+    #[tokio::test]
+    async fn no_safety_backup_when_merging_or_declined(#[case] mode: RestoreMode, #[case] with_net: bool) {
+        let (w, id) = changed_since_backup().await;
+        let opts = RestoreOptions { collections: Vec::new(), mode };
+        let plan = plan_restore(&*w.repo, w.backups.clone(), &id, &opts).await.unwrap();
+        let mut net = MockSafetyNet::new();
+        net.expect_backup().never();
+        let target = RestoreTarget { repo: &*w.repo, ledger: &*w.repo, index: None, safety: with_net.then_some(&net as _) };
+        let out = run_restore(&target, w.backups.clone(), &id, &opts, &plan, &|_| {}, &|_, _| {}).await.unwrap();
+        assert_eq!(out.safety, None);
+        assert!(out.index.is_empty(), "no index given, none reprojected");
+    }
+
+    #[tokio::test]
+    async fn nothing_to_overwrite_takes_no_safety_backup() {
+        let w = world();
+        fill(&w.repo, "notes", 3).await;
+        let id = backup(&w, &[]).await;
+        let plan = plan_restore(&*w.repo, w.backups.clone(), &id, &replace()).await.unwrap();
+        let mut net = MockSafetyNet::new();
+        net.expect_backup().never();
+        let target = RestoreTarget { repo: &*w.repo, ledger: &*w.repo, index: None, safety: Some(&net) };
+        let out = run_restore(&target, w.backups.clone(), &id, &replace(), &plan, &|_| {}, &|_, _| {}).await.unwrap();
+        assert_eq!((out.safety, out.report.documents_written), (None, 0));
+    }
+}

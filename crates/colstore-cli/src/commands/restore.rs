@@ -3,14 +3,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colstore_app::backup::{RestoreMode, RestoreOptions, RestorePlan, plan_restore, plan_restore_into_empty, restore_backup, show_backup};
-use colstore_domain::CollectionName;
+use colstore_app::backup::{
+    RestoreMode, RestoreOptions, RestorePlan, RestoreTarget, plan_restore, plan_restore_into_empty, run_restore, show_backup,
+};
+use colstore_domain::ports::SafetyCopy;
 use colstore_wiring::{StorageMode, Store, StoreDir, StoreLock, SystemClock, process_env};
 use serde_json::json;
 
 use super::backup::{backup_id, open_repo, resolve_id};
 use super::collection::confirm;
-use super::safety::safety_backup;
+use super::safety::{SafetyProgress, announce_safety, safety_label};
 use super::{Ctx, collection_name, display, io};
 use crate::cli::{RestoreArgs, RestoreModeArg};
 use crate::error::{CliError, CliResult};
@@ -183,57 +185,47 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
         Some(l) => l,
         None => ctx.exclusive_lock(&target, "restore").await?,
     };
-    let existing: Vec<CollectionName> = plan
-        .collections
-        .iter()
-        .filter(|c| c.exists && (c.delete + c.update) > 0)
-        .map(|c| c.name.clone())
-        .collect();
-    let safety = if mode == RestoreMode::Replace && !a.no_backup && !existing.is_empty() {
-        Some(safety_backup(ctx, &target, existing, "restore").await?)
-    } else {
-        None
+    // The index is opened first so the restore can bring it in line afterwards; a store whose index or embedder
+    // cannot be opened is still restored.
+    let ports = Ctx::sync_ports(&target).await;
+    let progress = SafetyProgress::new(ctx);
+    let on_event = |e| progress.on_event(e);
+    let net = target.safety_net(&on_event);
+    let into = RestoreTarget {
+        repo: &**target.repo(),
+        ledger: &*target.sync_store(),
+        index: ports.as_ref().ok(),
+        safety: if a.no_backup { None } else { Some(&net) },
     };
     let total: u64 = plan.collections.iter().map(|c| c.add + c.update + c.unchanged + c.kept_newer).sum();
-    let bar = crate::progress::bar(total, false, ctx.hide_progress, "restoring");
+    let bar = std::sync::OnceLock::new();
+    let on_kept = |copy: &SafetyCopy| {
+        progress.finish();
+        announce_safety(ctx, copy);
+    };
     let started = Instant::now();
-    let report =
-        restore_backup(&**target.repo(), &*target.sync_store(), Arc::clone(&repo), &id, &opts, &|done, _| bar.set_position(done)).await;
-    bar.finish_and_clear();
-    let report = report.map_err(|e| {
-        let err: CliError = e.into();
-        match &safety {
-            Some(s) => CliError {
-                hint: Some(format!("{} The store before the restore is in safety backup {s}.", err.hint.clone().unwrap_or_default())),
-                ..err
-            },
-            None => err,
-        }
-    })?;
-    // The vector index follows the restored ledger, from the restored cache (no embedder calls).
-    let mut reprojected = Vec::new();
-    match Ctx::sync_ports(&target).await {
-        Ok(ports) => {
-            for c in &report.plan.collections {
-                let name = &c.name;
-                if target.repo().collection(name).await.is_ok_and(|c| c.settings.vectors.is_some()) {
-                    match colstore_app::verify_index(&ports, name, true).await {
-                        Ok(r) => reprojected.push(json!({ "collection": c.name, "repaired": r.drift.len() })),
-                        Err(e) => eprintln!(
-                            "warning: {}: the vector index could not be brought in line; run `col verify --index --repair`: {e}",
-                            c.name
-                        ),
-                    }
-                }
-            }
-        }
-        Err(e) => eprintln!("warning: the vector index could not be opened ({}); run `col verify --index --repair` later", e.message),
+    let outcome = run_restore(&into, Arc::clone(&repo), &id, &opts, &plan, &on_kept, &|done, _| {
+        bar.get_or_init(|| crate::progress::bar(total, false, ctx.hide_progress, "restoring")).set_position(done);
+    })
+    .await;
+    progress.finish();
+    if let Some(b) = bar.get() {
+        b.finish_and_clear();
     }
+    let outcome = outcome?;
+    let report = &outcome.report;
+    if let Err(e) = &ports {
+        eprintln!("warning: the vector index could not be opened ({}); run `col verify --index --repair` later", e.message);
+    }
+    for f in &outcome.index_failures {
+        eprintln!("warning: {}: the vector index could not be brought in line; run `col verify --index --repair`: {}", f.collection, f.error);
+    }
+    let safety = outcome.safety.as_ref().map(safety_label);
     ctx.out
         .json_value(&json!({
-            "restore": to_value(&report),
+            "restore": to_value(report),
             "safety_backup": safety,
-            "index": reprojected,
+            "index": to_value(&outcome.index),
             "backup_store": backup_store,
             "damaged": damaged_json,
             "dry_run": false

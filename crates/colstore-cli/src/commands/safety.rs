@@ -58,6 +58,14 @@ pub(crate) fn safety_fields(copy: Option<&SafetyCopy>) -> (Option<&str>, Option<
     }
 }
 
+/// How a safety copy is named to the user: a backup by its id, a copy of the database by its path.
+pub(crate) fn safety_label(copy: &SafetyCopy) -> &str {
+    match copy {
+        SafetyCopy::Backup(id) => id,
+        SafetyCopy::Database(path) => path,
+    }
+}
+
 /// A safety backup of `collections` before `operation` (`clear`, `import`, `restore`, `migrate`), into the store's
 /// configured repository, through the store's safety net; returns the backup's id.
 pub(crate) async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, operation: &str) -> CliResult<String> {
