@@ -23,8 +23,11 @@ mod watch;
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
 pub use clear::{ClearProjection, ClearReport, clear_collection, clear_collections, retire_deleted};
 pub use collections::create_collection;
-pub use documents::{collect_garbage, put_document};
-pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportPlan, MAX_LINE_BYTES, export, import, plan_import};
+pub use documents::{CHECK_IN_MEMORY, ReadError, ReadMode, ReadReport, collect_garbage, put_document, read_document};
+pub use export::{
+    EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportOutcome, ImportPlan, ImportRunError, MAX_LINE_BYTES, decode_export,
+    export, export_to, import, plan_import, run_import,
+};
 pub use jobs::{cancel_job, retry_job};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,

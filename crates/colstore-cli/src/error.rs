@@ -130,6 +130,18 @@ impl From<AddError> for CliError {
     }
 }
 
+impl From<colstore_app::ReadError> for CliError {
+    fn from(e: colstore_app::ReadError) -> Self {
+        use colstore_app::ReadError as E;
+        match e {
+            E::Repo(r) => r.into(),
+            E::Read { .. } => CliError::new(e.to_string()).hint("run `col verify` to check the store"),
+            E::Corrupt { .. } => CliError::new(e.to_string()).hint("run `col verify` to find every damaged document"),
+            E::Write(_) => CliError::new(format!("cannot write output: {e}")),
+        }
+    }
+}
+
 impl From<RestoreRunError> for CliError {
     fn from(e: RestoreRunError) -> Self {
         match e {

@@ -70,6 +70,20 @@ impl Out {
     }
 }
 
+/// Standard output as a [`Write`] of raw bytes (a document's content), through [`Out::raw`].
+pub struct RawOut<'a>(pub &'a Out);
+
+impl Write for RawOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.raw(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// `n` followed by the singular or plural noun: "1 call", "2 calls", "0 calls".
 pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

@@ -8,7 +8,7 @@ use colstore_domain::ports::{BackupId, BackupStore, CollectionRepo, SafetyCopy, 
 use serde::Serialize;
 
 use super::BackupFailure;
-use super::restore::{RestoreMode, RestoreOptions, RestorePlan, RestoreReport, restore_backup};
+use super::restore::{CollectionPlan, RestoreMode, RestoreOptions, RestorePlan, RestoreReport, restore_backup};
 use crate::projection::verify_index;
 use crate::sync::SyncPorts;
 
@@ -73,10 +73,10 @@ pub enum RestoreRunError {
     },
 }
 
-/// The collections a restore of `plan` overwrites or deletes something in (existing ones only): what a safety
-/// backup must keep.
-pub fn overwritten(plan: &RestorePlan) -> Vec<CollectionName> {
-    plan.collections.iter().filter(|c| c.exists && (c.delete + c.update) > 0).map(|c| c.name.clone()).collect()
+/// The collections of a restore or import plan that it overwrites or deletes documents in (existing ones only):
+/// what a safety backup must keep.
+pub fn overwritten(collections: &[CollectionPlan]) -> Vec<CollectionName> {
+    collections.iter().filter(|c| c.exists && (c.delete + c.update) > 0).map(|c| c.name.clone()).collect()
 }
 
 /// Carries out a restore whose `plan` ([`plan_restore`](super::plan_restore)) the user accepted:
@@ -97,7 +97,7 @@ pub async fn run_restore(
     on_kept: &(dyn Fn(&SafetyCopy) + Sync),
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<RestoreOutcome, RestoreRunError> {
-    let existing = overwritten(plan);
+    let existing = overwritten(&plan.collections);
     let safety = match target.safety {
         Some(net) if opts.mode == RestoreMode::Replace && !existing.is_empty() => {
             let copy = net.backup(&existing, "restore").await?;

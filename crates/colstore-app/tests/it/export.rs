@@ -86,3 +86,94 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
         assert_eq!(target.repo.list_collections().await.unwrap().len(), 1);
     }
 }
+
+mod file {
+    //! The file as bytes (zstd around the JSON lines) and `run_import`: the safety backup before anything is written.
+
+    use colstore_app::{ImportRunError, decode_export, export_to, run_import};
+    use colstore_domain::ports::{MockSafetyNet, SafetyCopy, SafetyError};
+
+    use super::*;
+
+    fn notes() -> colstore_domain::CollectionName {
+        colstore_domain::CollectionName::parse("notes").unwrap()
+    }
+
+    async fn count(w: &crate::backup::World) -> usize {
+        let snap = w.repo.snapshot().await.unwrap();
+        snap.documents(&notes(), None, 1000).await.unwrap().len()
+    }
+
+    /// The file of a store with 5 `notes`, and a store holding 8 (a replace import deletes 3 of them).
+    async fn file_and_bigger_store() -> (Vec<u8>, crate::backup::World) {
+        let w = world();
+        fill(&w.repo, "notes", 5).await;
+        let (_, file) = export_to(&*w.repo, &[], StoreId::random(), "test", Timestamp::from_millis(1), Vec::new(), &|_| {}).await.unwrap();
+        let bigger = world();
+        fill(&bigger.repo, "notes", 8).await;
+        (file, bigger)
+    }
+
+    #[tokio::test]
+    async fn the_file_is_zstd_around_the_json_lines() {
+        let (file, _) = file_and_bigger_store().await;
+        assert_eq!(&file[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
+        let lines = String::from_utf8(zstd::decode_all(&file[..]).unwrap()).unwrap();
+        assert!(lines.starts_with(r#"{"header":{"format":"colstore-export""#), "{lines}");
+        let mut decoded = String::new();
+        std::io::Read::read_to_string(&mut decode_export(&file[..]).unwrap(), &mut decoded).unwrap();
+        assert_eq!(decoded, lines);
+    }
+
+    #[tokio::test]
+    async fn a_replace_import_keeps_a_safety_backup_of_what_it_overwrites_first() {
+        let (file, w) = file_and_bigger_store().await;
+        let plan = plan_import(&*w.repo, decode_export(&file[..]).unwrap(), RestoreMode::Replace).await.unwrap();
+        let mut net = MockSafetyNet::new();
+        net.expect_backup()
+            .withf(|c, op| c == [notes()] && op == "import")
+            .times(1)
+            .returning(|_, _| Ok(SafetyCopy::Backup("safe".into())));
+        let kept = std::sync::Mutex::new(None);
+        let out = run_import(
+            &*w.repo,
+            &*w.repo,
+            Some(&net),
+            &plan,
+            decode_export(&file[..]).unwrap(),
+            &|c| *kept.lock().unwrap() = Some(c.clone()),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.safety, Some(SafetyCopy::Backup("safe".into())));
+        assert_eq!(*kept.lock().unwrap(), out.safety);
+        assert_eq!(count(&w).await, 5);
+    }
+
+    #[tokio::test]
+    async fn a_failed_safety_backup_imports_nothing() {
+        let (file, w) = file_and_bigger_store().await;
+        let plan = plan_import(&*w.repo, decode_export(&file[..]).unwrap(), RestoreMode::Replace).await.unwrap();
+        let mut net = MockSafetyNet::new();
+        net.expect_backup().times(1).returning(|_, _| Err(SafetyError("repository unreachable".into())));
+        let e = run_import(&*w.repo, &*w.repo, Some(&net), &plan, decode_export(&file[..]).unwrap(), &|_| {}, &|_| {}).await.unwrap_err();
+        assert!(matches!(e, ImportRunError::Safety(_)), "{e}");
+        assert_eq!(count(&w).await, 8);
+    }
+
+    #[tokio::test]
+    async fn an_import_that_only_adds_or_was_told_no_backup_keeps_none() {
+        let (file, w) = file_and_bigger_store().await;
+        let mut net = MockSafetyNet::new();
+        net.expect_backup().never();
+        let plan = plan_import(&*w.repo, decode_export(&file[..]).unwrap(), RestoreMode::Replace).await.unwrap();
+        let out = run_import(&*w.repo, &*w.repo, None, &plan, decode_export(&file[..]).unwrap(), &|_| {}, &|_| {}).await.unwrap();
+        assert_eq!(out.safety, None, "--no-backup");
+        let fresh = world();
+        let plan = plan_import(&*fresh.repo, decode_export(&file[..]).unwrap(), RestoreMode::Replace).await.unwrap();
+        let out =
+            run_import(&*fresh.repo, &*fresh.repo, Some(&net), &plan, decode_export(&file[..]).unwrap(), &|_| {}, &|_| {}).await.unwrap();
+        assert_eq!((out.safety, out.written), (None, 5), "nothing to overwrite in a new store");
+    }
+}

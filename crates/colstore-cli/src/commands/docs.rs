@@ -4,10 +4,11 @@ use std::path::Path;
 
 use bytes::BytesMut;
 use colstore_domain::{
-    CollectionName, Content, ContentChanged, ContentStream, DocKey, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange,
+    Content, ContentStream, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange,
     Timestamp,
 };
 use futures::StreamExt;
+use colstore_app::{ReadError, ReadMode};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -16,7 +17,7 @@ use super::{Ctx, collection_name, display, doc_key, io};
 use colstore_domain::ports::SafetyNet;
 use crate::cli::{GetArgs, LsArgs, PutArgs, RmArgs, SortArg};
 use crate::error::{CliError, CliResult};
-use crate::output::{doc_json, human_bytes, human_time, table};
+use crate::output::{RawOut, doc_json, human_bytes, human_time, table};
 
 /// Reads a file or stdin as a stream, so large inputs are never held whole.
 fn reader_stream<R: AsyncRead + Unpin + Send + 'static>(r: R) -> ContentStream {
@@ -98,31 +99,6 @@ fn describe(d: &DocumentMeta) -> String {
     )
 }
 
-/// Reads a document's content stream into `sink` and the hasher. Returns whether the bytes were edited outside colstore
-/// (filesystem mode: what was read is then the file as it is now, and its hash is not the recorded one).
-async fn read_checked(
-    stream: &mut ContentStream,
-    hasher: &mut colstore_domain::ContentHasher,
-    collection: &CollectionName,
-    key: &DocKey,
-    mut sink: impl FnMut(&[u8]) -> CliResult,
-) -> CliResult<bool> {
-    let mut changed = false;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) if ContentChanged::of(&e).is_some() => {
-                changed = true;
-                continue;
-            }
-            Err(e) => return Err(read_failed(collection, key, &e)),
-        };
-        hasher.update(&chunk);
-        sink(&chunk)?;
-    }
-    Ok(changed)
-}
-
 pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
     let collection = collection_name(&a.collection)?;
     let key = doc_key(&a.key)?;
@@ -133,70 +109,32 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
         ctx.out.data(describe(&d)).map_err(io)?;
         return Ok(());
     }
-    let (meta, mut stream) = store.repo().read_content(&collection, &key).await?;
-    let mut hasher = colstore_domain::ContentHasher::new();
-    match a.output.as_deref().filter(|p| !crate::outfile::is_stdout(p)) {
+    let report = match a.output.as_deref().filter(|p| !crate::outfile::is_stdout(p)) {
         Some(path) => {
             // A regular file is written next to the target and renamed, so a failed read never leaves a half-written
             // file; a symbolic link is followed (it stays a link), a device or FIFO is written straight.
             let mut out = crate::outfile::OutputFile::create(path)?;
-            let changed = read_checked(&mut stream, &mut hasher, &collection, &key, |chunk| {
-                std::io::Write::write_all(&mut out, chunk).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(path))))
-            })
-            .await?;
-            if changed {
-                warn_changed(&collection, &key);
-            } else if hasher.finish() != meta.content_hash {
-                return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
-                    .hint("run `col verify` to find every damaged document"));
-            }
+            let report = colstore_app::read_document(&**store.repo(), &collection, &key, &mut out, ReadMode::Streamed)
+                .await
+                .map_err(|e| match e {
+                    ReadError::Write(e) => CliError::new(format!("cannot write {}: {e}", display(path))),
+                    e => e.into(),
+                })?;
             out.commit()?;
+            report
         }
-        None => {
-            // Nothing reaches stdout before the content is checked, so a failed check never leaves a printed
-            // document behind an error: small documents are read into memory, checked and printed; larger ones are
-            // read once to check them and again to print.
-            let mut kept = Some(Vec::with_capacity(usize::try_from(meta.size.min(CHECK_IN_MEMORY)).unwrap_or(0)));
-            let changed = read_checked(&mut stream, &mut hasher, &collection, &key, |chunk| {
-                if kept.as_ref().is_some_and(|k| (k.len() + chunk.len()) as u64 > CHECK_IN_MEMORY) {
-                    kept = None;
-                }
-                if let Some(k) = kept.as_mut() {
-                    k.extend_from_slice(chunk);
-                }
-                Ok(())
-            })
-            .await?;
-            if !changed && hasher.finish() != meta.content_hash {
-                return Err(CliError::new(format!("{collection}/{key} is corrupt: its content does not match its hash"))
-                    .hint("run `col verify` to find every damaged document"));
-            }
-            if changed {
-                warn_changed(&collection, &key);
-            }
-            match kept {
-                Some(bytes) => ctx.out.raw(&bytes).map_err(io)?,
-                None => {
-                    let (_, mut stream) = store.repo().read_content(&collection, &key).await?;
-                    while let Some(chunk) = stream.next().await {
-                        match chunk {
-                            Ok(c) => ctx.out.raw(&c).map_err(io)?,
-                            Err(e) if changed && ContentChanged::of(&e).is_some() => {}
-                            Err(e) => return Err(read_failed(&collection, &key, &e)),
-                        }
-                    }
-                }
-            }
-        }
+        // Nothing reaches standard output before the content is checked.
+        None => colstore_app::read_document(&**store.repo(), &collection, &key, &mut RawOut(&ctx.out), ReadMode::CheckedFirst)
+            .await
+            .map_err(|e| match e {
+                ReadError::Write(e) => io(e),
+                e => e.into(),
+            })?,
+    };
+    if report.changed_on_disk {
+        warn_changed(&collection, &key);
     }
     Ok(())
-}
-
-/// Up to this size `col get` holds a document in memory between checking and printing it; larger ones are read twice.
-const CHECK_IN_MEMORY: u64 = 8 * 1024 * 1024;
-
-fn read_failed(collection: &colstore_domain::CollectionName, key: &colstore_domain::DocKey, e: &std::io::Error) -> CliError {
-    CliError::new(format!("reading {collection}/{key} failed: {e}")).hint("run `col verify` to check the store")
 }
 
 /// Filesystem mode: `col get` gives the file as it is now, like `cat`, and says that the store has not recorded it.

@@ -3,13 +3,14 @@
 use std::time::Instant;
 
 use colstore_app::backup::{RestoreMode, RestorePlan};
-use colstore_domain::CollectionName;
+use colstore_app::ImportRunError;
+use colstore_domain::ports::SafetyCopy;
 use colstore_wiring::SystemClock;
 use serde_json::json;
 
 use super::collection::confirm;
 use super::restore::print_plan;
-use super::safety::safety_backup;
+use super::safety::{SafetyProgress, announce_safety, safety_label};
 use super::{Ctx, collection_name, display, io};
 use crate::cli::RestoreModeArg;
 use crate::error::{CliError, CliResult};
@@ -29,19 +30,16 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
             .code(2)
             .hint("pipe it, e.g. `col export -o - | col --store OTHER import -`, or give a file name: -o notes.colstore"));
     }
-    let mut encoder =
-        zstd::Encoder::new(std::io::BufWriter::new(out), 3).map_err(|e| CliError::new(format!("cannot start compression: {e}")))?;
     let bar = crate::progress::bar(0, false, ctx.hide_progress, "exporting");
     let now = colstore_domain::ports::Clock::now(&SystemClock);
     let result =
-        colstore_app::export(&**store.repo(), &collections, store.store_id(), env!("CARGO_PKG_VERSION"), now, &mut encoder, &|n| {
-            bar.set_position(n)
-        })
-        .await;
+        colstore_app::export_to(&**store.repo(), &collections, store.store_id(), env!("CARGO_PKG_VERSION"), now, out, &|n| bar.set_position(n))
+            .await;
     bar.finish_and_clear();
-    let report = result?;
-    let writer = encoder.finish().map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&target))))?;
-    let out = writer.into_inner().map_err(|e| CliError::new(format!("cannot write {}: {}", display(&target), e.error())))?;
+    let (report, out) = result.map_err(|e| match e {
+        colstore_app::ExportError::Io(e) => CliError::new(format!("cannot write {}: {e}", display(&target))),
+        e => e.into(),
+    })?;
     let shown = out.shown().to_owned();
     let size = out.commit()?;
     let doc = json!({ "file": shown, "export": to_value(&report), "file_bytes": size });
@@ -120,8 +118,7 @@ impl ImportSource {
                 f
             }
         };
-        let decoder = zstd::Decoder::new(file).map_err(|e| CliError::new(format!("cannot read {}: {e}", self.shown())))?;
-        Ok(std::io::BufReader::new(decoder))
+        colstore_app::decode_export(file).map_err(|e| CliError::new(format!("cannot read {}: {e}", self.shown())))
     }
 }
 
@@ -152,18 +149,30 @@ pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
         confirm(&format!("Import {} documents, overwriting or deleting {overwrites}?", plan.documents))?;
     }
     let _lock = ctx.exclusive_lock(&store, "import").await?;
-    let touched: Vec<CollectionName> = plan
-        .collections
-        .iter()
-        .filter(|c| c.exists && (c.delete + c.update) > 0)
-        .map(|c| c.name.clone())
-        .collect();
-    let safety = if !a.no_backup && !touched.is_empty() { Some(safety_backup(ctx, &store, touched, "import").await?) } else { None };
-    let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "importing");
+    let progress = SafetyProgress::new(ctx);
+    let on_event = |e| progress.on_event(e);
+    let net = store.safety_net(&on_event);
+    let on_kept = |copy: &SafetyCopy| {
+        progress.finish();
+        announce_safety(ctx, copy);
+    };
+    let bar = std::sync::OnceLock::new();
     let started = Instant::now();
-    let written = colstore_app::import(&**store.repo(), &*store.sync_store(), source.reader()?, mode, &|n| bar.set_position(n)).await;
-    bar.finish_and_clear();
-    let written = written.map_err(|e| import_error(&source.shown(), e))?;
+    let safety_net = if a.no_backup { None } else { Some(&net as &dyn colstore_domain::ports::SafetyNet) };
+    let outcome = colstore_app::run_import(&**store.repo(), &*store.sync_store(), safety_net, &plan, source.reader()?, &on_kept, &|n| {
+        bar.get_or_init(|| crate::progress::bar(plan.documents, false, ctx.hide_progress, "importing")).set_position(n);
+    })
+    .await;
+    progress.finish();
+    if let Some(b) = bar.get() {
+        b.finish_and_clear();
+    }
+    let outcome = outcome.map_err(|e| match e {
+        ImportRunError::Safety(e) => e.into(),
+        ImportRunError::Import(e) => import_error(&source.shown(), e),
+    })?;
+    let written = outcome.written;
+    let safety = outcome.safety.as_ref().map(safety_label);
     ctx.out
         .json_value(&json!({ "plan": to_value(&plan), "documents_written": written, "safety_backup": safety, "dry_run": false }))
         .map_err(io)?;

@@ -8,6 +8,8 @@
 //! second pass writes in transactions of bounded size. A document over 32 MiB is written and read as a stream of
 //! `part` lines of 4 MiB. Memory stays bounded by one batch (32 MiB of documents) and a piece.
 
+mod file;
+
 use std::collections::HashSet;
 
 use crate::backup::restore::StoreDocs;
@@ -25,6 +27,8 @@ use crate::backup::restore::{PieceSender, restore_fed};
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{CollectionPlan, RestoreMode};
+
+pub use file::{ImportOutcome, ImportRunError, decode_export, export_to, run_import};
 
 /// The header's `format`.
 pub const EXPORT_FORMAT: &str = "colstore-export";
