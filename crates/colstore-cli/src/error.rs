@@ -83,6 +83,9 @@ pub fn repo_hint(e: &RepoError) -> Option<String> {
         RepoError::CollectionExists(c) => format!("choose another name, or use the existing collection (`col collection show {c}`)"),
         RepoError::DocumentNotFound { collection, .. } => format!("list the collection's documents with `col ls {collection}`"),
         RepoError::DuplicateKey(_) => "give each document a distinct key".into(),
+        RepoError::ContentRead { source, .. } if colstore_domain::ContentChanged::of(source).is_some() => {
+            "run `col reconcile` to record the file as it is now, then try again".into()
+        }
         RepoError::ContentRead { .. } => "check that the file is readable and not being changed, then try again".into(),
         RepoError::Corrupt { .. } => "run `col verify` to find every damaged document, then restore them from a backup".into(),
         RepoError::ReadOnly(_) => {
@@ -102,11 +105,77 @@ impl From<RepoError> for CliError {
     }
 }
 
+/// How to fix a [`WiringError`], when there is something to say (the messages say what and where).
+fn wiring_hint(e: &WiringError) -> Option<String> {
+    use WiringError as W;
+    Some(match e {
+        W::NoStore { .. } => "run `col init` here, or pass --store DIR / set COLSTORE_DIR".to_owned(),
+        W::Migration { hint, .. } => hint.clone(),
+        W::NotAStore { source_of_path: "COLSTORE_DIR", .. } => {
+            "point COLSTORE_DIR at a directory holding .colstore/ (or unset it), or run `col init` there".to_owned()
+        }
+        W::NotAStore { .. } => "pass --store a directory holding .colstore/, or run `col init` there first".to_owned(),
+        W::AlreadyInitialised { .. } => "use the existing store, or run `col init` in another directory".to_owned(),
+        W::NotEmpty { path } => {
+            format!("move {} away (it may hold data) and run `col init` again, or choose another directory", path.display())
+        }
+        W::Config { hint: Some(h), .. } => h.clone(),
+        W::Config { path, .. } => format!("edit {} and fix the value at that position", path.display()),
+        W::Env { var, .. } => format!("set {var} to one of the accepted values, or unset it to use the config file"),
+        W::NotYetAvailable(_) => "use the defaults of `col init` for now".to_owned(),
+        W::ReadOnly { path } => {
+            format!("check the permissions of {} and that its file system is mounted read-write", path.display())
+        }
+        W::Busy { .. } => "wait for the other command to finish and try again; \
+            a lock left by a process that died is released automatically"
+            .to_owned(),
+        W::EnvDisagrees { var, key: "storage.mode", env_value, .. } => format!(
+            "unset {var}: environment variables choose the storage mode only at `col init`; \
+            to convert this store, run `col migrate --to {}`",
+            env_value.trim().to_lowercase()
+        ),
+        W::EnvDisagrees { var, key, .. } => format!(
+            "unset {var}: environment variables choose the {} only at `col init`; \
+            to move it, move the files and edit {key} in config.toml",
+            if *key == "storage.metadata_db" { "database" } else { "documents folder" }
+        ),
+        W::DatabaseMissing { .. } => {
+            "if metadata_db in config.toml points to the wrong place, fix it; otherwise restore the store from its \
+            backup repository with `col restore latest`, or move .colstore away and start over with `col init`"
+                .to_owned()
+        }
+        W::DatabaseUnusable { .. } | W::ForeignDatabase { .. } => {
+            "restore the store from its backup repository with `col restore latest` (the damaged database is moved \
+            aside, not deleted), or move .colstore away and start over with `col init`"
+                .to_owned()
+        }
+        W::ConfigUnreadable { path, .. } => format!(
+            "check that {} exists and that you may read it; a store without config.toml cannot be opened \
+            (restore it from a copy, or move .colstore away and run `col init`)",
+            path.display()
+        ),
+        W::Repo(RepoError::ReadOnly(_)) => "check the permissions of the store directory and its files".to_owned(),
+        W::Repo(RepoError::Busy(_)) => "another process is writing to the store; try again when it has finished".to_owned(),
+        W::BackupRepository { .. } => "use file:///absolute/path, file://DIR (relative to .colstore) or s3://bucket/prefix \
+            (with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for other S3 servers, AWS_ENDPOINT_URL)"
+            .to_owned(),
+        W::BackupRepositoryMissing { url, .. } => format!(
+            "check the repository URL {url} (--repo, [backup] repository in config.toml, COLSTORE_BACKUP_REPOSITORY) and \
+             that its disk is mounted; reading a repository never creates it: if no backup was taken yet, take one with \
+             `col backup`"
+        ),
+        W::Index(_) => "check [vectors] in .colstore/config.toml; for the embedded index, check .colstore/index/".to_owned(),
+        W::Embedder(_) => "check [embedder] in .colstore/config.toml (kind, model, url, api_key_env)".to_owned(),
+        W::Repo(_) | W::Io { .. } => return None,
+        _ => return None,
+    })
+}
+
 impl From<WiringError> for CliError {
     fn from(e: WiringError) -> Self {
         let hint = match &e {
-            WiringError::Repo(r) => e.hint().or_else(|| repo_hint(r)),
-            _ => e.hint(),
+            WiringError::Repo(r) => wiring_hint(&e).or_else(|| repo_hint(r)),
+            _ => wiring_hint(&e),
         };
         let mut err = CliError::new(e.to_string());
         err.hint = hint;
@@ -267,5 +336,43 @@ impl From<colstore_domain::ports::SyncError> for CliError {
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::new(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use rstest::rstest;
+
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[rstest]
+    #[case(WiringError::NoStore { searched_from: p("/home/u/proj") }, "col init")]
+    #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "--store" }, "pass --store")]
+    #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "COLSTORE_DIR" }, "COLSTORE_DIR")]
+    #[case(WiringError::AlreadyInitialised { path: p("/x/.colstore") }, "existing")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), hint: None }, "edit /c.toml")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), hint: Some("do x".into()) }, "do x")]
+    #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "unset it")]
+    #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "defaults")]
+    #[case(WiringError::ReadOnly { path: p("/ro") }, "permissions of /ro")]
+    #[case(WiringError::Busy { holder: Some("pid 7 (gc)".into()), path: p("/s/lock") }, "wait")]
+    #[case(WiringError::Busy { holder: None, path: p("/s/lock") }, "wait")]
+    #[case(WiringError::DatabaseMissing { path: p("/s/colstore.db") }, "col restore")]
+    #[case(WiringError::Repo(RepoError::ReadOnly("x".into())), "permissions")]
+    fn every_wiring_error_says_how_to_fix_it(#[case] e: WiringError, #[case] in_hint: &str) {
+        let hint = CliError::from(e).hint.expect("a hint");
+        assert!(hint.contains(in_hint), "{hint:?} lacks {in_hint:?}");
+    }
+
+    #[test]
+    fn an_io_error_has_no_hint() {
+        let e = WiringError::Io { path: p("/x"), source: std::io::Error::from(std::io::ErrorKind::NotFound) };
+        assert_eq!(CliError::from(e).hint, None);
     }
 }

@@ -18,7 +18,7 @@ pub type ContentStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 /// was edited outside colstore since the last reconcile. Every byte of the file as it is now passed before it, so a
 /// reader that keeps them has the current content; [`ContentChanged::of`] tells this error from a failed read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: the file was changed outside colstore since the last reconcile; run `col reconcile`")]
+#[error("{key}: the file was changed outside colstore since the last reconcile")]
 pub struct ContentChanged {
     /// The document.
     pub key: DocKey,
@@ -323,7 +323,7 @@ mod tests {
 
         let edited = checked_content(parts(&[b"hello there"]), key.clone(), ContentHash::of(b"hello world"), 11);
         let (_, err) = drain(edited).await;
-        assert!(err.unwrap().contains("run `col reconcile`"));
+        assert!(err.unwrap().contains("changed outside colstore since the last reconcile"));
 
         let short = checked_content(parts(&[b"hello"]), key, ContentHash::of(b"hello world"), 11);
         assert!(drain(short).await.1.is_some(), "a truncated file is an error too");

@@ -157,10 +157,7 @@ impl SqliteRepo {
     async fn copy_one_to_file(&self, files: &dyn DocumentFiles, collection: &CollectionName, doc: &Doc) -> Result<FileStat, RepoError> {
         let key = parse_key(&doc.key)?;
         let corrupt = |detail: String| RepoError::Corrupt { key: key.clone(), detail };
-        let stream = self
-            .blob_stream(&doc.hash)
-            .await?
-            .ok_or_else(|| corrupt("its content is missing from the database; run `col verify`".into()))?;
+        let stream = self.blob_stream(&doc.hash).await?.ok_or_else(|| corrupt("its content is missing from the database".into()))?;
         let staged = match files.stage(collection, stream).await {
             Ok(s) => s,
             Err(FilesError::ContentRead(e)) => return Err(corrupt(format!("its content cannot be read from the database: {e}"))),
@@ -168,7 +165,7 @@ impl SqliteRepo {
         };
         if staged.hash != doc.hash || staged.size != doc.size {
             let _ = files.discard(collection, &staged.token).await;
-            return Err(corrupt("its content in the database does not match its recorded hash; run `col verify`".into()));
+            return Err(corrupt("its content in the database does not match its recorded hash".into()));
         }
         if let Err(e) = files.commit(collection, &staged, &key).await {
             let _ = files.discard(collection, &staged.token).await;

@@ -1,7 +1,7 @@
 //! [`WiringError`]: everything that can go wrong while finding, creating, configuring, locking or opening a store.
 //!
-//! Messages say what went wrong and where (lowercase, no trailing period, with the path). The "how to fix" sentence is
-//! kept apart in [`WiringError::hint`], so shells choose how to show it.
+//! Messages say what went wrong and where (lowercase, no trailing period, with the path). How to fix it is the
+//! shell's to say (the CLI's hints are in `crates/colstore-cli/src/error.rs`), from the variant and its fields.
 
 use std::path::{Path, PathBuf};
 
@@ -174,70 +174,6 @@ fn position(path: &Path, line: usize, column: usize) -> String {
 }
 
 impl WiringError {
-    /// The sentence that tells a user how to fix the problem, when there is one.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            Self::NoStore { .. } => "run `col init` here, or pass --store DIR / set COLSTORE_DIR".to_owned(),
-            Self::Migration { hint, .. } => hint.clone(),
-            Self::NotAStore { source_of_path: "COLSTORE_DIR", .. } => {
-                "point COLSTORE_DIR at a directory holding .colstore/ (or unset it), or run `col init` there".to_owned()
-            }
-            Self::NotAStore { .. } => "pass --store a directory holding .colstore/, or run `col init` there first".to_owned(),
-            Self::AlreadyInitialised { .. } => "use the existing store, or run `col init` in another directory".to_owned(),
-            Self::NotEmpty { path } => {
-                format!("move {} away (it may hold data) and run `col init` again, or choose another directory", path.display())
-            }
-            Self::Config { hint: Some(h), .. } => h.clone(),
-            Self::Config { path, .. } => format!("edit {} and fix the value at that position", path.display()),
-            Self::Env { var, .. } => format!("set {var} to one of the accepted values, or unset it to use the config file"),
-            Self::NotYetAvailable(_) => "use the defaults of `col init` for now".to_owned(),
-            Self::ReadOnly { path } => {
-                format!("check the permissions of {} and that its file system is mounted read-write", path.display())
-            }
-            Self::Busy { .. } => "wait for the other command to finish and try again; \
-                a lock left by a process that died is released automatically"
-                .to_owned(),
-            Self::EnvDisagrees { var, key: "storage.mode", env_value, .. } => format!(
-                "unset {var}: environment variables choose the storage mode only at `col init`; \
-                to convert this store, run `col migrate --to {}`",
-                env_value.trim().to_lowercase()
-            ),
-            Self::EnvDisagrees { var, key, .. } => format!(
-                "unset {var}: environment variables choose the {} only at `col init`; \
-                to move it, move the files and edit {key} in config.toml",
-                if *key == "storage.metadata_db" { "database" } else { "documents folder" }
-            ),
-            Self::DatabaseMissing { .. } => {
-                "if metadata_db in config.toml points to the wrong place, fix it; otherwise restore the store from its \
-                backup repository with `col restore latest`, or move .colstore away and start over with `col init`"
-                    .to_owned()
-            }
-            Self::DatabaseUnusable { .. } | Self::ForeignDatabase { .. } => {
-                "restore the store from its backup repository with `col restore latest` (the damaged database is moved \
-                aside, not deleted), or move .colstore away and start over with `col init`"
-                    .to_owned()
-            }
-            Self::ConfigUnreadable { path, .. } => format!(
-                "check that {} exists and that you may read it; a store without config.toml cannot be opened \
-                (restore it from a copy, or move .colstore away and run `col init`)",
-                path.display()
-            ),
-            Self::Repo(RepoError::ReadOnly(_)) => "check the permissions of the store directory and its files".to_owned(),
-            Self::Repo(RepoError::Busy(_)) => "another process is writing to the store; try again when it has finished".to_owned(),
-            Self::BackupRepository { .. } => "use file:///absolute/path, file://DIR (relative to .colstore) or s3://bucket/prefix \
-                (with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for other S3 servers, AWS_ENDPOINT_URL)"
-                .to_owned(),
-            Self::BackupRepositoryMissing { url, .. } => format!(
-                "check the repository URL {url} (--repo, [backup] repository in config.toml, COLSTORE_BACKUP_REPOSITORY) and \
-                 that its disk is mounted; reading a repository never creates it: if no backup was taken yet, take one with \
-                 `col backup`"
-            ),
-            Self::Index(_) => "check [vectors] in .colstore/config.toml; for the embedded index, check .colstore/index/".to_owned(),
-            Self::Embedder(_) => "check [embedder] in .colstore/config.toml (kind, model, url, api_key_env)".to_owned(),
-            Self::Repo(_) | Self::Io { .. } => return None,
-        })
-    }
-
     /// Wraps an I/O error on `path`, turning "permission denied" and "read-only file system" into [`WiringError::ReadOnly`].
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
@@ -258,26 +194,24 @@ mod tests {
     }
 
     #[rstest]
-    #[case(WiringError::NoStore { searched_from: p("/home/u/proj") }, "/home/u/proj", "col init")]
-    #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "--store" }, "given by --store", "pass --store")]
-    #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "COLSTORE_DIR" }, "given by COLSTORE_DIR", "COLSTORE_DIR")]
-    #[case(WiringError::AlreadyInitialised { path: p("/x/.colstore") }, "/x/.colstore is already a colstore store", "existing")]
-    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), hint: None }, "/c.toml:3:7: bad", "edit /c.toml")]
-    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), hint: Some("do x".into()) }, "config /c.toml: bad", "do x")]
-    #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "COLSTORE_STORAGE_MODE=\"mongo\"", "unset it")]
-    #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "the qdrant vector backend is not available yet", "defaults")]
-    #[case(WiringError::ReadOnly { path: p("/ro") }, "cannot write to /ro", "permissions of /ro")]
-    #[case(WiringError::Busy { holder: Some("pid 7 (gc)".into()), path: p("/s/lock") }, "pid 7 (gc) holds its lock /s/lock", "wait")]
-    #[case(WiringError::Busy { holder: None, path: p("/s/lock") }, "another colstore command holds", "wait")]
-    #[case(WiringError::DatabaseMissing { path: p("/s/colstore.db") }, "/s/colstore.db is missing", "col restore")]
-    #[case(WiringError::Repo(RepoError::ReadOnly("x".into())), "read-only", "permissions")]
-    fn messages_name_the_thing_and_hints_say_how_to_fix(#[case] e: WiringError, #[case] in_message: &str, #[case] in_hint: &str) {
+    #[case(WiringError::NoStore { searched_from: p("/home/u/proj") }, "/home/u/proj")]
+    #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "--store" }, "given by --store")]
+    #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "COLSTORE_DIR" }, "given by COLSTORE_DIR")]
+    #[case(WiringError::AlreadyInitialised { path: p("/x/.colstore") }, "/x/.colstore is already a colstore store")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), hint: None }, "/c.toml:3:7: bad")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), hint: Some("do x".into()) }, "config /c.toml: bad")]
+    #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "COLSTORE_STORAGE_MODE=\"mongo\"")]
+    #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "the qdrant vector backend is not available yet")]
+    #[case(WiringError::ReadOnly { path: p("/ro") }, "cannot write to /ro")]
+    #[case(WiringError::Busy { holder: Some("pid 7 (gc)".into()), path: p("/s/lock") }, "pid 7 (gc) holds its lock /s/lock")]
+    #[case(WiringError::Busy { holder: None, path: p("/s/lock") }, "another colstore command holds")]
+    #[case(WiringError::DatabaseMissing { path: p("/s/colstore.db") }, "/s/colstore.db is missing")]
+    #[case(WiringError::Repo(RepoError::ReadOnly("x".into())), "read-only")]
+    fn messages_name_the_thing(#[case] e: WiringError, #[case] in_message: &str) {
         let msg = e.to_string();
         assert!(msg.contains(in_message), "{msg:?} lacks {in_message:?}");
         assert!(!msg.ends_with('.'), "{msg:?} ends with a period");
         assert!(msg.starts_with(|c: char| !c.is_uppercase()), "{msg:?} starts uppercase");
-        let hint = e.hint().expect("a hint");
-        assert!(hint.contains(in_hint), "{hint:?} lacks {in_hint:?}");
     }
 
     #[test]
@@ -286,6 +220,5 @@ mod tests {
         assert!(matches!(e, WiringError::ReadOnly { .. }));
         let e = WiringError::io("/x", std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(matches!(e, WiringError::Io { .. }));
-        assert!(e.hint().is_none());
     }
 }

@@ -434,7 +434,6 @@ mod tests {
         let e = plan(dir, &env).unwrap_err();
         let WiringError::EnvDisagrees { var: "COLLECTION_STORAGE_MODE", key: "storage.mode", .. } = &e else { panic!("{e:?}") };
         assert!(e.to_string().contains("\"filesystem\"") && e.to_string().contains("\"sqlite\""), "{e}");
-        assert!(e.hint().unwrap().contains("col migrate --to filesystem"), "{:?}", e.hint());
     }
 
     #[test]
@@ -446,7 +445,6 @@ mod tests {
         let env = |n: &str| (n == "COLLECTION_FILESYSTEM_PATH").then(|| "/elsewhere".to_owned());
         let e = plan(dir.clone(), &env).unwrap_err();
         assert!(matches!(e, WiringError::EnvDisagrees { key: "storage.filesystem_path", .. }), "{e:?}");
-        assert!(e.hint().unwrap().contains("col init"), "{:?}", e.hint());
     }
 
     #[test]
@@ -456,7 +454,6 @@ mod tests {
         fs::write(&db, b"").unwrap();
         let e = plan(dir.clone(), &|_| None).unwrap_err();
         assert!(matches!(&e, WiringError::DatabaseUnusable { problem, .. } if problem.contains("empty")), "{e:?}");
-        assert!(e.hint().unwrap().contains("col restore latest"));
         fs::remove_file(&db).unwrap();
         fs::create_dir(&db).unwrap();
         let e = plan(dir, &|_| None).unwrap_err();
