@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the index, for `cargo xtask bench` and the crate's own timing tests.
+//! Micro-benchmarks of the index, for the crate's own timing tests (compiled in test builds only; `cargo xtask bench`
+//! measures the index through `col` and the composition root).
 //!
 //! [`search_bench`] measures what a search costs once the collection is in memory (the steady state: the in-memory
 //! copy is loaded once and kept until the collection changes): the int8 pre-scan, exact rescoring of the candidates
@@ -23,11 +24,11 @@ use crate::snapshot::{self, Snapshot};
 use crate::{EmbeddedIndex, kernel, sidecar};
 
 /// Hits per query, as `col search` asks by default.
-pub const BENCH_TOP_K: usize = 10;
+pub(crate) const BENCH_TOP_K: usize = 10;
 
 /// What [`search_bench`] measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SearchTimings {
+pub(crate) struct SearchTimings {
     /// Points searched.
     pub points: usize,
     /// Their dimension.
@@ -82,7 +83,7 @@ fn fill(seed: u64, out: &mut [f32]) {
 ///
 /// # Panics
 /// When `points`, `dim` or `queries` is zero.
-pub fn search_bench(points: usize, dim: usize, queries: usize) -> SearchTimings {
+pub(crate) fn search_bench(points: usize, dim: usize, queries: usize) -> SearchTimings {
     assert!(points > 0 && dim > 0 && queries > 0, "search_bench needs at least one point, dimension and query");
     let mut snap = Snapshot::new(0, 0, dim, Distance::Cosine);
     snap.reserve(points);
@@ -121,7 +122,7 @@ pub fn search_bench(points: usize, dim: usize, queries: usize) -> SearchTimings 
 
 /// What [`cold_load_bench`] measured (medians over its runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ColdLoadTimings {
+pub(crate) struct ColdLoadTimings {
     /// Points in the collection.
     pub points: usize,
     /// Their dimension.
@@ -168,7 +169,7 @@ impl std::fmt::Display for ColdLoadTimings {
 ///
 /// # Panics
 /// When `points`, `dim` or `runs` is zero.
-pub fn cold_load_bench(dir: &Path, points: usize, dim: usize, runs: usize) -> Result<ColdLoadTimings, String> {
+pub(crate) fn cold_load_bench(dir: &Path, points: usize, dim: usize, runs: usize) -> Result<ColdLoadTimings, String> {
     assert!(points > 0 && dim > 0 && runs > 0, "cold_load_bench needs at least one point, dimension and run");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
     rt.block_on(cold_load(dir, points, dim, runs))
@@ -251,6 +252,28 @@ async fn cold_load(dir: &Path, points: usize, dim: usize, runs: usize) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Prints the search kernel's latency for 20 000 x 384 (no assertion on time: machines differ, and debug builds
+    /// are slow). `COLSTORE_BENCH_POINTS` overrides the size, e.g. 100000 with `--release` for the target figure.
+    #[test]
+    fn search_timing() {
+        let points = std::env::var("COLSTORE_BENCH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+        let t = search_bench(points, 384, 10);
+        println!("embedded index search ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
+        assert!(t.p50 <= t.p99 && t.points == points && t.dim == 384);
+    }
+
+    /// Prints the cold-load times (from SQLite, writing the snapshot file, from the snapshot file) for 100 000 x 384;
+    /// `COLSTORE_BENCH_POINTS` overrides the size. Ignored: it takes a minute to fill the index; run it with
+    /// `cargo test -p colstore-embedded --release --lib -- --ignored --nocapture cold_load_timing`.
+    #[test]
+    #[ignore = "a measurement, a minute or more"]
+    fn cold_load_timing() {
+        let points = std::env::var("COLSTORE_BENCH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let dir = tempfile::tempdir().unwrap();
+        let t = cold_load_bench(dir.path(), points, 384, 3).expect("the bench runs");
+        println!("embedded index ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
+    }
 
     #[test]
     fn percentiles_are_ordered_and_counted() {

@@ -212,6 +212,7 @@ impl Snapshot {
         PartsRef { ids: &self.ids, payloads: &self.payloads, vectors: &self.vectors, codes: &self.codes, quantised: &self.quantised }
     }
 
+    #[cfg(test)]
     /// Whether both hold the same rows in the same positions, bit for bit (the label aside).
     pub(crate) fn same_rows(&self, other: &Self) -> bool {
         let floats = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());

@@ -294,25 +294,3 @@ fn acknowledged_writes_survive_kill_9() {
         assert_eq!(suite::ids_of(&all), suite::sorted_ids(0..n));
     });
 }
-
-/// Prints the search kernel's latency for 20 000 x 384 (no assertion on time: machines differ, and debug builds
-/// are slow). `COLSTORE_BENCH_POINTS` overrides the size, e.g. 100000 with `--release` for the target figure.
-#[test]
-fn search_timing() {
-    let points = std::env::var("COLSTORE_BENCH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let t = colstore_embedded::bench::search_bench(points, 384, 10);
-    println!("embedded index search ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
-    assert!(t.p50 <= t.p99 && t.points == points && t.dim == 384);
-}
-
-/// Prints the cold-load times (from SQLite, writing the snapshot file, from the snapshot file) for 100 000 x 384;
-/// `COLSTORE_BENCH_POINTS` overrides the size. Ignored: it takes a minute to fill the index; run it with
-/// `cargo test -p colstore-embedded --release --test it -- --ignored --nocapture cold_load_timing`.
-#[test]
-#[ignore = "a measurement, a minute or more"]
-fn cold_load_timing() {
-    let points = std::env::var("COLSTORE_BENCH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let t = colstore_embedded::bench::cold_load_bench(dir.path(), points, 384, 3).expect("the bench runs");
-    println!("embedded index ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
-}
