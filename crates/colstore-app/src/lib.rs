@@ -11,6 +11,7 @@ mod documents;
 mod export;
 pub mod front_matter;
 mod jobs;
+mod migrate;
 mod projection;
 mod reconcile;
 mod reconcile_all;
@@ -29,6 +30,7 @@ pub use export::{
     export, export_to, import, plan_import, run_import,
 };
 pub use jobs::{cancel_job, retry_job};
+pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
 };

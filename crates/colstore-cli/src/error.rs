@@ -211,6 +211,39 @@ impl From<colstore_app::ReadError> for CliError {
     }
 }
 
+impl From<colstore_app::MigrationError> for CliError {
+    fn from(e: colstore_app::MigrationError) -> Self {
+        use colstore_app::{MigrationError, MigrationFailure as F};
+        let (source, safety) = match e {
+            MigrationError::Safety(e) => return e.into(),
+            MigrationError::Failed { source, safety } => (source, safety),
+        };
+        let err = match source {
+            F::Conversion(c) => match c.0.downcast::<WiringError>() {
+                Ok(w) => CliError::from(*w),
+                Err(other) => CliError::new(format!("cannot migrate the store: {other}")),
+            },
+            F::Repo(r) => r.into(),
+            e @ F::NotVerified { .. } => CliError::new(format!("cannot migrate the store: {e}"))
+                .hint("nothing was switched; check the disk and run `col migrate` again"),
+            e @ F::FolderUnchecked { .. } => {
+                CliError::new(format!("cannot migrate the store: {e}")).hint("fix the folder and run `col migrate` again")
+            }
+            e @ F::FolderDiffers { .. } => CliError::new(format!("cannot migrate the store: {e}")).hint(
+                "remove files that are not documents from the target folder (or choose an empty --docs-dir) and run `col migrate` again",
+            ),
+        };
+        match safety {
+            Some(s) => {
+                let hint = err.hint.clone().unwrap_or_default();
+                let s = crate::commands::safety::safety_label(&s);
+                err.hint(format!("{hint} The store was not switched; safety backup {s} holds it as it was."))
+            }
+            None => err,
+        }
+    }
+}
+
 impl From<RestoreRunError> for CliError {
     fn from(e: RestoreRunError) -> Self {
         match e {

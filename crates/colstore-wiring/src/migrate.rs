@@ -1,24 +1,14 @@
-//! `col migrate --to sqlite|filesystem`: moving a store's content between the storage modes (PRODUCT §4).
+//! `col migrate --to sqlite|filesystem`: the plan (what the store's config allows), and the steps of the move as a
+//! [`StorageConversion`], which `colstore_app::run_migration` takes in order (PRODUCT §4).
 //!
-//! The metadata (documents, versions, metadata, tags, the sync ledger, the embedding cache, jobs) stays where it is,
-//! in the store's database, in both modes; only the content moves:
-//!
-//! 1. (the shell) takes the store lock exclusively and a safety backup;
-//! 2. copies every document's content to its new place: files written atomically (sqlite → filesystem), or blobs
-//!    inserted in transactions (filesystem → sqlite). The old place is untouched, so the store still works in its
-//!    old mode, and an interrupted copy is simply run again;
-//! 3. verifies in the new mode: every document's content re-hashed against its recorded hash, and (to filesystem)
-//!    every folder reconciled clean;
-//! 4. switches `[storage] mode` in `config.toml` last, with one atomic rename. Before it the store is in the old
-//!    mode, after it in the new one, never half;
-//! 5. cleans up: to filesystem, the blobs left in the database are removed (`col gc` finishes it if interrupted);
-//!    to sqlite, the files are left where they are (they are the user's; delete them when you no longer need them).
+//! The steps and their order are documented with `run_migration` (crates/colstore-app/src/migrate.rs); here is how
+//! each is done for the two modes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use colstore_domain::ports::{CollectionRepo, DocumentFiles, FileCatalog, VerifyEvent};
-use futures::StreamExt;
+use async_trait::async_trait;
+use colstore_domain::ports::{CollectionRepo, ConversionError, Converted, DocumentFiles, FileCatalog, StorageConversion};
 use serde::Serialize;
 
 use crate::{StorageMode, Store, StoreConfig, WiringError};
@@ -38,19 +28,6 @@ pub struct MigrationPlan {
     pub bytes: u64,
     /// Filesystem mode's documents folder (the target, or the source).
     pub docs_dir: PathBuf,
-}
-
-/// What a migration did.
-#[derive(Debug, Clone, Serialize)]
-pub struct MigrationReport {
-    /// The plan it carried out.
-    pub plan: MigrationPlan,
-    /// Contents copied to their new place.
-    pub copied: u64,
-    /// Documents whose content was re-hashed in the new mode.
-    pub verified: u64,
-    /// Blobs removed from the database after the switch (to filesystem).
-    pub blobs_removed: u64,
 }
 
 fn refuse(message: impl Into<String>, hint: impl Into<String>) -> WiringError {
@@ -110,79 +87,81 @@ impl Store {
         Ok(())
     }
 
-    /// Carries out `plan`: copy, verify, switch the config, clean up. The caller holds the store lock exclusively
-    /// and took a safety backup. `progress` gets (contents done, total).
-    ///
-    /// # Errors
-    /// Any failure before the switch leaves the store in its old mode (run again to continue); [`WiringError::Migration`]
-    /// when the verification finds a difference.
-    pub async fn migrate(&self, plan: &MigrationPlan, progress: &mut (dyn FnMut(u64, u64) + Send)) -> Result<MigrationReport, WiringError> {
-        let db = self.dir().db_path(self.config());
+    /// The steps of carrying out `plan`, for `colstore_app::run_migration`, which takes them in order (the caller holds
+    /// the store lock exclusively). Call [`StoreConversion::close`] afterwards.
+    pub fn conversion(&self, plan: &MigrationPlan) -> StoreConversion<'_> {
         let files: Arc<dyn DocumentFiles> = match plan.to {
             StorageMode::Filesystem => Arc::new(colstore_fs::FsDocumentFiles::new(plan.docs_dir.clone())),
             StorageMode::Sqlite => Arc::clone(self.files().expect("a filesystem-mode store has files")),
         };
-        let copied = match plan.to {
-            StorageMode::Filesystem => {
-                std::fs::create_dir_all(&plan.docs_dir).map_err(|e| WiringError::io(&plan.docs_dir, e))?;
-                self.sqlite().copy_contents_to_files(&*files, progress).await?
-            }
-            StorageMode::Sqlite => self.sqlite().copy_contents_from_files(&*files, progress).await?,
-        };
-
-        // Verify through a repository opened in the new mode, exactly as the store will be opened after the switch.
-        let target = match plan.to {
-            StorageMode::Filesystem => crate::open::open_filesystem(&db, false, Arc::clone(self.clock()), Arc::clone(&files)).await?,
-            StorageMode::Sqlite => crate::open::open_sqlite(&db, false, Arc::clone(self.clock())).await?,
-        };
-        let verified = verify_all(&target).await?;
-        if plan.to == StorageMode::Filesystem {
-            for c in target.list_collections().await? {
-                let report =
-                    colstore_app::plan_reconcile(&files, &target as &dyn FileCatalog, &c.name, colstore_app::ReconcileOptions::default())
-                        .await
-                        .map_err(|e| {
-                            refuse(format!("cannot check the new folder of {}: {e}", c.name), "fix the folder and run `col migrate` again")
-                        })?;
-                if !report.is_clean() {
-                    return Err(refuse(
-                        format!("the new folder of {} does not match the store after the copy ({:?})", c.name, report.counts()),
-                        "remove files that are not documents from the target folder (or choose an empty --docs-dir) and run `col migrate` again",
-                    ));
-                }
-            }
-        }
-
-        // The switch: one atomic rename of config.toml.
-        let path = self.dir().config_path();
-        let mut config = StoreConfig::load(&path)?;
-        config.storage.mode = plan.to;
-        if plan.to == StorageMode::Filesystem && plan.docs_dir != self.docs_dir() {
-            config.storage.filesystem_path = Some(plan.docs_dir.clone());
-        }
-        config.write(&path)?;
-        tracing::info!(from = plan.from.as_str(), to = plan.to.as_str(), "switched the storage mode");
-
-        let blobs_removed = if plan.to == StorageMode::Filesystem { target.gc(false).await?.contents_removed } else { 0 };
-        target.close().await;
-        Ok(MigrationReport { plan: plan.clone(), copied, verified, blobs_removed })
+        StoreConversion { store: self, plan: plan.clone(), files, target: std::sync::Mutex::new(None) }
     }
 }
 
-/// Re-hashes every document of `repo`; any corrupt one fails the migration.
-async fn verify_all(repo: &colstore_sqlite::SqliteRepo) -> Result<u64, WiringError> {
-    let mut events = repo.verify(None).await?;
-    let mut checked = 0;
-    while let Some(e) = events.next().await {
-        match e? {
-            VerifyEvent::Checked { documents, .. } => checked += documents,
-            VerifyEvent::Corrupt(c) => {
-                return Err(refuse(
-                    format!("after the copy, {}/{} does not verify: {}", c.collection, c.key, c.problem),
-                    "nothing was switched; check the disk and run `col migrate` again",
-                ));
-            }
+/// The [`StorageConversion`] of a store to the mode of its plan: contents copied by the store's SQLite adapter, the
+/// converted store opened exactly as `Store::open` will open it after the switch, the switch written to
+/// `config.toml` with one atomic rename.
+pub struct StoreConversion<'a> {
+    store: &'a Store,
+    plan: MigrationPlan,
+    /// Filesystem mode's documents (the target, or the source).
+    files: Arc<dyn DocumentFiles>,
+    /// The converted store, once opened.
+    target: std::sync::Mutex<Option<colstore_sqlite::SqliteRepo>>,
+}
+
+fn conversion_err(e: impl Into<WiringError>) -> ConversionError {
+    ConversionError(Box::new(e.into()))
+}
+
+impl StoreConversion<'_> {
+    /// Closes the converted store's database, if it was opened.
+    pub async fn close(self) {
+        let target = self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(t) = target {
+            t.close().await;
         }
     }
-    Ok(checked)
+}
+
+#[async_trait]
+impl StorageConversion for StoreConversion<'_> {
+    async fn copy_contents(&self, progress: &mut (dyn FnMut(u64, u64) + Send)) -> Result<u64, ConversionError> {
+        let sqlite = self.store.sqlite();
+        match self.plan.to {
+            StorageMode::Filesystem => {
+                let dir = &self.plan.docs_dir;
+                std::fs::create_dir_all(dir).map_err(|e| conversion_err(WiringError::io(dir, e)))?;
+                sqlite.copy_contents_to_files(&*self.files, progress).await.map_err(conversion_err)
+            }
+            StorageMode::Sqlite => sqlite.copy_contents_from_files(&*self.files, progress).await.map_err(conversion_err),
+        }
+    }
+
+    async fn open_converted(&self) -> Result<Converted, ConversionError> {
+        let db = self.store.dir().db_path(self.store.config());
+        let clock = Arc::clone(self.store.clock());
+        let target = match self.plan.to {
+            StorageMode::Filesystem => crate::open::open_filesystem(&db, false, clock, Arc::clone(&self.files)).await,
+            StorageMode::Sqlite => crate::open::open_sqlite(&db, false, clock).await,
+        }
+        .map_err(conversion_err)?;
+        let files =
+            (self.plan.to == StorageMode::Filesystem).then(|| (Arc::clone(&self.files), Arc::new(target.clone()) as Arc<dyn FileCatalog>));
+        let repo: Arc<dyn CollectionRepo> = Arc::new(target.clone());
+        *self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(target);
+        Ok(Converted { repo, files })
+    }
+
+    async fn switch(&self) -> Result<(), ConversionError> {
+        let path = self.store.dir().config_path();
+        let mut config = StoreConfig::load(&path).map_err(conversion_err)?;
+        config.storage.mode = self.plan.to;
+        if self.plan.to == StorageMode::Filesystem && self.plan.docs_dir != self.store.docs_dir() {
+            config.storage.filesystem_path = Some(self.plan.docs_dir.clone());
+        }
+        config.write(&path).map_err(conversion_err)?;
+        tracing::info!(from = self.plan.from.as_str(), to = self.plan.to.as_str(), "switched the storage mode");
+        Ok(())
+    }
 }

@@ -3,5 +3,6 @@
 mod backup;
 mod documents;
 mod export;
+mod migrate;
 mod reconcile;
 mod sync_jobs;

@@ -2,7 +2,7 @@
 
 use colstore_app::{ChangeCounts, ReconcileAllError, ReconcileError, ReconcileOptions, ReconcileOutcome, ReconcilePlan, ReconcileReport};
 use colstore_domain::CollectionName;
-use colstore_domain::ports::FileChange;
+use colstore_domain::ports::{FileChange, SafetyCopy, SafetyNet};
 use colstore_wiring::{StorageMode, Store};
 use serde_json::json;
 
@@ -327,32 +327,38 @@ pub async fn migrate(ctx: &Ctx, a: MigrateArgs) -> CliResult {
         return Ok(());
     }
     let _lock = ctx.exclusive_lock(&store, "col migrate").await?;
-    let safety = if a.no_backup {
-        None
-    } else {
-        let all = store.repo().list_collections().await?.into_iter().map(|c| c.name).collect();
-        Some(super::safety::safety_backup(ctx, &store, all, "migrate").await?)
+    let all: Vec<CollectionName> = store.repo().list_collections().await?.into_iter().map(|c| c.name).collect();
+    let progress = super::safety::SafetyProgress::new(ctx);
+    let on_event = |e| progress.on_event(e);
+    let net = store.safety_net(&on_event);
+    let on_kept = |copy: &SafetyCopy| {
+        progress.finish();
+        super::safety::announce_safety(ctx, copy);
+        // The plan line follows the safety backup, as the copy starts.
+        let _ = ctx.out.line(format!("Migrating {summary}"));
     };
-    ctx.out.line(format!("Migrating {summary}")).map_err(io)?;
-    let bar = crate::progress::bar(plan.documents, false, ctx.hide_progress, "copying content");
-    let mut progress = |done: u64, total: u64| {
+    let safety = if a.no_backup { None } else { Some(&net as &dyn SafetyNet) };
+    if safety.is_none() {
+        ctx.out.line(format!("Migrating {summary}")).map_err(io)?;
+    }
+    let conversion = store.conversion(&plan);
+    let bar = std::sync::OnceLock::new();
+    let mut on_progress = |done: u64, total: u64| {
+        let bar = bar.get_or_init(|| crate::progress::bar(total, false, ctx.hide_progress, "copying content"));
         bar.set_length(total);
         bar.set_position(done);
     };
-    let report = store.migrate(&plan, &mut progress).await;
-    bar.finish_and_clear();
-    let report = report.map_err(|e| {
-        let err = CliError::from(e);
-        match &safety {
-            Some(s) => {
-                let hint = err.hint.clone().unwrap_or_default();
-                err.hint(format!("{hint} The store was not switched; safety backup {s} holds it as it was."))
-            }
-            None => err,
-        }
-    })?;
+    let outcome = colstore_app::run_migration(&conversion, safety, &all, &on_kept, &mut on_progress).await;
+    progress.finish();
+    if let Some(b) = bar.get() {
+        b.finish_and_clear();
+    }
+    conversion.close().await;
+    let report = outcome?;
     store.close().await;
-    ctx.out.json_value(&json!({ "dry_run": false, "report": to_value(&report), "safety_backup": safety })).map_err(io)?;
+    let safety = report.safety.as_ref().map(super::safety::safety_label);
+    let report_json = json!({ "plan": to_value(&plan), "copied": report.copied, "verified": report.verified, "blobs_removed": report.blobs_removed });
+    ctx.out.json_value(&json!({ "dry_run": false, "report": report_json, "safety_backup": safety })).map_err(io)?;
     ctx.out
         .line(format!(
             "Migrated to {} mode: {} content(s) copied, {} document(s) verified{}.",

@@ -1,12 +1,9 @@
 //! Safety copies before destructive commands: the store's `SafetyNet` with a progress bar, and how a copy is reported.
 
 use colstore_app::backup::BackupEvent;
-use colstore_domain::ports::{SafetyCopy, SafetyNet};
-use colstore_domain::CollectionName;
-use colstore_wiring::Store;
+use colstore_domain::ports::SafetyCopy;
 
 use super::Ctx;
-use crate::error::{CliError, CliResult};
 
 /// The progress bar of a safety backup, drawn once a backup starts (a sqlite-mode copy of the database draws none).
 pub(crate) struct SafetyProgress {
@@ -63,20 +60,5 @@ pub(crate) fn safety_label(copy: &SafetyCopy) -> &str {
     match copy {
         SafetyCopy::Backup(id) => id,
         SafetyCopy::Database(path) => path,
-    }
-}
-
-/// A safety backup of `collections` before `operation` (`clear`, `import`, `restore`, `migrate`), into the store's
-/// configured repository, through the store's safety net; returns the backup's id.
-pub(crate) async fn safety_backup(ctx: &Ctx, store: &Store, collections: Vec<CollectionName>, operation: &str) -> CliResult<String> {
-    let progress = SafetyProgress::new(ctx);
-    let on_event = |e: BackupEvent| progress.on_event(e);
-    let copy = store.safety_net(&on_event).backup(&collections, operation).await;
-    progress.finish();
-    let copy = copy.map_err(CliError::from)?;
-    announce_safety(ctx, &copy);
-    match copy {
-        SafetyCopy::Backup(id) => Ok(id),
-        SafetyCopy::Database(path) => Ok(path),
     }
 }
