@@ -148,6 +148,22 @@ impl Store {
         Self::open_with_clock(dir, env, Arc::new(SystemClock))
     }
 
+    /// The store at `dir` (a project folder), created there first as `col init` creates one (sqlite mode, the
+    /// defaults, no environment overrides) when it holds none: where `col restore --to-store` restores into.
+    ///
+    /// # Errors
+    /// As [`init`](crate::init) and [`Store::open`].
+    pub async fn open_or_init(dir: &std::path::Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Store, WiringError> {
+        let store_dir = match crate::StoreDir::at(dir) {
+            Some(d) => d,
+            None => {
+                std::fs::create_dir_all(dir).map_err(|e| WiringError::io(dir, e))?;
+                crate::init(dir, StorageMode::Sqlite, None, &|_| None, Arc::new(SystemClock)).await?
+            }
+        };
+        Self::open(store_dir, env).await
+    }
+
     /// Like [`Store::open`], with a given clock (tests use a manual one).
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use colstore_app::backup::{
     RestoreMode, RestoreOptions, RestorePlan, RestoreTarget, plan_restore, plan_restore_into_empty, run_restore, show_backup,
 };
 use colstore_domain::ports::SafetyCopy;
-use colstore_wiring::{StorageMode, Store, StoreDir, StoreLock, SystemClock, process_env};
+use colstore_wiring::{Store, StoreDir, StoreLock, SystemClock, process_env};
 use serde_json::json;
 
 use super::backup::{backup_id, open_repo, resolve_id};
@@ -53,19 +53,6 @@ pub(super) fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str
         .map_err(io)
 }
 
-/// The store a restore writes to: `--to-store DIR` (created when it holds none) or the current one.
-async fn restore_target(ctx: &Ctx, to: Option<&std::path::Path>) -> CliResult<Store> {
-    let Some(dir) = to else { return ctx.open().await };
-    let dir_store = match StoreDir::at(dir) {
-        Some(d) => d,
-        None => {
-            std::fs::create_dir_all(dir).map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
-            colstore_wiring::init(dir, StorageMode::Sqlite, None, &|_| None, Arc::new(SystemClock)).await?
-        }
-    };
-    Ok(Store::open(dir_store, &process_env).await?)
-}
-
 /// Takes the store lock of `dir` exclusively for `command` (for a store whose database cannot be opened).
 async fn exclusive_lock_dir(dir: &StoreDir, command: &'static str) -> CliResult<StoreLock> {
     let dir = dir.clone();
@@ -107,7 +94,8 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
     let mut held_lock = None;
     let mut damaged_json = serde_json::Value::Null;
     let target = match (&a.to_store, here) {
-        (Some(to), _) => restore_target(ctx, Some(to)).await?,
+        // `--to-store DIR`: a store is created there when it holds none.
+        (Some(to), _) => Store::open_or_init(to, &process_env).await?,
         (None, None) => ctx.open().await?,
         (None, Some(here)) => match Store::open_or_damaged(here.dir.clone(), &process_env).await? {
             Ok(store) => store,
