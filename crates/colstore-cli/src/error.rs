@@ -286,7 +286,9 @@ impl From<BackupFailure> for CliError {
                 "check the repository URL (--to/--repo, [backup] repository, COLSTORE_BACKUP_REPOSITORY); for s3:// also \
                  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
             ),
-            BackupFailure::StoreCorrupt { .. } => CliError::new(e.to_string()).code(exit::VERIFY),
+            BackupFailure::StoreCorrupt { .. } => CliError::new(e.to_string())
+                .code(exit::VERIFY)
+                .hint("run `col verify` to find every damaged document, then restore them from a backup"),
             BackupFailure::Format(_) => CliError::new(e.to_string()).code(exit::VERIFY),
             other => CliError::new(other.to_string()),
         }

@@ -103,7 +103,7 @@ pub enum BackupFailure {
         age_s: i64,
     },
     /// The store's content does not match its recorded hash.
-    #[error("document {collection}/{key} is corrupt in the store (its content does not match its hash); run `col verify`")]
+    #[error("document {collection}/{key} is corrupt in the store (its content does not match its hash)")]
     StoreCorrupt {
         /// The collection.
         collection: CollectionName,

@@ -228,11 +228,7 @@ pub async fn export(
                 let contents = snap.contents(page.iter().map(|d| d.content_hash).collect()).await?;
                 for (d, content) in page.iter().zip(&contents) {
                     if ContentHash::of(content) != d.content_hash {
-                        return Err(RepoError::Corrupt {
-                            key: d.key.clone(),
-                            detail: "its content does not match its hash; run `col verify`".into(),
-                        }
-                        .into());
+                        return Err(RepoError::Corrupt { key: d.key.clone(), detail: "its content does not match its hash".into() }.into());
                     }
                 }
                 let texts: Vec<&[u8]> = contents.iter().map(|b| &b[..]).collect();
@@ -275,7 +271,7 @@ async fn export_in_parts(
     let mut hasher = ContentHasher::new();
     let (mut size, mut written) = (0u64, 0u64);
     let mut piece: Vec<u8> = Vec::with_capacity(PIECE);
-    let corrupt = || RepoError::Corrupt { key: d.key.clone(), detail: "its content does not match its hash; run `col verify`".into() };
+    let corrupt = || RepoError::Corrupt { key: d.key.clone(), detail: "its content does not match its hash".into() };
     loop {
         let chunk = stream.next().await.transpose().map_err(|source| RepoError::ContentRead { key: d.key.clone(), source })?;
         let end = chunk.is_none();
