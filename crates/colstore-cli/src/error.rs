@@ -86,6 +86,9 @@ pub fn repo_hint(e: &RepoError) -> Option<String> {
         RepoError::ContentRead { source, .. } if colstore_domain::ContentChanged::of(source).is_some() => {
             "run `col reconcile` to record the file as it is now, then try again".into()
         }
+        RepoError::ContentRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "run `col reconcile` to record that the file is gone, then try again".into()
+        }
         RepoError::ContentRead { .. } => "check that the file is readable and not being changed, then try again".into(),
         RepoError::Corrupt { .. } => "run `col verify` to find every damaged document, then restore them from a backup".into(),
         RepoError::ReadOnly(_) => {
@@ -403,6 +406,18 @@ mod tests {
     fn every_wiring_error_says_how_to_fix_it(#[case] e: WiringError, #[case] in_hint: &str) {
         let hint = CliError::from(e).hint.expect("a hint");
         assert!(hint.contains(in_hint), "{hint:?} lacks {in_hint:?}");
+    }
+
+    #[test]
+    fn a_file_changed_or_gone_behind_the_store_hints_reconcile() {
+        let key = colstore_domain::DocKey::parse("a.md").unwrap();
+        let changed = std::io::Error::new(std::io::ErrorKind::InvalidData, colstore_domain::ContentChanged { key: key.clone() });
+        let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "its file /d/a.md is missing");
+        let other = std::io::Error::other("the disk failed");
+        for (source, hint) in [(changed, "col reconcile"), (gone, "col reconcile"), (other, "not being changed")] {
+            let e = CliError::from(RepoError::ContentRead { key: key.clone(), source });
+            assert!(e.hint.as_deref().is_some_and(|h| h.contains(hint)), "{:?} lacks {hint:?}", e.hint);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{DocumentFiles, FileStat, FilesError, RepoError};
-use colstore_domain::{CollectionName, ContentHash, DocKey};
+use colstore_domain::{CollectionName, ContentChanged, ContentHash, DocKey};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -190,8 +190,8 @@ impl SqliteRepo {
     /// Safe to interrupt and run again.
     ///
     /// # Errors
-    /// `Corrupt` when a file is missing or does not hold its recorded content (edited outside colstore: run
-    /// `col reconcile` first); `Backend` when the database fails.
+    /// `ContentRead` when a file is missing (`NotFound`) or does not hold its recorded content (edited outside
+    /// colstore: a [`ContentChanged`] source); `Backend` when the database fails.
     pub async fn copy_contents_from_files(
         &self,
         files: &dyn DocumentFiles,
@@ -275,7 +275,7 @@ impl SqliteRepo {
             })?;
             if hash != d.hash || size != d.size {
                 // Dropping the transaction rolls the blob back.
-                return Err(changed(files, collection, &d, &key));
+                return Err(changed(&key));
             }
             tx.commit().await.map_err(map_err)?;
         }
@@ -304,22 +304,21 @@ impl SqliteRepo {
     }
 }
 
-fn changed(files: &dyn DocumentFiles, collection: &CollectionName, d: &Doc, key: &DocKey) -> RepoError {
-    RepoError::Corrupt {
-        key: key.clone(),
-        detail: format!(
-            "its file {}/{} does not hold the recorded content (it was changed outside colstore); run `col reconcile` first",
-            files.location(collection),
-            d.path
-        ),
-    }
+/// A file that does not hold its recorded content: edited outside colstore since the last reconcile
+/// ([`ContentChanged`], which the shells explain).
+fn changed(key: &DocKey) -> RepoError {
+    let source = std::io::Error::new(std::io::ErrorKind::InvalidData, ContentChanged { key: key.clone() });
+    RepoError::ContentRead { key: key.clone(), source }
 }
 
 fn file_problem(files: &dyn DocumentFiles, collection: &CollectionName, d: &Doc, key: &DocKey, e: FilesError) -> RepoError {
     match e {
-        FilesError::NotFound { .. } | FilesError::RootMissing { .. } => RepoError::Corrupt {
+        FilesError::NotFound { .. } | FilesError::RootMissing { .. } => RepoError::ContentRead {
             key: key.clone(),
-            detail: format!("its file {}/{} is missing; run `col reconcile` first", files.location(collection), d.path),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("its file {}/{} is missing", files.location(collection), d.path),
+            ),
         },
         other => files_err(other),
     }
@@ -337,11 +336,11 @@ async fn read_small(files: &dyn DocumentFiles, collection: &CollectionName, d: &
         })?;
         buf.extend_from_slice(&chunk);
         if buf.len() as u64 > d.size {
-            return Err(changed(files, collection, d, &key));
+            return Err(changed(&key));
         }
     }
     if buf.len() as u64 != d.size || ContentHash::of(&buf) != d.hash {
-        return Err(changed(files, collection, d, &key));
+        return Err(changed(&key));
     }
     Ok(buf.freeze())
 }

@@ -919,15 +919,18 @@ async fn copying_from_files_refuses_unreconciled_files() {
     s.repo.put_batch(&c, vec![doc("a.md", "alpha"), doc("b.md", "beta")]).await.unwrap();
     s.files.inner.external_write(&c, "b.md", "edited");
     match s.repo.copy_contents_from_files(&*s.files, &mut |_, _| {}).await {
-        Err(RepoError::Corrupt { key, detail }) => {
+        Err(RepoError::ContentRead { key, source }) => {
             assert_eq!(key.as_str(), "b.md");
-            assert!(detail.contains("col reconcile"), "{detail}");
+            assert!(colstore_domain::ContentChanged::of(&source).is_some(), "{source}");
         }
-        other => panic!("expected Corrupt, got {other:?}"),
+        other => panic!("expected ContentRead (changed), got {other:?}"),
     }
     s.files.inner.external_remove(&c, "b.md");
     let r = s.repo.copy_contents_from_files(&*s.files, &mut |_, _| {}).await;
-    assert!(matches!(&r, Err(RepoError::Corrupt { detail, .. }) if detail.contains("missing")), "{r:?}");
+    assert!(
+        matches!(&r, Err(RepoError::ContentRead { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && source.to_string().contains("missing")),
+        "{r:?}"
+    );
 }
 
 /// A store of schema version 2 migrates in sqlite mode with empty file tables, and its documents still delete
