@@ -17,6 +17,29 @@ pub enum ClearProjection<'a> {
     Retire(Result<&'a SyncPorts, String>),
 }
 
+/// One collection a clear would empty (what `col clear --dry-run` shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClearTarget {
+    /// The collection.
+    pub collection: CollectionName,
+    /// Its documents.
+    pub documents: u64,
+    /// Their content's bytes.
+    pub bytes: u64,
+}
+
+/// The collections a clear of `only` (or of every collection) would empty, with what they hold. Changes nothing.
+///
+/// # Errors
+/// `CollectionNotFound` for `only`, or a store failure.
+pub async fn plan_clear(repo: &dyn CollectionRepo, only: Option<&CollectionName>) -> Result<Vec<ClearTarget>, RepoError> {
+    let collections = match only {
+        Some(c) => vec![repo.collection(c).await?],
+        None => repo.list_collections().await?,
+    };
+    Ok(collections.into_iter().map(|c| ClearTarget { collection: c.name, documents: c.document_count, bytes: c.logical_bytes }).collect())
+}
+
 /// What [`clear_collections`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClearReport {

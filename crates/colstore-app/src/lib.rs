@@ -16,13 +16,14 @@ mod projection;
 mod reconcile;
 mod reconcile_all;
 mod remove;
+mod status;
 mod sync;
 mod sync_jobs;
 mod verify;
 mod watch;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
-pub use clear::{ClearProjection, ClearReport, clear_collection, clear_collections, retire_deleted};
+pub use clear::{ClearProjection, ClearReport, ClearTarget, clear_collection, clear_collections, plan_clear, retire_deleted};
 pub use collections::create_collection;
 pub use documents::{CHECK_IN_MEMORY, ReadError, ReadMode, ReadReport, collect_garbage, put_document, read_document};
 pub use export::{
@@ -33,6 +34,7 @@ pub use jobs::{cancel_job, retry_job};
 pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
 pub use projection::{
     CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
+    verify_indexes,
 };
 pub use reconcile::{
     ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,
@@ -42,6 +44,7 @@ pub use reconcile_all::{
     FilePorts, ReconcileAllError, ReconcileOutcome, ReconcileSyncError, reconcile_and_sync, reconcile_collections, refusal_error,
 };
 pub use remove::{CollectionDeleteReport, RemoveError, RemovePlan, RemoveReport, delete_collection, plan_remove, remove_documents};
+pub use status::{JobCounts, StatusError, StoreStatus, store_status};
 pub use sync::{
     CancelToken, Checkpoint, FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection,
     sync_collection_until,

@@ -233,6 +233,18 @@ pub struct IndexReport {
     pub marked_pending: Vec<DocKey>,
 }
 
+/// [`verify_index`] of each of `collections`, in order (`col verify --index [--repair]`).
+///
+/// # Errors
+/// As [`verify_index`], for the first collection that fails.
+pub async fn verify_indexes(ports: &SyncPorts, collections: &[CollectionName], repair: bool) -> Result<Vec<IndexReport>, SyncFailure> {
+    let mut reports = Vec::with_capacity(collections.len());
+    for c in collections {
+        reports.push(verify_index(ports, c, repair).await?);
+    }
+    Ok(reports)
+}
+
 /// Compares the ledger with what the index really holds (ids and content hashes, by scrolling); with `repair`,
 /// rewrites missing and stale points from the local cache (no embedder calls) and deletes orphans.
 ///

@@ -318,3 +318,36 @@ mod several_collections {
         assert!(keys_of(&w, &w.c).await.is_empty(), "nothing applied before the failure");
     }
 }
+
+/// `store_status` (`col status`) lists the folders with unreconciled changes and counts the queue, changing nothing.
+#[tokio::test]
+async fn the_status_names_unreconciled_folders_and_counts_jobs() {
+    use colstore_app::{FilePorts, SyncPorts, store_status};
+    use colstore_domain::ports::MockEmbedder;
+    use colstore_testkit::{InMemoryIndex, InMemoryQueue};
+
+    let w = world(&[("a.md", "alpha")]).await;
+    let mut embedder = MockEmbedder::new();
+    embedder.expect_embed().never();
+    let ports = SyncPorts {
+        repo: w.repo.clone(),
+        ledger: w.repo.clone(),
+        index: Arc::new(InMemoryIndex::new()),
+        embedder: Arc::new(embedder),
+        store_id: colstore_domain::StoreId::random(),
+    };
+    let files = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone() };
+    let queue = InMemoryQueue::new(Arc::new(ManualClock::at_2024()));
+    let clean = store_status(&ports, Some(&files), &queue, None).await.unwrap();
+    assert!(clean.unreconciled.is_empty(), "{:?}", clean.unreconciled);
+    assert_eq!(clean.jobs.map(|j| (j.pending_or_running, j.dead)), Some((0, 0)));
+
+    w.files.external_write(&w.c, "new.md", &b"fresh"[..]);
+    let st = store_status(&ports, Some(&files), &queue, None).await.unwrap();
+    assert_eq!(st.unreconciled.len(), 1);
+    assert_eq!((st.unreconciled[0].0.as_str(), st.unreconciled[0].1.added), ("notes", 1));
+    assert_eq!(st.status.collections.len(), 1);
+    assert_eq!(w.keys().await, ["a.md"], "a status reconciles nothing");
+    let sqlite_mode = store_status(&ports, None, &queue, None).await.unwrap();
+    assert!(sqlite_mode.unreconciled.is_empty(), "no folders to compare in sqlite mode");
+}

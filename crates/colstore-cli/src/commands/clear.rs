@@ -13,17 +13,12 @@ use crate::output::human_bytes;
 
 pub async fn clear(ctx: &Ctx, a: ClearArgs) -> CliResult {
     let store = ctx.open().await?;
-    let names: Vec<CollectionName> = match &a.collection {
-        Some(c) => vec![store.repo().collection(&collection_name(c)?).await?.name],
-        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
-    };
-    let mut total = 0;
-    let mut rows = Vec::new();
-    for n in &names {
-        let c = store.repo().collection(n).await?;
-        total += c.document_count;
-        rows.push(json!({ "collection": n, "documents": c.document_count, "bytes": c.logical_bytes }));
-    }
+    let only = a.collection.as_deref().map(collection_name).transpose()?;
+    let targets = colstore_app::plan_clear(&**store.repo(), only.as_ref()).await?;
+    let names: Vec<CollectionName> = targets.iter().map(|t| t.collection.clone()).collect();
+    let total: u64 = targets.iter().map(|t| t.documents).sum();
+    let rows: Vec<serde_json::Value> =
+        targets.iter().map(|t| json!({ "collection": t.collection, "documents": t.documents, "bytes": t.bytes })).collect();
     let what = if a.drop { "drop" } else { "clear" };
     if a.dry_run {
         ctx.out.json_value(&json!({ "collections": rows, "drop": a.drop, "dry_run": true })).map_err(io)?;

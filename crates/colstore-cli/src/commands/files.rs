@@ -1,6 +1,6 @@
 //! Filesystem mode: `col reconcile` (and the reconcile that `col sync` and `col status` run first).
 
-use colstore_app::{ChangeCounts, ReconcileAllError, ReconcileError, ReconcileOptions, ReconcileOutcome, ReconcilePlan, ReconcileReport};
+use colstore_app::{ReconcileAllError, ReconcileError, ReconcileOptions, ReconcileOutcome, ReconcilePlan, ReconcileReport};
 use colstore_domain::CollectionName;
 use colstore_domain::ports::{FileChange, SafetyCopy, SafetyNet};
 use colstore_wiring::{StorageMode, Store};
@@ -173,26 +173,6 @@ pub fn print_plan(ctx: &Ctx, p: &ReconcilePlan, dry_run: bool) -> CliResult {
         ctx.out.line(line).map_err(io)?;
     }
     Ok(())
-}
-
-/// Filesystem mode: per collection with changes not yet reconciled, their counts (a dry-run reconcile; nothing is
-/// written). Empty in sqlite mode.
-///
-/// # Errors
-/// Store or folder failures.
-pub async fn unreconciled<'a>(store: &Store, collections: impl Iterator<Item = &'a str>) -> CliResult<Vec<(String, ChangeCounts)>> {
-    let Some(files) = store.files() else { return Ok(Vec::new()) };
-    let catalog = store.catalog();
-    let opts = options(store, true, false, None);
-    let mut out = Vec::new();
-    for c in collections {
-        let c = collection_name(c)?;
-        let plan = colstore_app::plan_reconcile(files, &*catalog, &c, opts).await.map_err(|e| reconcile_error(e, &c))?;
-        if !plan.is_clean() {
-            out.push((c.to_string(), plan.counts()));
-        }
-    }
-    Ok(out)
 }
 
 /// `col watch [COLLECTION]`: reconcile and sync now, then after every burst of changes, until Ctrl-C.

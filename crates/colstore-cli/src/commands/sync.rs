@@ -6,7 +6,7 @@ use std::time::Instant;
 use colstore_app::{
     CollectionOutcome, CollectionRun, ReconcileSyncError, StopReason, SyncOptions, SyncProgress, SyncReport, SyncRunEvent, SyncRunOptions,
 };
-use colstore_domain::ports::{JobFilter, JobId, JobState, WorkerId};
+use colstore_domain::ports::{JobId, WorkerId};
 use colstore_domain::CollectionName;
 use serde_json::json;
 
@@ -223,20 +223,17 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
     let only = a.collection.as_deref().map(collection_name).transpose()?;
     let store = ctx.open().await?;
     let ports = Ctx::sync_ports(&store).await?;
-    let st = colstore_app::status(&ports, only.as_ref()).await?;
-    let unreconciled = super::files::unreconciled(&store, st.collections.iter().map(|c| c.collection.as_str())).await?;
+    let full = colstore_app::store_status(&ports, store.file_ports().as_ref(), &*store.queue(), only.as_ref()).await.map_err(|e| match e {
+        colstore_app::StatusError::Sync(e) => CliError::from(e),
+        colstore_app::StatusError::Reconcile(e) => super::files::reconcile_all_error(e),
+    })?;
+    let (st, unreconciled) = (&full.status, &full.unreconciled);
     let cfg = store.config();
     let mode = cfg.storage.mode.to_string();
     let backend = cfg.vectors.backend.to_string();
     let embedder = ports.embedder.identity().to_string();
-    let jobs = store
-        .queue()
-        .list(JobFilter { states: vec![JobState::Pending, JobState::Running, JobState::Dead], kind: None, limit: Some(1000) })
-        .await;
-    let (pending_jobs, dead_jobs) = match &jobs {
-        Ok(j) => (j.iter().filter(|j| j.state != JobState::Dead).count(), j.iter().filter(|j| j.state == JobState::Dead).count()),
-        Err(_) => (0, 0),
-    };
+    let jobs = full.jobs.unwrap_or_default();
+    let (pending_jobs, dead_jobs) = (jobs.pending_or_running, jobs.dead);
     ctx.out
         .json_value(&json!({
             "storage_mode": mode,
@@ -244,7 +241,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
             "embedder": embedder,
             "jobs": { "pending_or_running": pending_jobs, "dead": dead_jobs },
             "collections": to_value(&st.collections),
-            "unreconciled": unreconciled.iter().map(|(c, n)| (c.clone(), to_value(n))).collect::<serde_json::Map<_, _>>(),
+            "unreconciled": unreconciled.iter().map(|(c, n)| (c.to_string(), to_value(n))).collect::<serde_json::Map<_, _>>(),
         }))
         .map_err(io)?;
     let health = if st.index.ok { "ok".to_owned() } else { format!("UNHEALTHY: {}", st.index.detail.clone().unwrap_or_default()) };
@@ -278,7 +275,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
                 .map_err(io)?;
         }
     }
-    for (c, n) in &unreconciled {
+    for (c, n) in unreconciled {
         ctx.out
             .data(format!(
                 "unreconciled: {c}: {} file(s) changed outside colstore ({} added, {} modified, {} deleted, {} renamed); `col sync` reconciles first, or run `col reconcile {c}`",
@@ -336,10 +333,7 @@ pub async fn verify_index(ctx: &Ctx, only: Option<CollectionName>, repair: bool)
         Some(c) => vec![store.repo().collection(c).await?.name],
         None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
     };
-    let mut reports = Vec::new();
-    for c in &collections {
-        reports.push(colstore_app::verify_index(&ports, c, repair).await?);
-    }
+    let reports = colstore_app::verify_indexes(&ports, &collections, repair).await?;
     let drift: usize = reports.iter().map(|r| r.drift.len()).sum();
     ctx.out.json_value(&json!({ "ok": drift == 0, "repaired": repair, "collections": to_value(&reports) })).map_err(io)?;
     for r in &reports {
