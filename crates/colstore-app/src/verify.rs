@@ -1,4 +1,5 @@
-//! `col verify`: re-hash all content and collect every corrupt document.
+//! `col verify`: re-hash all content and collect every corrupt document, or (filesystem mode) every file that no
+//! longer matches its record.
 
 use std::sync::Arc;
 
@@ -16,6 +17,12 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Every corrupt document, sorted by collection and key.
     pub corrupt: Vec<CorruptDocument>,
+    /// Whether the repository's contents are files people may edit (filesystem mode). A file that no longer matches
+    /// its record was then edited or removed outside colstore: work for `col reconcile`, listed in `unreconciled`,
+    /// not corruption.
+    pub external_edits: bool,
+    /// Filesystem mode: the documents whose file no longer matches its record, sorted by collection and key.
+    pub unreconciled: Vec<CorruptDocument>,
 }
 
 impl VerifyReport {
@@ -36,7 +43,8 @@ pub async fn verify(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<VerifyReport, RepoError> {
     let mut stream = repo.verify(collection).await?;
-    let mut report = VerifyReport::default();
+    let external_edits = repo.capabilities().external_edits;
+    let mut report = VerifyReport { external_edits, ..VerifyReport::default() };
     while let Some(ev) = stream.next().await {
         match ev? {
             VerifyEvent::Checked { documents, bytes } => {
@@ -48,13 +56,16 @@ pub async fn verify(
         }
     }
     report.corrupt.sort_by(|a, b| (a.collection.as_str(), a.key.as_str()).cmp(&(b.collection.as_str(), b.key.as_str())));
+    if external_edits {
+        report.unreconciled = std::mem::take(&mut report.corrupt);
+    }
     Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use colstore_domain::ports::MockCollectionRepo;
+    use colstore_domain::ports::{MockCollectionRepo, RepoCapabilities};
     use colstore_domain::{ContentHash, DocKey};
 
     #[tokio::test]
@@ -76,19 +87,44 @@ mod tests {
             Ok(VerifyEvent::Checked { documents: 1, bytes: 5 }),
         ];
         repo.expect_verify().times(1).withf(|c| c.is_none()).return_once(move |_| Ok(futures::stream::iter(events).boxed()));
+        repo.expect_capabilities().return_const(caps(false));
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         let calls = std::sync::Mutex::new(Vec::new());
         let r = verify(&repo, None, &|d, b| calls.lock().unwrap().push((d, b))).await.unwrap();
         assert_eq!((r.documents_ok, r.bytes_checked), (3, 15));
         assert_eq!(r.corrupt.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["a", "z"]);
         assert!(!r.is_clean());
+        assert!(r.unreconciled.is_empty());
         assert_eq!(*calls.lock().unwrap(), [(2, 10), (3, 15)]);
+    }
+
+    fn caps(external_edits: bool) -> RepoCapabilities {
+        RepoCapabilities { content_addressed: !external_edits, compression: !external_edits, external_edits }
+    }
+
+    #[tokio::test]
+    async fn in_filesystem_mode_a_mismatch_is_unreconciled_not_corrupt() {
+        let mut repo = MockCollectionRepo::new();
+        let changed = VerifyEvent::Corrupt(CorruptDocument {
+            collection: CollectionName::parse("c").unwrap(),
+            key: DocKey::parse("a.md").unwrap(),
+            expected: ContentHash::of(b"x"),
+            actual: Some(ContentHash::of(b"y")),
+            problem: "the file was changed".into(),
+        });
+        repo.expect_verify().return_once(move |_| Ok(futures::stream::iter(vec![Ok(changed)]).boxed()));
+        repo.expect_capabilities().return_const(caps(true));
+        let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
+        let r = verify(&repo, None, &|_, _| {}).await.unwrap();
+        assert!(r.external_edits && r.is_clean(), "{r:?}");
+        assert_eq!(r.unreconciled.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["a.md"]);
     }
 
     #[tokio::test]
     async fn a_mid_stream_error_is_returned() {
         let mut repo = MockCollectionRepo::new();
         repo.expect_verify().return_once(|_| Ok(futures::stream::iter(vec![Err(RepoError::Busy("x".into()))]).boxed()));
+        repo.expect_capabilities().return_const(caps(false));
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         assert!(matches!(verify(&repo, None, &|_, _| {}).await, Err(RepoError::Busy(_))));
     }

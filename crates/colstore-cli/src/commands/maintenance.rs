@@ -71,10 +71,9 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     bar.finish_and_clear();
     let report = report?;
     let scope = collection.as_ref().map_or("store".to_owned(), |c| format!("collection {c}"));
-    if store.repo().capabilities().external_edits {
-        // Filesystem mode: the files belong to the user, so a file that no longer matches its record was edited (or
-        // removed) outside colstore; that is work for `col reconcile`, not corruption.
-        let changed = &report.corrupt;
+    if report.external_edits {
+        // Filesystem mode: a file that no longer matches its record is work for `col reconcile`, not corruption.
+        let changed = &report.unreconciled;
         ctx.out
             .json_value(&json!({ "scope": scope, "ok": true, "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": [], "unreconciled": to_value(changed) }))
             .map_err(io)?;
