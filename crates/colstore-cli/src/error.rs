@@ -108,12 +108,25 @@ impl From<RepoError> for CliError {
     }
 }
 
+/// How to get past a refused `col migrate`.
+fn migration_hint(refused: &colstore_wiring::MigrationRefused) -> String {
+    use colstore_wiring::MigrationRefused as R;
+    match refused {
+        R::AlreadyInMode(_) => "nothing to do".to_owned(),
+        R::ModeFromEnv(var) => format!("unset {var} and run `col migrate` again; afterwards config.toml holds the mode"),
+        R::DocsDirToSqlite => "drop --docs-dir".to_owned(),
+        R::FolderUnchecked { .. } => "fix the folder, then try again".to_owned(),
+        R::Unreconciled { collection, .. } => format!("run `col reconcile {collection}` (or `col sync`) first, then migrate"),
+        _ => "see `col migrate --help`".to_owned(),
+    }
+}
+
 /// How to fix a [`WiringError`], when there is something to say (the messages say what and where).
 fn wiring_hint(e: &WiringError) -> Option<String> {
     use WiringError as W;
     Some(match e {
         W::NoStore { .. } => "run `col init` here, or pass --store DIR / set COLSTORE_DIR".to_owned(),
-        W::Migration { hint, .. } => hint.clone(),
+        W::Migration(refused) => migration_hint(refused),
         W::NotAStore { source_of_path: "COLSTORE_DIR", .. } => {
             "point COLSTORE_DIR at a directory holding .colstore/ (or unset it), or run `col init` there".to_owned()
         }

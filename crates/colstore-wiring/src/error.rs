@@ -151,14 +151,9 @@ pub enum WiringError {
     /// The embedder cannot be built.
     #[error("the embedder cannot be set up: {0}")]
     Embedder(#[from] EmbedError),
-    /// `col migrate` cannot convert the store (nothing was switched).
-    #[error("cannot migrate the store: {message}")]
-    Migration {
-        /// What is wrong.
-        message: String,
-        /// How to fix it.
-        hint: String,
-    },
+    /// `col migrate` cannot start (nothing was changed).
+    #[error("cannot migrate the store: {0}")]
+    Migration(#[from] crate::MigrationRefused),
     /// Any other I/O failure, with the path it happened on.
     #[error("i/o error on {}: {source}", path.display())]
     Io {

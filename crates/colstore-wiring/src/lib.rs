@@ -45,7 +45,7 @@ pub use discover::{CONFIG_FILE, STORE_DIR_ENV, STORE_DIR_NAME, StoreDir, discove
 pub use error::WiringError;
 pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
-pub use migrate::{MigrationPlan, StoreConversion};
+pub use migrate::{MigrationPlan, MigrationRefused, StoreConversion};
 pub use open::{Store, SystemClock, create_database};
 pub use safety::{DamagedStore, Recreated, SAFETY_COPIES_KEPT};
 pub use watch::ChangeSignals;

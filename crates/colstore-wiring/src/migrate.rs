@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use colstore_domain::ports::{CollectionRepo, ConversionError, Converted, DocumentFiles, FileCatalog, StorageConversion};
 use serde::Serialize;
 
+use colstore_domain::CollectionName;
+
 use crate::{StorageMode, Store, StoreConfig, WiringError};
 
 /// What a migration will do (and, after it, did).
@@ -30,29 +32,56 @@ pub struct MigrationPlan {
     pub docs_dir: PathBuf,
 }
 
-fn refuse(message: impl Into<String>, hint: impl Into<String>) -> WiringError {
-    WiringError::Migration { message: message.into(), hint: hint.into() }
+/// Why `col migrate` cannot start (nothing was changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrationRefused {
+    /// The store is in the target mode already.
+    #[error("the store is in {} mode already", .0.as_str())]
+    AlreadyInMode(StorageMode),
+    /// The storage mode comes from an environment variable, so a switch in `config.toml` would not take.
+    #[error("the storage mode comes from {0} (it overrides config.toml)")]
+    ModeFromEnv(&'static str),
+    /// `--docs-dir` was given for a move to sqlite mode.
+    #[error("--docs-dir only applies when migrating to filesystem mode")]
+    DocsDirToSqlite,
+    /// A collection's folder could not be compared with the store.
+    #[error("cannot check the folder of {collection}: {reason}")]
+    FolderUnchecked {
+        /// The collection.
+        collection: CollectionName,
+        /// Why.
+        reason: String,
+    },
+    /// A collection's folder has changes not reconciled yet (they would be lost on the way to sqlite).
+    #[error(
+        "collection {collection} has changes in its folder that are not reconciled ({} added, {} modified, {} deleted, {} renamed)",
+        counts.added, counts.modified, counts.deleted, counts.renamed
+    )]
+    Unreconciled {
+        /// The collection.
+        collection: CollectionName,
+        /// What a reconcile would record.
+        counts: colstore_app::ChangeCounts,
+    },
 }
 
 impl Store {
     /// Plans moving the store to `to`, with filesystem mode's folder `docs_dir` (default: the configured one).
     ///
     /// # Errors
-    /// [`WiringError::Migration`] when the store is in `to` already, the mode comes from an environment variable (the
+    /// [`WiringError::Migration`] ([`MigrationRefused`]) when the store is in `to` already, the mode comes from an environment variable (the
     /// switch would not take), or (to sqlite) the folders have unreconciled changes.
     pub async fn plan_migration(&self, to: StorageMode, docs_dir: Option<&Path>) -> Result<MigrationPlan, WiringError> {
         let from = self.mode();
         if from == to {
-            return Err(refuse(format!("the store is in {} mode already", to.as_str()), "nothing to do"));
+            return Err(MigrationRefused::AlreadyInMode(to).into());
         }
         if let Some(o) = self.overrides().iter().find(|o| o.key == "storage.mode") {
-            return Err(refuse(
-                format!("the storage mode comes from {} (it overrides config.toml)", o.var),
-                format!("unset {} and run `col migrate` again; afterwards config.toml holds the mode", o.var),
-            ));
+            return Err(MigrationRefused::ModeFromEnv(o.var).into());
         }
         if from == StorageMode::Filesystem && docs_dir.is_some() {
-            return Err(refuse("--docs-dir only applies when migrating to filesystem mode", "drop --docs-dir"));
+            return Err(MigrationRefused::DocsDirToSqlite.into());
         }
         let docs_dir = match docs_dir {
             Some(d) => std::path::absolute(d).map_err(|source| WiringError::Io { path: d.to_owned(), source })?,
@@ -72,16 +101,9 @@ impl Store {
         for c in self.repo().list_collections().await? {
             let plan = colstore_app::plan_reconcile(files, &*catalog, &c.name, colstore_app::ReconcileOptions::default())
                 .await
-                .map_err(|e| refuse(format!("cannot check the folder of {}: {e}", c.name), "fix the folder, then try again"))?;
+                .map_err(|e| MigrationRefused::FolderUnchecked { collection: c.name.clone(), reason: e.to_string() })?;
             if !plan.is_clean() {
-                let n = plan.counts();
-                return Err(refuse(
-                    format!(
-                        "collection {} has changes in its folder that are not reconciled ({} added, {} modified, {} deleted, {} renamed)",
-                        c.name, n.added, n.modified, n.deleted, n.renamed
-                    ),
-                    format!("run `col reconcile {}` (or `col sync`) first, then migrate", c.name),
-                ));
+                return Err(MigrationRefused::Unreconciled { collection: c.name, counts: plan.counts() }.into());
             }
         }
         Ok(())

@@ -139,7 +139,7 @@ async fn reading_a_file_edited_behind_the_stores_back_fails_at_the_end() {
     let (_, stream) = s.repo.read_content(&c, &key("a.md")).await.expect("read_content");
     let items: Vec<_> = futures::StreamExt::collect(stream).await;
     let err = items.last().expect("an item").as_ref().expect_err("the stream ends with an error");
-    assert!(err.to_string().contains("col reconcile"), "{err}");
+    assert!(colstore_domain::ContentChanged::of(err).is_some(), "{err}");
     s.files.external_remove(&c, "a.md");
     match s.repo.read_content(&c, &key("a.md")).await {
         Err(RepoError::Corrupt { detail, .. }) => assert!(detail.contains("missing"), "{detail}"),
