@@ -108,6 +108,34 @@ impl From<RepoError> for CliError {
     }
 }
 
+/// How to fix a problem in `config.toml`.
+fn config_hint(fix: &colstore_wiring::ConfigFix) -> String {
+    use colstore_wiring::ConfigFix as F;
+    let within = |section: &Option<String>| section.as_ref().map_or_else(|| "at the top level".to_owned(), |s| format!("in [{s}]"));
+    match fix {
+        F::SaveAsUtf8 => "save the file as UTF-8".to_owned(),
+        F::Syntax => "fix the TOML syntax there (strings need quotes, like mode = \"sqlite\")".to_owned(),
+        F::UnknownKey { section, allowed } => {
+            format!("remove the key or fix its spelling; the keys allowed {} are: {allowed}", within(section))
+        }
+        F::UnknownValue { choices } => match choices.rsplit_once(", ") {
+            Some((head, last)) => format!("set it to {head} or {last}"),
+            None => format!("set it to {choices}"),
+        },
+        F::StoreId => {
+            "store_id is the UUID `col init` wrote; if it was edited by accident, restore it from a copy of config.toml".to_owned()
+        }
+        F::MissingKey { section } => {
+            format!("add the key {}; `col init` in an empty directory shows a complete config.toml", within(section))
+        }
+        F::NewerColstore => "upgrade colstore to open this store".to_owned(),
+        F::Dimension => "set dimension to the vector size of the embedder, between 1 and 65536 (the hash embedder uses 384)".to_owned(),
+        F::Format => format!("this file should start with format = {}", colstore_wiring::CONFIG_FORMAT),
+        F::EmbedderModel => "add `model = \"text-embedding-3-small\"` (or your server's model name) under [embedder]".to_owned(),
+        _ => "edit the file and fix the value at that position".to_owned(),
+    }
+}
+
 /// How to get past a refused `col migrate`.
 fn migration_hint(refused: &colstore_wiring::MigrationRefused) -> String {
     use colstore_wiring::MigrationRefused as R;
@@ -135,7 +163,7 @@ fn wiring_hint(e: &WiringError) -> Option<String> {
         W::NotEmpty { path } => {
             format!("move {} away (it may hold data) and run `col init` again, or choose another directory", path.display())
         }
-        W::Config { hint: Some(h), .. } => h.clone(),
+        W::Config { fix: Some(fix), .. } => config_hint(fix),
         W::Config { path, .. } => format!("edit {} and fix the value at that position", path.display()),
         W::Env { var, .. } => format!("set {var} to one of the accepted values, or unset it to use the config file"),
         W::NotYetAvailable(_) => "use the defaults of `col init` for now".to_owned(),
@@ -394,6 +422,7 @@ impl From<std::io::Error> for CliError {
 mod tests {
     use std::path::PathBuf;
 
+    use colstore_wiring::ConfigFix;
     use rstest::rstest;
 
     use super::*;
@@ -407,8 +436,17 @@ mod tests {
     #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "--store" }, "pass --store")]
     #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "COLSTORE_DIR" }, "COLSTORE_DIR")]
     #[case(WiringError::AlreadyInitialised { path: p("/x/.colstore") }, "existing")]
-    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), hint: None }, "edit /c.toml")]
-    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), hint: Some("do x".into()) }, "do x")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), fix: None }, "edit /c.toml")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), fix: Some(ConfigFix::Syntax) }, "TOML syntax")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::SaveAsUtf8) }, "UTF-8")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::UnknownKey { section: Some("storage".into()), allowed: "mode, filesystem_path".into() }) }, "allowed in [storage] are: mode, filesystem_path")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::UnknownValue { choices: "embedded, qdrant, weaviate".into() }) }, "set it to embedded, qdrant or weaviate")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::StoreId) }, "UUID `col init` wrote")]
+    #[case(WiringError::Config { path: p("/c"), line: 0, column: 0, message: "x".into(), fix: Some(ConfigFix::MissingKey { section: None }) }, "add the key at the top level")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::NewerColstore) }, "upgrade colstore")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::Dimension) }, "between 1 and 65536")]
+    #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::Format) }, "format = 1")]
+    #[case(WiringError::Config { path: p("/c"), line: 0, column: 0, message: "x".into(), fix: Some(ConfigFix::EmbedderModel) }, "text-embedding-3-small")]
     #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "unset it")]
     #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "defaults")]
     #[case(WiringError::ReadOnly { path: p("/ro") }, "permissions of /ro")]

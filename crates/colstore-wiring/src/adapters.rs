@@ -81,7 +81,7 @@ impl Store {
                         line: 0,
                         column: 0,
                         message: "[embedder] kind = \"openai\" needs a model".into(),
-                        hint: Some("add `model = \"text-embedding-3-small\"` (or your server's model name) under [embedder]".into()),
+                        fix: Some(crate::ConfigFix::EmbedderModel),
                     });
                 };
                 let key_env = e.api_key_env.clone().unwrap_or_else(|| OPENAI_DEFAULT_KEY_ENV.to_owned());

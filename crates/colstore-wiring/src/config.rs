@@ -11,7 +11,7 @@ use std::str::FromStr;
 use colstore_domain::{Dimension, StoreId, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::WiringError;
+use crate::{ConfigFix, WiringError};
 
 /// The config format this version of colstore reads and writes.
 pub const CONFIG_FORMAT: u32 = 1;
@@ -376,7 +376,7 @@ impl StoreConfig {
                 line,
                 column,
                 message: "the file is not valid UTF-8".to_owned(),
-                hint: Some("save the file as UTF-8".to_owned()),
+                fix: Some(ConfigFix::SaveAsUtf8),
             }
         })?;
         Self::parse(&text, path)
@@ -395,8 +395,8 @@ impl StoreConfig {
             };
             if let Some(message) = problem {
                 let (line, column) = line_col(text, f.span().start);
-                let hint = config_hint(&message, None);
-                return Err(WiringError::Config { path: path.to_owned(), line, column, message, hint });
+                let fix = config_fix(&message, None);
+                return Err(WiringError::Config { path: path.to_owned(), line, column, message, fix });
             }
         }
         toml::from_str(text).map_err(|e| config_error(text, path, &e, false))
@@ -611,12 +611,8 @@ fn config_error(text: &str, path: &Path, e: &toml::de::Error, syntax: bool) -> W
         .replace("unknown field", "unknown key")
         .replace("unknown variant", "unknown value")
         .replace("missing field", "missing key");
-    let hint = if syntax {
-        Some("fix the TOML syntax there (strings need quotes, like mode = \"sqlite\")".to_owned())
-    } else {
-        config_hint(&message, section_at(text, line).as_deref())
-    };
-    WiringError::Config { path: path.to_owned(), line, column, message, hint }
+    let fix = if syntax { Some(ConfigFix::Syntax) } else { config_fix(&message, section_at(text, line)) };
+    WiringError::Config { path: path.to_owned(), line, column, message, fix }
 }
 
 /// The accepted choices in a serde message ("... expected one of `a`, `b`" → "a, b").
@@ -625,28 +621,22 @@ fn expected_list(message: &str) -> Option<String> {
     Some(rest.trim_start_matches("one of ").replace('`', ""))
 }
 
-fn config_hint(message: &str, section: Option<&str>) -> Option<String> {
-    let within = section.map_or_else(|| "at the top level".to_owned(), |s| format!("in [{s}]"));
+/// What the parser's `message` about a value in `section` asks the user to fix.
+fn config_fix(message: &str, section: Option<String>) -> Option<ConfigFix> {
     if message.starts_with("unknown key") {
-        let allowed = expected_list(message)?;
-        Some(format!("remove the key or fix its spelling; the keys allowed {within} are: {allowed}"))
+        Some(ConfigFix::UnknownKey { section, allowed: expected_list(message)? })
     } else if message.starts_with("unknown value") {
-        let choices = expected_list(message)?;
-        let choices = match choices.rsplit_once(", ") {
-            Some((head, last)) => format!("{head} or {last}"),
-            None => choices,
-        };
-        Some(format!("set it to {choices}"))
+        Some(ConfigFix::UnknownValue { choices: expected_list(message)? })
     } else if message.contains("UUID") {
-        Some("store_id is the UUID `col init` wrote; if it was edited by accident, restore it from a copy of config.toml".to_owned())
+        Some(ConfigFix::StoreId)
     } else if message.starts_with("missing key") {
-        Some(format!("add the key {within}; `col init` in an empty directory shows a complete config.toml"))
+        Some(ConfigFix::MissingKey { section })
     } else if message.contains("newer colstore") {
-        Some("upgrade colstore to open this store".to_owned())
+        Some(ConfigFix::NewerColstore)
     } else if message.contains("invalid dimension") {
-        Some("set dimension to the vector size of the embedder, between 1 and 65536 (the hash embedder uses 384)".to_owned())
+        Some(ConfigFix::Dimension)
     } else if message.contains("format") && message.contains("expected 1") {
-        Some(format!("this file should start with format = {CONFIG_FORMAT}"))
+        Some(ConfigFix::Format)
     } else {
         None
     }
@@ -766,54 +756,51 @@ keep_last = 10
         12,
         1,
         "unknown key `mdoe`",
-        "allowed in [storage] are: mode, metadata_db, filesystem_path"
+        |f: &Option<ConfigFix>| matches!(f, Some(ConfigFix::UnknownKey { section: Some(s), allowed }) if s == "storage" && allowed.starts_with("mode, metadata_db, filesystem_path"))
     )]
-    #[case::unknown_top_key("format = 1", "format = 1\nname = \"x\"", 5, 1, "unknown key `name`", "allowed at the top level")]
-    #[case::unknown_section("[backup]", "[backups]", 29, 2, "unknown key `backups`", "storage, vectors, embedder, backup")]
-    #[case::bad_mode("mode = \"sqlite\"", "mode = \"mongo\"", 12, 8, "unknown value `mongo`", "set it to sqlite or filesystem")]
+    #[case::unknown_top_key("format = 1", "format = 1\nname = \"x\"", 5, 1, "unknown key `name`", |f: &Option<ConfigFix>| matches!(f, Some(ConfigFix::UnknownKey { section: None, .. })))]
+    #[case::unknown_section("[backup]", "[backups]", 29, 2, "unknown key `backups`", |f: &Option<ConfigFix>| matches!(f, Some(ConfigFix::UnknownKey { section: None, allowed }) if allowed.contains("storage, vectors, embedder, backup")))]
+    #[case::bad_mode("mode = \"sqlite\"", "mode = \"mongo\"", 12, 8, "unknown value `mongo`", |f: &Option<ConfigFix>| matches!(f, Some(ConfigFix::UnknownValue { choices }) if choices == "sqlite or filesystem"))]
     #[case::bad_backend(
         "backend = \"embedded\"",
         "backend = \"pinecone\"",
         18,
         11,
         "unknown value",
-        "set it to embedded, qdrant or weaviate"
+        |f: &Option<ConfigFix>| matches!(f, Some(ConfigFix::UnknownValue { choices }) if choices == "embedded, qdrant, weaviate")
     )]
-    #[case::zero_dimension("dimension = 384", "dimension = 0", 24, 13, "invalid dimension", "between 1 and 65536")]
-    #[case::newer_format("format = 1", "format = 2", 4, 10, "written by a newer colstore", "upgrade colstore")]
-    #[case::format_zero("format = 1", "format = 0", 4, 10, "not a colstore config format", "format = 1")]
-    #[case::format_string("format = 1", "format = \"1\"", 4, 10, "format must be an integer", "")]
-    #[case::keep_zero("keep_last = 10", "keep_last = 0", 31, 13, "keep at least 1 backup", "")]
-    #[case::bad_repository("repository = \"file://backups\"", "repository = \"backups\"", 30, 14, "file://DIR", "")]
-    #[case::bad_uuid("store_id = \"0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11\"", "store_id = \"nope\"", 6, 12, "UUID", "col init")]
-    #[case::bad_time("created_at = \"2024-05-01T12:00:00.123Z\"", "created_at = \"yesterday\"", 7, 14, "RFC 3339", "")]
-    #[case::pasted_key("# api_key_env = \"QDRANT_API_KEY\"", "api_key_env = \"sk-abc-123\"", 20, 15, "not hold the key itself", "")]
-    #[case::bad_url("# url = \"http://127.0.0.1:6333\"", "url = \"127.0.0.1:6333\"", 19, 7, "not an http:// or https:// URL", "")]
-    #[case::missing_key("store_id = \"0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11\"\n", "", 0, 0, "missing key `store_id`", "add the key")]
-    #[case::bad_percent("reconcile_max_delete_percent = 50", "reconcile_max_delete_percent = 150", 15, 32, "not a percentage", "")]
-    #[case::syntax("mode = \"sqlite\"", "mode = sqlite", 12, 8, "", "TOML syntax")]
-    #[case::duplicate("keep_last = 10", "keep_last = 10\nkeep_last = 11", 32, 1, "duplicate", "TOML syntax")]
+    #[case::zero_dimension("dimension = 384", "dimension = 0", 24, 13, "invalid dimension", |f: &Option<ConfigFix>| f == &Some(ConfigFix::Dimension))]
+    #[case::newer_format("format = 1", "format = 2", 4, 10, "written by a newer colstore", |f: &Option<ConfigFix>| f == &Some(ConfigFix::NewerColstore))]
+    #[case::format_zero("format = 1", "format = 0", 4, 10, "not a colstore config format", |f: &Option<ConfigFix>| f == &Some(ConfigFix::Format))]
+    #[case::format_string("format = 1", "format = \"1\"", 4, 10, "format must be an integer", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::keep_zero("keep_last = 10", "keep_last = 0", 31, 13, "keep at least 1 backup", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::bad_repository("repository = \"file://backups\"", "repository = \"backups\"", 30, 14, "file://DIR", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::bad_uuid("store_id = \"0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11\"", "store_id = \"nope\"", 6, 12, "UUID", |f: &Option<ConfigFix>| f == &Some(ConfigFix::StoreId))]
+    #[case::bad_time("created_at = \"2024-05-01T12:00:00.123Z\"", "created_at = \"yesterday\"", 7, 14, "RFC 3339", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::pasted_key("# api_key_env = \"QDRANT_API_KEY\"", "api_key_env = \"sk-abc-123\"", 20, 15, "not hold the key itself", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::bad_url("# url = \"http://127.0.0.1:6333\"", "url = \"127.0.0.1:6333\"", 19, 7, "not an http:// or https:// URL", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::missing_key("store_id = \"0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11\"\n", "", 0, 0, "missing key `store_id`", |f: &Option<ConfigFix>| matches!(f, Some(ConfigFix::MissingKey { section: None })))]
+    #[case::bad_percent("reconcile_max_delete_percent = 50", "reconcile_max_delete_percent = 150", 15, 32, "not a percentage", |f: &Option<ConfigFix>| f.is_none())]
+    #[case::syntax("mode = \"sqlite\"", "mode = sqlite", 12, 8, "", |f: &Option<ConfigFix>| f == &Some(ConfigFix::Syntax))]
+    #[case::duplicate("keep_last = 10", "keep_last = 10\nkeep_last = 11", 32, 1, "duplicate", |f: &Option<ConfigFix>| f == &Some(ConfigFix::Syntax))]
     fn invalid_files_name_the_position_and_how_to_fix(
         #[case] old: &str,
         #[case] new: &str,
         #[case] line: usize,
         #[case] column: usize,
         #[case] in_message: &str,
-        #[case] in_hint: &str,
+        #[case] fix_is: impl Fn(&Option<ConfigFix>) -> bool,
     ) {
         let text = edited(old, new);
         let e = parse(&text).unwrap_err();
-        let WiringError::Config { path, line: l, column: c, message, hint } = &e else { panic!("{e:?}") };
+        let WiringError::Config { path, line: l, column: c, message, fix } = &e else { panic!("{e:?}") };
         assert_eq!(path, Path::new("/s/.colstore/config.toml"));
         assert!(message.contains(in_message), "{message:?} lacks {in_message:?}");
         if line != 0 {
             assert_eq!((*l, *c), (line, column), "{message}\n{text}");
             assert!(e.to_string().contains(&format!("/s/.colstore/config.toml:{line}:{column}: ")), "{e}");
         }
-        if !in_hint.is_empty() {
-            let h = hint.as_deref().unwrap_or_default();
-            assert!(h.contains(in_hint), "{h:?} lacks {in_hint:?}");
-        }
+        assert!(fix_is(fix), "unexpected fix {fix:?} for {message:?}");
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub enum WiringError {
         column: usize,
         /// What is wrong.
         message: String,
-        /// How to fix it, when there is something more specific to say than the message.
-        hint: Option<String>,
+        /// What kind of fix it needs, when there is something more specific to say than "edit the file there".
+        fix: Option<ConfigFix>,
     },
     /// An environment variable that overrides the config holds an invalid value.
     #[error("invalid {var}={value:?}: {message}")]
@@ -164,6 +164,43 @@ pub enum WiringError {
     },
 }
 
+/// What a config problem needs, for the shell to say how (the CLI's words are in `crates/colstore-cli/src/error.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigFix {
+    /// The file is not UTF-8.
+    SaveAsUtf8,
+    /// The TOML syntax is wrong at the position.
+    Syntax,
+    /// A key that does not exist there: remove it or fix its spelling.
+    UnknownKey {
+        /// The section it is in (`None`: the top level).
+        section: Option<String>,
+        /// The keys allowed there, as the parser lists them.
+        allowed: String,
+    },
+    /// A value that is not one of the choices.
+    UnknownValue {
+        /// The choices, as the parser lists them.
+        choices: String,
+    },
+    /// `store_id` is not the UUID `col init` wrote.
+    StoreId,
+    /// A required key is missing.
+    MissingKey {
+        /// The section it belongs in (`None`: the top level).
+        section: Option<String>,
+    },
+    /// The file was written by a newer colstore.
+    NewerColstore,
+    /// The embedding dimension is out of range.
+    Dimension,
+    /// The `format` line is not one this colstore writes.
+    Format,
+    /// `[embedder] kind = "openai"` without a model.
+    EmbedderModel,
+}
+
 fn position(path: &Path, line: usize, column: usize) -> String {
     if line == 0 { path.display().to_string() } else { format!("{}:{line}:{column}", path.display()) }
 }
@@ -193,8 +230,8 @@ mod tests {
     #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "--store" }, "given by --store")]
     #[case(WiringError::NotAStore { path: p("/x"), source_of_path: "COLSTORE_DIR" }, "given by COLSTORE_DIR")]
     #[case(WiringError::AlreadyInitialised { path: p("/x/.colstore") }, "/x/.colstore is already a colstore store")]
-    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), hint: None }, "/c.toml:3:7: bad")]
-    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), hint: Some("do x".into()) }, "config /c.toml: bad")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), fix: None }, "/c.toml:3:7: bad")]
+    #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), fix: Some(ConfigFix::Syntax) }, "config /c.toml: bad")]
     #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "COLSTORE_STORAGE_MODE=\"mongo\"")]
     #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "the qdrant vector backend is not available yet")]
     #[case(WiringError::ReadOnly { path: p("/ro") }, "cannot write to /ro")]

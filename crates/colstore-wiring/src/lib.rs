@@ -42,7 +42,7 @@ pub use config::{
     VectorBackend, VectorsConfig, env_overridable, process_env,
 };
 pub use discover::{CONFIG_FILE, STORE_DIR_ENV, STORE_DIR_NAME, StoreDir, discover};
-pub use error::WiringError;
+pub use error::{ConfigFix, WiringError};
 pub use init::init;
 pub use lock::{DEFAULT_SHARED_WAIT, LockInfo, LockMode, StoreLock};
 pub use migrate::{MigrationPlan, MigrationRefused, StoreConversion};
