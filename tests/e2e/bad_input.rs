@@ -6,6 +6,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use colstore_e2e::{TestStore, col, output_of};
+
+use crate::{Restore, as_unprivileged, chmod_recursive, unprivileged_unavailable};
 use rstest::rstest;
 
 /// 64 characters: one more than a collection name may have.
@@ -261,63 +263,29 @@ fn broken_config_names_file_and_line(#[case] case: &str, #[case] message: &str) 
     assert_eq!(s.fingerprint(), before, "a command ran against a broken config and changed the store");
 }
 
-/// `euid == 0`: root ignores permission bits, so a read-only store needs a read-only mount.
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    let euid = unsafe { libc::geteuid() };
-    euid == 0
-}
-
-/// Unmounts a bind mount when dropped, so a failing assertion never leaves a mount behind.
-struct BindMount(PathBuf);
-
-impl BindMount {
-    /// Bind-mounts `dir` on itself read-only; `Err` with the reason when that is not permitted.
-    fn read_only(dir: &Path) -> Result<Self, String> {
-        let run = |args: &[&str]| -> Result<(), String> {
-            let out = std::process::Command::new("mount").args(args).arg(dir).output().map_err(|e| e.to_string())?;
-            if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()) }
-        };
-        run(&["--bind", &dir.display().to_string()])?;
-        let mount = BindMount(dir.to_owned());
-        run(&["-o", "remount,ro,bind"])?;
-        Ok(mount)
-    }
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        let ok = std::process::Command::new("umount").arg(&self.0).status().is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("warning: could not unmount {}", self.0.display());
-        }
-    }
-}
-
 #[test]
 fn read_only_store_refuses_writes_clearly() {
     let s = fixture();
+    // A store its writer closed cleanly (`gc` checkpoints the write-ahead log), as a read-only store must be to be
+    // read at all (store_identity.rs), in a temporary directory everyone may enter (tempfile makes it 0700).
+    s.ok(["gc"]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let before = s.fingerprint();
-    let dir = s.colstore_dir();
-    let mount = if running_as_root() {
-        BindMount::read_only(&dir).map_err(|e| format!("mount failed: {e}"))
-    } else {
-        // Without root, permission bits work: a read-only directory and database are enough.
-        Err("not root".to_owned())
+    // Read-only files and folders, and a user whom they bind (as root: `nobody`, through setpriv).
+    chmod_recursive(&s.store_dir(), false);
+    let _restore = Restore(&s.store_dir());
+    let probe = match as_unprivileged(&s, &["ls", "c"]) {
+        Ok(out) => out,
+        Err(reason) => return unprivileged_unavailable(&reason),
     };
-    let mount = match mount {
-        Ok(m) => m,
-        Err(why) => {
-            println!("skipped: read-only store test needs a read-only mount (not root or mount not permitted): {why}");
-            return;
-        }
-    };
-    assert!(std::fs::write(dir.join("probe"), b"x").is_err(), "the mount is not read-only");
+    probe.assert_ok();
     for args in
         [&["put", "c", "new.md", "--text", "x"][..], &["put", "c", "a.md", "--text", "changed"], &["add", "c", "in"], &["rm", "c", "a.md"]]
     {
-        let out = s.run(args);
+        let out = as_unprivileged(&s, args).expect("checked above");
         let error = out.assert_error(1, "").to_lowercase();
         assert!(
             error.contains("read-only") || error.contains("permission"),
@@ -326,6 +294,5 @@ fn read_only_store_refuses_writes_clearly() {
         );
         assert!(out.hint().is_some(), "{out}");
     }
-    drop(mount);
     assert_eq!(s.fingerprint(), before, "a write on a read-only store changed it");
 }

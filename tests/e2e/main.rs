@@ -102,3 +102,57 @@ impl Rng {
         v
     }
 }
+
+/// Runs `col` on `s` as an unprivileged user: directly when this process is not root, as `nobody` through
+/// `setpriv` when it is (root ignores file permissions). `Err` with the reason when neither is possible: pass it to
+/// [`unprivileged_unavailable`].
+pub(crate) fn as_unprivileged(s: &colstore_e2e::TestStore, args: &[&str]) -> Result<colstore_e2e::Output, String> {
+    let cmd = s.cmd(args);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        let mut cmd = cmd;
+        return Ok(colstore_e2e::output_of(&mut cmd, None));
+    }
+    let available = std::process::Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !available {
+        return Err("running as root and setpriv is not available to drop privileges".into());
+    }
+    let mut wrapped = std::process::Command::new("setpriv");
+    wrapped.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped.stdin(std::process::Stdio::null());
+    Ok(colstore_e2e::output_of(&mut wrapped, None))
+}
+
+/// `chmod -R a-w` (or `u+w` to undo) on `path`.
+pub(crate) fn chmod_recursive(path: &std::path::Path, writable: bool) {
+    let mode = if writable { "u+w" } else { "a-w" };
+    let ok = std::process::Command::new("chmod").args(["-R", mode]).arg(path).status().is_ok_and(|s| s.success());
+    assert!(ok, "chmod -R {mode} {}", path.display());
+}
+
+/// What a test does when [`as_unprivileged`] cannot run: CI runs as root with setpriv (util-linux) at hand and sets
+/// `COLSTORE_REQUIRE_UNPRIVILEGED`, which makes this a failure; elsewhere the test says that it skipped and why.
+pub(crate) fn unprivileged_unavailable(reason: &str) {
+    assert!(std::env::var_os("COLSTORE_REQUIRE_UNPRIVILEGED").is_none(), "cannot run col as an unprivileged user: {reason}");
+    println!("SKIPPED: {reason}; set COLSTORE_REQUIRE_UNPRIVILEGED=1 to make this a failure");
+}
+
+/// Makes the files writable again when the test ends, so the temporary directory can be removed.
+pub(crate) struct Restore<'a>(pub(crate) &'a std::path::Path);
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        chmod_recursive(self.0, true);
+    }
+}
