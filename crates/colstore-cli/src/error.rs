@@ -37,6 +37,19 @@ impl CliError {
         Self { closed_output: true, ..Self::new("standard output was closed") }
     }
 
+    /// After a failure that followed a safety copy: the hint goes on to say where the copy is (`sentence` of its
+    /// label); without a copy the error is unchanged.
+    fn naming_safety(self, safety: Option<&colstore_domain::ports::SafetyCopy>, sentence: impl Fn(&str) -> String) -> Self {
+        match safety {
+            Some(copy) => {
+                let before = self.hint.clone().unwrap_or_default();
+                let after = sentence(crate::commands::safety::safety_label(copy));
+                self.hint(format!("{before} {after}"))
+            }
+            None => self,
+        }
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -277,14 +290,7 @@ impl From<colstore_app::MigrationError> for CliError {
                 "remove files that are not documents from the target folder (or choose an empty --docs-dir) and run `col migrate` again",
             ),
         };
-        match safety {
-            Some(s) => {
-                let hint = err.hint.clone().unwrap_or_default();
-                let s = crate::commands::safety::safety_label(&s);
-                err.hint(format!("{hint} The store was not switched; safety backup {s} holds it as it was."))
-            }
-            None => err,
-        }
+        err.naming_safety(safety.as_ref(), |s| format!("The store was not switched; safety backup {s} holds it as it was."))
     }
 }
 
@@ -292,17 +298,8 @@ impl From<RestoreRunError> for CliError {
     fn from(e: RestoreRunError) -> Self {
         match e {
             RestoreRunError::Safety(e) => e.into(),
-            RestoreRunError::Restore { source, safety } => {
-                let err = CliError::from(source);
-                match safety {
-                    Some(s) => {
-                        let before = err.hint.clone().unwrap_or_default();
-                        let s = crate::commands::safety::safety_label(&s);
-                        err.hint(format!("{before} The store before the restore is in safety backup {s}."))
-                    }
-                    None => err,
-                }
-            }
+            RestoreRunError::Restore { source, safety } => CliError::from(source)
+                .naming_safety(safety.as_ref(), |s| format!("The store before the restore is in safety backup {s}.")),
         }
     }
 }
@@ -469,6 +466,18 @@ mod tests {
             let e = CliError::from(RepoError::ContentRead { key: key.clone(), source });
             assert!(e.hint.as_deref().is_some_and(|h| h.contains(hint)), "{:?} lacks {hint:?}", e.hint);
         }
+    }
+
+    #[test]
+    fn a_failure_after_a_safety_backup_names_it_in_the_hint() {
+        use colstore_app::backup::RestoreRunError;
+        use colstore_domain::ports::SafetyCopy;
+        let failed = |safety| RestoreRunError::Restore { source: BackupFailure::NoLatest("x".into()), safety };
+        let with = CliError::from(failed(Some(SafetyCopy::Backup("b1".into()))));
+        let hint = with.hint.expect("a hint");
+        assert!(hint.contains("col backup") && hint.ends_with("The store before the restore is in safety backup b1."), "{hint}");
+        let without = CliError::from(failed(None)).hint.expect("a hint");
+        assert!(!without.contains("safety backup"), "{without}");
     }
 
     #[test]
