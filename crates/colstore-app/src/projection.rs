@@ -350,7 +350,7 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
             }
             _ => {
                 // The content changed or a vector is missing from the cache: let the next sync redo it.
-                ports.ledger.mark_failed(collection, key, "index drift found by verify --index; run `col sync`".into()).await?;
+                ports.ledger.mark_failed(collection, key, "index drift found by verify --index".into()).await?;
                 report.marked_pending.push(key.clone());
             }
         }

@@ -403,9 +403,9 @@ impl FileRef {
         }
         match files.open(&self.collection, &self.path).await {
             Ok((_, stream)) => Ok(stream),
-            Err(FilesError::NotFound { .. }) => Err(RepoError::Corrupt {
+            Err(FilesError::NotFound { .. }) => Err(RepoError::ContentRead {
                 key: self.key.clone(),
-                detail: format!("its file {} is missing; run `col reconcile`", self.display(files)),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("its file {} is missing", self.display(files))),
             }),
             Err(e) => Err(files_err(e)),
         }
@@ -438,10 +438,8 @@ impl FileRef {
             Ok((_, hash, _)) if self.token.is_some() => {
                 Err((Some(hash), "an interrupted write was not finished (open the store again to finish it)".into()))
             }
-            Ok((_, hash, _)) => {
-                Err((Some(hash), "the file was changed outside colstore since the last reconcile (run `col reconcile`)".into()))
-            }
-            Err(FilesError::NotFound { .. }) => Err((None, "the file is missing (run `col reconcile`)".into())),
+            Ok((_, hash, _)) => Err((Some(hash), "the file was changed outside colstore since the last reconcile".into())),
+            Err(FilesError::NotFound { .. }) => Err((None, "the file is missing".into())),
             Err(e) => Err((None, format!("the file cannot be read: {e}"))),
         }
     }
@@ -1080,7 +1078,7 @@ impl SqliteRepo {
                     // The staged file is gone and the target does not hold its content: nothing can finish this write
                     // any more. What is on disk is left for reconcile, which hashes it (the stat is forgotten).
                     Err(FilesError::NotFound { path }) => {
-                        tracing::warn!(collection = %collection, key = %key, staged = %path, "the staged content of an unfinished write is gone; run `col reconcile`");
+                        tracing::warn!(collection = %collection, key = %key, staged = %path, "the staged content of an unfinished write is gone; the next reconcile records the file as it is");
                         Ok((false, Some(StateChange::Forget { collection: intent.collection.clone(), key: intent.key.clone() })))
                     }
                     Err(e) => Err(files_err(e)),
@@ -1376,13 +1374,11 @@ async fn candidate_files(conn: &mut SqliteConnection, hash: &ContentHash) -> Res
 /// The error of a content no source of the snapshot holds.
 fn missing_from_snapshot(first_key: Option<DocKey>, hash: &ContentHash) -> RepoError {
     match first_key {
-        Some(key) => RepoError::Corrupt {
-            key,
-            detail: format!(
-                "no file holds content {hash} any more: it was written again or changed outside colstore since the snapshot; \
-                 run `col reconcile` and try again"
-            ),
-        },
+        // The file was written again or changed outside colstore since the snapshot: stale, not damaged.
+        Some(key) => {
+            tracing::debug!(%hash, "no file holds this content of the snapshot any more");
+            RepoError::ContentRead { source: std::io::Error::other(colstore_domain::ContentChanged { key: key.clone() }), key }
+        }
         None => backend(format!("content {hash} is missing from the snapshot")),
     }
 }

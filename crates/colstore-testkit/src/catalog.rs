@@ -74,6 +74,7 @@ macro_rules! catalog_conformance {
             added_file_becomes_a_pending_document,
             modified_file_gets_a_new_version_keeping_metadata_and_tags,
             deleted_file_deletes_the_document,
+            a_file_gone_behind_the_stores_back_is_a_failed_read_not_corruption,
             deletion_of_a_file_that_exists_again_is_a_conflict,
             renamed_file_keeps_the_documents_identity,
             rename_of_an_unprojected_document_leaves_no_row_for_the_old_key,
@@ -322,6 +323,32 @@ pub async fn deleted_file_deletes_the_document(f: &dyn CatalogFixture) {
     let r = row(&*sync, &c, "synced.md").await.expect("a pending deletion");
     assert_eq!((r.state, r.current, r.projected), (SyncState::Pending, None, Some(projection("s", 1))));
     assert!(row(&*sync, &c, "fresh.md").await.is_none(), "an unprojected deleted document leaves no row");
+}
+
+/// Before reconcile, a document whose file was removed behind the store's back reads as `ContentRead` with
+/// `NotFound` (a stale record, not damaged data) and verify lists it with `actual: None`; an edited file is listed
+/// with the hash it has now. What to do about it is the shell's to say: no message names a command.
+pub async fn a_file_gone_behind_the_stores_back_is_a_failed_read_not_corruption(f: &dyn CatalogFixture) {
+    let (repo, files) = (f.repo(), f.files());
+    let c = create(&*repo, "notes").await;
+    put(&*repo, &c, vec![plain("gone.md", "g"), plain("edited.md", "e"), plain("kept.md", "k")]).await;
+    unlink(&*files, &c, "gone.md").await;
+    edit(&*files, &c, "edited.md", b"edited elsewhere").await;
+
+    match repo.read_content(&c, &key("gone.md")).await {
+        Err(RepoError::ContentRead { key: k, source }) => {
+            assert_eq!(k.as_str(), "gone.md");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}");
+            assert!(source.to_string().contains("gone.md") && !source.to_string().contains("`col"), "{source}");
+        }
+        other => panic!("reading a document whose file is gone: expected ContentRead(NotFound), got {:?}", other.map(|(m, _)| m)),
+    }
+    let mut v = crate::repo::verify(&*repo, Some(&c)).await;
+    assert_eq!(v.checked_documents, 1, "kept.md checks out");
+    v.corrupt.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    let found: Vec<(&str, Option<ContentHash>)> = v.corrupt.iter().map(|d| (d.key.as_str(), d.actual)).collect();
+    assert_eq!(found, [("edited.md", Some(h("edited elsewhere"))), ("gone.md", None)]);
+    assert!(v.corrupt.iter().all(|d| !d.problem.is_empty() && !d.problem.contains("`col")), "{:?}", v.corrupt);
 }
 
 /// A deletion planned while the file was gone is a conflict once the file exists again: a document whose file is

@@ -103,7 +103,9 @@ pub enum RepoError {
     /// A batch named the same key twice.
     #[error("key \"{0}\" appears twice in one batch")]
     DuplicateKey(DocKey),
-    /// Reading the content given to a put failed; nothing of the batch was written.
+    /// Reading content failed: the content given to a put (nothing of the batch was written), or, in filesystem
+    /// mode, a document's file whose record is stale: `NotFound` when the file is gone, a
+    /// [`ContentChanged`](crate::ContentChanged) when it was edited outside colstore. Reconciling records either.
     #[error("reading the content of \"{key}\" failed: {source}")]
     ContentRead {
         /// The document whose content failed.

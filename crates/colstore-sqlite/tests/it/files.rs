@@ -590,12 +590,14 @@ async fn reads_and_verify_report_files_changed_outside_colstore() {
     assert!(colstore_domain::ContentChanged::of(last).is_some(), "{last}");
     assert!(last.to_string().contains("changed outside colstore"), "{last}");
 
+    // A file that is gone is a failed read of the stale record (NotFound), not corruption; no hint in the adapter.
     match s.repo.read_content(&c, &key("d.md")).await {
-        Err(RepoError::Corrupt { key, detail }) => {
+        Err(RepoError::ContentRead { key, source }) => {
             assert_eq!(key.as_str(), "d.md");
-            assert!(detail.contains("missing") && detail.contains("col reconcile"), "{detail}");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}");
+            assert!(source.to_string().contains("d.md is missing") && !source.to_string().contains("col "), "{source}");
         }
-        other => panic!("expected Corrupt, got {:?}", other.map(|(m, _)| m)),
+        other => panic!("expected ContentRead, got {:?}", other.map(|(m, _)| m)),
     }
 
     let (checked, corrupt) = verify(&s.repo).await;
@@ -606,6 +608,7 @@ async fn reads_and_verify_report_files_changed_outside_colstore() {
     assert_eq!(corrupt[0].2, Some(ContentHash::of(b"BETA!")));
     assert_eq!((corrupt[1].0.as_str(), corrupt[1].2), ("d.md", None));
     assert!(corrupt[1].1.contains("missing"), "{}", corrupt[1].1);
+    assert!(corrupt.iter().all(|c| !c.1.contains("col ")), "hints are the CLI's: {corrupt:?}");
 }
 
 /// A snapshot shows one moment: contents that this process's writes replace or remove while it is open are kept for
@@ -621,11 +624,11 @@ async fn a_snapshot_keeps_displaced_contents_and_refuses_files_changed_elsewhere
     assert_eq!(snap.content(&ContentHash::of(b"one")).await.unwrap(), "one", "replaced after the snapshot");
     assert_eq!(snap.content(&ContentHash::of(b"two")).await.unwrap(), "two", "removed after the snapshot");
     match snap.content(&ContentHash::of(b"three")).await {
-        Err(RepoError::Corrupt { key, detail }) => {
+        Err(RepoError::ContentRead { key, source }) => {
             assert_eq!(key.as_str(), "e.md");
-            assert!(detail.contains("since the snapshot"), "{detail}");
+            assert_eq!(colstore_domain::ContentChanged::of(&source).map(|c| c.key.as_str()), Some("e.md"), "{source}");
         }
-        other => panic!("expected Corrupt, got {other:?}"),
+        other => panic!("expected ContentRead(ContentChanged), got {other:?}"),
     }
     assert_eq!(s.files.inner.leftovers(&c).await.unwrap().len(), 2, "the two copies");
     s.clock.advance(Duration::from_secs(2 * 3600));

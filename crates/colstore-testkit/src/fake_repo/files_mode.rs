@@ -415,9 +415,12 @@ impl InMemoryRepo {
         let stream = match files.open(collection, &path).await {
             Ok((_, s)) => s,
             Err(FilesError::NotFound { .. }) => {
-                return Err(RepoError::Corrupt {
+                return Err(RepoError::ContentRead {
                     key: key.clone(),
-                    detail: format!("its file {}/{path} is missing; run `col reconcile`", files.location(collection)),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("its file {}/{path} is missing", files.location(collection)),
+                    ),
                 });
             }
             Err(e) => return Err(files_err(e)),
@@ -457,10 +460,8 @@ impl InMemoryRepo {
             async move {
                 let verdict = match files.hash(&collection, &path).await {
                     Ok((_, hash, n)) if hash == expected && n == size => return Ok(VerifyEvent::Checked { documents: 1, bytes: n }),
-                    Ok((_, hash, _)) => {
-                        (Some(hash), "the file was changed outside colstore since the last reconcile (run `col reconcile`)".to_owned())
-                    }
-                    Err(FilesError::NotFound { .. }) => (None, "the file is missing (run `col reconcile`)".to_owned()),
+                    Ok((_, hash, _)) => (Some(hash), "the file was changed outside colstore since the last reconcile".to_owned()),
+                    Err(FilesError::NotFound { .. }) => (None, "the file is missing".to_owned()),
                     Err(e) => (None, format!("the file cannot be read: {e}")),
                 };
                 let (actual, problem) = verdict;

@@ -142,8 +142,8 @@ async fn reading_a_file_edited_behind_the_stores_back_fails_at_the_end() {
     assert!(colstore_domain::ContentChanged::of(err).is_some(), "{err}");
     s.files.external_remove(&c, "a.md");
     match s.repo.read_content(&c, &key("a.md")).await {
-        Err(RepoError::Corrupt { detail, .. }) => assert!(detail.contains("missing"), "{detail}"),
-        other => panic!("expected Corrupt, got {:?}", other.map(|(m, _)| m)),
+        Err(RepoError::ContentRead { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}"),
+        other => panic!("expected ContentRead(NotFound), got {:?}", other.map(|(m, _)| m)),
     }
 }
 
