@@ -248,16 +248,15 @@ fn hostile_trees_symlink_escape_fifo_unreadable_and_unicode() {
     assert_eq!(s.run(["get", "notes", "caf\u{e9}.md"]).stdout, "coffee");
 
     // An unreadable file is reported and never treated as deleted. Root reads any file, so as root the commands run
-    // as `nobody` (setpriv) on a tree handed over to it; without setpriv the check is skipped, saying so.
-    let run: Box<Runner<'_>> = if !is_root() {
-        Box::new(|args: &[&str]| s.run(args))
-    } else if std::process::Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    // as `nobody` (setpriv) on a tree handed over to it.
+    if colstore_testkit::need::is_root() {
         assert!(std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(s.path()).status().unwrap().success());
-        Box::new(|args: &[&str]| run_as_nobody(&s, args))
-    } else {
-        println!("skipped the chmod 000 part: running as root without setpriv, and root reads any file");
-        return;
-    };
+    }
+    let run = |args: &[&str]| crate::as_unprivileged(&s, args);
+    if let Err(why) = run(&["status"]) {
+        return crate::unprivileged_unavailable(&why);
+    }
+    let run = |args: &[&str]| run(args).expect("ran unprivileged a moment ago");
     std::fs::write(root.join("secret.md"), "changed and then locked").unwrap();
     std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o000)).unwrap();
     let out = run(&["--json", "reconcile"]);
@@ -275,28 +274,6 @@ fn hostile_trees_symlink_escape_fifo_unreadable_and_unicode() {
     assert!(hashes(&s, "notes").contains_key("locked/inner.md"), "documents behind an unreadable folder are kept: {out}");
     std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(root.join("secret.md"), std::fs::Permissions::from_mode(0o644)).unwrap();
-}
-
-/// Runs `col` with arguments, one way or another.
-type Runner<'a> = dyn Fn(&[&str]) -> colstore_e2e::Output + 'a;
-
-/// Runs `col --store DIR ARGS…` as user `nobody` (for root, which can read any file).
-fn run_as_nobody(s: &TestStore, args: &[&str]) -> colstore_e2e::Output {
-    let probe = s.cmd(args);
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(probe.get_program()).args(probe.get_args());
-    cmd.current_dir(s.path());
-    for (k, v) in probe.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    colstore_e2e::output_of(&mut cmd, None)
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 #[test]

@@ -108,10 +108,7 @@ impl Rng {
 /// [`unprivileged_unavailable`].
 pub(crate) fn as_unprivileged(s: &colstore_e2e::TestStore, args: &[&str]) -> Result<colstore_e2e::Output, String> {
     let cmd = s.cmd(args);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
+    if !colstore_testkit::need::is_root() {
         let mut cmd = cmd;
         return Ok(colstore_e2e::output_of(&mut cmd, None));
     }
@@ -144,8 +141,7 @@ pub(crate) fn chmod_recursive(path: &std::path::Path, writable: bool) {
 /// What a test does when [`as_unprivileged`] cannot run: CI runs as root with setpriv (util-linux) at hand and sets
 /// `COLSTORE_REQUIRE_UNPRIVILEGED`, which makes this a failure; elsewhere the test says that it skipped and why.
 pub(crate) fn unprivileged_unavailable(reason: &str) {
-    assert!(std::env::var_os("COLSTORE_REQUIRE_UNPRIVILEGED").is_none(), "cannot run col as an unprivileged user: {reason}");
-    println!("SKIPPED: {reason}; set COLSTORE_REQUIRE_UNPRIVILEGED=1 to make this a failure");
+    colstore_testkit::need::skip(colstore_testkit::need::Need::Unprivileged, reason);
 }
 
 /// Makes the files writable again when the test ends, so the temporary directory can be removed.

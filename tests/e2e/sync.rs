@@ -109,9 +109,12 @@ fn verify_index_finds_and_repairs_drift_without_the_embedder() {
         .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); t=[r[0] for r in c.execute(\"select name from sqlite_master where type='table' and sql like '%payload%'\")][0]; c.execute(f'delete from {t} where rowid in (select rowid from {t} limit 3)'); c.commit()")
         .arg(&db)
         .status();
-    let Ok(status) = python else {
-        println!("skipped: the drift part of this test needs python3 to edit the index file");
-        return;
+    let status = match python {
+        Ok(status) => status,
+        Err(e) => {
+            let why = format!("the drift part of this test needs python3 to edit the index file ({e})");
+            return colstore_testkit::need::skip(colstore_testkit::need::Need::Python3, &why);
+        }
     };
     assert!(status.success(), "python3 could not edit the index");
     let out = s.run(["verify", "--index"]);

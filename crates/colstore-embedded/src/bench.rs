@@ -116,8 +116,21 @@ pub(crate) fn search_bench(points: usize, dim: usize, queries: usize) -> SearchT
     }
     times.sort_unstable();
     full.sort_unstable();
-    let at = |t: &[Duration], p: usize| t[((t.len() * p).div_ceil(100)).saturating_sub(1).min(t.len() - 1)];
-    SearchTimings { points, dim, queries, threads, p50: at(&times, 50), p99: at(&times, 99), full_scan_p50: at(&full, 50) }
+    SearchTimings {
+        points,
+        dim,
+        queries,
+        threads,
+        p50: percentile(&times, 50),
+        p99: percentile(&times, 99),
+        full_scan_p50: percentile(&full, 50),
+    }
+}
+
+/// The `p`th percentile of `sorted` by the nearest-rank method: the smallest value with at least `p` % of the values
+/// at or below it.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[((sorted.len() * p).div_ceil(100)).saturating_sub(1).min(sorted.len() - 1)]
 }
 
 /// What [`cold_load_bench`] measured (medians over its runs).
@@ -253,14 +266,28 @@ async fn cold_load(dir: &Path, points: usize, dim: usize, runs: usize) -> Result
 mod tests {
     use super::*;
 
-    /// Prints the search kernel's latency for 20 000 x 384 (no assertion on time: machines differ, and debug builds
-    /// are slow). `COLSTORE_BENCH_POINTS` overrides the size, e.g. 100000 with `--release` for the target figure.
+    /// On 20 000 x 384, the pre-scan returns exactly the full scan's hits for 10 queries (the check inside
+    /// `search_bench`), and prints the latency (no assertion on time: machines differ, and debug builds are slow).
+    /// `COLSTORE_BENCH_POINTS` overrides the size, e.g. 100000 with `--release` for the target figure.
     #[test]
     fn search_timing() {
         let points = std::env::var("COLSTORE_BENCH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
         let t = search_bench(points, 384, 10);
         println!("embedded index search ({}): {t}", if cfg!(debug_assertions) { "debug build" } else { "release build" });
-        assert!(t.p50 <= t.p99 && t.points == points && t.dim == 384);
+    }
+
+    /// Nearest-rank percentiles: off-by-one errors here would misreport every figure in docs/BENCHMARKS.md.
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+        let hundred = ms(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(percentile(&hundred, 50), Duration::from_millis(50));
+        assert_eq!(percentile(&hundred, 99), Duration::from_millis(99));
+        assert_eq!(percentile(&hundred, 100), Duration::from_millis(100));
+        let seven = ms(&[1, 2, 3, 4, 5, 6, 70]);
+        assert_eq!(percentile(&seven, 50), Duration::from_millis(4));
+        assert_eq!(percentile(&seven, 99), Duration::from_millis(70));
+        assert_eq!(percentile(&ms(&[9]), 1), Duration::from_millis(9));
     }
 
     /// The cold-load paths (from SQLite, writing the snapshot file, from the snapshot file) give the same rows, on
@@ -279,10 +306,9 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_are_ordered_and_counted() {
+    fn search_bench_reports_what_it_ran() {
         let t = search_bench(300, 8, 7);
         assert_eq!((t.points, t.dim, t.queries, t.threads), (300, 8, 7, 1));
-        assert!(t.p50 <= t.p99);
         assert!(t.full_scan_p50 > Duration::ZERO);
         assert!(t.to_string().starts_with("exact cosine top-10 over 300 x 8 f32 on 1 thread(s), 7 queries: p50 "), "{t}");
     }

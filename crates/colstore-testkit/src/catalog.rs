@@ -47,10 +47,9 @@ pub trait CatalogFixture: Send + Sync {
     /// folders). Needed for names the port cannot write: a path in another Unicode form than its key.
     async fn write_behind(&self, collection: &CollectionName, path: &str, bytes: &[u8]);
 
-    /// The queue the store enqueues each collection's sync job into, when it does. `None` skips those checks.
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        None
-    }
+    /// The queue the store enqueues each collection's sync job into (every store has one: enqueuing is part of
+    /// the contract).
+    fn jobs(&self) -> Arc<dyn JobQueue>;
 }
 
 /// Turns every scenario of the `FileCatalog` suite into a `#[tokio::test]` against one store.
@@ -558,9 +557,9 @@ pub async fn repository_writes_keep_the_catalog_in_step(f: &dyn CatalogFixture) 
 }
 
 /// Applied changes that leave documents pending enqueue the collection's sync job, as puts do; touches alone do
-/// not. Skipped for stores without a queue.
+/// not.
 pub async fn apply_changes_enqueues_the_sync_job(f: &dyn CatalogFixture) {
-    let Some(jobs) = f.jobs() else { return };
+    let jobs = f.jobs();
     let (repo, catalog, sync, files) = (f.repo(), f.catalog(), f.sync(), f.files());
     let pending_jobs =
         || async { jobs.list(JobFilter { states: vec![JobState::Pending], ..JobFilter::default() }).await.expect("list jobs").len() };

@@ -19,6 +19,7 @@ pub mod fake_queue;
 pub mod fake_repo;
 pub mod files;
 pub mod index;
+pub mod need;
 pub mod queue;
 pub mod repo;
 #[cfg(feature = "s3-server")]

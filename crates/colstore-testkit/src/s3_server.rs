@@ -81,14 +81,13 @@ pub async fn start(bucket: &str) -> Result<S3Server, String> {
     Ok(S3Server { addr, dir, task })
 }
 
-/// Starts a server, or explains on stderr why the s3 tests are skipped and returns `None`. With
-/// `COLSTORE_REQUIRE_S3` set (CI), failing to start is a test failure instead.
+/// Starts a server, or skips the running test ([`crate::need::skip`]) and returns `None`. With `COLSTORE_REQUIRE_S3`
+/// set (CI), failing to start is a test failure instead.
 pub async fn start_or_skip(bucket: &str) -> Option<S3Server> {
     match start(bucket).await {
         Ok(server) => Some(server),
-        Err(e) if std::env::var_os("COLSTORE_REQUIRE_S3").is_some() => panic!("cannot start the loopback S3 server: {e}"),
         Err(e) => {
-            eprintln!("SKIPPED: cannot start the loopback S3 server ({e}); set COLSTORE_REQUIRE_S3=1 to make this a failure");
+            crate::need::skip(crate::need::Need::S3, &format!("cannot start the loopback S3 server ({e})"));
             None
         }
     }

@@ -28,11 +28,9 @@ pub trait SyncFixture: Send + Sync {
     /// The clock the store uses.
     fn clock(&self) -> Arc<ManualClock>;
 
-    /// The queue the store enqueues each collection's sync job into on writes, when it does (the SQLite repository;
-    /// `InMemoryRepo::with_jobs`). `None` skips the checks of those jobs.
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        None
-    }
+    /// The queue the store enqueues each collection's sync job into on writes (the SQLite repository;
+    /// `InMemoryRepo::with_jobs`). Every store has one: enqueuing is part of the contract.
+    fn jobs(&self) -> Arc<dyn JobQueue>;
 }
 
 /// Turns every scenario of the `SyncStore` suite into a `#[tokio::test]` against one backend.
@@ -543,9 +541,9 @@ pub async fn missing_collection_is_reported(f: &dyn SyncFixture) {
 
 /// A write that leaves documents pending enqueues the collection's sync job — `{kind: "sync", dedup_key:
 /// "sync:<collection>", payload: {"collection": …}, max_attempts: 10}` — at most one pending per collection; writes
-/// that leave nothing to project enqueue nothing. Skipped for stores without a queue.
+/// that leave nothing to project enqueue nothing.
 pub async fn writes_enqueue_one_sync_job_per_collection(f: &dyn SyncFixture) {
-    let Some(jobs) = f.jobs() else { return };
+    let jobs = f.jobs();
     let (repo, sync) = (f.repo(), f.sync());
     let pending_jobs =
         || async { jobs.list(JobFilter { states: vec![JobState::Pending], ..JobFilter::default() }).await.expect("list jobs") };
@@ -642,26 +640,23 @@ pub async fn cache_rejects_vectors_of_another_dimension(f: &dyn SyncFixture) {
     assert_eq!(sync.cached_vectors(&e, vec![hash("ok"), hash("short")]).await.expect("cached_vectors"), [None, None]);
 }
 
-/// Thousands of vectors go in with one call and come back in order.
+/// Thousands of vectors go in with one call and come back in order. (How fast is `cargo xtask bench`'s business: a
+/// time bound here would fail on a loaded machine and prove little.)
 pub async fn cache_handles_thousands_of_vectors(f: &dyn SyncFixture) {
     const N: u64 = 3000;
     const DIM: u32 = 384;
     let sync = f.sync();
     let e = embedder("hash", "", DIM);
     let entries: Vec<(ContentHash, Vector)> = (0..N).map(|i| (hash(&format!("chunk {i}")), vector(i, DIM))).collect();
-    let started = std::time::Instant::now();
     sync.cache_vectors(&e, entries.clone()).await.expect("cache_vectors");
     let mut asked: Vec<ContentHash> = entries.iter().rev().map(|(h, _)| *h).collect();
     asked.push(hash("not cached"));
     let got = sync.cached_vectors(&e, asked).await.expect("cached_vectors");
-    let elapsed = started.elapsed();
     assert_eq!(got.len() as u64, N + 1);
     assert_eq!(got[N as usize], None);
     for (i, (_, v)) in entries.iter().rev().enumerate() {
         assert_eq!(got[i].as_ref(), Some(v), "vector {i} from the end");
     }
-    // A generous bound that still catches a row-at-a-time implementation on a slow machine.
-    assert!(elapsed < Duration::from_secs(20), "3000 vectors took {elapsed:?}");
 }
 
 /// Restored ledger rows keep state, projection, attempts, error and time; the current hash stays the document's.

@@ -337,23 +337,18 @@ mod tests {
         assert!(!dir.exists());
     }
 
-    /// Makes a directory unwritable: mode 0o555, or for root (who ignores modes) the immutable attribute.
-    /// Undoes it on drop so the temp dir can be removed. `None` when neither works here.
+    /// Makes a directory unwritable (mode 0o555) for the test's life; the caller is not root (see
+    /// `as_unprivileged_test`), so the mode holds.
     #[cfg(unix)]
-    struct Unwritable(PathBuf, bool);
+    struct Unwritable(PathBuf);
 
     #[cfg(unix)]
     impl Unwritable {
-        fn new(dir: &Path) -> Option<Self> {
+        fn new(dir: &Path) -> Self {
             use std::os::unix::fs::PermissionsExt;
-            let writable = |d: &Path| fs::create_dir(d.join("probe")).and_then(|()| fs::remove_dir(d.join("probe"))).is_ok();
             fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
-            if !writable(dir) {
-                return Some(Self(dir.to_owned(), false));
-            }
-            let chattr = std::process::Command::new("chattr").arg("+i").arg(dir).output();
-            let guard = Self(dir.to_owned(), true);
-            (chattr.is_ok_and(|o| o.status.success()) && !writable(dir)).then_some(guard)
+            assert!(fs::create_dir(dir.join("probe")).is_err(), "mode 0o555 must keep this user out of {}", dir.display());
+            Self(dir.to_owned())
         }
     }
 
@@ -361,9 +356,6 @@ mod tests {
     impl Drop for Unwritable {
         fn drop(&mut self) {
             use std::os::unix::fs::PermissionsExt;
-            if self.1 {
-                let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).output();
-            }
             let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
         }
     }
@@ -371,13 +363,14 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_read_only_directory_is_reported_as_such() {
+        use colstore_testkit::need::{Unprivileged, as_unprivileged_test};
+        if as_unprivileged_test() != Unprivileged::Here {
+            return;
+        }
         let t = tempfile::tempdir().unwrap();
         let ro = t.path().join("ro");
         fs::create_dir(&ro).unwrap();
-        let Some(_unwritable) = Unwritable::new(&ro) else {
-            println!("skipped: cannot make a directory unwritable for this user (root without chattr?)");
-            return;
-        };
+        let _unwritable = Unwritable::new(&ro);
         for dir in [ro.clone(), ro.join("sub/proj")] {
             let e = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
             let WiringError::ReadOnly { path } = &e else { panic!("{e:?}") };

@@ -131,7 +131,16 @@ impl StoreLock {
     /// # Errors
     /// As [`StoreLock::shared`].
     pub fn shared_within(dir: &StoreDir, wait: Duration) -> Result<StoreLock, WiringError> {
-        let file = acquire(dir, LockMode::Shared, wait)?;
+        Self::shared_with_notice(dir, wait, &|_| {})
+    }
+
+    /// Like [`StoreLock::shared_within`]; when the first attempt finds the lock held, calls `on_wait` once with the
+    /// holder when known (`pid 123 (gc) on host since ...`), so a shell can say that it waits and for whom.
+    ///
+    /// # Errors
+    /// As [`StoreLock::shared`].
+    pub fn shared_with_notice(dir: &StoreDir, wait: Duration, on_wait: &dyn Fn(Option<String>)) -> Result<StoreLock, WiringError> {
+        let file = acquire(dir, LockMode::Shared, wait, on_wait)?;
         let recovered = recover_stale(dir);
         Ok(Self { _file: file, mode: LockMode::Shared, info_path: None, recovered })
     }
@@ -143,8 +152,22 @@ impl StoreLock {
     /// [`WiringError::Busy`] naming the holder when known; [`WiringError::ReadOnly`] or [`WiringError::Io`] when the
     /// lock file or `lock.info` cannot be written.
     pub fn exclusive(dir: &StoreDir, command: &str, wait: Duration) -> Result<StoreLock, WiringError> {
+        Self::exclusive_with_notice(dir, command, wait, &|_| {})
+    }
+
+    /// Like [`StoreLock::exclusive`]; when the first attempt finds the lock held, calls `on_wait` once with the
+    /// holder when known, so a shell can say that it waits and for whom.
+    ///
+    /// # Errors
+    /// As [`StoreLock::exclusive`].
+    pub fn exclusive_with_notice(
+        dir: &StoreDir,
+        command: &str,
+        wait: Duration,
+        on_wait: &dyn Fn(Option<String>),
+    ) -> Result<StoreLock, WiringError> {
         let path = dir.lock_path();
-        let file = acquire(dir, LockMode::Exclusive, wait)?.ok_or_else(|| WiringError::ReadOnly { path: path.clone() })?;
+        let file = acquire(dir, LockMode::Exclusive, wait, on_wait)?.ok_or_else(|| WiringError::ReadOnly { path: path.clone() })?;
         let recovered = recover_stale(dir);
         let info_path = dir.lock_info_path();
         // If this fails the file lock is released with `file`, so nothing is left behind.
@@ -189,8 +212,9 @@ fn is_permission(e: &std::io::Error) -> bool {
     matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
 }
 
-/// Opens the lock file and takes the OS lock. `None` only for a shared lock on a store whose folder cannot be written.
-fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<Option<File>, WiringError> {
+/// Opens the lock file and takes the OS lock, calling `on_wait` with the holder once, when the first attempt finds it
+/// held. `None` only for a shared lock on a store whose folder cannot be written.
+fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration, on_wait: &dyn Fn(Option<String>)) -> Result<Option<File>, WiringError> {
     let path = dir.lock_path();
     let file = match OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path) {
         Ok(file) => file,
@@ -207,6 +231,9 @@ fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<Option<File
         Err(e) => return Err(WiringError::io(&path, e)),
     };
     let deadline = Instant::now() + wait;
+    // A record whose process is certainly gone describes a dead holder, not the one in the way.
+    let holder = || LockInfo::read(dir).filter(|i| i.alive() != Some(false)).map(|i| i.to_string());
+    let mut told = false;
     loop {
         let attempt = match mode {
             LockMode::Shared => file.try_lock_shared(),
@@ -214,14 +241,16 @@ fn acquire(dir: &StoreDir, mode: LockMode, wait: Duration) -> Result<Option<File
         };
         match attempt {
             Ok(()) => return Ok(Some(file)),
+            Err(TryLockError::WouldBlock) if !told => {
+                told = true;
+                on_wait(holder());
+            }
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(source)) => return Err(WiringError::Io { path, source }),
         }
         let now = Instant::now();
         if now >= deadline {
-            // A record whose process is certainly gone describes a dead holder, not the one in the way.
-            let holder = LockInfo::read(dir).filter(|i| i.alive() != Some(false)).map(|i| i.to_string());
-            return Err(WiringError::Busy { holder, path });
+            return Err(WiringError::Busy { holder: holder(), path });
         }
         std::thread::sleep(POLL.min(deadline - now));
     }
@@ -301,17 +330,28 @@ mod tests {
         assert_eq!(StoreLock::exclusive(&dir, "gc", SHORT).unwrap().mode(), LockMode::Exclusive);
     }
 
+    /// The waiter proves it was blocked (it tells once that it waits while the shared lock is held), then gets the
+    /// lock once it is released, within its wait.
     #[test]
     fn a_waiting_exclusive_gets_the_lock_when_it_is_released() {
         let (_t, dir) = store();
         let shared = StoreLock::shared(&dir).unwrap();
+        let (busy_tx, busy_rx) = std::sync::mpsc::channel();
         let waiter = {
             let dir = dir.clone();
-            std::thread::spawn(move || StoreLock::exclusive(&dir, "gc", Duration::from_secs(10)).map(|l| l.mode()))
+            std::thread::spawn(move || {
+                let tell = move |holder: Option<String>| {
+                    let _ = busy_tx.send(holder);
+                };
+                StoreLock::exclusive_with_notice(&dir, "gc", Duration::from_secs(600), &tell).map(|l| l.mode())
+            })
         };
-        std::thread::sleep(Duration::from_millis(150));
+        let holder = busy_rx.recv().expect("the waiter found the lock held and said so");
+        assert_eq!(holder, None, "a shared holder records no lock.info");
+        assert!(!waiter.is_finished(), "the waiter is still waiting while the shared lock is held");
         drop(shared);
         assert_eq!(waiter.join().unwrap().unwrap(), LockMode::Exclusive);
+        assert!(busy_rx.try_recv().is_err(), "it said so once");
     }
 
     fn dead_pid() -> u32 {
@@ -388,8 +428,8 @@ time.sleep(60)
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
-                println!("skipped: cannot run python3 ({e}); this test needs it to hold a lock from another process");
-                return;
+                let why = format!("cannot run python3 ({e}); this test needs it to hold a lock from another process");
+                return colstore_testkit::need::skip(colstore_testkit::need::Need::Python3, &why);
             }
         };
         let mut line = String::new();

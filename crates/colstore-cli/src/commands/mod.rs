@@ -60,22 +60,32 @@ impl Ctx {
 
     /// Takes the store lock shared (for writers), waiting briefly for an exclusive holder.
     pub async fn shared_lock(&self, store: &Store) -> CliResult<StoreLock> {
-        let dir = store.dir().clone();
-        let lock = tokio::task::spawn_blocking(move || StoreLock::shared(&dir))
-            .await
-            .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
-        Ok(lock)
+        lock_dir(store.dir(), None).await
     }
 
     /// Takes the store lock exclusively for `command`.
     pub async fn exclusive_lock(&self, store: &Store, command: &'static str) -> CliResult<StoreLock> {
-        let dir = store.dir().clone();
-        // StoreLock itself warns when it recovers a stale lock left by a dead process.
-        let lock = tokio::task::spawn_blocking(move || StoreLock::exclusive(&dir, command, EXCLUSIVE_WAIT))
-            .await
-            .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
-        Ok(lock)
+        lock_dir(store.dir(), Some(command)).await
     }
+}
+
+/// Takes the lock of the store in `dir`: exclusively for `command`, or shared. When another command holds it, says on
+/// stderr that it waits, for whom and how long (as apt and git do), then waits. StoreLock itself warns when it
+/// recovers a stale lock left by a dead process.
+pub(crate) async fn lock_dir(dir: &StoreDir, exclusive: Option<&'static str>) -> CliResult<StoreLock> {
+    let dir = dir.clone();
+    let wait = if exclusive.is_some() { EXCLUSIVE_WAIT } else { colstore_wiring::DEFAULT_SHARED_WAIT };
+    let notice = move |holder: Option<String>| {
+        let holder = holder.unwrap_or_else(|| "another colstore command".to_owned());
+        eprintln!("waiting for the store lock: {holder} holds it (giving up after {} s)", wait.as_secs());
+    };
+    let lock = tokio::task::spawn_blocking(move || match exclusive {
+        Some(command) => StoreLock::exclusive_with_notice(&dir, command, wait, &notice),
+        None => StoreLock::shared_with_notice(&dir, wait, &notice),
+    })
+    .await
+    .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
+    Ok(lock)
 }
 
 pub fn collection_name(s: &str) -> CliResult<CollectionName> {

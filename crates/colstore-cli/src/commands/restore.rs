@@ -7,7 +7,7 @@ use colstore_app::backup::{
     RestoreMode, RestoreOptions, RestorePlan, RestoreTarget, plan_restore, plan_restore_into_empty, run_restore, show_backup,
 };
 use colstore_domain::ports::SafetyCopy;
-use colstore_wiring::{Store, StoreDir, StoreLock, SystemClock, process_env};
+use colstore_wiring::{Store, SystemClock, process_env};
 use serde_json::json;
 
 use super::backup::{backup_id, open_repo, resolve_id};
@@ -15,7 +15,7 @@ use super::collection::confirm;
 use super::safety::{SafetyProgress, announce_safety, safety_label};
 use super::{Ctx, collection_name, display, io};
 use crate::cli::{RestoreArgs, RestoreModeArg};
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::output::{table, to_value};
 
 pub(super) fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str) -> CliResult {
@@ -51,15 +51,6 @@ pub(super) fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str
             table(&["COLLECTION", "ACTION", "ADD", "UPDATE", "DELETE", "UNCHANGED", "KEPT (NEWER)"], &rows)
         ))
         .map_err(io)
-}
-
-/// Takes the store lock of `dir` exclusively for `command` (for a store whose database cannot be opened).
-async fn exclusive_lock_dir(dir: &StoreDir, command: &'static str) -> CliResult<StoreLock> {
-    let dir = dir.clone();
-    let lock = tokio::task::spawn_blocking(move || StoreLock::exclusive(&dir, command, super::EXCLUSIVE_WAIT))
-        .await
-        .map_err(|e| CliError::new(format!("lock task failed: {e}")))??;
-    Ok(lock)
 }
 
 pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
@@ -133,7 +124,7 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {
                 if !a.yes {
                     confirm(&format!("Move the damaged database aside and restore backup {id} into a fresh one?"))?;
                 }
-                let lock = exclusive_lock_dir(&here.dir, "restore").await?;
+                let lock = super::lock_dir(&here.dir, Some("restore")).await?;
                 let recreated = damaged.recreate(&lock, &process_env, Arc::new(SystemClock)).await?;
                 if let Some(dir) = &recreated.aside {
                     damaged_json["moved_to"] = json!(display(dir));

@@ -16,6 +16,7 @@ use colstore_domain::ports::{DocumentFiles, FilesError, STAGING_PREFIX};
 use colstore_domain::{CollectionName, ContentHash};
 use colstore_fs::{FsDocumentFiles, IO_CHUNK};
 use colstore_testkit::files::{FilesFixture, chunks, coll, key, noise, put, read, scan, scanned, skipped_paths};
+use colstore_testkit::need::{Unprivileged, as_unprivileged_test};
 use rstest::rstest;
 use tempfile::TempDir;
 
@@ -207,18 +208,17 @@ async fn editor_style_save_changes_the_inode() {
 
 #[tokio::test]
 async fn read_only_folder_refuses_staging() {
+    if as_unprivileged_test() != Unprivileged::Here {
+        return;
+    }
     let f = Fs::new();
     let c = coll();
     f.files.create_root(&c).await.expect("create_root");
     let root = f.root(&c);
     fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).expect("chmod");
-    let probe = fs::File::create(root.join("probe")).is_ok();
+    assert!(fs::File::create(root.join("probe")).is_err(), "mode 0o555 keeps this user out");
     let r = f.files.stage(&c, chunks(&[b"x"])).await;
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod back");
-    if probe {
-        println!("SKIPPED read_only_folder_refuses_staging: this user writes into read-only folders (root?)");
-        return;
-    }
     match r {
         Err(e @ FilesError::ReadOnly { .. }) => assert!(e.to_string().contains(&root.display().to_string()), "names the folder: {e}"),
         other => panic!("expected ReadOnly, got {other:?}"),
@@ -227,14 +227,14 @@ async fn read_only_folder_refuses_staging() {
 
 #[tokio::test]
 async fn unlistable_collection_folder_fails_the_scan() {
+    if as_unprivileged_test() != Unprivileged::Here {
+        return;
+    }
     let f = Fs::new();
     let c = coll();
     put(&*f.files, &c, "a.md", b"x").await;
     let root = f.root(&c);
-    if !lock_out(&root) {
-        println!("SKIPPED unlistable_collection_folder_fails_the_scan: this user reads every folder (root?)");
-        return;
-    }
+    assert!(lock_out(&root), "mode 0o000 keeps this user out");
     let r = f.files.scan(&c).await;
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod back");
     match r {

@@ -225,8 +225,8 @@ impl SyncFixture for Store {
         self.clock.clone()
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(Arc::new(self.repo.clone()))
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        Arc::new(self.repo.clone())
     }
 }
 
@@ -256,8 +256,8 @@ impl CatalogFixture for Store {
         self.files.inner.external_write(collection, path, Bytes::copy_from_slice(bytes));
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(Arc::new(self.repo.clone()))
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        Arc::new(self.repo.clone())
     }
 }
 

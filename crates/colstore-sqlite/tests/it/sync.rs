@@ -51,8 +51,8 @@ impl SyncFixture for Store {
         self.clock.clone()
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(Arc::new(self.repo.clone()))
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        Arc::new(self.repo.clone())
     }
 }
 

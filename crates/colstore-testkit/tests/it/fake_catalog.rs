@@ -53,8 +53,8 @@ impl CatalogFixture for Store {
         self.files.external_write(collection, path, bytes.to_vec());
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(self.jobs.clone())
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        self.jobs.clone()
     }
 }
 
@@ -71,8 +71,8 @@ impl SyncFixture for Store {
         self.clock.clone()
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(self.jobs.clone())
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        self.jobs.clone()
     }
 }
 

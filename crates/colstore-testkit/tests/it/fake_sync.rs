@@ -25,8 +25,8 @@ impl SyncFixture for Sync {
         self.clock.clone()
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(self.jobs.clone())
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        self.jobs.clone()
     }
 }
 

@@ -79,8 +79,8 @@ impl SyncFixture for Store {
         self.clock.clone()
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(Arc::new(self.repo.clone()))
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        Arc::new(self.repo.clone())
     }
 }
 
@@ -110,8 +110,8 @@ impl CatalogFixture for Store {
         Store::write_behind(self, collection, path, bytes);
     }
 
-    fn jobs(&self) -> Option<Arc<dyn JobQueue>> {
-        Some(Arc::new(self.repo.clone()))
+    fn jobs(&self) -> Arc<dyn JobQueue> {
+        Arc::new(self.repo.clone())
     }
 }
 
