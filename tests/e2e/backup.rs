@@ -1,5 +1,5 @@
-//! Backups from the real binary (PRODUCT §7): round trips, plans, damage, bad input, kill -9 during backup, restore,
-//! prune and clear, and a backup taken while another process writes.
+//! Backups from the real binary (PRODUCT §7): round trips, plans, damage, bad input, and a backup taken while another
+//! process writes. kill -9 during backup, prune, restore, clear and import is in `crash/backups.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use colstore_e2e::TestStore;
 use serde_json::Value;
-
-use crate::Rng;
 
 /// A store with two collections of small text documents (with metadata and tags), synced.
 fn store_with_documents(n: usize) -> TestStore {
@@ -256,151 +254,6 @@ fn a_backup_taken_while_another_process_writes_shows_one_moment() {
     let _ = writer.wait();
     assert!(checked >= 2, "only {checked} backups ran while the writer wrote");
     println!("{checked} backups taken while writing were each consistent");
-}
-
-/// Runs `args` and SIGKILLs it after a random delay; returns whether it finished first (and then its output).
-fn run_and_kill(s: &TestStore, rng: &mut Rng, args: &[&str], max_delay_ms: u64) -> Option<std::process::Output> {
-    let delay = Duration::from_millis(rng.range(0, max_delay_ms));
-    let mut child = s.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn col");
-    std::thread::sleep(delay);
-    match child.try_wait().expect("try_wait") {
-        None => {
-            child.kill().expect("SIGKILL");
-            child.wait().unwrap();
-            None
-        }
-        Some(_) => Some(child.wait_with_output().unwrap()),
-    }
-}
-
-/// After a kill: the store opens and verifies, and every acknowledged backup still verifies with its data.
-#[track_caller]
-fn check_after_kill(s: &TestStore, acknowledged: &[String], what: &str, round: usize) {
-    let out = s.run(["verify"]);
-    assert_eq!(out.code, 0, "{what} round {round}: col verify failed after kill -9\n{out}");
-    let list = s.json(["backup", "list"]);
-    let ids: Vec<&str> = list["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
-    for id in acknowledged {
-        assert!(ids.contains(&id.as_str()), "{what} round {round}: acknowledged backup {id} is gone");
-    }
-    if let Some(last) = acknowledged.last() {
-        let v = s.run(["backup", "verify", last, "--read-data"]);
-        assert_eq!(v.code, 0, "{what} round {round}: backup {last} no longer verifies\n{v}");
-    }
-}
-
-const KILL_ROUNDS: usize = 20;
-
-#[test]
-fn kill_9_during_backup_prune_restore_clear_and_import_loses_nothing() {
-    let seed = std::env::var("E2E_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(Rng::seed_from_time);
-    println!("backup crash test seed: {seed} (replay with E2E_CRASH_SEED={seed})");
-    let mut rng = Rng::new(seed);
-    let s = TestStore::new();
-    s.ok(["collection", "create", "c"]);
-    for i in 0..1500 {
-        s.write(format!("src/f{i:04}.txt"), rng.bytes_between(500, 3000));
-    }
-    s.ok(["add", "c", "src", "-q"]);
-    let mut acknowledged: Vec<String> = vec![backup_id(&s, &[])];
-
-    let export = s.path().join("all.colstore");
-    s.ok(["export", "-o", export.to_str().unwrap()]);
-    let mut interrupted = [0usize; 5];
-    for round in 0..KILL_ROUNDS {
-        // Backup: a change each round so there is something new to write.
-        for i in 0..50 {
-            s.write(format!("src/f{:04}.txt", rng.range(0, 1499)), rng.bytes_between(500, 3000));
-            let _ = i;
-        }
-        s.ok(["add", "c", "src", "-q"]);
-        match run_and_kill(&s, &mut rng, &["--json", "backup"], 400) {
-            None => interrupted[0] += 1,
-            Some(o) => {
-                assert!(o.status.success(), "backup failed: {}", String::from_utf8_lossy(&o.stderr));
-                let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-                acknowledged.push(v["backup"]["id"].as_str().unwrap().to_owned());
-            }
-        }
-        // Rotation may have removed older ones (keep_last = 10): only the newest 10 acknowledged must stay.
-        let keep = acknowledged.len().saturating_sub(10);
-        acknowledged.drain(..keep);
-        check_after_kill(&s, &acknowledged, "backup", round);
-
-        // Prune: keep the last 3 (what it keeps must stay whole).
-        let before_prune: Vec<String> =
-            s.json(["backup", "list"])["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
-        match run_and_kill(&s, &mut rng, &["backup", "prune", "--keep-last", "3"], 150) {
-            None => interrupted[1] += 1,
-            Some(o) => assert!(o.status.success(), "prune failed: {}", String::from_utf8_lossy(&o.stderr)),
-        }
-        let list = s.json(["backup", "list"]);
-        let present: Vec<String> = list["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
-        // Prune keeps the newest 3, which may be safety backups of `clear` (complete backups too): whatever it kept
-        // must be whole, and it must have kept exactly the newest 3 of what was there.
-        let newest: Vec<&String> = before_prune.iter().rev().take(3).collect();
-        assert!(newest.iter().all(|id| present.contains(id)), "prune --keep-last 3 removed one of the newest 3: {newest:?} vs {present:?}");
-        acknowledged = present;
-        check_after_kill(&s, &acknowledged, "prune", round);
-
-        // Restore the newest acknowledged backup, killed; then once to the end, which must give exactly that backup.
-        let id = acknowledged.last().unwrap().clone();
-        s.ok(["put", "c", "noise.txt", "--text", &format!("round {round}")]);
-        match run_and_kill(&s, &mut rng, &["restore", &id, "--yes", "--no-backup"], 300) {
-            None => interrupted[2] += 1,
-            Some(o) => assert!(o.status.success(), "restore failed: {}", String::from_utf8_lossy(&o.stderr)),
-        }
-        check_after_kill(&s, &acknowledged, "restore", round);
-        s.ok(["restore", &id, "--yes", "--no-backup", "-q"]);
-        let plan = s.json(["restore", &id, "--dry-run"]);
-        let c = &plan["plan"]["collections"][0];
-        assert_eq!((c["add"].as_u64(), c["update"].as_u64(), c["delete"].as_u64()), (Some(0), Some(0), Some(0)), "round {round}: {plan}");
-
-        // Clear, killed: the store verifies; the safety backup (if it was acknowledged) holds everything.
-        {
-            let total = s.json(["ls", "c", "--limit", "1"])["total"].as_u64().unwrap();
-            match run_and_kill(&s, &mut rng, &["--json", "clear", "c", "--yes"], 400) {
-                None => interrupted[3] += 1,
-                Some(o) => assert!(o.status.success(), "clear failed: {}", String::from_utf8_lossy(&o.stderr)),
-            }
-            check_after_kill(&s, &acknowledged, "clear", round);
-            // Put everything back from the newest acknowledged backup.
-            s.ok(["restore", &id, "--yes", "--no-backup", "-q"]);
-            assert_eq!(s.json(["ls", "c", "--limit", "1"])["total"].as_u64().map(|n| n <= total + 1), Some(true));
-        }
-        // Import of the first export, killed; the store verifies, and a complete import then leaves nothing to do.
-        s.ok(["put", "c", "noise.txt", "--text", &format!("import round {round}")]);
-        match run_and_kill(&s, &mut rng, &["import", export.to_str().unwrap(), "--yes", "--no-backup"], 400) {
-            None => interrupted[4] += 1,
-            Some(o) => assert!(o.status.success(), "import failed: {}", String::from_utf8_lossy(&o.stderr)),
-        }
-        check_after_kill(&s, &acknowledged, "import", round);
-        s.ok(["import", export.to_str().unwrap(), "--yes", "--no-backup", "-q"]);
-        let plan = s.json(["import", export.to_str().unwrap(), "--dry-run"]);
-        let c = &plan["plan"]["collections"][0];
-        assert_eq!((c["add"].as_u64(), c["update"].as_u64(), c["delete"].as_u64()), (Some(0), Some(0), Some(0)), "round {round}: {plan}");
-        println!(
-            "round {round:2}: interrupted so far: backup {}, prune {}, restore {}, clear {}, import {}",
-            interrupted[0], interrupted[1], interrupted[2], interrupted[3], interrupted[4]
-        );
-    }
-    // A prune with little to remove is quick, so fewer of its random kills land mid-run: top them up (each kill is
-    // followed by the same checks), until at least 3 have, with short delays.
-    let mut extra = 0;
-    while interrupted[1] < 3 && extra < 60 {
-        let backup_id = backup_id(&s, &[]);
-        acknowledged.push(backup_id);
-        match run_and_kill(&s, &mut rng, &["backup", "prune", "--keep-last", "2"], 60) {
-            None => interrupted[1] += 1,
-            Some(o) => assert!(o.status.success(), "prune failed: {}", String::from_utf8_lossy(&o.stderr)),
-        }
-        let list = s.json(["backup", "list"]);
-        acknowledged = list["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
-        check_after_kill(&s, &acknowledged, "extra prune", extra);
-        extra += 1;
-    }
-    println!("{extra} extra prune rounds; interrupted: {interrupted:?}");
-    assert!(interrupted.iter().all(|&n| n >= 3), "too few kills hit a running command: {interrupted:?}");
 }
 
 /// `col backup --to s3://…` against a real S3-protocol server on loopback, configured only through the standard AWS

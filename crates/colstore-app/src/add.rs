@@ -482,7 +482,11 @@ async fn write_batch(
             report.count(classify(repo, collection, d).await?);
         }
     } else if !docs.is_empty() {
-        for o in repo.put_batch(collection, docs).await? {
+        crate::commit_log::began("add", Some(collection));
+        let outcomes = repo.put_batch(collection, docs).await?;
+        let changed = outcomes.iter().filter(|o| o.status != PutStatus::Unchanged).count();
+        crate::commit_log::durable("add", collection, changed as u64);
+        for o in outcomes {
             report.count(o.status);
         }
     }

@@ -109,8 +109,10 @@ pub async fn clear_collection(
     drop: bool,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, RepoError> {
+    crate::commit_log::began("clear", Some(collection));
     if drop {
         let n = repo.delete_collection(collection).await?;
+        crate::commit_log::durable("clear", collection, n);
         on_progress(n);
         return Ok(n);
     }
@@ -123,7 +125,9 @@ pub async fn clear_collection(
             return Ok(deleted);
         }
         let keys = page.into_iter().map(|d| d.key).collect();
-        deleted += repo.delete_documents(collection, keys).await?.len() as u64;
+        let n = repo.delete_documents(collection, keys).await?.len() as u64;
+        crate::commit_log::durable("clear", collection, n);
+        deleted += n;
         on_progress(deleted);
     }
 }

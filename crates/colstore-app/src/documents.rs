@@ -13,10 +13,13 @@ use futures::StreamExt;
 /// `CollectionNotFound`, `ContentRead` when its stream fails (nothing written), or a store failure.
 pub async fn put_document(repo: &dyn CollectionRepo, collection: &CollectionName, doc: NewDocument) -> Result<PutOutcome, RepoError> {
     let key = doc.key.clone();
-    repo.put_batch(collection, vec![doc]).await?.pop().ok_or_else(|| RepoError::Backend {
+    crate::commit_log::began("put", Some(collection));
+    let outcome = repo.put_batch(collection, vec![doc]).await?.pop().ok_or_else(|| RepoError::Backend {
         backend: "store",
         source: format!("the store returned no outcome for {collection}/{key}").into(),
-    })
+    })?;
+    crate::commit_log::durable("put", collection, u64::from(outcome.status != colstore_domain::PutStatus::Unchanged));
+    Ok(outcome)
 }
 
 /// Removes the contents no document references any more (`dry_run`: only counts them).

@@ -7,6 +7,7 @@ mod add;
 pub mod backup;
 mod clear;
 mod collections;
+pub mod commit_log;
 mod documents;
 mod export;
 pub mod front_matter;

@@ -107,6 +107,7 @@ pub async fn run_migration(
     on_kept: &(dyn Fn(&SafetyCopy) + Sync),
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<MigrationOutcome, MigrationError> {
+    crate::commit_log::began("migrate", None);
     let safety = match safety {
         Some(net) => {
             let copy = net.backup(collections, "migrate").await?;
@@ -139,6 +140,7 @@ async fn convert(
         }
     }
     conversion.switch().await?;
+    crate::commit_log::durable_step("migrate", "switched");
     let blobs_removed = if converted.files.is_some() { converted.repo.gc(false).await?.contents_removed } else { 0 };
     Ok(MigrationOutcome { copied, verified, blobs_removed, safety: None })
 }

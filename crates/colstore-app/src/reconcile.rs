@@ -242,7 +242,9 @@ pub async fn apply_plan(
     if options.dry_run || plan.changes.is_empty() {
         return Ok(ReconcileReport { plan, applied: None });
     }
+    crate::commit_log::began("reconcile", Some(collection));
     let applied = catalog.apply_changes(collection, plan.changes.clone()).await?;
+    crate::commit_log::durable("reconcile", collection, applied.applied);
     Ok(ReconcileReport { plan, applied: Some(applied) })
 }
 

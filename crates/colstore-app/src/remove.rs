@@ -71,6 +71,7 @@ pub async fn remove_documents(
     on_kept: &(dyn Fn(&SafetyCopy) + Sync),
 ) -> Result<RemoveReport, RemoveError> {
     let plan = plan_remove(repo, collection, &keys).await?;
+    crate::commit_log::began("rm", Some(collection));
     let copy = match safety {
         Some(net) if !plan.present.is_empty() => {
             let copy = net.keep(std::slice::from_ref(collection), "rm").await?;
@@ -80,6 +81,7 @@ pub async fn remove_documents(
         _ => None,
     };
     let deleted = repo.delete_documents(collection, keys.clone()).await?;
+    crate::commit_log::durable("rm", collection, deleted.len() as u64);
     let missing = keys.into_iter().filter(|k| !deleted.contains(k)).collect();
     Ok(RemoveReport { deleted, missing, safety: copy })
 }
@@ -111,6 +113,7 @@ pub async fn delete_collection(
     on_kept: &(dyn Fn(&SafetyCopy) + Sync),
 ) -> Result<CollectionDeleteReport, RemoveError> {
     repo.collection(collection).await?;
+    crate::commit_log::began("collection-delete", Some(collection));
     let copy = match safety {
         Some(net) => {
             let copy = net.keep(std::slice::from_ref(collection), "collection-delete").await?;
@@ -120,6 +123,7 @@ pub async fn delete_collection(
         None => None,
     };
     let documents_deleted = repo.delete_collection(collection).await?;
+    crate::commit_log::durable("collection-delete", collection, documents_deleted);
     let index_problem = match index {
         Some(index) => index.drop_collection(&index_name(store_id, collection)).await.err().map(|e| e.to_string()),
         None => None,

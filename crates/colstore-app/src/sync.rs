@@ -291,6 +291,7 @@ async fn sync_batch(
     batch: Vec<LedgerEntry>,
     report: &mut SyncReport,
 ) -> Result<(), SyncFailure> {
+    crate::commit_log::began("sync", Some(collection));
     // Deletions: remove the projected points, then forget the row.
     let mut live = Vec::with_capacity(batch.len());
     for entry in batch {
@@ -448,7 +449,9 @@ async fn sync_batch(
         report.progress.documents += 1;
     }
     let marked = ports.ledger.mark_synced_batch(collection, synced_items).await?;
-    report.synced += marked.iter().filter(|m| **m).count() as u64;
+    let synced = marked.iter().filter(|m| **m).count() as u64;
+    crate::commit_log::durable("sync", collection, synced);
+    report.synced += synced;
     Ok(())
 }
 

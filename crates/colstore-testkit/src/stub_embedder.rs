@@ -71,6 +71,8 @@ struct State {
     requests: u64,
     texts_embedded: u64,
     embedded: HashMap<String, u64>,
+    /// The texts of every answered embedding request, by the API key it carried ("" without one), in order.
+    by_key: HashMap<String, Vec<Vec<String>>>,
     faults: VecDeque<Fault>,
     delay: Duration,
     wrong_dimension: bool,
@@ -171,6 +173,18 @@ impl StubEmbedServer {
     /// How many times `text` was embedded (answered with 200).
     pub fn times_embedded(&self, text: &str) -> u64 {
         self.shared.lock().embedded.get(text).copied().unwrap_or(0)
+    }
+
+    /// The texts of the last embedding request answered with 200 that carried API key `key` (`Authorization: Bearer
+    /// <key>`); empty when none did. Giving each client process its own key tells the processes apart: a process
+    /// killed mid-request lost at most that request's answer.
+    pub fn last_texts_of(&self, key: &str) -> Vec<String> {
+        self.shared.lock().by_key.get(key).and_then(|r| r.last()).cloned().unwrap_or_default()
+    }
+
+    /// Every text embedded so far, with how many times.
+    pub fn embedded_counts(&self) -> Vec<(String, u64)> {
+        self.shared.lock().embedded.iter().map(|(t, n)| (t.clone(), *n)).collect()
     }
 
     /// How many distinct texts were embedded.
@@ -374,6 +388,9 @@ fn answer(shared: &Shared, request: Request) -> (Duration, Response) {
     }
     let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
     state.texts_embedded += inputs.len() as u64;
+    let bearer = request.headers.iter().find(|(n, _)| n == "authorization").and_then(|(_, v)| v.strip_prefix("Bearer "));
+    let bearer = bearer.unwrap_or_default().to_owned();
+    state.by_key.entry(bearer).or_default().push(inputs.clone());
     for text in inputs {
         *state.embedded.entry(text).or_insert(0) += 1;
     }
@@ -552,6 +569,11 @@ mod tests {
         assert_eq!((server.times_embedded("a"), server.times_embedded("c")), (2, 0));
         assert_eq!(server.last_body().unwrap()["model"], "m");
         assert_eq!(server.last_header("HOST").as_deref(), Some("x"));
+        assert_eq!(server.last_texts_of(""), ["a", "b", "a"], "requests without a key are grouped under \"\"");
+        post(&server, "/v1/embeddings", "Authorization: Bearer one\r\n", r#"{"model":"m","input":["x"]}"#);
+        post(&server, "/v1/embeddings", "Authorization: Bearer one\r\n", r#"{"model":"m","input":["y","z"]}"#);
+        assert_eq!(server.last_texts_of("one"), ["y", "z"], "the last request of key one");
+        assert!(server.last_texts_of("two").is_empty());
     }
 
     #[test]

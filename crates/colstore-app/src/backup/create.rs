@@ -304,6 +304,9 @@ pub async fn create_backup(
     on_event: &(dyn Fn(BackupEvent) + Sync),
 ) -> Result<BackupReport, BackupFailure> {
     let lock = if opts.dry_run { None } else { Some(HeldLock::take(&*store, clock, owner, LockKind::Backup).await?) };
+    if lock.is_some() {
+        crate::commit_log::began("backup", None);
+    }
     backup_locked(repo, store, clock, lock, opts, on_event).await
 }
 
@@ -518,6 +521,7 @@ async fn backup_locked(
         if back != bytes {
             return Err(BackupFailure::Unverified { id: ContentHash::of(&bytes), detail: format!("manifest {id} read back differs") });
         }
+        crate::commit_log::durable_step("backup", &id.to_string());
         Ok(BackupReport { id: Some(id.to_string()), created_at, collections: summaries, stats })
     }
     .await;

@@ -492,6 +492,9 @@ async fn remove_and_collect(
     dry_run: bool,
 ) -> Result<PruneReport, BackupFailure> {
     let lock = if dry_run { None } else { Some(HeldLock::take(store, clock, owner, LockKind::Prune).await?) };
+    if lock.is_some() {
+        crate::commit_log::began("prune", None);
+    }
     let outcome = async {
         let all = store.list_manifests().await.map_err(BackupFailure::Store)?;
         let mut report = PruneReport { dry_run, ..PruneReport::default() };
@@ -510,6 +513,7 @@ async fn remove_and_collect(
             report.removed.push(id.to_string());
             if !dry_run {
                 store.delete_manifest(id).await.map_err(BackupFailure::Store)?;
+                crate::commit_log::durable_step("prune", &format!("removed {id}"));
             }
         }
         let mut listing = store.list_objects().await.map_err(BackupFailure::Store)?;

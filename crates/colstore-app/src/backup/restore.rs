@@ -431,6 +431,7 @@ impl Batch {
         let k = self.docs.len() as u64;
         if k > 0 {
             repo.restore_documents(name, std::mem::take(&mut self.docs)).await?;
+            crate::commit_log::durable("restore", name, k);
         }
         if !self.ledger.is_empty() {
             ledger.restore_ledger(name, std::mem::take(&mut self.ledger)).await?;
@@ -485,8 +486,9 @@ pub async fn restore_backup(
                         plan.delete += 1;
                         deletes.push(d.key);
                         if deletes.len() >= 1000 {
-                            report.documents_deleted +=
-                                repo.delete_documents(&entry.name, std::mem::take(&mut deletes)).await?.len() as u64;
+                            let n = repo.delete_documents(&entry.name, std::mem::take(&mut deletes)).await?.len() as u64;
+                            crate::commit_log::durable("restore", &entry.name, n);
+                            report.documents_deleted += n;
                         }
                     }
                     continue;
@@ -516,6 +518,7 @@ pub async fn restore_backup(
             if !r.parts.is_empty() {
                 // A large document: streamed from its parts on its own, in its own transaction.
                 restore_fed(repo, &entry.name, meta_of(&entry.name, &r), |tx| feed_parts(reader, &r.parts, tx)).await?;
+                crate::commit_log::durable("restore", &entry.name, 1);
                 report.documents_written += 1;
                 done += 1;
                 on_progress(done, total);
@@ -535,7 +538,9 @@ pub async fn restore_backup(
         report.documents_written += k;
         done += k;
         if !deletes.is_empty() {
-            report.documents_deleted += repo.delete_documents(&entry.name, deletes).await?.len() as u64;
+            let n = repo.delete_documents(&entry.name, deletes).await?.len() as u64;
+            crate::commit_log::durable("restore", &entry.name, n);
+            report.documents_deleted += n;
         }
         // Replace: the backup's whole ledger, last (after the deletions, which mark rows too).
         if opts.mode == RestoreMode::Replace {

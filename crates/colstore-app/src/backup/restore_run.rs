@@ -98,6 +98,7 @@ pub async fn run_restore(
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<RestoreOutcome, RestoreRunError> {
     let existing = overwritten(&plan.collections);
+    crate::commit_log::began("restore", None);
     let safety = match target.safety {
         Some(net) if opts.mode == RestoreMode::Replace && !existing.is_empty() => {
             let copy = net.backup(&existing, "restore").await?;

@@ -81,6 +81,7 @@ pub async fn run_import<R: BufRead>(
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportOutcome, ImportRunError> {
     let touched = overwritten(&plan.collections);
+    crate::commit_log::began("import", None);
     let safety = match safety {
         Some(net) if !touched.is_empty() => {
             let copy = net.backup(&touched, "import").await?;

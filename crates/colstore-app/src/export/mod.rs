@@ -623,7 +623,9 @@ pub async fn import<R: BufRead>(
         if is_end && let Some((name, _, mut beside)) = coll.take() {
             if !batch.is_empty() {
                 written += batch.len() as u64;
+                let k = batch.len() as u64;
                 repo.restore_documents(&name, std::mem::take(&mut batch)).await?;
+                crate::commit_log::durable("import", &name, k);
                 batch_bytes = 0;
             }
             if mode == RestoreMode::Replace {
@@ -670,6 +672,7 @@ pub async fn import<R: BufRead>(
                     // A large document: streamed from its part lines into its own transaction.
                     let (key, parts) = (d.key.clone(), d.parts);
                     restore_fed(repo, name, doc_meta(name, *d), |tx| feed_parts(&mut lines, &key, parts, tx)).await?;
+                    crate::commit_log::durable("import", name, 1);
                     written += 1;
                     continue;
                 }
@@ -679,7 +682,9 @@ pub async fn import<R: BufRead>(
                 batch.push((doc_meta(name, *d), Bytes::from(content)));
                 if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
                     written += batch.len() as u64;
+                    let k = batch.len() as u64;
                     repo.restore_documents(name, std::mem::take(&mut batch)).await?;
+                    crate::commit_log::durable("import", name, k);
                     batch_bytes = 0;
                 }
             }
@@ -725,7 +730,8 @@ async fn feed_parts<R: BufRead>(lines: &mut Lines<R>, key: &DocKey, parts: u64, 
 /// Deletes the keys in `gone` once there are at least `min` of them (all that are there with 0).
 async fn delete_gone(repo: &dyn CollectionRepo, name: &CollectionName, gone: &mut Vec<DocKey>, min: usize) -> Result<(), ExportError> {
     if !gone.is_empty() && gone.len() >= min {
-        repo.delete_documents(name, std::mem::take(gone)).await?;
+        let n = repo.delete_documents(name, std::mem::take(gone)).await?.len() as u64;
+        crate::commit_log::durable("import", name, n);
     }
     Ok(())
 }
