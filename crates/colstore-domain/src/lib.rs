@@ -17,6 +17,8 @@ mod hash;
 mod names;
 mod point;
 pub mod ports;
+#[cfg(test)]
+mod props;
 mod query;
 mod retry;
 mod time;

@@ -589,6 +589,34 @@ mod tests {
         assert_eq!(&bytes[bytes.len() - 20..], codes, "the codes come last");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..proptest::prelude::ProptestConfig::default() })]
+
+        /// Any damage to a snapshot file (a flipped bit, a removed range, a cut, bytes appended) is rejected, never
+        /// loaded and never a panic: both checksums cover every byte. Arbitrary bytes are rejected too.
+        #[test]
+        fn damaged_or_arbitrary_files_are_rejected(at in 0usize..100_000, how in 0u8..4, len in 1usize..64, junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = path_for(dir.path(), 7);
+            write(dir.path(), &sample(Distance::Cosine, 40), -3).unwrap();
+            let mut bytes = fs::read(&path).unwrap();
+            let at = at % bytes.len();
+            match how {
+                0 => bytes[at] ^= 1 << (len % 8),
+                1 => { bytes.drain(at..(at + len).min(bytes.len())); }
+                2 => bytes.truncate(at),
+                _ => {
+                    bytes.extend_from_slice(&junk[..junk.len().min(len)]);
+                    bytes.push(0);
+                }
+            }
+            fs::write(&path, &bytes).unwrap();
+            proptest::prop_assert!(read(&path, &label(Distance::Cosine)).is_err(), "damage {how} at {at} was loaded");
+            fs::write(&path, &junk).unwrap();
+            proptest::prop_assert!(read(&path, &label(Distance::Cosine)).is_err());
+        }
+    }
+
     #[test]
     fn damage_and_other_states_are_rejected() {
         let dir = tempfile::tempdir().unwrap();

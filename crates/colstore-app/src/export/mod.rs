@@ -36,7 +36,7 @@ pub const EXPORT_FORMAT: &str = "colstore-export";
 /// `part` lines: a document larger than [`LARGE_CONTENT`](crate::backup::format::LARGE_CONTENT) has an empty
 /// `content` and `parts: n`, and its content follows in `n` lines of at most
 /// [`PIECE`](crate::backup::format::PIECE) bytes each, so it is written and read with bounded memory.
-pub const EXPORT_VERSION: u32 = 2;
+pub const EXPORT_VERSION: u32 = 3;
 /// Documents per import transaction (and at most [`IMPORT_BATCH_BYTES`]).
 const IMPORT_BATCH: usize = 256;
 const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
@@ -69,6 +69,10 @@ enum Line {
     End {
         collections: u64,
         documents: u64,
+        /// The SHA-256 of every byte before the end line (version 3 on): damage anywhere, in a key or in metadata as
+        /// much as in content, is found before anything is imported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<ContentHash>,
     },
 }
 
@@ -188,6 +192,9 @@ pub async fn export(
             return Err(ExportError::NoSuchCollection(want.clone(), "store"));
         }
     }
+    // Everything before the end line is hashed on its way out; the end line carries the digest.
+    let mut hashing = Hashing { out, hasher: ContentHasher::new() };
+    let out: &mut (dyn Write + Send) = &mut hashing;
     let mut report = ExportReport { collections: 0, documents: 0, bytes: 0, vectors: 0 };
     // Lines written so far (the header is line 1).
     let mut lines = 1u64;
@@ -246,9 +253,29 @@ pub async fn export(
             }
         }
     }
-    write_line(out, &Line::End { collections: report.collections, documents: report.documents })?;
     out.flush()?;
+    let sha256 = Some(std::mem::take(&mut hashing.hasher).finish());
+    write_line(hashing.out, &Line::End { collections: report.collections, documents: report.documents, sha256 })?;
+    hashing.out.flush()?;
     Ok(report)
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<'a> {
+    out: &'a mut (dyn Write + Send),
+    hasher: ContentHasher,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 // A group of documents read whole holds at most CONTENT_GROUP_BYTES, and a document larger than that is alone in
@@ -357,11 +384,15 @@ struct Lines<R> {
     input: R,
     n: u64,
     buf: Vec<u8>,
+    /// The SHA-256 of every line read so far, up to the end line.
+    hasher: ContentHasher,
+    /// That digest, once the end line is read.
+    before_end: Option<ContentHash>,
 }
 
 impl<R: BufRead> Lines<R> {
     fn new(input: R) -> Self {
-        Self { input, n: 0, buf: Vec::new() }
+        Self { input, n: 0, buf: Vec::new(), hasher: ContentHasher::new(), before_end: None }
     }
 
     fn next_line(&mut self) -> Result<Option<Line>, ExportError> {
@@ -382,7 +413,13 @@ impl<R: BufRead> Lines<R> {
             self.buf = Vec::new();
             return Err(ExportError::LineTooLong { line: self.n, limit: MAX_LINE_BYTES, what: None });
         }
-        serde_json::from_slice(text).map(Some).map_err(|e| ExportError::Malformed { line: self.n, detail: e.to_string() })
+        let line: Line = serde_json::from_slice(text).map_err(|e| ExportError::Malformed { line: self.n, detail: e.to_string() })?;
+        if matches!(line, Line::End { .. }) {
+            self.before_end = Some(std::mem::take(&mut self.hasher).finish());
+        } else {
+            self.hasher.update(&self.buf);
+        }
+        Ok(Some(line))
     }
 
     /// The next line as a piece of the content of `key` (a `part` line), decoded.
@@ -491,7 +528,7 @@ fn writes(mode: RestoreMode, current: Option<&DocumentMeta>, l: &DocLine) -> boo
 pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: RestoreMode) -> Result<ImportPlan, ExportError> {
     let mut lines = Lines::new(input);
     let bad = |line: u64, detail: &str| ExportError::Malformed { line, detail: detail.into() };
-    match lines.next_line() {
+    let version = match lines.next_line() {
         Ok(Some(Line::Header { format, version, .. })) => {
             if format != EXPORT_FORMAT {
                 return Err(bad(1, &format!("the format is {format:?}, not {EXPORT_FORMAT:?}")));
@@ -499,13 +536,14 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
             if version > EXPORT_VERSION {
                 return Err(ExportError::TooNew(version));
             }
+            version
         }
         Err(ExportError::Malformed { detail, .. }) if detail.starts_with("cannot read") => return Err(bad(1, &detail)),
         Ok(_) | Err(ExportError::Malformed { .. }) => {
             return Err(bad(1, "this is not a colstore export: it does not start with a colstore-export header"));
         }
         Err(e) => return Err(e),
-    }
+    };
     let mut plan = ImportPlan { mode, collections: Vec::new(), documents: 0, vectors: 0 };
     let mut cur: Option<(Beside<'_>, u64)> = None;
     let mut seen_collections = HashSet::new();
@@ -579,10 +617,20 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                 }
             }
             Some(Line::Part(_)) => return Err(bad(n, "a part line that follows no document with parts")),
-            Some(Line::End { collections, documents }) => {
+            Some(Line::End { collections, documents, sha256 }) => {
                 finish(&mut plan, &mut cur, mode, n).await?;
                 if collections != plan.collections.len() as u64 || documents != plan.documents {
                     return Err(bad(n, "the end line's counts do not match the file: it is damaged"));
+                }
+                match sha256 {
+                    None if version >= 3 => return Err(bad(n, "the end line has no sha256 of the file: it is damaged")),
+                    Some(want) if Some(want) != lines.before_end => {
+                        return Err(bad(
+                            n,
+                            "the file's SHA-256 does not match its end line: it is damaged (a key, metadata or content changed)",
+                        ));
+                    }
+                    _ => {}
                 }
                 if !lines.at_end() {
                     return Err(bad(n + 1, "data after the end line"));

@@ -65,6 +65,10 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
         l.join("\n") + "\n"
     };
     let twice = with_lines(&|l| l[3] = l[2]);
+    // Found by the property test `a_damaged_export_is_refused_or_harmless`: one flipped bit in a key ('.' -> '&')
+    // imported the document under another key; the end line's SHA-256 (format version 3) refuses it now.
+    let key_flipped = text.replacen("d001.md", "d001&md", 1);
+    let meta_changed = text.replacen("{\"i\":1}", "{\"i\":7}", 1);
     let swapped = with_lines(&|l| l.swap(2, 3));
     let cases: Vec<(&str, String, &str)> = vec![
         ("truncated", truncated, "truncated"),
@@ -74,6 +78,8 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
         ("a document twice", twice, "appears twice"),
         ("out of key order", swapped, "key order"),
         ("empty", String::new(), "not a colstore export"),
+        ("a key changed", key_flipped, "SHA-256"),
+        ("metadata changed", meta_changed, "SHA-256"),
     ];
     for (what, bytes, expect) in cases {
         let target = world();
@@ -85,6 +91,15 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
         assert_eq!(dump(&target.repo).await, before, "{what}");
         assert_eq!(target.repo.list_collections().await.unwrap().len(), 1);
     }
+    // A version 2 file (no digest in its end line) still imports; a version 3 file must carry one.
+    let end = lines.last().unwrap();
+    let stripped = end.split(",\"sha256\"").next().unwrap().to_owned() + "}}";
+    let v2 = text.replacen(&format!("\"version\":{}", colstore_app::EXPORT_VERSION), "\"version\":2", 1).replacen(end, &stripped, 1);
+    let target = world();
+    plan_import(&*target.repo, Cursor::new(v2.as_bytes()), RestoreMode::Replace).await.expect("a version 2 file without a digest");
+    let v3_without = text.replacen(end, &stripped, 1);
+    let e = plan_import(&*target.repo, Cursor::new(v3_without.as_bytes()), RestoreMode::Replace).await.unwrap_err();
+    assert!(e.to_string().contains("no sha256"), "{e}");
 }
 
 mod file {

@@ -4,5 +4,6 @@ mod backup;
 mod documents;
 mod export;
 mod migrate;
+mod props;
 mod reconcile;
 mod sync_jobs;

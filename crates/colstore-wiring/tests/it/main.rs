@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 mod filesystem;
+mod props;
 
 use colstore_domain::ports::Clock;
 use colstore_domain::{CollectionName, CollectionSettings, CollectionSpec};

@@ -1,0 +1,98 @@
+//! Property tests of the parsers a user or a file hands the domain: names, keys, tags, field paths and `--where`
+//! expressions. Whatever the input, parsing never panics, and what it accepts parses again to the same value. The case
+//! count is bounded for CI (`PROPTEST_CASES` raises it; `cargo xtask fuzz` runs the fuzz targets for longer).
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+use crate::{CollectionName, DocKey, FieldPath, Filter, Tag};
+
+/// Arbitrary text that leans towards the characters these parsers care about.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        proptest::collection::vec(
+            prop_oneof![
+                Just('/'),
+                Just('.'),
+                Just('\\'),
+                Just('\0'),
+                Just(' '),
+                Just('='),
+                Just('!'),
+                Just('<'),
+                Just('>'),
+                Just(','),
+                Just('"'),
+                Just('\u{301}'),
+                Just('é'),
+                proptest::char::range('a', 'z'),
+                proptest::char::range('0', '9'),
+            ],
+            0..80
+        )
+        .prop_map(|v| v.into_iter().collect()),
+        Just("x".repeat(1100)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn collection_names_parse_or_refuse_and_round_trip(s in text()) {
+        if let Ok(n) = CollectionName::parse(&s) {
+            prop_assert_eq!(n.as_str(), s.as_str(), "a collection name is taken as written");
+            prop_assert_eq!(CollectionName::parse(n.as_str()).ok(), Some(n));
+        }
+    }
+
+    #[test]
+    fn valid_collection_names_are_accepted(s in "[a-z0-9][a-z0-9_-]{0,62}") {
+        prop_assert!(CollectionName::parse(&s).is_ok(), "{s:?}");
+    }
+
+    #[test]
+    fn keys_parse_or_refuse_and_round_trip(s in text()) {
+        if let Ok(k) = DocKey::parse(&s) {
+            let again = DocKey::parse(k.as_str());
+            prop_assert_eq!(again.as_ref().ok(), Some(&k), "parsing a key's own text gives the same key");
+            prop_assert!(!k.as_str().starts_with('/') && !k.as_str().contains("//") && !k.as_str().contains('\0'));
+            prop_assert!(k.as_str().split('/').all(|seg| seg != "." && seg != ".."), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn tags_and_field_paths_parse_or_refuse_and_round_trip(s in text()) {
+        if let Ok(t) = Tag::parse(&s) {
+            prop_assert_eq!(Tag::parse(t.as_str()).ok(), Some(t));
+        }
+        if let Ok(f) = FieldPath::parse(&s) {
+            prop_assert_eq!(FieldPath::parse(f.as_str()).ok(), Some(f));
+        }
+    }
+
+    /// Any `--where` text is a filter or a clear refusal, never a panic; a filter it accepts can be evaluated.
+    #[test]
+    fn where_expressions_parse_or_refuse(s in text()) {
+        let mut f = Filter::default();
+        match f.push_user_expr(&s) {
+            Ok(()) => {
+                let _ = f.matches(&Map::new());
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    /// `FIELD=VALUE` matches exactly the documents whose field holds that value.
+    #[test]
+    fn an_equality_matches_its_value(field in "[a-z][a-z0-9_]{0,8}", value in "[a-z][a-z0-9]{0,8}", other in "[a-z][a-z0-9]{0,8}") {
+        prop_assume!(![value.as_str(), other.as_str()].iter().any(|v| *v == "true" || *v == "false"), "typed as booleans");
+        let mut f = Filter::default();
+        f.push_user_expr(&format!("{field}={value}")).expect("a plain equality parses");
+        let doc = |v: &str| json!({ field.clone(): v }).as_object().cloned().expect("an object");
+        prop_assert!(f.matches(&doc(&value)));
+        prop_assert_eq!(f.matches(&doc(&other)), other == value);
+        prop_assert!(!f.matches(&Map::<String, Value>::new()), "a document without the field does not match");
+    }
+}
