@@ -5,8 +5,10 @@
 //!   so `cargo test --workspace` enforces them.
 //! - `cargo xtask bench` measures the release `col` binary and parts of the sync engine against the performance
 //!   targets and records the figures in `docs/BENCHMARKS.md`.
+//! - `cargo xtask fuzz NAME --seconds N` runs one fuzz target of `fuzz/` (cargo-fuzz, nightly).
 
 mod bench;
+mod fuzz;
 mod metadata;
 mod tidy;
 
@@ -27,6 +29,9 @@ commands:
                                       import) (default: all, --docs 100000, --out docs/BENCHMARKS.md; a
                                       partial run writes only with --out; a relative FILE is taken from the
                                       workspace root)
+  fuzz NAME [--seconds N]             run fuzz target NAME (names, config, export, backup_format,
+                                      snapshot) for N seconds (default 60) with cargo-fuzz on nightly;
+                                      failing inputs land in fuzz/artifacts/NAME/
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +42,16 @@ fn main() -> ExitCode {
         Some("tidy") if args.len() == 1 => tidy(&root),
         Some("bench") => match bench::Args::parse(&args[1..]) {
             Ok(bench_args) => match bench::run(&root, &bench_args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(err) => usage_error(&err),
+        },
+        Some("fuzz") => match fuzz::Args::parse(&args[1..]) {
+            Ok(fuzz_args) => match fuzz::run(&root, &fuzz_args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("error: {err}");

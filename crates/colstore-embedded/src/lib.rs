@@ -60,3 +60,21 @@ mod snapshot;
 mod xxh64;
 
 pub use index::{EmbeddedIndex, LoadStats};
+
+/// Entry points for the fuzz targets in `fuzz/` (`cargo xtask fuzz snapshot`); not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Writes `bytes` to a temporary snapshot file and reads it back as a collection's snapshot; whether it was
+    /// accepted.
+    pub fn read_snapshot_file(bytes: &[u8]) -> bool {
+        let dir = std::env::temp_dir().join(format!("colstore-fuzz-snapshot-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = crate::sidecar::path_for(&dir, 7);
+        if std::fs::write(&path, bytes).is_err() {
+            return false;
+        }
+        let label = crate::sidecar::Label { collection_id: 7, version: 42, stamp: -3, dim: 5, distance: colstore_domain::Distance::Cosine };
+        crate::sidecar::read(&path, &label).is_ok()
+    }
+}

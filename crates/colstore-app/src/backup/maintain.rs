@@ -541,6 +541,39 @@ async fn remove_and_collect(
     outcome
 }
 
+/// What [`backup_and_rotate`] did.
+#[derive(Debug)]
+pub struct RotatedBackup {
+    /// The backup.
+    pub report: super::BackupReport,
+    /// The rotation after it: `None` for a dry run; an error does not undo the backup, which is complete.
+    pub rotation: Option<Result<PruneReport, BackupFailure>>,
+}
+
+/// `col backup`: a backup of the store, then its rotation: this store's backups beyond the newest `keep_last` are
+/// pruned, never another store's. A failed rotation is reported with the (complete) backup, not as a failure.
+///
+/// # Errors
+/// As [`create_backup`](super::create_backup).
+pub async fn backup_and_rotate(
+    repo: &dyn colstore_domain::ports::CollectionRepo,
+    store: std::sync::Arc<dyn BackupStore>,
+    clock: &dyn Clock,
+    owner: &LockOwner,
+    opts: &super::BackupOptions,
+    keep_last: u32,
+    on_event: &(dyn Fn(super::BackupEvent) + Sync),
+) -> Result<RotatedBackup, BackupFailure> {
+    let report = super::create_backup(repo, std::sync::Arc::clone(&store), clock, owner, opts, on_event).await?;
+    let rotation = if opts.dry_run {
+        None
+    } else {
+        let policy = KeepPolicy { last: Some(keep_last), ..KeepPolicy::default() };
+        Some(prune_backups(&*store, clock, owner, policy, Some(opts.store_id), false).await)
+    };
+    Ok(RotatedBackup { report, rotation })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,8 @@ use colstore_domain::{CollectionName, ContentHash, Timestamp};
 pub use create::{BackupEvent, BackupOptions, BackupReport, create_backup};
 pub use format::{BackupStats, Manifest, Scope};
 pub use maintain::{
-    BackupSummary, KeepPolicy, PruneReport, VerifyFinding, VerifyReport as BackupVerifyReport, delete_backup, latest_backup, list_backups,
-    prune_backups, show_backup, verify_backup,
+    BackupSummary, KeepPolicy, PruneReport, RotatedBackup, VerifyFinding, VerifyReport as BackupVerifyReport, backup_and_rotate,
+    delete_backup, latest_backup, list_backups, prune_backups, show_backup, verify_backup,
 };
 pub use restore::{
     CollectionPlan, RestoreMode, RestoreOptions, RestorePlan, RestoreReport, plan_restore, plan_restore_into_empty, restore_backup,

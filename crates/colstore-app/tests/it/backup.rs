@@ -644,3 +644,30 @@ mod run {
         assert_eq!((out.safety, out.report.documents_written), (None, 0));
     }
 }
+
+/// `col backup`'s rotation runs after the backup and keeps this store's newest `keep_last`; another store's backups
+/// in the same repository are never pruned; a dry run rotates nothing.
+#[tokio::test]
+async fn a_backup_then_its_rotation_keeps_this_stores_newest() {
+    use colstore_app::backup::backup_and_rotate;
+    let w = world();
+    fill(&w.repo, "notes", 3).await;
+    let other = BackupOptions { store_id: StoreId::random(), ..opts(&[]) };
+    create_backup(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &other, &|_| {}).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        w.clock.advance(std::time::Duration::from_secs(5));
+        let done = backup_and_rotate(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &opts(&[]), 2, &|_| {}).await.unwrap();
+        ids.push(done.report.id.clone().unwrap());
+        let rotation = done.rotation.expect("a rotation").expect("it succeeded");
+        assert!(!rotation.removed.contains(ids.last().unwrap()), "the new backup is kept");
+    }
+    let listed: Vec<String> = list_backups(&*w.backups).await.unwrap().into_iter().map(|b| b.id).collect();
+    assert_eq!(listed.len(), 3, "this store's newest 2 and the other store's one: {listed:?}");
+    assert!(listed.contains(&ids[2]) && listed.contains(&ids[3]));
+    let dry =
+        backup_and_rotate(&*w.repo, w.backups.clone(), &*w.clock, &owner(), &BackupOptions { dry_run: true, ..opts(&[]) }, 2, &|_| {})
+            .await
+            .unwrap();
+    assert!(dry.rotation.is_none());
+}

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use colstore_app::backup::{
-    BackupEvent, BackupFailure, BackupOptions, BackupReport, KeepPolicy, LockOwner,
-    create_backup, delete_backup, latest_backup, list_backups, prune_backups,
+    BackupEvent, BackupFailure, BackupOptions, KeepPolicy, LockOwner, backup_and_rotate,
+    delete_backup, latest_backup, list_backups, prune_backups,
     show_backup, verify_backup,
 };
 use colstore_domain::ports::{BackupId, BackupStore};
@@ -74,19 +74,6 @@ fn options(
     }
 }
 
-/// Takes a backup of `store` with a progress bar; used by `col backup` and as the safety backup of destructive commands.
-async fn run_backup(ctx: &Ctx, store: &Store, repo: Arc<dyn BackupStore>, opts: &BackupOptions, what: &str) -> CliResult<BackupReport> {
-    let bar = crate::progress::bar(0, true, ctx.hide_progress, what);
-    let on_event = |e: BackupEvent| match e {
-        BackupEvent::Started { bytes, .. } => bar.set_length(bytes),
-        BackupEvent::Document { bytes } => bar.inc(bytes),
-        BackupEvent::ObjectWritten { .. } => {}
-    };
-    let result = create_backup(&**store.repo(), repo, &**store.clock(), &owner(), opts, &on_event).await;
-    bar.finish_and_clear();
-    Ok(result?)
-}
-
 pub async fn backup(ctx: &Ctx, a: BackupArgs) -> CliResult {
     match a.command {
         None => create(ctx, a.create).await,
@@ -103,18 +90,26 @@ async fn create(ctx: &Ctx, a: BackupCreateArgs) -> CliResult {
     let schema = store.schema_version().await;
     let opts = options(&store, collections, tags, a.schema_only, a.dry_run, schema);
     let started = Instant::now();
-    let report = run_backup(ctx, &store, Arc::clone(&repo), &opts, "backing up").await?;
+    let keep = store.config().backup.keep_last;
+    let bar = crate::progress::bar(0, true, ctx.hide_progress, "backing up");
+    let on_event = |e: BackupEvent| match e {
+        BackupEvent::Started { bytes, .. } => bar.set_length(bytes),
+        BackupEvent::Document { bytes } => bar.inc(bytes),
+        BackupEvent::ObjectWritten { .. } => {}
+    };
+    let done = backup_and_rotate(&**store.repo(), repo, &**store.clock(), &owner(), &opts, keep, &on_event).await;
+    bar.finish_and_clear();
+    let done = done?;
+    let report = done.report;
     let s = &report.stats;
-    let mut rotation = None;
-    if !a.dry_run {
-        let keep = store.config().backup.keep_last;
-        let policy = KeepPolicy { last: Some(keep), ..KeepPolicy::default() };
-        // The rotation is this store's policy: it never removes another store's backups.
-        match prune_backups(&*repo, &**store.clock(), &owner(), policy, Some(store.identity().id), false).await {
-            Ok(r) => rotation = Some(r),
-            Err(e) => eprintln!("warning: the backup is complete, but rotation (keep the last {keep}) failed: {e}"),
+    let rotation = match done.rotation {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            eprintln!("warning: the backup is complete, but rotation (keep the last {keep}) failed: {e}");
+            None
         }
-    }
+        None => None,
+    };
     ctx.out
         .json_value(&json!({ "backup": to_value(&report), "dry_run": a.dry_run, "rotation": rotation.as_ref().map(to_value) }))
         .map_err(io)?;
