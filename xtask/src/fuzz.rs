@@ -51,7 +51,9 @@ pub fn run(root: &Path, args: &Args) -> Result<(), String> {
     }
     let corpus = root.join("fuzz/corpus").join(&args.target);
     std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+    // The fuzz build (sanitizers, nightly) lives in fuzz/target, never in a workspace target directory.
     let status = Command::new("cargo")
+        .env_remove("CARGO_TARGET_DIR")
         .current_dir(root)
         .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", &args.target])
         .arg(&corpus)
