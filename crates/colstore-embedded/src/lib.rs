@@ -65,16 +65,28 @@ pub use index::{EmbeddedIndex, LoadStats};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Writes `bytes` to a temporary snapshot file and reads it back as a collection's snapshot; whether it was
-    /// accepted.
-    pub fn read_snapshot_file(bytes: &[u8]) -> bool {
+    use crate::sidecar::{Label, file_around, path_for, read};
+
+    /// The label every fuzzed file is read for (collection 7, five dimensions, cosine).
+    const LABEL: Label = Label { collection_id: 7, version: 42, stamp: -3, dim: 5, distance: colstore_domain::Distance::Cosine };
+
+    fn read_file(file: &[u8]) -> bool {
         let dir = std::env::temp_dir().join(format!("colstore-fuzz-snapshot-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        let path = crate::sidecar::path_for(&dir, 7);
-        if std::fs::write(&path, bytes).is_err() {
-            return false;
-        }
-        let label = crate::sidecar::Label { collection_id: 7, version: 42, stamp: -3, dim: 5, distance: colstore_domain::Distance::Cosine };
-        crate::sidecar::read(&path, &label).is_ok()
+        let path = path_for(&dir, 7);
+        std::fs::write(&path, file).is_ok() && read(&path, &LABEL).is_ok()
+    }
+
+    /// Reads `bytes` as a whole snapshot file; whether it was accepted.
+    pub fn read_snapshot_file(bytes: &[u8]) -> bool {
+        read_file(bytes)
+    }
+
+    /// Reads `body` behind a header made right for it (label, row count from `rows`, sizes and checksums), so the
+    /// body's decoding is reached; whether it was accepted.
+    pub fn read_snapshot_body(rows: u8, body: &[u8]) -> bool {
+        let per_row = 20 + 5 * 4 + 12 + 5;
+        let count = u64::from(rows) % (body.len() as u64 / per_row + 1);
+        read_file(&file_around(body, count, LABEL))
     }
 }

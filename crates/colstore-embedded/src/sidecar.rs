@@ -238,6 +238,18 @@ impl Header {
     }
 }
 
+/// A snapshot file whose header (for `label`, `count` rows) and checksums are right for `body`, whatever `body` holds:
+/// the fuzz target `snapshot` uses it to reach the body's decoding past the checksums.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn file_around(body: &[u8], count: u64, label: Label) -> Vec<u8> {
+    let probe = Header { label, count, payload_bytes: 0, body_hash: 0 };
+    let rows = probe.body_len().unwrap_or(u64::MAX);
+    let header = Header { label, count, payload_bytes: (body.len() as u64).saturating_sub(rows), body_hash: Xxh64::digest(0, body) };
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
 /// Reads the body through a buffer, hashing every byte read from the file.
 struct BodyReader {
     file: File,

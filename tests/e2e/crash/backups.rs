@@ -84,7 +84,11 @@ fn check(s: &TestStore, run: &Run, acked: &Docs, intended: &Intended, what: &str
             run.completed(what);
             check_completed(s, "c", acked, intended, what)
         }
-        None => check_after_kill(s, "c", acked, intended, run.durable, what),
+        None => {
+            let now = check_after_kill(s, "c", acked, intended, run.durable, what);
+            super::sync_and_verify_index(s, what);
+            now
+        }
     }
 }
 
@@ -92,7 +96,8 @@ fn check(s: &TestStore, run: &Run, acked: &Docs, intended: &Intended, what: &str
 fn kill_9_during_backup_and_prune() {
     let mut rng = seeded("backup and prune");
     let (s, root) = store_with_sources(&mut rng);
-    let mut acked_backups: Vec<String> = Vec::new();
+    // Acknowledged backups with the run that made them.
+    let mut acked_backups: Vec<(usize, String)> = Vec::new();
 
     let mut killer = Killer::new(Rng::new(rng.next_u64()), Duration::from_millis(300));
     while !killer.done(MAX_ROUNDS) {
@@ -103,22 +108,22 @@ fn kill_9_during_backup_and_prune() {
         match &run.finished {
             Some(_) => {
                 let out: Value = serde_json::from_str(&run.completed(&what).stdout).expect("backup --json");
-                acked_backups.push(out["backup"]["id"].as_str().expect("an id").to_owned());
+                acked_backups.push((round, out["backup"]["id"].as_str().expect("an id").to_owned()));
             }
-            None => acked_backups.extend(run.steps_of("backup").iter().map(|id| (*id).to_owned())),
+            None => acked_backups.extend(run.steps_of("backup").iter().map(|id| (round, (*id).to_owned()))),
         }
         // A backup changes no document, killed or not. Every acknowledged backup is there unless the rotation after
-        // a backup (keep the newest [backup] keep_last, 10 by default) removed it: of everything that exists or was
-        // acknowledged, the 10 newest must all be there (ids sort by time).
+        // a backup (keep the newest [backup] keep_last, 10 by default) removed it, which takes KEEP_LAST newer
+        // backups: each run makes at most one, so a backup acknowledged in one of the last KEEP_LAST runs must be
+        // there.
         check_after_kill(&s, "c", &acked, &Intended::new(), 0, &what);
         let listed_ids = backup_ids(&s);
-        let mut universe: Vec<&String> = listed_ids.iter().chain(&acked_backups).collect();
-        universe.sort();
-        universe.dedup();
-        for id in universe.iter().rev().take(KEEP_LAST) {
-            assert!(!acked_backups.contains(id) || listed_ids.contains(id), "{what}: acknowledged backup {id} is gone");
+        for (made_in, id) in &acked_backups {
+            if round - made_in < KEEP_LAST {
+                assert!(listed_ids.contains(id), "{what}: backup {id}, acknowledged in run {made_in}, is gone");
+            }
         }
-        if let Some(last) = acked_backups.last() {
+        if let Some((_, last)) = acked_backups.last() {
             let v = s.run(["backup", "verify", last, "--read-data"]);
             assert_eq!(v.code, 0, "{what}: backup {last} no longer verifies\n{v}");
         }

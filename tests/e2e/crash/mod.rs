@@ -32,6 +32,15 @@ fn store(mode: &str) -> TestStore {
     }
 }
 
+/// After a kill of a command that changes what the index should hold: the next sync leaves an index that verifies.
+#[track_caller]
+fn sync_and_verify_index(s: &TestStore, what: &str) {
+    let out = s.run(["sync"]);
+    assert_eq!(out.code, 0, "{what}: the sync after the kill failed\n{out}");
+    let out = s.run(["verify", "--index"]);
+    assert_eq!(out.code, 0, "{what}: the index does not verify after the next sync\n{out}");
+}
+
 /// The end of every crash test: the store verifies, and after a sync its index verifies too.
 #[track_caller]
 fn verify_all(s: &TestStore) {

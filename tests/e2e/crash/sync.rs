@@ -75,6 +75,9 @@ fn kill_9_during_sync() {
             "{what}: {} documents were synced durably, yet synced went {before} -> {after}",
             run.durable
         );
+        if run.finished.is_none() {
+            super::sync_and_verify_index(&s, &what);
+        }
     }
     killer.assert_enough("sync");
     // Jobs leased by the killed processes are freed when the store is next opened, not left running.
