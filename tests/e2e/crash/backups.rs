@@ -11,7 +11,7 @@ use colstore_e2e::TestStore;
 use serde_json::Value;
 
 use super::harness::{Killer, Run};
-use super::oracle::{Docs, Intended, check_after_kill, check_completed, listed};
+use super::oracle::{Docs, Intended, check_after_kill, check_completed, check_run, listed};
 use super::{MAX_ROUNDS, seeded};
 use crate::Rng;
 
@@ -76,20 +76,15 @@ fn check_safety_backup(s: &TestStore, run: &Run, before: &Docs, what: &str) -> b
     true
 }
 
-/// The check after a run of a command that writes documents: completed, or killed mid-way.
+/// [`check_run`], and after a kill the next sync must leave an index that verifies (restore, clear and import change
+/// what the index should hold).
 #[track_caller]
 fn check(s: &TestStore, run: &Run, acked: &Docs, intended: &Intended, what: &str) -> Docs {
-    match &run.finished {
-        Some(_) => {
-            run.completed(what);
-            check_completed(s, "c", acked, intended, what)
-        }
-        None => {
-            let now = check_after_kill(s, "c", acked, intended, run.durable, what);
-            super::sync_and_verify_index(s, what);
-            now
-        }
+    let now = check_run(s, "c", run, acked, intended, what);
+    if run.finished.is_none() {
+        super::sync_and_verify_index(s, what);
     }
+    now
 }
 
 #[test]

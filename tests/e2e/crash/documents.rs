@@ -8,7 +8,7 @@ use rstest::rstest;
 use serde_json::json;
 
 use super::harness::Killer;
-use super::oracle::{Doc, Docs, Intended, check_after_kill, check_completed};
+use super::oracle::{Doc, Docs, Intended, check_completed, check_run};
 use super::{MAX_ROUNDS, seeded, store};
 use crate::Rng;
 
@@ -105,13 +105,7 @@ fn kill_9_during_add(#[case] mode: &str) {
         let intended = tree.intended(&tags);
         let run = killer.run(&s, &args, true);
         let what = format!("add ({mode}) round {round}");
-        acked = match &run.finished {
-            Some(_) => {
-                run.completed(&what);
-                check_completed(&s, "c", &acked, &intended, &what)
-            }
-            None => check_after_kill(&s, "c", &acked, &intended, run.durable, &what),
-        };
+        acked = check_run(&s, "c", &run, &acked, &intended, &what);
     }
     killer.assert_enough(&format!("add ({mode})"));
     // An add that runs to the end brings every file in, exactly; killed adds leave garbage at most.
@@ -150,13 +144,7 @@ fn kill_9_during_put(#[case] mode: &str) {
         // Every fourth put runs to the end, so the window learns how long a put writes.
         let run = killer.run(&s, &args, killer.next_kills());
         let what = format!("put ({mode}) round {round}");
-        acked = match &run.finished {
-            Some(_) => {
-                run.completed(&what);
-                check_completed(&s, "c", &acked, &intended, &what)
-            }
-            None => check_after_kill(&s, "c", &acked, &intended, run.durable, &what),
-        };
+        acked = check_run(&s, "c", &run, &acked, &intended, &what);
         round += 1;
     }
     killer.assert_enough(&format!("put ({mode})"));
@@ -191,13 +179,7 @@ fn kill_9_during_rm(#[case] mode: &str) {
         let intended: Intended = keys.iter().map(|k| (k.clone(), None)).collect();
         let run = killer.run(&s, &args, killer.next_kills());
         let what = format!("rm ({mode}) round {round}");
-        match &run.finished {
-            Some(_) => {
-                run.completed(&what);
-                check_completed(&s, "c", &acked, &intended, &what)
-            }
-            None => check_after_kill(&s, "c", &acked, &intended, run.durable, &what),
-        };
+        check_run(&s, "c", &run, &acked, &intended, &what);
         round += 1;
     }
     killer.assert_enough(&format!("rm ({mode})"));

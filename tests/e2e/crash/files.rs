@@ -7,7 +7,7 @@ use std::time::Duration;
 use colstore_e2e::TestStore;
 
 use super::harness::Killer;
-use super::oracle::{Doc, Intended, check_after_kill, check_completed, listed};
+use super::oracle::{Doc, Intended, check_after_kill, check_completed, check_run, listed};
 use super::{MAX_ROUNDS, seeded};
 use crate::Rng;
 
@@ -56,18 +56,12 @@ fn kill_9_during_reconcile() {
         let intended = intended_by(&disk, &acked);
         let run = killer.run(&s, &["reconcile"], killer.next_kills());
         let what = format!("reconcile round {round}");
-        acked = match &run.finished {
-            Some(_) => {
-                run.completed(&what);
-                check_completed(&s, "c", &acked, &intended, &what)
-            }
-            None => {
-                let now = check_after_kill(&s, "c", &acked, &intended, run.durable, &what);
-                // In filesystem mode a sync reconciles first: afterwards the store records exactly the folder.
-                super::sync_and_verify_index(&s, &what);
-                check_completed(&s, "c", &now, &intended, &format!("{what}, after the next sync"))
-            }
-        };
+        acked = check_run(&s, "c", &run, &acked, &intended, &what);
+        if run.finished.is_none() {
+            // In filesystem mode a sync reconciles first: afterwards the store records exactly the folder.
+            super::sync_and_verify_index(&s, &what);
+            acked = check_completed(&s, "c", &acked, &intended, &format!("{what}, after the next sync"));
+        }
     }
     killer.assert_enough("reconcile");
     s.ok(["reconcile"]);

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use colstore_e2e::TestStore;
 use serde_json::{Value, json};
 
+use super::harness::Run;
 use crate::sha256_hex;
 
 /// One document as a user sees it.
@@ -111,4 +112,17 @@ pub fn check_completed(s: &TestStore, collection: &str, acked: &Docs, intended: 
         panic!("{what}: a completed command left {} document(s) not as acknowledged: {wrong:?}", wrong.len());
     }
     now
+}
+
+/// The check after a run of a command that writes documents: [`check_completed`] when it exited by itself (it must
+/// have exited 0), [`check_after_kill`] when it was killed mid-way. Returns what the store holds.
+#[track_caller]
+pub fn check_run(s: &TestStore, collection: &str, run: &Run, acked: &Docs, intended: &Intended, what: &str) -> Docs {
+    match &run.finished {
+        Some(_) => {
+            run.completed(what);
+            check_completed(s, collection, acked, intended, what)
+        }
+        None => check_after_kill(s, collection, acked, intended, run.durable, what),
+    }
 }
