@@ -40,32 +40,26 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("ci") if args.len() == 1 => ci(&root),
         Some("tidy") if args.len() == 1 => tidy(&root),
-        Some("bench") => match bench::Args::parse(&args[1..]) {
-            Ok(bench_args) => match bench::run(&root, &bench_args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(err) => usage_error(&err),
-        },
-        Some("fuzz") => match fuzz::Args::parse(&args[1..]) {
-            Ok(fuzz_args) => match fuzz::run(&root, &fuzz_args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(err) => usage_error(&err),
-        },
+        Some("bench") => parsed_then_run(bench::Args::parse(&args[1..]), |a| bench::run(&root, &a)),
+        Some("fuzz") => parsed_then_run(fuzz::Args::parse(&args[1..]), |a| fuzz::run(&root, &a)),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
         Some(other) => usage_error(&format!("unknown command or arguments: {other} {}", args[1..].join(" "))),
         None => usage_error("missing command"),
+    }
+}
+
+/// Runs a command whose arguments parsed (a usage error otherwise), printing its error.
+fn parsed_then_run<A>(args: Result<A, String>, run: impl FnOnce(A) -> Result<(), String>) -> ExitCode {
+    match args.map(run) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(err)) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+        Err(err) => usage_error(&err),
     }
 }
 

@@ -163,33 +163,43 @@ fn kill_9_during_backup_and_prune() {
     super::verify_all(&s);
 }
 
+/// Kills a command that takes a safety backup first (restore, clear, import) until 20 kills landed mid-write.
+/// `prepare` readies each round and returns the documents as acknowledged and what the command means to do. Besides
+/// the document oracle, the safety backups of up to five runs are restored and compared with the store before them.
+fn kill_with_safety_backup(what: &str, args: &[&str], s: &TestStore, rng: &mut Rng, mut prepare: impl FnMut(&mut Rng) -> (Docs, Intended)) {
+    let mut killer = Killer::new(Rng::new(rng.next_u64()), Duration::from_millis(300));
+    let mut safety_checked = 0;
+    while !killer.done(MAX_ROUNDS) {
+        let round = killer.runs;
+        let (acked, intended) = prepare(rng);
+        let run = killer.run(s, args, killer.next_kills());
+        let label = format!("{what} round {round}");
+        check(s, &run, &acked, &intended, &label);
+        if safety_checked < 5 && check_safety_backup(s, &run, &acked, &label) {
+            safety_checked += 1;
+        }
+    }
+    killer.assert_enough(what);
+    assert!(safety_checked > 0, "no {what} acknowledged a safety backup to check");
+}
+
 #[test]
 fn kill_9_during_restore() {
     let mut rng = seeded("restore");
     let (s, root) = store_with_sources(&mut rng);
     let target = listed(&s, "c");
     let id = s.json(["backup"])["backup"]["id"].as_str().expect("a backup id").to_owned();
-    let mut killer = Killer::new(Rng::new(rng.next_u64()), Duration::from_millis(300));
-    let mut safety_checked = 0;
-    while !killer.done(MAX_ROUNDS) {
-        let round = killer.runs;
+    kill_with_safety_backup("restore", &["restore", &id, "--yes"], &s, &mut rng, |rng| {
         // The store moves away from the backup: changed documents, and some the backup lacks.
-        let acked = change_some(&s, &mut rng, &root);
+        let acked = change_some(&s, rng, &root);
         let intended: Intended = acked
             .keys()
             .filter(|k| !target.contains_key(*k))
             .map(|k| (k.clone(), None))
             .chain(target.iter().map(|(k, d)| (k.clone(), Some(d.clone()))))
             .collect();
-        let run = killer.run(&s, &["restore", &id, "--yes"], killer.next_kills());
-        let what = format!("restore round {round}");
-        check(&s, &run, &acked, &intended, &what);
-        if safety_checked < 5 && check_safety_backup(&s, &run, &acked, &what) {
-            safety_checked += 1;
-        }
-    }
-    killer.assert_enough("restore");
-    assert!(safety_checked > 0, "no killed or completed restore acknowledged a safety backup to check");
+        (acked, intended)
+    });
     // A restore run to the end gives exactly the backup, and then a dry run plans no change.
     s.ok(["restore", &id, "--yes", "--no-backup"]);
     check_completed(&s, "c", &target, &Intended::new(), "the last restore");
@@ -206,21 +216,11 @@ fn kill_9_during_restore() {
 fn kill_9_during_clear() {
     let mut rng = seeded("clear");
     let (s, root) = store_with_sources(&mut rng);
-    let mut killer = Killer::new(Rng::new(rng.next_u64()), Duration::from_millis(300));
-    let mut safety_checked = 0;
-    while !killer.done(MAX_ROUNDS) {
-        let round = killer.runs;
-        let acked = change_some(&s, &mut rng, &root);
+    kill_with_safety_backup("clear", &["clear", "c", "--yes"], &s, &mut rng, |rng| {
+        let acked = change_some(&s, rng, &root);
         let intended: Intended = acked.keys().map(|k| (k.clone(), None)).collect();
-        let run = killer.run(&s, &["clear", "c", "--yes"], killer.next_kills());
-        let what = format!("clear round {round}");
-        check(&s, &run, &acked, &intended, &what);
-        if safety_checked < 5 && check_safety_backup(&s, &run, &acked, &what) {
-            safety_checked += 1;
-        }
-    }
-    killer.assert_enough("clear");
-    assert!(safety_checked > 0, "no clear acknowledged a safety backup to check");
+        (acked, intended)
+    });
     super::verify_all(&s);
 }
 
@@ -230,24 +230,13 @@ fn kill_9_during_import() {
     let (s, root) = store_with_sources(&mut rng);
     let target = listed(&s, "c");
     s.ok(["export", "-o", "export.jsonl.zst"]);
-    let mut killer = Killer::new(Rng::new(rng.next_u64()), Duration::from_millis(300));
-    let mut safety_checked = 0;
-    while !killer.done(MAX_ROUNDS) {
-        let round = killer.runs;
+    kill_with_safety_backup("import", &["import", "export.jsonl.zst", "--yes"], &s, &mut rng, |rng| {
         // Every document differs from the file (so every write of the import is a change the oracle can see).
-        write_sources(&mut rng, &root, 1);
+        write_sources(rng, &root, 1);
         s.ok(["add", "c", "src"]);
-        let acked = listed(&s, "c");
         let intended: Intended = target.iter().map(|(k, d)| (k.clone(), Some(d.clone()))).collect();
-        let run = killer.run(&s, &["import", "export.jsonl.zst", "--yes"], killer.next_kills());
-        let what = format!("import round {round}");
-        check(&s, &run, &acked, &intended, &what);
-        if safety_checked < 5 && check_safety_backup(&s, &run, &acked, &what) {
-            safety_checked += 1;
-        }
-    }
-    killer.assert_enough("import");
-    assert!(safety_checked > 0, "no import acknowledged a safety backup to check");
+        (listed(&s, "c"), intended)
+    });
     s.ok(["import", "export.jsonl.zst", "--yes", "--no-backup"]);
     check_completed(&s, "c", &target, &Intended::new(), "the last import");
     super::verify_all(&s);
