@@ -3,13 +3,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use colstore_domain::ports::{
-    IndexError, IndexHealth, LedgerEntry, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts, SyncState,
+    IndexError, IndexHealth, LedgerEntry, Projection, ReadDocument, RepoError, ScrollRequest, SearchRequest, StoredPoint, SyncCounts,
+    SyncState,
 };
-use colstore_domain::{Chunk, ChunkingSettings, CollectionName, Distance, DocKey, Filter, Payload, Point, PointId, chunk_text};
+use colstore_domain::{
+    Chunk, ChunkingSettings, CollectionName, ContentHash, Distance, DocKey, Filter, Payload, Point, PointId, Vector, chunk_text,
+};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::sync::{SyncFailure, SyncPorts, index_name};
+use crate::sync::{SyncFailure, SyncPorts, index_name, points_of, upsert_in_calls};
 
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,23 +59,6 @@ async fn current_text(ports: &SyncPorts, collection: &CollectionName, key: &DocK
         }
     }
     Ok(Some(String::from_utf8(bytes).ok()))
-}
-
-async fn read_text(
-    ports: &SyncPorts,
-    collection: &CollectionName,
-    key: &DocKey,
-) -> Result<Option<(colstore_domain::ContentHash, String)>, RepoError> {
-    let (meta, mut stream) = match ports.repo.read_content(collection, key).await {
-        Ok(x) => x,
-        Err(RepoError::DocumentNotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::with_capacity(meta.size as usize);
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.map_err(|source| RepoError::ContentRead { key: key.clone(), source })?);
-    }
-    Ok(String::from_utf8(bytes).ok().map(|t| (meta.content_hash, t)))
 }
 
 fn snippet(text: &str, max_chars: usize) -> String {
@@ -332,27 +318,22 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
         return Ok(report);
     }
 
-    // Repair: rewrite the projection of each affected document from the cache, then delete orphans.
+    // Repair: rewrite the projection of each affected document from the cache, a batch of documents at a time with
+    // the shape of a sync's batch (one read, one cache lookup, one index write), then delete orphans.
     let vectors_settings = c.settings.vectors.clone();
     if let Some(v) = &vectors_settings {
         ports.index.ensure_collection(&name, v).await?;
     }
-    for key in to_rewrite.keys() {
-        let Some(entry) = synced.get(key) else {
-            // Pending or failed rows are fixed by the next sync.
-            continue;
-        };
-        let Some(p) = entry.projected else { continue };
-        match rebuild_points(ports, collection, &c.settings.chunking, key, p.content_hash).await? {
-            Some(points) if points.len() as u32 == p.chunk_count => {
-                report.repaired += points.len() as u64;
-                ports.index.upsert(&name, points).await?;
-            }
-            _ => {
-                // The content changed or a vector is missing from the cache: let the next sync redo it.
-                ports.ledger.mark_failed(collection, key, "index drift found by verify --index".into()).await?;
-                report.marked_pending.push(key.clone());
-            }
+    // Pending or failed rows are fixed by the next sync.
+    let rewrite: Vec<(DocKey, Projection)> =
+        to_rewrite.keys().filter_map(|k| synced.get(k)).filter_map(|e| e.projected.map(|p| (e.key.clone(), p))).collect();
+    for group in rewrite.chunks(REPAIR_BATCH_DOCS) {
+        let (points, unrepairable) = rebuild_points(ports, collection, &c.settings.chunking, group).await?;
+        upsert_in_calls(&*ports.index, &name, points, &mut report.repaired).await?;
+        for key in unrepairable {
+            // The content changed or a vector is missing from the cache: let the next sync redo it.
+            ports.ledger.mark_failed(collection, &key, "index drift found by verify --index".into()).await?;
+            report.marked_pending.push(key);
         }
     }
     if !orphans.is_empty() {
@@ -362,49 +343,50 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
     Ok(report)
 }
 
-/// The points of one document's current version, from the cache only; `None` when the content changed or a vector
-/// is not cached.
+/// Documents whose projection a repair rewrites per batch.
+const REPAIR_BATCH_DOCS: usize = 256;
+
+/// The points of the current versions of `group`'s documents, from the cache only (one read of the documents, one
+/// cache lookup); and the documents that cannot be rebuilt so: changed since their projection, not text, or with a
+/// vector missing from the cache.
 async fn rebuild_points(
     ports: &SyncPorts,
     collection: &CollectionName,
     chunking: &ChunkingSettings,
-    key: &DocKey,
-    expected: colstore_domain::ContentHash,
-) -> Result<Option<Vec<Point>>, SyncFailure> {
-    let meta = match ports.repo.document(collection, key).await {
-        Ok(meta) => meta,
-        Err(RepoError::DocumentNotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    group: &[(DocKey, Projection)],
+) -> Result<(Vec<Point>, Vec<DocKey>), SyncFailure> {
     // A large document is not read whole here (a restore repairs right after writing it, and its vectors are not in
     // the backup): the next sync re-projects it, from the cache when its vectors are there.
-    if meta.size > crate::backup::format::LARGE_CONTENT {
-        return Ok(None);
+    let read =
+        ports.repo.read_documents(collection, group.iter().map(|(k, _)| k.clone()).collect(), crate::backup::format::LARGE_CONTENT).await?;
+    let mut unrepairable = Vec::new();
+    let mut docs = Vec::with_capacity(group.len());
+    for ((key, projected), answer) in group.iter().zip(read) {
+        let text = match answer? {
+            ReadDocument::Whole(meta, bytes) if meta.content_hash == projected.content_hash => {
+                String::from_utf8(bytes.to_vec()).ok().map(|text| (meta, text))
+            }
+            _ => None,
+        };
+        match text {
+            Some((meta, text)) => docs.push((key, *projected, meta, chunk_text(&text, chunking))),
+            None => unrepairable.push(key.clone()),
+        }
     }
-    let Some((hash, text)) = read_text(ports, collection, key).await? else { return Ok(None) };
-    if hash != expected {
-        return Ok(None);
+    let mut distinct: Vec<ContentHash> = docs.iter().flat_map(|(_, _, _, chunks)| chunks.iter().map(|c| c.hash)).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let cached = ports.ledger.cached_vectors(&ports.embedder.identity(), distinct.clone()).await?;
+    let vectors: HashMap<ContentHash, Vector> = distinct.into_iter().zip(cached).filter_map(|(h, v)| v.map(|v| (h, v))).collect();
+    let mut points = Vec::new();
+    for (key, projected, meta, chunks) in docs {
+        if chunks.len() as u32 != projected.chunk_count || chunks.iter().any(|c| !vectors.contains_key(&c.hash)) {
+            unrepairable.push(key.clone());
+            continue;
+        }
+        points.extend(points_of(ports.store_id, collection, key, meta.content_hash, &meta.metadata.0, &chunks, &vectors));
     }
-    let chunks = chunk_text(&text, chunking);
-    let identity = ports.embedder.identity();
-    let cached = ports.ledger.cached_vectors(&identity, chunks.iter().map(|c| c.hash).collect()).await?;
-    let mut points = Vec::with_capacity(chunks.len());
-    for (c, v) in chunks.iter().zip(cached) {
-        let Some(vector) = v else { return Ok(None) };
-        points.push(Point {
-            id: PointId::derive(ports.store_id, collection, key, c.index),
-            vector,
-            payload: Payload {
-                collection: collection.clone(),
-                key: key.clone(),
-                chunk: c.index,
-                content_hash: hash,
-                chunk_hash: c.hash,
-                metadata: meta.metadata.0.clone(),
-            },
-        });
-    }
-    Ok(Some(points))
+    Ok((points, unrepairable))
 }
 
 /// Rebuilds a collection's projection: drops the index collection, marks every document pending, and syncs again,

@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use colstore_domain::ports::{
-    CollectionRepo, EmbedError, Embedder, IndexError, LedgerEntry, Projection, RepoError, SyncError, SyncStore, VectorIndex,
+    CollectionRepo, EmbedError, Embedder, IndexError, LedgerEntry, Projection, ReadDocument, RepoError, SyncError, SyncStore, VectorIndex,
 };
 use colstore_domain::{
     Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, Distance, DocKey, IndexName, Payload, Point, PointId,
     StoreId, Vector, VectorSettings, chunk_text,
 };
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
@@ -292,48 +291,48 @@ async fn sync_batch(
     report: &mut SyncReport,
 ) -> Result<(), SyncFailure> {
     crate::commit_log::began("sync", Some(collection));
-    // Deletions: remove the projected points, then forget the row.
-    let mut live = Vec::with_capacity(batch.len());
-    for entry in batch {
-        match entry.current {
-            None => {
-                if let Some(p) = entry.projected {
-                    let ids = (0..p.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &entry.key, i)).collect::<Vec<_>>();
-                    if let Err(e) = ports.index.delete(name, ids).await {
-                        ports.ledger.mark_failed(collection, &entry.key, e.to_string()).await?;
-                        report.failed.push(FailedDocument { key: entry.key.clone(), error: e.to_string() });
-                        report.progress.documents += 1;
-                        return Err(e.into());
-                    }
-                    report.points_retired += u64::from(p.chunk_count);
+    // Deletions: remove the projected points of every deleted document of the batch in one call, then forget their
+    // rows in one ledger transaction.
+    let (gone, live): (Vec<LedgerEntry>, Vec<LedgerEntry>) = batch.into_iter().partition(|e| e.current.is_none());
+    if !gone.is_empty() {
+        let ids: Vec<PointId> = gone
+            .iter()
+            .filter_map(|e| e.projected.map(|p| (e, p)))
+            .flat_map(|(e, p)| (0..p.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &e.key, i)))
+            .collect();
+        if !ids.is_empty() {
+            let n = ids.len() as u64;
+            if let Err(e) = ports.index.delete(name, ids).await {
+                for entry in &gone {
+                    ports.ledger.mark_failed(collection, &entry.key, e.to_string()).await?;
+                    report.failed.push(FailedDocument { key: entry.key.clone(), error: e.to_string() });
                 }
-                if ports.ledger.mark_synced(collection, &entry.key, None, None).await? {
-                    report.deleted += 1;
-                }
-                report.progress.documents += 1;
+                report.progress.documents += gone.len() as u64;
+                return Err(e.into());
             }
-            Some(current) => live.push((entry, current)),
+            report.points_retired += n;
         }
+        report.progress.documents += gone.len() as u64;
+        let marked = ports.ledger.mark_synced_batch(collection, gone.into_iter().map(|e| (e.key, None, None)).collect()).await?;
+        report.deleted += marked.iter().filter(|m| **m).count() as u64;
     }
     if live.is_empty() {
         return Ok(());
     }
 
-    // Read and chunk the live documents.
+    // Read and chunk the live documents, all in one read.
+    let keys = live.iter().map(|e| e.key.clone()).collect();
+    let read = ports.repo.read_documents(collection, keys, u64::MAX).await?;
     let mut docs = Vec::with_capacity(live.len());
-    for (entry, current) in live {
-        let (meta, mut stream) = match ports.repo.read_content(collection, &entry.key).await {
-            Ok(x) => x,
+    for (entry, answer) in live.into_iter().zip(read) {
+        let Some(current) = entry.current else { continue };
+        let (meta, bytes) = match answer? {
+            ReadDocument::Whole(meta, bytes) => (meta, bytes),
             // Deleted since the ledger was read: the next round sees the pending deletion.
-            Err(RepoError::DocumentNotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            ReadDocument::Missing | ReadDocument::TooLarge(_) => continue,
         };
         if meta.content_hash != current {
             continue; // changed since the ledger was read; it stays pending for the next sync
-        }
-        let mut bytes = Vec::with_capacity(meta.size as usize);
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.map_err(|source| RepoError::ContentRead { key: entry.key.clone(), source })?);
         }
         // Only text is embedded; other content is synced with no chunks.
         let chunks = match std::str::from_utf8(&bytes) {
@@ -397,52 +396,45 @@ async fn sync_batch(
     // Upsert the new version of every document, in batches the index accepts.
     let mut points = Vec::with_capacity(total_chunks as usize);
     for d in &docs {
-        for c in &d.chunks {
-            points.push(Point {
-                id: PointId::derive(ports.store_id, collection, &d.entry.key, c.index),
-                vector: vectors[&c.hash].clone(),
-                payload: Payload {
-                    collection: collection.clone(),
-                    key: d.entry.key.clone(),
-                    chunk: c.index,
-                    content_hash: d.current,
-                    chunk_hash: c.hash,
-                    metadata: d.metadata.clone(),
-                },
-            });
-        }
+        points.extend(points_of(ports.store_id, collection, &d.entry.key, d.current, &d.metadata, &d.chunks, &vectors));
     }
-    let per_call = ports.index.capabilities().max_batch_points.max(1);
-    let mut remaining = points;
-    while !remaining.is_empty() {
-        let rest = remaining.split_off(remaining.len().min(per_call));
-        let n = remaining.len() as u64;
-        if let Err(e) = ports.index.upsert(name, remaining).await {
-            for d in &docs {
-                ports.ledger.mark_failed(collection, &d.entry.key, format!("index upsert failed: {e}")).await?;
-                report.failed.push(FailedDocument { key: d.entry.key.clone(), error: format!("index upsert failed: {e}") });
-            }
-            report.progress.documents += docs.len() as u64;
-            return Err(e.into());
+    if let Err(e) = upsert_in_calls(&*ports.index, name, points, &mut report.points_upserted).await {
+        for d in &docs {
+            ports.ledger.mark_failed(collection, &d.entry.key, format!("index upsert failed: {e}")).await?;
+            report.failed.push(FailedDocument { key: d.entry.key.clone(), error: format!("index upsert failed: {e}") });
         }
-        report.points_upserted += n;
-        remaining = rest;
+        report.progress.documents += docs.len() as u64;
+        return Err(e.into());
     }
 
-    // Retire points of chunks that no longer exist, then record every projection in one ledger transaction.
+    // Retire points of chunks that no longer exist (one call for the batch), then record every projection in one
+    // ledger transaction.
+    let stale: Vec<PointId> = docs
+        .iter()
+        .filter_map(|d| d.entry.projected.map(|old| (d, old.chunk_count)))
+        .flat_map(|(d, old)| (d.chunks.len() as u32..old).map(|i| PointId::derive(ports.store_id, collection, &d.entry.key, i)))
+        .collect();
+    let retire_failed = if stale.is_empty() {
+        None
+    } else {
+        let n = stale.len() as u64;
+        match ports.index.delete(name, stale).await {
+            Ok(()) => {
+                report.points_retired += n;
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    };
     let mut synced_items = Vec::with_capacity(docs.len());
     for d in &docs {
         let new_count = d.chunks.len() as u32;
-        if let Some(old) = d.entry.projected
-            && old.chunk_count > new_count
+        if let Some(error) = &retire_failed
+            && d.entry.projected.is_some_and(|old| old.chunk_count > new_count)
         {
-            let stale = (new_count..old.chunk_count).map(|i| PointId::derive(ports.store_id, collection, &d.entry.key, i)).collect();
-            if let Err(e) = ports.index.delete(name, stale).await {
-                ports.ledger.mark_failed(collection, &d.entry.key, format!("retiring old points failed: {e}")).await?;
-                report.failed.push(FailedDocument { key: d.entry.key.clone(), error: e.to_string() });
-                continue;
-            }
-            report.points_retired += u64::from(old.chunk_count - new_count);
+            ports.ledger.mark_failed(collection, &d.entry.key, format!("retiring old points failed: {error}")).await?;
+            report.failed.push(FailedDocument { key: d.entry.key.clone(), error: error.clone() });
+            continue;
         }
         let projection = Projection { content_hash: d.current, chunk_count: new_count };
         synced_items.push((d.entry.key.clone(), Some(d.current), Some(projection)));
@@ -452,6 +444,58 @@ async fn sync_batch(
     let synced = marked.iter().filter(|m| **m).count() as u64;
     crate::commit_log::durable("sync", collection, synced);
     report.synced += synced;
+    Ok(())
+}
+
+/// The points of one version of a document: one per chunk, with the chunk's vector from `vectors` (which MUST hold
+/// every chunk's) and the payload search and verification read. Sync and the repair of `verify --index` (which
+/// restore uses) build points only here.
+pub(crate) fn points_of(
+    store_id: StoreId,
+    collection: &CollectionName,
+    key: &DocKey,
+    content_hash: ContentHash,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    chunks: &[Chunk],
+    vectors: &HashMap<ContentHash, Vector>,
+) -> Vec<Point> {
+    chunks
+        .iter()
+        .map(|c| Point {
+            id: PointId::derive(store_id, collection, key, c.index),
+            vector: vectors[&c.hash].clone(),
+            payload: Payload {
+                collection: collection.clone(),
+                key: key.clone(),
+                chunk: c.index,
+                content_hash,
+                chunk_hash: c.hash,
+                metadata: metadata.clone(),
+            },
+        })
+        .collect()
+}
+
+/// Writes `points` in as few calls as the index accepts (its `max_batch_points`), adding each call's points to
+/// `written` once it returned.
+///
+/// # Errors
+/// The first failed call; the calls before it are written.
+pub(crate) async fn upsert_in_calls(
+    index: &dyn VectorIndex,
+    name: &IndexName,
+    points: Vec<Point>,
+    written: &mut u64,
+) -> Result<(), IndexError> {
+    let per_call = index.capabilities().max_batch_points.max(1);
+    let mut remaining = points;
+    while !remaining.is_empty() {
+        let rest = remaining.split_off(remaining.len().min(per_call));
+        let n = remaining.len() as u64;
+        index.upsert(name, remaining).await?;
+        *written += n;
+        remaining = rest;
+    }
     Ok(())
 }
 
@@ -521,7 +565,8 @@ mod tests {
             }])
         });
         let k3 = key.clone();
-        repo.expect_read_content().times(1).in_sequence(&mut seq).returning(move |c, _| {
+        repo.expect_read_documents().times(1).in_sequence(&mut seq).returning(move |c, keys, _| {
+            assert_eq!(keys, [k3.clone()], "the batch's live documents in one read");
             let meta = colstore_domain::DocumentMeta {
                 collection: c.clone(),
                 key: k3.clone(),
@@ -533,7 +578,7 @@ mod tests {
                 created_at: Timestamp::EPOCH,
                 updated_at: Timestamp::EPOCH,
             };
-            Ok((meta, futures::stream::iter([Ok(bytes::Bytes::from_static(b"hello world"))]).boxed()))
+            Ok(vec![Ok(ReadDocument::Whole(meta, bytes::Bytes::from_static(b"hello world")))])
         });
         ledger.expect_cached_vectors().times(1).in_sequence(&mut seq).returning(|_, hs| Ok(hs.iter().map(|_| None).collect()));
         embedder.expect_embed().times(1).in_sequence(&mut seq).returning(|t| Ok(t.iter().map(|_| vec![1.0, 0.0]).collect()));
@@ -610,7 +655,8 @@ mod tests {
                 updated_at: Timestamp::EPOCH,
             }])
         });
-        repo.expect_read_content().returning(|c, k| {
+        repo.expect_read_documents().returning(|c, keys, _| {
+            let k = &keys[0];
             let meta = colstore_domain::DocumentMeta {
                 collection: c.clone(),
                 key: k.clone(),
@@ -622,7 +668,7 @@ mod tests {
                 created_at: Timestamp::EPOCH,
                 updated_at: Timestamp::EPOCH,
             };
-            Ok((meta, futures::stream::iter([Ok(bytes::Bytes::from_static(b"hello"))]).boxed()))
+            Ok(vec![Ok(ReadDocument::Whole(meta, bytes::Bytes::from_static(b"hello")))])
         });
         ledger.expect_cached_vectors().returning(|_, hs| Ok(hs.iter().map(|_| None).collect()));
         ledger.expect_mark_failed().times(1).returning(|_, _, e| {

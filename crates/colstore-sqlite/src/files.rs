@@ -35,14 +35,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use colstore_domain::ports::{CorruptDocument, DocumentFiles, FileStat, FilesError, RepoError, StagedFile, VerifyEvent};
+use colstore_domain::ports::{
+    CorruptDocument, DocumentFiles, FileStat, FilesError, ReadDocument, RepoError, StagedFile, VerifyEvent, collect_stream,
+};
 use colstore_domain::{
     CollectionName, Content, ContentHash, ContentStream, DocKey, DocumentMeta, NewDocument, PutOutcome, PutStatus, checked_content,
 };
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
-use crate::repo::{DOC_COLUMNS, DocWrite, backend, collection_id, delete_rows, doc_from_row, hash_from, write_documents};
+use crate::repo::{
+    DOC_COLUMNS, DocWrite, KEYS_PER_READ, backend, collection_id, delete_rows, doc_from_row, hash_from, keys_json, write_documents,
+};
 use crate::snapshot::{restore_mismatch, restore_rows};
 use crate::{SqliteRepo, map_err};
 
@@ -472,6 +476,17 @@ enum StateChange {
     Set { collection: String, key: String, hash: ContentHash, stat: FileStat },
     /// Nothing is known about the file any more (reconcile hashes it).
     Forget { collection: String, key: String },
+}
+
+/// `read_documents` in filesystem mode: the descriptions and file names of the keys ?3 (a JSON array) of collection
+/// ?2 (named ?1 in `file_writes`).
+pub(crate) fn read_documents_files_sql() -> String {
+    format!(
+        "SELECT {DOC_COLUMNS}, coalesce(fs.path, d.key) AS file_path, \
+         (SELECT w.token FROM file_writes w WHERE w.collection = ? AND w.key = d.key AND w.op = 'put' ORDER BY w.id DESC LIMIT 1) AS token \
+         FROM documents d LEFT JOIN file_state fs ON fs.collection_id = d.collection_id AND fs.key = d.key \
+         WHERE d.collection_id = ? AND d.key IN (SELECT value FROM json_each(?))"
+    )
 }
 
 impl SqliteRepo {
@@ -1196,6 +1211,61 @@ impl SqliteRepo {
         let stream = file.open(files).await?;
         let stream = checked_content(stream, meta.key.clone(), meta.content_hash, meta.size);
         Ok((meta, stream))
+    }
+
+    /// `read_documents` in filesystem mode: the descriptions and file names of a group of keys in one statement,
+    /// then each file read whole and checked against its recorded hash, as `read_content` checks it.
+    pub(crate) async fn read_documents_files(
+        &self,
+        files: &dyn DocumentFiles,
+        collection: &CollectionName,
+        keys: Vec<DocKey>,
+        max_bytes: u64,
+    ) -> Result<Vec<Result<ReadDocument, RepoError>>, RepoError> {
+        let mut described: HashMap<String, (DocumentMeta, FileRef)> = HashMap::with_capacity(keys.len());
+        {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let cid = collection_id(&mut tx, collection).await?;
+            for group in keys.chunks(KEYS_PER_READ) {
+                let rows = sqlx::query(AssertSqlSafe(read_documents_files_sql()))
+                    .bind(collection.as_str().to_owned())
+                    .bind(cid)
+                    .bind(keys_json(group))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                for row in rows {
+                    let meta = doc_from_row(collection, &row)?;
+                    let file = FileRef {
+                        collection: collection.clone(),
+                        key: meta.key.clone(),
+                        path: row.try_get("file_path").map_err(map_err)?,
+                        token: row.try_get("token").map_err(map_err)?,
+                    };
+                    described.insert(meta.key.as_str().to_owned(), (meta, file));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let Some((meta, file)) = described.get(key.as_str()) else {
+                out.push(Ok(ReadDocument::Missing));
+                continue;
+            };
+            if meta.size > max_bytes {
+                out.push(Ok(ReadDocument::TooLarge(meta.clone())));
+                continue;
+            }
+            let answer = match file.open(files).await {
+                Ok(stream) => collect_stream(key, checked_content(stream, key.clone(), meta.content_hash, meta.size))
+                    .await
+                    .map(|bytes| ReadDocument::Whole(meta.clone(), bytes)),
+                Err(e @ (RepoError::Corrupt { .. } | RepoError::ContentRead { .. })) => Err(e),
+                Err(e) => return Err(e),
+            };
+            out.push(answer);
+        }
+        Ok(out)
     }
 
     /// `verify` in filesystem mode: re-hashes every document's file, a few at a time, page by page from one read

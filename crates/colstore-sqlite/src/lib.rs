@@ -24,6 +24,8 @@ mod convert;
 mod files;
 mod filter_sql;
 mod jobs;
+#[cfg(test)]
+mod plans;
 mod repo;
 mod snapshot;
 mod sync;

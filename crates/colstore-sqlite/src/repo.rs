@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
-    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, StoreSnapshot, VerifyEvent, VerifyStream,
+    CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, StorageStats, StoreSnapshot, VerifyEvent,
+    VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
@@ -319,6 +320,76 @@ pub(crate) fn parts_stream(tx: sqlx::Transaction<'static, sqlx::Sqlite>, blob_id
         Some((item, (tx, next)))
     })
     .boxed()
+}
+
+/// Keys per statement of a batched read (bound as one JSON array).
+pub(crate) const KEYS_PER_READ: usize = 500;
+
+/// `read_documents` in blob mode: the descriptions and inline content of the keys ?3 (a JSON array) of collection ?2,
+/// content only for documents of at most ?1 bytes.
+pub(crate) fn read_documents_sql() -> String {
+    format!(
+        "SELECT {DOC_COLUMNS}, b.id AS blob_id, b.codec, b.parts, CASE WHEN d.size <= ? THEN bd.data END AS data \
+         FROM documents d LEFT JOIN blobs b ON b.hash = d.hash LEFT JOIN blob_data bd ON bd.blob_id = b.id \
+         WHERE d.collection_id = ? AND d.key IN (SELECT value FROM json_each(?))"
+    )
+}
+
+/// A group of keys as the JSON array `json_each` reads.
+pub(crate) fn keys_json(keys: &[DocKey]) -> String {
+    serde_json::Value::Array(keys.iter().map(|k| serde_json::Value::String(k.as_str().to_owned())).collect()).to_string()
+}
+
+/// An answer of `read_documents` for a key given twice (the bytes are shared, not copied).
+pub(crate) fn clone_answer(a: &Result<ReadDocument, RepoError>) -> Result<ReadDocument, RepoError> {
+    match a {
+        Ok(d) => Ok(d.clone()),
+        Err(RepoError::Corrupt { key, detail }) => Err(RepoError::Corrupt { key: key.clone(), detail: detail.clone() }),
+        Err(RepoError::ContentRead { key, source }) => {
+            Err(RepoError::ContentRead { key: key.clone(), source: std::io::Error::new(source.kind(), source.to_string()) })
+        }
+        Err(e) => Err(backend(e.to_string())),
+    }
+}
+
+/// The whole content of a document read by `read_documents` (blob mode), from its row (inline data) or, for content
+/// stored in parts, from its parts on the same transaction. Failures of this one document are its answer.
+async fn whole_from_row(
+    conn: &mut SqliteConnection,
+    meta: DocumentMeta,
+    row: &SqliteRow,
+) -> Result<Result<ReadDocument, RepoError>, RepoError> {
+    let key = meta.key.clone();
+    let corrupt = |detail: &str| Ok(Err(RepoError::Corrupt { key: key.clone(), detail: detail.into() }));
+    let Some(blob_id) = row.try_get::<Option<i64>, _>("blob_id").map_err(map_err)? else {
+        return corrupt("its content is missing from the database");
+    };
+    let parts: i64 = row.try_get("parts").map_err(map_err)?;
+    let unreadable = |e: std::io::Error| Ok(Err(RepoError::ContentRead { key: key.clone(), source: e }));
+    if parts == 0 {
+        let Some(data) = row.try_get::<Option<Vec<u8>>, _>("data").map_err(map_err)? else {
+            return corrupt("its content bytes are missing from the database");
+        };
+        return match content::decode(row.try_get("codec").map_err(map_err)?, data, meta.size as usize) {
+            Ok(bytes) => Ok(Ok(ReadDocument::Whole(meta, bytes))),
+            Err(e) => unreadable(std::io::Error::other(e)),
+        };
+    }
+    let mut out = BytesMut::with_capacity(meta.size as usize);
+    for seq in 0..parts {
+        let part = sqlx::query("SELECT codec, data FROM blob_parts WHERE blob_id = ? AND seq = ?")
+            .bind(blob_id)
+            .bind(seq)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let Some(part) = part else { return unreadable(std::io::Error::other(format!("part {seq} of the content is missing"))) };
+        match content::decode(part.try_get(0).map_err(map_err)?, part.try_get(1).map_err(map_err)?, PART_SIZE) {
+            Ok(bytes) => out.extend_from_slice(&bytes),
+            Err(e) => return unreadable(std::io::Error::other(e)),
+        }
+    }
+    Ok(Ok(ReadDocument::Whole(meta, out.freeze())))
 }
 
 impl SqliteRepo {
@@ -837,6 +908,39 @@ impl CollectionRepo for SqliteRepo {
             return Ok((meta, futures::stream::iter([item]).boxed()));
         }
         Ok((meta, parts_stream(tx, blob_id, parts)))
+    }
+
+    async fn read_documents(
+        &self,
+        collection: &CollectionName,
+        keys: Vec<DocKey>,
+        max_bytes: u64,
+    ) -> Result<Vec<Result<ReadDocument, RepoError>>, RepoError> {
+        if let Some(files) = &self.files {
+            return self.read_documents_files(&**files, collection, keys, max_bytes).await;
+        }
+        // One read transaction (one snapshot) and one statement per group of keys: the descriptions and the inline
+        // content together. Only a document stored in parts (larger than a part) costs a statement per part.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let mut found: HashMap<String, Result<ReadDocument, RepoError>> = HashMap::with_capacity(keys.len());
+        for group in keys.chunks(KEYS_PER_READ) {
+            let rows = sqlx::query(AssertSqlSafe(read_documents_sql()))
+                .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+                .bind(cid)
+                .bind(keys_json(group))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            for row in rows {
+                let meta = doc_from_row(collection, &row)?;
+                let key = meta.key.as_str().to_owned();
+                let answer =
+                    if meta.size > max_bytes { Ok(ReadDocument::TooLarge(meta)) } else { whole_from_row(&mut tx, meta, &row).await? };
+                found.insert(key, answer);
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k.as_str()).map_or(Ok(ReadDocument::Missing), clone_answer)).collect())
     }
 
     async fn delete_documents(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<DocKey>, RepoError> {

@@ -4,7 +4,7 @@
 //! [`forget_or_mark_deleted`] and [`enqueue_sync`], called from `put_batch` and `delete_documents`), so a crash can
 //! never lose a change that still has to reach the vector index. The methods here are what the sync use case calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use colstore_domain::ports::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore};
@@ -22,6 +22,27 @@ const CACHE_ROWS_PER_STATEMENT: usize = 200;
 
 /// Chunk hashes per cache lookup.
 const CACHE_LOOKUP_PER_STATEMENT: usize = 500;
+
+/// `mark_synced_batch`, the projections: every item whose document still has the hash the projection was made from
+/// becomes synced; the keys it changed come back. ?1 now, ?2 the items as a JSON array of `{k, h, p, n}` (key,
+/// expected hash and projected hash in hex, chunk count), ?3 the collection. `CROSS JOIN` keeps the items the outer
+/// loop, so each is one lookup in the documents' primary key (checked by `plans::batched_statements_use_indexes`).
+pub(crate) const MARK_SYNCED: &str = "INSERT INTO sync_ledger (collection_id, key, state, projected_hash, projected_chunks, attempts, error, updated_at) \
+     SELECT d.collection_id, d.key, 'synced', unhex(j.value ->> 'p'), j.value ->> 'n', 0, NULL, ?1 \
+     FROM json_each(?2) j CROSS JOIN documents d ON d.collection_id = ?3 AND d.key = j.value ->> 'k' AND d.hash = unhex(j.value ->> 'h') \
+     WHERE true \
+     ON CONFLICT (collection_id, key) DO UPDATE SET state = 'synced', projected_hash = excluded.projected_hash, \
+     projected_chunks = excluded.projected_chunks, attempts = 0, error = NULL, updated_at = excluded.updated_at \
+     RETURNING key";
+
+/// `mark_synced_batch`, the deletions: which of the keys (?1, a JSON array) are documents of collection ?2 again.
+pub(crate) const STILL_THERE: &str =
+    "SELECT j.value FROM json_each(?1) j WHERE EXISTS (SELECT 1 FROM documents d WHERE d.collection_id = ?2 AND d.key = j.value)";
+
+/// `mark_synced_batch`, the deletions: the ledger rows of the keys (?2, a JSON array) of collection ?1 whose
+/// documents are gone.
+pub(crate) const FORGET_DELETED: &str = "DELETE FROM sync_ledger WHERE collection_id = ?1 AND key IN (SELECT value FROM json_each(?2)) \
+     AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.collection_id = ?1 AND d.key = sync_ledger.key)";
 
 pub(crate) fn serr(e: sqlx::Error) -> SyncError {
     SyncError::Backend { backend: "sqlite", source: cause(e) }
@@ -195,6 +216,15 @@ pub(crate) async fn ledger_page(
     rows.iter().map(entry_from_row).collect()
 }
 
+/// Lowercase hexadecimal, as SQLite's `unhex` reads it.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 fn encode_vector(v: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * 4);
     for x in v {
@@ -287,57 +317,52 @@ impl SyncStore for SqliteRepo {
         collection: &CollectionName,
         items: Vec<(DocKey, Option<ContentHash>, Option<Projection>)>,
     ) -> Result<Vec<bool>, SyncError> {
-        // One transaction for the whole batch: one durable commit instead of one per document.
+        // One transaction for the whole batch (one durable commit), and one statement per kind of item: the batch is
+        // bound as one JSON array that `json_each` reads.
         let now = self.clock.now().as_millis();
+        let mut projected = Vec::new();
+        let mut deletions = Vec::new();
+        for (key, expected, projection) in &items {
+            match expected {
+                Some(hash) => projected.push(serde_json::json!({
+                    "k": key.as_str(),
+                    "h": hex(hash.as_bytes()),
+                    "p": projection.map(|p| hex(p.content_hash.as_bytes())),
+                    "n": projection.map(|p| p.chunk_count),
+                })),
+                None => deletions.push(serde_json::Value::String(key.as_str().to_owned())),
+            }
+        }
         let mut tx = self.begin_immediate().await.map_err(serr)?;
         let cid = Self::sync_collection_id(&mut tx, collection).await?;
-        let mut results = Vec::with_capacity(items.len());
-        for (key, expected, projection) in items {
-            let key = &key;
-            let done = match expected {
-                // Synced only while the document still has the content the projection was made from.
-                Some(hash) => sqlx::query(
-                    "INSERT INTO sync_ledger (collection_id, key, state, projected_hash, projected_chunks, attempts, error, updated_at) \
-                     SELECT d.collection_id, d.key, 'synced', ?, ?, 0, NULL, ? FROM documents d \
-                     WHERE d.collection_id = ? AND d.key = ? AND d.hash = ? \
-                     ON CONFLICT (collection_id, key) DO UPDATE SET state = 'synced', projected_hash = excluded.projected_hash, \
-                     projected_chunks = excluded.projected_chunks, attempts = 0, error = NULL, updated_at = excluded.updated_at",
-                )
-                .bind(projection.map(|p| p.content_hash.as_bytes().to_vec()))
-                .bind(projection.map(|p| i64::from(p.chunk_count)))
+        let mut synced: HashSet<String> = HashSet::new();
+        if !projected.is_empty() {
+            // Synced only while the document still has the content the projection was made from.
+            let keys: Vec<String> = sqlx::query_scalar(MARK_SYNCED)
                 .bind(now)
+                .bind(serde_json::Value::Array(projected).to_string())
                 .bind(cid)
-                .bind(key.as_str().to_owned())
-                .bind(hash.as_bytes().to_vec())
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(serr)?
-                .rows_affected()
-                    > 0,
-                // A deletion is projected only while the document is still gone.
-                None => {
-                    let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM documents WHERE collection_id = ? AND key = ?")
-                        .bind(cid)
-                        .bind(key.as_str().to_owned())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(serr)?
-                        .is_some();
-                    if !exists {
-                        sqlx::query("DELETE FROM sync_ledger WHERE collection_id = ? AND key = ?")
-                            .bind(cid)
-                            .bind(key.as_str().to_owned())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(serr)?;
-                    }
-                    !exists
-                }
-            };
-            results.push(done);
+                .map_err(serr)?;
+            synced.extend(keys);
+        }
+        let mut still_there: HashSet<String> = HashSet::new();
+        if !deletions.is_empty() {
+            // A deletion is projected only while the document is still gone.
+            let json = serde_json::Value::Array(deletions).to_string();
+            let keys: Vec<String> = sqlx::query_scalar(STILL_THERE).bind(json.clone()).bind(cid).fetch_all(&mut *tx).await.map_err(serr)?;
+            still_there.extend(keys);
+            sqlx::query(FORGET_DELETED).bind(cid).bind(json).execute(&mut *tx).await.map_err(serr)?;
         }
         tx.commit().await.map_err(serr)?;
-        Ok(results)
+        Ok(items
+            .iter()
+            .map(|(key, expected, _)| match expected {
+                Some(_) => synced.contains(key.as_str()),
+                None => !still_there.contains(key.as_str()),
+            })
+            .collect())
     }
 
     async fn mark_failed(&self, collection: &CollectionName, key: &DocKey, error: String) -> Result<(), SyncError> {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use colstore_domain::ports::{Clock, CollectionRepo, CorruptDocument, RepoCapabilities, RepoError, StorageStats, VerifyEvent};
+use colstore_domain::ports::{
+    Clock, CollectionRepo, CorruptDocument, ReadDocument, RepoCapabilities, RepoError, StorageStats, VerifyEvent, collect_stream,
+};
 use colstore_domain::{
     ChunkingSettings, Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream,
     Dimension, Distance, DocKey, DocumentMeta, EmbedderId, Filter, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus,
@@ -76,6 +78,7 @@ macro_rules! repo_conformance {
             unicode_keys_round_trip_and_sort_by_bytes,
             metadata_json_round_trips_exactly,
             missing_document_is_reported,
+            read_documents_answers_like_read_content,
             delete_documents_returns_existing_keys_in_order,
             delete_then_put_starts_at_version_one,
             list_sorted_by_key_in_byte_order,
@@ -563,6 +566,7 @@ pub async fn missing_collection_is_reported_by_every_method(f: &dyn RepoFixture)
     expect_collection_not_found(repo.put_batch(&ghost, failing).await, "put_batch (failing stream)", &ghost);
     expect_collection_not_found(repo.document(&ghost, &key("a.md")).await, "document", &ghost);
     expect_collection_not_found(repo.read_content(&ghost, &key("a.md")).await, "read_content", &ghost);
+    expect_collection_not_found(repo.read_documents(&ghost, vec![key("a.md")], u64::MAX).await, "read_documents", &ghost);
     expect_collection_not_found(repo.delete_documents(&ghost, vec![key("a.md")]).await, "delete_documents", &ghost);
     expect_collection_not_found(repo.list_documents(&ghost, &ListQuery::default()).await, "list_documents", &ghost);
     expect_collection_not_found(repo.stats(Some(ghost.clone())).await, "stats", &ghost);
@@ -571,6 +575,57 @@ pub async fn missing_collection_is_reported_by_every_method(f: &dyn RepoFixture)
     let names: Vec<String> = repo.list_collections().await.expect("list").iter().map(|c| c.name.to_string()).collect();
     assert_eq!(names, ["present"], "no call created the missing collection");
     assert_eq!(get(&*repo, &present, "a.md").await.version, 1, "the existing document is untouched");
+}
+
+/// `read_documents` answers each key as `read_content` would, collected: in input order (a key given twice is
+/// answered twice), `Missing` for no document, `TooLarge` (no bytes) above the limit, and the failure of a damaged
+/// document as that document's own answer, never the batch's. Content stored in parts (3 MiB) is read whole.
+pub async fn read_documents_answers_like_read_content(f: &dyn RepoFixture) {
+    const CHUNK: usize = 256 * 1024;
+    let repo = f.repo();
+    let c = create(&*repo, "notes").await;
+    put(&*repo, &c, vec![plain("a.md", "alpha"), plain("b.md", "bravo bravo"), plain("e.md", ""), plain("bad.md", "about to rot")]).await;
+    let big = NewDocument {
+        key: key("big.bin"),
+        content: Content::Stream(pseudo_random_stream(7, 12, CHUNK)),
+        metadata: meta(r#"{"kind":"large"}"#),
+        tags: Tags::default(),
+    };
+    let big_hash = put_one(&*repo, &c, big).await.content_hash;
+    f.corrupt(&c, &key("bad.md")).await;
+
+    let keys = ["b.md", "missing.md", "a.md", "big.bin", "e.md", "a.md", "bad.md"];
+    let got = repo.read_documents(&c, keys.iter().map(|k| key(k)).collect(), u64::MAX).await.expect("read_documents");
+    assert_eq!(got.len(), keys.len(), "one answer per key");
+    for (k, answer) in keys.iter().zip(&got) {
+        let expected = match repo.read_content(&c, &key(k)).await {
+            Ok((m, s)) => collect_stream(&key(k), s).await.map(|b| ReadDocument::Whole(m, b)),
+            Err(RepoError::DocumentNotFound { .. }) => Ok(ReadDocument::Missing),
+            Err(e) => Err(e),
+        };
+        match (answer, &expected) {
+            (Ok(a), Ok(e)) => assert_eq!(a, e, "{k}: read_documents and read_content differ"),
+            (Err(a), Err(e)) => assert_eq!(std::mem::discriminant(a), std::mem::discriminant(e), "{k}: {a} vs {e}"),
+            (a, e) => panic!("{k}: read_documents gave {a:?}, read_content {e:?}"),
+        }
+    }
+    // Not only equal to each other: equal to what was put.
+    assert!(matches!(&got[2], Ok(ReadDocument::Whole(m, b)) if m.key == key("a.md") && &b[..] == b"alpha"), "{:?}", got[2]);
+    assert!(matches!(&got[1], Ok(ReadDocument::Missing)), "{:?}", got[1]);
+    assert!(matches!(&got[4], Ok(ReadDocument::Whole(m, b)) if m.size == 0 && b.is_empty()), "{:?}", got[4]);
+    match &got[3] {
+        Ok(ReadDocument::Whole(m, b)) => {
+            assert_eq!((m.size, b.len()), (12 * CHUNK as u64, 12 * CHUNK), "the large document whole");
+            assert_eq!(ContentHash::of(b), big_hash, "the large document's bytes");
+        }
+        other => panic!("big.bin: {other:?}"),
+    }
+
+    let limited = repo.read_documents(&c, vec![key("a.md"), key("b.md"), key("big.bin")], 5).await.expect("with a limit");
+    assert!(matches!(&limited[0], Ok(ReadDocument::Whole(m, b)) if m.size == 5 && &b[..] == b"alpha"), "at the limit: {:?}", limited[0]);
+    assert!(matches!(&limited[1], Ok(ReadDocument::TooLarge(m)) if m.key == key("b.md") && m.size == 11), "{:?}", limited[1]);
+    assert!(matches!(&limited[2], Ok(ReadDocument::TooLarge(m)) if m.content_hash == big_hash), "above the limit");
+    assert!(repo.read_documents(&c, Vec::new(), 0).await.expect("an empty batch").is_empty());
 }
 
 /// Deleting a collection removes its documents (count returned), keeps other collections, and leaves its unshared

@@ -53,6 +53,7 @@ macro_rules! sync_conformance {
             identical_put_leaves_a_synced_document_alone,
             changed_put_is_pending_with_the_old_projection_kept,
             stale_mark_synced_changes_nothing,
+            mark_synced_batch_answers_each_item_as_mark_synced,
             deleting_a_synced_document_leaves_a_pending_deletion,
             pending_deletion_of_a_recreated_document_is_not_confirmed,
             deleting_a_never_synced_document_removes_its_row,
@@ -287,6 +288,45 @@ pub async fn stale_mark_synced_changes_nothing(f: &dyn SyncFixture) {
     // A deletion cannot be confirmed while the document exists.
     assert!(!sync.mark_synced(&c, &key("a.md"), None, None).await.expect("mark_synced"));
     assert_eq!(must_row(&*sync, &c, "a.md").await, before);
+}
+
+/// `mark_synced_batch` answers and changes each item exactly as `mark_synced` of it alone would, in input order, in
+/// one call that mixes projections and deletions: a current document is synced, a stale or missing one is not, a
+/// deletion is confirmed only for a document that is gone.
+pub async fn mark_synced_batch_answers_each_item_as_mark_synced(f: &dyn SyncFixture) {
+    let (repo, sync) = (f.repo(), f.sync());
+    let c = create(&*repo, "notes").await;
+    put(
+        &*repo,
+        &c,
+        vec![plain("a.md", "ay"), plain("b.md", "v1"), plain("gone.md", "bye"), plain("kept.md", "here"), plain("z.md", "zed")],
+    )
+    .await;
+    synced(&*sync, &c, "gone.md", "bye", 1).await;
+    synced(&*sync, &c, "kept.md", "here", 1).await;
+    delete(&*repo, &c, &["gone.md"]).await;
+    put_one(&*repo, &c, plain("b.md", "v2")).await;
+    let b_before = must_row(&*sync, &c, "b.md").await;
+    let kept_before = must_row(&*sync, &c, "kept.md").await;
+    let items = vec![
+        (key("z.md"), Some(hash("zed")), Some(projection("zed", 3))),
+        (key("gone.md"), None, None),
+        (key("b.md"), Some(hash("v1")), Some(projection("v1", 2))),
+        (key("ghost.md"), Some(hash("boo")), Some(projection("boo", 1))),
+        (key("kept.md"), None, None),
+        (key("a.md"), Some(hash("ay")), None),
+    ];
+    let answers = sync.mark_synced_batch(&c, items).await.expect("mark_synced_batch");
+    assert_eq!(answers, [true, true, false, false, false, true], "one answer per item, in input order");
+    let z = must_row(&*sync, &c, "z.md").await;
+    assert_eq!((z.state, z.projected), (SyncState::Synced, Some(projection("zed", 3))), "z.md synced with its projection");
+    let a = must_row(&*sync, &c, "a.md").await;
+    assert_eq!((a.state, a.projected), (SyncState::Synced, None), "a.md synced with nothing projected (no chunks)");
+    assert!(row(&*sync, &c, "gone.md").await.is_none(), "the confirmed deletion's row is gone");
+    assert_eq!(must_row(&*sync, &c, "b.md").await, b_before, "the stale item changed nothing");
+    assert_eq!(must_row(&*sync, &c, "kept.md").await, kept_before, "a deletion of a document that exists changed nothing");
+    assert!(row(&*sync, &c, "ghost.md").await.is_none(), "no row for a document that does not exist");
+    assert!(sync.mark_synced_batch(&c, Vec::new()).await.expect("an empty batch").is_empty());
 }
 
 /// Deleting a projected document leaves a pending deletion (current `None`, projection kept) until `mark_synced(None)`

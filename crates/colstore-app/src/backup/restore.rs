@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use colstore_domain::ports::{BackupId, BackupStore, CollectionRepo, RepoError, SyncStore};
-use colstore_domain::{CollectionName, ContentHash, DocKey, DocumentMeta};
+use colstore_domain::{CollectionName, ContentHash, DocKey, DocumentMeta, EmbedderId, Vector};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 
@@ -413,21 +413,39 @@ pub async fn plan_restore(
     Ok(RestorePlan { id: id.to_string(), mode: opts.mode, collections: plans })
 }
 
-/// Documents (and, in merge mode, their ledger rows) waiting to be written together.
+/// Documents (and, in merge mode, their ledger rows), and their vectors for the embedding cache, waiting to be
+/// written together.
 #[derive(Default)]
 struct Batch {
     docs: Vec<(DocumentMeta, Bytes)>,
     bytes: u64,
     ledger: Vec<LedgerRecord>,
+    vectors: Vec<(ContentHash, Vector)>,
 }
+
+/// Vectors held for one cache write (about 6 MiB at 384 dimensions).
+const BATCH_VECTORS: usize = 4096;
 
 impl Batch {
     fn full(&self) -> bool {
-        self.docs.len() >= BATCH_DOCS || self.bytes >= BATCH_BYTES
+        self.docs.len() >= BATCH_DOCS || self.bytes >= BATCH_BYTES || self.vectors.len() >= BATCH_VECTORS
     }
 
-    /// Writes the documents in one transaction, then their ledger rows (which the write marked pending).
-    async fn flush(&mut self, repo: &dyn CollectionRepo, ledger: &dyn SyncStore, name: &CollectionName) -> Result<u64, BackupFailure> {
+    /// Writes the vectors into the cache (one transaction), the documents in one transaction, then their ledger rows
+    /// (which the write marked pending). The cache goes first: it is keyed by content, so vectors written for a
+    /// document an interruption then leaves unrestored are only unused.
+    async fn flush(
+        &mut self,
+        repo: &dyn CollectionRepo,
+        ledger: &dyn SyncStore,
+        name: &CollectionName,
+        embedder: Option<&EmbedderId>,
+    ) -> Result<u64, BackupFailure> {
+        if let Some(e) = embedder
+            && !self.vectors.is_empty()
+        {
+            ledger.cache_vectors(e, std::mem::take(&mut self.vectors)).await?;
+        }
         let k = self.docs.len() as u64;
         if k > 0 {
             repo.restore_documents(name, std::mem::take(&mut self.docs)).await?;
@@ -503,11 +521,11 @@ pub async fn restore_backup(
                     r
                 }
             };
-            if let (Some(v), Some(e)) = (r.vectors, embedder.as_ref()) {
+            if let (Some(v), Some(_)) = (r.vectors, embedder.as_ref()) {
                 let bytes = reader.blob(&v, "vectors blob").await?;
                 let pairs = format::decode_vectors(&v, &bytes)?;
                 report.vectors += pairs.len() as u64;
-                ledger.cache_vectors(e, pairs).await?;
+                batch.vectors.extend(pairs);
             }
             if opts.mode == RestoreMode::Merge
                 && let Some(row) = ledger_rows.find(reader, &r.key).await?
@@ -528,13 +546,13 @@ pub async fn restore_backup(
             batch.bytes += content.len() as u64;
             batch.docs.push((meta_of(&entry.name, &r), content));
             if batch.full() {
-                let k = batch.flush(repo, ledger, &entry.name).await?;
+                let k = batch.flush(repo, ledger, &entry.name, embedder.as_ref()).await?;
                 report.documents_written += k;
                 done += k;
                 on_progress(done, total);
             }
         }
-        let k = batch.flush(repo, ledger, &entry.name).await?;
+        let k = batch.flush(repo, ledger, &entry.name, embedder.as_ref()).await?;
         report.documents_written += k;
         done += k;
         if !deletes.is_empty() {

@@ -45,8 +45,8 @@ pub use files::{
 pub use index::{IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex};
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
 pub use repo::{
-    CollectionRepo, CorruptDocument, GcReport, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream, collect_stream,
-    recorded_contents,
+    CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
+    collect_stream, read_one_by_one, recorded_contents,
 };
 pub use safety::{SafetyCopy, SafetyError, SafetyNet};
 pub use snapshot::StoreSnapshot;

@@ -208,6 +208,29 @@ pub trait CollectionRepo: Send + Sync {
     /// when stored data cannot be decoded.
     async fn read_content(&self, collection: &CollectionName, key: &DocKey) -> Result<(DocumentMeta, ContentStream), RepoError>;
 
+    /// Reads several documents whole, each with its description: one answer per key, in input order (a key given
+    /// twice is answered twice). The hot paths that need many documents' text (sync, the re-projection after a
+    /// restore) read a batch with one call instead of one [`read_content`](Self::read_content) per document.
+    ///
+    /// # Contract
+    /// - Each answer MUST equal what `read_content` of that key gives at that moment, collected: `Missing` for a key
+    ///   that is no document, `TooLarge` (the description only, no bytes read) for a document of more than
+    ///   `max_bytes`, and a per-document `Err` where `read_content` or its stream would fail (`Corrupt`,
+    ///   `ContentRead`).
+    /// - Repositories with snapshots SHOULD answer the whole batch from one, and SHOULD do it in a few statements.
+    ///   The default reads one document at a time through `read_content`: right for fakes, slow for a database.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`; other failures of the whole batch (the backend) as usual.
+    async fn read_documents(
+        &self,
+        collection: &CollectionName,
+        keys: Vec<DocKey>,
+        max_bytes: u64,
+    ) -> Result<Vec<Result<ReadDocument, RepoError>>, RepoError> {
+        read_one_by_one(self, collection, keys, max_bytes).await
+    }
+
     /// Deletes documents in one transaction, returning the keys that existed (in input order); missing keys are skipped.
     ///
     /// # Errors
@@ -294,6 +317,42 @@ pub trait CollectionRepo: Send + Sync {
         let bytes = collect_stream(&doc.key, content).await?;
         self.restore_documents(collection, vec![(doc, bytes)]).await
     }
+}
+
+/// One answer of [`CollectionRepo::read_documents`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadDocument {
+    /// No document has this key.
+    Missing,
+    /// The document is larger than the limit asked for: its description, without its bytes.
+    TooLarge(DocumentMeta),
+    /// The document and its whole content.
+    Whole(DocumentMeta, Bytes),
+}
+
+/// [`CollectionRepo::read_documents`] through one [`CollectionRepo::read_content`] per key: what the trait's default
+/// does, and what a repository may fall back to for the documents it cannot read in bulk.
+///
+/// # Errors
+/// `CollectionNotFound`, and the backend failures of `read_content` that are not about one document.
+pub async fn read_one_by_one<R: CollectionRepo + ?Sized>(
+    repo: &R,
+    collection: &CollectionName,
+    keys: Vec<DocKey>,
+    max_bytes: u64,
+) -> Result<Vec<Result<ReadDocument, RepoError>>, RepoError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let answer = match repo.read_content(collection, &key).await {
+            Ok((meta, _)) if meta.size > max_bytes => Ok(ReadDocument::TooLarge(meta)),
+            Ok((meta, stream)) => collect_stream(&key, stream).await.map(|bytes| ReadDocument::Whole(meta, bytes)),
+            Err(RepoError::DocumentNotFound { .. }) => Ok(ReadDocument::Missing),
+            Err(e @ (RepoError::Corrupt { .. } | RepoError::ContentRead { .. })) => Err(e),
+            Err(e) => return Err(e),
+        };
+        out.push(answer);
+    }
+    Ok(out)
 }
 
 /// The whole of a content stream, or `ContentRead` naming `key` when it fails.
