@@ -50,7 +50,7 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { batch_docs: 256, include_failed: true, distance: Distance::Cosine }
+        Self { batch_docs: 1024, include_failed: true, distance: Distance::Cosine }
     }
 }
 

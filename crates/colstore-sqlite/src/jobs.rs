@@ -149,7 +149,7 @@ impl SqliteRepo {
     pub async fn running_workers(&self) -> Result<Vec<WorkerId>, QueueError> {
         let workers: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT worker FROM jobs WHERE state = 'running' AND worker IS NOT NULL ORDER BY worker")
-                .fetch_all(&self.pool)
+                .fetch_all(self.queue_pool())
                 .await
                 .map_err(qerr)?;
         Ok(workers.into_iter().map(WorkerId).collect())
@@ -157,7 +157,7 @@ impl SqliteRepo {
 
     /// Why a fenced update matched no row: the job is missing, or the lease is no longer this one.
     async fn lost(&self, id: JobId) -> QueueError {
-        match sqlx::query_scalar::<_, i64>("SELECT 1 FROM jobs WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await {
+        match sqlx::query_scalar::<_, i64>("SELECT 1 FROM jobs WHERE id = ?").bind(id.0).fetch_optional(self.queue_pool()).await {
             Ok(Some(_)) => QueueError::LeaseLost(id),
             Ok(None) => QueueError::NotFound(id),
             Err(e) => qerr(e),
@@ -196,7 +196,7 @@ impl SqliteRepo {
 impl JobQueue for SqliteRepo {
     async fn enqueue(&self, spec: JobSpec) -> Result<JobId, QueueError> {
         let now = self.clock.now();
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        let mut tx = self.begin_queue().await.map_err(qerr)?;
         let id = enqueue_in(&mut tx, &spec, now).await.map_err(qerr)?;
         tx.commit().await.map_err(qerr)?;
         Ok(id)
@@ -233,9 +233,9 @@ impl JobQueue for SqliteRepo {
             q = q.bind(k);
         }
         q = q.bind(limit).bind(limit);
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
-        let rows = q.fetch_all(&mut *tx).await.map_err(qerr)?;
-        tx.commit().await.map_err(qerr)?;
+        // One statement, so no explicit transaction: a writing statement takes the write lock when it starts (as
+        // `BEGIN IMMEDIATE` would, waiting on the busy timeout), and saves the two round trips of BEGIN and COMMIT.
+        let rows = q.fetch_all(self.queue_pool()).await.map_err(qerr)?;
         let mut leases = rows.iter().map(|r| job_row(r).and_then(lease_of)).collect::<Result<Vec<_>, _>>()?;
         // RETURNING has no defined order.
         leases.sort_by_key(|l| (l.job.spec.run_after, l.job.id));
@@ -254,7 +254,7 @@ impl JobQueue for SqliteRepo {
         .bind(lease.job.id.0)
         .bind(lease.worker.0.clone())
         .bind(lease.token)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.queue_pool())
         .await
         .map_err(qerr)?;
         match row {
@@ -272,7 +272,7 @@ impl JobQueue for SqliteRepo {
         .bind(lease.job.id.0)
         .bind(lease.worker.0.clone())
         .bind(lease.token)
-        .execute(&self.pool)
+        .execute(self.queue_pool())
         .await
         .map_err(qerr)?
         .rows_affected();
@@ -284,7 +284,7 @@ impl JobQueue for SqliteRepo {
             return Ok(Vec::new());
         }
         let now = self.clock.now();
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        let mut tx = self.begin_queue().await.map_err(qerr)?;
         // One statement per chunk: `id IN (…)` finds the rows by primary key (`+state` keeps SQLite from walking
         // every running job through `jobs_claim` instead), the row value checks each lease's worker and fencing
         // token. RETURNING says which leases were valid.
@@ -338,7 +338,7 @@ impl JobQueue for SqliteRepo {
     async fn fail(&self, lease: &Lease, error: String, retry_at: Option<Timestamp>) -> Result<JobState, QueueError> {
         let now = self.clock.now();
         let id = lease.job.id;
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        let mut tx = self.begin_queue().await.map_err(qerr)?;
         let row = sqlx::query(
             "SELECT dedup_key, attempts, max_attempts FROM jobs WHERE id = ? AND state = 'running' AND worker = ? AND token = ?",
         )
@@ -380,7 +380,7 @@ impl JobQueue for SqliteRepo {
 
     async fn cancel(&self, id: JobId) -> Result<(), QueueError> {
         let now = self.clock.now();
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        let mut tx = self.begin_queue().await.map_err(qerr)?;
         let n = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', lease_expires = NULL, updated_at = ? WHERE id = ? AND state IN ('pending', 'running')",
         )
@@ -406,7 +406,7 @@ impl JobQueue for SqliteRepo {
 
     async fn retry(&self, id: JobId) -> Result<(), QueueError> {
         let now = self.clock.now();
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        let mut tx = self.begin_queue().await.map_err(qerr)?;
         let (state, dedup_key) = Self::job_state(&mut tx, id).await?.ok_or(QueueError::NotFound(id))?;
         if !matches!(state, JobState::Dead | JobState::Cancelled) {
             return Err(QueueError::InvalidState { id, state, detail: "only dead or cancelled jobs can be retried".into() });
@@ -428,7 +428,7 @@ impl JobQueue for SqliteRepo {
     async fn get(&self, id: JobId) -> Result<Job, QueueError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.queue_pool())
             .await
             .map_err(qerr)?
             .ok_or(QueueError::NotFound(id))?;
@@ -451,13 +451,14 @@ impl JobQueue for SqliteRepo {
         if let Some(k) = filter.kind {
             q = q.bind(k);
         }
-        let rows = q.bind(filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))).fetch_all(&self.pool).await.map_err(qerr)?;
+        let rows =
+            q.bind(filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))).fetch_all(self.queue_pool()).await.map_err(qerr)?;
         rows.iter().map(|r| job_row(r).map(|r| r.job)).collect()
     }
 
     async fn release_worker(&self, worker: &WorkerId) -> Result<u64, QueueError> {
         let now = self.clock.now().as_millis();
-        let mut tx = self.begin_immediate().await.map_err(qerr)?;
+        let mut tx = self.begin_queue().await.map_err(qerr)?;
         // A released job that would become a second pending job with its dedup key is superseded: cancel it. Of two
         // running jobs of this worker with one key, the newer one goes back to pending.
         let superseded = sqlx::query(

@@ -65,6 +65,8 @@ impl Default for SqliteOptions {
 #[derive(Clone)]
 pub struct SqliteRepo {
     pool: SqlitePool,
+    /// The job queue's connections: the same database with `synchronous = NORMAL` (see [`SqliteRepo::queue_pool`]).
+    queue_pool: SqlitePool,
     clock: Arc<dyn Clock>,
     path: PathBuf,
     /// Filesystem mode: where the documents' bytes live. `None` in sqlite mode.
@@ -167,7 +169,13 @@ impl SqliteRepo {
             .pragma("journal_size_limit", "67108864")
             .pragma("cache_size", "-32768");
         let pool_options = || {
-            SqlitePoolOptions::new().max_connections(4).min_connections(0).acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+            // No ping before each use: a connection to a local file does not go stale, and the ping is a round trip
+            // to the connection's worker thread on every statement run on the pool.
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(0)
+                .test_before_acquire(false)
+                .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
         };
         let pool = match pool_options().connect_with(connect.clone()).await {
             Ok(pool) => pool,
@@ -175,7 +183,7 @@ impl SqliteRepo {
             // to read it is as an immutable file (nobody can write it either).
             Err(e) if read_only && !wal_has_content(path) => {
                 tracing::debug!(error = %e, "opening read-only failed; trying again as an immutable file");
-                pool_options().connect_with(connect.immutable(true)).await.map_err(map_err)?
+                pool_options().connect_with(connect.clone().immutable(true)).await.map_err(map_err)?
             }
             Err(e) => return Err(map_err(e)),
         };
@@ -184,7 +192,7 @@ impl SqliteRepo {
         }
         if read_only {
             check_version(&pool).await?;
-            return Ok(Self::from_pool(pool, clock, path, files, true));
+            return Ok(Self::from_pool(pool.clone(), pool, clock, path, files, true));
         }
         MIGRATOR.run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => map_err(inner),
@@ -194,12 +202,27 @@ impl SqliteRepo {
             },
             other => RepoError::Backend { backend: "sqlite", source: Box::new(other) },
         })?;
-        Ok(Self::from_pool(pool, clock, path, files, false))
+        // The queue's pool connects on first use: commands that never touch the queue never open it.
+        let queue_pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+            .connect_lazy_with(connect.create_if_missing(false).synchronous(SqliteSynchronous::Normal));
+        Ok(Self::from_pool(pool, queue_pool, clock, path, files, false))
     }
 
-    fn from_pool(pool: SqlitePool, clock: Arc<dyn Clock>, path: &Path, files: Option<Arc<dyn DocumentFiles>>, read_only: bool) -> Self {
+    fn from_pool(
+        pool: SqlitePool,
+        queue_pool: SqlitePool,
+        clock: Arc<dyn Clock>,
+        path: &Path,
+        files: Option<Arc<dyn DocumentFiles>>,
+        read_only: bool,
+    ) -> Self {
         Self {
             pool,
+            queue_pool,
             clock,
             path: path.to_owned(),
             files,
@@ -249,6 +272,21 @@ impl SqliteRepo {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// The connections of transactions that touch only the `jobs` table: `synchronous = NORMAL`, so their commits
+    /// do not wait for an fsync. **Invariant** (docs/ARCHITECTURE.md): a commit here survives a process crash
+    /// (`kill -9`: the WAL is in the page cache); only a power failure or OS crash may lose the last ones, and a lost
+    /// claim or completion only makes an idempotent job run again (PRODUCT §6). Every transaction that changes
+    /// documents, the ledger or the cache, including the sync jobs a document write enqueues, goes through the main
+    /// pool (`synchronous = FULL`); its fsync of the WAL also makes every queue commit before it durable.
+    pub(crate) fn queue_pool(&self) -> &SqlitePool {
+        &self.queue_pool
+    }
+
+    /// `BEGIN IMMEDIATE` on [`SqliteRepo::queue_pool`].
+    pub(crate) async fn begin_queue(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.queue_pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -256,6 +294,7 @@ impl SqliteRepo {
 
     /// Checkpoints the WAL into the main file and closes every connection.
     pub async fn close(&self) {
+        self.queue_pool.close().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
         self.pool.close().await;
     }

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use sqlx::{ConnectOptions, Connection};
 
 mod files;
+mod queue_crash;
 mod sync;
 
 struct Fixture {
