@@ -18,6 +18,7 @@ mod backup;
 mod corpus;
 mod inproc;
 mod large;
+mod peer;
 mod reconcile;
 mod report;
 
@@ -67,10 +68,13 @@ pub(crate) enum Area {
     /// One large document (2 GiB by default) through `put`, `get`, `backup`, `restore`, `export` and `import`: peak
     /// memory and time, with restic's backup and restore of the same file.
     Large,
+    /// LangChain's `index()` on the same files, the restore of a synced store against restic and against the same
+    /// store without vectors, and statements per document (`peer.rs`).
+    Peer,
 }
 
 impl Area {
-    const ALL: [Area; 7] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile, Area::Large];
+    const ALL: [Area; 8] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile, Area::Large, Area::Peer];
 
     fn name(self) -> &'static str {
         match self {
@@ -81,6 +85,7 @@ impl Area {
             Area::Backup => "backup",
             Area::Reconcile => "reconcile",
             Area::Large => "large",
+            Area::Peer => "peer",
         }
     }
 
@@ -393,6 +398,11 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         m.large = Some(large::measure_large(bin, dir, args.large_bytes)?);
     }
 
+    if args.runs(Area::Peer) {
+        let target = dir.parent().unwrap_or(dir);
+        m.peer = Some(peer::measure_peer(bin, dir, target, args.docs)?);
+    }
+
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
         date: report::utc_date(now),
@@ -627,7 +637,7 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
@@ -662,7 +672,7 @@ mod tests {
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
         assert_eq!(
             parse(&["--only", "ingest,speed"]),
-            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, not \"speed\"".into())
+            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, not \"speed\"".into())
         );
         assert_eq!(parse(&["--large-bytes", "2GiB"]), Err("--large-bytes takes a whole number, not \"2GiB\"".into()));
         assert_eq!(parse(&["--large-bytes=0"]), Err("--large-bytes must be at least 1".into()));

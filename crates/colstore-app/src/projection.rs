@@ -344,7 +344,7 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
 }
 
 /// Documents whose projection a repair rewrites per batch.
-const REPAIR_BATCH_DOCS: usize = 256;
+const REPAIR_BATCH_DOCS: usize = 1024;
 
 /// The points of the current versions of `group`'s documents, from the cache only (one read of the documents, one
 /// cache lookup); and the documents that cannot be rebuilt so: changed since their projection, not text, or with a

@@ -662,13 +662,16 @@ pub async fn import<R: BufRead>(
     let mut done = 0u64;
     let mut batch: Vec<(DocumentMeta, Bytes)> = Vec::new();
     let mut batch_bytes = 0usize;
+    // The vectors of the batch's documents, written into the cache in one transaction before the batch.
+    let mut vectors: Vec<(ContentHash, Vector)> = Vec::new();
     let mut coll: Option<OpenCollection<'_>> = None;
     // Replace: documents only the store has, deleted a thousand at a time.
     let mut gone: Vec<DocKey> = Vec::new();
     loop {
         let line = lines.next_line()?;
         let is_end = matches!(line, None | Some(Line::End { .. }) | Some(Line::Collection { .. }));
-        if is_end && let Some((name, _, mut beside)) = coll.take() {
+        if is_end && let Some((name, settings, mut beside)) = coll.take() {
+            cache_vectors(ledger, &settings, &mut vectors).await?;
             if !batch.is_empty() {
                 written += batch.len() as u64;
                 let k = batch.len() as u64;
@@ -713,11 +716,12 @@ pub async fn import<R: BufRead>(
                     }
                     continue;
                 }
-                if let (Some(v), Some(vs)) = (&settings.vectors, d.vectors.take()) {
-                    ledger.cache_vectors(&v.embedder, vs).await?;
+                if let (Some(_), Some(vs)) = (&settings.vectors, d.vectors.take()) {
+                    vectors.extend(vs);
                 }
                 if d.parts > 0 {
                     // A large document: streamed from its part lines into its own transaction.
+                    cache_vectors(ledger, settings, &mut vectors).await?;
                     let (key, parts) = (d.key.clone(), d.parts);
                     restore_fed(repo, name, doc_meta(name, *d), |tx| feed_parts(&mut lines, &key, parts, tx)).await?;
                     crate::commit_log::durable("import", name, 1);
@@ -728,7 +732,8 @@ pub async fn import<R: BufRead>(
                     base64_decode(&d.content).ok_or_else(|| ExportError::Malformed { line: lines.n, detail: "bad base64".into() })?;
                 batch_bytes += content.len();
                 batch.push((doc_meta(name, *d), Bytes::from(content)));
-                if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
+                if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES || vectors.len() >= IMPORT_BATCH_VECTORS {
+                    cache_vectors(ledger, settings, &mut vectors).await?;
                     written += batch.len() as u64;
                     let k = batch.len() as u64;
                     repo.restore_documents(name, std::mem::take(&mut batch)).await?;
@@ -738,6 +743,25 @@ pub async fn import<R: BufRead>(
             }
         }
     }
+}
+
+/// Vectors held for one cache write (about 6 MiB at 384 dimensions).
+const IMPORT_BATCH_VECTORS: usize = 4096;
+
+/// Writes the held vectors into the embedding cache in one transaction (before the documents they belong to: the
+/// cache is keyed by content, so vectors of documents an interruption leaves unwritten are only unused).
+async fn cache_vectors(
+    ledger: &dyn SyncStore,
+    settings: &CollectionSettings,
+    vectors: &mut Vec<(ContentHash, Vector)>,
+) -> Result<(), ExportError> {
+    if let Some(v) = &settings.vectors
+        && !vectors.is_empty()
+    {
+        ledger.cache_vectors(&v.embedder, std::mem::take(vectors)).await?;
+    }
+    vectors.clear();
+    Ok(())
 }
 
 /// The document a line describes, in collection `name`.
