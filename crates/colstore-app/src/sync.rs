@@ -566,7 +566,7 @@ mod tests {
         });
         let k3 = key.clone();
         repo.expect_read_documents().times(1).in_sequence(&mut seq).returning(move |c, keys, _| {
-            assert_eq!(keys, [k3.clone()], "the batch's live documents in one read");
+            assert_eq!(keys, std::slice::from_ref(&k3), "the batch's live documents in one read");
             let meta = colstore_domain::DocumentMeta {
                 collection: c.clone(),
                 key: k3.clone(),
