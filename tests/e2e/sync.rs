@@ -190,3 +190,20 @@ fn deleting_a_collection_drops_its_points() {
     assert!(hits["results"].as_array().unwrap().iter().all(|h| h["key"] != "old.md"), "points of a deleted collection are gone: {hits}");
     s.ok(["verify", "--index"]);
 }
+
+/// The embedding cache is looked up per batch, after the previous batch's embeddings reached it: 1 100 copies of one
+/// text span two sync batches (1 024 documents each), and the text is embedded once in all.
+#[test]
+fn a_chunk_copied_across_batches_is_embedded_once() {
+    let stub = StubEmbedServer::start(32);
+    let s = TestStore::new();
+    use_stub(&s, &stub);
+    s.ok(["collection", "create", "c"]);
+    for i in 0..1100 {
+        s.write(format!("d/{i:04}.md"), "the same words in every copied note");
+    }
+    s.ok(["add", "c", "d"]);
+    let r: serde_json::Value = serde_json::from_str(&s.ok(["--json", "sync"]).stdout).expect("sync --json");
+    assert_eq!(r["collections"][0]["synced"], 1100, "{r}");
+    assert_eq!((stub.distinct_texts(), stub.texts_embedded()), (1, 1), "one text, embedded once for both batches");
+}

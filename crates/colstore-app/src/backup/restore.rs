@@ -23,7 +23,7 @@ use super::pack::{BlobReader, KnownBlobs, RecordStream};
 use super::{BackupFailure, read_manifest};
 
 /// Documents per restore transaction (and at most [`BATCH_BYTES`]).
-const BATCH_DOCS: usize = 256;
+const BATCH_DOCS: usize = 1024;
 const BATCH_BYTES: u64 = 32 * 1024 * 1024;
 
 /// How a restore treats what the store already holds.
