@@ -7,12 +7,14 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue, backup, reconcile, large — can be measured alone with `--only`, to
+//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer — can be measured alone with `--only`, to
 //! re-measure one after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and
 //! `restore` with restic; the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile`
 //! against `git status` on the same tree, reconciles of changed trees, and `col watch` from a save to synced; the large
 //! area (`large.rs`) measures the peak memory and time of `put`, `get`, `backup`, `restore`, `export` and `import` of
-//! one 2 GiB document (`--large-bytes` for another size), with restic's backup and restore of the same file beside.
+//! one 2 GiB document (`--large-bytes` for another size), with restic's backup and restore of the same file beside;
+//! the peer area (`peer.rs`) compares `col add` + `col sync` with LangChain's `index()` on the same files, restores a
+//! synced store against restic and against the same store without vectors, and counts SQL statements per document.
 
 mod backup;
 mod corpus;
