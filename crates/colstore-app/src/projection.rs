@@ -328,8 +328,17 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
     let rewrite: Vec<(DocKey, Projection)> =
         to_rewrite.keys().filter_map(|k| synced.get(k)).filter_map(|e| e.projected.map(|p| (e.key.clone(), p))).collect();
     for group in rewrite.chunks(REPAIR_BATCH_DOCS) {
-        let (points, unrepairable) = rebuild_points(ports, collection, &c.settings.chunking, group).await?;
+        // The documents up to `INLINE_BYTES` together; each larger one on its own, up to `LARGE_CONTENT` (a restore
+        // repairs right after writing it, and the vectors of a larger one are not in the backup: the next sync
+        // re-projects it, from the cache when its vectors are there).
+        let (points, mut unrepairable, larger) = rebuild_points(ports, collection, &c.settings.chunking, group, INLINE_BYTES).await?;
         upsert_in_calls(&*ports.index, &name, points, &mut report.repaired).await?;
+        for one in larger {
+            let large = crate::backup::format::LARGE_CONTENT;
+            let (points, more, too_large) = rebuild_points(ports, collection, &c.settings.chunking, &[one], large).await?;
+            upsert_in_calls(&*ports.index, &name, points, &mut report.repaired).await?;
+            unrepairable.extend(more.into_iter().chain(too_large.into_iter().map(|(k, _)| k)));
+        }
         for key in unrepairable {
             // The content changed or a vector is missing from the cache: let the next sync redo it.
             ports.ledger.mark_failed(collection, &key, "index drift found by verify --index".into()).await?;
@@ -346,25 +355,34 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
 /// Documents whose projection a repair rewrites per batch.
 const REPAIR_BATCH_DOCS: usize = 1024;
 
-/// The points of the current versions of `group`'s documents, from the cache only (one read of the documents, one
-/// cache lookup); and the documents that cannot be rebuilt so: changed since their projection, not text, or with a
-/// vector missing from the cache.
+/// Documents up to this size are read a batch at a time by the repair; larger ones one at a time.
+const INLINE_BYTES: u64 = 256 * 1024;
+
+/// A batch of points, the documents that cannot be rebuilt, and those larger than the read's limit.
+type Rebuilt = (Vec<Point>, Vec<DocKey>, Vec<(DocKey, Projection)>);
+
+/// The points of the current versions of `group`'s documents of at most `max_bytes`, from the cache only (one read
+/// of the documents, one cache lookup); the documents that cannot be rebuilt so (changed since their projection, not
+/// text, or with a vector missing from the cache); and those larger than `max_bytes`, not read.
 async fn rebuild_points(
     ports: &SyncPorts,
     collection: &CollectionName,
     chunking: &ChunkingSettings,
     group: &[(DocKey, Projection)],
-) -> Result<(Vec<Point>, Vec<DocKey>), SyncFailure> {
-    // A large document is not read whole here (a restore repairs right after writing it, and its vectors are not in
-    // the backup): the next sync re-projects it, from the cache when its vectors are there.
-    let read =
-        ports.repo.read_documents(collection, group.iter().map(|(k, _)| k.clone()).collect(), crate::backup::format::LARGE_CONTENT).await?;
+    max_bytes: u64,
+) -> Result<Rebuilt, SyncFailure> {
+    let read = ports.repo.read_documents(collection, group.iter().map(|(k, _)| k.clone()).collect(), max_bytes).await?;
+    let mut larger = Vec::new();
     let mut unrepairable = Vec::new();
     let mut docs = Vec::with_capacity(group.len());
     for ((key, projected), answer) in group.iter().zip(read) {
         let text = match answer? {
             ReadDocument::Whole(meta, bytes) if meta.content_hash == projected.content_hash => {
                 String::from_utf8(bytes.to_vec()).ok().map(|text| (meta, text))
+            }
+            ReadDocument::TooLarge(_) => {
+                larger.push((key.clone(), *projected));
+                continue;
             }
             _ => None,
         };
@@ -386,7 +404,7 @@ async fn rebuild_points(
         }
         points.extend(points_of(ports.store_id, collection, key, meta.content_hash, &meta.metadata.0, &chunks, &vectors));
     }
-    Ok((points, unrepairable))
+    Ok((points, unrepairable, larger))
 }
 
 /// Rebuilds a collection's projection: drops the index collection, marks every document pending, and syncs again,

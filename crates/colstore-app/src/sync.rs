@@ -320,28 +320,58 @@ async fn sync_batch(
         return Ok(());
     }
 
-    // Read and chunk the live documents, all in one read.
+    // Read and chunk the live documents: the small ones together in one read, each larger one (over
+    // `INLINE_BYTES`) on its own afterwards, so a batch holds at most `batch_docs` × `INLINE_BYTES` of text, or one
+    // larger document.
     let keys = live.iter().map(|e| e.key.clone()).collect();
-    let read = ports.repo.read_documents(collection, keys, u64::MAX).await?;
+    let read = ports.repo.read_documents(collection, keys, INLINE_BYTES).await?;
     let mut docs = Vec::with_capacity(live.len());
+    let mut large = Vec::new();
     for (entry, answer) in live.into_iter().zip(read) {
-        let Some(current) = entry.current else { continue };
-        let (meta, bytes) = match answer? {
-            ReadDocument::Whole(meta, bytes) => (meta, bytes),
+        match answer? {
+            ReadDocument::Whole(meta, bytes) => docs.extend(prepare(entry, meta, &bytes, chunking)),
+            ReadDocument::TooLarge(_) => large.push(entry),
             // Deleted since the ledger was read: the next round sees the pending deletion.
-            ReadDocument::Missing | ReadDocument::TooLarge(_) => continue,
-        };
-        if meta.content_hash != current {
-            continue; // changed since the ledger was read; it stays pending for the next sync
+            ReadDocument::Missing => {}
         }
-        // Only text is embedded; other content is synced with no chunks.
-        let chunks = match std::str::from_utf8(&bytes) {
-            Ok(text) => chunk_text(text, chunking),
-            Err(_) => Vec::new(),
-        };
-        docs.push(Prepared { entry, current, metadata: meta.metadata.0, chunks });
     }
+    if !docs.is_empty() {
+        project(ports, collection, name, docs, report).await?;
+    }
+    for entry in large {
+        let answer = ports.repo.read_documents(collection, vec![entry.key.clone()], u64::MAX).await?.pop();
+        if let Some(ReadDocument::Whole(meta, bytes)) = answer.transpose()?
+            && let Some(d) = prepare(entry, meta, &bytes, chunking)
+        {
+            project(ports, collection, name, vec![d], report).await?;
+        }
+    }
+    Ok(())
+}
 
+/// Documents up to this size are read together, a batch at a time; larger ones one at a time.
+const INLINE_BYTES: u64 = 256 * 1024;
+
+/// A live document read for projection: chunked, unless it changed since the ledger was read (`None`: it stays
+/// pending for the next sync). Only text is embedded; other content is synced with no chunks.
+fn prepare(entry: LedgerEntry, meta: colstore_domain::DocumentMeta, bytes: &[u8], chunking: &ChunkingSettings) -> Option<Prepared> {
+    let current = entry.current.filter(|c| *c == meta.content_hash)?;
+    let chunks = match std::str::from_utf8(bytes) {
+        Ok(text) => chunk_text(text, chunking),
+        Err(_) => Vec::new(),
+    };
+    Some(Prepared { entry, current, metadata: meta.metadata.0, chunks })
+}
+
+/// Projects read documents: the cache lookup, the embedding of the misses, the points, the retirements and the
+/// ledger, in that order.
+async fn project(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    name: &IndexName,
+    docs: Vec<Prepared>,
+    report: &mut SyncReport,
+) -> Result<(), SyncFailure> {
     // Cache lookup for every distinct chunk of the batch.
     let identity = ports.embedder.identity();
     let mut distinct: Vec<ContentHash> = Vec::new();
@@ -565,8 +595,9 @@ mod tests {
             }])
         });
         let k3 = key.clone();
-        repo.expect_read_documents().times(1).in_sequence(&mut seq).returning(move |c, keys, _| {
+        repo.expect_read_documents().times(1).in_sequence(&mut seq).returning(move |c, keys, max| {
             assert_eq!(keys, std::slice::from_ref(&k3), "the batch's live documents in one read");
+            assert_eq!(max, INLINE_BYTES, "larger documents are read on their own");
             let meta = colstore_domain::DocumentMeta {
                 collection: c.clone(),
                 key: k3.clone(),
@@ -764,6 +795,36 @@ mod with_fakes {
         assert_eq!(r.synced, 5);
         assert_eq!(embedder.0.load(Ordering::SeqCst), 5);
         assert_eq!(repo.counts(Some(c)).await.unwrap().failed, 0);
+    }
+
+    /// A document larger than `INLINE_BYTES` is read on its own, after the batch's small ones, and is projected like
+    /// them; the repair of `verify --index` (what a restore runs) rebuilds it too.
+    #[tokio::test]
+    async fn a_larger_document_is_read_alone_and_projected_like_the_others() {
+        let (repo, index, embedder, ports) = setup().await;
+        let c = CollectionName::parse("c").unwrap();
+        let big: String = (0..40_000).map(|i| format!("w{i} ")).collect();
+        assert!(big.len() as u64 > INLINE_BYTES);
+        let doc = NewDocument {
+            key: DocKey::parse("d2-big.md").unwrap(),
+            content: Content::Bytes(big.clone().into_bytes().into()),
+            metadata: Metadata::default(),
+            tags: Tags::default(),
+        };
+        repo.put_batch(&c, vec![doc]).await.unwrap();
+        let r = sync_collection(&ports, &c, &SyncOptions::default(), &|_| {}).await.unwrap();
+        let big_chunks = chunk_text(&big, &ChunkingSettings::default()).len() as u64;
+        assert_eq!(r.synced, 6, "{r:?}");
+        assert_eq!(r.points_upserted, 5 + big_chunks, "every chunk of every document, the large one's included");
+        let name = index_name(ports.store_id, &c);
+        assert_eq!(index.count(&name, None).await.unwrap(), 5 + big_chunks);
+        let embedded = embedder.0.load(Ordering::SeqCst);
+
+        index.drop_collection(&name).await.unwrap();
+        let report = crate::verify_index(&ports, &c, true).await.unwrap();
+        assert_eq!((report.repaired, report.marked_pending.len()), (5 + big_chunks, 0), "{report:?}");
+        assert!(crate::verify_index(&ports, &c, false).await.unwrap().drift.is_empty());
+        assert_eq!(embedder.0.load(Ordering::SeqCst), embedded, "the repair embeds nothing");
     }
 
     #[tokio::test]
