@@ -393,6 +393,12 @@ struct FileRef {
 }
 
 impl FileRef {
+    /// The file of document `key` of `collection`, from a row with the columns `file_path` and `token` (the staged
+    /// file of an unfinished write, if any).
+    fn from_row(collection: CollectionName, key: DocKey, row: &sqlx::sqlite::SqliteRow) -> Result<Self, RepoError> {
+        Ok(Self { collection, key, path: row.try_get("file_path").map_err(map_err)?, token: row.try_get("token").map_err(map_err)? })
+    }
+
     fn display(&self, files: &dyn DocumentFiles) -> String {
         format!("{}/{}", files.location(&self.collection), self.path)
     }
@@ -728,12 +734,7 @@ impl SqliteRepo {
                         (Some(size), Some(mtime_ns), Some(inode)) => Some(FileStat { size: size as u64, mtime_ns, inode: inode as u64 }),
                         _ => None,
                     };
-                    let file = FileRef {
-                        collection: collection.clone(),
-                        key: doc_key(&key)?,
-                        path: row.try_get("file_path").map_err(map_err)?,
-                        token: row.try_get("token").map_err(map_err)?,
-                    };
+                    let file = FileRef::from_row(collection.clone(), doc_key(&key)?, &row)?;
                     let hash = hash_from(row.try_get("hash").map_err(map_err)?)?;
                     let size = row.try_get::<i64, _>("size").map_err(map_err)? as u64;
                     recorded.insert(key, Recorded { file, hash, size, stat });
@@ -1200,12 +1201,7 @@ impl SqliteRepo {
             .map_err(map_err)?
             .ok_or_else(|| RepoError::DocumentNotFound { collection: collection.clone(), key: key.clone() })?;
             let meta = doc_from_row(collection, &row)?;
-            let file = FileRef {
-                collection: collection.clone(),
-                key: meta.key.clone(),
-                path: row.try_get("file_path").map_err(map_err)?,
-                token: row.try_get("token").map_err(map_err)?,
-            };
+            let file = FileRef::from_row(collection.clone(), meta.key.clone(), &row)?;
             (meta, file)
         };
         let stream = file.open(files).await?;
@@ -1236,12 +1232,7 @@ impl SqliteRepo {
                     .map_err(map_err)?;
                 for row in rows {
                     let meta = doc_from_row(collection, &row)?;
-                    let file = FileRef {
-                        collection: collection.clone(),
-                        key: meta.key.clone(),
-                        path: row.try_get("file_path").map_err(map_err)?,
-                        token: row.try_get("token").map_err(map_err)?,
-                    };
+                    let file = FileRef::from_row(collection.clone(), meta.key.clone(), &row)?;
                     described.insert(meta.key.as_str().to_owned(), (meta, file));
                 }
             }
@@ -1299,12 +1290,7 @@ impl SqliteRepo {
             let mut page = Vec::with_capacity(rows.len());
             for r in &rows {
                 let collection = collection_name(&r.try_get::<String, _>("name").map_err(map_err)?)?;
-                let file = FileRef {
-                    collection,
-                    key: doc_key(&r.try_get::<String, _>("key").map_err(map_err)?)?,
-                    path: r.try_get("file_path").map_err(map_err)?,
-                    token: r.try_get("token").map_err(map_err)?,
-                };
+                let file = FileRef::from_row(collection, doc_key(&r.try_get::<String, _>("key").map_err(map_err)?)?, r)?;
                 page.push((file, hash_from(r.try_get("hash").map_err(map_err)?)?, r.try_get::<i64, _>("size").map_err(map_err)? as u64));
             }
             let files = &*files;
@@ -1431,12 +1417,11 @@ async fn candidate_files(conn: &mut SqliteConnection, hash: &ContentHash) -> Res
     .map_err(map_err)?;
     rows.iter()
         .map(|r| {
-            Ok(FileRef {
-                collection: collection_name(&r.try_get::<String, _>("name").map_err(map_err)?)?,
-                key: doc_key(&r.try_get::<String, _>("key").map_err(map_err)?)?,
-                path: r.try_get("file_path").map_err(map_err)?,
-                token: r.try_get("token").map_err(map_err)?,
-            })
+            FileRef::from_row(
+                collection_name(&r.try_get::<String, _>("name").map_err(map_err)?)?,
+                doc_key(&r.try_get::<String, _>("key").map_err(map_err)?)?,
+                r,
+            )
         })
         .collect()
 }
