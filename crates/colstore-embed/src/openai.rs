@@ -4,17 +4,16 @@
 //! All waiting between attempts goes through the injected [`Clock`], so tests drive retries with a manual clock
 //! and never sleep. Texts, vectors and the API key are never logged, and the key never appears in an error.
 
-use std::error::Error as StdError;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use colstore_domain::ports::{Clock, EmbedError, Embedder};
-use colstore_domain::{Dimension, EmbedderId, RetryPolicy, Timestamp, Vector};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use colstore_domain::{Dimension, EmbedderId, RetryPolicy, Vector};
+use colstore_http::{Failure, display_url, error_chain, retrying, shorten};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
@@ -160,14 +159,6 @@ struct EmbeddingItem {
     index: Option<usize>,
 }
 
-/// How one attempt failed.
-enum Failure {
-    /// Worth another attempt; `retry_after` is the server's `Retry-After`, if any.
-    Retryable { error: EmbedError, retry_after: Option<Duration> },
-    /// Final.
-    Fatal(EmbedError),
-}
-
 impl OpenAiEmbedder {
     /// An embedder for `config`, waiting between retries on `clock`.
     ///
@@ -190,21 +181,9 @@ impl OpenAiEmbedder {
             }
             None => None,
         };
-        // Fails only when another provider is installed already, which is fine: reqwest then uses that one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().timeout(config.timeout).user_agent(concat!("colstore/", env!("CARGO_PKG_VERSION")));
-        if is_loopback(&endpoint) {
-            // A local server (Ollama, LM Studio, a test stub) is never reached through HTTP(S)_PROXY: a proxy would
-            // connect to its own loopback, not ours, and users rarely think to list it in NO_PROXY.
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().map_err(|e| backend(ConfigError::Client(error_chain(&e.without_url()))))?;
-        let mut shown = endpoint.clone();
-        // Credentials in the URL stay out of messages; setting them fails only for URLs that cannot have them.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
+        let client = colstore_http::client(&endpoint, config.timeout).map_err(|e| backend(ConfigError::Client(e)))?;
         Ok(Self {
-            endpoint_display: shown.to_string(),
+            endpoint_display: display_url(&endpoint),
             endpoint,
             model: config.model,
             dimension: config.dimension,
@@ -224,36 +203,28 @@ impl OpenAiEmbedder {
         let request =
             EmbeddingsRequest { model: &self.model, input: batch, dimensions: self.send_dimensions.then(|| self.dimension.get()) };
         let body = Bytes::from(serde_json::to_vec(&request).map_err(|e| EmbedError::Backend { backend: OPENAI_KIND, source: e.into() })?);
-        let mut attempt = 1u32;
-        loop {
-            tracing::debug!(inputs = batch.len(), attempt, "sending an embeddings request");
-            let (error, retry_after) = match self.attempt(body.clone(), batch.len()).await {
-                Ok(vectors) => return Ok(vectors),
-                Err(Failure::Fatal(error)) => return Err(error),
-                Err(Failure::Retryable { error, retry_after }) => (error, retry_after),
-            };
-            let Some(backoff) = self.retry.delay(attempt, jitter()) else {
-                tracing::warn!(attempts = attempt, error = %error, "embeddings request failed; giving up");
-                return Err(error);
-            };
-            // The server knows best when it can take more, but we never wait longer than the policy's maximum.
-            let wait = retry_after.map_or(backoff, |d| d.min(self.retry.max));
-            tracing::warn!(attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), error = %error, "embeddings request failed; retrying");
-            self.clock.sleep(wait).await;
-            attempt += 1;
-        }
+        retrying(
+            "embeddings request",
+            |n, random| self.retry.delay(n, random),
+            self.retry.max,
+            |wait| self.clock.sleep(wait),
+            |attempt| {
+                tracing::debug!(inputs = batch.len(), attempt, "sending an embeddings request");
+                self.attempt(body.clone(), batch.len())
+            },
+        )
+        .await
     }
 
     /// One HTTP exchange.
-    async fn attempt(&self, body: Bytes, expected: usize) -> Result<Vec<Vector>, Failure> {
+    async fn attempt(&self, body: Bytes, expected: usize) -> Result<Vec<Vector>, Failure<EmbedError>> {
         let mut request = self.client.post(self.endpoint.clone()).header(CONTENT_TYPE, "application/json").body(body);
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
-        let retry_after =
-            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, self.clock.now()));
+        let retry_after = colstore_http::retry_after(response.headers(), self.clock.now().as_millis());
         let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         if status.is_success() {
             return self.parse(&bytes, expected).map_err(Failure::Fatal);
@@ -315,18 +286,12 @@ impl OpenAiEmbedder {
             };
             v.pointer("/error/message").or_else(|| v.get("error")).or_else(|| v.get("message")).or_else(|| v.get("detail")).and_then(pick)
         });
-        let mut message = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
-        if let Some(key) = self.api_key.as_deref().filter(|k| !k.is_empty()) {
-            message = message.replace(key, "<redacted>");
-        }
-        if message.chars().count() > MAX_MESSAGE_CHARS {
-            message = message.chars().take(MAX_MESSAGE_CHARS).chain("…".chars()).collect();
-        }
-        message
+        let message = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        shorten(&message, MAX_MESSAGE_CHARS, self.api_key.as_deref())
     }
 
     /// A failure before a complete response arrived.
-    fn transport(&self, e: reqwest::Error) -> Failure {
+    fn transport(&self, e: reqwest::Error) -> Failure<EmbedError> {
         if e.is_builder() {
             return Failure::Fatal(EmbedError::Backend { backend: OPENAI_KIND, source: Box::new(e.without_url()) });
         }
@@ -375,92 +340,10 @@ fn endpoint(base_url: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// Whether `url` names this machine: `localhost` (and `*.localhost`), `127.0.0.0/8` or `::1`.
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else { return false };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => {
-            let host = host.trim_end_matches('.').to_ascii_lowercase();
-            host == "localhost" || host.ends_with(".localhost")
-        }
-    }
-}
-
-/// An error and its sources, `: `-separated (reqwest's top-level message alone is often just "error sending request").
-fn error_chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// A uniformly random `u64` for the backoff jitter, from std's randomly keyed hasher (no RNG crate needed).
-fn jitter() -> u64 {
-    std::collections::hash_map::RandomState::new().hash_one(0u8)
-}
-
-/// A `Retry-After` value: delay seconds (`120`) or an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`), relative to `now`.
-/// A date in the past means "now"; anything else unparseable is ignored.
-fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // Not allowed by RFC 9110, but some servers send fractions.
-    if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = parse_imf_fixdate(value)?;
-    Some(Duration::from_millis(u64::try_from(at.saturating_sub(now.as_millis())).unwrap_or(0)))
-}
-
-/// Milliseconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP-date form senders
-/// MUST generate (RFC 9110 §5.6.7). The obsolete RFC 850 and asctime forms are not accepted.
-fn parse_imf_fixdate(s: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let mut parts = s.split_ascii_whitespace();
-    let weekday = parts.next()?;
-    if weekday.len() != 4 || !weekday.ends_with(',') {
-        return None;
-    }
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month = MONTHS.iter().position(|m| Some(*m) == parts.clone().next())? as i64 + 1;
-    parts.next();
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&day) || !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&sec) {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    Some(((days * 24 + h) * 60 + m) * 60_000 + sec * 1000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use colstore_domain::Timestamp;
 
     /// A clock for tests that never wait.
     struct Still;
@@ -471,31 +354,6 @@ mod tests {
             Timestamp::EPOCH
         }
         async fn sleep(&self, _: Duration) {}
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        let now = Timestamp::from_millis(784_111_777_000); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO), "the past means now");
-        assert_eq!(parse_retry_after("-3", now), None);
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 UTC", now), None);
-        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), None);
-    }
-
-    #[test]
-    fn imf_fixdate_matches_known_instants() {
-        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_imf_fixdate("Mon, 01 Jan 2024 00:00:00 GMT"), Some(1_704_067_200_000));
-        assert_eq!(parse_imf_fixdate("Thu, 29 Feb 2024 12:30:05 GMT"), Some(1_709_209_805_000));
-        assert_eq!(parse_imf_fixdate("Thu, 29 Foo 2024 12:30:05 GMT"), None);
-        assert_eq!(parse_imf_fixdate("Thu, 29 Feb 2024 12:30 GMT"), None);
-        assert_eq!(parse_imf_fixdate("Thu, 29 Feb 2024 12:30:05:01 GMT"), None);
     }
 
     #[test]
@@ -525,19 +383,6 @@ mod tests {
         assert!(matches!(not_json, EmbedError::Backend { backend: "openai", .. }), "{not_json:?}");
         let wide = e.parse(br#"{"data":[{"embedding":[1,0,0],"index":0}]}"#, 1).unwrap_err();
         assert!(matches!(wide, EmbedError::DimensionMismatch { expected: 2, got: 3 }), "{wide:?}");
-    }
-
-    #[test]
-    fn loopback_hosts_are_recognised() {
-        let loopback = |u: &str| is_loopback(&Url::parse(u).unwrap());
-        assert!(loopback("http://localhost:11434/v1/embeddings"));
-        assert!(loopback("http://LOCALHOST./v1"));
-        assert!(loopback("http://127.0.0.1:8080/v1"));
-        assert!(loopback("http://127.8.9.10/v1"));
-        assert!(loopback("http://[::1]:8080/v1"));
-        assert!(!loopback("https://api.openai.com/v1"));
-        assert!(!loopback("http://10.0.0.1/v1"));
-        assert!(!loopback("http://notlocalhost/v1"));
     }
 
     #[test]
