@@ -156,6 +156,8 @@ pub struct CollectionStatus {
 pub struct Status {
     /// The index backend's health.
     pub index: IndexHealth,
+    /// How long the health check took, in milliseconds (a remote engine's round trip).
+    pub index_latency_ms: u64,
     /// Per collection.
     pub collections: Vec<CollectionStatus>,
 }
@@ -165,10 +167,12 @@ pub struct Status {
 /// # Errors
 /// Repository or ledger failures; an unreachable index is reported in `index`, not as an error.
 pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<Status, SyncFailure> {
+    let asked = std::time::Instant::now();
     let index = match ports.index.health().await {
         Ok(h) => h,
         Err(e) => IndexHealth { backend: "unknown".into(), version: None, ok: false, detail: Some(e.to_string()) },
     };
+    let index_latency_ms = u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
     let collections = match only {
         Some(c) => vec![ports.repo.collection(c).await?],
         None => ports.repo.list_collections().await?,
@@ -185,7 +189,7 @@ pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<
             errors,
         });
     }
-    Ok(Status { index, collections: out })
+    Ok(Status { index, index_latency_ms, collections: out })
 }
 
 /// One problem found by `verify --index`.

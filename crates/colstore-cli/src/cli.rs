@@ -40,9 +40,13 @@ pub struct Cli {
 pub enum Command {
     /// Create a new store in DIR (default: the working directory)
     #[command(
-        after_help = "Examples:\n  col init\n  col init ~/notes-store\n  col init --mode filesystem\n  col init --mode filesystem --docs-dir ~/notes\n\n\
+        after_help = "Examples:\n  col init\n  col init ~/notes-store\n  col init --mode filesystem\n  col init --mode filesystem --docs-dir ~/notes\n  \
+col init --vectors qdrant://127.0.0.1:6333\n  QDRANT_API_KEY=... col init --vectors qdrant+https://xyz.cloud.qdrant.io\n  col init --vectors weaviate://localhost:8080\n\n\
 The store goes in DIR/.colstore/: config.toml and the SQLite database. In filesystem mode the documents are plain\n\
-files in DOCS-DIR/<collection>/ that you may edit with any tool; `col reconcile` (and `col sync`) pick up the edits."
+files in DOCS-DIR/<collection>/ that you may edit with any tool; `col reconcile` (and `col sync`) pick up the edits.\n\
+Vectors go to the embedded index in the store unless --vectors names a Qdrant or Weaviate server; its collections\n\
+are named cs_<short store id>_<collection>, so many stores can share one server. API keys are read from\n\
+QDRANT_API_KEY / WEAVIATE_API_KEY (or the variable [vectors] api_key_env names), never from the config file."
     )]
     Init(InitArgs),
 
@@ -497,6 +501,10 @@ pub struct InitArgs {
     /// (default: COLSTORE_FILESYSTEM_PATH or COLLECTION_FILESYSTEM_PATH, else .colstore/docs)
     #[arg(long, value_name = "PATH")]
     pub docs_dir: Option<PathBuf>,
+    /// Where the vectors go: embedded (the default), qdrant://HOST[:6333], weaviate://HOST[:8080], or
+    /// qdrant+https://… / weaviate+https://… for TLS
+    #[arg(long, value_name = "TARGET")]
+    pub vectors: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

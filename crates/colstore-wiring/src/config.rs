@@ -237,6 +237,94 @@ impl Default for StorageConfig {
     }
 }
 
+impl VectorBackend {
+    /// The port a server of this backend listens on by default (Qdrant's REST port 6333, Weaviate's 8080).
+    pub fn default_port(self) -> Option<u16> {
+        match self {
+            Self::Embedded => None,
+            Self::Qdrant => Some(6333),
+            Self::Weaviate => Some(8080),
+        }
+    }
+
+    /// The environment variable read for the API key when `api_key_env` is not set.
+    pub fn default_key_env(self) -> Option<&'static str> {
+        match self {
+            Self::Embedded => None,
+            Self::Qdrant => Some("QDRANT_API_KEY"),
+            Self::Weaviate => Some("WEAVIATE_API_KEY"),
+        }
+    }
+}
+
+impl VectorsConfig {
+    /// Reads a vector target as `col init --vectors` takes it: `embedded`; `qdrant://HOST[:PORT]` or
+    /// `weaviate://HOST[:PORT]` (plain HTTP, default ports 6333 and 8080); `qdrant+https://…` or `weaviate+https://…`
+    /// for TLS. An optional path (a reverse proxy's prefix) is kept. The API key is never part of the target: it comes
+    /// from `QDRANT_API_KEY` / `WEAVIATE_API_KEY` or the variable `api_key_env` names.
+    ///
+    /// # Errors
+    /// A message saying what is wrong and showing the accepted forms.
+    pub fn from_target(target: &str) -> Result<Self, String> {
+        let t = target.trim();
+        let forms = "use embedded, qdrant://HOST:6333, weaviate://HOST:8080, or qdrant+https://… / weaviate+https://… for TLS";
+        if t.eq_ignore_ascii_case("embedded") {
+            return Ok(Self::default());
+        }
+        let Some((scheme, rest)) = t.split_once("://") else {
+            return Err(format!("{target:?} is not a vector target; {forms}"));
+        };
+        let (backend, tls) = match scheme.to_ascii_lowercase().as_str() {
+            "qdrant" => (VectorBackend::Qdrant, false),
+            "qdrant+https" => (VectorBackend::Qdrant, true),
+            "weaviate" => (VectorBackend::Weaviate, false),
+            "weaviate+https" => (VectorBackend::Weaviate, true),
+            "http" | "https" => {
+                return Err(format!("{target:?} does not say which engine it is; write qdrant://… or weaviate://… ({forms})"));
+            }
+            other => return Err(format!("{other:?} is not a vector backend; {forms}")),
+        };
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if authority.is_empty() {
+            return Err(format!("{target:?} names no host; {forms}"));
+        }
+        if authority.contains('@') {
+            // Not echoed: it holds a secret.
+            return Err(format!(
+                "the vector target holds credentials; put the API key in {} (or the variable [vectors] api_key_env names), never in the URL",
+                backend.default_key_env().unwrap_or("an environment variable")
+            ));
+        }
+        let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+        let port = if has_port { String::new() } else { format!(":{}", backend.default_port().unwrap_or(80)) };
+        let path = path.trim_end_matches('/');
+        let url = format!("{}://{authority}{port}{}{path}", if tls { "https" } else { "http" }, if path.is_empty() { "" } else { "/" });
+        let parsed = url::Url::parse(&url).map_err(|e| format!("{target:?} is not a valid URL: {e}"))?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!("{target:?} must not have a query or fragment"));
+        }
+        Ok(Self { backend, url: Some(url), api_key_env: None })
+    }
+
+    /// The target in the form `--vectors` takes (`embedded`, `qdrant://HOST:PORT`, `weaviate+https://…`), for messages.
+    pub fn target(&self) -> String {
+        match (&self.url, self.backend) {
+            (_, VectorBackend::Embedded) | (None, _) => self.backend.as_str().to_owned(),
+            (Some(url), backend) => match url.split_once("://") {
+                Some(("https", rest)) => format!("{backend}+https://{rest}"),
+                Some((_, rest)) => format!("{backend}://{rest}"),
+                None => url.clone(),
+            },
+        }
+    }
+
+    /// The environment variable holding the API key: `api_key_env`, else the backend's default (`QDRANT_API_KEY`,
+    /// `WEAVIATE_API_KEY`); `None` for the embedded index.
+    pub fn key_env(&self) -> Option<&str> {
+        self.api_key_env.as_deref().or(self.backend.default_key_env())
+    }
+}
+
 impl Default for VectorsConfig {
     fn default() -> Self {
         Self { backend: default_backend(), url: None, api_key_env: None }
@@ -429,7 +517,7 @@ impl StoreConfig {
         let mut out = String::new();
         out.push_str("# colstore store configuration — `col` validates it on every command.\n");
         out.push_str("# Environment variables override some keys: COLSTORE_STORAGE_MODE, COLSTORE_FILESYSTEM_PATH,\n");
-        out.push_str("# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND.\n");
+        out.push_str("# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND, COLSTORE_VECTOR_URL.\n");
         out.push_str(&format!("format = {}\n", self.format));
         out.push_str("# The store's identity, written by `col init`. Do not edit by hand.\n");
         out.push_str(&format!("store_id = {}\n", q(&self.store_id.to_string())));
@@ -454,7 +542,12 @@ impl StoreConfig {
         out.push_str("\n[vectors]\n");
         out.push_str(&line("backend", Some(q(v.backend.as_str())), "", "embedded | qdrant | weaviate"));
         out.push_str(&line("url", v.url.as_deref().map(q), "\"http://127.0.0.1:6333\"", ""));
-        out.push_str(&line("api_key_env", v.api_key_env.as_deref().map(q), "\"QDRANT_API_KEY\"", "the variable's name, not the key"));
+        out.push_str(&line(
+            "api_key_env",
+            v.api_key_env.as_deref().map(q),
+            "\"QDRANT_API_KEY\"",
+            "the variable's name, not the key (default QDRANT_API_KEY / WEAVIATE_API_KEY)",
+        ));
         out.push_str("\n[embedder]\n");
         out.push_str(&line("kind", Some(q(e.kind.as_str())), "", "hash | openai"));
         out.push_str(&line("dimension", Some(e.dimension.get().to_string()), "", ""));
@@ -560,6 +653,14 @@ const ENV_OVERRIDES: &[EnvKey] = &[
             Ok(())
         },
     },
+    EnvKey {
+        vars: &["COLSTORE_VECTOR_URL"],
+        key: "vectors.url",
+        apply: |c, v| {
+            c.vectors.url = Some(check_url(v)?);
+            Ok(())
+        },
+    },
 ];
 
 /// Every environment variable that can override the config, with the key it overrides (for docs and `col status`).
@@ -647,6 +748,43 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
+    #[rstest]
+    #[case::embedded("embedded", VectorBackend::Embedded, None)]
+    #[case::qdrant_default_port("qdrant://127.0.0.1", VectorBackend::Qdrant, Some("http://127.0.0.1:6333"))]
+    #[case::qdrant_port("qdrant://db.example:7000", VectorBackend::Qdrant, Some("http://db.example:7000"))]
+    #[case::qdrant_tls("qdrant+https://xyz.cloud.qdrant.io", VectorBackend::Qdrant, Some("https://xyz.cloud.qdrant.io:6333"))]
+    #[case::weaviate("weaviate://localhost", VectorBackend::Weaviate, Some("http://localhost:8080"))]
+    #[case::weaviate_tls_path("Weaviate+HTTPS://h:443/proxy/", VectorBackend::Weaviate, Some("https://h:443/proxy"))]
+    #[case::ipv6("qdrant://[::1]", VectorBackend::Qdrant, Some("http://[::1]:6333"))]
+    #[case::ipv6_port("qdrant://[::1]:7", VectorBackend::Qdrant, Some("http://[::1]:7"))]
+    fn vector_targets_are_read(#[case] target: &str, #[case] backend: VectorBackend, #[case] url: Option<&str>) {
+        let v = VectorsConfig::from_target(target).unwrap();
+        assert_eq!((v.backend, v.url.as_deref()), (backend, url));
+        assert_eq!(VectorsConfig::from_target(&v.target()).unwrap(), v, "target() reads back");
+    }
+
+    #[rstest]
+    #[case::bare_host("localhost:6333", "is not a vector target")]
+    #[case::plain_http("http://localhost:6333", "does not say which engine")]
+    #[case::other_engine("pinecone://x", "is not a vector backend")]
+    #[case::no_host("qdrant://", "names no host")]
+    #[case::credentials("qdrant://user:secret@h", "never in the URL")]
+    #[case::query("qdrant://h?x=1", "query or fragment")]
+    fn bad_vector_targets_say_what_is_wrong(#[case] target: &str, #[case] says: &str) {
+        let e = VectorsConfig::from_target(target).unwrap_err();
+        assert!(e.contains(says), "{e}");
+        assert!(!e.contains("secret"), "credentials are not echoed: {e}");
+    }
+
+    #[test]
+    fn api_keys_come_from_the_backends_variable_unless_one_is_named() {
+        let q = VectorsConfig::from_target("qdrant://h").unwrap();
+        assert_eq!(q.key_env(), Some("QDRANT_API_KEY"));
+        assert_eq!(VectorsConfig::from_target("weaviate://h").unwrap().key_env(), Some("WEAVIATE_API_KEY"));
+        assert_eq!(VectorsConfig { api_key_env: Some("MY_KEY".into()), ..q }.key_env(), Some("MY_KEY"));
+        assert_eq!(VectorsConfig::default().key_env(), None);
+    }
+
     fn sample() -> StoreConfig {
         StoreConfig::new(
             "0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11".parse().unwrap(),
@@ -679,7 +817,7 @@ mod tests {
         let text = sample().to_toml();
         let expected = r#"# colstore store configuration — `col` validates it on every command.
 # Environment variables override some keys: COLSTORE_STORAGE_MODE, COLSTORE_FILESYSTEM_PATH,
-# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND.
+# COLSTORE_METADATA_DB_PATH, COLSTORE_BACKUP_REPOSITORY, COLSTORE_VECTOR_BACKEND, COLSTORE_VECTOR_URL.
 format = 1
 # The store's identity, written by `col init`. Do not edit by hand.
 store_id = "0b6c6f4e-1d0c-4b8e-9a0e-2d7a8f1f3c11"
@@ -696,7 +834,7 @@ reconcile_max_delete_percent = 50 # filesystem mode: reconcile refuses to delete
 [vectors]
 backend = "embedded"           # embedded | qdrant | weaviate
 # url = "http://127.0.0.1:6333"
-# api_key_env = "QDRANT_API_KEY" # the variable's name, not the key
+# api_key_env = "QDRANT_API_KEY" # the variable's name, not the key (default QDRANT_API_KEY / WEAVIATE_API_KEY)
 
 [embedder]
 kind = "hash"                  # hash | openai
@@ -887,6 +1025,6 @@ keep_last = 10
         assert_eq!("openai".parse::<EmbedderKind>().unwrap().to_string(), "openai");
         let e = "x".parse::<EmbedderKind>().unwrap_err();
         assert_eq!(e.to_string(), "unknown value \"x\", expected hash or openai");
-        assert_eq!(env_overridable().count(), 8);
+        assert_eq!(env_overridable().count(), 9);
     }
 }

@@ -9,7 +9,7 @@ use colstore_domain::StoreId;
 use colstore_domain::ports::Clock;
 
 use crate::discover::{CONFIG_FILE, STORE_DIR_NAME};
-use crate::{StorageMode, StoreConfig, StoreDir, WiringError};
+use crate::{StorageMode, StoreConfig, StoreDir, VectorsConfig, WiringError};
 use colstore_durable::sync_dir;
 
 /// Creates a store in `dir` (created if missing): `dir/.colstore/`, `config.toml` (written atomically) and the database.
@@ -33,13 +33,14 @@ pub async fn init(
     dir: &Path,
     mode: StorageMode,
     docs_dir: Option<&Path>,
+    vectors: Option<VectorsConfig>,
     env: &dyn Fn(&str) -> Option<String>,
     clock: Arc<dyn Clock>,
 ) -> Result<StoreDir, WiringError> {
     // Validate the environment before anything is created.
     let from_env = StoreConfig::new(StoreId::random(), clock.now(), PathBuf::new(), mode).with_env(env)?.0.storage;
     let docs_dir = docs_dir.map(Path::to_owned).or(from_env.filesystem_path);
-    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), clock, |db, store_id, clock| async move {
+    init_with(dir, mode, docs_dir.as_deref(), Some(from_env.metadata_db), vectors, clock, |db, store_id, clock| async move {
         crate::open::create_database(&db, store_id, clock).await
     })
     .await
@@ -51,6 +52,7 @@ async fn init_with<F, Fut>(
     mode: StorageMode,
     docs_dir: Option<&Path>,
     metadata_db: Option<PathBuf>,
+    vectors: Option<VectorsConfig>,
     clock: Arc<dyn Clock>,
     create_db: F,
 ) -> Result<StoreDir, WiringError>
@@ -97,6 +99,9 @@ where
     let mut config = StoreConfig::new(StoreId::random(), clock.now(), store.root().to_owned(), mode);
     if let Some(db) = metadata_db {
         config.storage.metadata_db = db;
+    }
+    if let Some(vectors) = vectors {
+        config.vectors = vectors;
     }
     if mode == StorageMode::Filesystem {
         config.storage.filesystem_path = docs_dir;
@@ -233,7 +238,7 @@ mod tests {
     async fn creates_missing_dirs_config_and_database() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("a/b/proj");
-        let store = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
+        let store = init_with(&dir, StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap();
         let root = dir.canonicalize().unwrap().join(".colstore");
         assert_eq!(store.root(), root);
         assert_eq!(listing(&root), ["colstore.db", "config.toml"]);
@@ -244,7 +249,7 @@ mod tests {
         assert_eq!(config.storage.mode, StorageMode::Sqlite);
         assert_eq!(StoreDir::at(&dir), Some(store.clone()));
 
-        let e = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
+        let e = init_with(&dir, StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap_err();
         assert!(matches!(&e, WiringError::AlreadyInitialised { path } if *path == root), "{e:?}");
         assert!(e.to_string().contains("already a colstore store"));
         assert_eq!(StoreConfig::load(&store.config_path()).unwrap(), config, "the existing store is untouched");
@@ -253,8 +258,8 @@ mod tests {
     #[tokio::test]
     async fn two_stores_get_different_ids_and_may_nest() {
         let t = tempfile::tempdir().unwrap();
-        let outer = init_with(t.path(), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
-        let inner = init_with(&t.path().join("sub"), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
+        let outer = init_with(t.path(), StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap();
+        let inner = init_with(&t.path().join("sub"), StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap();
         let id = |s: &StoreDir| StoreConfig::load(&s.config_path()).unwrap().store_id;
         assert_ne!(id(&outer), id(&inner));
     }
@@ -262,7 +267,7 @@ mod tests {
     #[tokio::test]
     async fn filesystem_mode_creates_the_documents_folder() {
         let t = tempfile::tempdir().unwrap();
-        let store = init_with(&t.path().join("proj"), StorageMode::Filesystem, None, None, clock(), fake_db).await.unwrap();
+        let store = init_with(&t.path().join("proj"), StorageMode::Filesystem, None, None, None, clock(), fake_db).await.unwrap();
         assert!(store.root().join("docs").is_dir());
         let config = StoreConfig::load(&store.config_path()).unwrap();
         assert_eq!(config.storage.mode, StorageMode::Filesystem);
@@ -270,7 +275,7 @@ mod tests {
 
         // A given folder is recorded as an absolute path and created when missing.
         let notes = t.path().join("notes/all");
-        let store = init_with(&t.path().join("p2"), StorageMode::Filesystem, Some(&notes), None, clock(), fake_db).await.unwrap();
+        let store = init_with(&t.path().join("p2"), StorageMode::Filesystem, Some(&notes), None, None, clock(), fake_db).await.unwrap();
         assert!(notes.is_dir());
         assert_eq!(StoreConfig::load(&store.config_path()).unwrap().storage.filesystem_path, Some(notes.clone()));
     }
@@ -279,7 +284,7 @@ mod tests {
     async fn a_failed_filesystem_init_removes_the_folders_it_created() {
         let t = tempfile::tempdir().unwrap();
         let notes = t.path().join("notes/all");
-        init_with(&t.path().join("p"), StorageMode::Filesystem, Some(&notes), None, clock(), failing_db).await.unwrap_err();
+        init_with(&t.path().join("p"), StorageMode::Filesystem, Some(&notes), None, None, clock(), failing_db).await.unwrap_err();
         assert!(!t.path().join("notes").exists());
         assert!(!t.path().join("p").exists());
     }
@@ -288,12 +293,12 @@ mod tests {
     async fn a_failed_database_leaves_no_half_store() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("keep.txt"), b"mine").unwrap();
-        let e = init_with(t.path(), StorageMode::Sqlite, None, None, clock(), failing_db).await.unwrap_err();
+        let e = init_with(t.path(), StorageMode::Sqlite, None, None, None, clock(), failing_db).await.unwrap_err();
         assert!(e.to_string().contains("caught fire"), "{e}");
         assert_eq!(listing(t.path()), ["keep.txt"]);
 
         let dir = t.path().join("new/proj");
-        init_with(&dir, StorageMode::Sqlite, None, None, clock(), failing_db).await.unwrap_err();
+        init_with(&dir, StorageMode::Sqlite, None, None, None, clock(), failing_db).await.unwrap_err();
         assert_eq!(listing(t.path()), ["keep.txt"], "the directories init created are gone too");
     }
 
@@ -301,9 +306,9 @@ mod tests {
     async fn an_existing_empty_colstore_dir_is_used_and_kept() {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir(t.path().join(".colstore")).unwrap();
-        init_with(t.path(), StorageMode::Sqlite, None, None, clock(), failing_db).await.unwrap_err();
+        init_with(t.path(), StorageMode::Sqlite, None, None, None, clock(), failing_db).await.unwrap_err();
         assert_eq!(listing(t.path()), [".colstore"], "emptied, not removed");
-        init_with(t.path(), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap();
+        init_with(t.path(), StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap();
         assert_eq!(listing(t.path()), [".colstore", ".colstore/colstore.db", ".colstore/config.toml"]);
     }
 
@@ -312,7 +317,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir(t.path().join(".colstore")).unwrap();
         fs::write(t.path().join(".colstore/colstore.db"), b"precious").unwrap();
-        let e = init_with(t.path(), StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
+        let e = init_with(t.path(), StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap_err();
         assert!(matches!(e, WiringError::NotEmpty { .. }), "{e:?}");
         assert_eq!(fs::read(t.path().join(".colstore/colstore.db")).unwrap(), b"precious");
     }
@@ -322,7 +327,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let file = t.path().join("file");
         fs::write(&file, b"x").unwrap();
-        let e = init_with(&file, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
+        let e = init_with(&file, StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap_err();
         assert!(matches!(e, WiringError::Io { .. }), "{e:?}");
         assert_eq!(fs::read(&file).unwrap(), b"x");
     }
@@ -332,7 +337,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("proj");
         let never = |_: PathBuf, _: StoreId, _: Arc<dyn Clock>| std::future::pending::<Result<(), WiringError>>();
-        let r = tokio::time::timeout(Duration::from_secs(1), init_with(&dir, StorageMode::Sqlite, None, None, clock(), never)).await;
+        let r = tokio::time::timeout(Duration::from_secs(1), init_with(&dir, StorageMode::Sqlite, None, None, None, clock(), never)).await;
         assert!(r.is_err(), "the database step never finished");
         assert!(!dir.exists());
     }
@@ -372,7 +377,7 @@ mod tests {
         fs::create_dir(&ro).unwrap();
         let _unwritable = Unwritable::new(&ro);
         for dir in [ro.clone(), ro.join("sub/proj")] {
-            let e = init_with(&dir, StorageMode::Sqlite, None, None, clock(), fake_db).await.unwrap_err();
+            let e = init_with(&dir, StorageMode::Sqlite, None, None, None, clock(), fake_db).await.unwrap_err();
             let WiringError::ReadOnly { path } = &e else { panic!("{e:?}") };
             assert_eq!(path, &ro);
             assert!(e.to_string().contains("permission denied"), "{e}");

@@ -158,7 +158,7 @@ impl Store {
             Some(d) => d,
             None => {
                 std::fs::create_dir_all(dir).map_err(|e| WiringError::io(dir, e))?;
-                crate::init(dir, StorageMode::Sqlite, None, &|_| None, Arc::new(SystemClock)).await?
+                crate::init(dir, StorageMode::Sqlite, None, None, &|_| None, Arc::new(SystemClock)).await?
             }
         };
         Self::open(store_dir, env).await

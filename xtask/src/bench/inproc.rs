@@ -45,7 +45,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// `col init DIR` and opens the store, ignoring the user's `COLSTORE_*` overrides.
 async fn new_store(dir: &Path) -> Result<Store, String> {
-    let store_dir = colstore_wiring::init(dir, StorageMode::Sqlite, None, &|_| None, Arc::new(SystemClock))
+    let store_dir = colstore_wiring::init(dir, StorageMode::Sqlite, None, None, &|_| None, Arc::new(SystemClock))
         .await
         .map_err(|err| format!("cannot create a store in {}: {err}", dir.display()))?;
     Store::open(store_dir, &|_| None).await.map_err(|err| format!("cannot open the store in {}: {err}", dir.display()))

@@ -43,7 +43,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     let step = |title: &str| ctx.out.line(format!("\n== {title}")).map_err(io);
 
     step(&format!("col init {}", display(&store_dir)))?;
-    super::init::run(&inner, InitArgs { dir: Some(store_dir.clone()), mode: Some(ModeArg::Sqlite), docs_dir: None }).await?;
+    super::init::run(&inner, InitArgs { dir: Some(store_dir.clone()), mode: Some(ModeArg::Sqlite), docs_dir: None, vectors: None }).await?;
     step("col collection create demo")?;
     super::collection::run(
         &inner,

@@ -230,7 +230,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
     let (st, unreconciled) = (&full.status, &full.unreconciled);
     let cfg = store.config();
     let mode = cfg.storage.mode.to_string();
-    let backend = cfg.vectors.backend.to_string();
+    let backend = cfg.vectors.target();
     let embedder = ports.embedder.identity().to_string();
     let jobs = full.jobs.unwrap_or_default();
     let (pending_jobs, dead_jobs) = (jobs.pending_or_running, jobs.dead);
@@ -238,13 +238,20 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
         .json_value(&json!({
             "storage_mode": mode,
             "index": st.index,
+            "index_latency_ms": st.index_latency_ms,
+            "vectors": cfg.vectors.target(),
             "embedder": embedder,
             "jobs": { "pending_or_running": pending_jobs, "dead": dead_jobs },
             "collections": to_value(&st.collections),
             "unreconciled": unreconciled.iter().map(|(c, n)| (c.to_string(), to_value(n))).collect::<serde_json::Map<_, _>>(),
         }))
         .map_err(io)?;
-    let health = if st.index.ok { "ok".to_owned() } else { format!("UNHEALTHY: {}", st.index.detail.clone().unwrap_or_default()) };
+    let version = st.index.version.as_deref().map(|v| format!("version {v}, ")).unwrap_or_default();
+    let health = if st.index.ok {
+        format!("{version}ok, answered in {} ms", st.index_latency_ms)
+    } else {
+        format!("UNHEALTHY: {}", st.index.detail.clone().unwrap_or_default())
+    };
     ctx.out
         .data(format!(
             "storage mode:  {mode}\nvector index:  {backend} ({health})\nembedder:      {embedder}\njobs:          {pending_jobs} queued or running, {dead_jobs} dead"

@@ -18,7 +18,7 @@ async fn init_then_discover_then_open() {
     let t = tempfile::tempdir().unwrap();
     let project = t.path().join("proj");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let created = init(&project, StorageMode::Sqlite, None, &no_env, Arc::clone(&clock)).await.unwrap();
+    let created = init(&project, StorageMode::Sqlite, None, None, &no_env, Arc::clone(&clock)).await.unwrap();
     let config = StoreConfig::load(&created.config_path()).unwrap();
     assert!(created.db_path(&config).is_file(), "init created the database");
 
@@ -39,7 +39,7 @@ async fn init_then_discover_then_open() {
     assert_eq!(names, [name]);
     again.close().await;
 
-    let e = init(&project, StorageMode::Sqlite, None, &no_env, clock).await.unwrap_err();
+    let e = init(&project, StorageMode::Sqlite, None, None, &no_env, clock).await.unwrap_err();
     assert!(matches!(e, WiringError::AlreadyInitialised { .. }), "{e:?}");
 }
 
@@ -49,7 +49,7 @@ async fn init_then_discover_then_open() {
 async fn an_old_database_without_a_store_id_is_adopted() {
     let t = tempfile::tempdir().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let dir = init(&t.path().join("a"), StorageMode::Sqlite, None, &no_env, Arc::clone(&clock)).await.unwrap();
+    let dir = init(&t.path().join("a"), StorageMode::Sqlite, None, None, &no_env, Arc::clone(&clock)).await.unwrap();
     let config = StoreConfig::load(&dir.config_path()).unwrap();
     let db = dir.db_path(&config);
     std::fs::remove_file(&db).unwrap();
@@ -66,7 +66,7 @@ async fn an_old_database_without_a_store_id_is_adopted() {
     reopened.close().await;
 
     // Another store's database in its place is refused.
-    let other = init(&t.path().join("b"), StorageMode::Sqlite, None, &no_env, clock).await.unwrap();
+    let other = init(&t.path().join("b"), StorageMode::Sqlite, None, None, &no_env, clock).await.unwrap();
     let other_db = other.db_path(&StoreConfig::load(&other.config_path()).unwrap());
     std::fs::copy(&other_db, &db).unwrap();
     let e = Store::open(dir, &no_env).await.unwrap_err();
