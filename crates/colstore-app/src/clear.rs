@@ -1,6 +1,6 @@
 //! `col clear`: empty a collection (or drop it), in bounded transactions.
 
-use colstore_domain::ports::{CollectionRepo, IndexError, RepoError, SafetyCopy, SafetyNet, VectorIndex};
+use colstore_domain::ports::{CollectionRepo, IndexError, IndexRouter, RepoError, SafetyCopy, SafetyNet};
 use colstore_domain::{CollectionName, DocKey, PointId, StoreId};
 use serde::Serialize;
 
@@ -11,8 +11,9 @@ use crate::sync::{SyncFailure, SyncPorts, index_name};
 /// ports through which the cleared documents' points are retired at once. `Err` says why the shell could not open
 /// them (the points then stay until the next `col sync`).
 pub enum ClearProjection<'a> {
-    /// `--drop`: the vector index, when it could be opened, and the store it namespaces.
-    Drop(Option<&'a dyn VectorIndex>, StoreId),
+    /// `--drop`: the vector indexes (each collection's points go from the one it projects into), when they could be
+    /// opened, and the store that namespaces them.
+    Drop(Option<&'a dyn IndexRouter>, StoreId),
     /// A clear: the sync ports, or why there are none.
     Retire(Result<&'a SyncPorts, String>),
 }
@@ -77,11 +78,18 @@ pub async fn clear_collections(
         report.safety = Some(copy);
     }
     for n in names {
+        // Where its points are, read before a drop deletes the collection's settings.
+        let target = match &projection {
+            ClearProjection::Drop(Some(_), _) => repo.collection(n).await?.settings.index,
+            _ => None,
+        };
         report.documents_deleted += clear_collection(repo, n, drop, &|d| on_progress(n, d)).await?;
         match &projection {
-            ClearProjection::Drop(Some(index), store_id) => {
+            ClearProjection::Drop(Some(indexes), store_id) => {
                 // The collection is gone; a failure here leaves points no collection will show.
-                let _ = index.drop_collection(&index_name(*store_id, n)).await;
+                if let Ok(index) = indexes.route(target).await {
+                    let _ = index.drop_collection(&index_name(*store_id, n)).await;
+                }
             }
             ClearProjection::Drop(None, _) => {}
             ClearProjection::Retire(Ok(ports)) => match retire_deleted(ports, n).await {
@@ -142,6 +150,12 @@ const RETIRE_BATCH: usize = 1000;
 /// # Errors
 /// Ledger or index failures (the deletions not carried out stay pending; the next sync does them).
 pub async fn retire_deleted(ports: &SyncPorts, collection: &CollectionName) -> Result<u64, SyncFailure> {
+    let ports = &match ports.repo.collection(collection).await {
+        Ok(c) => ports.for_collection(&c.settings).await?,
+        // Dropped meanwhile: its points went with it.
+        Err(RepoError::CollectionNotFound(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
     let name = index_name(ports.store_id, collection);
     let mut after: Option<DocKey> = None;
     let mut retired = 0;
@@ -249,7 +263,7 @@ mod tests {
         index.expect_drop_collection().withf(move |n| *n == expected).times(1).returning(|_| Ok(true));
         let r = clear_collections(
             &repo,
-            ClearProjection::Drop(Some(&index), store),
+            ClearProjection::Drop(Some(&*crate::OneIndex::router(Arc::new(index))), store),
             None,
             &names(&["a"]),
             true,

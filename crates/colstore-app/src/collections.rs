@@ -7,7 +7,8 @@ use colstore_domain::{
 
 /// Creates `name` with `chunking` (the default when `None`) and, when a `distance` is chosen, vector settings for the
 /// store's embedder (`embedder`, which the caller knows from the store's configuration); without a distance the
-/// collection gets its vector settings at its first sync.
+/// collection gets its vector settings at its first sync. `index` names the vector index it projects into (a canonical
+/// target, see [`IndexRouter::canonical`](colstore_domain::ports::IndexRouter::canonical)) when not the store's default.
 ///
 /// # Errors
 /// `CollectionExists`, or a store failure.
@@ -16,10 +17,12 @@ pub async fn create_collection(
     name: CollectionName,
     chunking: Option<ChunkingSettings>,
     vectors: Option<(EmbedderId, Distance)>,
+    index: Option<String>,
 ) -> Result<Collection, RepoError> {
     let settings = CollectionSettings {
         chunking: chunking.unwrap_or_default(),
         vectors: vectors.map(|(embedder, distance)| VectorSettings { embedder, distance }),
+        index,
     };
     repo.create_collection(CollectionSpec { name, settings }).await
 }

@@ -34,8 +34,8 @@ pub use export::{
 pub use jobs::{cancel_job, retry_job};
 pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
 pub use projection::{
-    CollectionStatus, Drift, IndexReport, SearchHit, SettingsChange, Status, change_settings, reindex, search, status, verify_index,
-    verify_indexes,
+    CollectionStatus, Drift, IndexReport, MoveError, MoveReport, SearchHit, SettingsChange, Status, change_settings, move_index, reindex,
+    search, status, verify_index, verify_indexes,
 };
 pub use reconcile::{
     ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,
@@ -47,8 +47,8 @@ pub use reconcile_all::{
 pub use remove::{CollectionDeleteReport, RemoveError, RemovePlan, RemoveReport, delete_collection, plan_remove, remove_documents};
 pub use status::{JobCounts, StatusError, StoreStatus, store_status};
 pub use sync::{
-    CancelToken, Checkpoint, FailedDocument, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name, sync_collection,
-    sync_collection_until,
+    CancelToken, Checkpoint, FailedDocument, OneIndex, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name,
+    sync_collection, sync_collection_until,
 };
 pub use sync_jobs::{CollectionOutcome, CollectionRun, SYNC_JOB_KIND, StopReason, SyncRun, SyncRunEvent, SyncRunOptions, run_sync};
 pub use verify::{VerifyReport, verify};

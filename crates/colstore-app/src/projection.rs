@@ -7,7 +7,7 @@ use colstore_domain::ports::{
     SyncState,
 };
 use colstore_domain::{
-    Chunk, ChunkingSettings, CollectionName, ContentHash, Distance, DocKey, Filter, Payload, Point, PointId, Vector, chunk_text,
+    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocKey, Filter, Payload, Point, PointId, Vector, chunk_text,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -78,6 +78,7 @@ pub async fn search(
     filter: Option<&Filter>,
 ) -> Result<Vec<SearchHit>, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
+    let ports = &ports.for_collection(&c.settings).await?;
     // A collection gets its vector settings, and its index collection, at its first sync.
     let Some(vector_settings) = &c.settings.vectors else { return Err(SyncFailure::NotSynced(collection.clone())) };
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
@@ -145,8 +146,10 @@ pub struct CollectionStatus {
     /// Ledger counts.
     #[serde(flatten)]
     pub counts: SyncCounts,
-    /// Documents never synced yet (no ledger row and no projection): counted in `pending`.
+    /// The embedder and distance of its vectors, once synced.
     pub embedder: Option<String>,
+    /// The vector index it projects into (the store's default unless its settings name another).
+    pub index: String,
     /// The most recent errors.
     pub errors: Vec<LedgerEntry>,
 }
@@ -186,6 +189,7 @@ pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<
             documents: c.document_count,
             counts,
             embedder: c.settings.vectors.as_ref().map(|v| format!("{} ({})", v.embedder, v.distance)),
+            index: c.settings.index.clone().unwrap_or_else(|| ports.router.default_target()),
             errors,
         });
     }
@@ -242,6 +246,13 @@ pub async fn verify_indexes(ports: &SyncPorts, collections: &[CollectionName], r
 /// Repository, ledger or index failures.
 pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair: bool) -> Result<IndexReport, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
+    verify_projection(&ports.for_collection(&c.settings).await?, &c, repair).await
+}
+
+/// [`verify_index`] of `c` against `ports.index`, whichever index that is (`col reindex --to` checks a new projection
+/// before the collection switches to it).
+async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> Result<IndexReport, SyncFailure> {
+    let collection = &c.name;
     let name = index_name(ports.store_id, collection);
     let mut report = IndexReport {
         collection: collection.clone(),
@@ -422,10 +433,180 @@ pub async fn reindex(
     opts: &crate::SyncOptions,
     progress: &(dyn Fn(crate::SyncProgress) + Sync),
 ) -> Result<crate::SyncReport, SyncFailure> {
-    ports.repo.collection(collection).await?;
+    let c = ports.repo.collection(collection).await?;
+    let routed = ports.for_collection(&c.settings).await?;
     ports.ledger.mark_all_pending(collection).await?;
-    ports.index.drop_collection(&index_name(ports.store_id, collection)).await?;
+    routed.index.drop_collection(&index_name(ports.store_id, collection)).await?;
     crate::sync_collection(ports, collection, opts, progress).await
+}
+
+/// What [`move_index`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveReport {
+    /// The collection.
+    pub collection: CollectionName,
+    /// The index it projected into before.
+    pub from: String,
+    /// The index it projects into now.
+    pub to: String,
+    /// Points written into the new index, every vector from the embedding cache.
+    pub points_written: u64,
+    /// Points the new index held when it was verified.
+    pub verified_points: u64,
+    /// Synced documents whose vectors were not in the cache (or that changed meanwhile): marked failed, so the next
+    /// `col sync` projects them into the new index.
+    pub left_for_sync: Vec<DocKey>,
+    /// Whether the old projection was dropped (`false` with `--keep-old`, or when dropping it failed).
+    pub old_dropped: bool,
+    /// Why the old projection could not be dropped; the move itself is complete.
+    pub old_drop_problem: Option<String>,
+}
+
+/// Why [`move_index`] did not switch the collection (it still projects into its old index, unchanged).
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// The collection already projects into that index.
+    #[error("collection \"{collection}\" already projects into {target}")]
+    AlreadyThere {
+        /// The collection.
+        collection: CollectionName,
+        /// The index.
+        target: String,
+    },
+    /// The new projection did not match the ledger; it was dropped again.
+    #[error(
+        "the new projection of \"{collection}\" in {target} does not match what was written ({problems} problems, first: {first}); nothing was switched"
+    )]
+    Unverified {
+        /// The collection.
+        collection: CollectionName,
+        /// The new index.
+        target: String,
+        /// How many points differ.
+        problems: usize,
+        /// The first difference, as `kind key#chunk`.
+        first: String,
+    },
+    /// A store, ledger or index failure; the collection still projects into its old index.
+    #[error(transparent)]
+    Sync(#[from] SyncFailure),
+}
+
+impl From<IndexError> for MoveError {
+    fn from(e: IndexError) -> Self {
+        Self::Sync(e.into())
+    }
+}
+
+impl From<RepoError> for MoveError {
+    fn from(e: RepoError) -> Self {
+        Self::Sync(e.into())
+    }
+}
+
+impl From<colstore_domain::ports::SyncError> for MoveError {
+    fn from(e: colstore_domain::ports::SyncError) -> Self {
+        Self::Sync(e.into())
+    }
+}
+
+/// `col reindex COLLECTION --to TARGET`: projects a collection into another index from the embedding cache, with no
+/// embedder call, checks the new projection against the ledger (every expected point there with its content hash,
+/// nothing else), and only then switches the collection's settings to it (one transaction). The old projection is
+/// dropped after the switch unless `keep_old`. Until the switch every search still reads the old index; after it, the
+/// new one. `to` is a canonical target ([`IndexRouter::canonical`](colstore_domain::ports::IndexRouter::canonical)).
+/// `progress` hears the points written so far.
+///
+/// Synced documents whose vectors are not in the cache are marked failed before the switch (with the reason), so
+/// the ledger never calls a document synced that the new index lacks; the next `col sync` projects them, and pays
+/// for those embeddings only. Interrupted at any point before the switch, the collection is unchanged (the partial
+/// new projection is dropped by the next attempt); after it, at worst the old projection is left behind.
+///
+/// # Errors
+/// [`MoveError::AlreadyThere`], [`MoveError::Unverified`], or a store, ledger or index failure; in every case the
+/// collection still projects into its old index.
+pub async fn move_index(
+    ports: &SyncPorts,
+    collection: &CollectionName,
+    to: &str,
+    keep_old: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<MoveReport, MoveError> {
+    let c = ports.repo.collection(collection).await?;
+    let default = ports.router.default_target();
+    let from = c.settings.index.clone().unwrap_or_else(|| default.clone());
+    if from == to {
+        return Err(MoveError::AlreadyThere { collection: collection.clone(), target: to.to_owned() });
+    }
+    let new_target = (to != default).then(|| to.to_owned());
+    let old = ports.for_collection(&c.settings).await?;
+    let new = SyncPorts { index: ports.router.route(new_target.clone()).await?, ..ports.clone() };
+    let name = index_name(ports.store_id, collection);
+    let mut report = MoveReport {
+        collection: collection.clone(),
+        from,
+        to: to.to_owned(),
+        points_written: 0,
+        verified_points: 0,
+        left_for_sync: Vec::new(),
+        old_dropped: false,
+        old_drop_problem: None,
+    };
+
+    if let Some(vectors) = &c.settings.vectors {
+        // A clean slate: whatever an interrupted attempt left there is not this projection.
+        new.index.drop_collection(&name).await?;
+        new.index.ensure_collection(&name, vectors).await?;
+        let mut after = None;
+        let mut synced_keys = std::collections::HashSet::new();
+        loop {
+            let rows = ports.ledger.ledger(collection, after.clone(), 1000).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.key.clone());
+            let synced: Vec<(DocKey, Projection)> =
+                rows.into_iter().filter(|r| r.state == SyncState::Synced).filter_map(|r| r.projected.map(|p| (r.key, p))).collect();
+            synced_keys.extend(synced.iter().map(|(k, _)| k.clone()));
+            for group in synced.chunks(REPAIR_BATCH_DOCS) {
+                let (points, mut unmovable, larger) = rebuild_points(&new, collection, &c.settings.chunking, group, INLINE_BYTES).await?;
+                upsert_in_calls(&*new.index, &name, points, &mut report.points_written).await?;
+                for one in larger {
+                    let large = crate::backup::format::LARGE_CONTENT;
+                    let (points, more, too_large) = rebuild_points(&new, collection, &c.settings.chunking, &[one], large).await?;
+                    upsert_in_calls(&*new.index, &name, points, &mut report.points_written).await?;
+                    unmovable.extend(more.into_iter().chain(too_large.into_iter().map(|(k, _)| k)));
+                }
+                report.left_for_sync.extend(unmovable);
+                progress(report.points_written);
+            }
+        }
+        // Every point the ledger expects must be there with its hashes, and nothing else; documents not synced (and
+        // those left for the next sync) keep their projection in the old index only.
+        let check = verify_projection(&new, &c, false).await?;
+        report.verified_points = check.index_points;
+        let tolerated = |d: &Drift| d.kind == "missing" && (report.left_for_sync.contains(&d.key) || !synced_keys.contains(&d.key));
+        let problems: Vec<&Drift> = check.drift.iter().filter(|d| !tolerated(d)).collect();
+        if let Some(first) = problems.first() {
+            let _ = new.index.drop_collection(&name).await;
+            return Err(MoveError::Unverified {
+                collection: collection.clone(),
+                target: to.to_owned(),
+                problems: problems.len(),
+                first: format!("{} {}#{}", first.kind, first.key, first.chunk),
+            });
+        }
+        for key in &report.left_for_sync {
+            ports.ledger.mark_failed(collection, key, format!("its vectors were not in the cache when it moved to {to}")).await?;
+        }
+    }
+
+    ports.repo.update_settings(collection, colstore_domain::CollectionSettings { index: new_target, ..c.settings.clone() }).await?;
+    if !keep_old {
+        match old.index.drop_collection(&name).await {
+            Ok(_) => report.old_dropped = true,
+            Err(e) => report.old_drop_problem = Some(e.to_string()),
+        }
+    }
+    Ok(report)
 }
 
 /// What a settings change means for the projection.
@@ -450,6 +631,7 @@ pub async fn change_settings(
     distance: Option<colstore_domain::Distance>,
 ) -> Result<SettingsChange, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
+    let ports = &ports.for_collection(&c.settings).await?;
     let mut settings = c.settings.clone();
     let rechunk = chunking.is_some_and(|ch| ch != settings.chunking);
     if let Some(ch) = chunking {

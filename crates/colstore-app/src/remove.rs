@@ -3,7 +3,7 @@
 //! The use case decides *when* a copy is due; the [`SafetyNet`] knows *how* for the store's mode. A `None` net means
 //! the user declined the copy (`--no-backup`).
 
-use colstore_domain::ports::{CollectionRepo, RepoError, SafetyCopy, SafetyError, SafetyNet, VectorIndex};
+use colstore_domain::ports::{CollectionRepo, IndexRouter, RepoError, SafetyCopy, SafetyError, SafetyNet};
 use colstore_domain::{CollectionName, DocKey, StoreId};
 use serde::Serialize;
 
@@ -99,20 +99,20 @@ pub struct CollectionDeleteReport {
 }
 
 /// Deletes `collection` with its documents, after a safety copy when `safety` is given (`on_kept` hears of it before
-/// anything is deleted), then drops its projection from `index` (when the shell could open one), so a re-created
-/// collection of the same name never finds the old points.
+/// anything is deleted), then drops its projection from the index the collection projects into (found through
+/// `indexes`, when the shell could open them), so a re-created collection of the same name never finds the old points.
 ///
 /// # Errors
 /// `CollectionNotFound` before any copy; [`RemoveError::Safety`] when the copy fails (nothing deleted); a store failure.
 pub async fn delete_collection(
     repo: &dyn CollectionRepo,
-    index: Option<&dyn VectorIndex>,
+    indexes: Option<&dyn IndexRouter>,
     store_id: StoreId,
     safety: Option<&dyn SafetyNet>,
     collection: &CollectionName,
     on_kept: &(dyn Fn(&SafetyCopy) + Sync),
 ) -> Result<CollectionDeleteReport, RemoveError> {
-    repo.collection(collection).await?;
+    let target = repo.collection(collection).await?.settings.index;
     crate::commit_log::began("collection-delete", Some(collection));
     let copy = match safety {
         Some(net) => {
@@ -124,8 +124,11 @@ pub async fn delete_collection(
     };
     let documents_deleted = repo.delete_collection(collection).await?;
     crate::commit_log::durable("collection-delete", collection, documents_deleted);
-    let index_problem = match index {
-        Some(index) => index.drop_collection(&index_name(store_id, collection)).await.err().map(|e| e.to_string()),
+    let index_problem = match indexes {
+        Some(indexes) => match indexes.route(target).await {
+            Ok(index) => index.drop_collection(&index_name(store_id, collection)).await.err().map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        },
         None => None,
     };
     Ok(CollectionDeleteReport { documents_deleted, safety: copy, index_problem })
@@ -268,7 +271,8 @@ mod tests {
         let expected = index_name(store, &name("notes"));
         index.expect_drop_collection().withf(move |n| *n == expected).times(1).in_sequence(&mut seq).returning(|_| Ok(true));
         let heard = Arc::new(Mutex::new(0));
-        let r = delete_collection(&repo, Some(&index), store, Some(&net), &name("notes"), &|_| *heard.lock().unwrap() += 1).await.unwrap();
+        let index = crate::OneIndex::router(Arc::new(index));
+        let r = delete_collection(&repo, Some(&*index), store, Some(&net), &name("notes"), &|_| *heard.lock().unwrap() += 1).await.unwrap();
         assert_eq!(r, CollectionDeleteReport { documents_deleted: 3, safety: Some(SafetyCopy::Backup("b1".into())), index_problem: None });
         assert_eq!(*heard.lock().unwrap(), 1);
     }
@@ -280,7 +284,8 @@ mod tests {
         repo.expect_delete_collection().returning(|_| Ok(0));
         let mut index = MockVectorIndex::new();
         index.expect_drop_collection().returning(|_| Err(colstore_domain::ports::IndexError::Unavailable("down".into())));
-        let r = delete_collection(&repo, Some(&index), StoreId::random(), None, &name("notes"), &|_| panic!("no copy")).await.unwrap();
+        let index = crate::OneIndex::router(Arc::new(index));
+        let r = delete_collection(&repo, Some(&*index), StoreId::random(), None, &name("notes"), &|_| panic!("no copy")).await.unwrap();
         assert_eq!(r.safety, None);
         assert!(r.index_problem.as_deref().is_some_and(|p| p.contains("down")), "{r:?}");
     }

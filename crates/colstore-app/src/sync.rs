@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use colstore_domain::ports::{
-    CollectionRepo, EmbedError, Embedder, IndexError, LedgerEntry, Projection, ReadDocument, RepoError, SyncError, SyncStore, VectorIndex,
+    CollectionRepo, EmbedError, Embedder, IndexError, IndexRouter, LedgerEntry, Projection, ReadDocument, RepoError, SyncError, SyncStore,
+    VectorIndex,
 };
 use colstore_domain::{
     Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, Distance, DocKey, IndexName, Payload, Point, PointId,
@@ -29,12 +30,62 @@ pub struct SyncPorts {
     pub repo: Arc<dyn CollectionRepo>,
     /// The ledger and the embedding cache.
     pub ledger: Arc<dyn SyncStore>,
-    /// The vector index.
+    /// The store's default vector index (`[vectors]`); a collection whose settings name another target is projected
+    /// into [`router`](Self::router)'s index for it instead ([`SyncPorts::for_collection`]).
     pub index: Arc<dyn VectorIndex>,
+    /// Finds the index a collection's settings name.
+    pub router: Arc<dyn IndexRouter>,
     /// The embedder.
     pub embedder: Arc<dyn Embedder>,
     /// The store's id (namespaces point ids and index names).
     pub store_id: StoreId,
+}
+
+impl SyncPorts {
+    /// These ports with `index` set to the index the collection projects into: its settings' target, or the store's
+    /// default. Every use case that touches one collection's points goes through this first.
+    ///
+    /// # Errors
+    /// When the target cannot be resolved (a malformed target, a client that cannot be built).
+    pub async fn for_collection(&self, settings: &CollectionSettings) -> Result<SyncPorts, IndexError> {
+        match &settings.index {
+            None => Ok(self.clone()),
+            Some(target) => Ok(SyncPorts { index: self.router.route(Some(target.clone())).await?, ..self.clone() }),
+        }
+    }
+}
+
+/// An [`IndexRouter`] with one index, named `target`: for stores (and tests) whose collections all use it.
+pub struct OneIndex {
+    index: Arc<dyn VectorIndex>,
+    target: String,
+}
+
+impl OneIndex {
+    /// A router whose only index is `index`, called `embedded`.
+    pub fn router(index: Arc<dyn VectorIndex>) -> Arc<dyn IndexRouter> {
+        Arc::new(Self { index, target: "embedded".to_owned() })
+    }
+}
+
+#[async_trait::async_trait]
+impl IndexRouter for OneIndex {
+    fn default_target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn canonical(&self, target: &str) -> Result<String, IndexError> {
+        Ok(target.trim().to_owned())
+    }
+
+    async fn route(&self, target: Option<String>) -> Result<Arc<dyn VectorIndex>, IndexError> {
+        match target {
+            Some(t) if t != self.target => {
+                Err(IndexError::Backend { backend: "router", source: format!("this store has no index named {t:?}").into() })
+            }
+            _ => Ok(self.index.clone()),
+        }
+    }
 }
 
 /// How to sync.
@@ -241,6 +292,7 @@ pub async fn sync_collection_until(
     progress: &(dyn Fn(SyncProgress) + Sync),
     checkpoint: &dyn Checkpoint,
 ) -> Result<SyncReport, SyncFailure> {
+    let ports = &ports.for_collection(&ports.repo.collection(collection).await?.settings).await?;
     let (settings, reprojected) = settle_settings(ports, collection, opts.distance).await?;
     let vectors = settings.vectors.clone().ok_or_else(|| SyncFailure::Repo(RepoError::Unsupported("no vector settings".into())))?;
     let name = index_name(ports.store_id, collection);
@@ -572,6 +624,7 @@ mod tests {
                 settings: CollectionSettings {
                     vectors: Some(VectorSettings { embedder: identity(), distance: Distance::Cosine }),
                     chunking: ChunkingSettings::default(),
+                    index: None,
                 },
                 created_at: Timestamp::EPOCH,
                 document_count: 1,
@@ -639,6 +692,7 @@ mod tests {
         let ports = SyncPorts {
             repo: Arc::new(repo),
             ledger: Arc::new(ledger),
+            router: OneIndex::router(Arc::new(MockVectorIndex::new())),
             index: Arc::new(index),
             embedder: Arc::new(embedder),
             store_id: store,
@@ -709,6 +763,7 @@ mod tests {
         let ports = SyncPorts {
             repo: Arc::new(repo),
             ledger: Arc::new(ledger),
+            router: OneIndex::router(Arc::new(MockVectorIndex::new())),
             index: Arc::new(index),
             embedder: Arc::new(embedder),
             store_id: StoreId::random(),
@@ -765,6 +820,7 @@ mod with_fakes {
             repo: repo.clone(),
             ledger: repo.clone(),
             index: index.clone(),
+            router: OneIndex::router(index.clone()),
             embedder: embedder.clone(),
             store_id: StoreId::random(),
         };

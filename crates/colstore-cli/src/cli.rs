@@ -120,8 +120,14 @@ first `col sync`. Only chunks that share something with the query are shown (wit
 so there may be fewer than -k results. The score is the collection's distance: cosine similarity by default.")]
     Search(SearchArgs),
 
-    /// Rebuild a collection's projection from the embedding cache (no embedder calls for cached chunks)
-    #[command(after_help = "Examples:\n  col reindex notes\n  col reindex notes --to embedded")]
+    /// Rebuild a collection's projection from the embedding cache, or move it into another vector index
+    #[command(after_help = "Examples:\n  col reindex notes\n  col reindex notes --to qdrant://127.0.0.1:6333\n  \
+col reindex notes --to weaviate://localhost:8080 --keep-old\n  col reindex notes --to embedded\n\n\
+Without --to, the collection's projection is dropped and rebuilt in the same index (vectors from the cache).\n\
+With --to, the collection is projected into the new index from the embedding cache with no embedder call, the new\n\
+projection is checked against the ledger (every point, with its content hash), and only then does the collection\n\
+switch to it; the old projection is dropped after the switch unless --keep-old. Searches keep working throughout.\n\
+Documents whose vectors are not in the cache are left for the next `col sync`.")]
     Reindex(ReindexArgs),
 
     /// List, show, retry or cancel background jobs (default: list)
@@ -375,23 +381,17 @@ pub struct SearchArgs {
     pub filters: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendArg {
-    /// The index inside the store
-    Embedded,
-    /// A Qdrant server (not available yet)
-    Qdrant,
-    /// A Weaviate server (not available yet)
-    Weaviate,
-}
-
 #[derive(Debug, Args)]
 pub struct ReindexArgs {
     /// The collection
     pub collection: String,
-    /// The backend to project into
-    #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
-    pub to: BackendArg,
+    /// Move the collection into another vector index: embedded, qdrant://HOST[:6333], weaviate://HOST[:8080], or
+    /// qdrant+https://… / weaviate+https://… (default: rebuild it where it is)
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<String>,
+    /// With --to: keep the old projection instead of dropping it after the switch
+    #[arg(long, requires = "to")]
+    pub keep_old: bool,
 }
 
 #[derive(Debug, Args)]
@@ -510,12 +510,19 @@ pub struct InitArgs {
 #[derive(Debug, Subcommand)]
 pub enum CollectionCommand {
     /// Create a collection (name: a-z, 0-9, '_' and '-', up to 63 characters)
-    #[command(after_help = "Examples:\n  col collection create notes\n  col collection create papers --chunk-size 2000 --chunk-overlap 300 --distance dot")]
+    #[command(after_help = "Examples:\n  col collection create notes\n  col collection create papers --chunk-size 2000 --chunk-overlap 300 --distance dot\n  \
+col collection create big --vectors qdrant://127.0.0.1:6333\n\n\
+--vectors projects this collection into another index than the store's ([vectors] in config.toml). Its API key comes\n\
+from QDRANT_API_KEY / WEAVIATE_API_KEY. To move an existing collection, use `col reindex NAME --to TARGET`.")]
     Create {
         /// The new collection's name
         name: String,
         #[command(flatten)]
         settings: SettingsArgs,
+        /// The vector index for this collection when not the store's: embedded, qdrant://HOST[:6333],
+        /// weaviate://HOST[:8080], or qdrant+https://… / weaviate+https://…
+        #[arg(long, value_name = "TARGET")]
+        vectors: Option<String>,
     },
     /// Change a collection's chunking or distance; the next `col sync` re-projects it (vectors come from the cache)
     #[command(after_help = "Examples:\n  col collection set notes --chunk-size 800\n  col collection set notes --distance cosine && col sync notes")]

@@ -145,6 +145,10 @@ fn config_hint(fix: &colstore_wiring::ConfigFix) -> String {
         F::Dimension => "set dimension to the vector size of the embedder, between 1 and 65536 (the hash embedder uses 384)".to_owned(),
         F::Format => format!("this file should start with format = {}", colstore_wiring::CONFIG_FORMAT),
         F::EmbedderModel => "add `model = \"text-embedding-3-small\"` (or your server's model name) under [embedder]".to_owned(),
+        F::VectorsUrl { backend } => format!(
+            "add `url = \"http://HOST:{}\"` under [vectors], or set COLSTORE_VECTOR_URL (or create the store with `col init --vectors {backend}://HOST`)",
+            backend.default_port().unwrap_or(80)
+        ),
         _ => "edit the file and fix the value at that position".to_owned(),
     }
 }
@@ -444,6 +448,7 @@ mod tests {
     #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::Dimension) }, "between 1 and 65536")]
     #[case(WiringError::Config { path: p("/c"), line: 1, column: 1, message: "x".into(), fix: Some(ConfigFix::Format) }, "format = 1")]
     #[case(WiringError::Config { path: p("/c"), line: 0, column: 0, message: "x".into(), fix: Some(ConfigFix::EmbedderModel) }, "text-embedding-3-small")]
+    #[case(WiringError::Config { path: p("/c"), line: 0, column: 0, message: "x".into(), fix: Some(ConfigFix::VectorsUrl { backend: colstore_wiring::VectorBackend::Qdrant }) }, "url = \"http://HOST:6333\"")]
     #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "unset it")]
     #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "defaults")]
     #[case(WiringError::ReadOnly { path: p("/ro") }, "permissions of /ro")]

@@ -184,6 +184,12 @@ pub struct CollectionSettings {
     pub vectors: Option<VectorSettings>,
     /// Chunking settings.
     pub chunking: ChunkingSettings,
+    /// The vector index this collection projects into, as a target string (`embedded`, `qdrant://HOST:PORT`,
+    /// `weaviate+https://HOST:PORT`), or `None` for the store's default index (`[vectors]` in its config). Set by
+    /// `col collection create --vectors` and switched by `col reindex --to` once the new projection is verified. The
+    /// domain treats it as an opaque name; an [`IndexRouter`](crate::ports::IndexRouter) resolves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 /// What it takes to create a collection.

@@ -8,7 +8,6 @@ use std::time::Duration;
 use colstore_domain::RetryPolicy;
 use colstore_domain::ports::{Embedder, JobQueue, SyncStore, VectorIndex};
 use colstore_embed::{HashEmbedder, OpenAiConfig, OpenAiEmbedder};
-use colstore_embedded::EmbeddedIndex;
 
 use crate::{EmbedderKind, Store, VectorBackend, WiringError};
 
@@ -29,6 +28,7 @@ impl Store {
             repo: self.repo().clone(),
             ledger: self.sync_store(),
             index: self.index().await?,
+            router: self.indexes(),
             embedder: self.embedder(env)?,
             store_id: self.store_id(),
         })
@@ -49,20 +49,28 @@ impl Store {
         self.dir().root().join("index").join("embedded.db")
     }
 
-    /// The vector index `[vectors]` selects.
+    /// The vector index `[vectors]` selects (after the environment overrides): the store's default, which every
+    /// collection without a target of its own projects into. A remote engine's API key was read at open from the
+    /// variable [`VectorsConfig::key_env`](crate::VectorsConfig::key_env) names.
+    ///
+    /// Building a remote index sends nothing: an unreachable server shows in `health` (`col status`) and as retried,
+    /// then failed, requests in `col sync`.
     ///
     /// # Errors
-    /// [`WiringError::NotYetAvailable`] for Qdrant and Weaviate (later releases); [`WiringError::Index`] when the
-    /// embedded index cannot be opened.
+    /// [`WiringError::Config`] when a remote backend has no URL; [`WiringError::Index`] when the embedded index cannot
+    /// be opened or a remote client cannot be built (a malformed URL or key).
     pub async fn index(&self) -> Result<Arc<dyn VectorIndex>, WiringError> {
-        match self.config().vectors.backend {
-            VectorBackend::Embedded if self.is_read_only() => {
-                Ok(Arc::new(EmbeddedIndex::open_read_only(&self.embedded_index_path()).await?))
-            }
-            VectorBackend::Embedded => Ok(Arc::new(EmbeddedIndex::open(&self.embedded_index_path()).await?)),
-            VectorBackend::Qdrant => Err(WiringError::NotYetAvailable("the qdrant vector backend")),
-            VectorBackend::Weaviate => Err(WiringError::NotYetAvailable("the weaviate vector backend")),
+        let v = &self.config().vectors;
+        if v.backend != VectorBackend::Embedded && v.url.is_none() {
+            return Err(WiringError::Config {
+                path: self.dir().config_path(),
+                line: 0,
+                column: 0,
+                message: format!("[vectors] backend = \"{}\" needs the server's url", v.backend),
+                fix: Some(crate::ConfigFix::VectorsUrl { backend: v.backend }),
+            });
         }
+        Ok(self.indexes().route(None).await?)
     }
 
     /// The embedder `[embedder]` selects, with its API key read from the environment through `env`.
@@ -98,5 +106,30 @@ impl Store {
                 Ok(Arc::new(OpenAiEmbedder::new(config, self.clock().clone())?))
             }
         }
+    }
+}
+
+/// A Qdrant or Weaviate index at `url`.
+///
+/// # Errors
+/// When its client cannot be built (a malformed URL or key).
+pub(crate) fn remote_index(
+    backend: VectorBackend,
+    url: String,
+    api_key: Option<String>,
+    clock: Arc<dyn colstore_domain::ports::Clock>,
+) -> Result<Arc<dyn VectorIndex>, colstore_domain::ports::IndexError> {
+    match backend {
+        VectorBackend::Qdrant | VectorBackend::Weaviate => {
+            let _ = (url, api_key, clock);
+            Err(colstore_domain::ports::IndexError::Backend {
+                backend: "config",
+                source: format!("the {backend} vector backend is not available in this build yet").into(),
+            })
+        }
+        VectorBackend::Embedded => Err(colstore_domain::ports::IndexError::Backend {
+            backend: "config",
+            source: "the embedded index is not a remote engine".into(),
+        }),
     }
 }

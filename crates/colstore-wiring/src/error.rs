@@ -199,6 +199,11 @@ pub enum ConfigFix {
     Format,
     /// `[embedder] kind = "openai"` without a model.
     EmbedderModel,
+    /// `[vectors] backend = "qdrant"` or `"weaviate"` without a server URL.
+    VectorsUrl {
+        /// The backend.
+        backend: crate::VectorBackend,
+    },
 }
 
 fn position(path: &Path, line: usize, column: usize) -> String {
@@ -233,7 +238,7 @@ mod tests {
     #[case(WiringError::Config { path: p("/c.toml"), line: 3, column: 7, message: "bad".into(), fix: None }, "/c.toml:3:7: bad")]
     #[case(WiringError::Config { path: p("/c.toml"), line: 0, column: 0, message: "bad".into(), fix: Some(ConfigFix::Syntax) }, "config /c.toml: bad")]
     #[case(WiringError::Env { var: "COLSTORE_STORAGE_MODE", value: "mongo".into(), message: "expected sqlite or filesystem".into() }, "COLSTORE_STORAGE_MODE=\"mongo\"")]
-    #[case(WiringError::NotYetAvailable("the qdrant vector backend"), "the qdrant vector backend is not available yet")]
+    #[case(WiringError::NotYetAvailable("per-collection backends"), "per-collection backends is not available yet")]
     #[case(WiringError::ReadOnly { path: p("/ro") }, "cannot write to /ro")]
     #[case(WiringError::Busy { holder: Some("pid 7 (gc)".into()), path: p("/s/lock") }, "pid 7 (gc) holds its lock /s/lock")]
     #[case(WiringError::Busy { holder: None, path: p("/s/lock") }, "another colstore command holds")]

@@ -28,6 +28,7 @@ mod backups;
 pub mod config;
 mod discover;
 mod error;
+mod indexes;
 mod init;
 mod lock;
 mod migrate;

@@ -58,6 +58,8 @@ pub struct Store {
     sqlite: SqliteRepo,
     /// Filesystem mode: the folders holding the documents' files.
     files: Option<Arc<dyn DocumentFiles>>,
+    /// The vector indexes: the default and any a collection names.
+    indexes: Arc<crate::indexes::StoreIndexes>,
 }
 
 impl fmt::Debug for Store {
@@ -76,6 +78,7 @@ struct Plan {
     dir: StoreDir,
     config: StoreConfig,
     overrides: Vec<EnvOverride>,
+    keys: crate::indexes::ApiKeys,
 }
 
 /// Loads the config, applies `env`, and checks that this version can serve it and that the database is there.
@@ -84,7 +87,8 @@ fn plan(dir: StoreDir, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, Wir
     let (config, overrides) = file.with_env(env)?;
     refuse_identity_overrides(&dir, &file, &config, &overrides)?;
     check_database_file(&dir.db_path(&config))?;
-    Ok(Plan { dir, config, overrides })
+    let keys = crate::indexes::read_keys(&config.vectors, env);
+    Ok(Plan { dir, config, overrides, keys })
 }
 
 /// The config keys that say which store this is: an existing store's values come from its `config.toml`, and the
@@ -176,7 +180,7 @@ impl Store {
         // Plan synchronously so the future holds no reference to `env` (which need not be `Sync`).
         let planned = plan(dir, env);
         async move {
-            let Plan { dir, config, overrides } = planned?;
+            let Plan { dir, config, overrides, keys } = planned?;
             let db = dir.db_path(&config);
             let files = (config.storage.mode == StorageMode::Filesystem).then(|| document_files(&dir, &config));
             // SQLite silently opens a file it may not write read-only, so ask the file system first.
@@ -199,7 +203,14 @@ impl Store {
                 free_jobs_of_dead_workers(&repo).await;
             }
             tracing::debug!(store = %dir.root().display(), db = %db.display(), mode = config.storage.mode.as_str(), read_only = repo.is_read_only(), "opened the store");
-            Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo, files })
+            let indexes = Arc::new(crate::indexes::StoreIndexes::new(
+                config.vectors.clone(),
+                keys,
+                dir.root().join("index").join("embedded.db"),
+                repo.is_read_only(),
+                clock.clone(),
+            ));
+            Ok(Store { dir, config, overrides, repo: Arc::new(repo.clone()), clock, sqlite: repo, files, indexes })
         }
     }
 
@@ -211,6 +222,11 @@ impl Store {
     /// The effective configuration (file plus environment overrides).
     pub fn config(&self) -> &StoreConfig {
         &self.config
+    }
+
+    /// The store's vector indexes: its default and any a collection's settings name. Building it sent nothing.
+    pub fn indexes(&self) -> Arc<dyn colstore_domain::ports::IndexRouter> {
+        self.indexes.clone()
     }
 
     /// The environment overrides that were applied.

@@ -66,6 +66,7 @@ fn settings() -> CollectionSettings {
     CollectionSettings {
         vectors: Some(VectorSettings { embedder: embedder(), distance: Distance::Cosine }),
         chunking: ChunkingSettings::default(),
+        index: None,
     }
 }
 
@@ -566,7 +567,8 @@ mod run {
         let mut embedder = MockEmbedder::new();
         embedder.expect_identity().returning(super::embedder);
         embedder.expect_embed().never();
-        SyncPorts { repo: w.repo.clone(), ledger: w.repo.clone(), index, embedder: Arc::new(embedder), store_id: *STORE }
+        let router = colstore_app::OneIndex::router(index.clone());
+        SyncPorts { repo: w.repo.clone(), ledger: w.repo.clone(), index, router, embedder: Arc::new(embedder), store_id: *STORE }
     }
 
     async fn keys(w: &World) -> usize {

@@ -4,6 +4,7 @@ mod backup;
 mod documents;
 mod export;
 mod migrate;
+mod move_index;
 mod props;
 mod reconcile;
 mod sync_jobs;

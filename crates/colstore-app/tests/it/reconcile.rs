@@ -329,10 +329,12 @@ async fn the_status_names_unreconciled_folders_and_counts_jobs() {
     let w = world(&[("a.md", "alpha")]).await;
     let mut embedder = MockEmbedder::new();
     embedder.expect_embed().never();
+    let index: Arc<dyn colstore_domain::ports::VectorIndex> = Arc::new(InMemoryIndex::new());
     let ports = SyncPorts {
         repo: w.repo.clone(),
         ledger: w.repo.clone(),
-        index: Arc::new(InMemoryIndex::new()),
+        index: index.clone(),
+        router: colstore_app::OneIndex::router(index),
         embedder: Arc::new(embedder),
         store_id: colstore_domain::StoreId::random(),
     };

@@ -87,10 +87,12 @@ async fn world(collections: &[(&str, usize)]) -> World {
         repo.put_batch(&c, docs).await.unwrap();
     }
     let embedder = Arc::new(TestEmbedder { calls: AtomicU64::new(0), fail_on: Mutex::new(None), hook: Mutex::new(None) });
+    let index: Arc<dyn colstore_domain::ports::VectorIndex> = Arc::new(InMemoryIndex::new());
     let ports = SyncPorts {
         repo: repo.clone(),
         ledger: repo.clone(),
-        index: Arc::new(InMemoryIndex::new()),
+        index: index.clone(),
+        router: colstore_app::OneIndex::router(index),
         embedder: embedder.clone(),
         store_id: StoreId::random(),
     };

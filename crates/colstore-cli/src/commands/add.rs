@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, a: AddArgs) -> CliResult {
     let store = ctx.open().await?;
     let lock = if a.dry_run { None } else { Some(ctx.shared_lock(&store).await?) };
     if a.create && !a.dry_run {
-        match colstore_app::create_collection(&**store.repo(), collection.clone(), None, None).await {
+        match colstore_app::create_collection(&**store.repo(), collection.clone(), None, None, None).await {
             Ok(_) => ctx.out.line(format!("Created collection {collection}")).map_err(io)?,
             Err(RepoError::CollectionExists(_)) => {}
             Err(e) => return Err(e.into()),

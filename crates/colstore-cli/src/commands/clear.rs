@@ -44,14 +44,11 @@ pub async fn clear(ctx: &Ctx, a: ClearArgs) -> CliResult {
         confirm(&format!("{} {} collection(s) holding {total} document(s)?", if a.drop { "Drop" } else { "Clear" }, names.len()))?;
     }
     let _lock = ctx.exclusive_lock(&store, "clear").await?;
-    let (index, ports) = if a.drop {
-        (store.index().await.ok(), Err(String::new()))
-    } else {
-        (None, Ctx::sync_ports(&store).await.map_err(|e| e.message))
-    };
-    let projection = match (&index, &ports) {
-        (index, _) if a.drop => colstore_app::ClearProjection::Drop(index.as_deref(), store.store_id()),
-        (_, ports) => colstore_app::ClearProjection::Retire(ports.as_ref().map_err(Clone::clone)),
+    let indexes = store.indexes();
+    let ports = if a.drop { Err(String::new()) } else { Ctx::sync_ports(&store).await.map_err(|e| e.message) };
+    let projection = match &ports {
+        _ if a.drop => colstore_app::ClearProjection::Drop(Some(&*indexes), store.store_id()),
+        ports => colstore_app::ClearProjection::Retire(ports.as_ref().map_err(Clone::clone)),
     };
     let progress = SafetyProgress::new(ctx);
     let on_event = |e| progress.on_event(e);

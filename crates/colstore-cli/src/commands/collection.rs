@@ -14,16 +14,17 @@ use crate::output::{collection_json, human_bytes, human_time, table, to_value};
 
 pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
     match cmd {
-        CollectionCommand::Create { name, settings: args } => {
+        CollectionCommand::Create { name, settings: args, vectors: target } => {
             let name = collection_name(&name)?;
             let (chunking, distance) = parse_settings(&args, ChunkingSettings::default())?;
             let store = ctx.open().await?;
+            let index = target.as_deref().map(|t| vector_target(&store, t)).transpose()?.flatten();
             let _lock = ctx.shared_lock(&store).await?;
             let vectors = match distance {
                 Some(d) => Some((store.embedder(&colstore_wiring::process_env)?.identity(), d)),
                 None => None,
             };
-            let c = colstore_app::create_collection(&**store.repo(), name, chunking, vectors).await?;
+            let c = colstore_app::create_collection(&**store.repo(), name, chunking, vectors, index).await?;
             ctx.out.json_value(&collection_json(&c)).map_err(io)?;
             ctx.out.line(format!("Created collection {}", c.name)).map_err(io)?;
             ctx.out.line(format!("Next: `col add {} PATH…` or `col put {} KEY FILE`", c.name, c.name)).map_err(io)?;
@@ -75,9 +76,13 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 None => "not configured (set when the collection is first synced)".to_owned(),
                 Some(v) => format!("{} ({})", v.embedder, v.distance),
             };
+            let index = match &s.index {
+                Some(target) => target.clone(),
+                None => format!("{} (the store's default)", store.indexes().default_target()),
+            };
             ctx.out
                 .data(format!(
-                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {} characters, {} overlap\nvectors:    {}",
+                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {} characters, {} overlap\nvectors:    {}\nindex:      {}",
                     c.name,
                     c.document_count,
                     human_bytes(c.logical_bytes),
@@ -85,7 +90,8 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                     human_time(c.created_at),
                     s.chunking.max_chars(),
                     s.chunking.overlap_chars(),
-                    vectors
+                    vectors,
+                    index
                 ))
                 .map_err(io)?;
         }
@@ -109,19 +115,13 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 confirm(&format!("Delete collection {} and its {} documents?", c.name, c.document_count))?;
             }
             let _lock = ctx.exclusive_lock(&store, "collection delete").await?;
-            let index = match store.index().await {
-                Ok(index) => Some(index),
-                Err(e) => {
-                    eprintln!("warning: the vector index could not be opened to drop the collection's points: {e}");
-                    None
-                }
-            };
+            let indexes = store.indexes();
             let progress = SafetyProgress::new(ctx);
             let on_event = |e| progress.on_event(e);
             let net = store.safety_net(&on_event);
             let report = colstore_app::delete_collection(
                 &**store.repo(),
-                index.as_deref(),
+                Some(&*indexes),
                 store.store_id(),
                 (!no_backup).then_some(&net as &dyn SafetyNet),
                 &name,
@@ -175,4 +175,21 @@ pub fn confirm(question: &str) -> CliResult {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") { Ok(()) } else { Err(CliError::new("cancelled; nothing was changed")) }
+}
+
+/// A `--vectors`/`--to` target in canonical form, or `None` when it is the store's default index.
+pub(crate) fn vector_target(store: &colstore_wiring::Store, target: &str) -> CliResult<Option<String>> {
+    let indexes = store.indexes();
+    let canonical = indexes
+        .canonical(target)
+        .map_err(|e| CliError::new(format!("{target:?} is not a vector target: {}", source_message(&e))).code(2))?;
+    Ok((canonical != indexes.default_target()).then_some(canonical))
+}
+
+/// The message of an index error without its wrapper (`config error: …`).
+fn source_message(e: &colstore_domain::ports::IndexError) -> String {
+    match e {
+        colstore_domain::ports::IndexError::Backend { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }

@@ -50,6 +50,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         CollectionCommand::Create {
             name: "demo".into(),
             settings: crate::cli::SettingsArgs { chunk_size: None, chunk_overlap: None, distance: None },
+            vectors: None,
         },
     )
     .await?;

@@ -11,7 +11,7 @@ use colstore_domain::CollectionName;
 use serde_json::json;
 
 use super::{Ctx, collection_name, io};
-use crate::cli::{BackendArg, ReindexArgs, StatusArgs, SyncArgs};
+use crate::cli::{ReindexArgs, StatusArgs, SyncArgs};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{count, human_time, table, to_value};
 
@@ -302,11 +302,16 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
 
 pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
     let collection = collection_name(&a.collection)?;
-    if a.to != BackendArg::Embedded {
-        return Err(CliError::new(format!("reindexing into {:?} is not available yet", a.to).to_lowercase())
-            .hint("use --to embedded; Qdrant and Weaviate backends come in a later release"));
-    }
     let store = ctx.open().await?;
+    if let Some(to) = &a.to {
+        let indexes = store.indexes();
+        let to = indexes.canonical(to).map_err(|e| CliError::new(format!("--to: {e}")).hint("see `col reindex --help`").code(2))?;
+        let current = store.repo().collection(&collection).await?.settings.index.unwrap_or_else(|| indexes.default_target());
+        // `--to` where the collection already is: rebuild it there, as without `--to`.
+        if to != current {
+            return move_index(ctx, &store, &collection, &to, a.keep_old).await;
+        }
+    }
     let _lock = ctx.shared_lock(&store).await?;
     let ports = Ctx::sync_ports(&store).await?;
     let started = Instant::now();
@@ -329,6 +334,49 @@ pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
             started.elapsed().as_secs_f64()
         ))
         .map_err(io)?;
+    Ok(())
+}
+
+/// `col reindex COLLECTION --to TARGET`.
+async fn move_index(ctx: &Ctx, store: &colstore_wiring::Store, collection: &CollectionName, to: &str, keep_old: bool) -> CliResult {
+    // Writers wait (a sync meanwhile would project into the old index only); searches go on reading the old index.
+    let _lock = ctx.exclusive_lock(store, "reindex").await?;
+    let ports = Ctx::sync_ports(store).await?;
+    let started = Instant::now();
+    let bar = crate::progress::bar(0, false, ctx.hide_progress, &format!("moving {collection}"));
+    let r = colstore_app::move_index(&ports, collection, to, keep_old, &|n| bar.set_position(n)).await;
+    bar.finish_and_clear();
+    let r = r.map_err(|e| match e {
+        colstore_app::MoveError::Sync(e) => CliError::from(e),
+        e @ colstore_app::MoveError::AlreadyThere { .. } => CliError::new(e.to_string()).hint(format!("`col reindex {collection}` rebuilds it there")).code(2),
+        e @ colstore_app::MoveError::Unverified { .. } => {
+            CliError::new(e.to_string()).hint("run `col verify --index` and `col sync`, then try again")
+        }
+    })?;
+    ctx.out.json_value(&to_value(&r)).map_err(io)?;
+    ctx.out
+        .line(format!(
+            "Moved {collection} from {} to {}: {} written from the cache and verified, no embedder calls ({:.1}s)",
+            r.from,
+            r.to,
+            count(r.points_written, "point", "points"),
+            started.elapsed().as_secs_f64()
+        ))
+        .map_err(io)?;
+    if !r.left_for_sync.is_empty() {
+        ctx.out
+            .line(format!(
+                "{} had no vectors in the cache; run `col sync {collection}` to project them into {}",
+                count(r.left_for_sync.len() as u64, "document", "documents"),
+                r.to
+            ))
+            .map_err(io)?;
+    }
+    match (&r.old_drop_problem, r.old_dropped) {
+        (Some(why), _) => eprintln!("warning: the old projection in {} could not be dropped: {why}", r.from),
+        (None, true) => ctx.out.line(format!("Dropped the old projection in {}.", r.from)).map_err(io)?,
+        (None, false) => ctx.out.line(format!("Kept the old projection in {} (--keep-old).", r.from)).map_err(io)?,
+    }
     Ok(())
 }
 

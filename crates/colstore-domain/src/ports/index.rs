@@ -1,5 +1,7 @@
 //! `VectorIndex`: a projection of chunks into a vector engine (embedded, Qdrant, Weaviate).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -164,4 +166,27 @@ pub trait VectorIndex: Send + Sync {
 
     /// Makes everything acknowledged durable on disk (Qdrant: snapshot then delete it), describing each step taken.
     async fn flush(&self, name: &IndexName) -> Result<Vec<String>, IndexError>;
+}
+
+/// Finds the vector index a collection projects into: the store's default, or the one its settings name
+/// ([`CollectionSettings::index`](crate::CollectionSettings::index)). Remote engines are reached with the API keys the
+/// composition root read; an index is built once per target and shared.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IndexRouter: Send + Sync {
+    /// The canonical name of the store's default index (`embedded`, `qdrant://HOST:PORT`, …).
+    fn default_target(&self) -> String;
+
+    /// The canonical form of a target a user typed (`qdrant://h` becomes `qdrant://h:6333`), so equal targets compare
+    /// equal.
+    ///
+    /// # Errors
+    /// `Backend` with what is wrong and the accepted forms.
+    fn canonical(&self, target: &str) -> Result<String, IndexError>;
+
+    /// The index `target` names; `None` is the store's default.
+    ///
+    /// # Errors
+    /// When the target is malformed or its client cannot be built. Nothing is sent to a server here.
+    async fn route(&self, target: Option<String>) -> Result<Arc<dyn VectorIndex>, IndexError>;
 }

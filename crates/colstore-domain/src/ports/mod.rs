@@ -42,7 +42,9 @@ pub use files::{
     ApplyReport, CatalogEntry, DocumentFiles, FileCatalog, FileChange, FileStat, FilesError, STAGING_PREFIX, Scan, ScanIssue, ScannedFile,
     StagedFile,
 };
-pub use index::{IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex};
+pub use index::{
+    IndexCapabilities, IndexError, IndexHealth, IndexRouter, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex,
+};
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
 pub use repo::{
     CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
@@ -61,7 +63,7 @@ pub use embedder::MockEmbedder;
 #[cfg(any(test, feature = "mocks"))]
 pub use files::{MockDocumentFiles, MockFileCatalog};
 #[cfg(any(test, feature = "mocks"))]
-pub use index::MockVectorIndex;
+pub use index::{MockIndexRouter, MockVectorIndex};
 #[cfg(any(test, feature = "mocks"))]
 pub use jobs::MockJobQueue;
 #[cfg(any(test, feature = "mocks"))]
