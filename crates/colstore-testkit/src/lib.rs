@@ -21,6 +21,8 @@ pub mod files;
 pub mod index;
 pub mod need;
 pub mod queue;
+#[cfg(feature = "qdrant-fake")]
+pub mod qdrant_fake;
 pub mod repo;
 #[cfg(feature = "s3-server")]
 pub mod s3_server;
