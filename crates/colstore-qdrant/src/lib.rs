@@ -373,17 +373,15 @@ impl QdrantIndex {
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
                 Failure::Retryable { error: IndexError::Unavailable(what), retry_after }
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Fatal(IndexError::Unauthorized(format!(
-                "{what} (check the API key: colstore sends it as the `api-key` header)"
-            ))),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Failure::Fatal(IndexError::Unauthorized(format!("{what} (check the API key: colstore sends it as the `api-key` header)")))
+            }
             StatusCode::NOT_FOUND => match scope {
                 Scope::Collection(name) => Failure::Fatal(IndexError::CollectionNotFound(name.clone())),
                 Scope::Other => Failure::Fatal(backend(what)),
             },
             StatusCode::BAD_REQUEST => match parse_dimension_error(&message) {
-                Some((expected, got)) if message.contains("dimension") => {
-                    Failure::Fatal(IndexError::DimensionMismatch { expected, got })
-                }
+                Some((expected, got)) if message.contains("dimension") => Failure::Fatal(IndexError::DimensionMismatch { expected, got }),
                 _ => Failure::Fatal(backend(what)),
             },
             _ => Failure::Fatal(backend(what)),
@@ -442,7 +440,9 @@ impl QdrantIndex {
             )));
         };
         let distance = distance_of(distance).ok_or_else(|| {
-            backend(format!("the Qdrant collection {name} uses the distance {distance}, which colstore does not support (Cosine, Dot, Euclid)"))
+            backend(format!(
+                "the Qdrant collection {name} uses the distance {distance}, which colstore does not support (Cosine, Dot, Euclid)"
+            ))
         })?;
         self.distances.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone(), distance);
         Ok((len_u32(usize::try_from(size).unwrap_or(usize::MAX)), distance, info.payload_schema))
@@ -506,8 +506,9 @@ impl QdrantIndex {
     fn stored(&self, name: &IndexName, p: WirePoint) -> Result<StoredPoint, IndexError> {
         let id = point_id(name, &p.id)?;
         let payload = match p.payload {
-            Some(v) => serde_json::from_value::<Payload>(v)
-                .map_err(|e| backend(format!("point {id} in {name} has a payload colstore did not write ({e}); drop the collection and sync again")))?,
+            Some(v) => serde_json::from_value::<Payload>(v).map_err(|e| {
+                backend(format!("point {id} in {name} has a payload colstore did not write ({e}); drop the collection and sync again"))
+            })?,
             None => return Err(backend(format!("Qdrant returned point {id} of {name} without its payload"))),
         };
         let vector = match p.vector {
@@ -572,7 +573,8 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn health(&self) -> Result<IndexHealth, IndexError> {
-        let unhealthy = |e: IndexError| IndexHealth { backend: QDRANT_KIND.to_owned(), version: None, ok: false, detail: Some(e.to_string()) };
+        let unhealthy =
+            |e: IndexError| IndexHealth { backend: QDRANT_KIND.to_owned(), version: None, ok: false, detail: Some(e.to_string()) };
         let version = match self.exchange(Method::GET, "", None, Scope::Other, &[]).await {
             Ok((_, bytes)) => serde_json::from_slice::<Version>(&bytes).ok().and_then(|v| v.version),
             Err(e) => return Ok(unhealthy(e)),

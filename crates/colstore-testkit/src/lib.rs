@@ -20,9 +20,9 @@ pub mod fake_repo;
 pub mod files;
 pub mod index;
 pub mod need;
-pub mod queue;
 #[cfg(feature = "qdrant-fake")]
 pub mod qdrant_fake;
+pub mod queue;
 pub mod repo;
 #[cfg(feature = "s3-server")]
 pub mod s3_server;

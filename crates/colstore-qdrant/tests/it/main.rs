@@ -90,7 +90,8 @@ mod fake {
 // ---------------------------------------------------------------------------------------------------------------------
 
 /// The collections the suite's scenarios use; dropped before each scenario on a real server.
-const SUITE_COLLECTIONS: [&str; 7] = ["cs_test_notes", "cs_test_a", "cs_test_b", "cs_test_cos", "cs_test_dot", "cs_test_other", "cs_test_ghost"];
+const SUITE_COLLECTIONS: [&str; 7] =
+    ["cs_test_notes", "cs_test_a", "cs_test_b", "cs_test_cos", "cs_test_dot", "cs_test_other", "cs_test_ghost"];
 
 struct RealFixture {
     index: Arc<QdrantIndex>,
@@ -208,7 +209,10 @@ async fn request_bodies_match_the_recorded_contract() {
     insta::assert_json_snapshot!("search_with_filter", exchanges(&fake.requests()));
     fake.clear_requests();
 
-    index.scroll(&c, ScrollRequest { from: Some(point_id(1)), limit: 10, filter: Some(f.clone()), with_vectors: true }).await.expect("scroll");
+    index
+        .scroll(&c, ScrollRequest { from: Some(point_id(1)), limit: 10, filter: Some(f.clone()), with_vectors: true })
+        .await
+        .expect("scroll");
     insta::assert_json_snapshot!("scroll", exchanges(&fake.requests()));
     fake.clear_requests();
 
@@ -228,7 +232,10 @@ async fn request_bodies_match_the_recorded_contract() {
     let logged = fake.requests();
     assert_eq!(logged.len(), 2, "flush: create a snapshot, then delete it: {logged:?}");
     assert_eq!((logged[0].method.as_str(), logged[0].path.as_str()), ("POST", "/collections/cs_test_notes/snapshots?wait=true"));
-    assert!(logged[1].method == "DELETE" && logged[1].path.starts_with("/collections/cs_test_notes/snapshots/cs_test_notes-"), "{logged:?}");
+    assert!(
+        logged[1].method == "DELETE" && logged[1].path.starts_with("/collections/cs_test_notes/snapshots/cs_test_notes-"),
+        "{logged:?}"
+    );
     assert_eq!(steps.len(), 2);
     assert!(steps[1].starts_with("deleted snapshot"), "{steps:?}");
 }
@@ -242,8 +249,11 @@ async fn every_write_waits_for_completion() {
     index.upsert(&c, vec![point(1, vec![1.0, 0.0], json!({}))]).await.unwrap();
     index.delete(&c, vec![point_id(1)]).await.unwrap();
     index.delete_by_filter(&c, &filter(json!({"must": [{"match": {"key": "chunk", "value": 0}}]}))).await.unwrap();
-    let writes: Vec<LoggedRequest> =
-        fake.requests().into_iter().filter(|r| r.path.contains("/points") && !r.path.contains("/scroll") && !r.path.contains("/count")).collect();
+    let writes: Vec<LoggedRequest> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/points") && !r.path.contains("/scroll") && !r.path.contains("/count"))
+        .collect();
     assert_eq!(writes.len(), 3, "{writes:?}");
     assert!(writes.iter().all(|r| r.path.ends_with("?wait=true")), "every point write waits: {writes:?}");
     let index_creations: Vec<LoggedRequest> = fake.requests().into_iter().filter(|r| r.path.contains("/index")).collect();

@@ -232,14 +232,26 @@ fn parse_json(body: &[u8]) -> Result<Value, Reply> {
     serde_json::from_slice(body).map_err(format_error)
 }
 
-fn parse_filter(v: Option<&Value>) -> Result<Option<QFilter>, Reply> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(f) => {
-            // Re-read from text so serde reports the position, as Qdrant's messages do.
-            serde_json::from_str::<QFilter>(&f.to_string()).map(Some).map_err(format_error)
-        }
+/// The `filter` of a request body. Qdrant reads the whole body before the filter, so its errors point at the end
+/// of the body (`at line 1 column 40`): the fake does the same.
+fn parse_filter(body: &[u8]) -> Result<Option<QFilter>, Reply> {
+    if body.is_empty() {
+        return Ok(None);
     }
+    let whole: Value = serde_json::from_slice(body).map_err(format_error)?;
+    match whole.get("filter") {
+        None | Some(Value::Null) => Ok(None),
+        Some(f) => QFilter::deserialize(f).map(Some).map_err(|e| format_error(format!("{e} at {}", end_position(body)))),
+    }
+}
+
+/// `line L column C` of the last non-blank character of `text`.
+fn end_position(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    let text = text.trim_end();
+    let line = text.matches('\n').count() + 1;
+    let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count());
+    format!("line {line} column {column}")
 }
 
 fn normalise(v: &mut [f32]) {
@@ -264,7 +276,9 @@ fn select_payload(payload: &Map<String, Value>, with: &Value) -> Option<Value> {
             Some(Value::Object(payload.iter().filter(|(k, _)| keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()))
         }
         Value::Object(o) => {
-            let list = |k: &str| o.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>());
+            let list = |k: &str| {
+                o.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>())
+            };
             let (inc, exc) = (list("include"), list("exclude"));
             Some(Value::Object(
                 payload
@@ -314,7 +328,15 @@ impl State {
     }
 
     /// Routes one request (authentication is checked before).
-    pub(crate) fn route(&mut self, method: &str, route: &str, query: &str, headers: &hyper::HeaderMap, body: &[u8], started: Instant) -> Reply {
+    pub(crate) fn route(
+        &mut self,
+        method: &str,
+        route: &str,
+        query: &str,
+        headers: &hyper::HeaderMap,
+        body: &[u8],
+        started: Instant,
+    ) -> Reply {
         let segs: Vec<&str> = route.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let r = match (method, segs.as_slice()) {
             ("GET", []) => Ok(Reply {
@@ -443,7 +465,10 @@ impl State {
         if let Some(points) = req.get("points") {
             for p in points.as_array().ok_or_else(|| format_error("invalid type: expected a sequence for `points`"))? {
                 let id = Pid::parse(p.get("id").unwrap_or(&Value::Null)).map_err(format_error)?;
-                let vector = p.get("vector").and_then(floats).ok_or_else(|| format_error("data did not match any variant of untagged enum VectorStruct"))?;
+                let vector = p
+                    .get("vector")
+                    .and_then(floats)
+                    .ok_or_else(|| format_error("data did not match any variant of untagged enum VectorStruct"))?;
                 parsed.push((id, vector, payload_of(p.get("payload"))?));
             }
         } else if let Some(batch) = req.get("batch") {
@@ -455,7 +480,8 @@ impl State {
             }
             for (i, id) in ids.iter().enumerate() {
                 let id = Pid::parse(id).map_err(format_error)?;
-                let vector = floats(&vectors[i]).ok_or_else(|| format_error("data did not match any variant of untagged enum BatchVectorStruct"))?;
+                let vector =
+                    floats(&vectors[i]).ok_or_else(|| format_error("data did not match any variant of untagged enum BatchVectorStruct"))?;
                 parsed.push((id, vector, payload_of(payloads.and_then(|p| p.get(i)))?));
             }
         } else {
@@ -500,13 +526,17 @@ impl State {
         let with_payload = req.get("with_payload").cloned().unwrap_or(json!(true));
         let with_vector = req.get("with_vector").and_then(Value::as_bool).unwrap_or(false);
         let c = self.coll(name)?;
-        let out: Vec<Value> = ids.iter().filter_map(|id| c.points.get(id).map(|p| Self::point_json(*id, p, &with_payload, with_vector))).collect();
+        let out: Vec<Value> =
+            ids.iter().filter_map(|id| c.points.get(id).map(|p| Self::point_json(*id, p, &with_payload, with_vector))).collect();
         Ok(envelope(200, Value::Array(out), started))
     }
 
     fn get_point(&mut self, name: &str, id: &str, started: Instant) -> Result<Reply, Reply> {
         let pid = id.parse::<u64>().map(Pid::Num).ok().or_else(|| parse_uuid(id).map(Pid::Uuid)).ok_or_else(|| {
-            error(400, &format!("Format error in path: value {id} is not a valid point ID, valid values are either an unsigned integer or a UUID"))
+            error(
+                400,
+                &format!("Format error in path: value {id} is not a valid point ID, valid values are either an unsigned integer or a UUID"),
+            )
         })?;
         let c = self.coll(name)?;
         let p = c.points.get(&pid).ok_or_else(|| error(404, &format!("Not found: Point with id {pid} does not exists!")))?;
@@ -526,7 +556,7 @@ impl State {
             None | Some(Value::Null) => None,
             Some(v) => Some(Pid::parse(v).map_err(format_error)?),
         };
-        let filter = parse_filter(req.get("filter"))?;
+        let filter = parse_filter(body)?;
         let with_payload = req.get("with_payload").cloned().unwrap_or(json!(true));
         let with_vector = req.get("with_vector").and_then(Value::as_bool).unwrap_or(false);
         let c = self.coll(name)?;
@@ -542,8 +572,7 @@ impl State {
     }
 
     fn count(&mut self, name: &str, body: &[u8], started: Instant) -> Result<Reply, Reply> {
-        let req = parse_json(body)?;
-        let filter = parse_filter(req.get("filter"))?;
+        let filter = parse_filter(body)?;
         let c = self.coll(name)?;
         let n = c.points.iter().filter(|(id, p)| filter.as_ref().is_none_or(|f| f.check(id, &p.payload))).count();
         Ok(envelope(200, json!({"count": n}), started))
@@ -553,13 +582,14 @@ impl State {
         let req = parse_json(body)?;
         let vector_field = if deprecated { "vector" } else { "query" };
         let raw = req.get(vector_field).map(|q| q.get("nearest").unwrap_or(q));
-        let mut query = raw.and_then(floats).ok_or_else(|| format_error(format!("`{vector_field}` must be a list of numbers in the fake")))?;
+        let mut query =
+            raw.and_then(floats).ok_or_else(|| format_error(format!("`{vector_field}` must be a list of numbers in the fake")))?;
         let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(10);
         if limit == 0 {
             return Err(error(422, "Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]"));
         }
         let offset = req.get("offset").and_then(Value::as_u64).unwrap_or(0);
-        let filter = parse_filter(req.get("filter"))?;
+        let filter = parse_filter(body)?;
         let with_payload = req.get("with_payload").cloned().unwrap_or(json!(false));
         let with_vector = req.get("with_vector").and_then(Value::as_bool).unwrap_or(false);
         let threshold = req.get("score_threshold").and_then(Value::as_f64).map(|t| t as f32);
@@ -609,20 +639,19 @@ impl State {
         Ok(envelope(200, if deprecated { Value::Array(out) } else { json!({"points": out}) }, started))
     }
 
-    fn selected(c: &Collection, req: &Value) -> Result<Vec<Pid>, Reply> {
+    fn selected(c: &Collection, req: &Value, body: &[u8]) -> Result<Vec<Pid>, Reply> {
         if let Some(points) = req.get("points") {
             let ids = points.as_array().ok_or_else(|| format_error("invalid type: expected a sequence for `points`"))?;
             return ids.iter().map(Pid::parse).collect::<Result<Vec<_>, _>>().map_err(format_error);
         }
-        let filter = parse_filter(req.get("filter"))?
-            .ok_or_else(|| format_error("data did not match any variant of untagged enum PointsSelector"))?;
+        let filter = parse_filter(body)?.ok_or_else(|| format_error("data did not match any variant of untagged enum PointsSelector"))?;
         Ok(c.points.iter().filter(|(id, p)| filter.check(id, &p.payload)).map(|(id, _)| *id).collect())
     }
 
     fn delete(&mut self, name: &str, query: &str, body: &[u8], started: Instant) -> Result<Reply, Reply> {
         let req = parse_json(body)?;
         let c = self.coll(name)?;
-        for id in Self::selected(c, &req)? {
+        for id in Self::selected(c, &req, body)? {
             c.points.remove(&id);
         }
         Ok(self.operation(query, started))
@@ -632,7 +661,7 @@ impl State {
         let req = parse_json(body)?;
         let payload = req.get("payload").and_then(Value::as_object).cloned().ok_or_else(|| format_error("missing field `payload`"))?;
         let c = self.coll(name)?;
-        for id in Self::selected(c, &req)? {
+        for id in Self::selected(c, &req, body)? {
             if let Some(p) = c.points.get_mut(&id) {
                 p.payload.extend(payload.clone());
             }
@@ -663,9 +692,10 @@ impl State {
             .iter()
             .map(|(id, p)| json!({"id": id.to_json(), "vector": p.vector, "payload": p.payload, "version": p.version}))
             .collect();
-        let data = json!({"format": "colstore qdrant fake snapshot 1", "vectors": c.vectors.to_json(), "schema": c.schema, "points": points})
-            .to_string()
-            .into_bytes();
+        let data =
+            json!({"format": "colstore qdrant fake snapshot 1", "vectors": c.vectors.to_json(), "schema": c.schema, "points": points})
+                .to_string()
+                .into_bytes();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (y, mo, d, h, mi, s) = civil(now);
         let snapshot = Snapshot {
@@ -678,7 +708,12 @@ impl State {
         c.snapshots.push(snapshot);
         if query_flag(query, "wait").is_some_and(|w| w == "false") {
             let body = json!({"status": "accepted", "time": started.elapsed().as_secs_f64()});
-            return Ok(Reply { status: 202, content_type: Some("application/json"), body: body.to_string().into_bytes(), headers: Vec::new() });
+            return Ok(Reply {
+                status: 202,
+                content_type: Some("application/json"),
+                body: body.to_string().into_bytes(),
+                headers: Vec::new(),
+            });
         }
         Ok(envelope(200, info, started))
     }
@@ -756,7 +791,8 @@ impl State {
             .and_then(|ct| ct.split(';').find_map(|p| p.trim().strip_prefix("boundary=")))
             .map(|b| b.trim_matches('"').to_owned())
             .ok_or_else(|| error(400, "Bad request: expected a multipart/form-data body with a boundary"))?;
-        let data = multipart_field(body, &boundary, "snapshot").ok_or_else(|| error(400, "Bad request: the multipart body has no field `snapshot`"))?;
+        let data = multipart_field(body, &boundary, "snapshot")
+            .ok_or_else(|| error(400, "Bad request: the multipart body has no field `snapshot`"))?;
         self.recover(name, &data, started)
     }
 

@@ -121,12 +121,8 @@ impl QdrantFake {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("qdrant fake: bind 127.0.0.1:0: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("qdrant fake: local address: {e}"));
         listener.set_nonblocking(true).unwrap_or_else(|e| panic!("qdrant fake: non-blocking socket: {e}"));
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new()),
-            faults: Mutex::new(VecDeque::new()),
-            log: Mutex::new(Vec::new()),
-            options,
-        });
+        let shared =
+            Arc::new(Shared { state: Mutex::new(State::new()), faults: Mutex::new(VecDeque::new()), log: Mutex::new(Vec::new()), options });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -280,7 +276,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let declared = parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let mut bytes = Vec::new();
     let over = declared.is_some_and(|n| n > shared.options.max_body_bytes);
-    let read = if over { Err(Closed("request body over the limit")) } else { read_body(body, shared.options.max_body_bytes, &mut bytes).await };
+    let read =
+        if over { Err(Closed("request body over the limit")) } else { read_body(body, shared.options.max_body_bytes, &mut bytes).await };
     lock(&shared.log).push(LoggedRequest { method: method.clone(), path: path.clone(), body: bytes.clone(), fault: fault.clone() });
     read?;
     let reply = match &fault {
@@ -318,7 +315,11 @@ fn answer(shared: &Shared, method: &str, path: &str, headers: &hyper::HeaderMap,
         && !matches!(route, "/healthz" | "/readyz" | "/livez")
     {
         let given = headers.get("api-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
-            headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_owned)
+            headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_owned)
         });
         match given {
             None => return api::plain(401, "Must provide an API key or an Authorization bearer token"),

@@ -9,3 +9,4 @@ mod fake_index;
 mod fake_queue;
 mod fake_repo;
 mod fake_sync;
+mod qdrant_replay;
