@@ -475,3 +475,41 @@ async fn health_reports_the_version() {
     let caps = index.capabilities();
     assert!(caps.exact_count && caps.filter_should && caps.snapshots);
 }
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_is_retried() {
+    let fake = QdrantFake::spawn(QdrantFakeOptions::default());
+    let mut cfg = config(&fake.url());
+    cfg.timeout = Duration::from_millis(300);
+    let (index, clock) = adapter(cfg);
+    let c = ready(&fake, &index, 2).await;
+    index.upsert(&c, vec![point(1, vec![1.0, 0.0], json!({}))]).await.unwrap();
+    // Far longer than the timeout; the fake's thread stops the waiting handler when the fake is dropped.
+    fake.push_faults([Fault::Delay(Duration::from_secs(600))]);
+    assert_eq!(index.count(&c, None).await.expect("the retry answers"), 1);
+    assert_eq!(clock.sleeps().len(), 1, "one retry after the timeout");
+    fake.push_faults(std::iter::repeat_n(Fault::Delay(Duration::from_secs(600)), 4));
+    let r = index.count(&c, None).await;
+    assert!(matches!(&r, Err(IndexError::Unavailable(m)) if m.contains("no answer within")), "{r:?}");
+}
+
+#[tokio::test]
+async fn collections_with_named_vectors_are_refused_with_a_fix() {
+    let fake = QdrantFake::spawn(QdrantFakeOptions::default());
+    // Made by another tool: one named vector.
+    let url = reqwest::Url::parse(&fake.url()).unwrap();
+    let made = colstore_http::client(&url, Duration::from_secs(30))
+        .unwrap()
+        .put(format!("{}/collections/cs_test_notes", fake.url()))
+        .header("content-type", "application/json")
+        .body(r#"{"vectors": {"text": {"size": 3, "distance": "Dot"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 200);
+    let (index, _) = adapter(config(&fake.url()));
+    let r = index.ensure_collection(&index_name("cs_test_notes"), &settings(3, Distance::Dot)).await;
+    let Err(IndexError::Backend { source, .. }) = &r else { panic!("expected Backend, got {r:?}") };
+    let m = source.to_string();
+    assert!(m.contains("named") && m.contains("another collection name"), "{m}");
+}
