@@ -16,6 +16,7 @@ mod api;
 mod filter;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -215,20 +216,26 @@ impl std::fmt::Display for Closed {
 
 impl std::error::Error for Closed {}
 
-/// A response body: whole, or cut after its first part.
+/// A response body: whole, or cut after its first part (which is flushed first: the cut comes a moment later).
 pub(crate) struct FakeBody {
     data: Option<Bytes>,
     cut: bool,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Body for FakeBody {
     type Data = Bytes;
     type Error = Closed;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Closed>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Closed>>> {
         match self.data.take() {
             Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
             None if self.cut => {
+                if let Some(pause) = self.pause.as_mut()
+                    && pause.as_mut().poll(cx).is_pending()
+                {
+                    return Poll::Pending;
+                }
                 self.cut = false;
                 Poll::Ready(Some(Err(Closed("connection cut mid-response (injected fault)"))))
             }
@@ -306,7 +313,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     for (name, value) in reply.headers {
         response = response.header(name, value);
     }
-    response.body(FakeBody { data: Some(data), cut }).map_err(|_| Closed("cannot build the response"))
+    let pause = cut.then(|| Box::pin(tokio::time::sleep(Duration::from_millis(50))));
+    response.body(FakeBody { data: Some(data), cut, pause }).map_err(|_| Closed("cannot build the response"))
 }
 
 fn answer(shared: &Shared, method: &str, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> Reply {

@@ -44,20 +44,21 @@ struct RawRequest {
 }
 
 /// A raw answer.
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: Vec<u8>,
+    pub(crate) head: String,
 }
 
-enum Auth {
+pub(crate) enum Auth {
     None,
     ApiKey(&'static str),
     Bearer(&'static str),
 }
 
 /// One HTTP/1.1 exchange on a fresh connection; `Err` when the server closed it without answering.
-fn send(addr: &str, method: &str, path: &str, auth: &Auth, content_type: &str, body: &[u8]) -> Result<Answer, String> {
+pub(crate) fn send(addr: &str, method: &str, path: &str, auth: &Auth, content_type: &str, body: &[u8]) -> Result<Answer, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if !body.is_empty() {
@@ -86,7 +87,7 @@ fn send(addr: &str, method: &str, path: &str, auth: &Auth, content_type: &str, b
         }
         body.truncate(n);
     }
-    Ok(Answer { status, content_type: header("content-type").unwrap_or_default(), body })
+    Ok(Answer { status, content_type: header("content-type").unwrap_or_default(), body, head })
 }
 
 /// Differences between the recorded value and ours, by JSON path.
