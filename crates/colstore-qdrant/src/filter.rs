@@ -10,6 +10,12 @@
 //! - a range bound that is not finite cannot be sent in JSON and is refused with `UnsupportedFilter`.
 //!
 //! A filter that can match nothing at all is sent as `is_empty` on `collection`, which every colstore payload holds.
+//!
+//! Differences that depend on the stored data, not on the filter, cannot be translated away and remain (the testkit's
+//! Qdrant fake models Qdrant this way; neither is checked against a real server yet):
+//! - `is_empty` on an array holding only nulls (`[null]`): Qdrant counts it empty, [`Filter::matches`] does not;
+//! - a path through an array of objects (`metadata.authors.name` over `authors: [{name}]`): neither side walks the
+//!   array, but if a Qdrant version does so implicitly, results would differ for such payloads.
 
 use colstore_domain::ports::IndexError;
 use colstore_domain::{Condition, Filter, MatchValue, Range};

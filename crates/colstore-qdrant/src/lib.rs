@@ -458,8 +458,9 @@ impl QdrantIndex {
 
     async fn create_index(&self, name: &IndexName, key: &str) -> Result<(), IndexError> {
         let body = json!({"field_name": key, "field_schema": "keyword"});
-        let _: Value = self.call(Method::PUT, &format!("collections/{name}/index?wait=true"), Some(&body), Scope::Collection(name)).await?;
-        Ok(())
+        let result: Value =
+            self.call(Method::PUT, &format!("collections/{name}/index?wait=true"), Some(&body), Scope::Collection(name)).await?;
+        check_completed(&result, &format!("creating the payload index on {key} of {name}"))
     }
 
     /// Upsert bodies for `points`, each under the byte limit and the point limit.
@@ -550,6 +551,19 @@ impl QdrantIndex {
     }
 }
 
+/// Checks the answer to a write sent with `wait=true`: Qdrant says `completed` once the write is applied; anything else
+/// (`acknowledged`: a proxy dropped the query string, or the server ignored it) would make "durable on return" a lie.
+fn check_completed(result: &Value, what: &str) -> Result<(), IndexError> {
+    match result.get("status").and_then(Value::as_str) {
+        Some("completed") => Ok(()),
+        other => Err(backend(format!(
+            "{what}: Qdrant answered {} instead of \"completed\" to a write sent with wait=true, so it may not be applied yet; \
+             check that nothing between colstore and Qdrant drops the query string",
+            other.map_or_else(|| result.to_string(), |s| format!("{s:?}"))
+        ))),
+    }
+}
+
 fn point_id(name: &IndexName, v: &Value) -> Result<PointId, IndexError> {
     v.as_str().and_then(|s| serde_json::from_value::<PointId>(Value::String(s.to_owned())).ok()).ok_or_else(|| {
         backend(format!("the Qdrant collection {name} holds a point with id {v}, which colstore did not write (its ids are UUIDs)"))
@@ -634,7 +648,8 @@ impl VectorIndex for QdrantIndex {
         let path = format!("collections/{name}/points?wait=true");
         for body in self.upsert_bodies(&points)? {
             let (_, bytes) = self.exchange_bytes(Method::PUT, &path, Some(body), Scope::Collection(name), &[]).await?;
-            let _: Value = self.parse(&bytes, &Method::PUT, &path)?;
+            let result: Value = self.parse(&bytes, &Method::PUT, &path)?;
+            check_completed(&result, &format!("upsert into {name}"))?;
         }
         Ok(())
     }
@@ -648,15 +663,17 @@ impl VectorIndex for QdrantIndex {
         }
         for chunk in ids.chunks(MAX_DELETE_IDS) {
             let body = json!({"points": chunk.iter().map(ToString::to_string).collect::<Vec<_>>()});
-            let _: Value = self.call(Method::POST, &path, Some(&body), Scope::Collection(name)).await?;
+            let result: Value = self.call(Method::POST, &path, Some(&body), Scope::Collection(name)).await?;
+            check_completed(&result, &format!("delete from {name}"))?;
         }
         Ok(())
     }
 
     async fn delete_by_filter(&self, name: &IndexName, filter: &Filter) -> Result<Option<u64>, IndexError> {
         let body = json!({"filter": translate(Some(filter))?.unwrap_or_else(|| json!({}))});
-        let _: Value =
+        let result: Value =
             self.call(Method::POST, &format!("collections/{name}/points/delete?wait=true"), Some(&body), Scope::Collection(name)).await?;
+        check_completed(&result, &format!("delete by filter from {name}"))?;
         // Qdrant does not say how many points went.
         Ok(None)
     }
@@ -742,6 +759,14 @@ mod tests {
         assert_eq!(parse_dimension_error("Wrong input: something else"), None);
         assert_eq!(parse_dimension_error("expected dim: x, got 3"), None);
         assert_eq!(parse_dimension_error("expected dim: 4"), None);
+    }
+
+    #[test]
+    fn writes_must_be_completed() {
+        assert!(check_completed(&json!({"operation_id": 3, "status": "completed"}), "upsert").is_ok());
+        let e = check_completed(&json!({"operation_id": 3, "status": "acknowledged"}), "upsert into c").unwrap_err().to_string();
+        assert!(e.contains("upsert into c") && e.contains("\"acknowledged\"") && e.contains("wait=true"), "{e}");
+        assert!(check_completed(&json!(true), "x").is_err());
     }
 
     #[test]

@@ -148,3 +148,22 @@ fn filters_follow_qdrant_where_it_differs_from_colstore() {
         call(&fake, "POST", "/collections/c/points/count", &json!({"filter": {"must": [{"key": "t", "match": {"any": ["a", 1]}}]}}));
     assert_eq!(mixed.status, 400, "match.any takes strings or integers, not both");
 }
+
+#[test]
+fn snapshots_recover_from_file_urls_and_refuse_other_configurations() {
+    let fake = with_points("Dot", &[(1, [1.0, 0.0], json!({"k": "v"})), (2, [0.0, 1.0], json!({}))]);
+    let created = json_of(&call(&fake, "POST", "/collections/c/snapshots?wait=true", &Value::Null));
+    let name = created["result"]["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("c-") && name.ends_with(".snapshot"), "{name}");
+    let location = format!("file:///qdrant/snapshots/c/{name}");
+    let recovered = call(&fake, "PUT", "/collections/copy/snapshots/recover?wait=true", &json!({"location": location}));
+    assert_eq!(recovered.status, 200, "{}", String::from_utf8_lossy(&recovered.body));
+    assert_eq!(fake.point_count("copy"), Some(2));
+    assert_eq!(call(&fake, "PUT", "/collections/other", &json!({"vectors": {"size": 3, "distance": "Dot"}})).status, 200);
+    let refused = call(&fake, "PUT", "/collections/other/snapshots/recover?wait=true", &json!({"location": location}));
+    assert_eq!(refused.status, 400);
+    assert!(json_of(&refused)["status"]["error"].as_str().unwrap().contains("not compatible"));
+    assert_eq!(fake.point_count("other"), Some(0));
+    assert_eq!(call(&fake, "DELETE", &format!("/collections/c/snapshots/{name}"), &Value::Null).status, 200);
+    assert_eq!(call(&fake, "DELETE", &format!("/collections/c/snapshots/{name}"), &Value::Null).status, 404, "deleted once");
+}
