@@ -334,7 +334,10 @@ impl QdrantIndex {
         scope: Scope<'_>,
         accept: &[StatusCode],
     ) -> Result<(StatusCode, Bytes), Failure<IndexError>> {
-        let path = url.path().to_owned();
+        // The URL for messages: without credentials and query (`wait=true` says nothing to a reader).
+        let mut shown = url.clone();
+        shown.set_query(None);
+        let path = display_url(&shown);
         let mut request = self.client.request(method.clone(), url);
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
@@ -363,11 +366,8 @@ impl QdrantIndex {
         path: &str,
     ) -> Failure<IndexError> {
         let message = self.server_message(body);
-        let what = format!(
-            "{}{path} answered {status} to {method}{}",
-            self.base_display,
-            if message.is_empty() { String::new() } else { format!(": {message}") }
-        );
+        let what =
+            format!("{path} answered {status} to {method}{}", if message.is_empty() { String::new() } else { format!(": {message}") });
         match status {
             StatusCode::TOO_MANY_REQUESTS => Failure::Retryable { error: IndexError::RateLimited, retry_after },
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
@@ -406,7 +406,7 @@ impl QdrantIndex {
         }
         let what = if e.is_timeout() { format!("no answer within {:?}", self.timeout) } else { error_chain(&e.without_url()) };
         let what = shorten(&what, MAX_MESSAGE_CHARS, self.api_key.as_deref());
-        Failure::Retryable { error: IndexError::Unavailable(format!("{method} {}{path}: {what}", self.base_display)), retry_after: None }
+        Failure::Retryable { error: IndexError::Unavailable(format!("{method} {path}: {what}")), retry_after: None }
     }
 
     /// A request whose answer is Qdrant's envelope; returns its `result`.
