@@ -3,6 +3,8 @@
 //! engine), and faults injected through the fake: rate limits, 503 storms, dropped connections, refused keys and
 //! batches over the body limit.
 
+mod filters;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
