@@ -515,3 +515,18 @@ async fn collections_with_named_vectors_are_refused_with_a_fix() {
     let m = source.to_string();
     assert!(m.contains("named") && m.contains("another collection name"), "{m}");
 }
+
+#[tokio::test]
+async fn flush_reports_a_snapshot_it_could_not_delete() {
+    let fake = QdrantFake::spawn(QdrantFakeOptions::default());
+    let (index, _) = adapter(config(&fake.url()));
+    let c = ready(&fake, &index, 2).await;
+    // The snapshot is made; deleting it is refused.
+    fake.push_faults([Fault::Delay(Duration::ZERO), Fault::Status { status: 400, retry_after: None }]);
+    let steps = index.flush(&c).await.expect("the data is flushed even if the snapshot stays");
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps[0].starts_with("created snapshot cs_test_notes-"), "{steps:?}");
+    assert!(steps[1].contains("could not delete snapshot") && steps[1].contains("by hand"), "{steps:?}");
+    let missing = index.flush(&index_name("cs_test_ghost")).await;
+    assert!(matches!(missing, Err(IndexError::CollectionNotFound(_))), "{missing:?}");
+}
