@@ -376,10 +376,18 @@ impl QdrantIndex {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Failure::Fatal(IndexError::Unauthorized(format!("{what} (check the API key: colstore sends it as the `api-key` header)")))
             }
-            StatusCode::NOT_FOUND => match scope {
-                Scope::Collection(name) => Failure::Fatal(IndexError::CollectionNotFound(name.clone())),
-                Scope::Other => Failure::Fatal(backend(what)),
-            },
+            StatusCode::NOT_FOUND => {
+                // Qdrant says a collection is missing in its JSON error shape; a bare 404 comes from elsewhere (a
+                // wrong path prefix, a proxy), and "collection not found" would send the user looking in vain.
+                let from_qdrant = serde_json::from_slice::<Value>(body).ok().is_some_and(|v| v.pointer("/status/error").is_some());
+                match scope {
+                    Scope::Collection(name) if from_qdrant => Failure::Fatal(IndexError::CollectionNotFound(name.clone())),
+                    Scope::Collection(_) => Failure::Fatal(backend(format!(
+                        "{what} (not Qdrant's answer for a missing collection: is the url the Qdrant server root, like http://localhost:6333?)"
+                    ))),
+                    Scope::Other => Failure::Fatal(backend(what)),
+                }
+            }
             StatusCode::BAD_REQUEST => match parse_dimension_error(&message) {
                 Some((expected, got)) if message.contains("dimension") => Failure::Fatal(IndexError::DimensionMismatch { expected, got }),
                 _ => Failure::Fatal(backend(what)),

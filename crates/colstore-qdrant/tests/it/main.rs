@@ -530,3 +530,13 @@ async fn flush_reports_a_snapshot_it_could_not_delete() {
     let missing = index.flush(&index_name("cs_test_ghost")).await;
     assert!(matches!(missing, Err(IndexError::CollectionNotFound(_))), "{missing:?}");
 }
+
+#[tokio::test]
+async fn a_bare_404_points_at_the_url_not_at_a_collection() {
+    let fake = QdrantFake::spawn(QdrantFakeOptions::default());
+    let (index, _) = adapter(config(&format!("{}/not-qdrant", fake.url())));
+    let r = index.count(&index_name("cs_test_notes"), None).await;
+    let Err(IndexError::Backend { source, .. }) = &r else { panic!("expected Backend, got {r:?}") };
+    let m = source.to_string();
+    assert!(m.contains("/not-qdrant/collections/cs_test_notes/points/count") && m.contains("server root"), "{m}");
+}
