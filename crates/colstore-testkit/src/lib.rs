@@ -20,6 +20,8 @@ pub mod fake_repo;
 pub mod files;
 pub mod index;
 pub mod need;
+#[cfg(feature = "qdrant-fake")]
+pub mod qdrant_fake;
 pub mod queue;
 pub mod repo;
 #[cfg(feature = "s3-server")]

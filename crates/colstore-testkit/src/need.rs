@@ -20,6 +20,10 @@ pub enum Need {
     Unprivileged,
     /// `python3`, to hold a lock or edit a file from another process the way another tool would.
     Python3,
+    /// A real Qdrant server at `TEST_QDRANT_URL` (the adapter's tests run against the fake otherwise).
+    Qdrant,
+    /// The recorded Qdrant exchanges in `../shared/fixtures/qdrant-1.18.3/` beside the workspace.
+    Fixtures,
 }
 
 impl Need {
@@ -29,6 +33,8 @@ impl Need {
             Need::S3 => "COLSTORE_REQUIRE_S3",
             Need::Unprivileged => "COLSTORE_REQUIRE_UNPRIVILEGED",
             Need::Python3 => "COLSTORE_REQUIRE_PYTHON3",
+            Need::Qdrant => "COLSTORE_REQUIRE_QDRANT",
+            Need::Fixtures => "COLSTORE_REQUIRE_FIXTURES",
         }
     }
 

@@ -9,3 +9,5 @@ mod fake_index;
 mod fake_queue;
 mod fake_repo;
 mod fake_sync;
+mod qdrant_fake;
+mod qdrant_replay;
