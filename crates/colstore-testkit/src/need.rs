@@ -20,6 +20,10 @@ pub enum Need {
     Unprivileged,
     /// `python3`, to hold a lock or edit a file from another process the way another tool would.
     Python3,
+    /// A real Weaviate server (`TEST_WEAVIATE_URL`), for the adapter's suite against the real thing.
+    Weaviate,
+    /// Shared fixtures outside the repository (the Weaviate OpenAPI spec in `../shared/specs/`).
+    Fixtures,
 }
 
 impl Need {
@@ -29,6 +33,8 @@ impl Need {
             Need::S3 => "COLSTORE_REQUIRE_S3",
             Need::Unprivileged => "COLSTORE_REQUIRE_UNPRIVILEGED",
             Need::Python3 => "COLSTORE_REQUIRE_PYTHON3",
+            Need::Weaviate => "COLSTORE_REQUIRE_WEAVIATE",
+            Need::Fixtures => "COLSTORE_REQUIRE_FIXTURES",
         }
     }
 

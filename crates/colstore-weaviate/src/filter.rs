@@ -61,7 +61,10 @@ impl Where {
         match self {
             Where::All => Where::Nothing,
             Where::Nothing => Where::All,
-            Where::Filter(v) => Where::Filter(json!({"operator": "Not", "operands": [v]})),
+            Where::Filter(v) => match (v.get("operator").and_then(Value::as_str), v.get("operands").and_then(Value::as_array)) {
+                (Some("Not"), Some(inner)) if inner.len() == 1 => Where::Filter(inner[0].clone()),
+                _ => Where::Filter(json!({"operator": "Not", "operands": [v]})),
+            },
         }
     }
 }

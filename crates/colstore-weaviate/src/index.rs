@@ -119,7 +119,8 @@ impl WeaviateIndex {
         Ok(())
     }
 
-    async fn batch_delete(&self, class: &str, filter: &Value) -> Result<(u64, u64), IndexError> {
+    /// One batch delete: (matches, deleted, the server's per-call limit).
+    async fn batch_delete(&self, class: &str, filter: &Value) -> Result<(u64, u64, u64), IndexError> {
         let body = json!({"match": {"class": class, "where": filter}, "output": "minimal", "dryRun": false});
         let answer = self.http.send(Method::DELETE, "/v1/batch/objects", &[], Some(&body)).await?;
         if answer.status != StatusCode::OK {
@@ -131,7 +132,7 @@ impl WeaviateIndex {
         if num("failed") > 0 {
             return Err(backend(format!("Weaviate failed to delete {} of {} objects in class {class}", num("failed"), num("matches"))));
         }
-        Ok((num("matches"), num("successful")))
+        Ok((num("matches"), num("successful"), num("limit")))
     }
 
     async fn delete_ids(&self, class: &str, ids: &[PointId]) -> Result<u64, IndexError> {
@@ -404,10 +405,10 @@ impl VectorIndex for WeaviateIndex {
         };
         let mut total = 0;
         loop {
-            let (matches, successful) = self.batch_delete(&ours.class, &w).await?;
+            let (matches, successful, limit) = self.batch_delete(&ours.class, &w).await?;
             total += successful;
-            // Weaviate deletes at most its result window per call: repeat until a call matches nothing.
-            if matches == 0 || successful == 0 {
+            // Weaviate deletes at most `limit` objects per call: repeat while a call hits the cap.
+            if matches == 0 || successful == 0 || matches < limit {
                 return Ok(Some(total));
             }
         }
@@ -464,7 +465,8 @@ impl VectorIndex for WeaviateIndex {
         let class = &ours.class;
         // Ask for more until every hit tied with the last one kept is in hand (Weaviate orders ties arbitrarily, we
         // by id) and, for a filter confirmed on our side, enough hits pass it.
-        let mut fetch = request.limit.min(MAX_RESULTS);
+        // One more than asked: when it is farther than the last one kept, no tie was cut off.
+        let mut fetch = request.limit.saturating_add(1).min(MAX_RESULTS);
         loop {
             let query = format!(
                 "{{ Get {{ {class}(nearVector: {{vector: {vector}}}{where_arg}, limit: {fetch}) {{ {READ_FIELDS} _additional {{ id distance }} }} }} }}"

@@ -121,7 +121,8 @@ pub(crate) fn class_body(class: &str, index: &IndexName, settings: &VectorSettin
 
 /// The body of `POST /v1/schema/{class}/properties` for a typed metadata property.
 pub(crate) fn property_body(name: &str, kind: Kind) -> Value {
-    let mut p = json!({"name": name, "dataType": [kind.data_type()], "indexFilterable": true});
+    // A marker is never written, so it needs no index.
+    let mut p = json!({"name": name, "dataType": [kind.data_type()], "indexFilterable": kind != Kind::Padded});
     if matches!(kind, Kind::Text | Kind::Padded) {
         p["tokenization"] = json!("field");
         p["indexSearchable"] = json!(false);

@@ -66,6 +66,8 @@ pub enum Fault {
     Slow(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Answer status 200 with a GraphQL `errors` list holding this message (what Weaviate does for a query it refuses).
+    GraphqlError(String),
 }
 
 /// One request as the fake received it.
@@ -173,6 +175,11 @@ impl WeaviateFake {
         self.shared.lock().log.clone()
     }
 
+    /// Drops the faults not yet used.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.shared.lock().log.clear();
@@ -213,6 +220,10 @@ impl Body for Full {
 
     fn is_end_stream(&self) -> bool {
         self.0.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
     }
 }
 
@@ -320,6 +331,10 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
     match fault {
         Some(Fault::Drop) => return Err(Dropped),
         Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+        Some(Fault::GraphqlError(message)) => {
+            let body = serde_json::json!({"errors": [{"message": message, "locations": [{"line": 1, "column": 1}], "path": []}]});
+            return Ok(respond(Reply { status: 200, body: Some(body) }, None));
+        }
         Some(Fault::Status { status, retry_after }) => {
             return Ok(respond(Reply::error(status, format!("injected fault: status {status}")), retry_after));
         }
