@@ -9,3 +9,9 @@ mod fake_index;
 mod fake_queue;
 mod fake_repo;
 mod fake_sync;
+#[cfg(feature = "weaviate-fake")]
+mod weaviate_fake;
+#[cfg(feature = "weaviate-fake")]
+mod weaviate_http;
+#[cfg(feature = "weaviate-fake")]
+mod weaviate_shapes;

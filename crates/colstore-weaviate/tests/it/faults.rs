@@ -141,7 +141,8 @@ async fn a_filter_weaviate_cannot_answer_exactly_is_confirmed_on_our_side() {
     f.index.upsert(&c, (28..34).map(|n| point(n, vec![1.0, n as f32], json!({"nums": [n, n + 100]}))).collect()).await.expect("upsert");
     let r = filter(json!({"must": [{"range": {"key": "metadata.nums", "range": {"gte": 130.0, "lte": 131.0}}}]}));
     assert_eq!(f.index.count(&c, Some(r.clone())).await.expect("count"), 2);
-    let page = f.index.scroll(&c, ScrollRequest { from: None, limit: 10, filter: Some(r.clone()), with_vectors: false }).await.expect("scroll");
+    let page =
+        f.index.scroll(&c, ScrollRequest { from: None, limit: 10, filter: Some(r.clone()), with_vectors: false }).await.expect("scroll");
     let mut want = vec![point_id(30), point_id(31)];
     want.sort();
     assert_eq!(page.points.iter().map(|p| p.id).collect::<Vec<_>>(), want);

@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use colstore_domain::ports::{
-    Clock, IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, VectorIndex,
-};
+use colstore_domain::ports::{Clock, IndexCapabilities, IndexError, IndexHealth, ScrollPage, ScrollRequest, SearchRequest, VectorIndex};
 use colstore_domain::{Filter, IndexName, Point, PointId, RetryPolicy, ScoredPoint, Timestamp, VectorSettings};
 use colstore_testkit::ManualClock;
 use colstore_testkit::index::IndexFixture;

@@ -26,9 +26,7 @@ fn name(s: &str) -> IndexName {
 fn index_names_map_to_class_names(#[case] index: &str, #[case] class: &str) {
     let got = class_name(&name(index)).expect("a class name");
     assert_eq!(got, class);
-    let valid = got.len() <= 255
-        && got.as_bytes()[0].is_ascii_uppercase()
-        && got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid = got.len() <= 255 && got.as_bytes()[0].is_ascii_uppercase() && got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     assert!(valid, "{got} matches ^[A-Z][_0-9A-Za-z]{{0,254}}$");
     assert_eq!(index_name_of(&got), Some(name(index)), "the mapping is reversible");
 }
@@ -67,8 +65,26 @@ fn classes_that_are_not_ours_do_not_map_back() {
 fn no_two_names_collide_even_ignoring_case() {
     let store = |n: u128| StoreId(uuid::Uuid::from_u128(n));
     let collections = [
-        "notes", "my-notes", "my_notes", "my__notes", "my_-notes", "my-_notes", "my--notes", "a1", "a_1", "a-1", "a__1", "a_11",
-        "a_0", "a-0", "a_00", "0", "0-", "0_", "9_2a", "x_2y",
+        "notes",
+        "my-notes",
+        "my_notes",
+        "my__notes",
+        "my_-notes",
+        "my-_notes",
+        "my--notes",
+        "a1",
+        "a_1",
+        "a-1",
+        "a__1",
+        "a_11",
+        "a_0",
+        "a-0",
+        "a_00",
+        "0",
+        "0-",
+        "0_",
+        "9_2a",
+        "x_2y",
     ];
     let mut seen: BTreeMap<String, IndexName> = BTreeMap::new();
     for s in [store(0xabcdef12 << 96), store(0x0abcdef1 << 96), store(0x12345678 << 96)] {

@@ -61,7 +61,9 @@ async fn batch_upsert_with_new_metadata_properties() {
 async fn graphql_search_with_a_filter_and_count() {
     let f = fixture();
     let c = notes(&f, Distance::Dot).await;
-    let points = (0..4).map(|n| point(n, vec![n as f32, 1.0, 0.0], json!({"lang": if n % 2 == 0 { "en" } else { "fr" }, "year": 2000 + n}))).collect();
+    let points = (0..4)
+        .map(|n| point(n, vec![n as f32, 1.0, 0.0], json!({"lang": if n % 2 == 0 { "en" } else { "fr" }, "year": 2000 + n})))
+        .collect();
     f.index.upsert(&c, points).await.expect("upsert");
     f.fake.clear_requests();
     let flt = filter(json!({
@@ -69,7 +71,8 @@ async fn graphql_search_with_a_filter_and_count() {
         "should": [{"match_any": {"key": "chunk", "any": [0, 2]}}, {"match": {"key": "key", "value": "docs/0.md"}}],
         "must_not": [{"is_empty": {"key": "metadata.lang"}}, {"match": {"key": "metadata.missing", "value": "x"}}]
     }));
-    let hits = f.index.search(&c, SearchRequest { vector: vec![1.0, 0.5, 0.0], limit: 2, filter: Some(flt.clone()) }).await.expect("search");
+    let hits =
+        f.index.search(&c, SearchRequest { vector: vec![1.0, 0.5, 0.0], limit: 2, filter: Some(flt.clone()) }).await.expect("search");
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [point_id(2), point_id(0)]);
     let n = f.index.count(&c, Some(flt)).await.expect("count");
     assert_eq!(n, 2);
