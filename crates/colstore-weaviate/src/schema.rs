@@ -203,11 +203,8 @@ fn flatten(
         };
         for e in elements {
             match e {
-                Value::String(s) => {
-                    if !s.is_empty() {
-                        add(Kind::Text, json!(s));
-                    }
-                }
+                // Weaviate indexes no token for an empty string: such a value is left to the `Padded` marker.
+                Value::String(s) if !s.is_empty() => add(Kind::Text, json!(s)),
                 Value::Bool(b) => add(Kind::Bool, json!(b)),
                 Value::Number(n) => {
                     if let Some(i) = n.as_i64() {

@@ -251,7 +251,7 @@ fn eval(c: &Cond, id: &Uuid, o: &Object) -> bool {
                 } else if let Some(qn) = q.as_f64() {
                     stored.iter().any(|s| s.as_f64() == Some(qn))
                 } else {
-                    stored.iter().any(|s| *s == q)
+                    stored.contains(&q)
                 }
             };
             match op.as_str() {
@@ -464,10 +464,10 @@ impl Store {
         let Some(objects) = body.get("objects").and_then(Value::as_array) else { return Reply::invalid("objects is required") };
         // Validation of the whole request first, as go-swagger does: a non-UUID id refuses the request.
         for (i, o) in objects.iter().enumerate() {
-            if let Some(id) = o.get("id") {
-                if id.as_str().is_none_or(|s| Uuid::parse_str(s).is_err()) {
-                    return Reply::invalid(format!("objects.{i}.id in body must be of type uuid: {id}"));
-                }
+            if let Some(id) = o.get("id")
+                && id.as_str().is_none_or(|s| Uuid::parse_str(s).is_err())
+            {
+                return Reply::invalid(format!("objects.{i}.id in body must be of type uuid: {id}"));
             }
         }
         let mut results = Vec::with_capacity(objects.len());

@@ -67,10 +67,10 @@ fn check(spec: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Str
         errors.push(format!("{at}: {v} is not of type {}", ty.unwrap_or_default()));
         return;
     }
-    if let (Some(e), Some(s)) = (schema.get("enum").and_then(Value::as_array), v.as_str()) {
-        if !e.iter().any(|x| x.as_str() == Some(s)) {
-            errors.push(format!("{at}: {s:?} is not one of {e:?}"));
-        }
+    if let (Some(e), Some(s)) = (schema.get("enum").and_then(Value::as_array), v.as_str())
+        && !e.iter().any(|x| x.as_str() == Some(s))
+    {
+        errors.push(format!("{at}: {s:?} is not one of {e:?}"));
     }
     if let Some(obj) = v.as_object() {
         for r in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
