@@ -350,3 +350,74 @@ fn write_literal(v: &Value, key: Option<&str>, out: &mut String) {
         other => out.push_str(&other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn class(props: &[&str]) -> ClassInfo {
+        ClassInfo { marker: None, properties: props.iter().map(|p| (*p).to_owned()).collect::<BTreeSet<_>>() }
+    }
+
+    fn t(f: Value, props: &[&str]) -> Translated {
+        translate(&serde_json::from_value(f).expect("a filter"), &class(props))
+    }
+
+    #[test]
+    fn integer_ranges_round_to_the_integers_they_admit() {
+        let w = t(json!({"must": [{"range": {"key": "chunk", "range": {"gt": 1.5, "lt": 4.0}}}]}), &[]);
+        assert!(w.exact);
+        assert_eq!(
+            w.hi,
+            Where::Filter(json!({"operator": "And", "operands": [
+                {"path": ["chunk"], "operator": "GreaterThanEqual", "valueInt": 2},
+                {"path": ["chunk"], "operator": "LessThanEqual", "valueInt": 3}
+            ]}))
+        );
+        let w = t(json!({"must": [{"range": {"key": "chunk", "range": {"gte": -1e300}}}]}), &[]);
+        assert_eq!(w.hi, Where::All, "a bound below every integer");
+        let w = t(json!({"must": [{"range": {"key": "chunk", "range": {"gt": 1e300}}}]}), &[]);
+        assert_eq!(w.hi, Where::Nothing, "a bound above every integer");
+    }
+
+    #[test]
+    fn constants_fold_and_unknown_paths_follow_the_reference() {
+        // No object ever had a text `lang`: nothing matches, and `must_not` of it matches everything.
+        assert_eq!(t(json!({"must": [{"match": {"key": "metadata.lang", "value": "en"}}]}), &[]).hi, Where::Nothing);
+        assert_eq!(t(json!({"must_not": [{"match": {"key": "metadata.lang", "value": "en"}}]}), &[]).hi, Where::All);
+        assert_eq!(t(json!({"must": [{"is_empty": {"key": "nope"}}]}), &[]).hi, Where::All, "a missing top-level key is empty");
+        assert_eq!(t(json!({"must": [{"match": {"key": "key", "value": 3}}]}), &[]).hi, Where::Nothing, "a key is never a number");
+        assert_eq!(t(json!({"must": [{"match_any": {"key": "chunk", "any": []}}]}), &[]).hi, Where::Nothing);
+        assert_eq!(
+            t(json!({"must_not": [{"is_empty": {"key": "metadata.a"}}]}), &[]).hi,
+            Where::Filter(json!({"path": ["metaPresent"], "operator": "Equal", "valueText": "a"})),
+            "a double negation disappears"
+        );
+    }
+
+    #[test]
+    fn what_weaviate_cannot_answer_exactly_is_marked() {
+        let two_bounds = json!({"must": [{"range": {"key": "metadata.n", "range": {"gte": 1.0, "lte": 2.0}}}]});
+        assert!(t(two_bounds.clone(), &["mn_n"]).exact, "scalars: exact");
+        assert!(!t(two_bounds.clone(), &["mn_n", "ma_n"]).exact, "arrays of several numbers: confirmed on our side");
+        let one_bound = json!({"must": [{"range": {"key": "metadata.n", "range": {"gte": 1.0}}}]});
+        assert!(t(one_bound, &["mn_n", "ma_n"]).exact, "one bound is exact on arrays too");
+        let text = json!({"must": [{"match": {"key": "metadata.s", "value": "x"}}]});
+        assert!(t(text.clone(), &["mt_s"]).exact);
+        assert!(!t(text, &["mt_s", "mw_s"]).exact, "some value had surrounding whitespace");
+        assert!(!t(json!({"must": [{"match": {"key": "metadata.s", "value": " x"}}]}), &["mt_s"]).exact);
+        assert!(!t(json!({"must": [{"match": {"key": "key", "value": "a"}}]}), &["keyPadded"]).exact);
+        let long = format!("metadata.{}", "a".repeat(240));
+        assert!(!t(json!({"must": [{"match": {"key": long, "value": "x"}}]}), &[]).exact, "no property name fits");
+    }
+
+    #[test]
+    fn graphql_literals_have_bare_keys_and_enum_operators() {
+        let w = json!({"operator": "And", "operands": [{"path": ["key"], "operator": "Equal", "valueText": "a \"b\"\n"}]});
+        assert_eq!(graphql_literal(&w), r#"{operands: [{operator: Equal, path: ["key"], valueText: "a \"b\"\n"}], operator: And}"#);
+    }
+}

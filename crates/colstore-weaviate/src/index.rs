@@ -169,21 +169,22 @@ impl WeaviateIndex {
             .collect()
     }
 
-    /// Reads points in id order from `from` (inclusive) that pass `keep`, stopping after `want` of them.
-    async fn read_from(
+    /// Visits the points in id order from `from` (inclusive) that `filter` accepts, page by page, until `visit`
+    /// returns `false` or the class ends. Memory stays one page whatever the class holds.
+    async fn scan(
         &self,
         class: &str,
         from: Option<PointId>,
-        want: usize,
+        page: usize,
         filter: Option<&Filter>,
         vectors: bool,
-    ) -> Result<Vec<StoredPoint>, IndexError> {
+        mut visit: impl FnMut(StoredPoint) -> bool,
+    ) -> Result<(), IndexError> {
         let mut after = match from {
             Some(f) if f.0.as_u128() > 0 => Uuid::from_u128(f.0.as_u128() - 1).hyphenated().to_string(),
             _ => String::new(),
         };
-        let page = if filter.is_some() { FILTERED_PAGE.max(want).min(MAX_RESULTS) } else { want.min(MAX_RESULTS) };
-        let mut out = Vec::new();
+        let page = page.clamp(1, MAX_RESULTS);
         loop {
             let points = self.list(class, &after, page, vectors).await?;
             let full = points.len() >= page;
@@ -191,15 +192,12 @@ impl WeaviateIndex {
                 after = last.id.to_string();
             }
             for p in points {
-                if filter.is_none_or(|f| f.matches(&payload_object(&p.payload))) {
-                    out.push(p);
-                    if out.len() == want {
-                        return Ok(out);
-                    }
+                if filter.is_none_or(|f| f.matches(&payload_object(&p.payload))) && !visit(p) {
+                    return Ok(());
                 }
             }
             if !full {
-                return Ok(out);
+                return Ok(());
             }
         }
     }
@@ -393,8 +391,14 @@ impl VectorIndex for WeaviateIndex {
         let ours = self.ours(name).await?;
         let Translated { hi, exact } = translate(filter, &ours.info);
         if !exact {
-            let doomed: Vec<PointId> =
-                self.read_from(&ours.class, None, usize::MAX, Some(filter), false).await?.into_iter().map(|p| p.id).collect();
+            // Weaviate cannot select exactly these: list, check each point here, delete by id. Deleting behind the
+            // cursor does not disturb it.
+            let mut doomed = Vec::new();
+            self.scan(&ours.class, None, FILTERED_PAGE, Some(filter), false, |p| {
+                doomed.push(p.id);
+                true
+            })
+            .await?;
             return Ok(Some(self.delete_ids(&ours.class, &doomed).await?));
         }
         let w = match hi {
@@ -419,8 +423,15 @@ impl VectorIndex for WeaviateIndex {
             return Err(backend("a scroll page size must be at least 1"));
         }
         let ours = self.ours(name).await?;
+        // One more than asked: it becomes `next`.
         let want = request.limit.saturating_add(1);
-        let mut points = self.read_from(&ours.class, request.from, want, request.filter.as_ref(), request.with_vectors).await?;
+        let page = if request.filter.is_some() { FILTERED_PAGE.max(want) } else { want };
+        let mut points = Vec::new();
+        self.scan(&ours.class, request.from, page, request.filter.as_ref(), request.with_vectors, |p| {
+            points.push(p);
+            points.len() < want
+        })
+        .await?;
         let next = if points.len() > request.limit { points.pop().map(|p| p.id) } else { None };
         Ok(ScrollPage { points, next })
     }
@@ -430,8 +441,13 @@ impl VectorIndex for WeaviateIndex {
         let Some(filter) = filter else { return self.aggregate_count(&ours.class, None).await };
         let Translated { hi, exact } = translate(&filter, &ours.info);
         if !exact {
-            let matching = self.read_from(&ours.class, None, usize::MAX, Some(&filter), false).await?;
-            return Ok(matching.len() as u64);
+            let mut n = 0u64;
+            self.scan(&ours.class, None, FILTERED_PAGE, Some(&filter), false, |_| {
+                n += 1;
+                true
+            })
+            .await?;
+            return Ok(n);
         }
         match hi {
             Where::Nothing => Ok(0),
