@@ -112,7 +112,7 @@ pub(crate) fn class_body(class: &str, index: &IndexName, settings: &VectorSettin
             text_property(COLLECTION, true),
             text_property(CONTENT_HASH, true),
             text_property(CHUNK_HASH, true),
-            {"name": CHUNK, "dataType": ["int"], "indexFilterable": true, "indexRangeFilters": false},
+            {"name": CHUNK, "dataType": ["int"], "indexFilterable": true},
             {"name": METADATA, "dataType": ["text"], "indexFilterable": false, "indexSearchable": false},
             {"name": PRESENT, "dataType": ["text[]"], "tokenization": "field", "indexFilterable": true, "indexSearchable": false},
         ],
@@ -127,9 +127,7 @@ pub(crate) fn property_body(name: &str, kind: Kind) -> Value {
         p["tokenization"] = json!("field");
         p["indexSearchable"] = json!(false);
     }
-    if matches!(kind, Kind::Number | Kind::Numbers) {
-        p["indexRangeFilters"] = json!(true);
-    }
+    // Ranges run on the filterable index; `indexRangeFilters` is left alone, as Weaviate may not take it for arrays.
     p
 }
 
