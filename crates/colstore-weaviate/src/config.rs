@@ -30,7 +30,8 @@ impl WeaviateConfig {
 impl fmt::Debug for WeaviateConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WeaviateConfig")
-            .field("url", &self.url)
+            // A URL may carry a user and password; they are no more shown than the key.
+            .field("url", &reqwest::Url::parse(&self.url).map_or_else(|_| self.url.clone(), |u| colstore_http::display_url(&u)))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)

@@ -207,3 +207,23 @@ async fn classes_that_are_not_ours_are_refused() {
     }
     assert!(f.fake.classes().contains(&"Cs_test_other".to_owned()), "a foreign class is never dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_the_version_and_a_server_that_is_not_ready() {
+    let f = fake_with(WeaviateFakeOptions::default(), 100);
+    let h = f.index.health().await.expect("health");
+    assert_eq!((h.backend.as_str(), h.version.as_deref(), h.ok, h.detail), ("weaviate", Some("1.39.0"), true, None));
+    // /v1/meta answers, /v1/.well-known/ready keeps answering 503.
+    f.fake.push_fault(Fault::Slow(Duration::ZERO));
+    f.fake.fail_next(3, 503, None);
+    let h = f.index.health().await.expect("health of a server that is not ready");
+    assert!(!h.ok && h.detail.as_deref().is_some_and(|d| d.contains("503")), "{h:?}");
+}
+
+#[test]
+fn debug_output_hides_credentials() {
+    let mut c = config("http://user:pw-in-url@127.0.0.1:1".to_owned());
+    c.api_key = Some("sekrit".into());
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("sekrit") && !shown.contains("pw-in-url"), "{shown}");
+}
