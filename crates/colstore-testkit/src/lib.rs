@@ -28,6 +28,8 @@ pub mod repo;
 pub mod s3_server;
 pub mod stub_embedder;
 pub mod sync;
+#[cfg(feature = "weaviate-fake")]
+pub mod weaviate_fake;
 
 pub use clock::ManualClock;
 pub use fake_backup::InMemoryBackupStore;

@@ -22,7 +22,10 @@ pub enum Need {
     Python3,
     /// A real Qdrant server at `TEST_QDRANT_URL` (the adapter's tests run against the fake otherwise).
     Qdrant,
-    /// The recorded Qdrant exchanges in `../shared/fixtures/qdrant-1.18.3/` beside the workspace.
+    /// A real Weaviate server (`TEST_WEAVIATE_URL`), for the adapter's suite against the real thing.
+    Weaviate,
+    /// Shared fixtures outside the repository: the recorded Qdrant exchanges in `../shared/fixtures/qdrant-1.18.3/` and
+    /// the Weaviate OpenAPI spec in `../shared/specs/`.
     Fixtures,
 }
 
@@ -34,6 +37,7 @@ impl Need {
             Need::Unprivileged => "COLSTORE_REQUIRE_UNPRIVILEGED",
             Need::Python3 => "COLSTORE_REQUIRE_PYTHON3",
             Need::Qdrant => "COLSTORE_REQUIRE_QDRANT",
+            Need::Weaviate => "COLSTORE_REQUIRE_WEAVIATE",
             Need::Fixtures => "COLSTORE_REQUIRE_FIXTURES",
         }
     }
@@ -117,4 +121,12 @@ pub fn as_unprivileged_test() -> Unprivileged {
     assert!(stdout.contains("test result: ok. 1 passed"), "exactly this test must pass: {report}");
     assert!(!stdout.contains("SKIPPED") && !stderr.contains("SKIPPED"), "it must not skip as nobody either: {report}");
     Unprivileged::RanAsNobody
+}
+
+/// `relative` (e.g. `fixtures/qdrant-1.18.3/transcript.json`) inside the `shared/` folder of design files, specs and
+/// recordings that sits beside the repository (`../shared/` of the workspace root, or of a folder above it, as in a
+/// worktree), if it is there. The files are read, never copied into the repository.
+pub fn shared_file(relative: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.ancestors().skip(1).map(|d| d.join("shared").join(relative)).find(|p| p.is_file())
 }

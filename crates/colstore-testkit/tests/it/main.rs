@@ -11,3 +11,9 @@ mod fake_repo;
 mod fake_sync;
 mod qdrant_fake;
 mod qdrant_replay;
+#[cfg(feature = "weaviate-fake")]
+mod weaviate_fake;
+#[cfg(feature = "weaviate-fake")]
+mod weaviate_http;
+#[cfg(feature = "weaviate-fake")]
+mod weaviate_shapes;

@@ -24,13 +24,7 @@ const VARYING: [&str; 8] = ["time", "name", "creation_time", "operation_id", "ve
 const RECORDED_KEY: &str = "test-key-123";
 
 fn fixtures_dir() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..");
-    let parent = root.join("..");
-    // `../shared` from the workspace root's parent (a worktree in `wt/`), or `shared` beside the workspace.
-    [parent.join("..").join("shared"), parent.join("shared")]
-        .into_iter()
-        .map(|s| s.join("fixtures").join("qdrant-1.18.3"))
-        .find(|d| d.join("transcript.json").is_file())
+    colstore_testkit::need::shared_file("fixtures/qdrant-1.18.3/transcript.json").and_then(|t| t.parent().map(Into::into))
 }
 
 #[derive(Deserialize)]
