@@ -18,6 +18,7 @@ mod large_documents;
 mod lock;
 mod outside_input;
 mod pipe;
+mod remote;
 mod store_identity;
 mod sync;
 mod sync_cancel;

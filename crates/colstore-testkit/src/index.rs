@@ -39,10 +39,20 @@ pub trait IndexFixture: Send + Sync {
 ///     colstore_testkit::index_conformance!(super::fixture);
 /// }
 /// ```
+///
+/// `index_conformance!(optional $factory)` takes an `async fn() -> Option<Box<dyn IndexFixture>>` instead: each
+/// scenario returns at once when it gives `None` (a real server that is not configured; the factory reports the skip,
+/// see [`ServerFixture`]).
 #[macro_export]
 macro_rules! index_conformance {
     ($factory:path) => {
-        $crate::index_conformance!(@scenarios $factory;
+        $crate::index_conformance!(@list scenarios $factory);
+    };
+    (optional $factory:path) => {
+        $crate::index_conformance!(@list optional $factory);
+    };
+    (@list $mode:ident $factory:path) => {
+        $crate::index_conformance!(@ $mode $factory;
             ensure_collection_is_idempotent,
             ensure_with_other_dimension_is_a_mismatch,
             ensure_with_other_distance_is_rejected,
@@ -87,6 +97,127 @@ macro_rules! index_conformance {
             }
         )+
     };
+    (@optional $factory:path; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some(f) = $factory().await else { return };
+                $crate::index::$scenario(&*f).await;
+            }
+        )+
+    };
+}
+
+/// A fixture on a shared real server (`TEST_QDRANT_URL`, `TEST_WEAVIATE_URL`): every index name the suite uses gets a
+/// suffix unique to the fixture, so scenarios running in parallel never meet, and the collections it made are dropped
+/// when it goes. Errors name the caller's index again.
+pub struct ServerFixture {
+    index: Arc<Namespaced>,
+}
+
+impl ServerFixture {
+    /// A fixture over `inner`, an adapter connected to the real server.
+    pub fn new(inner: Arc<dyn VectorIndex>) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let suffix = format!("t{}x{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        Self { index: Arc::new(Namespaced { inner, suffix, used: std::sync::Mutex::new(Vec::new()) }) }
+    }
+
+    /// Reports, once per test binary, that no server is configured (through [`need::skip`](crate::need::skip), so a
+    /// `COLSTORE_REQUIRE_*` switch turns it into a failure), and returns `None` for the scenario to return early.
+    pub fn skipped(need: crate::need::Need, why: &str) -> Option<Box<dyn IndexFixture>> {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        if need.required() {
+            crate::need::skip(need, why);
+        }
+        ONCE.call_once(|| crate::need::skip(need, &format!("{why}; every scenario of the real-server suite returns at once")));
+        None
+    }
+}
+
+impl IndexFixture for ServerFixture {
+    fn index(&self) -> Arc<dyn VectorIndex> {
+        self.index.clone()
+    }
+}
+
+impl Drop for ServerFixture {
+    fn drop(&mut self) {
+        // On a thread of its own: this runs inside the test's runtime.
+        let index = Arc::clone(&self.index);
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let names: Vec<IndexName> = index.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            rt.block_on(async {
+                for n in names {
+                    let _ = index.inner.drop_collection(&n).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// `inner` with every index name suffixed ([`ServerFixture`]).
+struct Namespaced {
+    inner: Arc<dyn VectorIndex>,
+    suffix: String,
+    used: std::sync::Mutex<Vec<IndexName>>,
+}
+
+impl Namespaced {
+    fn name(&self, n: &IndexName) -> IndexName {
+        let named = IndexName::parse(&format!("{}_{}", n.as_str(), self.suffix)).expect("a namespaced index name");
+        let mut used = self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !used.contains(&named) {
+            used.push(named.clone());
+        }
+        named
+    }
+
+    fn back<T>(&self, n: &IndexName, r: Result<T, IndexError>) -> Result<T, IndexError> {
+        r.map_err(|e| match e {
+            IndexError::CollectionNotFound(_) => IndexError::CollectionNotFound(n.clone()),
+            other => other,
+        })
+    }
+}
+
+#[async_trait]
+impl VectorIndex for Namespaced {
+    fn capabilities(&self) -> colstore_domain::ports::IndexCapabilities {
+        self.inner.capabilities()
+    }
+    async fn health(&self) -> Result<colstore_domain::ports::IndexHealth, IndexError> {
+        self.inner.health().await
+    }
+    async fn ensure_collection(&self, n: &IndexName, s: &VectorSettings) -> Result<(), IndexError> {
+        self.back(n, self.inner.ensure_collection(&self.name(n), s).await)
+    }
+    async fn drop_collection(&self, n: &IndexName) -> Result<bool, IndexError> {
+        self.back(n, self.inner.drop_collection(&self.name(n)).await)
+    }
+    async fn upsert(&self, n: &IndexName, p: Vec<Point>) -> Result<(), IndexError> {
+        self.back(n, self.inner.upsert(&self.name(n), p).await)
+    }
+    async fn delete(&self, n: &IndexName, ids: Vec<PointId>) -> Result<(), IndexError> {
+        self.back(n, self.inner.delete(&self.name(n), ids).await)
+    }
+    async fn delete_by_filter(&self, n: &IndexName, f: &Filter) -> Result<Option<u64>, IndexError> {
+        self.back(n, self.inner.delete_by_filter(&self.name(n), f).await)
+    }
+    async fn scroll(&self, n: &IndexName, r: ScrollRequest) -> Result<ScrollPage, IndexError> {
+        self.back(n, self.inner.scroll(&self.name(n), r).await)
+    }
+    async fn count(&self, n: &IndexName, f: Option<Filter>) -> Result<u64, IndexError> {
+        self.back(n, self.inner.count(&self.name(n), f).await)
+    }
+    async fn search(&self, n: &IndexName, r: SearchRequest) -> Result<Vec<ScoredPoint>, IndexError> {
+        self.back(n, self.inner.search(&self.name(n), r).await)
+    }
+    async fn flush(&self, n: &IndexName) -> Result<Vec<String>, IndexError> {
+        self.back(n, self.inner.flush(&self.name(n)).await)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ use std::time::Duration;
 use colstore_domain::RetryPolicy;
 use colstore_domain::ports::{Embedder, JobQueue, SyncStore, VectorIndex};
 use colstore_embed::{HashEmbedder, OpenAiConfig, OpenAiEmbedder};
+use colstore_qdrant::{QdrantConfig, QdrantIndex};
+use colstore_weaviate::{WeaviateConfig, WeaviateIndex};
 
 use crate::{EmbedderKind, Store, VectorBackend, WiringError};
 
@@ -120,13 +122,8 @@ pub(crate) fn remote_index(
     clock: Arc<dyn colstore_domain::ports::Clock>,
 ) -> Result<Arc<dyn VectorIndex>, colstore_domain::ports::IndexError> {
     match backend {
-        VectorBackend::Qdrant | VectorBackend::Weaviate => {
-            let _ = (url, api_key, clock);
-            Err(colstore_domain::ports::IndexError::Backend {
-                backend: "config",
-                source: format!("the {backend} vector backend is not available in this build yet").into(),
-            })
-        }
+        VectorBackend::Qdrant => Ok(Arc::new(QdrantIndex::new(QdrantConfig { api_key, ..QdrantConfig::new(url) }, clock)?)),
+        VectorBackend::Weaviate => Ok(Arc::new(WeaviateIndex::new(WeaviateConfig { api_key, ..WeaviateConfig::new(url) }, clock)?)),
         VectorBackend::Embedded => Err(colstore_domain::ports::IndexError::Backend {
             backend: "config",
             source: "the embedded index is not a remote engine".into(),

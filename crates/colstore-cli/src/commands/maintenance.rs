@@ -62,7 +62,7 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> CliResult {
 pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     let collection = a.collection.as_deref().map(collection_name).transpose()?;
     if a.index {
-        return super::sync::verify_index(ctx, collection, a.repair).await;
+        return super::index::verify_index(ctx, collection, a.repair).await;
     }
     let store = ctx.open().await?;
     let total = store.repo().stats(collection.clone()).await?;

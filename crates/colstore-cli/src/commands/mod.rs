@@ -7,6 +7,7 @@ mod collection;
 mod demo;
 mod docs;
 mod export;
+mod index;
 pub(crate) mod files;
 mod init;
 mod jobs;
@@ -121,7 +122,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Sync(a) => sync::sync(&ctx, a).await,
         Command::Status(a) => sync::status(&ctx, a).await,
         Command::Search(a) => search::search(&ctx, a).await,
-        Command::Reindex(a) => sync::reindex(&ctx, a).await,
+        Command::Reindex(a) => index::reindex(&ctx, a).await,
         Command::Jobs(a) => jobs::jobs(&ctx, a.command.unwrap_or(crate::cli::JobsCommand::List { state: None, limit: 50 })).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
         Command::Restore(a) => restore::restore(&ctx, a).await,

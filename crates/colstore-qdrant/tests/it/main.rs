@@ -13,8 +13,8 @@ use colstore_domain::ports::{Clock, IndexError, ScrollRequest, SearchRequest, Ve
 use colstore_domain::{Distance, RetryPolicy, Timestamp};
 use colstore_qdrant::{QDRANT_KIND, QdrantConfig, QdrantIndex};
 use colstore_testkit::ManualClock;
-use colstore_testkit::index::{self as suite, IndexFixture, filter, index_name, point, point_id, settings};
-use colstore_testkit::need::{Need, skip};
+use colstore_testkit::index::{IndexFixture, ServerFixture, filter, index_name, point, point_id, settings};
+use colstore_testkit::need::Need;
 use colstore_testkit::qdrant_fake::{Fault, LoggedRequest, QdrantFake, QdrantFakeOptions};
 use rstest::rstest;
 use serde_json::{Value, json};
@@ -91,83 +91,21 @@ mod fake {
 // The conformance suite against a real server
 // ---------------------------------------------------------------------------------------------------------------------
 
-/// The collections the suite's scenarios use; dropped before each scenario on a real server.
-const SUITE_COLLECTIONS: [&str; 7] =
-    ["cs_test_notes", "cs_test_a", "cs_test_b", "cs_test_cos", "cs_test_dot", "cs_test_other", "cs_test_ghost"];
-
-struct RealFixture {
-    index: Arc<QdrantIndex>,
-}
-
-impl IndexFixture for RealFixture {
-    fn index(&self) -> Arc<dyn VectorIndex> {
-        self.index.clone()
-    }
-}
-
-/// Runs every scenario of the suite, one after the other (they share the server), each on emptied collections.
-macro_rules! real_scenarios {
-    ($fixture:expr; $($scenario:ident),+ $(,)?) => {
-        $(
-            for c in SUITE_COLLECTIONS {
-                $fixture.index.drop_collection(&index_name(c)).await.unwrap_or_else(|e| panic!("cannot reset {c} on the real server: {e}"));
-            }
-            eprintln!("real Qdrant: {}", stringify!($scenario));
-            suite::$scenario(&$fixture).await;
-        )+
-    };
-}
-
-/// The suite against the server at `TEST_QDRANT_URL` (API key in `TEST_QDRANT_API_KEY`, if any). It drops the
-/// suite's `cs_test_*` collections there: point it at a throw-away server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_qdrant_passes_the_conformance_suite() {
+/// The adapter on the server at `TEST_QDRANT_URL` (API key in `TEST_QDRANT_API_KEY`, if any), or a skip. Each
+/// scenario works under index names of its own and drops them afterwards.
+async fn real_fixture() -> Option<Box<dyn IndexFixture>> {
     let Some(url) = std::env::var("TEST_QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
-        skip(Need::Qdrant, "TEST_QDRANT_URL is not set (a throw-away Qdrant server, e.g. http://127.0.0.1:6333)");
-        return;
+        return ServerFixture::skipped(Need::Qdrant, "TEST_QDRANT_URL is not set (a throw-away Qdrant server, e.g. http://127.0.0.1:6333)");
     };
     let mut config = QdrantConfig::new(url);
     config.api_key = std::env::var("TEST_QDRANT_API_KEY").ok().filter(|k| !k.is_empty());
-    let index = Arc::new(QdrantIndex::new(config, RecordingClock::new()).expect("TEST_QDRANT_URL is a valid URL"));
-    let fixture = RealFixture { index };
-    real_scenarios!(fixture;
-        ensure_collection_is_idempotent,
-        ensure_with_other_dimension_is_a_mismatch,
-        ensure_with_other_distance_is_rejected,
-        drop_missing_collection_returns_false,
-        dropped_collection_is_gone_and_can_be_recreated,
-        missing_collection_is_reported_by_every_method,
-        upsert_with_wrong_dimension_writes_nothing,
-        upsert_replaces_points_by_id,
-        delete_ignores_missing_ids,
-        delete_by_filter_removes_exactly_the_matches,
-        count_with_and_without_filter,
-        scroll_pages_through_250_points_in_id_order,
-        scroll_from_is_inclusive_and_need_not_exist,
-        scroll_returns_vectors_only_when_asked,
-        scroll_with_filter_pages_over_matches,
-        scroll_limit_zero_is_rejected,
-        search_cosine_ranks_by_angle,
-        search_dot_ranks_by_inner_product,
-        search_euclid_scores_are_negated_distances,
-        search_respects_limit,
-        search_ties_are_broken_by_id,
-        search_with_filter_ranks_only_matches,
-        search_with_wrong_dimension_is_a_mismatch,
-        search_on_empty_collection_returns_nothing,
-        search_sees_every_write,
-        filters_follow_the_reference_semantics,
-        collections_are_isolated,
-        cosine_vectors_are_normalised_on_write,
-        payload_round_trips_exactly,
-        upsert_5000_points_in_one_call,
-        concurrent_upserts_all_land,
-        flush_keeps_everything,
-        health_and_capabilities_are_sane,
-    );
-    for c in SUITE_COLLECTIONS {
-        let _ = fixture.index.drop_collection(&index_name(c)).await;
-    }
+    let index = QdrantIndex::new(config, RecordingClock::new()).expect("TEST_QDRANT_URL is a valid URL");
+    Some(Box::new(ServerFixture::new(Arc::new(index))))
+}
+
+/// The conformance suite against a real server.
+mod real {
+    colstore_testkit::index_conformance!(optional super::real_fixture);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

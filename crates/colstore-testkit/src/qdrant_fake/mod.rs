@@ -149,6 +149,11 @@ impl QdrantFake {
         lock(&self.shared.faults).extend(faults);
     }
 
+    /// Drops the faults not consumed yet.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
     /// Faults not consumed yet.
     pub fn pending_faults(&self) -> usize {
         lock(&self.shared.faults).len()

@@ -60,7 +60,7 @@ fn every_scenario_is_listed_in_the_macro() {
     let source = include_str!("../../src/index.rs");
     let (_, after) = source.split_once("(@scenarios $factory:path;").expect("the macro's scenario list");
     assert!(after.contains("$crate::index::$scenario"));
-    let list_start = source.find("$crate::index_conformance!(@scenarios").expect("the macro's list");
+    let list_start = source.find("$crate::index_conformance!(@ $mode $factory;").expect("the macro's list");
     let listed: Vec<&str> = source[list_start..]
         .split_once(';')
         .and_then(|(_, rest)| rest.split_once(");"))
