@@ -26,7 +26,7 @@ pub(crate) fn began(op: &'static str, collection: Option<&CollectionName>) {
 }
 
 /// A step of `op` that is not about documents is durable: a backup's manifest (`step` is its id), a removed backup
-/// (`removed <id>`), the switch of a migration.
+/// (`removed <id>`), the switch of a migration, a collection's switch to another index (`switched to <target>`).
 pub(crate) fn durable_step(op: &'static str, step: &str) {
     tracing::debug!(target: TARGET, op, step, "durable");
 }

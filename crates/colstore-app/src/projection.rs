@@ -553,6 +553,7 @@ pub async fn move_index(
         old_drop_problem: None,
     };
 
+    crate::commit_log::began("reindex", Some(collection));
     if let Some(vectors) = &c.settings.vectors {
         // A clean slate: whatever an interrupted attempt left there is not this projection.
         new.index.drop_collection(&name).await?;
@@ -600,6 +601,7 @@ pub async fn move_index(
     }
 
     ports.repo.update_settings(collection, colstore_domain::CollectionSettings { index: new_target, ..c.settings.clone() }).await?;
+    crate::commit_log::durable_step("reindex", &format!("switched to {to}"));
     if !keep_old {
         match old.index.drop_collection(&name).await {
             Ok(_) => report.old_dropped = true,

@@ -1,11 +1,15 @@
-//! kill -9 during `col sync` against the stub embedding server: nothing synced durably is lost, documents never
-//! change, jobs of killed processes are freed, and each text is paid for at most once more than the requests a kill
-//! cut off.
+//! kill -9 during `col sync` against the stub embedding server, into the embedded index and into the Qdrant fake:
+//! nothing synced durably is lost, documents never change, jobs of killed processes are freed, and each text is paid
+//! for at most once more than the requests a kill cut off. kill -9 during `col reindex --to` between the embedded
+//! index and the Qdrant fake: the collection is always in one index or the other, whole, and nothing is embedded.
 
 use std::time::Duration;
 
 use colstore_e2e::TestStore;
+use colstore_testkit::qdrant_fake::{QdrantFake, QdrantFakeOptions};
 use colstore_testkit::stub_embedder::StubEmbedServer;
+use rstest::rstest;
+use serde_json::Value;
 
 use super::harness::Killer;
 use super::oracle::{Intended, check_after_kill, listed};
@@ -30,13 +34,28 @@ fn synced(s: &TestStore) -> u64 {
     c["synced"].as_u64().expect("synced")
 }
 
-#[test]
-fn kill_9_during_sync() {
-    let mut rng = seeded("sync");
+/// `qdrant://127.0.0.1:PORT` of a fake.
+fn qdrant_target(fake: &QdrantFake) -> String {
+    format!("qdrant://{}", fake.url().trim_start_matches("http://"))
+}
+
+#[rstest]
+#[case::embedded("embedded")]
+#[case::qdrant("qdrant")]
+fn kill_9_during_sync(#[case] backend: &str) {
+    let mut rng = seeded(&format!("sync into {backend}"));
     let stub = StubEmbedServer::start(32);
     // Slow answers make the kills land during embedding as well as between batches.
     stub.delay(Duration::from_millis(40));
-    let s = TestStore::new();
+    let qdrant = (backend == "qdrant").then(|| QdrantFake::spawn(QdrantFakeOptions::default()));
+    let s = match &qdrant {
+        None => TestStore::new(),
+        Some(fake) => {
+            let s = TestStore::uninitialised();
+            s.ok(["init", "--vectors", &qdrant_target(fake)]);
+            s
+        }
+    };
     crate::sync::use_stub(&s, &stub);
     // Each run sends its own API key, so the stub can tell which requests a killed process sent last.
     let config = s.colstore_dir().join("config.toml");
@@ -79,7 +98,7 @@ fn kill_9_during_sync() {
             super::sync_and_verify_index(&s, &what);
         }
     }
-    killer.assert_enough("sync");
+    killer.assert_enough(&format!("sync into {backend}"));
     // Jobs leased by the killed processes are freed when the store is next opened, not left running.
     let running = s.json(["jobs", "list", "--state", "running"]);
     assert!(running["jobs"].as_array().expect("jobs").is_empty(), "jobs of dead processes are freed at open: {running}");
@@ -104,4 +123,57 @@ fn kill_9_during_sync() {
         again += times - 1;
     }
     println!("{again} chunk embeddings repeated, all within the {} requests that kills cut off", cut_off.len());
+}
+
+/// The index collection `c` projects into: `settings.index` of `collection show`, or the store's default.
+fn index_of(s: &TestStore) -> String {
+    let c = s.json(["collection", "show", "c"]);
+    c["settings"]["index"].as_str().unwrap_or("embedded").to_owned()
+}
+
+#[test]
+fn kill_9_during_reindex_to_another_index() {
+    let mut rng = seeded("reindex --to");
+    let qdrant = QdrantFake::spawn(QdrantFakeOptions::default());
+    // Slow answers from the fake make the kills land while points are written as well as around the switch.
+    let remote = qdrant_target(&qdrant);
+    let stub = StubEmbedServer::start(32);
+    let s = TestStore::new();
+    crate::sync::use_stub(&s, &stub);
+    s.ok(["collection", "create", "c"]);
+    for i in 0..DOCUMENTS {
+        s.write(format!("d/{i:03}.md"), doc_text(i, None));
+    }
+    s.ok(["add", "c", "d"]);
+    s.ok(["sync"]);
+    let docs = listed(&s, "c");
+    let embedded = stub.texts_embedded();
+    let mut killer = Killer::new(Rng::new(rng.next_u64()), Duration::from_millis(300));
+    while !killer.done(MAX_ROUNDS) {
+        let round = killer.runs;
+        let here = index_of(&s);
+        let to = if here == "embedded" { remote.as_str() } else { "embedded" };
+        qdrant.push_faults((0..3).map(|_| colstore_testkit::qdrant_fake::Fault::Delay(Duration::from_millis(20))));
+        let run = killer.run(&s, &["reindex", "c", "--to", to], killer.next_kills());
+        let what = format!("reindex --to {to}, round {round}");
+        let switched = !run.steps_of("reindex").is_empty();
+        if run.finished.is_some() {
+            run.completed(&what);
+        }
+        let now = index_of(&s);
+        assert!(now == here || now == to, "{what}: the collection is in {now}, neither {here} nor {to}");
+        if switched || run.finished.is_some() {
+            assert_eq!(now, to, "{what}: the switch was durable, yet the collection is in {now}");
+        }
+        // Whichever index it is in holds its whole projection, with no sync in between: the switch comes only after
+        // the new projection verified, and the old one is dropped only after the switch.
+        let out = s.run(["verify", "--index"]);
+        assert_eq!(out.code, 0, "{what}: the collection's index does not verify after the kill\n{out}");
+        check_after_kill(&s, "c", &docs, &Intended::new(), 0, &what);
+        let status: Value = s.json(["status"]);
+        assert_eq!(status["collections"][0]["synced"], DOCUMENTS as u64, "{what}: every document stays synced: {status}");
+    }
+    killer.assert_enough("reindex --to");
+    assert_eq!(stub.texts_embedded(), embedded, "moving a collection never calls the embedder, killed or not");
+    super::verify_all(&s);
 }
