@@ -7,7 +7,7 @@
 use colstore_e2e::TestStore;
 use colstore_testkit::qdrant_fake::{Fault as QdrantFault, QdrantFake, QdrantFakeOptions};
 use colstore_testkit::stub_embedder::StubEmbedServer;
-use colstore_testkit::weaviate_fake::{WeaviateFake, WeaviateFakeOptions};
+use colstore_testkit::weaviate_fake::{Fault as WeaviateFault, WeaviateFake, WeaviateFakeOptions};
 use rstest::rstest;
 use serde_json::Value;
 
@@ -55,6 +55,45 @@ impl Engine {
         match self {
             Self::Qdrant(f) => f.collections().iter().map(|c| f.point_count(c).unwrap_or(0)).sum(),
             Self::Weaviate(f) => f.object_counts().values().sum(),
+        }
+    }
+
+    /// A storm for the next requests: 429s with `Retry-After: 1`, slow answers, a dropped connection (and for Qdrant a
+    /// response cut after the write took effect), each followed by requests that succeed.
+    fn storm(&self) {
+        use std::time::Duration;
+        match self {
+            Self::Qdrant(f) => f.push_faults([
+                QdrantFault::Status { status: 429, retry_after: Some("1".into()) },
+                QdrantFault::Status { status: 429, retry_after: Some("1".into()) },
+                QdrantFault::Delay(Duration::from_millis(300)),
+                QdrantFault::Drop,
+                QdrantFault::Status { status: 503, retry_after: None },
+                QdrantFault::DropMidResponse,
+                QdrantFault::Delay(Duration::from_millis(300)),
+                QdrantFault::Status { status: 429, retry_after: Some("1".into()) },
+            ]),
+            Self::Weaviate(f) => {
+                for fault in [
+                    WeaviateFault::Status { status: 429, retry_after: Some(1) },
+                    WeaviateFault::Status { status: 429, retry_after: Some(1) },
+                    WeaviateFault::Slow(Duration::from_millis(300)),
+                    WeaviateFault::Drop,
+                    WeaviateFault::Status { status: 503, retry_after: None },
+                    WeaviateFault::Slow(Duration::from_millis(300)),
+                    WeaviateFault::Status { status: 429, retry_after: Some(1) },
+                ] {
+                    f.push_fault(fault);
+                }
+            }
+        }
+    }
+
+    /// Faults not used yet.
+    fn faults_left(&self) -> bool {
+        match self {
+            Self::Qdrant(f) => f.pending_faults() > 0,
+            Self::Weaviate(f) => f.pending_faults() > 0,
         }
     }
 
@@ -216,4 +255,22 @@ fn reindex_moves_a_collection_between_all_three_backends_without_embedding() {
     assert_eq!(weaviate.points(), 5, "--keep-old keeps it");
     assert_eq!(s.json(["verify", "--index"])["ok"], true);
     assert_eq!(stub.texts_embedded() - embedded, 1, "only the document written after the move was embedded");
+}
+
+#[rstest]
+#[case::qdrant("qdrant")]
+#[case::weaviate("weaviate")]
+fn a_storm_of_rate_limits_slow_answers_and_dropped_connections_is_ridden_out(#[case] kind: &str) {
+    let engine = Engine::start(kind, None);
+    let stub = StubEmbedServer::start(8);
+    let s = store_on(&engine, None);
+    crate::sync::use_stub(&s, &stub);
+    add_notes(&s);
+    engine.storm();
+    let r = s.json(["sync"]);
+    assert_eq!(r["ok"], true, "every fault is retried within the attempts, waiting as the server asked: {r}");
+    assert!(!engine.faults_left(), "the sync met every injected fault");
+    assert_eq!(engine.points(), 4);
+    assert_eq!(s.json(["verify", "--index"])["ok"], true, "nothing marked synced that the engine does not hold");
+    assert_eq!(stub.texts_embedded(), 4, "each text embedded once, whatever the engine did");
 }

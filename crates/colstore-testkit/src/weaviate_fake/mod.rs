@@ -175,6 +175,11 @@ impl WeaviateFake {
         self.shared.lock().log.clone()
     }
 
+    /// Faults not used yet.
+    pub fn pending_faults(&self) -> usize {
+        self.shared.lock().faults.len()
+    }
+
     /// Drops the faults not yet used.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
