@@ -52,3 +52,36 @@ impl Clock for ManualClock {
         }
     }
 }
+
+/// A [`Clock`] for retry tests: time comes from a [`ManualClock`], and every `sleep` is recorded and completes at once
+/// by advancing that clock, so retries never wait for real and a test can check each delay (`Retry-After` honoured,
+/// backoff grown).
+#[derive(Debug)]
+pub struct RecordingClock {
+    manual: ManualClock,
+    sleeps: Mutex<Vec<Duration>>,
+}
+
+impl RecordingClock {
+    /// A clock at 2024-01-01T00:00:00Z that has slept for nothing yet.
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self { manual: ManualClock::at_2024(), sleeps: Mutex::new(Vec::new()) })
+    }
+
+    /// Every sleep asked for so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.sleeps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl Clock for RecordingClock {
+    fn now(&self) -> Timestamp {
+        self.manual.now()
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.sleeps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(d);
+        self.manual.advance(d);
+    }
+}

@@ -31,7 +31,7 @@ pub mod sync;
 #[cfg(feature = "weaviate-fake")]
 pub mod weaviate_fake;
 
-pub use clock::ManualClock;
+pub use clock::{ManualClock, RecordingClock};
 pub use fake_backup::InMemoryBackupStore;
 pub use fake_files::InMemoryFiles;
 pub use fake_index::InMemoryIndex;

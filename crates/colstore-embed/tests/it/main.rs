@@ -2,47 +2,16 @@
 //! loopback socket (batching, ordering, retries driven by a manual clock, timeouts, refusals, the wire format), and
 //! `HashEmbedder` through the port.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use colstore_domain::ports::{Clock, EmbedError, Embedder};
-use colstore_domain::{Dimension, RetryPolicy, Timestamp};
+use colstore_domain::{Dimension, RetryPolicy};
 use colstore_embed::{HashEmbedder, OpenAiConfig, OpenAiEmbedder};
-use colstore_testkit::ManualClock;
+use colstore_testkit::RecordingClock;
 use colstore_testkit::stub_embedder::StubEmbedServer;
 
 const DIM: u32 = 8;
-
-/// The embedder's clock: time comes from a [`ManualClock`]; every sleep is recorded and then completed at once by
-/// advancing that clock by the requested duration, so retries never really wait and tests can check the delays.
-#[derive(Debug)]
-struct RecordingClock {
-    manual: ManualClock,
-    sleeps: Mutex<Vec<Duration>>,
-}
-
-impl RecordingClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self { manual: ManualClock::at_2024(), sleeps: Mutex::new(Vec::new()) })
-    }
-
-    fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Clock for RecordingClock {
-    fn now(&self) -> Timestamp {
-        self.manual.now()
-    }
-
-    async fn sleep(&self, d: Duration) {
-        self.sleeps.lock().unwrap().push(d);
-        self.manual.advance(d);
-    }
-}
 
 fn policy() -> RetryPolicy {
     RetryPolicy { base: Duration::from_secs(1), max: Duration::from_secs(10), max_attempts: 4 }

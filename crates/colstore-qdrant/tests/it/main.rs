@@ -5,49 +5,18 @@
 
 mod filters;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use colstore_domain::ports::{Clock, IndexError, ScrollRequest, SearchRequest, VectorIndex};
-use colstore_domain::{Distance, RetryPolicy, Timestamp};
+use colstore_domain::ports::{IndexError, ScrollRequest, SearchRequest, VectorIndex};
+use colstore_domain::{Distance, RetryPolicy};
 use colstore_qdrant::{QDRANT_KIND, QdrantConfig, QdrantIndex};
-use colstore_testkit::ManualClock;
+use colstore_testkit::RecordingClock;
 use colstore_testkit::index::{IndexFixture, ServerFixture, filter, index_name, point, point_id, settings};
 use colstore_testkit::need::Need;
 use colstore_testkit::qdrant_fake::{Fault, LoggedRequest, QdrantFake, QdrantFakeOptions};
 use rstest::rstest;
 use serde_json::{Value, json};
-
-/// The adapter's clock: time comes from a [`ManualClock`]; every sleep is recorded and completed at once by advancing
-/// that clock, so retries never wait for real and tests can check the delays.
-#[derive(Debug)]
-struct RecordingClock {
-    manual: ManualClock,
-    sleeps: Mutex<Vec<Duration>>,
-}
-
-impl RecordingClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self { manual: ManualClock::at_2024(), sleeps: Mutex::new(Vec::new()) })
-    }
-
-    fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Clock for RecordingClock {
-    fn now(&self) -> Timestamp {
-        self.manual.now()
-    }
-
-    async fn sleep(&self, d: Duration) {
-        self.sleeps.lock().unwrap().push(d);
-        self.manual.advance(d);
-    }
-}
 
 fn policy() -> RetryPolicy {
     RetryPolicy { base: Duration::from_secs(1), max: Duration::from_secs(30), max_attempts: 4 }

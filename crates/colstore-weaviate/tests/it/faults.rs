@@ -10,7 +10,9 @@ use colstore_testkit::weaviate_fake::{Fault, WeaviateFake, WeaviateFakeOptions};
 use colstore_weaviate::WeaviateIndex;
 use serde_json::json;
 
-use crate::{FakeFixture, SteppingClock, config, fake_with};
+use colstore_testkit::RecordingClock;
+
+use crate::{FakeFixture, config, fake_with};
 
 async fn ready(f: &FakeFixture) -> colstore_domain::IndexName {
     let c = index_name("cs_test_notes");
@@ -26,7 +28,7 @@ async fn rate_limits_are_waited_out_as_the_server_asks() {
     let c = ready(&f).await;
     f.fake.fail_next(1, 429, Some(7));
     assert_eq!(f.index.count(&c, None).await.expect("count after a 429"), 4);
-    assert_eq!(f.clock.waits(), [Duration::from_secs(7)], "the wait is the server's Retry-After, on the injected clock");
+    assert_eq!(f.clock.sleeps(), [Duration::from_secs(7)], "the wait is the server's Retry-After, on the injected clock");
     assert_eq!(f.fake.requests().len(), 3, "the refused request, its retry, and the count");
 }
 
@@ -50,7 +52,7 @@ async fn server_errors_beyond_the_attempt_limit_are_unavailable() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert_eq!(f.fake.requests().len(), 3, "max_attempts is 3");
-    assert_eq!(f.clock.waits().len(), 2, "two backoffs between three attempts");
+    assert_eq!(f.clock.sleeps().len(), 2, "two backoffs between three attempts");
     f.fake.clear_faults();
     assert_eq!(f.index.count(&c, None).await.expect("count once the server is back"), 4);
 }
@@ -61,7 +63,7 @@ async fn a_dropped_connection_is_retried() {
     let c = ready(&f).await;
     f.fake.push_fault(Fault::Drop);
     assert_eq!(f.index.count(&c, None).await.expect("count after a dropped connection"), 4);
-    assert_eq!(f.clock.waits().len(), 1);
+    assert_eq!(f.clock.sleeps().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +72,7 @@ async fn a_slow_server_times_out_as_unavailable() {
     let mut c = config(fake.url());
     c.timeout = Duration::from_millis(200);
     c.retry.max_attempts = 2;
-    let index = WeaviateIndex::new(c, std::sync::Arc::new(SteppingClock::new())).expect("index");
+    let index = WeaviateIndex::new(c, RecordingClock::new()).expect("index");
     fake.push_fault(Fault::Slow(Duration::from_secs(5)));
     fake.push_fault(Fault::Slow(Duration::from_secs(5)));
     match index.count(&index_name("cs_test_notes"), None).await {
@@ -160,7 +162,7 @@ async fn wrong_credentials_are_unauthorized_and_the_key_is_never_shown() {
     let mut c = config(fake.url());
     c.api_key = Some("sekrit-wrong-key".into());
     assert!(!format!("{c:?}").contains("sekrit"), "{c:?}");
-    let index = WeaviateIndex::new(c, std::sync::Arc::new(SteppingClock::new())).expect("index");
+    let index = WeaviateIndex::new(c, RecordingClock::new()).expect("index");
     assert!(!format!("{index:?}").contains("sekrit"));
     match index.ensure_collection(&index_name("cs_test_notes"), &settings(2, Distance::Dot)).await {
         Err(e @ IndexError::Unauthorized(_)) => assert!(!e.to_string().contains("sekrit"), "{e}"),

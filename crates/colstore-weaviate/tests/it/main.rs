@@ -6,47 +6,16 @@ mod faults;
 mod names;
 mod snapshots;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use colstore_domain::ports::{Clock, VectorIndex};
-use colstore_domain::{RetryPolicy, Timestamp};
-use colstore_testkit::ManualClock;
+use colstore_domain::RetryPolicy;
+use colstore_domain::ports::VectorIndex;
+use colstore_testkit::RecordingClock;
 use colstore_testkit::index::{IndexFixture, ServerFixture};
 use colstore_testkit::need::Need;
 use colstore_testkit::weaviate_fake::{WeaviateFake, WeaviateFakeOptions};
 use colstore_weaviate::{WeaviateConfig, WeaviateIndex};
-
-/// A manual clock that a sleeper moves itself, recording each wait: retries pass at once and tests see the waits.
-#[derive(Debug)]
-pub struct SteppingClock {
-    manual: ManualClock,
-    waits: Mutex<Vec<Duration>>,
-}
-
-impl SteppingClock {
-    fn new() -> Self {
-        Self { manual: ManualClock::at_2024(), waits: Mutex::new(Vec::new()) }
-    }
-
-    /// The waits so far.
-    pub fn waits(&self) -> Vec<Duration> {
-        self.waits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
-
-#[async_trait]
-impl Clock for SteppingClock {
-    fn now(&self) -> Timestamp {
-        self.manual.now()
-    }
-
-    async fn sleep(&self, d: Duration) {
-        self.waits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(d);
-        self.manual.advance(d);
-    }
-}
 
 /// A fresh fake and an index on it.
 pub struct FakeFixture {
@@ -55,7 +24,7 @@ pub struct FakeFixture {
     /// The index under test.
     pub index: Arc<WeaviateIndex>,
     /// The clock retries wait on.
-    pub clock: Arc<SteppingClock>,
+    pub clock: Arc<RecordingClock>,
 }
 
 impl IndexFixture for FakeFixture {
@@ -74,7 +43,7 @@ pub fn config(url: String) -> WeaviateConfig {
 /// A fake with `options` and an index on it (with the same API key) sending batches of `max_batch` objects.
 pub fn fake_with(options: WeaviateFakeOptions, max_batch: usize) -> FakeFixture {
     let fake = WeaviateFake::spawn(options.clone());
-    let clock = Arc::new(SteppingClock::new());
+    let clock = RecordingClock::new();
     let mut c = config(fake.url());
     c.api_key = options.api_key;
     c.max_batch_objects = max_batch;
@@ -98,7 +67,7 @@ async fn real_fixture() -> Option<Box<dyn IndexFixture>> {
     };
     let mut c = config(url);
     c.api_key = std::env::var("TEST_WEAVIATE_API_KEY").ok().filter(|k| !k.is_empty());
-    let inner = WeaviateIndex::new(c, Arc::new(SteppingClock::new())).expect("an index on TEST_WEAVIATE_URL");
+    let inner = WeaviateIndex::new(c, RecordingClock::new()).expect("an index on TEST_WEAVIATE_URL");
     Some(Box::new(ServerFixture::new(Arc::new(inner))))
 }
 
