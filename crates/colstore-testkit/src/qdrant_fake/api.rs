@@ -292,23 +292,6 @@ fn select_payload(payload: &Map<String, Value>, with: &Value) -> Option<Value> {
     }
 }
 
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, mi, s) = ((rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, h, mi, s)
-}
-
 impl State {
     pub(crate) fn new() -> Self {
         Self { collections: BTreeMap::new(), operation: 0, seq: 0, snapshot_seq: 0 }
@@ -696,11 +679,12 @@ impl State {
             json!({"format": "colstore qdrant fake snapshot 1", "vectors": c.vectors.to_json(), "schema": c.schema, "points": points})
                 .to_string()
                 .into_bytes();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let (y, mo, d, h, mi, s) = civil(now);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        // `2024-02-29T12:30:05`, as Qdrant writes creation times; its snapshot names use `2024-02-29-12-30-05`.
+        let created = colstore_domain::Timestamp::from_millis(i64::try_from(now).unwrap_or(i64::MAX)).to_string()[..19].to_owned();
         let snapshot = Snapshot {
-            name: format!("{name}-{:016}-{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}.snapshot", 1_000_000_000_000_000u64 + seq),
-            creation_time: format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"),
+            name: format!("{name}-{:016}-{}.snapshot", 1_000_000_000_000_000u64 + seq, created.replace(['T', ':'], "-")),
+            creation_time: created,
             checksum: Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect(),
             data,
         };
@@ -850,12 +834,6 @@ mod tests {
         let upper = Pid::parse(&json!("AE05B567-8228-5D7E-A6DE-45F0A8CF1327")).unwrap();
         assert_eq!(upper.to_json(), json!("ae05b567-8228-5d7e-a6de-45f0a8cf1327"));
         assert!(Pid::Num(u64::MAX) < Pid::Uuid(0), "integers sort before UUIDs");
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(1_709_209_805), (2024, 2, 29, 12, 30, 5));
     }
 
     #[test]
