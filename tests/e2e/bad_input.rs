@@ -107,6 +107,10 @@ fn fixture() -> TestStore {
 #[case::usage_unknown_flag(&["--bogus", "ls", "c"], 2, "unexpected argument '--bogus'", None)]
 #[case::usage_file_and_text(&["put", "c", "k", "in/file.txt", "--text", "x"], 2, "cannot be used with", None)]
 #[case::usage_bad_mode(&["init", "--mode", "mongo"], 2, "invalid value 'mongo'", None)]
+#[case::vectors_plain_http(&["init", "fs-store", "--vectors", "http://localhost:6333"], 2, "does not say which engine", Some("col init --help"))]
+#[case::vectors_credentials(&["init", "fs-store", "--vectors", "qdrant://me:secret@h"], 2, "never in the URL", Some("col init --help"))]
+#[case::vectors_unknown_engine(&["collection", "create", "v", "--vectors", "pinecone://h"], 2, "is not a vector backend", Some("col collection create --help"))]
+#[case::reindex_to_nowhere(&["reindex", "c", "--to", "qdrant://"], 2, "names no host", Some("col reindex --help"))]
 fn bad_input_fails_cleanly_and_changes_nothing(
     #[case] args: &[&str],
     #[case] code: i32,

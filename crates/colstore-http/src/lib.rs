@@ -32,6 +32,15 @@ pub enum Failure<E> {
     Fatal(E),
 }
 
+impl<E> Failure<E> {
+    /// The error, retryable or not: for probes that try once (`health`).
+    pub fn into_error(self) -> E {
+        match self {
+            Self::Retryable { error, .. } | Self::Fatal(error) => error,
+        }
+    }
+}
+
 /// Builds the HTTP client every remote adapter uses for `endpoint`.
 ///
 /// Installs ring as rustls's process-wide crypto provider unless one is installed already (reqwest is built without

@@ -325,6 +325,12 @@ impl QdrantIndex {
         .await
     }
 
+    /// One GET of `path`, without retries: `health` answers at once whatever the server does.
+    async fn probe(&self, path: &str) -> Result<(StatusCode, Bytes), IndexError> {
+        let url = Url::parse(&format!("{}/{path}", self.base)).map_err(|e| backend(format!("cannot build the URL of {path}: {e}")))?;
+        self.attempt(Method::GET, url, None, Scope::Other, &[]).await.map_err(Failure::into_error)
+    }
+
     /// One HTTP exchange.
     async fn attempt(
         &self,
@@ -597,15 +603,15 @@ impl VectorIndex for QdrantIndex {
     async fn health(&self) -> Result<IndexHealth, IndexError> {
         let unhealthy =
             |e: IndexError| IndexHealth { backend: QDRANT_KIND.to_owned(), version: None, ok: false, detail: Some(e.to_string()) };
-        let version = match self.exchange(Method::GET, "", None, Scope::Other, &[]).await {
+        let version = match self.probe("").await {
             Ok((_, bytes)) => serde_json::from_slice::<Version>(&bytes).ok().and_then(|v| v.version),
             Err(e) => return Ok(unhealthy(e)),
         };
         // The API key is checked on API routes only: list collections to know that ours is accepted.
-        if let Err(e) = self.exchange(Method::GET, "collections", None, Scope::Other, &[]).await {
+        if let Err(e) = self.probe("collections").await {
             return Ok(IndexHealth { version, ..unhealthy(e) });
         }
-        if let Err(e) = self.exchange(Method::GET, "readyz", None, Scope::Other, &[]).await {
+        if let Err(e) = self.probe("readyz").await {
             return Ok(IndexHealth { version, ..unhealthy(e) });
         }
         Ok(IndexHealth { backend: QDRANT_KIND.to_owned(), version, ok: true, detail: None })

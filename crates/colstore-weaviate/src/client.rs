@@ -99,14 +99,7 @@ impl Http {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Answer, IndexError> {
-        let mut url = self.base.clone();
-        {
-            let base_path = url.path().trim_end_matches('/').to_owned();
-            url.set_path(&format!("{base_path}{path}"));
-        }
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
+        let url = self.url(path, query);
         let body = match body {
             Some(v) => Some(Bytes::from(serde_json::to_vec(v).map_err(|e| backend(format!("cannot encode a request: {e}")))?)),
             None => None,
@@ -123,6 +116,22 @@ impl Http {
             },
         )
         .await
+    }
+
+    /// One GET of `path`, without retries: `health` answers at once whatever the server does.
+    pub(crate) async fn probe(&self, path: &str) -> Result<Answer, IndexError> {
+        self.attempt(Method::GET, self.url(path, &[]), None, &format!("GET {path}")).await.map_err(Failure::into_error)
+    }
+
+    /// `path` (and `query`) under the base URL, which may have a path of its own (a reverse proxy's prefix).
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
     }
 
     async fn attempt(&self, method: Method, url: Url, body: Option<Bytes>, what: &str) -> Result<Answer, Failure<IndexError>> {

@@ -278,12 +278,12 @@ impl VectorIndex for WeaviateIndex {
     }
 
     async fn health(&self) -> Result<IndexHealth, IndexError> {
-        let meta = self.http.send(Method::GET, "/v1/meta", &[], None).await?;
+        let meta = self.http.probe("/v1/meta").await?;
         if meta.status != StatusCode::OK {
             return Err(self.http.unexpected("GET /v1/meta", &meta));
         }
         let version = meta.json("GET /v1/meta")?.get("version").and_then(Value::as_str).map(str::to_owned);
-        let ready = self.http.send(Method::GET, "/v1/.well-known/ready", &[], None).await;
+        let ready = self.http.probe("/v1/.well-known/ready").await;
         let (ok, detail) = match ready {
             Ok(Answer { status, .. }) if status.is_success() => (true, None),
             Ok(a) => (false, Some(format!("{} is not ready ({})", self.http.display(), a.status))),

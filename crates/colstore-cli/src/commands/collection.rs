@@ -177,13 +177,19 @@ pub fn confirm(question: &str) -> CliResult {
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") { Ok(()) } else { Err(CliError::new("cancelled; nothing was changed")) }
 }
 
-/// A `--vectors`/`--to` target in canonical form, or `None` when it is the store's default index.
-pub(crate) fn vector_target(store: &colstore_wiring::Store, target: &str) -> CliResult<Option<String>> {
-    let indexes = store.indexes();
-    let canonical = indexes
+/// A `--vectors` target in canonical form, or `None` when it is the store's default index.
+fn vector_target(store: &colstore_wiring::Store, target: &str) -> CliResult<Option<String>> {
+    let canonical = canonical_target(store, "collection create", "--vectors", target)?;
+    Ok((canonical != store.indexes().default_target()).then_some(canonical))
+}
+
+/// The canonical form of a vector target given with `flag` to `command` (`qdrant://h` → `qdrant://h:6333`), or a
+/// usage error pointing at that command's help.
+pub(crate) fn canonical_target(store: &colstore_wiring::Store, command: &str, flag: &str, target: &str) -> CliResult<String> {
+    store
+        .indexes()
         .canonical(target)
-        .map_err(|e| CliError::new(format!("{target:?} is not a vector target: {}", source_message(&e))).code(2))?;
-    Ok((canonical != indexes.default_target()).then_some(canonical))
+        .map_err(|e| CliError::new(format!("{flag}: {}", source_message(&e))).hint(format!("see `col {command} --help`")).code(2))
 }
 
 /// The message of an index error without its wrapper (`config error: …`).

@@ -16,7 +16,7 @@ pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
     let store = ctx.open().await?;
     if let Some(to) = &a.to {
         let indexes = store.indexes();
-        let to = indexes.canonical(to).map_err(|e| CliError::new(format!("--to: {e}")).hint("see `col reindex --help`").code(2))?;
+        let to = super::collection::canonical_target(&store, "reindex", "--to", to)?;
         let current = store.repo().collection(&collection).await?.settings.index.unwrap_or_else(|| indexes.default_target());
         // `--to` where the collection already is: rebuild it there, as without `--to`.
         if to != current {

@@ -131,7 +131,8 @@ pub trait VectorIndex: Send + Sync {
     /// What this index can do.
     fn capabilities(&self) -> IndexCapabilities;
 
-    /// Whether the backend answers.
+    /// Whether the backend answers. MUST answer promptly: one attempt per request, no retries (`col status` asks
+    /// it, and an unreachable server is a status, not a wait).
     async fn health(&self) -> Result<IndexHealth, IndexError>;
 
     /// Creates the collection if missing. MUST be idempotent.

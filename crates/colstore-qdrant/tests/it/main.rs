@@ -378,9 +378,14 @@ fn bad_configurations_are_refused_with_a_fix() {
 #[tokio::test]
 async fn health_reports_the_version() {
     let fake = QdrantFake::spawn(QdrantFakeOptions::default());
-    let (index, _) = adapter(config(&fake.url()));
+    let (index, clock) = adapter(config(&fake.url()));
     let h = index.health().await.unwrap();
     assert_eq!((h.backend.as_str(), h.version.as_deref(), h.ok), ("qdrant", Some("1.18.3"), true));
+    // An outage is reported at once: `col status` never waits through the retries a write would make.
+    fake.push_faults([Fault::Status { status: 503, retry_after: None }, Fault::Status { status: 503, retry_after: None }]);
+    let h = index.health().await.unwrap();
+    assert!(!h.ok && h.detail.as_deref().is_some_and(|d| d.contains("503")), "{h:?}");
+    assert_eq!((clock.sleeps().len(), fake.pending_faults()), (0, 1), "one request, no retry, no wait");
     let caps = index.capabilities();
     assert!(caps.exact_count && caps.filter_should && caps.snapshots);
 }

@@ -220,6 +220,7 @@ async fn health_reports_the_version_and_a_server_that_is_not_ready() {
     f.fake.fail_next(3, 503, None);
     let h = f.index.health().await.expect("health of a server that is not ready");
     assert!(!h.ok && h.detail.as_deref().is_some_and(|d| d.contains("503")), "{h:?}");
+    assert_eq!((f.clock.sleeps().len(), f.fake.pending_faults()), (0, 2), "one request each, no retry, no wait");
 }
 
 #[test]
