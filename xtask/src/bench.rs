@@ -7,7 +7,7 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer — can be measured alone with `--only`, to
+//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer, remote — can be measured alone with `--only`, to
 //! re-measure one after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and
 //! `restore` with restic; the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile`
 //! against `git status` on the same tree, reconciles of changed trees, and `col watch` from a save to synced; the large
@@ -22,6 +22,7 @@ mod inproc;
 mod large;
 mod peer;
 mod reconcile;
+mod remote;
 mod report;
 
 use std::ffi::OsStr;
@@ -73,10 +74,13 @@ pub(crate) enum Area {
     /// LangChain's `index()` on the same files, the restore of a synced store against restic and against the same
     /// store without vectors, and statements per document (`peer.rs`).
     Peer,
+    /// `col sync`, `verify --index` and `reindex --to` against the testkit's Qdrant fake on loopback (`remote.rs`).
+    Remote,
 }
 
 impl Area {
-    const ALL: [Area; 8] = [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile, Area::Large, Area::Peer];
+    const ALL: [Area; 9] =
+        [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile, Area::Large, Area::Peer, Area::Remote];
 
     fn name(self) -> &'static str {
         match self {
@@ -88,6 +92,7 @@ impl Area {
             Area::Reconcile => "reconcile",
             Area::Large => "large",
             Area::Peer => "peer",
+            Area::Remote => "remote",
         }
     }
 
@@ -405,6 +410,11 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         m.peer = Some(peer::measure_peer(bin, dir, target, args.docs)?);
     }
 
+    if args.runs(Area::Remote) {
+        let target_dir = dir.parent().unwrap_or(dir);
+        m.remote = Some(remote::measure_remote(root, target_dir, bin, dir, args.docs)?);
+    }
+
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
         date: report::utc_date(now),
@@ -639,7 +649,7 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer,remote"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
@@ -674,7 +684,7 @@ mod tests {
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
         assert_eq!(
             parse(&["--only", "ingest,speed"]),
-            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, not \"speed\"".into())
+            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, remote, not \"speed\"".into())
         );
         assert_eq!(parse(&["--large-bytes", "2GiB"]), Err("--large-bytes takes a whole number, not \"2GiB\"".into()));
         assert_eq!(parse(&["--large-bytes=0"]), Err("--large-bytes must be at least 1".into()));

@@ -7,6 +7,7 @@ use super::backup::BackupBench;
 use super::large::LargeBench;
 use super::peer::PeerBench;
 use super::reconcile::ReconcileBench;
+use super::remote::RemoteBench;
 
 /// Ingest: `col add` of the whole corpus, in documents per second.
 pub(crate) const INGEST_TARGET_DOCS_PER_S: f64 = 25_000.0;
@@ -188,6 +189,8 @@ pub(crate) struct Measurements {
     pub(crate) reconcile: Option<ReconcileBench>,
     /// One large document through put, get, backup, restore, export and import (`large.rs`).
     pub(crate) large: Option<LargeBench>,
+    /// `col` against the Qdrant fake on loopback (`remote.rs`).
+    pub(crate) remote: Option<RemoteBench>,
     /// LangChain, the restore of a synced store, statements per document (`peer.rs`).
     pub(crate) peer: Option<PeerBench>,
 }
@@ -221,7 +224,7 @@ pub(crate) struct Figure {
 }
 
 impl Figure {
-    fn against(name: String, measured: String, target: String, ratio: f64, meets: bool) -> Self {
+    pub(crate) fn against(name: String, measured: String, target: String, ratio: f64, meets: bool) -> Self {
         Self { name, measured, target, ratio: Some(ratio), meets: Some(meets) }
     }
 
@@ -417,6 +420,9 @@ impl Measurements {
         if let Some(large) = &self.large {
             figures.extend(large.figures());
         }
+        if let Some(remote) = &self.remote {
+            figures.extend(remote.figures());
+        }
         figures
     }
 
@@ -474,6 +480,9 @@ impl Measurements {
         }
         if let Some(large) = &self.large {
             lines.push(("Large data", large.context()));
+        }
+        if let Some(remote) = &self.remote {
+            lines.push(("Remote", remote.context()));
         }
         lines
     }
@@ -540,6 +549,9 @@ impl Measurements {
         }
         if self.large.is_some() {
             notes.push(LargeBench::note());
+        }
+        if self.remote.is_some() {
+            notes.push(RemoteBench::note());
         }
         notes.push("Ratio = measured ÷ target.".to_owned());
         notes.join(" ")
@@ -931,6 +943,29 @@ mod tests {
         assert!(!table.contains("data:") && table.contains("Queue: claim 500"), "{table}");
         let section = report(queue_only).markdown_section();
         assert!(!section.contains("| Data |") && !section.contains("Ingest is") && section.contains("The queue runs"), "{section}");
+    }
+
+    #[test]
+    fn a_remote_run_judges_sync_rate_and_memory_move_rate_and_verify_time() {
+        let run = |secs: f64, rss_mb: Option<u64>| super::super::backup::Run {
+            elapsed: Duration::from_secs_f64(secs),
+            peak_rss: rss_mb.map(|mb| mb * 1_000_000),
+        };
+        let remote = RemoteBench {
+            chunks: 100_000,
+            sync: run(5.0, Some(250)),
+            verify: run(1.0, None),
+            moved_points: 100_000,
+            moved: run(4.0, None),
+            memory: "GNU time".into(),
+        };
+        let figures = remote.figures();
+        let verdicts: Vec<Option<bool>> = figures.iter().map(|f| f.meets).collect();
+        // 20 000 chunks/s but 250 MB; 25 000 points/s; 1 s.
+        assert_eq!(verdicts, [Some(false), Some(true), Some(true)], "{figures:?}");
+        assert!(figures[0].measured.contains("20 000 chunks/s") && figures[0].measured.contains("250.0 MB"), "{figures:?}");
+        let m = Measurements { remote: Some(remote), ..Measurements::default() };
+        assert!(m.notes().contains("Qdrant fake"));
     }
 
     #[test]
