@@ -85,8 +85,10 @@ impl QdrantConfig {
 
 impl fmt::Debug for QdrantConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A password in the URL is a secret too.
+        let url = Url::parse(&self.url).map_or_else(|_| "<not a URL>".to_owned(), |u| display_url(&u));
         f.debug_struct("QdrantConfig")
-            .field("url", &self.url)
+            .field("url", &url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
@@ -765,6 +767,27 @@ impl VectorIndex for QdrantIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clock that never waits (these tests send nothing).
+    struct Still;
+
+    #[async_trait]
+    impl Clock for Still {
+        fn now(&self) -> colstore_domain::Timestamp {
+            colstore_domain::Timestamp::EPOCH
+        }
+        async fn sleep(&self, _: Duration) {}
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key_or_a_password_in_the_url() {
+        let config = QdrantConfig { api_key: Some("sekrit-key".into()), ..QdrantConfig::new("http://me:pw-in-url@127.0.0.1:6333") };
+        let index = QdrantIndex::new(config.clone(), Arc::new(Still)).unwrap();
+        for shown in [format!("{config:?}"), format!("{index:?}")] {
+            assert!(!shown.contains("sekrit-key") && !shown.contains("pw-in-url"), "{shown}");
+            assert!(shown.contains("127.0.0.1:6333"), "the server is still named: {shown}");
+        }
+    }
 
     #[test]
     fn dimension_errors_are_parsed() {
