@@ -89,7 +89,7 @@ fn fixture() -> TestStore {
 #[case::until_bad_date(&["ls", "c", "--until", "2024-13-01"], 1, "invalid time \"2024-13-01\"", None)]
 #[case::tag_filter_bad(&["ls", "c", "--tag", "a,b"], 1, "invalid tag \"a,b\"", Some("tags are"))]
 // destructive commands without confirmation, and init over a store
-#[case::delete_without_yes(&["collection", "delete", "c"], 1, "refusing to delete without confirmation", Some("--yes"))]
+#[case::delete_without_yes(&["collection", "delete", "c"], 1, "refusing to go on without confirmation (stdin is not a terminal): Delete collection c", Some("--yes"))]
 #[case::init_twice(&["init"], 1, "is already a colstore store", Some("use the existing store"))]
 #[case::init_docs_dir_without_filesystem_mode(&["init", "--docs-dir", "notes", "fs-store"], 2, "--docs-dir only applies to the filesystem storage mode", Some("--mode filesystem"))]
 #[case::reconcile_in_sqlite_mode(&["reconcile"], 1, "applies to the filesystem storage mode", Some("col migrate --to filesystem"))]

@@ -4,6 +4,7 @@
 //! Snapshots live in `snapshots/`; create or update them with `INSTA_UPDATE=always cargo test -p colstore-e2e`
 //! and review every changed `.snap` file before committing it.
 
+mod adopt;
 mod backup;
 mod backup_safety;
 mod bad_input;

@@ -4,6 +4,7 @@
 //! terminal. Architecture invariant: this crate depends on the domain only, never on an adapter or a shell.
 
 mod add;
+mod adopt;
 pub mod backup;
 mod clear;
 mod collections;
@@ -24,6 +25,7 @@ mod verify;
 mod watch;
 
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
+pub use adopt::{ADOPT_PAGE, AdoptError, AdoptOptions, AdoptProgress, AdoptReport, AdoptSample, AdoptSkip, MAX_LISTED_SKIPS, adopt};
 pub use clear::{ClearProjection, ClearReport, ClearTarget, clear_collection, clear_collections, plan_clear, retire_deleted};
 pub use collections::create_collection;
 pub use documents::{CHECK_IN_MEMORY, ReadError, ReadMode, ReadReport, collect_garbage, put_document, read_document};

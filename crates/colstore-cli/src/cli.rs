@@ -165,12 +165,20 @@ atomically when complete; a symbolic link is written through (it stays a link); 
 straight; `-o -` writes to stdout (the summary then goes to stderr).")]
     Export(ExportArgs),
 
-    /// Read a file written by `col export`: check it whole, show the counts, take a safety backup, write it
+    /// Read a file written by `col export`, or adopt a collection that lives in Qdrant or Weaviate
     #[command(after_help = "Examples:\n  col import notes.colstore --dry-run\n  col import notes.colstore --mode merge --yes\n  \
-col export -o - | col --store ../copy import - --yes\n\n\
-FILE `-` reads standard input (copied to a temporary file first, since the file is checked whole before it is written).\n\
-replace (default): each collection in the file becomes exactly the file's; merge: adds what is missing and, for a\n\
-document in both, takes the file's version unless the store's copy changed later.")]
+col export -o - | col --store ../copy import - --yes\n  \
+col import qdrant://localhost:6333/articles --into articles --text-field body --embedder openai:text-embedding-3-small --dry-run\n  \
+col import weaviate://localhost:8080/Article --into articles --text-field body --key-field url --embedder hash:v1\n\n\
+A file: `-` reads standard input (copied to a temporary file first, since the file is checked whole before it is\n\
+written). replace (default): each collection in the file becomes exactly the file's; merge: adds what is missing\n\
+and, for a document in both, takes the file's version unless the store's copy changed later.\n\n\
+A remote collection (qdrant://HOST:6333/NAME, weaviate://HOST:8080/Class, +https for TLS; API key from\n\
+QDRANT_API_KEY / WEAVIATE_API_KEY): every object becomes one document (text from --text-field, the rest of the\n\
+payload as metadata, the source id under --id-field) and its vector goes into the embedding cache under --embedder,\n\
+which must be the store's [embedder]: `col sync` then projects it with no embedder call. The source is only read.\n\
+Objects without the text field (or a vector) are skipped and listed; --strict refuses the whole import instead.\n\
+Running it again resumes or refreshes (unchanged documents are not written).")]
     Import(ImportArgs),
 
     /// Filesystem mode: find files added, edited, moved or deleted in the collections' folders and record them
@@ -739,12 +747,14 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The file written by `col export` (`-` reads stdin)
+    /// A file written by `col export` (`-` reads stdin), or a remote collection: qdrant://HOST:6333/NAME,
+    /// weaviate://HOST:8080/Class
+    #[arg(value_name = "SOURCE")]
     pub file: PathBuf,
-    /// replace: collections become exactly the file's; merge: upsert, keep newer store copies
-    #[arg(long, value_enum, default_value_t = RestoreModeArg::Replace)]
-    pub mode: RestoreModeArg,
-    /// Check the file and print the plan, change nothing
+    /// replace (default): collections become exactly the file's; merge: upsert, keep newer store copies (files only)
+    #[arg(long, value_enum)]
+    pub mode: Option<RestoreModeArg>,
+    /// Check the source and print the plan (for a remote collection: counts and a sample), change nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Do not ask before an import overwrites or deletes documents (it asks only then, and refuses without a terminal)
@@ -753,6 +763,25 @@ pub struct ImportArgs {
     /// Skip the safety backup (not recommended)
     #[arg(long)]
     pub no_backup: bool,
+    /// Remote: the collection of this store to write (created when missing)
+    #[arg(long, value_name = "COLLECTION")]
+    pub into: Option<String>,
+    /// Remote: the payload field holding each object's text
+    #[arg(long, value_name = "FIELD")]
+    pub text_field: Option<String>,
+    /// Remote: the payload field holding each document's key (default: the source id)
+    #[arg(long, value_name = "FIELD")]
+    pub key_field: Option<String>,
+    /// Remote: the metadata field that keeps the source id
+    #[arg(long, value_name = "FIELD", default_value = "source_id")]
+    pub id_field: String,
+    /// Remote: the embedder that made the vectors, KIND:MODEL (e.g. openai:text-embedding-3-small, hash:v1); it must
+    /// be the store's [embedder]
+    #[arg(long, value_name = "KIND:MODEL")]
+    pub embedder: Option<String>,
+    /// Remote: refuse the whole import (writing nothing) when any object cannot be adopted
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[cfg(test)]

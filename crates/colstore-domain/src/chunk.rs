@@ -36,7 +36,7 @@ pub fn chunk_text(text: &str, settings: &ChunkingSettings) -> Vec<Chunk> {
         if start >= n {
             break;
         }
-        let hard_end = (start + max).min(n);
+        let hard_end = start.saturating_add(max).min(n);
         let end = if hard_end == n { n } else { best_break(&chars, start, hard_end, max) };
         let piece = text[byte_at(start)..byte_at(end)].trim_end();
         if !piece.is_empty() {
@@ -61,7 +61,7 @@ pub fn chunk_text(text: &str, settings: &ChunkingSettings) -> Vec<Chunk> {
 
 /// The best place to end a chunk in `(start, hard_end]`, searching the last third of the window.
 fn best_break(chars: &[(usize, char)], start: usize, hard_end: usize, max: usize) -> usize {
-    let lo = (start + max * 2 / 3).max(start + 1);
+    let lo = start.saturating_add(max.saturating_mul(2) / 3).max(start + 1);
     let is = |i: usize, f: &dyn Fn(usize) -> bool| i > start && i < chars.len() && f(i);
     let para = |i: usize| chars[i].1 == '\n' && chars[i - 1].1 == '\n';
     let line = |i: usize| chars[i].1 == '\n';
@@ -78,6 +78,19 @@ fn best_break(chars: &[(usize, char)], start: usize, hard_end: usize, max: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whole-document chunking (collections adopted from a remote engine): one chunk, the trimmed text, however long.
+    #[test]
+    fn whole_document_is_one_chunk() {
+        let text = format!("  {}\n\n{}  \n", "word ".repeat(50_000), "end.");
+        let chunks = chunk_text(&text, &ChunkingSettings::WHOLE_DOCUMENT);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].text, text.trim());
+        assert_eq!(chunks[0].hash, ContentHash::of(text.trim().as_bytes()));
+        assert!(chunk_text(" \n ", &ChunkingSettings::WHOLE_DOCUMENT).is_empty());
+        assert_eq!(ChunkingSettings::WHOLE_DOCUMENT.to_string(), "whole documents (one chunk each)");
+        assert_eq!(ChunkingSettings::default().to_string(), "1200 characters, 200 overlap");
+    }
 
     fn settings(max: u32, overlap: u32) -> ChunkingSettings {
         ChunkingSettings::new(max, overlap).unwrap()

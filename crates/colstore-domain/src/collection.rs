@@ -166,6 +166,15 @@ impl ChunkingSettings {
         Ok(Self { max_chars, overlap_chars })
     }
 
+    /// One chunk per document, whatever its length: what `col import` gives a collection adopted from a remote
+    /// engine, where each object was embedded whole and its vector is exactly one chunk.
+    pub const WHOLE_DOCUMENT: Self = Self { max_chars: u32::MAX, overlap_chars: 0 };
+
+    /// Whether every document is one chunk ([`WHOLE_DOCUMENT`](Self::WHOLE_DOCUMENT)).
+    pub fn is_whole_document(&self) -> bool {
+        self.max_chars == u32::MAX
+    }
+
     /// Target chunk size in characters (above 0).
     pub fn max_chars(&self) -> u32 {
         self.max_chars
@@ -174,6 +183,17 @@ impl ChunkingSettings {
     /// Characters shared by consecutive chunks (below [`max_chars`](Self::max_chars)).
     pub fn overlap_chars(&self) -> u32 {
         self.overlap_chars
+    }
+}
+
+impl fmt::Display for ChunkingSettings {
+    /// `1200 characters, 200 overlap`, or `whole documents`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_whole_document() {
+            f.write_str("whole documents (one chunk each)")
+        } else {
+            write!(f, "{} characters, {} overlap", self.max_chars, self.overlap_chars)
+        }
     }
 }
 

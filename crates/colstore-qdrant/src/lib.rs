@@ -11,9 +11,14 @@
 //!   `Unauthorized`; 404 → `CollectionNotFound`; a wrong vector length → `DimensionMismatch`; the rest → `Backend`
 //!   with the server's message, shortened and with the API key masked.
 //!
+//! [`QdrantForeign`] reads a collection colstore did not create, for `col import qdrant://HOST:6333/NAME`.
+//!
 //! The API key is sent as the `api-key` header and never appears in `Debug` output, logs or errors.
 
 mod filter;
+mod foreign;
+
+pub use foreign::QdrantForeign;
 
 use std::collections::HashMap;
 use std::fmt;

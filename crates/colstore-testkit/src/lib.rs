@@ -18,6 +18,7 @@ pub mod fake_index;
 pub mod fake_queue;
 pub mod fake_repo;
 pub mod files;
+pub mod foreign;
 pub mod index;
 pub mod need;
 #[cfg(feature = "qdrant-fake")]

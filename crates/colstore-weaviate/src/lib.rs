@@ -5,16 +5,19 @@
 //! - `filter`: our [`Filter`](colstore_domain::Filter) as a Weaviate `where`, exactly or as a superset that we narrow
 //!   on our side;
 //! - `client`: requests, retries (through `colstore_http::retrying` and the injected clock) and error classification;
-//! - `index`: [`WeaviateIndex`], the port.
+//! - `index`: [`WeaviateIndex`], the port;
+//! - `foreign`: [`WeaviateForeign`], a class colstore did not create, read for `col import`.
 
 mod client;
 mod config;
 mod filter;
+mod foreign;
 mod index;
 pub mod names;
 mod schema;
 
 pub use config::WeaviateConfig;
+pub use foreign::WeaviateForeign;
 pub use index::WeaviateIndex;
 pub use names::class_name;
 

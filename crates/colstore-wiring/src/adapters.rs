@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colstore_domain::RetryPolicy;
-use colstore_domain::ports::{Embedder, JobQueue, SyncStore, VectorIndex};
+use colstore_domain::ports::{Embedder, ForeignCollection, JobQueue, SyncStore, VectorIndex};
 use colstore_embed::{HashEmbedder, OpenAiConfig, OpenAiEmbedder};
-use colstore_qdrant::{QdrantConfig, QdrantIndex};
-use colstore_weaviate::{WeaviateConfig, WeaviateIndex};
+use colstore_qdrant::{QdrantConfig, QdrantForeign, QdrantIndex};
+use colstore_weaviate::{WeaviateConfig, WeaviateForeign, WeaviateIndex};
 
 use crate::{EmbedderKind, Store, VectorBackend, WiringError};
 
@@ -124,6 +124,29 @@ pub(crate) fn remote_index(
     match backend {
         VectorBackend::Qdrant => Ok(Arc::new(QdrantIndex::new(QdrantConfig { api_key, ..QdrantConfig::new(url) }, clock)?)),
         VectorBackend::Weaviate => Ok(Arc::new(WeaviateIndex::new(WeaviateConfig { api_key, ..WeaviateConfig::new(url) }, clock)?)),
+        VectorBackend::Embedded => Err(colstore_domain::ports::IndexError::Backend {
+            backend: "config",
+            source: "the embedded index is not a remote engine".into(),
+        }),
+    }
+}
+
+/// Collection `name` of the Qdrant or Weaviate server at `url`, to adopt.
+///
+/// # Errors
+/// When its client cannot be built (a malformed URL, key or name).
+pub(crate) fn foreign_collection(
+    backend: VectorBackend,
+    url: String,
+    name: &str,
+    api_key: Option<String>,
+    clock: Arc<dyn colstore_domain::ports::Clock>,
+) -> Result<Arc<dyn ForeignCollection>, colstore_domain::ports::IndexError> {
+    match backend {
+        VectorBackend::Qdrant => Ok(Arc::new(QdrantForeign::new(QdrantConfig { api_key, ..QdrantConfig::new(url) }, name, clock)?)),
+        VectorBackend::Weaviate => {
+            Ok(Arc::new(WeaviateForeign::new(&WeaviateConfig { api_key, ..WeaviateConfig::new(url) }, name, clock)?))
+        }
         VectorBackend::Embedded => Err(colstore_domain::ports::IndexError::Backend {
             backend: "config",
             source: "the embedded index is not a remote engine".into(),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use colstore_domain::ports::{Clock, IndexError, IndexRouter, VectorIndex};
+use colstore_domain::ports::{Clock, ForeignCollection, IndexError, IndexRouter, VectorIndex};
 use colstore_embedded::EmbeddedIndex;
 
 use crate::{VectorBackend, VectorsConfig};
@@ -71,6 +71,28 @@ impl StoreIndexes {
                 crate::adapters::remote_index(v.backend, url, api_key, self.clock.clone())
             }
         }
+    }
+}
+
+impl StoreIndexes {
+    /// The collection `source` names in a remote engine (`qdrant://HOST:6333/NAME`, `weaviate://HOST:8080/Class`,
+    /// `+https` for TLS), to be adopted by `col import`. Its API key is the backend's variable (`QDRANT_API_KEY`,
+    /// `WEAVIATE_API_KEY`), or the one `[vectors]` names when the store's default is that backend.
+    ///
+    /// # Errors
+    /// `IndexError::Backend` (backend `config`) for a source that is not such a URL, names no collection, or names
+    /// the embedded index; the adapter's errors for an unusable URL or name.
+    pub(crate) fn foreign(&self, source: &str) -> Result<Arc<dyn ForeignCollection>, IndexError> {
+        let forms = "write qdrant://HOST:6333/COLLECTION or weaviate://HOST:8080/Class (qdrant+https://, weaviate+https:// for TLS)";
+        let trimmed = source.trim().trim_end_matches('/');
+        let Some((server, name)) = trimmed.rsplit_once('/').filter(|(server, _)| !server.ends_with('/') && server.contains("://")) else {
+            return Err(router_error(format!("{source:?} names no collection; {forms}")));
+        };
+        let v = VectorsConfig::from_target(server).map_err(|e| router_error(format!("{e}; {forms}")))?;
+        let url = v.url.clone().ok_or_else(|| router_error(format!("{source:?} is not a remote engine; {forms}")))?;
+        let key_env = if v.backend == self.default.backend { self.default.key_env() } else { v.key_env() };
+        let key = key_env.and_then(|name| self.keys.get(name).cloned());
+        crate::adapters::foreign_collection(v.backend, url, name, key, self.clock.clone())
     }
 }
 

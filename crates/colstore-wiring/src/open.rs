@@ -229,6 +229,15 @@ impl Store {
         self.indexes.clone()
     }
 
+    /// The collection of a remote engine that `source` names (`qdrant://HOST:6333/NAME`, `weaviate://HOST:8080/Class`),
+    /// read by `col import` to adopt it. Building it sent nothing.
+    ///
+    /// # Errors
+    /// [`WiringError::Index`] when `source` is not such a URL or its client cannot be built.
+    pub fn foreign_collection(&self, source: &str) -> Result<Arc<dyn colstore_domain::ports::ForeignCollection>, WiringError> {
+        Ok(self.indexes.foreign(source)?)
+    }
+
     /// The environment overrides that were applied.
     pub fn overrides(&self) -> &[EnvOverride] {
         &self.overrides

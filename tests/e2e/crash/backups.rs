@@ -1,4 +1,5 @@
-//! kill -9 during `col backup`, `col backup prune`, `col restore`, `col clear` and `col import` (sqlite mode).
+//! kill -9 during `col backup`, `col backup prune`, `col restore`, `col clear` and `col import` (sqlite mode), of a
+//! file and of a collection adopted from Qdrant.
 //!
 //! Besides the document oracle: every acknowledged backup survives and verifies; a prune removes only what it meant
 //! to; the safety backup a killed restore, clear or import took holds the store as it was before (restored into a new
@@ -11,7 +12,7 @@ use colstore_e2e::TestStore;
 use serde_json::Value;
 
 use super::harness::{Killer, Run};
-use super::oracle::{Docs, Intended, check_after_kill, check_completed, check_run, listed};
+use super::oracle::{Doc, Docs, Intended, check_after_kill, check_completed, check_run, listed};
 use super::{MAX_ROUNDS, seeded};
 use crate::Rng;
 
@@ -239,5 +240,52 @@ fn kill_9_during_import() {
     });
     s.ok(["import", "export.jsonl.zst", "--yes", "--no-backup"]);
     check_completed(&s, "c", &target, &Intended::new(), "the last import");
+    super::verify_all(&s);
+}
+
+/// `col import qdrant://…/articles` (adopting a remote collection) killed while it writes pages, as the source
+/// changes between runs: every document is as before or as the source has it, and a safety backup taken first holds
+/// the collection as it was.
+#[test]
+fn kill_9_during_import_from_qdrant() {
+    const OBJECTS: usize = 1500;
+    let mut rng = seeded("import from qdrant");
+    let qdrant = colstore_testkit::qdrant_fake::QdrantFake::spawn(colstore_testkit::qdrant_fake::QdrantFakeOptions::default());
+    crate::adopt::seed_qdrant(&qdrant, "articles", "Dot", OBJECTS);
+    let s = TestStore::new();
+    let config = s.colstore_dir().join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("dimension = 384"), "the config layout changed; update this test");
+    std::fs::write(&config, text.replace("dimension = 384", "dimension = 8")).expect("config");
+    let source = format!("{}/articles", crate::adopt::qdrant_target(&qdrant));
+    let args = ["import", source.as_str(), "--into", "c", "--text-field", "body", "--embedder", "hash:v1", "--yes"];
+    s.ok(args);
+    // The round of each object's current version in the source.
+    let mut rounds = vec![0usize; OBJECTS + 1];
+    let mut round = 0;
+    kill_with_safety_backup("import from qdrant", &args, &s, &mut rng, |rng| {
+        // The source moves on: about a third of the objects change, so every run has pages to write.
+        round += 1;
+        let changed: Vec<usize> = (1..=OBJECTS).filter(|_| rng.range(0, 3) == 0).collect();
+        crate::adopt::write_qdrant_points(&qdrant, "articles", changed.iter().copied(), round);
+        for i in changed {
+            rounds[i] = round;
+        }
+        let intended: Intended = (1..=OBJECTS)
+            .map(|i| {
+                let (text, metadata) = crate::adopt::adopted(i, rounds[i]);
+                (i.to_string(), Some(Doc::new(text.as_bytes(), metadata, &[])))
+            })
+            .collect();
+        (listed(&s, "c"), intended)
+    });
+    s.ok(args);
+    let want: Intended = (1..=OBJECTS)
+        .map(|i| {
+            let (text, metadata) = crate::adopt::adopted(i, rounds[i]);
+            (i.to_string(), Some(Doc::new(text.as_bytes(), metadata, &[])))
+        })
+        .collect();
+    check_completed(&s, "c", &Docs::new(), &want, "the last import");
     super::verify_all(&s);
 }

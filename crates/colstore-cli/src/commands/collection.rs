@@ -82,14 +82,13 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             };
             ctx.out
                 .data(format!(
-                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {} characters, {} overlap\nvectors:    {}\nindex:      {}",
+                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {}\nvectors:    {}\nindex:      {}",
                     c.name,
                     c.document_count,
                     human_bytes(c.logical_bytes),
                     c.logical_bytes,
                     human_time(c.created_at),
-                    s.chunking.max_chars(),
-                    s.chunking.overlap_chars(),
+                    s.chunking,
                     vectors,
                     index
                 ))
@@ -168,8 +167,8 @@ fn parse_settings(a: &SettingsArgs, base: ChunkingSettings) -> CliResult<(Option
 /// Asks on the terminal; refuses when there is none.
 pub fn confirm(question: &str) -> CliResult {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(CliError::new("refusing to delete without confirmation: stdin is not a terminal")
-            .hint("pass --yes to confirm, or --dry-run to see what would be deleted"));
+        return Err(CliError::new(format!("refusing to go on without confirmation (stdin is not a terminal): {question}"))
+            .hint("pass --yes to confirm, or --dry-run to see what would change"));
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();

@@ -123,7 +123,11 @@ impl ImportSource {
 }
 
 pub async fn import(ctx: &Ctx, a: crate::cli::ImportArgs) -> CliResult {
-    let mode = match a.mode {
+    if let Some(source) = super::adopt::remote_source(&a.file) {
+        return super::adopt::run(ctx, &source, a).await;
+    }
+    super::adopt::refuse_remote_flags(&a)?;
+    let mode = match a.mode.unwrap_or(RestoreModeArg::Replace) {
         RestoreModeArg::Replace => RestoreMode::Replace,
         RestoreModeArg::Merge => RestoreMode::Merge,
     };

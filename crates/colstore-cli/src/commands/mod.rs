@@ -1,6 +1,7 @@
 //! One module per command. Each parses its arguments into domain types, calls a use case or port, and renders.
 
 mod add;
+mod adopt;
 pub(crate) mod backup;
 mod clear;
 mod collection;

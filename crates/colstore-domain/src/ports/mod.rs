@@ -8,6 +8,7 @@
 //! | [`FileCatalog`] (filesystem mode's metadata) | `colstore-sqlite`; fake in `InMemoryRepo` |
 //! | [`VectorIndex`] | later `colstore-embedded`, `colstore-qdrant`, `colstore-weaviate` |
 //! | [`BackupStore`] | `colstore-objstore` (object_store: file://, s3://, memory://); fake `InMemoryBackupStore` |
+//! | [`ForeignCollection`] (collections `col import` adopts) | `colstore-qdrant`, `colstore-weaviate`; the engine fakes in `colstore-testkit` serve them |
 //! | [`Clock`] | `SystemClock` in `colstore-wiring`; `ManualClock` fake |
 //! | [`Embedder`] | later `colstore-embed` (hash, OpenAI-compatible HTTP) |
 //! | [`JobQueue`] | `colstore-sqlite`; fake `InMemoryQueue` |
@@ -24,6 +25,7 @@ mod clock;
 mod conversion;
 mod embedder;
 mod files;
+mod foreign;
 mod index;
 mod jobs;
 mod repo;
@@ -42,6 +44,7 @@ pub use files::{
     ApplyReport, CatalogEntry, DocumentFiles, FileCatalog, FileChange, FileStat, FilesError, STAGING_PREFIX, Scan, ScanIssue, ScannedFile,
     StagedFile,
 };
+pub use foreign::{ForeignCollection, ForeignInfo, ForeignObject, ForeignPage};
 pub use index::{
     IndexCapabilities, IndexError, IndexHealth, IndexRouter, ScrollPage, ScrollRequest, SearchRequest, StoredPoint, VectorIndex,
 };
@@ -62,6 +65,8 @@ pub use clock::MockClock;
 pub use embedder::MockEmbedder;
 #[cfg(any(test, feature = "mocks"))]
 pub use files::{MockDocumentFiles, MockFileCatalog};
+#[cfg(any(test, feature = "mocks"))]
+pub use foreign::MockForeignCollection;
 #[cfg(any(test, feature = "mocks"))]
 pub use index::{MockIndexRouter, MockVectorIndex};
 #[cfg(any(test, feature = "mocks"))]

@@ -4,6 +4,7 @@
 //! batches over the body limit.
 
 mod filters;
+mod foreign;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -178,6 +178,16 @@ impl QdrantFake {
     pub fn collections(&self) -> Vec<String> {
         lock(&self.shared.state).collection_names()
     }
+
+    /// Answers one request straight from the state, as the server would (no fault, no log, no key check): how a
+    /// test puts a collection colstore did not create into the fake (`PUT /collections/articles`, then
+    /// `PUT /collections/articles/points?wait=true`). Returns the status and the JSON body (`Null` when not JSON).
+    pub fn call(&self, method: &str, path_and_query: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let (route, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let reply = lock(&self.shared.state).route(method, route, query, &hyper::HeaderMap::new(), &bytes, std::time::Instant::now());
+        (reply.status, serde_json::from_slice(&reply.body).unwrap_or(serde_json::Value::Null))
+    }
 }
 
 impl Drop for QdrantFake {

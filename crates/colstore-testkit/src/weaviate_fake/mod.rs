@@ -199,6 +199,24 @@ impl WeaviateFake {
     pub fn classes(&self) -> Vec<String> {
         self.shared.lock().store.classes.keys().cloned().collect()
     }
+
+    /// Answers one request straight from the store, as the server would (no fault, no log, no key check): how a
+    /// test puts a class colstore did not create into the fake (`POST /v1/schema`, then `POST /v1/batch/objects`).
+    /// `path` may carry a query. Returns the status and the JSON body (`Null` when there is none).
+    pub fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+        let query: HashMap<String, String> = query
+            .split('&')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let reply = self.shared.lock().store.handle(method, route, &query, &bytes);
+        (reply.status, reply.body.unwrap_or(Value::Null))
+    }
 }
 
 impl Drop for WeaviateFake {

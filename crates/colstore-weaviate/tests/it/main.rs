@@ -3,6 +3,7 @@
 //! contract), the class-name mapping, and fault injection.
 
 mod faults;
+mod foreign;
 mod names;
 mod snapshots;
 
