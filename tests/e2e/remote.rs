@@ -274,3 +274,28 @@ fn a_storm_of_rate_limits_slow_answers_and_dropped_connections_is_ridden_out(#[c
     assert_eq!(s.json(["verify", "--index"])["ok"], true, "nothing marked synced that the engine does not hold");
     assert_eq!(stub.texts_embedded(), 4, "each text embedded once, whatever the engine did");
 }
+
+/// `col collection set NAME --vectors TARGET` moves a collection as `col reindex --to` does (the per-collection
+/// override after creation); the same target is a no-op; combined with other settings it is refused.
+#[test]
+fn collection_set_vectors_moves_a_collection_and_refuses_mixed_changes() {
+    let qdrant = Engine::start("qdrant", None);
+    let stub = StubEmbedServer::start(8);
+    let s = TestStore::new();
+    crate::sync::use_stub(&s, &stub);
+    add_notes(&s);
+    s.ok(["sync"]);
+    let embedded = stub.texts_embedded();
+    let moved = s.json(["collection", "set", "notes", "--vectors", &qdrant.target()]);
+    assert_eq!((moved["from"].as_str(), moved["points_written"].as_u64()), (Some("embedded"), Some(4)), "{moved}");
+    assert_eq!(qdrant.points(), 4);
+    assert_eq!(s.json(["collection", "show", "notes"])["settings"]["index"], qdrant.target().as_str());
+    let again = s.json(["collection", "set", "notes", "--vectors", &qdrant.target()]);
+    assert_eq!(again["moved"], false, "{again}");
+    let mixed = s.run(["collection", "set", "notes", "--vectors", "embedded", "--chunk-size", "500"]);
+    mixed.assert_error(2, "--vectors moves the collection and is given alone");
+    assert_eq!(qdrant.points(), 4, "a refused change moves nothing");
+    s.ok(["collection", "set", "notes", "--vectors", "embedded"]);
+    assert_eq!((qdrant.points(), s.json(["verify", "--index"])["ok"].as_bool()), (0, Some(true)));
+    assert_eq!(stub.texts_embedded(), embedded, "moving embeds nothing");
+}

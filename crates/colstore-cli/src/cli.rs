@@ -532,13 +532,21 @@ from QDRANT_API_KEY / WEAVIATE_API_KEY. To move an existing collection, use `col
         #[arg(long, value_name = "TARGET")]
         vectors: Option<String>,
     },
-    /// Change a collection's chunking or distance; the next `col sync` re-projects it (vectors come from the cache)
-    #[command(after_help = "Examples:\n  col collection set notes --chunk-size 800\n  col collection set notes --distance cosine && col sync notes")]
+    /// Change a collection's chunking, distance or vector index; vectors come from the cache, never re-embedded
+    #[command(after_help = "Examples:\n  col collection set notes --chunk-size 800\n  col collection set notes --distance cosine && col sync notes\n  \
+col collection set notes --vectors weaviate://127.0.0.1:8080\n\n\
+Chunking and distance: the next `col sync` re-projects the collection. --vectors moves it to another index now, as\n\
+`col reindex NOTES --to TARGET` does: written from the embedding cache, verified, then switched; the old projection\n\
+is dropped. --vectors is given alone (change the other settings in a second call).")]
     Set {
         /// The collection
         name: String,
         #[command(flatten)]
         settings: SettingsArgs,
+        /// Move the collection to this vector index: embedded, qdrant://HOST[:6333], weaviate://HOST[:8080], or
+        /// qdrant+https://… / weaviate+https://…
+        #[arg(long, value_name = "TARGET")]
+        vectors: Option<String>,
     },
     /// List collections with their document counts
     #[command(alias = "ls", after_help = "Examples:\n  col collection list\n  col collection list --json")]

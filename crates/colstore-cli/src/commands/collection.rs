@@ -29,13 +29,30 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             ctx.out.line(format!("Created collection {}", c.name)).map_err(io)?;
             ctx.out.line(format!("Next: `col add {} PATH…` or `col put {} KEY FILE`", c.name, c.name)).map_err(io)?;
         }
-        CollectionCommand::Set { name, settings: args } => {
+        CollectionCommand::Set { name, settings: args, vectors: Some(target) } => {
+            let name = collection_name(&name)?;
+            if args.chunk_size.is_some() || args.chunk_overlap.is_some() || args.distance.is_some() {
+                return Err(CliError::new("--vectors moves the collection and is given alone")
+                    .code(2)
+                    .hint(format!("change chunking or distance in a second call: `col collection set {name} --chunk-size …`")));
+            }
+            let store = ctx.open().await?;
+            let to = canonical_target(&store, "collection set", "--vectors", &target)?;
+            let current = store.repo().collection(&name).await?.settings.index.unwrap_or_else(|| store.indexes().default_target());
+            if to == current {
+                ctx.out.json_value(&json!({ "collection": name, "to": to, "moved": false })).map_err(io)?;
+                ctx.out.line(format!("Collection {name} already projects into {to}; nothing to do.")).map_err(io)?;
+                return Ok(());
+            }
+            super::index::move_index(ctx, &store, &name, &to, false).await?;
+        }
+        CollectionCommand::Set { name, settings: args, vectors: None } => {
             let name = collection_name(&name)?;
             let store = ctx.open().await?;
             let current = store.repo().collection(&name).await?;
             let (chunking, distance) = parse_settings(&args, current.settings.chunking)?;
             if chunking.is_none() && distance.is_none() {
-                return Err(CliError::new("nothing to change").code(2).hint("pass --chunk-size, --chunk-overlap or --distance"));
+                return Err(CliError::new("nothing to change").code(2).hint("pass --chunk-size, --chunk-overlap, --distance or --vectors"));
             }
             let _lock = ctx.shared_lock(&store).await?;
             let ports = Ctx::sync_ports(&store).await?;

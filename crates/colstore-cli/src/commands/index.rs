@@ -49,7 +49,7 @@ pub async fn reindex(ctx: &Ctx, a: ReindexArgs) -> CliResult {
 }
 
 /// `col reindex COLLECTION --to TARGET`.
-async fn move_index(ctx: &Ctx, store: &colstore_wiring::Store, collection: &CollectionName, to: &str, keep_old: bool) -> CliResult {
+pub(super) async fn move_index(ctx: &Ctx, store: &colstore_wiring::Store, collection: &CollectionName, to: &str, keep_old: bool) -> CliResult {
     // Writers wait (a sync meanwhile would project into the old index only); searches go on reading the old index.
     let _lock = ctx.exclusive_lock(store, "reindex").await?;
     let ports = Ctx::sync_ports(store).await?;
