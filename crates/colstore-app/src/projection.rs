@@ -7,7 +7,7 @@ use colstore_domain::ports::{
     SyncState,
 };
 use colstore_domain::{
-    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocKey, Filter, Payload, Point, PointId, Vector, chunk_text,
+    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocKey, Filter, Point, PointId, Vector, chunk_text,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -251,6 +251,10 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
 
 /// [`verify_index`] of `c` against `ports.index`, whichever index that is (`col reindex --to` checks a new projection
 /// before the collection switches to it).
+/// Points per page when `verify --index` (and a move's check) reads a projection back: few round trips, small pages
+/// (no vectors).
+const VERIFY_PAGE: usize = 2048;
+
 async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> Result<IndexReport, SyncFailure> {
     let collection = &c.name;
     let name = index_name(ports.store_id, collection);
@@ -285,19 +289,21 @@ async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> R
     }
     report.expected_points = expected.len() as u64;
 
-    // What the index holds.
-    let mut seen: HashMap<PointId, Payload> = HashMap::new();
+    // What the index holds: id → (key, chunk, content hash), the rest of each payload dropped as it is read, so a
+    // large collection is held as small as its ledger.
+    let mut seen: HashMap<PointId, (DocKey, u32, colstore_domain::ContentHash)> = HashMap::new();
     let index_exists = c.settings.vectors.is_some();
     if index_exists {
         let mut from = None;
         loop {
-            let page = match ports.index.scroll(&name, ScrollRequest { from, limit: 512, filter: None, with_vectors: false }).await {
+            let request = ScrollRequest { from, limit: VERIFY_PAGE, filter: None, with_vectors: false };
+            let page = match ports.index.scroll(&name, request).await {
                 Ok(p) => p,
                 Err(colstore_domain::ports::IndexError::CollectionNotFound(_)) => break,
                 Err(e) => return Err(e.into()),
             };
             for StoredPoint { id, payload, .. } in page.points {
-                seen.insert(id, payload);
+                seen.insert(id, (payload.key, payload.chunk, payload.content_hash));
             }
             match page.next {
                 Some(n) => from = Some(n),
@@ -314,7 +320,7 @@ async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> R
                 report.drift.push(Drift { kind: "missing", key: key.clone(), chunk: *chunk, id: id.to_string() });
                 to_rewrite.insert(key.clone(), ());
             }
-            Some(p) if p.content_hash != *hash || p.key != *key || p.chunk != *chunk => {
+            Some((k, c, h)) if h != hash || k != key || c != chunk => {
                 report.drift.push(Drift { kind: "stale", key: key.clone(), chunk: *chunk, id: id.to_string() });
                 to_rewrite.insert(key.clone(), ());
             }
@@ -322,9 +328,9 @@ async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> R
         }
     }
     let mut orphans = Vec::new();
-    for (id, p) in &seen {
+    for (id, (key, chunk, _)) in &seen {
         if !expected.contains_key(id) {
-            report.drift.push(Drift { kind: "orphan", key: p.key.clone(), chunk: p.chunk, id: id.to_string() });
+            report.drift.push(Drift { kind: "orphan", key: key.clone(), chunk: *chunk, id: id.to_string() });
             orphans.push(*id);
         }
     }
@@ -560,6 +566,9 @@ pub async fn move_index(
         new.index.ensure_collection(&name, vectors).await?;
         let mut after = None;
         let mut synced_keys = std::collections::HashSet::new();
+        // Two batches overlap: while the engine takes one upsert, the next batch is read, chunked and looked up in
+        // the cache (the engine and colstore then work at once, instead of waiting for each other).
+        let mut in_flight: Option<Upserting<'_>> = None;
         loop {
             let rows = ports.ledger.ledger(collection, after.clone(), 1000).await?;
             let Some(last) = rows.last() else { break };
@@ -568,8 +577,17 @@ pub async fn move_index(
                 rows.into_iter().filter(|r| r.state == SyncState::Synced).filter_map(|r| r.projected.map(|p| (r.key, p))).collect();
             synced_keys.extend(synced.iter().map(|(k, _)| k.clone()));
             for group in synced.chunks(REPAIR_BATCH_DOCS) {
-                let (points, mut unmovable, larger) = rebuild_points(&new, collection, &c.settings.chunking, group, INLINE_BYTES).await?;
-                upsert_in_calls(&*new.index, &name, points, &mut report.points_written).await?;
+                let rebuilt = rebuild_points(&new, collection, &c.settings.chunking, group, INLINE_BYTES);
+                let (rebuilt, written) = match in_flight.take() {
+                    Some(upserting) => {
+                        let (rebuilt, written) = futures::join!(rebuilt, upserting);
+                        (rebuilt, written?)
+                    }
+                    None => (rebuilt.await, 0),
+                };
+                report.points_written += written;
+                progress(report.points_written);
+                let (points, mut unmovable, larger) = rebuilt?;
                 for one in larger {
                     let large = crate::backup::format::LARGE_CONTENT;
                     let (points, more, too_large) = rebuild_points(&new, collection, &c.settings.chunking, &[one], large).await?;
@@ -577,8 +595,17 @@ pub async fn move_index(
                     unmovable.extend(more.into_iter().chain(too_large.into_iter().map(|(k, _)| k)));
                 }
                 report.left_for_sync.extend(unmovable);
-                progress(report.points_written);
+                let (index, name) = (&*new.index, &name);
+                in_flight = Some(Box::pin(async move {
+                    let mut written = 0;
+                    upsert_in_calls(index, name, points, &mut written).await?;
+                    Ok(written)
+                }));
             }
+        }
+        if let Some(upserting) = in_flight {
+            report.points_written += upserting.await?;
+            progress(report.points_written);
         }
         // Every point the ledger expects must be there with its hashes, and nothing else; documents not synced (and
         // those left for the next sync) keep their projection in the old index only.
@@ -610,6 +637,9 @@ pub async fn move_index(
     }
     Ok(report)
 }
+
+/// A batch's upsert under way, overlapping the next batch's rebuild in [`move_index`]; resolves to points written.
+type Upserting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, IndexError>> + Send + 'a>>;
 
 /// What a settings change means for the projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

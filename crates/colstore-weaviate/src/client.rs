@@ -99,11 +99,22 @@ impl Http {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Answer, IndexError> {
-        let url = self.url(path, query);
         let body = match body {
             Some(v) => Some(Bytes::from(serde_json::to_vec(v).map_err(|e| backend(format!("cannot encode a request: {e}")))?)),
             None => None,
         };
+        self.send_bytes(method, path, query, body).await
+    }
+
+    /// [`send`](Self::send) of a JSON body already encoded.
+    pub(crate) async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Answer, IndexError> {
+        let url = self.url(path, query);
         let what = format!("{method} {path}");
         retrying(
             &format!("Weaviate request {what}"),

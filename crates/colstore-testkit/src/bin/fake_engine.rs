@@ -17,7 +17,8 @@ fn main() {
     // Kept alive until stdin closes; dropping a fake stops its server.
     let (url, _qdrant, _weaviate) = match engine.as_str() {
         "qdrant" => {
-            let fake = QdrantFake::spawn(QdrantFakeOptions::default());
+            // No request log: nobody reads it here, and a benchmark's bodies would fill memory.
+            let fake = QdrantFake::spawn(QdrantFakeOptions { log_requests: false, ..QdrantFakeOptions::default() });
             (fake.url(), Some(fake), None)
         }
         "weaviate" => {

@@ -41,11 +41,14 @@ pub struct QdrantFakeOptions {
     pub api_key: Option<String>,
     /// Request bodies over this many bytes get the connection closed, unanswered.
     pub max_body_bytes: usize,
+    /// Keep every request for [`QdrantFake::requests`] (the default). A fake run as a process of its own
+    /// (`fake-engine`) keeps none: nobody reads the log, and a benchmark's bodies would fill its memory.
+    pub log_requests: bool,
 }
 
 impl Default for QdrantFakeOptions {
     fn default() -> Self {
-        Self { api_key: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        Self { api_key: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES, log_requests: true }
     }
 }
 
@@ -300,7 +303,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let over = declared.is_some_and(|n| n > shared.options.max_body_bytes);
     let read =
         if over { Err(Closed("request body over the limit")) } else { read_body(body, shared.options.max_body_bytes, &mut bytes).await };
-    lock(&shared.log).push(LoggedRequest { method: method.clone(), path: path.clone(), body: bytes.clone(), fault: fault.clone() });
+    if shared.options.log_requests {
+        lock(&shared.log).push(LoggedRequest { method: method.clone(), path: path.clone(), body: bytes.clone(), fault: fault.clone() });
+    }
     read?;
     let reply = match &fault {
         Some(Fault::Drop) => return Err(Closed("connection dropped (injected fault)")),
