@@ -194,6 +194,21 @@ struct WireUpsert<'a> {
     payload: &'a Payload,
 }
 
+/// A scroll page of points colstore wrote, read straight into their types.
+#[derive(Deserialize)]
+struct TypedScroll {
+    points: Vec<TypedPoint>,
+    next_page_offset: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct TypedPoint {
+    id: Value,
+    payload: Payload,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+}
+
 #[derive(Deserialize)]
 struct ScrollResult {
     points: Vec<WirePoint>,
@@ -543,6 +558,49 @@ impl QdrantIndex {
 
 /// Checks the answer to a write sent with `wait=true`: Qdrant says `completed` once the write is applied; anything else
 /// (`acknowledged`: a proxy dropped the query string, or the server ignored it) would make "durable on return" a lie.
+/// Counts the bytes written through it.
+struct Counting(usize);
+
+impl std::io::Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The most bytes one `f32` takes in a body, with its comma (`-1.1754944e-38,`).
+const MAX_FLOAT_TEXT: usize = 15;
+
+/// Refuses, before any request, points no upsert could send: a value that is not finite, or a point that alone
+/// passes `max_request_bytes`. Cheap: a point is written out only when a bound on its size passes the limit.
+fn check_points(points: &[Point], max_request_bytes: usize) -> Result<(), IndexError> {
+    const FRAME: usize = 128; // `{"points":[`, `{"id":"<uuid>","vector":[`, `],"payload":`, `}]}`
+    for p in points {
+        if let Some(bad) = p.vector.iter().find(|x| !x.is_finite()) {
+            return Err(backend(format!("the vector of point {} holds {bad}, which Qdrant cannot store; re-embed the chunk", p.id)));
+        }
+        let mut payload = Counting(0);
+        serde_json::to_writer(&mut payload, &p.payload).map_err(|e| backend(format!("cannot serialise point {}: {e}", p.id)))?;
+        if FRAME + p.vector.len() * MAX_FLOAT_TEXT + payload.0 <= max_request_bytes {
+            continue;
+        }
+        let mut one = Counting(0);
+        serde_json::to_writer(&mut one, &WireUpsert { id: p.id.to_string(), vector: &p.vector, payload: &p.payload })
+            .map_err(|e| backend(format!("cannot serialise point {}: {e}", p.id)))?;
+        if one.0 + 13 > max_request_bytes {
+            return Err(backend(format!(
+                "point {} alone takes {} bytes, over the request limit of {max_request_bytes} bytes; shorten its metadata",
+                p.id, one.0
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Upsert bodies for `points`, each under `max_request_bytes` and [`MAX_BATCH_POINTS`].
 fn upsert_bodies(points: &[Point], max_request_bytes: usize) -> Result<Vec<Bytes>, IndexError> {
     const HEAD: &[u8] = b"{\"points\":[";
@@ -685,16 +743,29 @@ impl VectorIndex for QdrantIndex {
             return Err(IndexError::DimensionMismatch { expected: size, got: len_u32(wrong.vector.len()) });
         }
         let path = format!("collections/{name}/points?wait=true");
-        // Writing the floats as text is the costliest part of a large upsert: done on a blocking thread, so the
-        // caller's other work (reading and chunking the next batch) goes on meanwhile.
         let max = self.max_request_bytes;
-        let bodies = tokio::task::spawn_blocking(move || upsert_bodies(&points, max))
-            .await
-            .map_err(|e| backend(format!("writing the upsert bodies failed: {e}")))??;
-        for body in bodies {
-            let (_, bytes) = self.exchange_bytes(Method::PUT, &path, Some(body), Scope::Collection(name), &[]).await?;
-            let result: Value = self.parse(&bytes, &Method::PUT, &path)?;
-            check_completed(&result, &format!("upsert into {name}"))?;
+        // Refused before anything is sent: a value Qdrant cannot store, a point that alone passes the request limit.
+        check_points(&points, max)?;
+        // Writing the floats as text is the costliest part of a large upsert. It is done on a blocking thread, one
+        // group of points ahead of the requests: the next group becomes text while the engine takes this one, and
+        // the caller's other work (reading and chunking its next batch) goes on meanwhile.
+        let mut groups = Vec::with_capacity(points.len().div_ceil(MAX_BATCH_POINTS));
+        let mut rest = points;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(MAX_BATCH_POINTS));
+            groups.push(std::mem::replace(&mut rest, tail));
+        }
+        let write = |group: Vec<Point>| tokio::task::spawn_blocking(move || upsert_bodies(&group, max));
+        let mut groups = groups.into_iter();
+        let mut next = groups.next().map(write);
+        while let Some(writing) = next.take() {
+            let bodies = writing.await.map_err(|e| backend(format!("writing the upsert bodies failed: {e}")))??;
+            next = groups.next().map(write);
+            for body in bodies {
+                let (_, bytes) = self.exchange_bytes(Method::PUT, &path, Some(body), Scope::Collection(name), &[]).await?;
+                let result: Value = self.parse(&bytes, &Method::PUT, &path)?;
+                check_completed(&result, &format!("upsert into {name}"))?;
+            }
         }
         Ok(())
     }
@@ -734,8 +805,24 @@ impl VectorIndex for QdrantIndex {
         if let Some(f) = translate(request.filter.as_ref())? {
             body["filter"] = f;
         }
-        let result: ScrollResult =
-            self.call(Method::POST, &format!("collections/{name}/points/scroll"), Some(&body), Scope::Collection(name)).await?;
+        let path = format!("collections/{name}/points/scroll");
+        let (_, bytes) = self.exchange(Method::POST, &path, Some(&body), Scope::Collection(name), &[]).await?;
+        // Our own points read straight into their types; anything else takes the general path, whose errors say
+        // what is wrong with the point.
+        if let Ok(typed) = serde_json::from_slice::<Envelope<TypedScroll>>(&bytes) {
+            let points = typed
+                .result
+                .points
+                .into_iter()
+                .map(|p| Ok(StoredPoint { id: point_id(name, &p.id)?, payload: p.payload, vector: p.vector }))
+                .collect::<Result<Vec<_>, IndexError>>()?;
+            let next = match typed.result.next_page_offset {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(point_id(name, &v)?),
+            };
+            return Ok(ScrollPage { points, next });
+        }
+        let result: ScrollResult = self.parse(&bytes, &Method::POST, &path)?;
         let points = result.points.into_iter().map(|p| self.stored(name, p)).collect::<Result<Vec<_>, _>>()?;
         let next = match result.next_page_offset {
             None | Some(Value::Null) => None,
