@@ -299,3 +299,25 @@ fn collection_set_vectors_moves_a_collection_and_refuses_mixed_changes() {
     assert_eq!((qdrant.points(), s.json(["verify", "--index"])["ok"].as_bool()), (0, Some(true)));
     assert_eq!(stub.texts_embedded(), embedded, "moving embeds nothing");
 }
+
+/// `col status` reports the health of every index a collection projects into, not only the store's default; an
+/// unreachable one is a status, not a failure.
+#[test]
+fn status_shows_each_index_a_collection_projects_into() {
+    let qdrant = Engine::start("qdrant", None);
+    let s = TestStore::new();
+    s.ok(["collection", "create", "far", "--vectors", &qdrant.target()]);
+    s.ok(["collection", "create", "near"]);
+    let status = s.json(["status"]);
+    let others = status["other_indexes"].as_array().expect("other_indexes");
+    assert_eq!(others.len(), 1, "{status}");
+    assert_eq!((others[0]["target"].as_str(), others[0]["index"]["ok"].as_bool()), (Some(qdrant.target().as_str()), Some(true)), "{status}");
+    assert_eq!(others[0]["index"]["backend"], "qdrant");
+    assert!(s.ok(["status"]).stdout.contains(&format!("{} (version", qdrant.target())));
+    assert_eq!(s.json(["status", "near"])["other_indexes"], serde_json::json!([]), "only the collections shown");
+    let target = qdrant.target();
+    drop(qdrant);
+    let down = s.json(["status"]);
+    assert_eq!(down["other_indexes"][0]["index"]["ok"], false, "{down}");
+    assert!(s.ok(["status"]).stdout.contains(&format!("{target} (UNHEALTHY")));
+}

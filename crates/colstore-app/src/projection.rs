@@ -161,8 +161,33 @@ pub struct Status {
     pub index: IndexHealth,
     /// How long the health check took, in milliseconds (a remote engine's round trip).
     pub index_latency_ms: u64,
+    /// Every other index a collection shown projects into (`col collection create --vectors`, `reindex --to`), with
+    /// its health: one request each, as for the default.
+    pub other_indexes: Vec<TargetHealth>,
     /// Per collection.
     pub collections: Vec<CollectionStatus>,
+}
+
+/// The health of an index that is not the store's default.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealth {
+    /// Its target (`qdrant://HOST:PORT`, `embedded`, …).
+    pub target: String,
+    /// Its health; an index that cannot even be built (a malformed target) is unhealthy with the reason.
+    pub index: IndexHealth,
+    /// How long the health check took, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// The health of `index` and how long asking took; an error is an unhealthy status, not a failure.
+async fn health_of(index: Result<std::sync::Arc<dyn colstore_domain::ports::VectorIndex>, IndexError>) -> (IndexHealth, u64) {
+    let asked = std::time::Instant::now();
+    let unhealthy = |e: IndexError| IndexHealth { backend: "unknown".into(), version: None, ok: false, detail: Some(e.to_string()) };
+    let health = match index {
+        Ok(index) => index.health().await.unwrap_or_else(unhealthy),
+        Err(e) => unhealthy(e),
+    };
+    (health, u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Gathers the sync status of one collection or all.
@@ -170,16 +195,20 @@ pub struct Status {
 /// # Errors
 /// Repository or ledger failures; an unreachable index is reported in `index`, not as an error.
 pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<Status, SyncFailure> {
-    let asked = std::time::Instant::now();
-    let index = match ports.index.health().await {
-        Ok(h) => h,
-        Err(e) => IndexHealth { backend: "unknown".into(), version: None, ok: false, detail: Some(e.to_string()) },
-    };
-    let index_latency_ms = u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (index, index_latency_ms) = health_of(Ok(ports.index.clone())).await;
     let collections = match only {
         Some(c) => vec![ports.repo.collection(c).await?],
         None => ports.repo.list_collections().await?,
     };
+    let default = ports.router.default_target();
+    let mut others: Vec<String> = collections.iter().filter_map(|c| c.settings.index.clone()).filter(|t| *t != default).collect();
+    others.sort();
+    others.dedup();
+    let mut other_indexes = Vec::with_capacity(others.len());
+    for target in others {
+        let (index, latency_ms) = health_of(ports.router.route(Some(target.clone())).await).await;
+        other_indexes.push(TargetHealth { target, index, latency_ms });
+    }
     let mut out = Vec::with_capacity(collections.len());
     for c in collections {
         let counts = ports.ledger.counts(Some(c.name.clone())).await?;
@@ -193,7 +222,7 @@ pub async fn status(ports: &SyncPorts, only: Option<&CollectionName>) -> Result<
             errors,
         });
     }
-    Ok(Status { index, index_latency_ms, collections: out })
+    Ok(Status { index, index_latency_ms, other_indexes, collections: out })
 }
 
 /// One problem found by `verify --index`.

@@ -239,6 +239,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
             "storage_mode": mode,
             "index": st.index,
             "index_latency_ms": st.index_latency_ms,
+            "other_indexes": to_value(&st.other_indexes),
             "vectors": cfg.vectors.target(),
             "embedder": embedder,
             "jobs": { "pending_or_running": pending_jobs, "dead": dead_jobs },
@@ -246,15 +247,17 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> CliResult {
             "unreconciled": unreconciled.iter().map(|(c, n)| (c.to_string(), to_value(n))).collect::<serde_json::Map<_, _>>(),
         }))
         .map_err(io)?;
-    let version = st.index.version.as_deref().map(|v| format!("version {v}, ")).unwrap_or_default();
-    let health = if st.index.ok {
-        format!("{version}ok, answered in {} ms", st.index_latency_ms)
-    } else {
-        format!("UNHEALTHY: {}", st.index.detail.clone().unwrap_or_default())
+    let health = |h: &colstore_domain::ports::IndexHealth, ms: u64| {
+        let version = h.version.as_deref().map(|v| format!("version {v}, ")).unwrap_or_default();
+        if h.ok { format!("{version}ok, answered in {ms} ms") } else { format!("UNHEALTHY: {}", h.detail.clone().unwrap_or_default()) }
     };
+    let mut indexes = format!("vector index:  {backend} ({})", health(&st.index, st.index_latency_ms));
+    for other in &st.other_indexes {
+        indexes.push_str(&format!("\n               {} ({}; a collection's own)", other.target, health(&other.index, other.latency_ms)));
+    }
     ctx.out
         .data(format!(
-            "storage mode:  {mode}\nvector index:  {backend} ({health})\nembedder:      {embedder}\njobs:          {pending_jobs} queued or running, {dead_jobs} dead"
+            "storage mode:  {mode}\n{indexes}\nembedder:      {embedder}\njobs:          {pending_jobs} queued or running, {dead_jobs} dead"
         ))
         .map_err(io)?;
     if st.collections.is_empty() {
