@@ -311,7 +311,11 @@ fn status_shows_each_index_a_collection_projects_into() {
     let status = s.json(["status"]);
     let others = status["other_indexes"].as_array().expect("other_indexes");
     assert_eq!(others.len(), 1, "{status}");
-    assert_eq!((others[0]["target"].as_str(), others[0]["index"]["ok"].as_bool()), (Some(qdrant.target().as_str()), Some(true)), "{status}");
+    assert_eq!(
+        (others[0]["target"].as_str(), others[0]["index"]["ok"].as_bool()),
+        (Some(qdrant.target().as_str()), Some(true)),
+        "{status}"
+    );
     assert_eq!(others[0]["index"]["backend"], "qdrant");
     assert!(s.ok(["status"]).stdout.contains(&format!("{} (version", qdrant.target())));
     assert_eq!(s.json(["status", "near"])["other_indexes"], serde_json::json!([]), "only the collections shown");
