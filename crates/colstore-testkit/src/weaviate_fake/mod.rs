@@ -205,14 +205,7 @@ impl WeaviateFake {
     /// `path` may carry a query. Returns the status and the JSON body (`Null` when there is none).
     pub fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
         let (route, query) = path.split_once('?').unwrap_or((path, ""));
-        let query: HashMap<String, String> = query
-            .split('&')
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect();
+        let query = query_pairs(query);
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let reply = self.shared.lock().store.handle(method, route, &query, &bytes);
         (reply.status, reply.body.unwrap_or(Value::Null))
@@ -329,21 +322,23 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn answer(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full>, Dropped> {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let full_path = req.uri().path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
-    let query: HashMap<String, String> = req
-        .uri()
-        .query()
-        .unwrap_or_default()
+/// A query string's pairs, percent-decoded.
+fn query_pairs(query: &str) -> HashMap<String, String> {
+    query
         .split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             (percent_decode(k), percent_decode(v))
         })
-        .collect();
+        .collect()
+}
+
+async fn answer(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full>, Dropped> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let full_path = req.uri().path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+    let query = query_pairs(req.uri().query().unwrap_or_default());
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = read_body(req.into_body()).await.map_err(|_| Dropped)?;
     let fault = {
