@@ -284,10 +284,14 @@ fn adopting_refuses_clearly_and_changes_nothing(#[case] change: &[&str], #[case]
     assert_eq!(s.fingerprint(), before);
 }
 
-/// Flags for a remote collection with a file, and a file import's --mode with a remote one, are refused.
+/// Flags for a remote collection with a file, and a file import's --mode with a remote one, are refused; a file
+/// name with multi-byte characters where a scheme would end is a file, not a crash.
 #[test]
 fn remote_flags_with_a_file_are_refused() {
     let s = TestStore::new();
+    let out = s.run(["import", "日本語のメモ.colstore"]);
+    out.assert_no_panic();
+    out.assert_error(1, "cannot read 日本語のメモ.colstore");
     s.ok(["export", "-o", "all.colstore"]);
     let out = s.run(["import", "all.colstore", "--text-field", "body"]);
     out.assert_error(2, "--text-field is for adopting a remote collection, and all.colstore is a file");

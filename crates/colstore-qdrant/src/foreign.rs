@@ -27,6 +27,23 @@ struct RawScroll {
     next_page_offset: Option<Value>,
 }
 
+/// A scroll page whose points have one unnamed vector (or none), read straight into `f32`s: through a `Value` each
+/// number would be an `f64` first, and narrowing it rounds twice (`7.038531e-26` would come back one step off).
+#[derive(Deserialize)]
+struct TypedScroll {
+    points: Vec<TypedPoint>,
+    next_page_offset: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct TypedPoint {
+    id: Value,
+    #[serde(default)]
+    payload: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+}
+
 #[derive(Deserialize)]
 struct RawPoint {
     id: Value,
@@ -114,8 +131,26 @@ impl ForeignCollection for QdrantForeign {
         if let Some(c) = cursor {
             body["offset"] = serde_json::from_str(&c).map_err(|e| backend(format!("a scroll cursor that is not JSON ({c}): {e}")))?;
         }
-        let raw: RawScroll =
-            self.index.call(Method::POST, &format!("collections/{name}/points/scroll"), Some(&body), Scope::Collection(name)).await?;
+        let path = format!("collections/{name}/points/scroll");
+        let (_, bytes) = self.index.exchange(Method::POST, &path, Some(&body), Scope::Collection(name), &[]).await?;
+        if let Ok(typed) = serde_json::from_slice::<crate::Envelope<TypedScroll>>(&bytes) {
+            let objects = typed
+                .result
+                .points
+                .into_iter()
+                .map(|p| {
+                    Ok(ForeignObject {
+                        id: id_text(&p.id)?,
+                        vector: p.vector.filter(|_| with_vectors),
+                        payload: p.payload.unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<Vec<_>, IndexError>>()?;
+            let next = typed.result.next_page_offset.filter(|v| !v.is_null()).map(|v| v.to_string());
+            return Ok(ForeignPage { objects, next });
+        }
+        // Not that shape (named vectors, odd values): read loosely, for an error that says what is wrong.
+        let raw: RawScroll = self.index.parse(&bytes, &Method::POST, &path)?;
         let objects = raw
             .points
             .into_iter()
@@ -130,5 +165,21 @@ impl ForeignCollection for QdrantForeign {
             Some(v) => Some(v.to_string()),
         };
         Ok(ForeignPage { objects, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A vector is read as the `f32`s written: `7.038531e-26` is the shortest text of the `f32` 0x15ae43fd, which an
+    /// `f64` narrowed to `f32` misses by one step (double rounding); read straight into `f32` (serde_json's
+    /// `float_roundtrip`), it is exact.
+    #[test]
+    fn vectors_are_read_as_the_exact_f32s() {
+        let exact = f32::from_bits(0x15ae_43fd);
+        assert_eq!(serde_json::to_string(&exact).unwrap(), "7.038531e-26");
+        let typed: super::TypedPoint = serde_json::from_str(r#"{"id": 1, "vector": [7.038531e-26]}"#).unwrap();
+        assert_eq!(typed.vector.unwrap()[0].to_bits(), 0x15ae_43fd);
+        let through_f64 = serde_json::from_str::<f64>("7.038531e-26").unwrap() as f32;
+        assert_ne!(through_f64.to_bits(), 0x15ae_43fd, "the trap this reading avoids");
     }
 }

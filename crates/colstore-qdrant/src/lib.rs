@@ -572,8 +572,9 @@ impl std::io::Write for Counting {
     }
 }
 
-/// The most bytes one `f32` takes in a body, with its comma (`-1.1754944e-38,`).
-const MAX_FLOAT_TEXT: usize = 15;
+/// The most bytes one `f32` takes in a body, with its comma: 15 in exponent form (`-1.1754944e-38,`), 18 in the
+/// plain decimals serde_json writes for exponents -6 to 12 (`-0.00000123456789,`).
+const MAX_FLOAT_TEXT: usize = 18;
 
 /// Refuses, before any request, points no upsert could send: a value that is not finite, or a point that alone
 /// passes `max_request_bytes`. Cheap: a point is written out only when a bound on its size passes the limit.

@@ -58,6 +58,19 @@ impl WeaviateForeign {
         if answer.status != StatusCode::OK {
             return Err(self.http.unexpected(&format!("listing class {}", self.class), &answer));
         }
+        // Straight into `f32`s: through a `Value` each number would be an `f64` first, and narrowing it rounds twice
+        // (`7.038531e-26` would come back one step off). Anything else is read loosely, for an error that says why.
+        if let Ok(typed) = serde_json::from_slice::<TypedListing>(&answer.body) {
+            return Ok(typed
+                .objects
+                .into_iter()
+                .map(|o| ForeignObject {
+                    id: o.id,
+                    vector: o.vector.filter(|v| with_vectors && !v.is_empty()),
+                    payload: o.properties.unwrap_or_default(),
+                })
+                .collect());
+        }
         let v = answer.json("a listing")?;
         let objects = v.get("objects").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         objects.iter().map(|o| object(o, with_vectors)).collect()
@@ -69,6 +82,22 @@ impl WeaviateForeign {
             Err(_) => backend(format!("class {} not found", self.class)),
         }
     }
+}
+
+/// A listing read straight into its types.
+#[derive(serde::Deserialize)]
+struct TypedListing {
+    #[serde(default)]
+    objects: Vec<TypedObject>,
+}
+
+#[derive(serde::Deserialize)]
+struct TypedObject {
+    id: String,
+    #[serde(default)]
+    properties: Option<Map<String, Value>>,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
 }
 
 fn object(o: &Value, with_vectors: bool) -> Result<ForeignObject, IndexError> {

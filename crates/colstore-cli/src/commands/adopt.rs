@@ -23,7 +23,8 @@ const SCHEMES: [&str; 4] = ["qdrant://", "qdrant+https://", "weaviate://", "weav
 /// `source` when it names a remote collection rather than a file.
 pub fn remote_source(source: &Path) -> Option<String> {
     let s = source.to_str()?;
-    SCHEMES.iter().any(|scheme| s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme)).then(|| s.to_owned())
+    // Bytes, not a string slice: a file name's multi-byte character may straddle the scheme's length.
+    SCHEMES.iter().any(|scheme| s.as_bytes().get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))).then(|| s.to_owned())
 }
 
 /// A file import given a flag only a remote collection takes.
