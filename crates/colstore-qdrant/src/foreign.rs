@@ -27,22 +27,8 @@ struct RawScroll {
     next_page_offset: Option<Value>,
 }
 
-/// A scroll page whose points have one unnamed vector (or none), read straight into `f32`s: through a `Value` each
-/// number would be an `f64` first, and narrowing it rounds twice (`7.038531e-26` would come back one step off).
-#[derive(Deserialize)]
-struct TypedScroll {
-    points: Vec<TypedPoint>,
-    next_page_offset: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct TypedPoint {
-    id: Value,
-    #[serde(default)]
-    payload: Option<serde_json::Map<String, Value>>,
-    #[serde(default)]
-    vector: Option<Vec<f32>>,
-}
+/// The payload of a point being adopted: any map, or none.
+type AnyPayload = Option<serde_json::Map<String, Value>>;
 
 #[derive(Deserialize)]
 struct RawPoint {
@@ -133,7 +119,7 @@ impl ForeignCollection for QdrantForeign {
         }
         let path = format!("collections/{name}/points/scroll");
         let (_, bytes) = self.index.exchange(Method::POST, &path, Some(&body), Scope::Collection(name), &[]).await?;
-        if let Ok(typed) = serde_json::from_slice::<crate::Envelope<TypedScroll>>(&bytes) {
+        if let Ok(typed) = serde_json::from_slice::<crate::Envelope<crate::TypedScroll<AnyPayload>>>(&bytes) {
             let objects = typed
                 .result
                 .points
@@ -177,7 +163,8 @@ mod tests {
     fn vectors_are_read_as_the_exact_f32s() {
         let exact = f32::from_bits(0x15ae_43fd);
         assert_eq!(serde_json::to_string(&exact).unwrap(), "7.038531e-26");
-        let typed: super::TypedPoint = serde_json::from_str(r#"{"id": 1, "vector": [7.038531e-26]}"#).unwrap();
+        let typed: crate::TypedPoint<super::AnyPayload> =
+            serde_json::from_str(r#"{"id": 1, "payload": null, "vector": [7.038531e-26]}"#).unwrap();
         assert_eq!(typed.vector.unwrap()[0].to_bits(), 0x15ae_43fd);
         let through_f64 = serde_json::from_str::<f64>("7.038531e-26").unwrap() as f32;
         assert_ne!(through_f64.to_bits(), 0x15ae_43fd, "the trap this reading avoids");

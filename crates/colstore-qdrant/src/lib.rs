@@ -194,17 +194,19 @@ struct WireUpsert<'a> {
     payload: &'a Payload,
 }
 
-/// A scroll page of points colstore wrote, read straight into their types.
+/// A scroll page read straight into its types, vectors into `f32`s (through a `Value` each number would be an
+/// `f64` first, and narrowing it rounds twice: `7.038531e-26` would come back one step off). `P` is the payload:
+/// [`Payload`] for our points, a plain map for a collection being adopted.
 #[derive(Deserialize)]
-struct TypedScroll {
-    points: Vec<TypedPoint>,
+struct TypedScroll<P> {
+    points: Vec<TypedPoint<P>>,
     next_page_offset: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct TypedPoint {
+struct TypedPoint<P> {
     id: Value,
-    payload: Payload,
+    payload: P,
     #[serde(default)]
     vector: Option<Vec<f32>>,
 }
@@ -810,7 +812,7 @@ impl VectorIndex for QdrantIndex {
         let (_, bytes) = self.exchange(Method::POST, &path, Some(&body), Scope::Collection(name), &[]).await?;
         // Our own points read straight into their types; anything else takes the general path, whose errors say
         // what is wrong with the point.
-        if let Ok(typed) = serde_json::from_slice::<Envelope<TypedScroll>>(&bytes) {
+        if let Ok(typed) = serde_json::from_slice::<Envelope<TypedScroll<Payload>>>(&bytes) {
             let points = typed
                 .result
                 .points
