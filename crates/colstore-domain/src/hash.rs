@@ -8,8 +8,10 @@ use sha2::{Digest, Sha256};
 use crate::ValidationError;
 
 /// The SHA-256 of a document's content. Displayed and serialised as 64 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+///
+/// Hashes are written and read on every hot path (two per index point, one per ledger row), so the text form is
+/// made with a lookup table on the stack, and serde reads and writes it without a `String` in between.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContentHash([u8; 32]);
 
 impl ContentHash {
@@ -58,21 +60,61 @@ impl ContentHash {
 
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
-        self.to_string()
+        self.hex_digits().as_str().to_owned()
     }
 
     /// The first 12 hex digits, for human output.
     pub fn short(&self) -> String {
-        self.to_string()[..12].to_owned()
+        self.hex_digits().as_str()[..12].to_owned()
+    }
+
+    /// The 64 lowercase hex digits, on the stack.
+    fn hex_digits(&self) -> HexDigits {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        HexDigits(out)
+    }
+}
+
+/// A hash's 64 hex digits (always ASCII).
+struct HexDigits([u8; 64]);
+
+impl HexDigits {
+    fn as_str(&self) -> &str {
+        // Only bytes of `DIGITS` are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+        f.write_str(self.hex_digits().as_str())
+    }
+}
+
+impl Serialize for ContentHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.hex_digits().as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = ContentHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ContentHash, E> {
+                ContentHash::parse(s).map_err(E::custom)
+            }
         }
-        Ok(())
+        deserializer.deserialize_str(Hex)
     }
 }
 
@@ -91,7 +133,7 @@ impl TryFrom<String> for ContentHash {
 
 impl From<ContentHash> for String {
     fn from(h: ContentHash) -> Self {
-        h.to_string()
+        h.to_hex()
     }
 }
 
@@ -135,5 +177,28 @@ mod tests {
     fn bad_hex_is_rejected() {
         assert!(ContentHash::parse("zz").is_err());
         assert!(ContentHash::parse(&"g".repeat(64)).is_err());
+    }
+
+    /// The table-driven text equals the formatter's, for every byte value in every position; serde writes and reads
+    /// the same text, borrowed or owned, and refuses what `parse` refuses.
+    #[test]
+    fn hex_text_and_serde_round_trip() {
+        for b in 0..=255u8 {
+            let mut bytes = [0u8; 32];
+            bytes[usize::from(b) % 32] = b;
+            bytes[31 - usize::from(b) % 32] = b.wrapping_mul(7);
+            let h = ContentHash::from_bytes(bytes);
+            let expected: String = bytes.iter().map(|x| format!("{x:02x}")).collect();
+            assert_eq!(h.to_string(), expected);
+            assert_eq!(h.to_hex(), expected);
+            assert_eq!(h.short(), expected[..12]);
+            let json = serde_json::to_string(&h).unwrap();
+            assert_eq!(json, format!("\"{expected}\""));
+            assert_eq!(serde_json::from_str::<ContentHash>(&json).unwrap(), h);
+            assert_eq!(serde_json::from_value::<ContentHash>(serde_json::Value::String(expected)).unwrap(), h);
+        }
+        let err = serde_json::from_str::<ContentHash>("\"abc\"").unwrap_err().to_string();
+        assert!(err.contains("expected 64 hex digits"), "{err}");
+        assert!(serde_json::from_str::<ContentHash>("12").is_err());
     }
 }
