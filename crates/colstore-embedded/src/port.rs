@@ -71,8 +71,11 @@ impl VectorIndex for EmbeddedIndex {
     async fn drop_collection(&self, name: &IndexName) -> Result<bool, IndexError> {
         let mut tx = self.begin_write().await?;
         let Some(found) = info(&mut tx, name).await? else { return Ok(false) };
-        sqlx::query("DELETE FROM points WHERE collection_id = ?").bind(found.id).execute(&mut *tx).await.map_err(db_err)?;
+        // The points go with their collection through `ON DELETE CASCADE`, which skips the per-row parent check a
+        // plain `DELETE FROM points` makes while foreign keys are enforced (a third of the time of a large drop). The
+        // second statement finds nothing then, and still empties the collection on a connection without them.
         sqlx::query("DELETE FROM index_collections WHERE id = ?").bind(found.id).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM points WHERE collection_id = ?").bind(found.id).execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.cache().remove(name);
         // Ids are never reused, so a file left behind could never be used; it would only take space.
