@@ -7,7 +7,7 @@ use colstore_domain::ports::{
     SyncState,
 };
 use colstore_domain::{
-    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocKey, Filter, Point, PointId, Vector, chunk_text,
+    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocKey, Filter, Point, PointId, StoreId, Vector, chunk_text,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -278,13 +278,58 @@ pub async fn verify_index(ports: &SyncPorts, collection: &CollectionName, repair
     verify_projection(&ports.for_collection(&c.settings).await?, &c, repair).await
 }
 
-/// [`verify_index`] of `c` against `ports.index`, whichever index that is (`col reindex --to` checks a new projection
-/// before the collection switches to it).
 /// Points per page when `verify --index` (and a move's check) reads a projection back: few round trips, small pages
 /// (no vectors).
 const VERIFY_PAGE: usize = 2048;
 
+/// What the ledger says a collection's projection holds, gathered from its rows in key order.
+#[derive(Default)]
+struct Expected {
+    /// Every point of every projected row: id → (key, chunk, content hash). Rows not synced are expected to differ;
+    /// a pending or failed row keeps its old projection in the index.
+    points: BTreeMap<PointId, (DocKey, u32, colstore_domain::ContentHash)>,
+    /// The synced rows, which a repair may rewrite.
+    synced: HashMap<DocKey, LedgerEntry>,
+}
+
+impl Expected {
+    /// Adds one page of ledger rows.
+    fn add(&mut self, store_id: StoreId, collection: &CollectionName, rows: &[LedgerEntry]) {
+        for r in rows {
+            if let Some(p) = r.projected {
+                for i in 0..p.chunk_count {
+                    self.points.insert(PointId::derive(store_id, collection, &r.key, i), (r.key.clone(), i, p.content_hash));
+                }
+            }
+            if r.state == SyncState::Synced {
+                self.synced.insert(r.key.clone(), r.clone());
+            }
+        }
+    }
+
+    /// Reads the whole ledger of `collection`.
+    async fn read(ports: &SyncPorts, collection: &CollectionName) -> Result<Self, SyncFailure> {
+        let mut expected = Self::default();
+        let mut after = None;
+        loop {
+            let rows = ports.ledger.ledger(collection, after.clone(), 1000).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.key.clone());
+            expected.add(ports.store_id, collection, &rows);
+        }
+        Ok(expected)
+    }
+}
+
+/// [`verify_index`] of `c` against `ports.index`, whichever index that is.
 async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> Result<IndexReport, SyncFailure> {
+    let expected = Expected::read(ports, &c.name).await?;
+    check_projection(ports, c, expected, repair).await
+}
+
+/// Compares `expected` (the ledger of `c`) with what `ports.index` holds; repairs with `repair`. `col reindex --to`
+/// checks a new projection this way, with the ledger it read while writing it, before the collection switches to it.
+async fn check_projection(ports: &SyncPorts, c: &Collection, expected: Expected, repair: bool) -> Result<IndexReport, SyncFailure> {
     let collection = &c.name;
     let name = index_name(ports.store_id, collection);
     let mut report = IndexReport {
@@ -295,27 +340,7 @@ async fn verify_projection(ports: &SyncPorts, c: &Collection, repair: bool) -> R
         repaired: 0,
         marked_pending: Vec::new(),
     };
-
-    // What the ledger says the index holds: id → (key, chunk, content hash).
-    let mut expected: BTreeMap<PointId, (DocKey, u32, colstore_domain::ContentHash)> = BTreeMap::new();
-    let mut synced: HashMap<DocKey, LedgerEntry> = HashMap::new();
-    let mut after = None;
-    loop {
-        let rows = ports.ledger.ledger(collection, after.clone(), 1000).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.key.clone());
-        for r in rows {
-            // Rows not synced are expected to differ; a pending or failed row keeps its old projection in the index.
-            if let Some(p) = r.projected {
-                for i in 0..p.chunk_count {
-                    expected.insert(PointId::derive(ports.store_id, collection, &r.key, i), (r.key.clone(), i, p.content_hash));
-                }
-            }
-            if r.state == SyncState::Synced {
-                synced.insert(r.key.clone(), r);
-            }
-        }
-    }
+    let Expected { points: expected, synced } = expected;
     report.expected_points = expected.len() as u64;
 
     // What the index holds: id → (key, chunk, content hash), the rest of each payload dropped as it is read, so a
@@ -595,28 +620,24 @@ pub async fn move_index(
         new.index.ensure_collection(&name, vectors).await?;
         let mut after = None;
         let mut synced_keys = std::collections::HashSet::new();
-        // Two batches overlap: while the engine takes one upsert, the next batch is read, chunked and looked up in
-        // the cache (the engine and colstore then work at once, instead of waiting for each other).
-        let mut in_flight: Option<Upserting<'_>> = None;
+        // The ledger as read here is what the new projection is checked against (the store is locked meanwhile).
+        let mut expected = Expected::default();
+        // A pipeline: while the engine takes one upsert call, the next call's body is written (by the adapter, on a
+        // blocking thread) and the next batch is read, chunked and looked up in the cache, so colstore and the engine
+        // work at once instead of waiting for each other.
+        let per_call = new.index.capabilities().max_batch_points.max(1);
+        let mut in_flight: Calls<'_> = futures::stream::FuturesOrdered::new();
         loop {
             let rows = ports.ledger.ledger(collection, after.clone(), 1000).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.key.clone());
+            expected.add(ports.store_id, collection, &rows);
             let synced: Vec<(DocKey, Projection)> =
                 rows.into_iter().filter(|r| r.state == SyncState::Synced).filter_map(|r| r.projected.map(|p| (r.key, p))).collect();
             synced_keys.extend(synced.iter().map(|(k, _)| k.clone()));
             for group in synced.chunks(REPAIR_BATCH_DOCS) {
                 let rebuilt = rebuild_points(&new, collection, &c.settings.chunking, group, INLINE_BYTES);
-                let (rebuilt, written) = match in_flight.take() {
-                    Some(upserting) => {
-                        let (rebuilt, written) = futures::join!(rebuilt, upserting);
-                        (rebuilt, written?)
-                    }
-                    None => (rebuilt.await, 0),
-                };
-                report.points_written += written;
-                progress(report.points_written);
-                let (points, mut unmovable, larger) = rebuilt?;
+                let (points, mut unmovable, larger) = while_calls_run(rebuilt, &mut in_flight, &mut report, progress).await?;
                 for one in larger {
                     let large = crate::backup::format::LARGE_CONTENT;
                     let (points, more, too_large) = rebuild_points(&new, collection, &c.settings.chunking, &[one], large).await?;
@@ -624,21 +645,27 @@ pub async fn move_index(
                     unmovable.extend(more.into_iter().chain(too_large.into_iter().map(|(k, _)| k)));
                 }
                 report.left_for_sync.extend(unmovable);
-                let (index, name) = (&*new.index, &name);
-                in_flight = Some(Box::pin(async move {
-                    let mut written = 0;
-                    upsert_in_calls(index, name, points, &mut written).await?;
-                    Ok(written)
-                }));
+                let mut rest = points;
+                while !rest.is_empty() {
+                    let tail = rest.split_off(rest.len().min(per_call));
+                    let call = std::mem::replace(&mut rest, tail);
+                    while in_flight.len() >= CALLS_IN_FLIGHT {
+                        finished_call(&mut in_flight, &mut report, progress).await?;
+                    }
+                    let (index, name) = (&*new.index, &name);
+                    in_flight.push_back(Box::pin(async move {
+                        let n = call.len() as u64;
+                        index.upsert(name, call).await.map(|()| n)
+                    }));
+                }
             }
         }
-        if let Some(upserting) = in_flight {
-            report.points_written += upserting.await?;
-            progress(report.points_written);
+        while !in_flight.is_empty() {
+            finished_call(&mut in_flight, &mut report, progress).await?;
         }
         // Every point the ledger expects must be there with its hashes, and nothing else; documents not synced (and
         // those left for the next sync) keep their projection in the old index only.
-        let check = verify_projection(&new, &c, false).await?;
+        let check = check_projection(&new, &c, expected, false).await?;
         report.verified_points = check.index_points;
         let tolerated = |d: &Drift| d.kind == "missing" && (report.left_for_sync.contains(&d.key) || !synced_keys.contains(&d.key));
         let problems: Vec<&Drift> = check.drift.iter().filter(|d| !tolerated(d)).collect();
@@ -667,8 +694,44 @@ pub async fn move_index(
     Ok(report)
 }
 
-/// A batch's upsert under way, overlapping the next batch's rebuild in [`move_index`]; resolves to points written.
-type Upserting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, IndexError>> + Send + 'a>>;
+/// Upsert calls [`move_index`] keeps in flight: one the engine takes while the next one's body is written.
+const CALLS_IN_FLIGHT: usize = 2;
+
+/// [`move_index`]'s upsert calls under way, oldest first; each resolves to the points it wrote.
+type Calls<'a> = futures::stream::FuturesOrdered<std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, IndexError>> + Send + 'a>>>;
+
+/// Waits for the oldest call in `in_flight` (which must not be empty) and counts its points.
+async fn finished_call(in_flight: &mut Calls<'_>, report: &mut MoveReport, progress: &(dyn Fn(u64) + Sync)) -> Result<(), IndexError> {
+    if let Some(written) = in_flight.next().await {
+        report.points_written += written?;
+        progress(report.points_written);
+    }
+    Ok(())
+}
+
+/// Runs `work` to its end while the calls in `in_flight` go on (and are counted as they finish); the first failed call
+/// fails the whole.
+async fn while_calls_run<T>(
+    work: impl std::future::Future<Output = Result<T, SyncFailure>>,
+    in_flight: &mut Calls<'_>,
+    report: &mut MoveReport,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<T, MoveError> {
+    let mut work = std::pin::pin!(work);
+    loop {
+        if in_flight.is_empty() {
+            return Ok(work.await?);
+        }
+        match futures::future::select(work.as_mut(), in_flight.next()).await {
+            futures::future::Either::Left((done, _)) => return Ok(done?),
+            futures::future::Either::Right((Some(written), _)) => {
+                report.points_written += written?;
+                progress(report.points_written);
+            }
+            futures::future::Either::Right((None, _)) => {}
+        }
+    }
+}
 
 /// What a settings change means for the projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
