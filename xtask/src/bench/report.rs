@@ -956,7 +956,7 @@ mod tests {
             sync: run(5.0, Some(250)),
             verify: run(1.0, None),
             moved_points: 100_000,
-            moved: run(4.0, None),
+            moves: vec![run(9.0, None), run(4.0, None), run(3.0, None)],
             memory: "GNU time".into(),
         };
         let figures = remote.figures();
@@ -964,6 +964,7 @@ mod tests {
         // 20 000 chunks/s but 250 MB; 25 000 points/s; 1 s.
         assert_eq!(verdicts, [Some(false), Some(true), Some(true)], "{figures:?}");
         assert!(figures[0].measured.contains("20 000 chunks/s") && figures[0].measured.contains("250.0 MB"), "{figures:?}");
+        assert!(figures[1].measured.contains("median 4.00 s of 3 moves: 9.00, 4.00, 3.00 s"), "{figures:?}");
         let m = Measurements { remote: Some(remote), ..Measurements::default() };
         assert!(m.notes().contains("Qdrant fake"));
     }
