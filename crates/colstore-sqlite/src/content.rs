@@ -43,25 +43,31 @@ pub(crate) fn encode(raw: &[u8]) -> (i64, Vec<u8>) {
     (CODEC_RAW, raw.to_vec())
 }
 
-/// Hashes and encodes many small contents, on up to two threads when there are enough to pay for it.
-pub(crate) fn encode_all(items: Vec<Bytes>) -> Vec<(crate::repo::Encoded, Bytes)> {
-    let one = |raw: Bytes| {
-        let (codec, stored) = encode(&raw);
-        (crate::repo::Encoded { hash: colstore_domain::ContentHash::of(&raw), size: raw.len() as u64, codec, stored }, raw)
-    };
+/// `f` of every item, in order, on up to four threads when there are enough items to pay for them.
+pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if items.len() < 64 || threads < 2 {
-        return items.into_iter().map(one).collect();
+        return items.into_iter().map(f).collect();
     }
     let per = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<Bytes>> = Vec::new();
+    let mut chunks: Vec<Vec<T>> = Vec::new();
     let mut it = items.into_iter().peekable();
     while it.peek().is_some() {
         chunks.push(it.by_ref().take(per).collect());
     }
+    let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(one).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        let handles: Vec<_> = chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(f).collect::<Vec<_>>())).collect();
+        // A panic in a worker is raised here, never turned into missing items (results stay aligned with `items`).
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// Encodes many small contents whose hashes are known.
+pub(crate) fn encode_all(items: Vec<(colstore_domain::ContentHash, Bytes)>) -> Vec<crate::repo::Encoded> {
+    par_map(items, |(hash, raw)| {
+        let (codec, stored) = encode(&raw);
+        crate::repo::Encoded { hash, size: raw.len() as u64, codec, stored }
     })
 }
 

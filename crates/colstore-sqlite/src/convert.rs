@@ -12,11 +12,11 @@ use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{DocumentFiles, FileStat, FilesError, RepoError};
 use colstore_domain::{CollectionName, ContentChanged, ContentHash, DocKey};
 use futures::StreamExt;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
 use crate::content::{self, PART_SIZE};
 use crate::files::{Which, files_err};
-use crate::repo::{backend, hash_from, insert_inline_blobs, write_streaming};
+use crate::repo::{backend, hash_from, insert_inline_blobs, stored_hashes, write_streaming};
 use crate::{SqliteRepo, map_err};
 
 /// Documents read per page.
@@ -235,16 +235,12 @@ impl SqliteRepo {
 
     /// Stores the contents of one page of documents that are not in the blobs yet.
     async fn copy_page_from_files(&self, files: &dyn DocumentFiles, collection: &CollectionName, page: Vec<Doc>) -> Result<(), RepoError> {
-        let stored: HashSet<Vec<u8>> = {
-            let marks = vec!["?"; page.len()].join(",");
-            let mut q = sqlx::query_scalar::<_, Vec<u8>>(AssertSqlSafe(format!("SELECT hash FROM blobs WHERE hash IN ({marks})")));
-            for d in &page {
-                q = q.bind(d.hash.as_bytes().to_vec());
-            }
-            q.fetch_all(&self.pool).await.map_err(map_err)?.into_iter().collect()
+        let stored = {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            stored_hashes(&mut conn, page.iter().map(|d| d.hash)).await?
         };
         let mut seen = HashSet::new();
-        let todo: Vec<Doc> = page.into_iter().filter(|d| !stored.contains(d.hash.as_bytes().as_slice()) && seen.insert(d.hash)).collect();
+        let todo: Vec<Doc> = page.into_iter().filter(|d| !stored.contains(&d.hash) && seen.insert(d.hash)).collect();
         let mut small: Vec<(ContentHash, Bytes)> = Vec::new();
         let mut small_bytes = 0usize;
         let mut large: Vec<Doc> = Vec::new();

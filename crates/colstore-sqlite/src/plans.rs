@@ -37,4 +37,8 @@ async fn batched_statements_use_indexes() {
         assert!(!documents.is_empty(), "{what} reads documents: {steps:#?}");
         assert!(documents.iter().all(|s| s.contains("key=?")), "{what} looks each document up by its key: {steps:#?}");
     }
+    // `put_batch` asks which contents are stored before compressing any: one lookup in the hash index per hash.
+    let steps = plan(&repo, &crate::repo::stored_hashes_sql(3)).await;
+    assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "stored_hashes scans: {steps:#?}");
+    assert!(steps.iter().any(|s| s.starts_with("SEARCH blobs") && s.contains("hash=?")), "stored_hashes: {steps:#?}");
 }

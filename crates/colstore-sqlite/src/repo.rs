@@ -40,6 +40,8 @@ enum Prepared {
     Raw(Bytes),
     /// Small content, hashed and encoded before the transaction starts.
     Inline(Encoded),
+    /// Small content, hashed, whose content the store already held before the transaction (not encoded).
+    Known { hash: ContentHash, raw: Bytes },
     /// Large content: its first part is read; the rest streams inside the transaction.
     Streaming { first: Bytes, rest: ContentStream },
 }
@@ -217,6 +219,33 @@ pub(crate) async fn collection_id(conn: &mut SqliteConnection, name: &Collection
         .map_err(map_err)?
         .ok_or_else(|| RepoError::CollectionNotFound(name.clone()))
 }
+
+/// Which of `hashes` the store holds a content for.
+pub(crate) async fn stored_hashes(
+    conn: &mut SqliteConnection,
+    hashes: impl IntoIterator<Item = ContentHash>,
+) -> Result<HashSet<ContentHash>, RepoError> {
+    let hashes: Vec<ContentHash> = hashes.into_iter().collect();
+    let mut found = HashSet::new();
+    for chunk in hashes.chunks(STORED_HASHES_PER_STATEMENT) {
+        let mut q = sqlx::query_scalar::<_, Vec<u8>>(AssertSqlSafe(stored_hashes_sql(chunk.len())));
+        for h in chunk {
+            q = q.bind(h.as_bytes().to_vec());
+        }
+        for h in q.fetch_all(&mut *conn).await.map_err(map_err)? {
+            found.insert(hash_from(h)?);
+        }
+    }
+    Ok(found)
+}
+
+/// The statement of [`stored_hashes`] for `n` hashes.
+pub(crate) fn stored_hashes_sql(n: usize) -> String {
+    format!("SELECT hash FROM blobs WHERE hash IN ({})", vec!["?"; n].join(","))
+}
+
+/// Hashes per [`stored_hashes`] statement.
+const STORED_HASHES_PER_STATEMENT: usize = 500;
 
 pub(crate) fn hash_from(v: Vec<u8>) -> Result<ContentHash, RepoError> {
     ContentHash::from_slice(&v).map_err(|e| backend(format!("bad hash in database: {e}")))
@@ -807,7 +836,8 @@ impl CollectionRepo for SqliteRepo {
             staged.push(Staged { content, meta_json: d.metadata.to_json(), tags_json: d.tags.to_json(), key: d.key });
         }
         let t0 = std::time::Instant::now();
-        // Hash and compress small contents in parallel, off the async thread.
+        // Hash small contents in parallel, off the async thread, and compress only those the store lacks: an
+        // unchanged document (every one of a re-run of `col add`) or a duplicate costs a hash, not a compression.
         let raw_at: Vec<usize> = staged.iter().enumerate().filter(|(_, s)| matches!(s.content, Prepared::Raw(_))).map(|(i, _)| i).collect();
         if !raw_at.is_empty() {
             let raws: Vec<Bytes> = raw_at
@@ -817,10 +847,26 @@ impl CollectionRepo for SqliteRepo {
                     _ => Bytes::new(),
                 })
                 .collect();
-            let encoded = tokio::task::spawn_blocking(move || content::encode_all(raws))
+            let hashed = tokio::task::spawn_blocking(move || content::par_map(raws, |raw| (ContentHash::of(&raw), raw)))
+                .await
+                .map_err(|e| backend(format!("hashing task failed: {e}")))?;
+            let known = {
+                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                stored_hashes(&mut conn, hashed.iter().map(|(h, _)| *h)).await?
+            };
+            let mut to_encode = Vec::new();
+            for (i, (hash, raw)) in raw_at.into_iter().zip(hashed) {
+                if known.contains(&hash) {
+                    staged[i].content = Prepared::Known { hash, raw };
+                } else {
+                    to_encode.push((i, hash, raw));
+                }
+            }
+            let (at, items): (Vec<usize>, Vec<(ContentHash, Bytes)>) = to_encode.into_iter().map(|(i, h, raw)| (i, (h, raw))).unzip();
+            let encoded = tokio::task::spawn_blocking(move || content::encode_all(items))
                 .await
                 .map_err(|e| backend(format!("encoding task failed: {e}")))?;
-            for (i, (enc, _raw)) in raw_at.into_iter().zip(encoded) {
+            for (i, enc) in at.into_iter().zip(encoded) {
                 staged[i].content = Prepared::Inline(enc);
             }
         }
@@ -833,11 +879,16 @@ impl CollectionRepo for SqliteRepo {
         // Resolve content: inline blobs are inserted in multi-row statements; large ones stream in now.
         let mut resolved: Vec<(ContentHash, u64)> = Vec::with_capacity(staged.len());
         let mut inline_rows: Vec<(ContentHash, u64, i64, Vec<u8>)> = Vec::new();
+        let mut known_rows: Vec<(ContentHash, Bytes)> = Vec::new();
         for s in &mut staged {
             match std::mem::replace(&mut s.content, Prepared::Streaming { first: Bytes::new(), rest: futures::stream::empty().boxed() }) {
                 Prepared::Inline(Encoded { hash, size, codec, stored }) => {
                     resolved.push((hash, size));
                     inline_rows.push((hash, size, codec, stored));
+                }
+                Prepared::Known { hash, raw } => {
+                    resolved.push((hash, raw.len() as u64));
+                    known_rows.push((hash, raw));
                 }
                 Prepared::Raw(raw) => {
                     let (codec, stored) = content::encode(&raw);
@@ -846,6 +897,15 @@ impl CollectionRepo for SqliteRepo {
                     inline_rows.push((hash, raw.len() as u64, codec, stored));
                 }
                 Prepared::Streaming { first, rest } => resolved.push(write_streaming(&mut tx, &s.key, first, rest).await?),
+            }
+        }
+        // Contents found stored before the transaction began may have been collected since (`col gc`): those are
+        // encoded and stored now, inside it.
+        if !known_rows.is_empty() {
+            let still = stored_hashes(&mut tx, known_rows.iter().map(|(h, _)| *h)).await?;
+            for (hash, raw) in known_rows.into_iter().filter(|(h, _)| !still.contains(h)) {
+                let (codec, stored) = content::encode(&raw);
+                inline_rows.push((hash, raw.len() as u64, codec, stored));
             }
         }
         insert_inline_blobs(&mut tx, inline_rows).await?;
