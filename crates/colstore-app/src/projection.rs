@@ -619,7 +619,6 @@ pub async fn move_index(
         new.index.drop_collection(&name).await?;
         new.index.ensure_collection(&name, vectors).await?;
         let mut after = None;
-        let mut synced_keys = std::collections::HashSet::new();
         // The ledger as read here is what the new projection is checked against (the store is locked meanwhile).
         let mut expected = Expected::default();
         // A pipeline: while the engine takes one upsert call, the next call's body is written (by the adapter, on a
@@ -634,7 +633,6 @@ pub async fn move_index(
             expected.add(ports.store_id, collection, &rows);
             let synced: Vec<(DocKey, Projection)> =
                 rows.into_iter().filter(|r| r.state == SyncState::Synced).filter_map(|r| r.projected.map(|p| (r.key, p))).collect();
-            synced_keys.extend(synced.iter().map(|(k, _)| k.clone()));
             for group in synced.chunks(REPAIR_BATCH_DOCS) {
                 let rebuilt = rebuild_points(&new, collection, &c.settings.chunking, group, INLINE_BYTES);
                 let (points, mut unmovable, larger) = while_calls_run(rebuilt, &mut in_flight, &mut report, progress).await?;
@@ -665,6 +663,7 @@ pub async fn move_index(
         }
         // Every point the ledger expects must be there with its hashes, and nothing else; documents not synced (and
         // those left for the next sync) keep their projection in the old index only.
+        let synced_keys: std::collections::HashSet<DocKey> = expected.synced.keys().cloned().collect();
         let check = check_projection(&new, &c, expected, false).await?;
         report.verified_points = check.index_points;
         let tolerated = |d: &Drift| d.kind == "missing" && (report.left_for_sync.contains(&d.key) || !synced_keys.contains(&d.key));
