@@ -22,8 +22,10 @@
 //!   `DIR/NAME.db`). It holds the ids, payload texts, vectors, int8 codes and their bounds in a versioned
 //!   little-endian format with a header (magic `colsnap\0`, format version, dimension, distance, count, and the
 //!   collection's row id, version and write stamp it was built from) and XXH64 checksums of the header and of the
-//!   body; the layout is documented in `src/sidecar.rs`. A load reads it with large sequential reads when its label
-//!   equals the collection's row in the database and both checksums hold, and otherwise loads from the database. The
+//!   body; the layout is documented in `src/sidecar.rs`. A load maps the file and uses it when its label equals the
+//!   collection's row in the database and both checksums hold (otherwise it loads from the database): the vectors
+//!   and int8 codes are then read in place, where the page cache holds them, until the first write through the copy
+//!   copies them out (`src/mapped.rs`; sound because no file is ever changed in place, only replaced by a rename). The
 //!   database stays the source of truth: the write stamp (a random number every write replaces, with the version;
 //!   schema version 2) tells apart states that share an id and a version, as after the database was deleted and
 //!   created anew or restored from a copy. [`EmbeddedIndex::load_stats`] says which path the loads took.
@@ -46,6 +48,7 @@
 //! The code: `index.rs` (the handle, its database, its in-memory copies), `port.rs` (the `VectorIndex` methods),
 //! `rows.rs` (which rows a filtered read visits), `codec.rs` (ids, vectors and payloads in the database),
 //! `snapshot.rs` (the in-memory copy and its search), `kernel.rs` (the scoring loops), `sidecar.rs` (snapshot files),
+//! `mapped.rs` (mapped files and the arrays that may live in one),
 //! `xxh64.rs` (their checksum). `bench.rs` (test builds only) times the search and the cold load.
 
 #[cfg(test)]
@@ -53,6 +56,7 @@ mod bench;
 mod codec;
 mod index;
 mod kernel;
+mod mapped;
 mod port;
 mod rows;
 mod sidecar;

@@ -33,15 +33,20 @@
 //! | point ids, the UUIDs' bytes | `16 n` |
 //! | payload lengths in bytes, `u32` | `4 n` |
 //! | payloads, JSON text (UTF-8), concatenated | `p` |
+//! | zero bytes, so that the vectors start at a file offset that is a multiple of 64 | `0..=63` |
 //! | vectors, `f32` (normalised for cosine) | `4 d n` |
 //! | int8 code scale, error bound and L1 bound of each row, `f32` × 3 | `12 q` |
 //! | int8 codes | `d q` |
 //!
+//! Format version 1 had no padding; its files are stale to this code and replaced by the next load.
+//!
 //! # Loading
 //!
-//! A load reads the file through one 1 MiB buffer straight into the copy's preallocated arrays (so the collection is
-//! never held twice), hashing the body as it goes; only payloads get an allocation each. The id → position map the
-//! copy needs for writes is built on the first write, not at load.
+//! A load maps the file ([`crate::mapped`]), checks the header and the body's checksum over the mapping, and keeps the
+//! vectors and the int8 codes where the mapping holds them (on little-endian machines; elsewhere they are decoded
+//! into memory of the copy's own): a large collection then costs its page-cache pages, not a second copy. Ids, the
+//! row bounds and the payloads (one allocation each) are copied out. The id → position map the copy needs for writes
+//! is built on the first write, not at load; the first write also copies the mapped arrays out.
 //!
 //! # Validity
 //!
@@ -49,10 +54,11 @@
 //! version, stamp, dimension, distance) equals the collection's row in the database, its length is exactly the header
 //! plus the body the header describes, and its body checksum holds. Anything else is ignored (and replaced by the
 //! caller). Files are written to a temporary name, synced, renamed over the old one and the folder synced, so a crash
-//! leaves the old file, the new one, or a temporary file no reader looks at.
+//! leaves the old file, the new one, or a temporary file no reader looks at; a file is never changed in place, which
+//! is what makes mapping it sound.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -61,6 +67,7 @@ use colstore_domain::{Distance, PointId};
 use uuid::Uuid;
 
 use crate::kernel::Quantised;
+use crate::mapped::{MappedSlice, Mapping, Rows};
 use crate::snapshot::{Parts, Snapshot};
 use crate::xxh64::Xxh64;
 
@@ -68,12 +75,15 @@ use crate::xxh64::Xxh64;
 const MAGIC: [u8; 8] = *b"colsnap\0";
 
 /// The layout this code writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The vectors start at a file offset that is a multiple of this (so they can be read in place as `f32`s).
+const VECTOR_ALIGN: u64 = 64;
 
 /// Bytes before the body.
 pub(crate) const HEADER_LEN: usize = 80;
 
-/// Bytes moved per read or write call (and the largest piece decoded at once).
+/// Bytes moved per write call.
 const BLOCK: usize = 1 << 20;
 
 /// A temporary file older than this is left over from a crashed writer (writing even a large collection takes
@@ -225,6 +235,12 @@ impl Header {
         if self.label.distance == Distance::Euclid { 0 } else { self.count }
     }
 
+    /// Zero bytes between the payloads and the vectors, `None` on overflow.
+    fn padding(&self) -> Option<u64> {
+        let end = (HEADER_LEN as u64).checked_add(self.count.checked_mul(20)?)?.checked_add(self.payload_bytes)?;
+        Some((VECTOR_ALIGN - end % VECTOR_ALIGN) % VECTOR_ALIGN)
+    }
+
     /// The body's length as this header describes it, `None` on overflow.
     fn body_len(&self) -> Option<u64> {
         let n = self.count;
@@ -232,6 +248,7 @@ impl Header {
         let q = self.quantised_rows();
         n.checked_mul(20)?
             .checked_add(self.payload_bytes)?
+            .checked_add(self.padding()?)?
             .checked_add(n.checked_mul(d)?.checked_mul(4)?)?
             .checked_add(q.checked_mul(12)?)?
             .checked_add(q.checked_mul(d)?)
@@ -250,70 +267,47 @@ pub(crate) fn file_around(body: &[u8], count: u64, label: Label) -> Vec<u8> {
     out
 }
 
-/// Reads the body through a buffer, hashing every byte read from the file.
-struct BodyReader {
-    file: File,
-    hasher: Xxh64,
-    buf: Box<[u8]>,
-    pos: usize,
-    end: usize,
-    /// Body bytes not yet read from the file.
-    left: u64,
-}
-
-impl BodyReader {
-    fn new(file: File, body_len: u64) -> Self {
-        Self { file, hasher: Xxh64::new(0), buf: vec![0; BLOCK].into_boxed_slice(), pos: 0, end: 0, left: body_len }
-    }
-
-    /// The next `n` bytes (`n <= BLOCK`).
-    fn take(&mut self, n: usize) -> io::Result<&[u8]> {
-        debug_assert!(n <= self.buf.len());
-        if self.end - self.pos < n {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-            while self.end < n {
-                let room = (self.buf.len() - self.end).min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                if room == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the body is shorter than its header says"));
-                }
-                let got = match self.file.read(&mut self.buf[self.end..self.end + room]) {
-                    Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended early")),
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                self.hasher.update(&self.buf[self.end..self.end + got]);
-                self.end += got;
-                self.left -= got as u64;
-            }
-        }
-        let bytes = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(bytes)
-    }
-
-    /// Reads `count` records of `W` bytes, handing them to `each` a block at a time.
-    fn records<const W: usize>(&mut self, count: usize, mut each: impl FnMut(&[[u8; W]])) -> io::Result<()> {
-        let per = BLOCK / W;
-        let mut left = count;
-        while left > 0 {
-            let k = left.min(per);
-            each(self.take(k * W)?.as_chunks::<W>().0);
-            left -= k;
-        }
-        Ok(())
-    }
-
-    /// The hash of the whole body, once every byte of it was taken.
-    fn finish(self) -> Option<u64> {
-        (self.left == 0 && self.pos == self.end).then(|| self.hasher.finish())
-    }
-}
-
 fn invalid(e: impl std::fmt::Display) -> Rejected {
     Rejected::Invalid(e.to_string())
+}
+
+/// Takes the sections of a mapped body in order.
+struct Sections<'a> {
+    bytes: &'a [u8],
+    /// Offset in the file of the next section.
+    at: usize,
+}
+
+impl<'a> Sections<'a> {
+    /// The next `len` bytes. The header's lengths were checked against the file's, so they are there.
+    fn take(&mut self, len: usize) -> Result<&'a [u8], Rejected> {
+        let end = self
+            .at
+            .checked_add(len)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| invalid("the body is shorter than its header says"))?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+}
+
+/// `count` values of `T` at the next section: read in place when the machine stores them as the file does and the
+/// section is aligned for them, else decoded (from `W` little-endian bytes each).
+fn rows<T: crate::mapped::Plain, const W: usize>(
+    map: &std::sync::Arc<Mapping>,
+    sections: &mut Sections<'_>,
+    count: usize,
+    decode: impl Fn([u8; W]) -> T,
+) -> Result<Rows<T>, Rejected> {
+    let at = sections.at;
+    let bytes = sections.take(count.checked_mul(W).ok_or_else(|| invalid("the collection does not fit in memory"))?)?;
+    if cfg!(target_endian = "little")
+        && let Some(mapped) = MappedSlice::new(map, at, count)
+    {
+        return Ok(Rows::Mapped(mapped));
+    }
+    Ok(Rows::Owned(bytes.as_chunks::<W>().0.iter().map(|b| decode(*b)).collect()))
 }
 
 /// Loads the snapshot file at `path` if it shows the collection as `expected` describes it.
@@ -321,7 +315,7 @@ fn invalid(e: impl std::fmt::Display) -> Rejected {
 /// # Errors
 /// Why the file cannot be used: [`Rejected::Missing`], [`Rejected::Stale`] or [`Rejected::Invalid`].
 pub(crate) fn read(path: &Path, expected: &Label) -> Result<Snapshot, Rejected> {
-    let mut file = match File::open(path) {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Rejected::Missing),
         Err(e) => return Err(Rejected::Invalid(format!("cannot open it: {e}"))),
@@ -330,59 +324,56 @@ pub(crate) fn read(path: &Path, expected: &Label) -> Result<Snapshot, Rejected> 
     if len < HEADER_LEN as u64 {
         return Err(Rejected::Invalid(format!("{len} bytes, shorter than the header")));
     }
-    let mut head = [0u8; HEADER_LEN];
-    file.read_exact(&mut head).map_err(invalid)?;
-    let header = Header::decode(&head)?;
+    let map = Mapping::of(&file).map_err(|e| invalid(format!("cannot map it: {e}")))?;
+    let bytes = map.bytes();
+    let head: &[u8; HEADER_LEN] = bytes.first_chunk().ok_or_else(|| invalid("the file shrank while it was opened"))?;
+    let header = Header::decode(head)?;
     if header.label != *expected {
         return Err(Rejected::Stale(format!("built from {:?}, the database is at {expected:?}", header.label)));
     }
     let body_len = header.body_len().ok_or_else(|| invalid("the header describes an impossible size"))?;
-    if len.checked_sub(HEADER_LEN as u64) != Some(body_len) {
-        return Err(Rejected::Invalid(format!("{len} bytes, the header describes {}", body_len.saturating_add(HEADER_LEN as u64))));
+    let mapped_len = bytes.len() as u64;
+    if mapped_len.checked_sub(HEADER_LEN as u64) != Some(body_len) {
+        return Err(Rejected::Invalid(format!("{mapped_len} bytes, the header describes {}", body_len.saturating_add(HEADER_LEN as u64))));
+    }
+    if Xxh64::digest(0, &bytes[HEADER_LEN..]) != header.body_hash {
+        return Err(invalid("the body checksum does not match"));
     }
     let too_big = || invalid("the collection does not fit in memory");
     let n = usize::try_from(header.count).map_err(|_| too_big())?;
     let dim = expected.dim;
     let floats = n.checked_mul(dim).ok_or_else(too_big)?;
     let q = usize::try_from(header.quantised_rows()).map_err(|_| too_big())?;
-    let mut body = BodyReader::new(file, body_len);
+    let mut sections = Sections { bytes, at: HEADER_LEN };
 
-    let mut parts = Parts {
-        ids: Vec::with_capacity(n),
-        payloads: Vec::with_capacity(n),
-        vectors: Vec::with_capacity(floats),
-        codes: Vec::with_capacity(q * dim),
-        quantised: Vec::with_capacity(q),
-    };
-    body.records::<16>(n, |ids| parts.ids.extend(ids.iter().map(|b| PointId(Uuid::from_bytes(*b))))).map_err(invalid)?;
-    let mut lengths = Vec::with_capacity(n);
-    body.records::<4>(n, |ls| lengths.extend(ls.iter().map(|b| u32::from_le_bytes(*b) as usize))).map_err(invalid)?;
+    let ids = sections.take(n * 16)?.as_chunks::<16>().0.iter().map(|b| PointId(Uuid::from_bytes(*b))).collect();
+    let lengths: Vec<usize> = sections.take(n * 4)?.as_chunks::<4>().0.iter().map(|b| u32::from_le_bytes(*b) as usize).collect();
     if lengths.iter().try_fold(0u64, |sum, l| sum.checked_add(*l as u64)) != Some(header.payload_bytes) {
         return Err(invalid("the payload lengths do not add up to the payload bytes"));
     }
+    let mut payloads = Vec::with_capacity(n);
     for length in lengths {
-        let text = if length <= BLOCK {
-            std::str::from_utf8(body.take(length).map_err(invalid)?).map_err(|e| invalid(format!("a payload is not UTF-8: {e}")))?.into()
-        } else {
-            let mut bytes = Vec::with_capacity(length);
-            body.records::<1>(length, |b| bytes.extend(b.iter().map(|[x]| *x))).map_err(invalid)?;
-            String::from_utf8(bytes).map_err(|e| invalid(format!("a payload is not UTF-8: {e}")))?.into_boxed_str()
-        };
-        parts.payloads.push(text);
+        let text = std::str::from_utf8(sections.take(length)?).map_err(|e| invalid(format!("a payload is not UTF-8: {e}")))?;
+        payloads.push(text.into());
     }
-    body.records::<4>(floats, |fs| parts.vectors.extend(fs.iter().map(|b| f32::from_le_bytes(*b)))).map_err(invalid)?;
-    body.records::<12>(q, |qs| {
-        parts.quantised.extend(qs.iter().map(|b| Quantised {
+    let padding = usize::try_from(header.padding().ok_or_else(too_big)?).map_err(|_| too_big())?;
+    if sections.take(padding)?.iter().any(|b| *b != 0) {
+        return Err(invalid("the padding before the vectors is not zero"));
+    }
+    let vectors = rows::<f32, 4>(&map, &mut sections, floats, f32::from_le_bytes)?;
+    let quantised = sections
+        .take(q.checked_mul(12).ok_or_else(too_big)?)?
+        .as_chunks::<12>()
+        .0
+        .iter()
+        .map(|b| Quantised {
             scale: f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             error: f32::from_le_bytes([b[4], b[5], b[6], b[7]]),
             l1: f32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-        }));
-    })
-    .map_err(invalid)?;
-    body.records::<1>(q * dim, |cs| parts.codes.extend(cs.iter().map(|b| i8::from_le_bytes(*b)))).map_err(invalid)?;
-    if body.finish() != Some(header.body_hash) {
-        return Err(invalid("the body checksum does not match"));
-    }
+        })
+        .collect();
+    let codes = rows::<i8, 1>(&map, &mut sections, q.checked_mul(dim).ok_or_else(too_big)?, i8::from_le_bytes)?;
+    let parts = Parts { ids, payloads, vectors, codes, quantised };
     Snapshot::from_parts(expected.collection_id, expected.version, dim, expected.distance, parts).map_err(Rejected::Invalid)
 }
 
@@ -470,6 +461,12 @@ fn write_temp(temp: &Path, snap: &Snapshot, stamp: i64) -> io::Result<u64> {
     for p in parts.payloads {
         body.bytes(p.as_bytes())?;
     }
+    let payload_bytes: u64 = lengths.iter().map(|l| u64::from(*l)).sum();
+    let count = parts.ids.len() as u64;
+    let label = Label { collection_id: snap.collection_id, version: snap.version, stamp, dim: snap.dim, distance: snap.distance };
+    let shape = Header { label, count, payload_bytes, body_hash: 0 };
+    let padding = shape.padding().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "the collection is too large"))?;
+    body.bytes(&[0; VECTOR_ALIGN as usize][..padding as usize])?;
     body.records(parts.vectors, |x| x.to_le_bytes())?;
     body.records(parts.quantised, |q| {
         let mut b = [0u8; 12];
@@ -480,12 +477,7 @@ fn write_temp(temp: &Path, snap: &Snapshot, stamp: i64) -> io::Result<u64> {
     })?;
     body.records(parts.codes, |c| c.to_le_bytes())?;
     body.flush()?;
-    let header = Header {
-        label: Label { collection_id: snap.collection_id, version: snap.version, stamp, dim: snap.dim, distance: snap.distance },
-        count: parts.ids.len() as u64,
-        payload_bytes: lengths.iter().map(|l| u64::from(*l)).sum(),
-        body_hash: body.hasher.finish(),
-    };
+    let header = Header { body_hash: body.hasher.finish(), ..shape };
     debug_assert_eq!(header.body_len(), Some(body.written));
     let mut file = body.file;
     file.seek(SeekFrom::Start(0))?;
@@ -568,7 +560,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut reference = sample(Distance::Cosine, 300);
         write(dir.path(), &reference, -3).unwrap();
-        let mut loaded = read(&path_for(dir.path(), 7), &label(Distance::Cosine)).unwrap();
+        let path = path_for(dir.path(), 7);
+        let file_before = fs::read(&path).unwrap();
+        let mut loaded = read(&path, &label(Distance::Cosine)).unwrap();
+        if cfg!(target_endian = "little") {
+            assert_eq!(loaded.is_mapped(), (true, true), "vectors and codes are read in place");
+        }
         for snap in [&mut reference, &mut loaded] {
             snap.upsert(PointId(Uuid::from_u128(5 * 977)), &[1.0, 0.0, 0.0, 0.0, 0.0], "{\"new\":1}".into(), None);
             snap.upsert(PointId(Uuid::from_u128(1)), &[0.0, 1.0, 0.0, 0.0, 0.0], "{}".into(), None);
@@ -577,6 +574,48 @@ mod tests {
         }
         assert_eq!(loaded.len(), 299, "one replaced, one added, two removed");
         assert!(reference.same_rows(&loaded));
+        assert_eq!(loaded.is_mapped(), (false, false), "a write copies the mapped arrays out");
+        assert_eq!(fs::read(&path).unwrap(), file_before, "writes to a loaded copy never reach its file");
+    }
+
+    /// Files of format version 1 (no padding before the vectors) are stale: the next load rebuilds them.
+    #[test]
+    fn files_of_the_first_format_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &sample(Distance::Dot, 3), -3).unwrap();
+        let path = path_for(dir.path(), 7);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let check = Xxh64::digest(0, &bytes[..72]);
+        bytes[72..80].copy_from_slice(&check.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let e = read(&path, &label(Distance::Dot)).expect_err("stale");
+        assert!(matches!(&e, Rejected::Stale(why) if why.contains("format version 1")), "{e}");
+    }
+
+    /// The vectors start at a file offset that is a multiple of 64, whatever the payloads' length, and the bytes
+    /// before them are zero.
+    #[test]
+    fn the_vectors_are_aligned_for_every_payload_length() {
+        let dir = tempfile::tempdir().unwrap();
+        for extra in 0..70 {
+            let mut snap = Snapshot::new(7, 42, 5, Distance::Euclid);
+            snap.upsert(
+                PointId(Uuid::from_u128(1)),
+                &[1.0, 2.0, 3.0, 4.0, 5.0],
+                format!("{{\"t\":\"{}\"}}", "y".repeat(extra)).into(),
+                None,
+            );
+            write(dir.path(), &snap, -3).unwrap();
+            let bytes = fs::read(path_for(dir.path(), 7)).unwrap();
+            let payload = le_u64(&bytes, 56) as usize;
+            let end = HEADER_LEN + 20 + payload;
+            let start = end.next_multiple_of(64);
+            assert!(bytes[end..start].iter().all(|b| *b == 0), "padding of {extra}");
+            assert_eq!(f32::from_le_bytes(bytes[start..start + 4].try_into().unwrap()), 1.0, "payload of {extra} more bytes");
+            let back = read(&path_for(dir.path(), 7), &Label { distance: Distance::Euclid, ..label(Distance::Euclid) }).unwrap();
+            assert!(snap.same_rows(&back));
+        }
     }
 
     #[test]
@@ -593,7 +632,8 @@ mod tests {
         assert_eq!(le_u64(&bytes, 56), payload_bytes);
         assert_eq!(le_u64(&bytes, 64), Xxh64::digest(0, &bytes[HEADER_LEN..]));
         assert_eq!(le_u64(&bytes, 72), Xxh64::digest(0, &bytes[..72]));
-        assert_eq!(size, (HEADER_LEN + 4 * (16 + 4 + 5 * 4 + 12 + 5)) as u64 + payload_bytes);
+        let padding = (HEADER_LEN as u64 + 4 * 20 + payload_bytes).next_multiple_of(64) - (HEADER_LEN as u64 + 4 * 20 + payload_bytes);
+        assert_eq!(size, (HEADER_LEN + 4 * (16 + 4 + 5 * 4 + 12 + 5)) as u64 + payload_bytes + padding);
         assert_eq!(size, bytes.len() as u64);
         let ids = snap.parts().ids.iter().flat_map(|id| *id.0.as_bytes()).collect::<Vec<_>>();
         assert_eq!(&bytes[HEADER_LEN..HEADER_LEN + 64], ids, "the ids come first");

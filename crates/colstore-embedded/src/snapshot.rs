@@ -24,6 +24,7 @@ use colstore_domain::{Distance, Filter, PointId};
 use serde_json::{Map, Value};
 
 use crate::kernel::{self, Quantised, QuantisedQuery};
+use crate::mapped::Rows;
 
 /// Below this many `f32` (4 MiB of vectors) a search runs on one thread: spawning costs more than it saves.
 const PARALLEL_MIN_FLOATS: usize = 1 << 20;
@@ -46,7 +47,7 @@ pub(crate) struct Snapshot {
     /// How vectors are compared.
     pub(crate) distance: Distance,
     ids: Vec<PointId>,
-    vectors: Vec<f32>,
+    vectors: Rows<f32>,
     payloads: Vec<Box<str>>,
     /// The payloads parsed, once a filter needed them (kept up to date by writes from then on).
     objects: OnceLock<Vec<Map<String, Value>>>,
@@ -55,7 +56,7 @@ pub(crate) struct Snapshot {
     /// Each id's position; built on the first write when the copy was loaded from its parts.
     positions: Option<HashMap<PointId, usize>>,
     /// int8 codes of every vector (row `i` at `i * dim`), for cosine and dot collections; empty for Euclid.
-    codes: Vec<i8>,
+    codes: Rows<i8>,
     /// Scale and error bound of every row's codes.
     quantised: Vec<Quantised>,
 }
@@ -66,9 +67,9 @@ pub(crate) struct Parts {
     pub(crate) ids: Vec<PointId>,
     pub(crate) payloads: Vec<Box<str>>,
     /// Row `i` at `i * dim`.
-    pub(crate) vectors: Vec<f32>,
+    pub(crate) vectors: Rows<f32>,
     /// Row `i` at `i * dim`; empty for Euclidean collections.
-    pub(crate) codes: Vec<i8>,
+    pub(crate) codes: Rows<i8>,
     /// One per row; empty for Euclidean collections.
     pub(crate) quantised: Vec<Quantised>,
 }
@@ -164,12 +165,12 @@ impl Snapshot {
             dim,
             distance,
             ids: Vec::new(),
-            vectors: Vec::new(),
+            vectors: Rows::default(),
             payloads: Vec::new(),
             objects: OnceLock::new(),
             masks: MaskCache::default(),
             positions: Some(HashMap::new()),
-            codes: Vec::new(),
+            codes: Rows::default(),
             quantised: Vec::new(),
         }
     }
@@ -217,8 +218,8 @@ impl Snapshot {
     pub(crate) fn same_rows(&self, other: &Self) -> bool {
         let floats = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
         let bits = |q: &Quantised| [q.scale.to_bits(), q.error.to_bits(), q.l1.to_bits()];
-        (self.dim, self.distance, &self.ids, &self.payloads, &self.codes)
-            == (other.dim, other.distance, &other.ids, &other.payloads, &other.codes)
+        (self.dim, self.distance, &self.ids, &self.payloads, &*self.codes)
+            == (other.dim, other.distance, &other.ids, &other.payloads, &*other.codes)
             && floats(&self.vectors, &other.vectors)
             && self.quantised.len() == other.quantised.len()
             && self.quantised.iter().zip(&other.quantised).all(|(a, b)| bits(a) == bits(b))
@@ -237,7 +238,7 @@ impl Snapshot {
     /// Reserves room for `n` more points.
     pub(crate) fn reserve(&mut self, n: usize) {
         self.ids.reserve(n);
-        self.vectors.reserve(n * self.dim);
+        self.vectors.to_mut().reserve(n * self.dim);
         self.payloads.reserve(n);
         if let Some(objects) = self.objects.get_mut() {
             objects.reserve(n);
@@ -246,7 +247,7 @@ impl Snapshot {
             positions.reserve(n);
         }
         if self.quantises() {
-            self.codes.reserve(n * self.dim);
+            self.codes.to_mut().reserve(n * self.dim);
             self.quantised.reserve(n);
         }
     }
@@ -312,6 +313,12 @@ impl Snapshot {
         Ok(mask)
     }
 
+    /// Whether the vectors and the codes are read from a mapped snapshot file (a write copies them out).
+    #[cfg(test)]
+    pub(crate) fn is_mapped(&self) -> (bool, bool) {
+        (self.vectors.is_mapped(), self.codes.is_mapped())
+    }
+
     /// The vector at a position.
     #[cfg(test)]
     pub(crate) fn vector(&self, index: usize) -> &[f32] {
@@ -336,22 +343,22 @@ impl Snapshot {
         }
         match position {
             Some(i) => {
-                self.vectors[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
+                self.vectors.to_mut()[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
                 self.payloads[i] = payload;
                 if self.quantises() {
                     let mut codes = Vec::with_capacity(self.dim);
                     self.quantised[i] = kernel::quantise(vector, &mut codes);
-                    self.codes[i * self.dim..(i + 1) * self.dim].copy_from_slice(&codes);
+                    self.codes.to_mut()[i * self.dim..(i + 1) * self.dim].copy_from_slice(&codes);
                 }
             }
             None => {
                 let end = self.ids.len();
                 self.positions().insert(id, end);
                 self.ids.push(id);
-                self.vectors.extend_from_slice(vector);
+                self.vectors.to_mut().extend_from_slice(vector);
                 self.payloads.push(payload);
                 if self.quantises() {
-                    let q = kernel::quantise(vector, &mut self.codes);
+                    let q = kernel::quantise(vector, self.codes.to_mut());
                     self.quantised.push(q);
                 }
             }
@@ -364,14 +371,14 @@ impl Snapshot {
         self.masks.clear();
         let last = self.ids.len() - 1;
         if i != last {
-            self.vectors.copy_within(last * self.dim..(last + 1) * self.dim, i * self.dim);
+            self.vectors.to_mut().copy_within(last * self.dim..(last + 1) * self.dim, i * self.dim);
         }
-        self.vectors.truncate(last * self.dim);
+        self.vectors.to_mut().truncate(last * self.dim);
         if self.quantises() {
             if i != last {
-                self.codes.copy_within(last * self.dim..(last + 1) * self.dim, i * self.dim);
+                self.codes.to_mut().copy_within(last * self.dim..(last + 1) * self.dim, i * self.dim);
             }
-            self.codes.truncate(last * self.dim);
+            self.codes.to_mut().truncate(last * self.dim);
             self.quantised.swap_remove(i);
         }
         self.ids.swap_remove(i);
