@@ -129,3 +129,162 @@ impl<T: Plain> Rows<T> {
         matches!(self, Self::Mapped(_))
     }
 }
+
+/// UTF-8 text stored in a mapping, checked once when it is made.
+#[derive(Debug, Clone)]
+pub(crate) struct MappedStr {
+    map: Arc<Mapping>,
+    start: usize,
+    len: usize,
+}
+
+impl MappedStr {
+    /// The `len` bytes at byte `start` of `map`, when they pass its end or are not UTF-8: the error says which.
+    pub(crate) fn new(map: &Arc<Mapping>, start: usize, len: usize) -> Result<Self, String> {
+        let end = start.checked_add(len).ok_or("the text passes the end of the file")?;
+        let bytes = map.bytes().get(start..end).ok_or("the text passes the end of the file")?;
+        std::str::from_utf8(bytes).map_err(|e| format!("the payloads are not UTF-8: {e}"))?;
+        Ok(Self { map: Arc::clone(map), start, len })
+    }
+
+    fn as_str(&self) -> &str {
+        let bytes = &self.map.bytes()[self.start..self.start + self.len];
+        // SAFETY: `new` checked these very bytes are UTF-8, and the mapping is never written (module documentation).
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+}
+
+/// The payload texts of a collection's copy, by position: owned, or slices of one mapped text until the first write.
+#[derive(Debug, Clone)]
+pub(crate) enum Payloads {
+    /// One allocation per payload.
+    Owned(Vec<Box<str>>),
+    /// Payload `i` is `text[ends[i - 1]..ends[i]]` (from 0 for the first); every end is a character boundary.
+    Mapped {
+        /// All payloads, concatenated.
+        text: MappedStr,
+        /// Where each payload ends in `text`.
+        ends: Vec<usize>,
+    },
+}
+
+impl Default for Payloads {
+    fn default() -> Self {
+        Self::Owned(Vec::new())
+    }
+}
+
+impl From<Vec<Box<str>>> for Payloads {
+    fn from(v: Vec<Box<str>>) -> Self {
+        Self::Owned(v)
+    }
+}
+
+impl Payloads {
+    /// Payloads of the given byte `lengths` concatenated in `text`; an error when the lengths do not add up to the
+    /// text or split a character.
+    pub(crate) fn mapped(text: MappedStr, lengths: impl IntoIterator<Item = usize>) -> Result<Self, String> {
+        let whole = text.as_str();
+        let mut ends = Vec::new();
+        let mut end = 0usize;
+        for length in lengths {
+            end = end.checked_add(length).filter(|e| *e <= whole.len()).ok_or("the payload lengths pass the payload bytes")?;
+            if !whole.is_char_boundary(end) {
+                return Err("a payload length splits a character".into());
+            }
+            ends.push(end);
+        }
+        if end != whole.len() {
+            return Err("the payload lengths do not add up to the payload bytes".into());
+        }
+        Ok(Self::Mapped { text, ends })
+    }
+
+    /// How many payloads.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Owned(v) => v.len(),
+            Self::Mapped { ends, .. } => ends.len(),
+        }
+    }
+
+    /// The payload at position `i` (which must be below [`Payloads::len`]).
+    pub(crate) fn get(&self, i: usize) -> &str {
+        match self {
+            Self::Owned(v) => &v[i],
+            Self::Mapped { text, ends } => {
+                let start = if i == 0 { 0 } else { ends[i - 1] };
+                // Both ends were checked to be character boundaries inside the text.
+                &text.as_str()[start..ends[i]]
+            }
+        }
+    }
+
+    /// Every payload, by position.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The payloads to change, copied out of their mapping first when they are mapped.
+    pub(crate) fn to_mut(&mut self) -> &mut Vec<Box<str>> {
+        if let Self::Mapped { .. } = self {
+            *self = Self::Owned(self.iter().map(Box::from).collect());
+        }
+        match self {
+            Self::Owned(v) => v,
+            Self::Mapped { .. } => unreachable!("made owned above"),
+        }
+    }
+
+    /// Whether the payloads are read from a mapped file.
+    #[cfg(test)]
+    pub(crate) fn is_mapped(&self) -> bool {
+        matches!(self, Self::Mapped { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping_of(bytes: &[u8]) -> (tempfile::TempDir, Arc<Mapping>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, bytes).unwrap();
+        let map = Mapping::of(&File::open(&path).unwrap()).unwrap();
+        (dir, map)
+    }
+
+    /// Payload lengths must split the text at character boundaries and add up to it; text must be UTF-8.
+    #[test]
+    fn mapped_payloads_are_checked_when_made() {
+        let (_dir, map) = mapping_of("xx{\"a\":\"é\"}{}".as_bytes());
+        let text = || MappedStr::new(&map, 2, 12).unwrap();
+        let payloads = Payloads::mapped(text(), [10, 2]).unwrap();
+        assert_eq!(payloads.iter().collect::<Vec<_>>(), ["{\"a\":\"é\"}", "{}"]);
+        let e = Payloads::mapped(text(), [7, 5]).unwrap_err();
+        assert!(e.contains("splits a character"), "{e}");
+        assert!(Payloads::mapped(text(), [10]).unwrap_err().contains("do not add up"));
+        assert!(Payloads::mapped(text(), [10, 3]).unwrap_err().contains("pass the payload bytes"));
+        assert!(MappedStr::new(&map, 2, 13).unwrap_err().contains("end of the file"));
+        let (_dir, bad) = mapping_of(&[b'{', 0xff, b'}']);
+        assert!(MappedStr::new(&bad, 0, 3).unwrap_err().contains("not UTF-8"));
+    }
+
+    /// A mapped array reads the file's values; the first change copies it out and leaves the file alone.
+    #[test]
+    fn rows_copy_out_on_the_first_write() {
+        let values = [1.5f32, -2.0, 3.25];
+        let mut bytes = vec![0u8; 64];
+        bytes.extend(values.iter().flat_map(|v| v.to_ne_bytes()));
+        let (_dir, map) = mapping_of(&bytes);
+        assert!(MappedSlice::<f32>::new(&map, 1, 3).is_none(), "not aligned for f32");
+        assert!(MappedSlice::<f32>::new(&map, 64, 4).is_none(), "past the end");
+        let mut rows = Rows::Mapped(MappedSlice::<f32>::new(&map, 64, 3).unwrap());
+        assert_eq!(&*rows, &values);
+        rows.to_mut()[0] = 9.0;
+        assert!(!rows.is_mapped());
+        assert_eq!(&*rows, &[9.0, -2.0, 3.25]);
+        assert_eq!(&map.bytes()[64..68], &1.5f32.to_ne_bytes(), "the file is unchanged");
+    }
+}

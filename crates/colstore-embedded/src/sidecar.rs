@@ -45,7 +45,7 @@
 //! A load maps the file ([`crate::mapped`]), checks the header and the body's checksum over the mapping, and keeps the
 //! vectors and the int8 codes where the mapping holds them (on little-endian machines; elsewhere they are decoded
 //! into memory of the copy's own): a large collection then costs its page-cache pages, not a second copy. Ids, the
-//! row bounds and the payloads (one allocation each) are copied out. The id → position map the copy needs for writes
+//! row bounds are copied out; the payloads stay in the mapping too (checked UTF-8 once, split by their lengths). The id → position map the copy needs for writes
 //! is built on the first write, not at load; the first write also copies the mapped arrays out.
 //!
 //! # Validity
@@ -67,7 +67,7 @@ use colstore_domain::{Distance, PointId};
 use uuid::Uuid;
 
 use crate::kernel::Quantised;
-use crate::mapped::{MappedSlice, Mapping, Rows};
+use crate::mapped::{MappedSlice, MappedStr, Mapping, Payloads, Rows};
 use crate::snapshot::{Parts, Snapshot};
 use crate::xxh64::Xxh64;
 
@@ -347,15 +347,11 @@ pub(crate) fn read(path: &Path, expected: &Label) -> Result<Snapshot, Rejected> 
     let mut sections = Sections { bytes, at: HEADER_LEN };
 
     let ids = sections.take(n * 16)?.as_chunks::<16>().0.iter().map(|b| PointId(Uuid::from_bytes(*b))).collect();
-    let lengths: Vec<usize> = sections.take(n * 4)?.as_chunks::<4>().0.iter().map(|b| u32::from_le_bytes(*b) as usize).collect();
-    if lengths.iter().try_fold(0u64, |sum, l| sum.checked_add(*l as u64)) != Some(header.payload_bytes) {
-        return Err(invalid("the payload lengths do not add up to the payload bytes"));
-    }
-    let mut payloads = Vec::with_capacity(n);
-    for length in lengths {
-        let text = std::str::from_utf8(sections.take(length)?).map_err(|e| invalid(format!("a payload is not UTF-8: {e}")))?;
-        payloads.push(text.into());
-    }
+    let lengths = sections.take(n * 4)?.as_chunks::<4>().0.iter().map(|b| u32::from_le_bytes(*b) as usize);
+    let payload_bytes = usize::try_from(header.payload_bytes).map_err(|_| too_big())?;
+    let text = MappedStr::new(&map, sections.at, payload_bytes).map_err(Rejected::Invalid)?;
+    sections.take(payload_bytes)?;
+    let payloads = Payloads::mapped(text, lengths).map_err(Rejected::Invalid)?;
     let padding = usize::try_from(header.padding().ok_or_else(too_big)?).map_err(|_| too_big())?;
     if sections.take(padding)?.iter().any(|b| *b != 0) {
         return Err(invalid("the padding before the vectors is not zero"));
@@ -458,7 +454,7 @@ fn write_temp(temp: &Path, snap: &Snapshot, stamp: i64) -> io::Result<u64> {
     let mut body = BodyWriter { file, hasher: Xxh64::new(0), buf: Vec::with_capacity(BLOCK), written: 0 };
     body.records(parts.ids, |id| *id.0.as_bytes())?;
     body.records(&lengths, |l| l.to_le_bytes())?;
-    for p in parts.payloads {
+    for p in parts.payloads.iter() {
         body.bytes(p.as_bytes())?;
     }
     let payload_bytes: u64 = lengths.iter().map(|l| u64::from(*l)).sum();

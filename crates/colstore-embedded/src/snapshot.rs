@@ -24,7 +24,7 @@ use colstore_domain::{Distance, Filter, PointId};
 use serde_json::{Map, Value};
 
 use crate::kernel::{self, Quantised, QuantisedQuery};
-use crate::mapped::Rows;
+use crate::mapped::{Payloads, Rows};
 
 /// Below this many `f32` (4 MiB of vectors) a search runs on one thread: spawning costs more than it saves.
 const PARALLEL_MIN_FLOATS: usize = 1 << 20;
@@ -48,7 +48,7 @@ pub(crate) struct Snapshot {
     pub(crate) distance: Distance,
     ids: Vec<PointId>,
     vectors: Rows<f32>,
-    payloads: Vec<Box<str>>,
+    payloads: Payloads,
     /// The payloads parsed, once a filter needed them (kept up to date by writes from then on).
     objects: OnceLock<Vec<Map<String, Value>>>,
     /// Which points recent filters select.
@@ -65,7 +65,7 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Default)]
 pub(crate) struct Parts {
     pub(crate) ids: Vec<PointId>,
-    pub(crate) payloads: Vec<Box<str>>,
+    pub(crate) payloads: Payloads,
     /// Row `i` at `i * dim`.
     pub(crate) vectors: Rows<f32>,
     /// Row `i` at `i * dim`; empty for Euclidean collections.
@@ -78,7 +78,7 @@ pub(crate) struct Parts {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PartsRef<'a> {
     pub(crate) ids: &'a [PointId],
-    pub(crate) payloads: &'a [Box<str>],
+    pub(crate) payloads: &'a Payloads,
     pub(crate) vectors: &'a [f32],
     pub(crate) codes: &'a [i8],
     pub(crate) quantised: &'a [Quantised],
@@ -166,7 +166,7 @@ impl Snapshot {
             distance,
             ids: Vec::new(),
             vectors: Rows::default(),
-            payloads: Vec::new(),
+            payloads: Payloads::default(),
             objects: OnceLock::new(),
             masks: MaskCache::default(),
             positions: Some(HashMap::new()),
@@ -218,8 +218,8 @@ impl Snapshot {
     pub(crate) fn same_rows(&self, other: &Self) -> bool {
         let floats = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
         let bits = |q: &Quantised| [q.scale.to_bits(), q.error.to_bits(), q.l1.to_bits()];
-        (self.dim, self.distance, &self.ids, &self.payloads, &*self.codes)
-            == (other.dim, other.distance, &other.ids, &other.payloads, &*other.codes)
+        (self.dim, self.distance, &self.ids, &*self.codes) == (other.dim, other.distance, &other.ids, &*other.codes)
+            && self.payloads.iter().eq(other.payloads.iter())
             && floats(&self.vectors, &other.vectors)
             && self.quantised.len() == other.quantised.len()
             && self.quantised.iter().zip(&other.quantised).all(|(a, b)| bits(a) == bits(b))
@@ -239,7 +239,7 @@ impl Snapshot {
     pub(crate) fn reserve(&mut self, n: usize) {
         self.ids.reserve(n);
         self.vectors.to_mut().reserve(n * self.dim);
-        self.payloads.reserve(n);
+        self.payloads.to_mut().reserve(n);
         if let Some(objects) = self.objects.get_mut() {
             objects.reserve(n);
         }
@@ -264,7 +264,7 @@ impl Snapshot {
 
     /// The payload at a position, as JSON text.
     pub(crate) fn payload_json(&self, index: usize) -> &str {
-        &self.payloads[index]
+        self.payloads.get(index)
     }
 
     /// Every payload parsed, by position (parsed on first use).
@@ -275,7 +275,7 @@ impl Snapshot {
         if let Some(objects) = self.objects.get() {
             return Ok(objects);
         }
-        let parsed = self.payloads.iter().map(|p| parse_object(p)).collect::<Result<Vec<_>, _>>()?;
+        let parsed = self.payloads.iter().map(parse_object).collect::<Result<Vec<_>, _>>()?;
         // Two searches may race to parse; both results are equal, so either may win.
         Ok(self.objects.get_or_init(|| parsed))
     }
@@ -313,10 +313,10 @@ impl Snapshot {
         Ok(mask)
     }
 
-    /// Whether the vectors and the codes are read from a mapped snapshot file (a write copies them out).
+    /// Whether the vectors (and payloads) and the codes are read from a mapped snapshot file (a write copies them out).
     #[cfg(test)]
     pub(crate) fn is_mapped(&self) -> (bool, bool) {
-        (self.vectors.is_mapped(), self.codes.is_mapped())
+        (self.vectors.is_mapped() && self.payloads.is_mapped(), self.codes.is_mapped())
     }
 
     /// The vector at a position.
@@ -344,7 +344,7 @@ impl Snapshot {
         match position {
             Some(i) => {
                 self.vectors.to_mut()[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
-                self.payloads[i] = payload;
+                self.payloads.to_mut()[i] = payload;
                 if self.quantises() {
                     let mut codes = Vec::with_capacity(self.dim);
                     self.quantised[i] = kernel::quantise(vector, &mut codes);
@@ -356,7 +356,7 @@ impl Snapshot {
                 self.positions().insert(id, end);
                 self.ids.push(id);
                 self.vectors.to_mut().extend_from_slice(vector);
-                self.payloads.push(payload);
+                self.payloads.to_mut().push(payload);
                 if self.quantises() {
                     let q = kernel::quantise(vector, self.codes.to_mut());
                     self.quantised.push(q);
@@ -382,7 +382,7 @@ impl Snapshot {
             self.quantised.swap_remove(i);
         }
         self.ids.swap_remove(i);
-        self.payloads.swap_remove(i);
+        self.payloads.to_mut().swap_remove(i);
         if let Some(objects) = self.objects.get_mut() {
             objects.swap_remove(i);
         }
