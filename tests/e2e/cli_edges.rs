@@ -113,6 +113,10 @@ fn search_results_are_not_padded_with_unrelated_hits() {
     let human = s.ok(["search", "notes", "durable commits"]);
     assert!(!human.stdout.contains("0.000"), "{human}");
     assert!(human.stdout.contains("cosine similarity"), "the score is explained: {human}");
+    assert!(!human.stdout.contains("not synced yet"), "{human}");
+    s.ok(["put", "notes", "fresh.md", "--text", "durable and fresh"]);
+    let later = s.ok(["search", "notes", "durable commits"]);
+    assert!(later.stdout.contains("note: 1 documents are not synced yet; run `col sync notes`"), "{later}");
     let none = s.ok(["search", "notes", "zebra"]);
     assert!(none.stdout.contains("No results"), "{none}");
 }

@@ -36,8 +36,8 @@ pub use export::{
 pub use jobs::{cancel_job, retry_job};
 pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
 pub use projection::{
-    CollectionStatus, Drift, IndexReport, MoveError, MoveReport, SearchHit, SettingsChange, Status, TargetHealth, change_settings,
-    move_index, reindex, search, status, verify_index, verify_indexes,
+    CollectionStatus, Drift, IndexReport, MoveError, MoveReport, SearchHit, SearchResults, SettingsChange, Status, TargetHealth,
+    change_settings, move_index, reindex, search, status, verify_index, verify_indexes,
 };
 pub use reconcile::{
     ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,

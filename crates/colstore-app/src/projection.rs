@@ -66,6 +66,19 @@ fn snippet(text: &str, max_chars: usize) -> String {
     if flat.chars().count() <= max_chars { flat } else { format!("{}…", flat.chars().take(max_chars).collect::<String>()) }
 }
 
+/// What [`search`] found, with what a shell needs to explain it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResults {
+    /// The hits, best first.
+    pub hits: Vec<SearchHit>,
+    /// How the collection's vectors are compared (what a score means).
+    pub distance: Distance,
+    /// The kind of embedder that made them (`hash` compares words, so its scores are low even for good matches).
+    pub embedder_kind: String,
+    /// Documents of the collection not synced yet (pending or failed): the index does not show their current text.
+    pub not_synced: u64,
+}
+
 /// Embeds `query` and asks the index for the `k` nearest chunks, optionally filtered on document metadata.
 ///
 /// # Errors
@@ -76,11 +89,34 @@ pub async fn search(
     query: &str,
     k: usize,
     filter: Option<&Filter>,
-) -> Result<Vec<SearchHit>, SyncFailure> {
+) -> Result<SearchResults, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
     let ports = &ports.for_collection(&c.settings).await?;
     // A collection gets its vector settings, and its index collection, at its first sync.
     let Some(vector_settings) = &c.settings.vectors else { return Err(SyncFailure::NotSynced(collection.clone())) };
+    // The ledger's counts are read while the query is embedded and the index searched (a new process may spend most
+    // of its time loading the index).
+    let (counts, hits) =
+        futures::join!(ports.ledger.counts(Some(collection.clone())), nearest(ports, &c, vector_settings, query, k, filter));
+    let counts = counts?;
+    Ok(SearchResults {
+        hits: hits?,
+        distance: vector_settings.distance,
+        embedder_kind: vector_settings.embedder.kind.clone(),
+        not_synced: counts.pending + counts.failed,
+    })
+}
+
+/// The `k` nearest chunks of `query` in `c`'s index, whose vectors are set up as `vector_settings` says.
+async fn nearest(
+    ports: &SyncPorts,
+    c: &Collection,
+    vector_settings: &colstore_domain::VectorSettings,
+    query: &str,
+    k: usize,
+    filter: Option<&Filter>,
+) -> Result<Vec<SearchHit>, SyncFailure> {
+    let collection = &c.name;
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
     let vector = vectors.pop().unwrap_or_default();
     let filter = filter.map(|f| f.under("metadata")).transpose().map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;

@@ -135,8 +135,9 @@ async fn a_move_writes_from_the_cache_verifies_switches_and_drops_the_old_projec
 
     // Everything that touches the collection's points now goes to the new index.
     assert!(verify_index(&w.ports, &notes(), false).await.unwrap().drift.is_empty());
-    let hits = search(&w.ports, &notes(), "c note number 2", 3, None).await.unwrap();
-    assert!(!hits.is_empty(), "search reads the new index");
+    let found = search(&w.ports, &notes(), "c note number 2", 3, None).await.unwrap();
+    assert!(!found.hits.is_empty(), "search reads the new index");
+    assert_eq!(found.not_synced, 0, "every document is synced in the new index");
     let edited = NewDocument {
         key: key(0),
         content: Content::Bytes(b"z an edited note".to_vec().into()),

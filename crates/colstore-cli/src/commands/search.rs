@@ -21,20 +21,18 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
     }
     let store = ctx.open().await?;
     let ports = Ctx::sync_ports(&store).await?;
-    let counts = ports.ledger.counts(Some(collection.clone())).await?;
-    let hits = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
-    ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(&hits) })).map_err(io)?;
+    let found = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
+    let hits = &found.hits;
+    ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(hits) })).map_err(io)?;
     if hits.is_empty() {
         ctx.out.line("No results: no synced chunk shares anything with the query.").map_err(io)?;
     } else {
-        if let Some(v) = store.repo().collection(&collection).await?.settings.vectors {
-            let lexical = if v.embedder.kind == "hash" {
-                "\nThe built-in hash embedder compares words, so even good matches score low: compare scores with each other."
-            } else {
-                ""
-            };
-            ctx.out.line(format!("{}{lexical}", score_legend(v.distance))).map_err(io)?;
-        }
+        let lexical = if found.embedder_kind == "hash" {
+            "\nThe built-in hash embedder compares words, so even good matches score low: compare scores with each other."
+        } else {
+            ""
+        };
+        ctx.out.line(format!("{}{lexical}", score_legend(found.distance))).map_err(io)?;
     }
     for (i, h) in hits.iter().enumerate() {
         let stale = if h.stale { "  [changed since synced]" } else { "" };
@@ -48,10 +46,8 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
             ))
             .map_err(io)?;
     }
-    if counts.pending + counts.failed > 0 {
-        ctx.out
-            .line(format!("note: {} documents are not synced yet; run `col sync {collection}`", counts.pending + counts.failed))
-            .map_err(io)?;
+    if found.not_synced > 0 {
+        ctx.out.line(format!("note: {} documents are not synced yet; run `col sync {collection}`", found.not_synced)).map_err(io)?;
     }
     Ok(())
 }
