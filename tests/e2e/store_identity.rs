@@ -198,3 +198,21 @@ fn a_read_only_filesystem_mode_store_can_be_read() {
     s.ok(["put", "notes", "a.md", "--text", "original"]);
     a_read_only_store_can_be_read_in(&s, "notes");
 }
+
+/// Every command checkpoints and closes the store's databases when it is done, so no write-ahead log is left holding
+/// transactions: a reader that may not write (a read-only store, a backup tool copying the folder) could not open a
+/// database whose log still holds them, and the log would depend on whether the process outlived its pool's threads.
+#[test]
+fn commands_leave_no_write_ahead_log_behind() {
+    let s = TestStore::with_note("alpha beta gamma");
+    let steps: [&[&str]; 4] = [&["sync"], &["search", "notes", "alpha"], &["put", "notes", "b.md", "--text", "more"], &["sync"]];
+    for args in steps {
+        s.ok(args);
+        for database in ["colstore.db", "index/embedded.db"] {
+            assert!(s.colstore_dir().join(database).is_file(), "{database} is where this test looks");
+            let wal = s.colstore_dir().join(format!("{database}-wal"));
+            let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            assert_eq!(len, 0, "`col {}` left {len} bytes in {}", args.join(" "), wal.display());
+        }
+    }
+}

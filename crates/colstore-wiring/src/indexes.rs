@@ -41,6 +41,8 @@ pub(crate) struct StoreIndexes {
     read_only: bool,
     clock: Arc<dyn Clock>,
     built: tokio::sync::Mutex<HashMap<String, Arc<dyn VectorIndex>>>,
+    /// The embedded index, once built, so [`StoreIndexes::close`] can checkpoint and close it.
+    embedded: std::sync::Mutex<Option<EmbeddedIndex>>,
 }
 
 impl fmt::Debug for StoreIndexes {
@@ -52,7 +54,15 @@ impl fmt::Debug for StoreIndexes {
 impl StoreIndexes {
     /// The indexes of a store whose default is `default`, with the API keys [`read_keys`] found.
     pub(crate) fn new(default: VectorsConfig, keys: ApiKeys, embedded_path: PathBuf, read_only: bool, clock: Arc<dyn Clock>) -> Self {
-        Self { default, keys: keys.0, embedded_path, read_only, clock, built: tokio::sync::Mutex::new(HashMap::new()) }
+        Self {
+            default,
+            keys: keys.0,
+            embedded_path,
+            read_only,
+            clock,
+            built: tokio::sync::Mutex::new(HashMap::new()),
+            embedded: std::sync::Mutex::default(),
+        }
     }
 
     /// The default target's API key (`api_key_env`, else the backend's variable).
@@ -63,8 +73,15 @@ impl StoreIndexes {
     /// Builds the index `v` describes; `api_key` for a remote engine.
     async fn build(&self, v: &VectorsConfig, api_key: Option<String>) -> Result<Arc<dyn VectorIndex>, IndexError> {
         match v.backend {
-            VectorBackend::Embedded if self.read_only => Ok(Arc::new(EmbeddedIndex::open_read_only(&self.embedded_path).await?)),
-            VectorBackend::Embedded => Ok(Arc::new(EmbeddedIndex::open(&self.embedded_path).await?)),
+            VectorBackend::Embedded => {
+                let index = if self.read_only {
+                    EmbeddedIndex::open_read_only(&self.embedded_path).await?
+                } else {
+                    EmbeddedIndex::open(&self.embedded_path).await?
+                };
+                *self.embedded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(index.clone());
+                Ok(Arc::new(index))
+            }
             VectorBackend::Qdrant | VectorBackend::Weaviate => {
                 let url =
                     v.url.clone().ok_or_else(|| router_error(format!("[vectors] backend = \"{}\" needs the server's url", v.backend)))?;
@@ -75,6 +92,16 @@ impl StoreIndexes {
 }
 
 impl StoreIndexes {
+    /// Checkpoints the embedded index's write-ahead log and closes its connections, if this store opened it. Without
+    /// it, a process that ends before its pool's connections are closed leaves the log behind, and a reader that may
+    /// not write (a read-only store) cannot open the index then.
+    pub(crate) async fn close(&self) {
+        let embedded = self.embedded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(index) = embedded {
+            index.close().await;
+        }
+    }
+
     /// The collection `source` names in a remote engine (`qdrant://HOST:6333/NAME`, `weaviate://HOST:8080/Class`,
     /// `+https` for TLS), to be adopted by `col import`. Its API key is the backend's variable (`QDRANT_API_KEY`,
     /// `WEAVIATE_API_KEY`), or the one `[vectors]` names when the store's default is that backend.

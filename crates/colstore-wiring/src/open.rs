@@ -295,9 +295,11 @@ impl Store {
         &self.sqlite
     }
 
-    /// Checkpoints the database's write-ahead log and closes its connections. Call it once, when the shell is done
-    /// with the store; the repository fails every call after it.
+    /// Checkpoints the write-ahead logs of the database and of the embedded index (when this store opened it) and
+    /// closes their connections. Call it when the shell is done with the store; the repository and the embedded index
+    /// fail every call after it. Closing again does nothing more.
     pub async fn close(&self) {
+        self.indexes.close().await;
         self.sqlite.close().await;
     }
 

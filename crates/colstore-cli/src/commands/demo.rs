@@ -39,11 +39,12 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         }
         std::fs::write(&path, text).map_err(|e| CliError::new(format!("cannot write {}: {e}", display(&path))))?;
     }
-    let inner = Ctx { store_flag: Some(store_dir.clone()), out: Out::new(ctx.out.json, ctx.out.quiet), hide_progress: ctx.hide_progress };
+    let inner = Ctx::new(Some(store_dir.clone()), Out::new(ctx.out.json, ctx.out.quiet), ctx.hide_progress);
     let step = |title: &str| ctx.out.line(format!("\n== {title}")).map_err(io);
 
     step(&format!("col init {}", display(&store_dir)))?;
     super::init::run(&inner, InitArgs { dir: Some(store_dir.clone()), mode: Some(ModeArg::Sqlite), docs_dir: None, vectors: None }).await?;
+    inner.close_opened().await;
     step("col collection create demo")?;
     super::collection::run(
         &inner,
@@ -54,6 +55,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         },
     )
     .await?;
+    inner.close_opened().await;
     step(&format!("col add demo {}", display(&docs_dir)))?;
     super::add::run(
         &inner,
@@ -71,6 +73,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         },
     )
     .await?;
+    inner.close_opened().await;
     step("col ls demo")?;
     super::docs::ls(
         &inner,
@@ -88,20 +91,26 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         },
     )
     .await?;
+    inner.close_opened().await;
     step("col stats")?;
     super::maintenance::stats(&inner, StatsArgs { collection: None }).await?;
+    inner.close_opened().await;
     step("col verify")?;
     super::maintenance::verify(&inner, VerifyArgs { collection: None, index: false, repair: false }).await?;
+    inner.close_opened().await;
     step("col sync")?;
     super::sync::sync(&inner, SyncArgs { collection: None, skip_failed: false }).await?;
+    inner.close_opened().await;
     step("col search demo \"how do backups stay trustworthy\" -k 3")?;
     super::search::search(
         &inner,
         SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
     )
     .await?;
+    inner.close_opened().await;
     step("col verify --index")?;
     super::maintenance::verify(&inner, VerifyArgs { collection: None, index: true, repair: false }).await?;
+    inner.close_opened().await;
     step("col backup --tag demo")?;
     super::backup::backup(
         &inner,
@@ -111,18 +120,21 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         },
     )
     .await?;
+    inner.close_opened().await;
     step("col backup verify latest --read-data")?;
     super::backup::backup(
         &inner,
         BackupArgs { command: Some(BackupCommand::Verify { id: None, read_data: true, repo: None }), create: no_create() },
     )
     .await?;
+    inner.close_opened().await;
     step("col clear demo --yes   (a safety backup is taken first)")?;
     super::clear::clear(
         &inner,
         ClearArgs { collection: Some("demo".into()), all: false, drop: false, dry_run: false, yes: true, no_backup: false },
     )
     .await?;
+    inner.close_opened().await;
     step("col restore latest --yes")?;
     super::restore::restore(
         &inner,
@@ -138,14 +150,17 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
         },
     )
     .await?;
+    inner.close_opened().await;
     step("col search demo \"how do backups stay trustworthy\" -k 3   (again, after the restore)")?;
     super::search::search(
         &inner,
         SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
     )
     .await?;
+    inner.close_opened().await;
     step("col verify --index")?;
     super::maintenance::verify(&inner, VerifyArgs { collection: None, index: true, repair: false }).await?;
+    inner.close_opened().await;
     ctx.out.line("\nThe demo worked.").map_err(io)?;
     ctx.out
         .line(if kept {

@@ -36,11 +36,28 @@ pub struct Ctx {
     pub store_flag: Option<PathBuf>,
     pub out: Out,
     pub hide_progress: bool,
+    /// Every store the command opened, closed by [`Ctx::close_opened`] when the command is done.
+    opened: std::sync::Mutex<Vec<Store>>,
 }
 
 impl Ctx {
     fn cwd() -> CliResult<PathBuf> {
         std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the working directory: {e}")))
+    }
+
+    /// The context of one command.
+    pub fn new(store_flag: Option<PathBuf>, out: Out, hide_progress: bool) -> Self {
+        Self { store_flag, out, hide_progress, opened: std::sync::Mutex::default() }
+    }
+
+    /// Closes every store opened through this context (write-ahead logs checkpointed; see [`Store::close`]): a store
+    /// left with a non-empty log cannot be opened by a reader that may not write, and sqlx closes dropped connections
+    /// on threads the process may not wait for.
+    pub async fn close_opened(&self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for store in opened {
+            store.close().await;
+        }
     }
 
     /// Finds the store (`--store`, `COLSTORE_DIR`, upward search).
@@ -51,7 +68,9 @@ impl Ctx {
     /// Finds and opens the store.
     pub async fn open(&self) -> CliResult<Store> {
         let dir = self.store_dir()?;
-        Ok(Store::open(dir, &process_env).await?)
+        let store = Store::open(dir, &process_env).await?;
+        self.opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(store.clone());
+        Ok(store)
     }
 
     /// Everything a sync-related use case needs: the store's bundle of ports (`Store::sync_ports`), with this
@@ -108,7 +127,7 @@ pub fn display(p: &Path) -> String {
 }
 
 pub async fn run(cli: Cli) -> CliResult {
-    let ctx = Ctx { store_flag: cli.store, hide_progress: cli.quiet || cli.json, out: Out::new(cli.json, cli.quiet) };
+    let ctx = Ctx::new(cli.store, Out::new(cli.json, cli.quiet), cli.quiet || cli.json);
     let result = match cli.command {
         Command::Init(a) => init::run(&ctx, a).await,
         Command::Collection(c) => collection::run(&ctx, c).await,
@@ -135,6 +154,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Migrate(a) => files::migrate(&ctx, a).await,
         Command::Demo(a) => demo::run(&ctx, a).await,
     };
+    ctx.close_opened().await;
     ctx.out.flush().map_err(io)?;
     result
 }
