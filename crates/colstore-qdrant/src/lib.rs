@@ -946,18 +946,23 @@ mod tests {
 
     /// Vectors go out as the shortest text of each `f32` (`0.1`), not of the `f32` widened to `f64`
     /// (`0.10000000149011612`): half the bytes for the same value on the server.
-    #[test]
-    fn upsert_bodies_write_vectors_as_f32() {
+    /// Chunk `chunk` of `a.md` in collection `c`, with `metadata`, and its id in a new store.
+    fn point_of(chunk: u32, metadata: serde_json::Map<String, Value>) -> (PointId, Payload) {
         let h = colstore_domain::ContentHash::of(b"x");
         let payload = Payload {
             collection: colstore_domain::CollectionName::parse("c").unwrap(),
             key: colstore_domain::DocKey::parse("a.md").unwrap(),
-            chunk: 0,
+            chunk,
             content_hash: h,
             chunk_hash: h,
-            metadata: serde_json::Map::new(),
+            metadata,
         };
-        let id = PointId::derive(colstore_domain::StoreId::random(), &payload.collection, &payload.key, 0);
+        (PointId::derive(colstore_domain::StoreId::random(), &payload.collection, &payload.key, chunk), payload)
+    }
+
+    #[test]
+    fn upsert_bodies_write_vectors_as_f32() {
+        let (id, payload) = point_of(0, serde_json::Map::new());
         let point = Point { id, vector: vec![0.1, 0.6, -1.0e-7], payload };
         let bodies = upsert_bodies(&[point], DEFAULT_MAX_REQUEST_BYTES).unwrap();
         let body: Value = serde_json::from_slice(&bodies[0]).unwrap();
@@ -977,18 +982,9 @@ mod tests {
             vector: &'a [f32],
             payload: &'a Payload,
         }
-        let h = colstore_domain::ContentHash::of(b"x");
         let mut metadata = serde_json::Map::new();
         metadata.insert("title".into(), json!("\"quoted\" é \u{1}"));
-        let payload = Payload {
-            collection: colstore_domain::CollectionName::parse("c").unwrap(),
-            key: colstore_domain::DocKey::parse("a.md").unwrap(),
-            chunk: 3,
-            content_hash: h,
-            chunk_hash: h,
-            metadata,
-        };
-        let id = PointId::derive(colstore_domain::StoreId::random(), &payload.collection, &payload.key, 3);
+        let (id, payload) = point_of(3, metadata);
         let mut vector: Vec<f32> = (0..u32::MAX / 9973).map(|i| f32::from_bits(i.wrapping_mul(9973))).filter(|x| x.is_finite()).collect();
         vector.extend([0.0, -0.0, f32::MIN, f32::MAX, f32::MIN_POSITIVE, f32::EPSILON, 1e-45, -1e-45, 0.1, 7.038531e-26]);
         for chunk in [&vector[..0], &vector[..1], &vector[..]] {
