@@ -1,7 +1,9 @@
 //! The in-memory copy of one index collection and exact (brute-force) top-k search over it.
 //!
-//! A [`Snapshot`] holds every vector of a collection in one contiguous `Vec<f32>` (row `i` at `i * dim`), beside the
-//! points' ids and payloads at the same positions. Payloads stay JSON text (a quarter of the memory of parsed objects,
+//! A [`Snapshot`] holds every vector of a collection in one contiguous array of `f32` (row `i` at `i * dim`), beside the
+//! points' ids and payloads at the same positions. Loaded from a snapshot file, the vectors, int8 codes and payload
+//! texts are read where the mapped file holds them ([`crate::mapped`]); the first write copies them into memory of the
+//! copy's own. Payloads stay JSON text (a quarter of the memory of parsed objects,
 //! and no parsing when loading); they are parsed for the hits returned, and all at once the first time a filter
 //! needs them. Which points a filter selects is remembered for the last few filters until the next write, so
 //! repeated filtered searches cost what unfiltered ones do. It is labelled with the collection's row id and version in
