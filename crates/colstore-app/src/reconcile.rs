@@ -287,10 +287,19 @@ pub async fn plan(
     let mut gone: Vec<CatalogEntry> = Vec::new();
     let mut known = known.into_iter().peekable();
     for file in scan.files {
-        while let Some(entry) = known.next_if(|e| e.key < file.key) {
-            gone.push(entry);
+        // One key comparison per step (a reconcile of 100 000 unchanged files is mostly this loop's comparisons).
+        let mut entry = None;
+        while let Some(e) = known.peek() {
+            match e.key.cmp(&file.key) {
+                std::cmp::Ordering::Less => gone.extend(known.next()),
+                std::cmp::Ordering::Equal => {
+                    entry = known.next();
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
         }
-        match known.next_if(|e| e.key == file.key) {
+        match entry {
             Some(entry) if entry.stat == Some(file.stat) && entry.path == file.path => plan.unchanged += 1,
             Some(entry) => to_hash.push((file, Some(entry))),
             None => to_hash.push((file, None)),

@@ -80,11 +80,21 @@ impl DocKey {
     /// # Errors
     /// Returns a [`ValidationError`] naming the broken rule.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        // Fast path for the common case (a scan of 100 000 files parses 100 000 keys): one pass over the bytes of an
+        // ASCII key, which is always NFC, with the same rules as below.
+        if s.is_ascii() && Self::plain_ascii(s.as_bytes()) {
+            return Ok(Self(s.to_owned()));
+        }
+        Self::parse_general(s)
+    }
+
+    /// [`DocKey::parse`] without the ASCII fast path: every rule, with its reason.
+    pub(crate) fn parse_general(s: &str) -> Result<Self, ValidationError> {
         use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
         if is_nfc_quick(s.chars()) != IsNormalized::Yes {
             let nfc: String = s.nfc().collect();
             if nfc != s {
-                return Self::parse(&nfc);
+                return Self::parse_general(&nfc);
             }
         }
         let err = |reason: &str| Err(ValidationError::new("document key", s, reason));
@@ -114,6 +124,27 @@ impl DocKey {
             }
         }
         Ok(Self(s.to_owned()))
+    }
+
+    /// Whether ASCII `b` is a valid key: not empty, not too long, no control character or `\\`, no leading `/`,
+    /// no drive letter, and no empty, `.` or `..` segment. `false` sends it down the general path, which says why.
+    fn plain_ascii(b: &[u8]) -> bool {
+        if b.is_empty() || b.len() > MAX_KEY_BYTES || b[0] == b'/' || b.get(1) == Some(&b':') {
+            return false;
+        }
+        let mut segment_start = 0;
+        for (i, &c) in b.iter().enumerate() {
+            if c < 0x20 || c == 0x7f || c == b'\\' {
+                return false;
+            }
+            if c == b'/' {
+                if matches!(&b[segment_start..i], b"" | b"." | b"..") {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
+        }
+        !matches!(&b[segment_start..], b"" | b"." | b"..")
     }
 
     /// The key as a string slice.

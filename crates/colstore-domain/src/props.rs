@@ -52,6 +52,16 @@ proptest! {
         prop_assert!(CollectionName::parse(&s).is_ok(), "{s:?}");
     }
 
+    /// The ASCII fast path of `DocKey::parse` accepts exactly what the general rules accept.
+    #[test]
+    fn the_ascii_fast_path_of_keys_agrees_with_the_rules(s in prop_oneof![
+        "[a-z/.:\\\\\\x00-\\x1f\\x7f ]{0,12}",
+        Just("x".repeat(1024)),
+        Just("x".repeat(1025)),
+    ]) {
+        prop_assert_eq!(DocKey::parse(&s).is_ok(), DocKey::parse_general(&s).is_ok(), "{:?}", s);
+    }
+
     #[test]
     fn keys_parse_or_refuse_and_round_trip(s in text()) {
         if let Ok(k) = DocKey::parse(&s) {

@@ -6,9 +6,13 @@
 //! folder, the embedded index's snapshots, `file://` backup repositories, the CLI's `-o` outputs) uses these helpers
 //! instead of its own copy.
 //!
+//! It also holds [`xxh64`], the checksum of the files colstore writes for itself and reads back.
+//!
 //! This crate is a leaf with no domain knowledge and no dependencies beyond std, so that adapters, which must never
 //! depend on each other, and the shells can all share it. The functions block: call them on a blocking thread from
 //! async code.
+
+pub mod xxh64;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

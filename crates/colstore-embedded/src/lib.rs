@@ -49,7 +49,7 @@
 //! `rows.rs` (which rows a filtered read visits), `codec.rs` (ids, vectors and payloads in the database),
 //! `snapshot.rs` (the in-memory copy and its search), `kernel.rs` (the scoring loops), `sidecar.rs` (snapshot files),
 //! `mapped.rs` (mapped files and the arrays that may live in one),
-//! `xxh64.rs` (their checksum). `bench.rs` (test builds only) times the search and the cold load.
+//! `colstore_durable::xxh64` (their checksum). `bench.rs` (test builds only) times the search and the cold load.
 
 #[cfg(test)]
 mod bench;
@@ -61,7 +61,6 @@ mod port;
 mod rows;
 mod sidecar;
 mod snapshot;
-mod xxh64;
 
 pub use index::{EmbeddedIndex, LoadStats};
 

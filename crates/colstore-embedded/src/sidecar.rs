@@ -69,7 +69,7 @@ use uuid::Uuid;
 use crate::kernel::Quantised;
 use crate::mapped::{MappedSlice, MappedStr, Mapping, Payloads, Rows};
 use crate::snapshot::{Parts, Snapshot};
-use crate::xxh64::Xxh64;
+use colstore_durable::xxh64::Xxh64;
 
 /// The first bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"colsnap\0";

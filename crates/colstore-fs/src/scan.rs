@@ -56,22 +56,32 @@ pub(crate) fn scan(root: &Path) -> Result<Scan, FilesError> {
             walker.file(&entry.path(), name_str, ft);
         }
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    if threads < 2 || folders.len() < 2 {
+    // Folders in byte order of their names as path prefixes ("a/" after "a.b"), each walked in that order, so every
+    // folder's files come out sorted and the parts only need concatenating. Threads take the next folder as they
+    // finish one, so one large folder does not leave a thread idle.
+    folders.sort_by_cached_key(|f| as_prefix(f));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(folders.len());
+    let mut parts: Vec<Walker<'_>> = Vec::with_capacity(folders.len());
+    if threads < 2 {
         for f in &folders {
-            walker.walk(f, &rel_of(root, f))?;
+            let mut w = Walker::new(root);
+            w.walk(f, &rel_of(root, f))?;
+            parts.push(w);
         }
     } else {
-        let parts: Vec<Result<Walker<'_>, FilesError>> = std::thread::scope(|s| {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<Result<Vec<(usize, Walker<'_>)>, FilesError>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let mine: Vec<&PathBuf> = folders.iter().skip(t).step_by(threads).collect();
-                    s.spawn(move || {
-                        let mut w = Walker::new(root);
-                        for f in mine {
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(f) = folders.get(i) else { return Ok(mine) };
+                            let mut w = Walker::new(root);
                             w.walk(f, &rel_of(root, f))?;
+                            mine.push((i, w));
                         }
-                        Ok(w)
                     })
                 })
                 .collect();
@@ -80,9 +90,22 @@ pub(crate) fn scan(root: &Path) -> Result<Scan, FilesError> {
                 .map(|h| h.join().unwrap_or_else(|_| Err(io_error(root, io::Error::other("a scan thread panicked")))))
                 .collect()
         });
-        for part in parts {
-            walker.absorb(part?);
+        let mut numbered = Vec::with_capacity(folders.len());
+        for d in done {
+            numbered.extend(d?);
         }
+        numbered.sort_unstable_by_key(|(i, _)| *i);
+        parts.extend(numbered.into_iter().map(|(_, w)| w));
+    }
+    // The collection folder's own files (few, in the order `readdir` gave them) merged in among the folders' paths.
+    let mut top = std::mem::take(&mut walker.found);
+    walker.found.reserve_exact(parts.iter().map(|p| p.found.len()).sum());
+    for part in parts {
+        walker.absorb(part);
+    }
+    if !top.is_empty() {
+        top.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        walker.found = merge_by_path(top, std::mem::take(&mut walker.found));
     }
     Ok(walker.finish())
 }
@@ -90,6 +113,28 @@ pub(crate) fn scan(root: &Path) -> Result<Scan, FilesError> {
 /// A top-level folder's path relative to the root (its name, which was checked to be UTF-8).
 fn rel_of(root: &Path, folder: &Path) -> String {
     folder.strip_prefix(root).unwrap_or(folder).to_string_lossy().into_owned()
+}
+
+/// Two lists sorted by path, as one.
+fn merge_by_path(a: Vec<ScannedFile>, b: Vec<ScannedFile>) -> Vec<ScannedFile> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.path <= y.path,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+}
+
+/// A folder's name as it orders among the paths of its siblings: followed by `/`.
+fn as_prefix(folder: &Path) -> Vec<u8> {
+    let mut name = folder.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
+    name.push(b'/');
+    name
 }
 
 struct Walker<'a> {
@@ -125,6 +170,9 @@ impl<'a> Walker<'a> {
                 return Ok(());
             }
         };
+        // This folder's entries in the byte order of the paths they lead to, a folder's name counting as "name/", so
+        // that the walk emits paths already sorted (see `finish`).
+        let mut listed: Vec<(Vec<u8>, fs::DirEntry, FileType)> = Vec::new();
         for entry in entries {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -134,13 +182,26 @@ impl<'a> Walker<'a> {
                     return Ok(());
                 }
             };
-            let name = entry.file_name();
             let Ok(ft) = entry.file_type() else { continue };
-            let Some(name_str) = name.to_str() else {
-                self.skip(format!("{rel_dir}/{}", name.to_string_lossy()), "the name is not valid UTF-8".to_owned());
+            let mut order = entry.file_name().into_encoded_bytes();
+            if ft.is_dir() {
+                order.push(b'/');
+            }
+            listed.push((order, entry, ft));
+        }
+        listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (mut name, entry, ft) in listed {
+            if ft.is_dir() {
+                name.pop();
+            }
+            let Ok(name_str) = std::str::from_utf8(&name) else {
+                self.skip(format!("{rel_dir}/{}", String::from_utf8_lossy(&name)), "the name is not valid UTF-8".to_owned());
                 continue;
             };
-            let rel = format!("{rel_dir}/{name_str}");
+            let mut rel = String::with_capacity(rel_dir.len() + 1 + name_str.len());
+            rel.push_str(rel_dir);
+            rel.push('/');
+            rel.push_str(name_str);
             if ft.is_dir() {
                 if IGNORED_DIRS.contains(&name_str) {
                     continue;
@@ -156,7 +217,7 @@ impl<'a> Walker<'a> {
             }
             if ft.is_file() {
                 match entry.metadata() {
-                    Ok(md) => self.regular(&rel, &md),
+                    Ok(md) => self.regular(rel, &md),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => self.unreadable(rel, &e),
                 }
@@ -168,10 +229,10 @@ impl<'a> Walker<'a> {
     }
 
     /// A regular file with its metadata.
-    fn regular(&mut self, rel: &str, md: &Metadata) {
-        match DocKey::parse(rel) {
-            Ok(key) => self.found.push(ScannedFile { key, path: rel.to_owned(), stat: file_stat(md) }),
-            Err(e) => self.skip(rel.to_owned(), e.reason),
+    fn regular(&mut self, rel: String, md: &Metadata) {
+        match DocKey::parse(&rel) {
+            Ok(key) => self.found.push(ScannedFile { key, path: rel, stat: file_stat(md) }),
+            Err(e) => self.skip(rel, e.reason),
         }
     }
 
@@ -241,18 +302,23 @@ impl<'a> Walker<'a> {
 
     fn finish(mut self) -> Scan {
         // By key, then path in byte order: of two names with one NFC form, the first in byte order is the document.
-        self.found.sort_unstable_by(|a, b| a.key.cmp(&b.key).then_with(|| a.path.cmp(&b.path)));
-        let mut files: Vec<ScannedFile> = Vec::with_capacity(self.found.len());
-        for f in self.found {
-            match files.last() {
-                Some(prev) if prev.key == f.key => {
-                    let reason = format!("same key as {:?} after Unicode normalisation; rename one of them", prev.path);
-                    self.scan.skipped.push(ScanIssue { path: f.path, reason });
+        // The walk emits paths in byte order, which is key order unless a name is not in NFC; keys strictly
+        // increasing (the common case) means sorted and no two names with one key, so there is nothing to do.
+        if !self.found.windows(2).all(|w| w[0].key < w[1].key) {
+            self.found.sort_unstable_by(|a, b| a.key.cmp(&b.key).then_with(|| a.path.cmp(&b.path)));
+            let mut files: Vec<ScannedFile> = Vec::with_capacity(self.found.len());
+            for f in std::mem::take(&mut self.found) {
+                match files.last() {
+                    Some(prev) if prev.key == f.key => {
+                        let reason = format!("same key as {:?} after Unicode normalisation; rename one of them", prev.path);
+                        self.scan.skipped.push(ScanIssue { path: f.path, reason });
+                    }
+                    _ => files.push(f),
                 }
-                _ => files.push(f),
             }
+            self.found = files;
         }
-        self.scan.files = files;
+        self.scan.files = self.found;
         self.scan.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         self.scan.unreadable.sort_by(|a, b| a.path.cmp(&b.path));
         self.scan

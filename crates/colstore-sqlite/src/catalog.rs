@@ -10,7 +10,7 @@ use sqlx::SqliteConnection;
 
 use crate::files::Which;
 use crate::repo::{DocWrite, backend, collection_id, delete_rows, write_documents};
-use crate::{SqliteRepo, map_err, sync};
+use crate::{SqliteRepo, catalog_cache, map_err, sync};
 
 /// Catalog entries packed into one text per query.
 const CATALOG_PAGE: i64 = 8192;
@@ -60,9 +60,60 @@ async fn record_stat(conn: &mut SqliteConnection, cid: i64, key: &DocKey, path: 
     Ok(())
 }
 
+/// The collection's catalog stamp (`catalog_stamps`), `None` until its catalog was first read by a writer.
+async fn catalog_stamp(conn: &mut SqliteConnection, cid: i64) -> Result<Option<i64>, RepoError> {
+    sqlx::query_scalar("SELECT stamp FROM catalog_stamps WHERE collection_id = ?").bind(cid).fetch_optional(conn).await.map_err(map_err)
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, RepoError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| backend(format!("the catalog cache task failed: {e}")))
+}
+
+/// Every document of collection `cid` with its `file_state`, sorted by key, inside the caller's read transaction.
+async fn read_catalog(conn: &mut SqliteConnection, cid: i64) -> Result<Vec<CatalogEntry>, RepoError> {
+    // Rows cross from SQLite's thread one by one in sqlx, which costs more than SQLite's own work on 100k files;
+    // so SQLite packs a page of entries into one text (fields split by U+001F, entries by U+001E: control
+    // characters, which keys and their paths never contain) and we split it here.
+    let mut out: Vec<CatalogEntry> = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (packed, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
+            "SELECT group_concat(rec, char(30)), count(*), max(key) FROM ( \
+               SELECT d.key AS key, d.key || char(31) || hex(d.hash) || char(31) || d.size || char(31) || \
+                      coalesce(fs.path, '') || char(31) || coalesce(fs.size, '') || char(31) || \
+                      coalesce(fs.mtime_ns, '') || char(31) || coalesce(fs.inode, '') AS rec \
+               FROM documents d LEFT JOIN file_state fs ON fs.collection_id = d.collection_id AND fs.key = d.key \
+               WHERE d.collection_id = ? AND d.key > ? ORDER BY d.key LIMIT ?)",
+        )
+        .bind(cid)
+        .bind(&after)
+        .bind(CATALOG_PAGE)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if let Some(packed) = packed {
+            for rec in packed.split('\u{1e}') {
+                out.push(unpack(rec)?);
+            }
+        }
+        match last {
+            Some(last) if n == CATALOG_PAGE => after = last,
+            _ => break,
+        }
+    }
+    // group_concat keeps the subquery's order in practice; the contract promises key order, so make sure.
+    if !out.is_sorted_by(|a, b| a.key <= b.key) {
+        out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    }
+    Ok(out)
+}
+
 /// The metadata side of the filesystem mode.
 ///
-/// - `catalog` reads one snapshot (a read transaction), joining each document with its `file_state` row.
+/// - `catalog` reads one snapshot (a read transaction), joining each document with its `file_state` row, or the
+///   collection's catalog cache file when it is labelled with the stamp of that snapshot (`catalog_cache.rs`); after
+///   a read from the database a writer replaces the cache file.
 /// - `apply_changes` runs in one `BEGIN IMMEDIATE` transaction, in this order so that keys freed by one change can be
 ///   taken by another: deletions (as `delete_documents`: a projected document becomes a pending deletion), renames,
 ///   additions and modifications (as a put: version 1 with empty metadata and no tags, or version + 1 keeping
@@ -81,43 +132,44 @@ async fn record_stat(conn: &mut SqliteConnection, cid: i64, key: &DocKey, path: 
 impl FileCatalog for SqliteRepo {
     async fn catalog(&self, collection: &CollectionName) -> Result<Vec<CatalogEntry>, RepoError> {
         self.files_or_unsupported("the file catalog")?;
+        let dir = catalog_cache::dir_beside(&self.path);
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let cid = collection_id(&mut tx, collection).await?;
-        // Rows cross from SQLite's thread one by one in sqlx, which costs more than SQLite's own work on 100k files;
-        // so SQLite packs a page of entries into one text (fields split by U+001F, entries by U+001E: control
-        // characters, which keys and their paths never contain) and we split it here.
-        let mut out: Vec<CatalogEntry> = Vec::new();
-        let mut after = String::new();
-        loop {
-            let (packed, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
-                "SELECT group_concat(rec, char(30)), count(*), max(key) FROM ( \
-                   SELECT d.key AS key, d.key || char(31) || hex(d.hash) || char(31) || d.size || char(31) || \
-                          coalesce(fs.path, '') || char(31) || coalesce(fs.size, '') || char(31) || \
-                          coalesce(fs.mtime_ns, '') || char(31) || coalesce(fs.inode, '') AS rec \
-                   FROM documents d LEFT JOIN file_state fs ON fs.collection_id = d.collection_id AND fs.key = d.key \
-                   WHERE d.collection_id = ? AND d.key > ? ORDER BY d.key LIMIT ?)",
-            )
-            .bind(cid)
-            .bind(&after)
-            .bind(CATALOG_PAGE)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(packed) = packed {
-                for rec in packed.split('\u{1e}') {
-                    out.push(unpack(rec)?);
-                }
-            }
-            match last {
-                Some(last) if n == CATALOG_PAGE => after = last,
-                _ => break,
+        let mut cid = collection_id(&mut tx, collection).await?;
+        let mut stamp = catalog_stamp(&mut tx, cid).await?;
+        if stamp.is_none() && !self.read_only {
+            // The first catalog of this collection: from now on the triggers keep a stamp for it. Then read the stamp
+            // and the catalog in one snapshot again, so the cache written below is labelled with the right one.
+            tx.rollback().await.map_err(map_err)?;
+            sqlx::query("INSERT OR IGNORE INTO catalog_stamps (collection_id, stamp) VALUES (?, random())")
+                .bind(cid)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            tx = self.pool.begin().await.map_err(map_err)?;
+            // (Were the collection deleted and created again meanwhile, the new one has no stamp yet: no cache now.)
+            cid = collection_id(&mut tx, collection).await?;
+            stamp = catalog_stamp(&mut tx, cid).await?;
+        }
+        if let Some(stamp) = stamp {
+            let dir = dir.clone();
+            if let Some(entries) = blocking(move || catalog_cache::read(&dir, cid, stamp)).await? {
+                return Ok(entries);
             }
         }
-        // group_concat keeps the subquery's order in practice; the contract promises key order, so make sure.
-        if !out.is_sorted_by(|a, b| a.key <= b.key) {
-            out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let out = read_catalog(&mut tx, cid).await?;
+        tx.commit().await.map_err(map_err)?;
+        match stamp {
+            Some(stamp) if !self.read_only => {
+                blocking(move || {
+                    if let Err(e) = catalog_cache::write(&dir, cid, stamp, &out) {
+                        tracing::debug!(error = %e, "could not write the catalog cache; the next reconcile reads the database");
+                    }
+                    out
+                })
+                .await
+            }
+            _ => Ok(out),
         }
-        Ok(out)
     }
 
     async fn apply_changes(&self, collection: &CollectionName, changes: Vec<FileChange>) -> Result<ApplyReport, RepoError> {

@@ -19,6 +19,7 @@
 //!   max_attempts: 10}`, at most one pending — in the same transaction.
 
 mod catalog;
+mod catalog_cache;
 mod content;
 mod convert;
 mod files;
@@ -156,8 +157,11 @@ impl SqliteRepo {
         }
         let read_only = options.read_only && !options.create;
         let connect = SqliteConnectOptions::new().filename(path).create_if_missing(options.create).read_only(read_only);
-        // Setting auto_vacuum is a write even when the value does not change; a read-only connection cannot.
-        let connect = if read_only { connect } else { connect.auto_vacuum(SqliteAutoVacuum::Incremental) };
+        // auto_vacuum is chosen when the file is created (later it changes only through a VACUUM), and setting it is
+        // a write transaction with two fsyncs even when the value does not change: so only a new database sets it,
+        // not every connection of every command (a read-only one could not).
+        let new_file = options.create && std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+        let connect = if new_file { connect.auto_vacuum(SqliteAutoVacuum::Incremental) } else { connect };
         let connect = connect
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

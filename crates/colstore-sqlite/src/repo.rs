@@ -806,6 +806,7 @@ impl CollectionRepo for SqliteRepo {
         sqlx::query("DELETE FROM collections WHERE id = ?").bind(cid).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         if let Some(files) = &self.files {
+            crate::catalog_cache::remove(&crate::catalog_cache::dir_beside(&self.path), cid);
             self.finish_intents(&**files, crate::files::Which::Collection(name.to_string()), false).await?;
             files.remove_root(name).await.map_err(crate::files::files_err)?;
         }

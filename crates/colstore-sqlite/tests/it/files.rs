@@ -952,7 +952,7 @@ async fn a_version_2_store_migrates_and_keeps_working() {
     conn.close().await.unwrap();
     let clock = Arc::new(ManualClock::at_2024());
     let repo = SqliteRepo::open(&path, SqliteOptions::default(), clock.clone()).await.unwrap();
-    assert_eq!(repo.schema_version().await.unwrap(), 4);
+    assert_eq!(repo.schema_version().await.unwrap(), 5);
     let c = name("c");
     repo.create_collection(CollectionSpec { name: c.clone(), settings: CollectionSettings::default() }).await.unwrap();
     repo.put_batch(&c, vec![doc("a.md", "alpha")]).await.unwrap();
@@ -963,4 +963,101 @@ async fn a_version_2_store_migrates_and_keeps_working() {
         sqlx::query_as("SELECT (SELECT count(*) FROM file_state), (SELECT count(*) FROM file_writes)").fetch_one(&mut conn).await.unwrap();
     assert_eq!((state, writes), (0, 0));
     conn.close().await.unwrap();
+}
+
+/// The catalog cache (`catalog-cache/` beside the database) answers for the catalog only while nothing changed it:
+/// after each kind of write, the catalog read with the cache in place equals the one read from the database alone,
+/// and every write below does change it. A damaged cache file is ignored and rewritten.
+#[tokio::test]
+async fn the_catalog_cache_never_answers_for_a_changed_catalog() {
+    use colstore_testkit::catalog::{added, modified, renamed, touched};
+    let (s, c) = store_with("c").await;
+    let cache_dir = s.path.parent().unwrap().join("catalog-cache");
+    s.repo.put_batch(&c, vec![doc("a.md", "alpha"), doc("b.md", "beta"), doc("c.md", "gamma")]).await.unwrap();
+    let mut before = cached_catalog(&s.repo, &c).await;
+    assert!(cache_dir.join("catalog-1.bin").is_file(), "the first read writes the cache");
+    assert_eq!(cached_catalog(&s.repo, &c).await, before, "read twice, the second from the cache");
+
+    let f = &s.files.inner;
+    let h = |t: &str| ContentHash::of(t.as_bytes());
+    for step in ["put new", "put changed", "delete", "apply modified", "apply added", "apply renamed", "apply touched", "restore"] {
+        s.clock.advance(Duration::from_secs(10));
+        match step {
+            "put new" => drop(s.repo.put_batch(&c, vec![doc("d.md", "delta")]).await.unwrap()),
+            "put changed" => drop(s.repo.put_batch(&c, vec![doc("a.md", "alpha 2")]).await.unwrap()),
+            "delete" => drop(s.repo.delete_documents(&c, vec![key("d.md")]).await.unwrap()),
+            "apply modified" => {
+                f.external_write(&c, "b.md", "beta 2");
+                let change = modified(&*s.files, &c, "b.md", h("beta")).await;
+                assert_eq!(s.repo.apply_changes(&c, vec![change]).await.unwrap().applied, 1);
+            }
+            "apply added" => {
+                f.external_write(&c, "e.md", "epsilon");
+                assert_eq!(s.repo.apply_changes(&c, vec![added(&*s.files, &c, "e.md").await]).await.unwrap().applied, 1);
+            }
+            "apply renamed" => {
+                f.external_rename(&c, "c.md", "moved/c.md");
+                let change = renamed(&*s.files, &c, "c.md", "moved/c.md", h("gamma")).await;
+                assert_eq!(s.repo.apply_changes(&c, vec![change]).await.unwrap().applied, 1);
+            }
+            "apply touched" => {
+                f.touch(&c, "e.md");
+                let change = touched(&*s.files, &c, "e.md", h("epsilon")).await;
+                assert_eq!(s.repo.apply_changes(&c, vec![change]).await.unwrap().applied, 1);
+            }
+            "restore" => {
+                let mut meta = s.repo.document(&c, &key("e.md")).await.unwrap();
+                meta.content_hash = h("eta");
+                meta.size = 3;
+                s.repo.restore_documents(&c, vec![(meta, Bytes::from_static(b"eta"))]).await.unwrap();
+            }
+            _ => unreachable!(),
+        }
+        let (cached, fresh) = cached_and_fresh(&s.repo, &c, &cache_dir).await;
+        assert_eq!(cached, fresh, "after {step}, the cache answered for an old catalog");
+        assert_ne!(fresh, before, "{step} changes the catalog");
+        before = fresh;
+    }
+
+    // A metadata-only change leaves the catalog (and its cache) as it was.
+    s.repo.put_batch(&c, vec![with_meta("a.md", "alpha 2", r#"{"x":2}"#, &["t"])]).await.unwrap();
+    let (cached, fresh) = cached_and_fresh(&s.repo, &c, &cache_dir).await;
+    assert_eq!((&cached, &fresh), (&before, &before));
+
+    // A damaged cache file is ignored, and the read from the database replaces it.
+    let file = cache_dir.join("catalog-1.bin");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    assert_eq!(cached_catalog(&s.repo, &c).await, before);
+    assert_ne!(std::fs::read(&file).unwrap(), bytes, "rewritten");
+
+    // A collection deleted and created again under the same name (and id) starts with an empty catalog, and its
+    // cache file went with it.
+    s.repo.delete_collection(&c).await.unwrap();
+    assert!(!file.exists());
+    s.repo.create_collection(CollectionSpec { name: c.clone(), settings: CollectionSettings::default() }).await.unwrap();
+    assert_eq!(cached_catalog(&s.repo, &c).await, vec![]);
+    s.repo.put_batch(&c, vec![doc("z.md", "zeta")]).await.unwrap();
+    let (cached, fresh) = cached_and_fresh(&s.repo, &c, &cache_dir).await;
+    assert_eq!(cached, fresh);
+    assert_eq!(fresh.len(), 1);
+}
+
+async fn cached_catalog(repo: &SqliteRepo, c: &CollectionName) -> Vec<colstore_domain::ports::CatalogEntry> {
+    repo.catalog(c).await.unwrap()
+}
+
+/// The catalog as the cache gives it, then as the database gives it (the cache folder removed first).
+async fn cached_and_fresh(
+    repo: &SqliteRepo,
+    c: &CollectionName,
+    cache_dir: &Path,
+) -> (Vec<colstore_domain::ports::CatalogEntry>, Vec<colstore_domain::ports::CatalogEntry>) {
+    let cached = cached_catalog(repo, c).await;
+    std::fs::remove_dir_all(cache_dir).unwrap();
+    let fresh = cached_catalog(repo, c).await;
+    assert!(cache_dir.join("catalog-1.bin").is_file(), "a read from the database writes the cache");
+    (cached, fresh)
 }

@@ -106,14 +106,32 @@ async fn setup() -> (tempfile::TempDir, PathBuf, SqliteRepo) {
 #[tokio::test]
 async fn database_is_in_wal_mode_and_migrations_are_idempotent() {
     let (_dir, path, repo) = setup().await;
-    assert_eq!(repo.schema_version().await.unwrap(), 4);
+    assert_eq!(repo.schema_version().await.unwrap(), 5);
     repo.close().await;
     let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 4);
+    assert_eq!(again.schema_version().await.unwrap(), 5);
     assert_eq!(again.list_collections().await.unwrap().len(), 1);
     let mut conn = raw(&path).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
     assert_eq!(mode, "wal");
+    let auto_vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(auto_vacuum, 2, "incremental, chosen when the file was created");
+}
+
+/// Opening an existing database and reading it writes nothing: no connection sets a pragma that is a write (as
+/// `auto_vacuum` is, with two fsyncs, even when its value does not change), so the write-ahead log stays empty.
+#[tokio::test]
+async fn opening_and_reading_an_existing_database_writes_nothing() {
+    let (_dir, path, repo) = setup().await;
+    repo.close().await;
+    let wal = path.with_file_name("colstore.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(wal_len(), 0, "close folds the log in");
+    let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
+    // Several connections at once, so the pool opens more than one.
+    let reads = futures::future::join_all((0..4).map(|_| again.list_collections())).await;
+    assert!(reads.iter().all(|r| r.as_ref().is_ok_and(|c| c.len() == 1)));
+    assert_eq!(wal_len(), 0, "nothing was written to the log");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! XXH64, the 64-bit xxHash of Yann Collet (<https://github.com/Cyan4973/xxHash>, `doc/xxhash_spec.md`), streaming.
 //!
-//! It checks snapshot files for damage: not cryptographic, but any corruption goes undetected with odds of about
+//! It checks the files colstore writes for itself (the embedded index's snapshots, the catalog cache) for damage:
+//! not cryptographic, but any corruption goes undetected with odds of about
 //! 2⁻⁶⁴, and it runs at memory speed (four independent multiply-rotate lanes), where SHA-256 would add a large part
 //! of a load's time. Twenty lines of arithmetic, so no dependency; the tests pin it to the reference implementation.
 
@@ -32,7 +33,7 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 
 /// An XXH64 computation fed in pieces of any size: the result depends only on the concatenated bytes.
 #[derive(Debug, Clone)]
-pub(crate) struct Xxh64 {
+pub struct Xxh64 {
     seed: u64,
     lanes: [u64; 4],
     total: u64,
@@ -41,7 +42,8 @@ pub(crate) struct Xxh64 {
 }
 
 impl Xxh64 {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A computation with this seed (colstore's files use 0).
+    pub fn new(seed: u64) -> Self {
         Self {
             seed,
             lanes: [seed.wrapping_add(P1).wrapping_add(P2), seed.wrapping_add(P2), seed, seed.wrapping_sub(P1)],
@@ -52,7 +54,7 @@ impl Xxh64 {
     }
 
     /// The hash of `bytes` alone.
-    pub(crate) fn digest(seed: u64, bytes: &[u8]) -> u64 {
+    pub fn digest(seed: u64, bytes: &[u8]) -> u64 {
         let mut h = Self::new(seed);
         h.update(bytes);
         h.finish()
@@ -66,7 +68,8 @@ impl Xxh64 {
         lanes[3] = round(lanes[3], word(s, 24));
     }
 
-    pub(crate) fn update(&mut self, mut bytes: &[u8]) {
+    /// Feeds the next bytes.
+    pub fn update(&mut self, mut bytes: &[u8]) {
         self.total = self.total.wrapping_add(bytes.len() as u64);
         if self.pending_len > 0 {
             let n = (STRIPE - self.pending_len).min(bytes.len());
@@ -90,7 +93,8 @@ impl Xxh64 {
         self.pending_len = tail.len();
     }
 
-    pub(crate) fn finish(&self) -> u64 {
+    /// The hash of everything fed so far (the computation may go on).
+    pub fn finish(&self) -> u64 {
         let [v1, v2, v3, v4] = self.lanes;
         let mut h = if self.total >= STRIPE as u64 {
             let h = v1.rotate_left(1).wrapping_add(v2.rotate_left(7)).wrapping_add(v3.rotate_left(12)).wrapping_add(v4.rotate_left(18));
