@@ -113,14 +113,19 @@ fn read_and_write_commands_match_the_documented_shapes() {
     assert_fields("collection delete", &v, &["collection", "documents_deleted", "safety_copy", "dry_run"]);
 }
 
-/// docs/CLI.md: `add` prints `{ "collection", "files", "bytes", "created", "updated", "unchanged", "skipped", "dry_run" }`.
+/// docs/CLI.md: `add` prints `{ "collection", "files", "bytes", "created", "updated", "unchanged", "unchanged_unread", "skipped",
+/// "dry_run" }`.
 #[test]
 fn add_matches_the_documented_shape() {
     let s = TestStore::new();
     s.ok(["collection", "create", "c"]);
     s.write("docs/a.md", "a");
     let v = s.json(["add", "c", "docs"]);
-    assert_fields("add", &v, &["collection", "files", "bytes", "created", "updated", "unchanged", "skipped", "dry_run"]);
+    assert_fields(
+        "add",
+        &v,
+        &["collection", "files", "bytes", "created", "updated", "unchanged", "unchanged_unread", "skipped", "dry_run"],
+    );
     assert_eq!((v["files"].as_u64(), v["created"].as_u64()), (Some(1), Some(1)));
 }
 

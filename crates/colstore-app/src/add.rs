@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use colstore_domain::ports::{CollectionRepo, RepoError};
+use colstore_domain::ports::{CollectionRepo, RepoError, SourceRecord, SourceStamp};
 use colstore_domain::{CollectionName, Content, ContentHash, ContentStream, DocKey, Metadata, NewDocument, PutStatus, Tags};
 use futures::StreamExt;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -69,6 +69,9 @@ pub struct Source {
     pub key: DocKey,
     /// Its size when scanned.
     pub size: u64,
+    /// What the scan saw of it (`None` where the platform gives no inode and status-change time): with the stamp
+    /// recorded when its document was last written, the next add of an unchanged file does not read it.
+    pub seen: Option<SourceStamp>,
 }
 
 /// A file that was not added, and why.
@@ -123,6 +126,9 @@ pub struct AddReport {
     pub updated: u64,
     /// Documents already up to date.
     pub unchanged: u64,
+    /// Of those, files not even read: their stamp, recorded when they were last added, vouched that they did not
+    /// change.
+    pub unchanged_unread: u64,
     /// Files not added.
     pub skipped: Vec<Skipped>,
     /// Files added with a caveat.
@@ -207,32 +213,43 @@ pub fn plan_sources(paths: &[PathBuf], opts: &AddOptions) -> Result<(Vec<Source>
     let mut sources: Vec<Source> = Vec::new();
     let mut skipped = Vec::new();
     let mut keys = std::collections::HashMap::new();
+    // The system clock, not the store's `Clock`: the stamp's "had the file settled?" compares it with file times,
+    // which the kernel takes from this clock. Read before any file is looked at.
+    let seen_at_ns =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let options = options_digest(opts);
     for root in paths {
         let meta = std::fs::symlink_metadata(root).map_err(|_| AddError::PathNotFound(root.clone()))?;
-        let mut consider =
-            |path: &Path, rel: &Path, ft: std::fs::FileType, size: u64, sources: &mut Vec<Source>, skipped: &mut Vec<Skipped>| {
-                let skip = |reason: &str, error: bool| Skipped { path: path.to_owned(), reason: reason.into(), error };
-                if ft.is_symlink() {
-                    return skipped.push(skip("symbolic link (not followed)", false));
-                }
-                if !ft.is_file() {
-                    return skipped.push(skip("not a regular file", false));
-                }
-                let key = match make_key(&prefix, rel) {
-                    Ok(k) => k,
-                    Err(reason) => return skipped.push(skip(&format!("cannot be a document key: {reason}"), true)),
-                };
-                if include.as_ref().is_some_and(|g| !g.is_match(rel)) {
-                    return;
-                }
-                if exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
-                    return;
-                }
-                if let Some(first) = keys.insert(key.clone(), path.to_owned()) {
-                    return skipped.push(skip(&format!("same key {:?} as {}", key.as_str(), first.display()), true));
-                }
-                sources.push(Source { path: path.to_owned(), key, size });
+        let mut consider = |path: &Path,
+                            rel: &Path,
+                            ft: std::fs::FileType,
+                            md: Option<&std::fs::Metadata>,
+                            sources: &mut Vec<Source>,
+                            skipped: &mut Vec<Skipped>| {
+            let skip = |reason: &str, error: bool| Skipped { path: path.to_owned(), reason: reason.into(), error };
+            if ft.is_symlink() {
+                return skipped.push(skip("symbolic link (not followed)", false));
+            }
+            if !ft.is_file() {
+                return skipped.push(skip("not a regular file", false));
+            }
+            let key = match make_key(&prefix, rel) {
+                Ok(k) => k,
+                Err(reason) => return skipped.push(skip(&format!("cannot be a document key: {reason}"), true)),
             };
+            if include.as_ref().is_some_and(|g| !g.is_match(rel)) {
+                return;
+            }
+            if exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+                return;
+            }
+            if let Some(first) = keys.insert(key.clone(), path.to_owned()) {
+                return skipped.push(skip(&format!("same key {:?} as {}", key.as_str(), first.display()), true));
+            }
+            let size = md.map_or(0, std::fs::Metadata::len);
+            let seen = md.and_then(|md| stamp_of(md, options, seen_at_ns));
+            sources.push(Source { path: path.to_owned(), key, size, seen });
+        };
         if meta.is_dir() {
             let walker = walkdir::WalkDir::new(root)
                 .follow_links(false)
@@ -244,8 +261,8 @@ pub fn plan_sources(paths: &[PathBuf], opts: &AddOptions) -> Result<(Vec<Source>
                     Ok(e) if e.file_type().is_dir() => {}
                     Ok(e) => {
                         let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_owned();
-                        let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                        consider(e.path(), &rel, e.file_type(), size, &mut sources, &mut skipped);
+                        let md = e.metadata().ok();
+                        consider(e.path(), &rel, e.file_type(), md.as_ref(), &mut sources, &mut skipped);
                     }
                     Err(err) => skipped.push(Skipped {
                         path: err.path().map(Path::to_owned).unwrap_or_else(|| root.clone()),
@@ -256,10 +273,40 @@ pub fn plan_sources(paths: &[PathBuf], opts: &AddOptions) -> Result<(Vec<Source>
             }
         } else {
             let name = root.file_name().map(PathBuf::from).unwrap_or_else(|| root.clone());
-            consider(root, &name, meta.file_type(), meta.len(), &mut sources, &mut skipped);
+            consider(root, &name, meta.file_type(), Some(&meta), &mut sources, &mut skipped);
         }
     }
     Ok((sources, skipped))
+}
+
+/// A digest of the options that shape a document besides its bytes: the same file added with other metadata, tags or
+/// front-matter handling makes another document, so its stamp must not vouch for it.
+fn options_digest(opts: &AddOptions) -> u64 {
+    let shape = serde_json::json!({ "metadata": opts.metadata.0, "tags": opts.tags, "front_matter": opts.front_matter });
+    let digest = ContentHash::of(shape.to_string().as_bytes());
+    u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap_or_default())
+}
+
+/// What a file's metadata says about it now, as a stamp.
+fn stamp_of(md: &std::fs::Metadata, options: u64, seen_at_ns: i64) -> Option<SourceStamp> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Some(SourceStamp {
+            size: md.len(),
+            mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+            ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+            inode: md.ino(),
+            options,
+            seen_at_ns,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (md, options, seen_at_ns);
+        None
+    }
 }
 
 /// A file read (or opened, when large) by the reader thread.
@@ -329,6 +376,30 @@ pub async fn add_paths_until(
     };
     progress(AddEvent::Scanned { files: report.files, bytes: report.bytes });
 
+    // Files whose stamp, recorded when their document was last written, vouches that they did not change since are
+    // neither read nor written: adding an unchanged tree again costs a walk and one lookup per thousand files.
+    let sources = {
+        let keys: Vec<DocKey> = sources.iter().map(|s| s.key.clone()).collect();
+        let recorded = repo.source_stamps(collection, &keys).await?;
+        let (mut files, mut bytes) = (0u64, 0u64);
+        let mut rest = Vec::with_capacity(sources.len());
+        for (source, recorded) in sources.into_iter().zip(recorded) {
+            match (recorded, &source.seen) {
+                (Some(recorded), Some(seen)) if recorded.vouches_for(seen) => {
+                    files += 1;
+                    bytes += source.size;
+                }
+                _ => rest.push(source),
+            }
+        }
+        if files > 0 {
+            report.unchanged += files;
+            report.unchanged_unread += files;
+            progress(AddEvent::Batch { files, bytes });
+        }
+        rest
+    };
+
     // The reader thread sends batches; a small channel bound keeps memory to a few batches.
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<(Source, Result<Loaded, String>)>>(2);
     let mut batch_docs = opts.batch_docs.max(1);
@@ -377,10 +448,12 @@ pub async fn add_paths_until(
     // Boxed (not pinned on the stack) so dropping it below really drops the receiver and unblocks the reader thread.
     let mut written = Box::pin(batches.map(|batch| write_batch(repo, collection, batch, opts, progress)).buffer_unordered(2));
     let mut result = Ok(());
+    let mut records: Vec<SourceRecord> = Vec::new();
     while let Some(done) = written.next().await {
         match done {
-            Ok(part) => {
+            Ok(mut part) => {
                 tracing::debug!(elapsed_ms = scan_started.elapsed().as_millis() as u64, "batch written");
+                records.append(&mut part.records);
                 report.absorb(part)
             }
             Err(e) => {
@@ -392,6 +465,13 @@ pub async fn add_paths_until(
     drop(written);
     let _ = reader.join();
     report.interrupted = stopped.load(std::sync::atomic::Ordering::SeqCst);
+    // The stamps of what was written, in one transaction at the end (every batch written is whole, so this holds
+    // after an error or a stop too). They are only a cache: failing to record them costs the next add a read.
+    if !records.is_empty()
+        && let Err(e) = repo.record_source_stamps(collection, records).await
+    {
+        tracing::warn!(error = %e, "could not record what was seen of the added files; the next add reads them again");
+    }
     result.map(|()| report)
 }
 
@@ -403,6 +483,8 @@ struct BatchOutcome {
     unchanged: u64,
     skipped: Vec<Skipped>,
     warnings: Vec<AddWarning>,
+    /// Stamps to record for the documents written.
+    records: Vec<SourceRecord>,
 }
 
 impl AddReport {
@@ -434,6 +516,7 @@ async fn write_batch(
 ) -> Result<BatchOutcome, AddError> {
     let mut report = BatchOutcome::default();
     let mut docs = Vec::with_capacity(batch.len());
+    let mut seen = Vec::with_capacity(batch.len());
     let (mut files, mut bytes) = (0u64, 0u64);
     for (src, loaded) in batch {
         let mut metadata = opts.metadata.clone();
@@ -475,6 +558,7 @@ async fn write_batch(
         };
         files += 1;
         bytes += src.size;
+        seen.push(src.seen);
         docs.push(NewDocument { key: src.key, content, metadata, tags: opts.tags.clone() });
     }
     if opts.dry_run {
@@ -486,8 +570,12 @@ async fn write_batch(
         let outcomes = repo.put_batch(collection, docs).await?;
         let changed = outcomes.iter().filter(|o| o.status != PutStatus::Unchanged).count();
         crate::commit_log::durable("add", collection, changed as u64);
-        for o in outcomes {
+        // Outcomes come in input order, one per document.
+        for (o, seen) in outcomes.into_iter().zip(seen) {
             report.count(o.status);
+            if let Some(stamp) = seen {
+                report.records.push(SourceRecord { key: o.key, version: o.version, content_hash: o.content_hash, stamp });
+            }
         }
     }
     progress(AddEvent::Batch { files, bytes });
@@ -587,6 +675,15 @@ mod tests {
         assert!(skipped[0].reason.contains("same key"));
     }
 
+    /// A repository that remembers no source stamp (the trait's default); `recorded` counts the stamps recorded.
+    fn no_stamps(repo: &mut MockCollectionRepo, recorded: Arc<std::sync::atomic::AtomicUsize>) {
+        repo.expect_source_stamps().returning(|_, keys| Ok(vec![None; keys.len()]));
+        repo.expect_record_source_stamps().returning(move |_, records| {
+            recorded.fetch_add(records.len(), std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+    }
+
     fn collection() -> Collection {
         Collection {
             name: CollectionName::parse("c").unwrap(),
@@ -616,6 +713,8 @@ mod tests {
                 .map(|d| PutOutcome { key: d.key, status: PutStatus::Created, version: 1, content_hash: ContentHash::of(b""), size: 0 })
                 .collect())
         });
+        let recorded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        no_stamps(&mut repo, recorded.clone());
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         let opts = AddOptions { batch_docs: 2, ..AddOptions::default() };
         let c = CollectionName::parse("c").unwrap();
@@ -624,6 +723,7 @@ mod tests {
         assert_eq!((r.files, r.created), (3, 3));
         assert_eq!(*seen.lock().unwrap(), [vec!["a.md", "c.md"], vec!["sub/b.txt"]]);
         assert_eq!(events.lock().unwrap()[0], AddEvent::Scanned { files: 3, bytes: 14 });
+        assert_eq!(recorded.load(std::sync::atomic::Ordering::SeqCst), 3, "a stamp recorded for every file written");
     }
 
     #[tokio::test]
@@ -648,6 +748,7 @@ mod tests {
                 .map(|d| PutOutcome { key: d.key, status: PutStatus::Created, version: 1, content_hash: ContentHash::of(b""), size: 0 })
                 .collect())
         });
+        no_stamps(&mut repo, Arc::default());
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         let c = CollectionName::parse("c").unwrap();
         let opts = AddOptions { metadata: Metadata::parse_json(r#"{"title":"mine"}"#).unwrap(), ..AddOptions::default() };
@@ -675,6 +776,7 @@ mod tests {
             external_edits: false,
         });
         repo.expect_put_batch().never();
+        no_stamps(&mut repo, Arc::default());
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         let c = CollectionName::parse("c").unwrap();
         let stop = crate::CancelToken::new();

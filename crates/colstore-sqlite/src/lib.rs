@@ -29,6 +29,7 @@ mod jobs;
 mod plans;
 mod repo;
 mod snapshot;
+mod stamps;
 mod sync;
 
 use std::path::{Path, PathBuf};

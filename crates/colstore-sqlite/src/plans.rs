@@ -37,6 +37,13 @@ async fn batched_statements_use_indexes() {
         assert!(!documents.is_empty(), "{what} reads documents: {steps:#?}");
         assert!(documents.iter().all(|s| s.contains("key=?")), "{what} looks each document up by its key: {steps:#?}");
     }
+    // `col add` looks its source stamps up, and records them, by key.
+    for (what, sql) in [("source_stamps", crate::stamps::LOOKUP), ("record_source_stamps", crate::stamps::RECORD)] {
+        let steps = plan(&repo, sql).await;
+        let scans: Vec<&String> = steps.iter().filter(|s| s.starts_with("SCAN") && !s.contains("VIRTUAL TABLE")).collect();
+        assert!(scans.is_empty(), "{what} scans a table: {steps:#?}");
+        assert!(steps.iter().any(|s| s.starts_with("SEARCH d ") && s.contains("key=?")), "{what}: {steps:#?}");
+    }
     // `put_batch` asks which contents are stored before compressing any: one lookup in the hash index per hash.
     let steps = plan(&repo, &crate::repo::stored_hashes_sql(3)).await;
     assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "stored_hashes scans: {steps:#?}");

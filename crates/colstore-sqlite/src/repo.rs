@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
-    CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, StorageStats, StoreSnapshot, VerifyEvent,
-    VerifyStream,
+    CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, SourceRecord, SourceStamp, StorageStats,
+    StoreSnapshot, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
@@ -1126,6 +1126,14 @@ impl CollectionRepo for SqliteRepo {
         content: ContentStream,
     ) -> Result<(), RepoError> {
         self.restore_document_stream_impl(collection, doc, content).await
+    }
+
+    async fn source_stamps(&self, collection: &CollectionName, keys: &[DocKey]) -> Result<Vec<Option<SourceStamp>>, RepoError> {
+        self.source_stamps_impl(collection, keys).await
+    }
+
+    async fn record_source_stamps(&self, collection: &CollectionName, records: Vec<SourceRecord>) -> Result<(), RepoError> {
+        self.record_source_stamps_impl(collection, records).await
     }
 
     async fn contents_at_rest(&self, collection: &CollectionName, keys: Vec<DocKey>) -> Result<Vec<Option<(ContentHash, u64)>>, RepoError> {

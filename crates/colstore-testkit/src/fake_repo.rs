@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use colstore_domain::ports::{
-    Clock, CollectionRepo, CorruptDocument, GcReport, LedgerEntry, Projection, RepoCapabilities, RepoError, StorageStats, StoreSnapshot,
-    SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
+    Clock, CollectionRepo, CorruptDocument, GcReport, LedgerEntry, Projection, RepoCapabilities, RepoError, SourceRecord, SourceStamp,
+    StorageStats, StoreSnapshot, SyncCounts, SyncError, SyncState, SyncStore, VerifyEvent, VerifyStream,
 };
 use colstore_domain::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream, DocKey,
@@ -74,6 +74,8 @@ struct CollectionState {
     ledger: BTreeMap<DocKey, LedgerRow>,
     /// Filesystem mode: what is on record about each document's file.
     files: BTreeMap<DocKey, FileRecord>,
+    /// `col add`'s source stamps, each with the document as it was recorded for (answered only while it is the same).
+    stamps: BTreeMap<DocKey, (DocumentMeta, SourceStamp)>,
 }
 
 /// A sync ledger row without its collection, key and current hash (those come from where it is kept).
@@ -310,6 +312,7 @@ impl CollectionRepo for InMemoryRepo {
             docs: BTreeMap::new(),
             ledger: BTreeMap::new(),
             files: BTreeMap::new(),
+            stamps: BTreeMap::new(),
         };
         let described = State::describe(&spec.name, &c);
         st.collections.insert(spec.name, c);
@@ -557,8 +560,35 @@ impl CollectionRepo for InMemoryRepo {
             None => {
                 st.collections.insert(
                     name.clone(),
-                    CollectionState { settings, created_at, docs: BTreeMap::new(), ledger: BTreeMap::new(), files: BTreeMap::new() },
+                    CollectionState {
+                        settings,
+                        created_at,
+                        docs: BTreeMap::new(),
+                        ledger: BTreeMap::new(),
+                        files: BTreeMap::new(),
+                        stamps: BTreeMap::new(),
+                    },
                 );
+            }
+        }
+        Ok(())
+    }
+
+    async fn source_stamps(&self, collection: &CollectionName, keys: &[DocKey]) -> Result<Vec<Option<SourceStamp>>, RepoError> {
+        let st = self.lock();
+        let coll = st.collection(collection)?;
+        Ok(keys
+            .iter()
+            .map(|k| coll.stamps.get(k).filter(|(recorded, _)| coll.docs.get(k) == Some(recorded)).map(|(_, stamp)| *stamp))
+            .collect())
+    }
+
+    async fn record_source_stamps(&self, collection: &CollectionName, records: Vec<SourceRecord>) -> Result<(), RepoError> {
+        let mut st = self.lock();
+        let coll = st.collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
+        for r in records {
+            if let Some(doc) = coll.docs.get(&r.key).filter(|d| d.version == r.version && d.content_hash == r.content_hash) {
+                coll.stamps.insert(r.key, (doc.clone(), r.stamp));
             }
         }
         Ok(())

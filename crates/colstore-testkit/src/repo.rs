@@ -14,7 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use colstore_domain::ports::{
-    Clock, CollectionRepo, CorruptDocument, ReadDocument, RepoCapabilities, RepoError, StorageStats, VerifyEvent, collect_stream,
+    Clock, CollectionRepo, CorruptDocument, ReadDocument, RepoCapabilities, RepoError, SourceRecord, SourceStamp, StorageStats,
+    VerifyEvent, collect_stream,
 };
 use colstore_domain::{
     ChunkingSettings, Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream,
@@ -107,6 +108,7 @@ macro_rules! repo_conformance {
             restore_document_stream_writes_verbatim_or_nothing,
             restore_documents_refuses_content_that_does_not_match,
             restore_collection_creates_or_updates_settings,
+            source_stamps_are_answered_only_for_the_version_recorded,
         );
     };
     (@scenarios $factory:path; $($scenario:ident),+ $(,)?) => {
@@ -574,6 +576,8 @@ pub async fn missing_collection_is_reported_by_every_method(f: &dyn RepoFixture)
     expect_collection_not_found(repo.list_documents(&ghost, &ListQuery::default()).await, "list_documents", &ghost);
     expect_collection_not_found(repo.stats(Some(ghost.clone())).await, "stats", &ghost);
     expect_collection_not_found(repo.verify(Some(ghost.clone())).await, "verify", &ghost);
+    expect_collection_not_found(repo.source_stamps(&ghost, &[key("a.md")]).await, "source_stamps", &ghost);
+    expect_collection_not_found(repo.record_source_stamps(&ghost, vec![]).await, "record_source_stamps", &ghost);
 
     let names: Vec<String> = repo.list_collections().await.expect("list").iter().map(|c| c.name.to_string()).collect();
     assert_eq!(names, ["present"], "no call created the missing collection");
@@ -1997,4 +2001,51 @@ pub async fn restore_collection_creates_or_updates_settings(f: &dyn RepoFixture)
     repo.restore_collection(&name("made"), CollectionSettings::default(), colstore_domain::Timestamp::from_millis(1)).await.expect("again");
     let c = repo.collection(&name("made")).await.expect("collection");
     assert_eq!((c.settings, c.created_at, c.document_count), (CollectionSettings::default(), at, 1));
+}
+
+/// A source stamp is a cache for `col add`: an implementation may remember none, but one it answers was recorded for
+/// the document as it is now. A record for a version or content the document does not have records nothing; any later
+/// write (content, metadata) and a delete followed by a new document under the key make the stamp stale.
+pub async fn source_stamps_are_answered_only_for_the_version_recorded(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "c").await;
+    let keys = [key("a.md"), key("b.md"), key("c.md"), key("d.md"), key("none.md")];
+    put(&*repo, &c, vec![plain("a.md", "alpha"), plain("b.md", "beta"), plain("c.md", "gamma"), plain("d.md", "delta")]).await;
+    let stamp = |n: u64| SourceStamp { size: n, mtime_ns: 1, ctime_ns: 2, inode: 3, options: 4, seen_at_ns: 5 };
+    let record = |k: &str, version: u64, content: &str, n: u64| SourceRecord {
+        key: key(k),
+        version,
+        content_hash: ContentHash::of(content.as_bytes()),
+        stamp: stamp(n),
+    };
+    let records = vec![
+        record("a.md", 1, "alpha", 1),
+        record("b.md", 1, "beta", 2),
+        record("c.md", 1, "gamma", 3),
+        record("d.md", 2, "delta", 4),
+        record("none.md", 1, "x", 5),
+    ];
+    repo.record_source_stamps(&c, records).await.expect("record");
+    let answered = repo.source_stamps(&c, &keys).await.expect("stamps");
+    assert_eq!(answered.len(), keys.len(), "one answer per key, in order");
+    let remembers = answered[0].is_some();
+    if remembers {
+        let expected = vec![Some(stamp(1)), Some(stamp(2)), Some(stamp(3)), None, None];
+        assert_eq!(answered, expected, "d.md was recorded for a version it does not have");
+    } else {
+        assert!(answered.iter().all(Option::is_none), "{answered:?}");
+    }
+    put(&*repo, &c, vec![plain("a.md", "alpha 2")]).await;
+    put(&*repo, &c, vec![doc("b.md", "beta", r#"{"x":1}"#, &[])]).await;
+    repo.delete_documents(&c, vec![key("c.md")]).await.expect("delete");
+    f.clock().advance(HOUR);
+    put(&*repo, &c, vec![plain("c.md", "gamma")]).await;
+    assert_eq!(repo.source_stamps(&c, &keys).await.expect("stamps"), vec![None; 5], "every document changed since");
+    if remembers {
+        // Recorded again for the documents as they are now, they are answered again.
+        let a = get(&*repo, &c, "a.md").await.version;
+        repo.record_source_stamps(&c, vec![record("a.md", a, "alpha 2", 9), record("c.md", 1, "gamma", 8)]).await.expect("record");
+        let expected = vec![Some(stamp(9)), None, Some(stamp(8)), None, None];
+        assert_eq!(repo.source_stamps(&c, &keys).await.expect("stamps"), expected);
+    }
 }

@@ -50,8 +50,8 @@ pub use index::{
 };
 pub use jobs::{Job, JobFilter, JobId, JobQueue, JobSpec, JobState, Lease, QueueError, WorkerId};
 pub use repo::{
-    CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, StorageStats, VerifyEvent, VerifyStream,
-    collect_stream, read_one_by_one, recorded_contents,
+    CollectionRepo, CorruptDocument, GcReport, ReadDocument, RepoCapabilities, RepoError, SourceRecord, SourceStamp, StorageStats,
+    VerifyEvent, VerifyStream, collect_stream, read_one_by_one, recorded_contents,
 };
 pub use safety::{SafetyCopy, SafetyError, SafetyNet};
 pub use snapshot::StoreSnapshot;

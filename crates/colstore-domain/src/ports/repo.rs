@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{BoxError, StoreSnapshot};
 use crate::{
     Collection, CollectionName, CollectionSettings, CollectionSpec, ContentHash, ContentStream, DocKey, DocumentMeta, ListQuery,
-    NewDocument, Page, PutOutcome, Timestamp,
+    NewDocument, Page, PutOutcome, Timestamp, Version,
 };
 
 /// What a repository can do, so use cases and the conformance suite adapt instead of guessing.
@@ -20,6 +20,54 @@ pub struct RepoCapabilities {
     pub compression: bool,
     /// Content can change behind the repository's back (files edited by people) and needs reconciliation.
     pub external_edits: bool,
+}
+
+/// What `col add` saw of a source file when it last wrote the file's document: with it, the next `col add` of an
+/// unchanged file neither reads nor hashes it (PRODUCT §3, issue 14: a no-op re-run of 100 000 files under a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourceStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, nanoseconds since the epoch (0 where the platform has none): a write that puts the old
+    /// modification time back still changes it.
+    pub ctime_ns: i64,
+    /// Inode number (0 where the platform has none): an editor's save-by-rename gives a new one.
+    pub inode: u64,
+    /// A digest of the add's options that shape the document besides the bytes (metadata, tags, front matter).
+    pub options: u64,
+    /// When the file was looked at (the system clock, as file times are), nanoseconds since the epoch.
+    pub seen_at_ns: i64,
+}
+
+impl SourceStamp {
+    /// A file changed within this long before it was looked at may change again within the same tick of its
+    /// modification time (the kernel updates file times in ticks of a few milliseconds; some file systems keep two
+    /// seconds), so its stamp vouches for nothing (git's "racily clean" entries).
+    pub const SETTLE_NS: i64 = 2_000_000_000;
+
+    /// Whether `self`, recorded when the document was written, shows that the file now seen as `now` holds the
+    /// same bytes, so reading it again would change nothing. Same stat and options, and the file had settled when
+    /// it was recorded.
+    pub fn vouches_for(&self, now: &SourceStamp) -> bool {
+        let same = (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.options)
+            == (now.size, now.mtime_ns, now.ctime_ns, now.inode, now.options);
+        same && self.mtime_ns.max(self.ctime_ns) < self.seen_at_ns.saturating_sub(Self::SETTLE_NS)
+    }
+}
+
+/// A [`SourceStamp`] to record for the document a file was just written into, as that write left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// The document.
+    pub key: DocKey,
+    /// Its version after the write.
+    pub version: Version,
+    /// Its content hash after the write.
+    pub content_hash: ContentHash,
+    /// What was seen of the file.
+    pub stamp: SourceStamp,
 }
 
 /// Storage figures (`col stats`).
@@ -283,6 +331,32 @@ pub trait CollectionRepo: Send + Sync {
         recorded_contents(self, collection, &keys).await
     }
 
+    /// The [`SourceStamp`]s recorded for these documents, in the same order: `None` where nothing is recorded, or
+    /// the document changed (by anything: a write, a delete and a new document under the key, a restore) since its
+    /// stamp was recorded.
+    ///
+    /// # Contract
+    /// A stamp is a cache: a repository MAY forget any (the default remembers none, which only costs `col add` a
+    /// read of every file), but MUST NOT answer one for a document that is not, in every field, the one it was
+    /// recorded for.
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`.
+    async fn source_stamps(&self, collection: &CollectionName, keys: &[DocKey]) -> Result<Vec<Option<SourceStamp>>, RepoError> {
+        self.collection(collection).await?;
+        Ok(vec![None; keys.len()])
+    }
+
+    /// Records stamps of the files documents were just written from: each only while its document still has the
+    /// version and content hash given (a record for a document changed since is dropped, not recorded).
+    ///
+    /// # Errors
+    /// MUST return `CollectionNotFound`.
+    async fn record_source_stamps(&self, collection: &CollectionName, records: Vec<SourceRecord>) -> Result<(), RepoError> {
+        let _ = records;
+        self.collection(collection).await.map(drop)
+    }
+
     /// Restore: creates the collection with exactly these settings and creation time, or, when it exists, sets its
     /// settings (keeping its documents).
     async fn restore_collection(&self, name: &CollectionName, settings: CollectionSettings, created_at: Timestamp)
@@ -387,4 +461,39 @@ pub async fn recorded_contents<R: CollectionRepo + ?Sized>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::SourceStamp;
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn recorded() -> SourceStamp {
+        SourceStamp { size: 10, mtime_ns: 100 * SECOND, ctime_ns: 100 * SECOND, inode: 7, options: 3, seen_at_ns: 200 * SECOND }
+    }
+
+    #[rstest]
+    #[case::unchanged(|s: &mut SourceStamp| s.seen_at_ns = 300 * SECOND, true)]
+    #[case::size(|s: &mut SourceStamp| s.size = 11, false)]
+    #[case::mtime(|s: &mut SourceStamp| s.mtime_ns += 1, false)]
+    #[case::ctime_only(|s: &mut SourceStamp| s.ctime_ns += 1, false)]
+    #[case::inode(|s: &mut SourceStamp| s.inode = 8, false)]
+    #[case::options(|s: &mut SourceStamp| s.options = 4, false)]
+    fn a_stamp_vouches_only_for_the_same_stat_and_options(#[case] change: fn(&mut SourceStamp), #[case] vouches: bool) {
+        let mut now = recorded();
+        change(&mut now);
+        assert_eq!(recorded().vouches_for(&now), vouches);
+    }
+
+    #[rstest]
+    #[case::settled(100 * SECOND + SourceStamp::SETTLE_NS + 1, true)]
+    #[case::just_written(100 * SECOND + SourceStamp::SETTLE_NS, false)]
+    #[case::written_after_it_was_seen(99 * SECOND, false)]
+    fn a_file_seen_right_after_a_change_vouches_for_nothing(#[case] seen_at_ns: i64, #[case] vouches: bool) {
+        let stamp = SourceStamp { seen_at_ns, ..recorded() };
+        assert_eq!(stamp.vouches_for(&recorded()), vouches);
+    }
 }

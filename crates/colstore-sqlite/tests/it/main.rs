@@ -106,10 +106,10 @@ async fn setup() -> (tempfile::TempDir, PathBuf, SqliteRepo) {
 #[tokio::test]
 async fn database_is_in_wal_mode_and_migrations_are_idempotent() {
     let (_dir, path, repo) = setup().await;
-    assert_eq!(repo.schema_version().await.unwrap(), 5);
+    assert_eq!(repo.schema_version().await.unwrap(), 6);
     repo.close().await;
     let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 5);
+    assert_eq!(again.schema_version().await.unwrap(), 6);
     assert_eq!(again.list_collections().await.unwrap().len(), 1);
     let mut conn = raw(&path).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
@@ -305,4 +305,24 @@ async fn store_id_is_recorded_once_and_read_only_opens_do_not_write() {
     let e = repo.create_collection(CollectionSpec { name: name("ro-two"), settings: CollectionSettings::default() }).await.unwrap_err();
     assert!(matches!(e, RepoError::ReadOnly(_)), "{e:?}");
     repo.close().await;
+}
+
+/// SQLite remembers `col add`'s source stamps (the conformance suite also accepts a repository that remembers none),
+/// and forgets one when a restore writes another state of the document under the same version.
+#[tokio::test]
+async fn source_stamps_are_remembered_until_the_document_changes_even_by_a_restore() {
+    use colstore_domain::ports::{SourceRecord, SourceStamp};
+    let (_dir, _path, repo) = setup().await;
+    let c = name("c");
+    let put = repo.put_batch(&c, vec![doc("a.md", "alpha")]).await.unwrap().remove(0);
+    let stamp = SourceStamp { size: 5, mtime_ns: 1, ctime_ns: 2, inode: u64::MAX, options: u64::MAX - 1, seen_at_ns: 3 };
+    let record = SourceRecord { key: put.key.clone(), version: put.version, content_hash: put.content_hash, stamp };
+    repo.record_source_stamps(&c, vec![record]).await.unwrap();
+    assert_eq!(repo.source_stamps(&c, std::slice::from_ref(&put.key)).await.unwrap(), vec![Some(stamp)], "u64 bits round-trip");
+    let mut other = repo.document(&c, &put.key).await.unwrap();
+    other.content_hash = colstore_domain::ContentHash::of(b"other");
+    other.size = 5;
+    repo.restore_documents(&c, vec![(other, bytes::Bytes::from_static(b"other"))]).await.unwrap();
+    assert_eq!(repo.document(&c, &put.key).await.unwrap().version, put.version, "same version, other content");
+    assert_eq!(repo.source_stamps(&c, std::slice::from_ref(&put.key)).await.unwrap(), vec![None]);
 }
