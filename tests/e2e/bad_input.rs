@@ -82,8 +82,8 @@ fn fixture() -> TestStore {
 #[case::get_missing_doc_meta(&["get", "c", "nope.md", "--meta-only"], 1, "document \"nope.md\" not found", Some("col ls c"))]
 #[case::rm_missing_doc(&["rm", "c", "nope.md"], 1, "not found in collection \"c\": nope.md", Some("col ls c"))]
 // filters and times
-#[case::where_not_a_number(&["ls", "c", "--where", "year>abc"], 1, "invalid filter \"year>abc\": \"abc\" is not a number", None)]
-#[case::where_no_operator(&["ls", "c", "--where", "nooperator"], 1, "invalid filter \"nooperator\": no operator found", None)]
+#[case::where_not_a_number(&["ls", "c", "--where", "year>abc"], 1, "invalid filter \"year>abc\": at column 6: \"abc\" is not a number", Some("col ls --help"))]
+#[case::where_no_operator(&["ls", "c", "--where", "nooperator"], 1, "at column 11: expected an operator after `nooperator`", Some("col ls --help"))]
 #[case::where_bad_field(&["ls", "c", "--where", "a b=c"], 1, "invalid filter \"a b=c\"", None)]
 #[case::since_word(&["ls", "c", "--since", "yesterday"], 1, "invalid time \"yesterday\"", None)]
 #[case::until_bad_date(&["ls", "c", "--until", "2024-13-01"], 1, "invalid time \"2024-13-01\"", None)]

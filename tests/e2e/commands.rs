@@ -304,6 +304,12 @@ fn ls_filters_sort_and_paging() {
         (&["--where", "lang in fr,de"], &["fr/c.md"]),
         (&["--where", "year exists"], &["en/a.md", "en/b.md", "fr/c.md"]),
         (&["--where", "year missing"], &["big.bin", "notes.txt"]),
+        (&["--where", "lang=en and (tag:pub or year<2000)"], &["en/a.md", "en/b.md"]),
+        (&["--where", "tag:pub and not lang=en"], &["fr/c.md"]),
+        (&["--where", "key:en/ or year>=2024"], &["en/a.md", "en/b.md", "fr/c.md"]),
+        (&["--where", "not (tag:draft or tag:pub)"], &["big.bin", "notes.txt"]),
+        (&["--where", "created:>=1h and updated:<2999-01-01 and year missing"], &["big.bin", "notes.txt"]),
+        (&["--where", "LANG=en OR lang=\"fr\""], &["fr/c.md"]),
         (&["--prefix", "en/"], &["en/a.md", "en/b.md"]),
         (&["--sort", "size", "--desc"], &["big.bin", "fr/c.md", "en/b.md", "en/a.md", "notes.txt"]),
         (&["--sort", "size"], &["notes.txt", "en/a.md", "en/b.md", "fr/c.md", "big.bin"]),
@@ -347,6 +353,67 @@ fn ls_filters_sort_and_paging() {
     let t =
         s.transcript(&[&["--json", "ls", "c", "--where", "year>2000", "--limit", "1"], &["--json", "ls", "c", "--since", "2999-01-01"]]);
     assert_snapshot!("ls_json", t);
+}
+
+/// `--after` pages by cursor in every sort: the pages concatenate to the listing, a document added behind the cursor
+/// shifts nothing, and a cursor used with another sort or damaged is refused with what to do.
+#[test]
+fn ls_pages_by_cursor() {
+    let s = ls_store();
+    for sort in [
+        &["--sort", "key"][..],
+        &["--sort", "size", "--desc"],
+        &["--sort", "updated"],
+        &["--where", "not tag:draft", "--sort", "created", "--desc"],
+    ] {
+        let full: Vec<String> = keys(&s.json(["ls", "c"].iter().copied().chain(sort.iter().copied()).collect::<Vec<_>>()));
+        let mut walked = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..10 {
+            let mut args: Vec<&str> = vec!["ls", "c", "--limit", "2"];
+            args.extend_from_slice(sort);
+            if let Some(a) = &after {
+                args.extend(["--after", a.as_str()]);
+            }
+            let v = s.json(&args);
+            walked.extend(keys(&v));
+            match v["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(walked, full, "pages of 2 with {sort:?}");
+    }
+    let first = s.json(["ls", "c", "--limit", "2"]);
+    let next = first["next"].as_str().expect("a next cursor").to_owned();
+    assert_eq!(keys(&first), ["big.bin", "en/a.md"]);
+    s.ok(["put", "c", "a-first.md", "--text", "new"]);
+    assert_eq!(
+        keys(&s.json(["ls", "c", "--limit", "2", "--after", &next])),
+        ["en/b.md", "fr/c.md"],
+        "a write behind the cursor shifts nothing"
+    );
+    s.run(["ls", "c", "--sort", "size", "--after", &next]).assert_error(1, "page with the same --sort and --desc");
+    s.run(["ls", "c", "--after", "c1.ka.0.zz"]).assert_error(1, "copy it whole");
+    let next = s.json(["ls", "c", "--limit", "2"])["next"].as_str().expect("a next cursor").to_owned();
+    let out = s.run(["ls", "c", "--limit", "2"]);
+    assert!(out.stdout.contains(&format!("add --after {next}")) || out.stderr.contains(&format!("add --after {next}")), "{out}");
+}
+
+/// A bad `--where` says at which column what was expected, for `col ls` and `col search` alike, and changes nothing.
+#[test]
+fn filter_errors_say_where() {
+    let s = ls_store();
+    for cmd in [&["ls", "c"][..], &["search", "c", "alpha"]] {
+        let mut args = cmd.to_vec();
+        args.extend(["--where", "lang=en and (year>"]);
+        let out = s.run(&args);
+        out.assert_error(1, "at column 19: expected a value after `>`");
+        assert!(out.stderr.contains("col ls --help"), "{out}");
+        let mut args = cmd.to_vec();
+        args.extend(["--where", "title=two words"]);
+        s.run(&args).assert_error(1, "quote a value that has spaces");
+    }
 }
 
 /// A folder with nested directories, a duplicate, a VCS folder and a symbolic link.

@@ -7,7 +7,8 @@ use colstore_domain::ports::{
     SyncState,
 };
 use colstore_domain::{
-    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocKey, Filter, Point, PointId, StoreId, Vector, chunk_text,
+    Chunk, ChunkingSettings, Collection, CollectionName, ContentHash, Distance, DocFilter, DocKey, Point, PointId, StoreId, Vector,
+    chunk_text,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -79,7 +80,8 @@ pub struct SearchResults {
     pub not_synced: u64,
 }
 
-/// Embeds `query` and asks the index for the `k` nearest chunks, optionally filtered on document metadata.
+/// Embeds `query` and asks the index for the `k` nearest chunks, optionally of documents matching a `--where`
+/// expression (its metadata part is evaluated by the index, the rest on each hit's document).
 ///
 /// # Errors
 /// Repository, embedder or index failures.
@@ -88,7 +90,7 @@ pub async fn search(
     collection: &CollectionName,
     query: &str,
     k: usize,
-    filter: Option<&Filter>,
+    filter: Option<&DocFilter>,
 ) -> Result<SearchResults, SyncFailure> {
     let c = ports.repo.collection(collection).await?;
     let ports = &ports.for_collection(&c.settings).await?;
@@ -114,12 +116,21 @@ async fn nearest(
     vector_settings: &colstore_domain::VectorSettings,
     query: &str,
     k: usize,
-    filter: Option<&Filter>,
+    filter: Option<&DocFilter>,
 ) -> Result<Vec<SearchHit>, SyncFailure> {
     let collection = &c.name;
     let mut vectors = ports.embedder.embed(vec![query.to_owned()]).await.map_err(SyncFailure::Embedder)?;
     let vector = vectors.pop().unwrap_or_default();
-    let filter = filter.map(|f| f.under("metadata")).transpose().map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
+    let filter = filter.filter(|f| !f.is_everything());
+    // Qualifiers (`tag:`, `key:`, times) are not in point payloads: those are checked on each hit's document, and the
+    // index gets the metadata part every match passes.
+    let post_filter = filter.filter(|f| f.as_metadata_filter().is_none());
+    let index_filter = filter
+        .map(DocFilter::metadata_prefilter)
+        .filter(|f| !f.is_empty())
+        .map(|f| f.under("metadata"))
+        .transpose()
+        .map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
     let name = index_name(ports.store_id, collection);
     let k = k.max(1);
     // Documents deleted since the last sync (`col rm`, `col clear`, a file deleted outside colstore) may still have
@@ -132,7 +143,7 @@ async fn nearest(
     let mut limit = k;
     let mut out = Vec::with_capacity(k);
     loop {
-        let hits = match ports.index.search(&name, SearchRequest { vector: vector.clone(), limit, filter: filter.clone() }).await {
+        let hits = match ports.index.search(&name, SearchRequest { vector: vector.clone(), limit, filter: index_filter.clone() }).await {
             Err(IndexError::CollectionNotFound(_)) => return Err(SyncFailure::NotSynced(collection.clone())),
             other => other?,
         };
@@ -141,10 +152,22 @@ async fn nearest(
         out.clear();
         for h in hits.into_iter().filter(|h| related(h.score)) {
             if !texts.contains_key(&h.payload.key) {
+                let passes = match post_filter {
+                    None => true,
+                    Some(f) => match ports.repo.document(collection, &h.payload.key).await {
+                        Ok(d) => f.matches(&d),
+                        Err(RepoError::DocumentNotFound { .. }) => false,
+                        Err(e) => return Err(e.into()),
+                    },
+                };
                 // A chunk whose text is still where the index has it is current, even in a file edited elsewhere.
-                let chunks = current_text(ports, collection, &h.payload.key)
-                    .await?
-                    .map(|t| t.map(|t| chunk_text(&t, &c.settings.chunking)).unwrap_or_default());
+                let chunks = if passes {
+                    current_text(ports, collection, &h.payload.key)
+                        .await?
+                        .map(|t| t.map(|t| chunk_text(&t, &c.settings.chunking)).unwrap_or_default())
+                } else {
+                    None
+                };
                 texts.insert(h.payload.key.clone(), chunks);
             }
             let Some(chunks) = &texts[&h.payload.key] else { continue };

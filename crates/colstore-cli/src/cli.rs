@@ -75,10 +75,17 @@ col get notes ideas.md --json\n\n\
 
     /// List documents without loading their content
     #[command(
-        after_help = "Examples:\n  col ls notes\n  col ls notes --where lang=en --tag home\n  col ls notes --since 7d --sort updated --desc --limit 20\n\n\
-Filters (--where, repeatable, all must hold):\n  lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n  \
-'lang in en,fr'  'author exists'  'author missing'  author.name=Ann\n\
-Times (--since/--until): 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d."
+        after_help = "Examples:\n  col ls notes\n  col ls notes --where 'lang=en and (tag:home or year>=2020)'\n  \
+col ls notes --where 'key:drafts/ and not author exists' --sort updated --desc --limit 20\n  \
+col ls notes --limit 100 --json   (then: col ls notes --limit 100 --after NEXT)\n\n\
+The filter language (--where; repeated --where must all hold):\n  \
+metadata:   lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000  author.name=Ann\n              \
+'lang in en,fr'  'author exists'  'author missing'  title=\"two words\"  year=\"2021\" (a string)\n  \
+qualifiers: tag:home  key:drafts/ (key prefix)  created:>=7d  updated:<2026-01-01\n              \
+updated:2026-01-01..2026-02-01 (from, until)\n  \
+combine:    and  or  not  ( )   e.g. 'lang=en and not (tag:draft or year<2000)'\n\
+Times: 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d (created:>=7d: in the last 7 days).\n\
+Quote the whole expression for the shell. --after pages by cursor: stable while others write, unlike --offset."
     )]
     Ls(LsArgs),
 
@@ -652,7 +659,7 @@ pub struct LsArgs {
     /// Only documents with this tag (repeatable: all must be present)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Only documents whose metadata matches EXPR (repeatable)
+    /// Only documents that match EXPR, in the filter language below (repeatable: all must hold)
     #[arg(long = "where", value_name = "EXPR")]
     pub filters: Vec<String>,
     /// Only documents whose key starts with PREFIX
@@ -676,6 +683,9 @@ pub struct LsArgs {
     /// Skip the first N matching documents
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: u64,
+    /// Continue after CURSOR: the `next` of a previous `--json` listing with the same filters and sort
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Args)]

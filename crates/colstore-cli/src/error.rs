@@ -78,7 +78,10 @@ impl From<ValidationError> for CliError {
             "document key" => Some("keys are relative paths like \"notes/a.md\": no leading '/', no '..' or '.' segments, no NUL"),
             "metadata" => Some("pass a JSON object, quoted for your shell: --meta '{\"lang\":\"en\",\"year\":2024}'"),
             "tag" => Some("tags are 1-64 characters without spaces or commas"),
-            "filter" => Some("examples: --where lang=en, --where 'year>=2000', --where 'lang in en,fr', --where 'author exists'"),
+            "filter" => Some(
+                "quote the whole expression for the shell, e.g. --where 'lang=en and (tag:home or year>=2020)' or \
+                 --where 'key:drafts/ and not author exists'; `col ls --help` lists the filter language",
+            ),
             "time" => Some("examples: --since 2024-05-01, --since 2024-05-01T12:00:00Z, --since 7d"),
             _ => None,
         };

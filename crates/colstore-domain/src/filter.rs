@@ -183,97 +183,11 @@ impl Filter {
             must_not: self.must_not.iter().map(cond).collect::<Result<_, _>>()?,
         })
     }
-
-    /// Adds one `--where` expression, as users write it on the command line:
-    ///
-    /// | expression | meaning |
-    /// |---|---|
-    /// | `lang=en` | equals (`true`/`false`, integers and `"quoted"` strings are typed) |
-    /// | `lang!=en` | does not equal (documents without the field match) |
-    /// | `year>2000`, `year>=2000`, `year<2000`, `year<=2000` | numeric comparison |
-    /// | `lang=en,fr` with `in`: `lang in en,fr` | equals one of |
-    /// | `author exists` / `author missing` | present and non-empty / missing, null or `[]` |
-    ///
-    /// # Errors
-    /// Returns a [`ValidationError`] describing the accepted forms.
-    pub fn push_user_expr(&mut self, expr: &str) -> Result<(), ValidationError> {
-        let e = expr.trim();
-        let help = "use FIELD=VALUE, FIELD!=VALUE, FIELD>N, FIELD>=N, FIELD<N, FIELD<=N, 'FIELD in A,B' or 'FIELD exists'";
-        let field =
-            |s: &str| FieldPath::parse(s.trim()).map_err(|err| ValidationError::new("filter", expr, format!("{}; {help}", err.reason)));
-        if let Some(f) = e.strip_suffix(" exists") {
-            self.must_not.push(Condition::IsEmpty { key: field(f)? });
-            return Ok(());
-        }
-        if let Some(f) = e.strip_suffix(" missing") {
-            self.must.push(Condition::IsEmpty { key: field(f)? });
-            return Ok(());
-        }
-        if let Some(f) = e.strip_suffix(" in") {
-            return Err(ValidationError::new(
-                "filter",
-                expr,
-                format!("the value list after `in` is missing; write it like '{} in en,fr'", f.trim()),
-            ));
-        }
-        if let Some((f, vals)) = e.split_once(" in ") {
-            if vals.split(',').any(|v| v.trim().is_empty()) {
-                return Err(ValidationError::new(
-                    "filter",
-                    expr,
-                    format!("the value list after `in` has an empty value; write it like '{} in en,fr'", f.trim()),
-                ));
-            }
-            let any: Vec<_> = vals.split(',').map(|v| MatchValue::from_user(v.trim())).collect();
-            self.must.push(Condition::MatchAny { key: field(f)?, any });
-            return Ok(());
-        }
-        for (op, len) in [("!=", 2), (">=", 2), ("<=", 2), ("=", 1), (">", 1), ("<", 1)] {
-            if let Some(pos) = e.find(op) {
-                let (f, v) = (&e[..pos], e[pos + len..].trim());
-                if let Some(rest) = v.strip_prefix('=') {
-                    // `==`, `!==`, `>==`: the value would silently start with '='.
-                    let fixed = format!("{}{op}{}", f.trim(), rest.trim());
-                    return Err(ValidationError::new(
-                        "filter",
-                        expr,
-                        format!("`{op}=` is not an operator; write {fixed:?} (one `=` compares for equality)"),
-                    ));
-                }
-                let key = field(f)?;
-                if op == "=" || op == "!=" {
-                    let c = Condition::Match { key, value: MatchValue::from_user(v) };
-                    if op == "=" {
-                        self.must.push(c)
-                    } else {
-                        self.must_not.push(c)
-                    }
-                    return Ok(());
-                }
-                let n: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|n: &f64| n.is_finite())
-                    .ok_or_else(|| ValidationError::new("filter", expr, format!("{v:?} is not a number; {op} compares numbers")))?;
-                let mut range = Range::default();
-                match op {
-                    ">" => range.gt = Some(n),
-                    ">=" => range.gte = Some(n),
-                    "<" => range.lt = Some(n),
-                    _ => range.lte = Some(n),
-                }
-                self.must.push(Condition::Range { key, range });
-                return Ok(());
-            }
-        }
-        Err(ValidationError::new("filter", expr, format!("no operator found; {help}")))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rstest::rstest;
     use serde_json::json;
 
     fn doc() -> Map<String, Value> {
@@ -283,75 +197,17 @@ mod tests {
             .clone()
     }
 
-    #[rstest]
-    #[case("lang=en", true)]
-    #[case("lang=fr", false)]
-    #[case("lang!=fr", true)]
-    #[case("missing!=x", true)]
-    #[case("missing=x", false)]
-    #[case("year=2021", true)]
-    #[case("year=\"2021\"", false)]
-    #[case("year>2020", true)]
-    #[case("year>=2021", true)]
-    #[case("year<2021", false)]
-    #[case("year<=2021", true)]
-    #[case("score<1", true)]
-    #[case("lang>1", false)]
-    #[case("draft=false", true)]
-    #[case("draft=true", false)]
-    #[case("tags=b", true)]
-    #[case("tags=c", false)]
-    #[case("lang in fr,en", true)]
-    #[case("lang in fr,de", false)]
-    #[case("author.name=Ann", true)]
-    #[case("author=Ann", false)]
-    #[case("author exists", true)]
-    #[case("empty exists", false)]
-    #[case("nil exists", false)]
-    #[case("nope missing", true)]
-    #[case("nil missing", true)]
-    #[case("lang missing", false)]
-    fn user_expressions(#[case] expr: &str, #[case] expected: bool) {
-        let mut f = Filter::default();
-        f.push_user_expr(expr).unwrap();
-        assert_eq!(f.matches(&doc()), expected, "{expr} → {f:?}");
-    }
-
-    #[rstest]
-    #[case("lang")]
-    #[case("=en")]
-    #[case("year>abc")]
-    #[case("a b=c")]
-    #[case("x>NaN")]
-    #[case("lang==en")]
-    #[case("lang!==en")]
-    #[case("lang in")]
-    #[case("lang in en,")]
-    fn bad_expressions(#[case] expr: &str) {
-        assert!(Filter::default().push_user_expr(expr).is_err());
-    }
-
-    #[test]
-    fn errors_say_what_to_write() {
-        let e = Filter::default().push_user_expr("lang==en").unwrap_err().to_string();
-        assert!(e.contains("\"lang=en\""), "{e}");
-        let e = Filter::default().push_user_expr("lang in").unwrap_err().to_string();
-        assert!(e.contains("value list") && e.contains("lang in en,fr"), "{e}");
-    }
-
     #[test]
     fn under_moves_every_path() {
-        let mut f = Filter::default();
-        f.push_user_expr("lang=en").unwrap();
-        f.push_user_expr("year>2000").unwrap();
-        f.push_user_expr("x exists").unwrap();
+        let now = crate::Timestamp::from_millis(0);
+        let f = crate::DocFilter::parse("lang=en and year>2000 and not x missing", now).unwrap().as_metadata_filter().unwrap();
         let g = f.under("metadata").unwrap();
         let payload = json!({"metadata": doc()}).as_object().unwrap().clone();
         let mut f2 = f.clone();
-        f2.must_not.clear();
+        f2.must.pop();
         assert!(f2.matches(&doc()));
         let mut g2 = g.clone();
-        g2.must_not.clear();
+        g2.must.pop();
         assert!(g2.matches(&payload));
         assert!(!g2.matches(&doc()));
         assert_eq!(serde_json::to_string(&g).unwrap().matches("metadata.").count(), 3);

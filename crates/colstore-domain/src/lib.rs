@@ -10,6 +10,7 @@
 
 mod chunk;
 mod collection;
+mod doc_filter;
 mod document;
 mod error;
 mod filter;
@@ -25,6 +26,7 @@ mod time;
 
 pub use chunk::{Chunk, chunk_text};
 pub use collection::{ChunkingSettings, Collection, CollectionSettings, CollectionSpec, Dimension, Distance, EmbedderId, VectorSettings};
+pub use doc_filter::DocFilter;
 pub use document::{
     Content, ContentChanged, ContentStream, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags, Version, checked_content,
 };
@@ -33,6 +35,6 @@ pub use filter::{Condition, Filter, MatchValue, Range};
 pub use hash::{ContentHash, ContentHasher};
 pub use names::{CollectionName, DocKey, FieldPath, StoreId, Tag};
 pub use point::{IndexName, Payload, Point, PointId, ScoredPoint, Vector};
-pub use query::{ListQuery, Page, SortField, SortOrder, TimeRange};
+pub use query::{Cursor, ListQuery, Page, SortField, SortOrder, TimeRange};
 pub use retry::RetryPolicy;
 pub use time::Timestamp;

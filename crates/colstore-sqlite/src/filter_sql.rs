@@ -4,7 +4,7 @@
 //! `json_each` over a path yields the scalar itself or each element of an array, so "any element matches" comes for
 //! free; conditions compare JSON types explicitly so that `1`, `"1"` and `true` never match each other.
 
-use colstore_domain::{Condition, FieldPath, Filter, ListQuery, MatchValue, SortField, SortOrder};
+use colstore_domain::{Condition, Cursor, DocFilter, FieldPath, Filter, ListQuery, MatchValue, SortField, SortOrder, TimeRange};
 
 /// A value bound to a `?` placeholder.
 #[derive(Debug, Clone)]
@@ -105,6 +105,97 @@ pub(crate) fn filter_sql(f: &Filter, args: &mut Vec<Arg>) -> String {
     if parts.is_empty() { "1".into() } else { format!("coalesce(({}), 0)", parts.join(" AND ")) }
 }
 
+/// SQL for a `--where` expression; always evaluates to 0 or 1, never NULL. An `and` of key, time or metadata
+/// conditions stays a flat conjunction, so the planner can use the key and time indexes.
+pub(crate) fn doc_filter_sql(e: &DocFilter, args: &mut Vec<Arg>) -> String {
+    let join = |parts: &[DocFilter], op: &str, empty: &str, args: &mut Vec<Arg>| {
+        if parts.is_empty() {
+            return empty.to_owned();
+        }
+        let parts: Vec<String> = parts.iter().map(|p| doc_filter_sql(p, args)).collect();
+        format!("({})", parts.join(op))
+    };
+    match e {
+        DocFilter::All(parts) => join(parts, " AND ", "1", args),
+        DocFilter::Any(parts) => join(parts, " OR ", "0", args),
+        DocFilter::Not(p) => format!("(NOT {})", doc_filter_sql(p, args)),
+        DocFilter::Meta(c) => format!("coalesce({}, 0)", condition_sql(c, args)),
+        DocFilter::Tag(t) => {
+            args.push(Arg::Text(t.as_str().to_owned()));
+            "EXISTS (SELECT 1 FROM json_each(d.tags) jt WHERE jt.value = ?)".into()
+        }
+        DocFilter::KeyPrefix(p) => key_prefix_sql(p, args),
+        DocFilter::Created(r) => time_range_sql("d.created_at", r, args),
+        DocFilter::Updated(r) => time_range_sql("d.updated_at", r, args),
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix` (`None` when there is none): keys with
+/// the prefix are exactly those in `[prefix, bound)`, since UTF-8 byte order is code point order.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Keys starting with `prefix`, as a range on the key index.
+fn key_prefix_sql(prefix: &str, args: &mut Vec<Arg>) -> String {
+    if prefix.is_empty() {
+        return "1".into();
+    }
+    args.push(Arg::Text(prefix.to_owned()));
+    match prefix_upper_bound(prefix) {
+        Some(bound) => {
+            args.push(Arg::Text(bound));
+            "(d.key >= ? AND d.key < ?)".into()
+        }
+        None => {
+            args.push(Arg::Text(prefix.to_owned()));
+            args.push(Arg::Text(prefix.to_owned()));
+            "(d.key >= ? AND substr(d.key, 1, length(?)) = ?)".into()
+        }
+    }
+}
+
+fn time_range_sql(col: &str, r: &TimeRange, args: &mut Vec<Arg>) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = r.since {
+        parts.push(format!("{col} >= ?"));
+        args.push(Arg::Int(s.as_millis()));
+    }
+    if let Some(u) = r.until {
+        parts.push(format!("{col} < ?"));
+        args.push(Arg::Int(u.as_millis()));
+    }
+    if parts.is_empty() { "1".into() } else { format!("({})", parts.join(" AND ")) }
+}
+
+/// Documents after the cursor in the listing's order (ties broken by key ascending, as [`order_by`] sorts).
+fn after_sql(q: &ListQuery, c: &Cursor, args: &mut Vec<Arg>) -> String {
+    let key = Arg::Text(c.key.as_str().to_owned());
+    let col = match q.sort {
+        SortField::Key => {
+            args.push(key);
+            return if q.order == SortOrder::Desc { "d.key < ?".into() } else { "d.key > ?".into() };
+        }
+        SortField::UpdatedAt => "d.updated_at",
+        SortField::CreatedAt => "d.created_at",
+        SortField::Size => "d.size",
+    };
+    let beyond = if q.order == SortOrder::Desc { "<" } else { ">" };
+    args.extend([Arg::Int(c.value), Arg::Int(c.value), key]);
+    format!("({col} {beyond} ? OR ({col} = ? AND d.key > ?))")
+}
+
 /// The full `WHERE` for a listing in collection `collection_id`.
 pub(crate) fn where_clause(collection_id: i64, q: &ListQuery) -> Where {
     let mut args = vec![Arg::Int(collection_id)];
@@ -113,26 +204,36 @@ pub(crate) fn where_clause(collection_id: i64, q: &ListQuery) -> Where {
         sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(d.tags) jt WHERE jt.value = ?)");
         args.push(Arg::Text(tag.as_str().to_owned()));
     }
-    for (col, range) in [("d.created_at", q.created), ("d.updated_at", q.updated)] {
-        if let Some(s) = range.since {
-            sql.push_str(&format!(" AND {col} >= ?"));
-            args.push(Arg::Int(s.as_millis()));
-        }
-        if let Some(u) = range.until {
-            sql.push_str(&format!(" AND {col} < ?"));
-            args.push(Arg::Int(u.as_millis()));
+    for (col, range) in [("d.created_at", &q.created), ("d.updated_at", &q.updated)] {
+        if range.since.is_some() || range.until.is_some() {
+            sql.push_str(" AND ");
+            sql.push_str(&time_range_sql(col, range, &mut args));
         }
     }
     if let Some(p) = &q.key_prefix {
-        sql.push_str(" AND substr(d.key, 1, length(?)) = ?");
-        args.push(Arg::Text(p.clone()));
-        args.push(Arg::Text(p.clone()));
+        sql.push_str(" AND ");
+        sql.push_str(&key_prefix_sql(p, &mut args));
     }
     if !q.filter.is_empty() {
         sql.push_str(" AND ");
         sql.push_str(&filter_sql(&q.filter, &mut args));
     }
+    if !q.expr.is_everything() {
+        sql.push_str(" AND ");
+        sql.push_str(&doc_filter_sql(&q.expr, &mut args));
+    }
     Where { sql, args }
+}
+
+/// The `WHERE` of one page: the listing's, and after the cursor when there is one (not counted in the total).
+pub(crate) fn page_where_clause(collection_id: i64, q: &ListQuery) -> Where {
+    let mut w = where_clause(collection_id, q);
+    if let Some(c) = &q.after {
+        w.sql.push_str(" AND ");
+        let after = after_sql(q, c, &mut w.args);
+        w.sql.push_str(&after);
+    }
+    w
 }
 
 /// `ORDER BY` for a listing; ties are broken by key.
@@ -161,11 +262,24 @@ mod tests {
 
     #[test]
     fn placeholders_match_arguments() {
-        let mut q = ListQuery::default();
-        for e in ["lang=en", "year>=2000", "x!=1", "t in a,b", "z exists", "w missing"] {
-            q.filter.push_user_expr(e).unwrap();
-        }
-        let w = where_clause(1, &q);
+        let now = colstore_domain::Timestamp::from_millis(0);
+        let metadata = "lang=en and year>=2000 and x!=1 and t in a,b and z exists and w missing";
+        let mut q = ListQuery { filter: DocFilter::parse(metadata, now).unwrap().as_metadata_filter().unwrap(), ..ListQuery::default() };
+        q.expr = DocFilter::parse("tag:a or (key:n and not created:>=7d) or updated:1d..2d", colstore_domain::Timestamp::from_millis(0))
+            .unwrap();
+        q.key_prefix = Some("x".into());
+        q.after =
+            Some(Cursor { sort: SortField::Size, order: SortOrder::Desc, value: 3, key: colstore_domain::DocKey::parse("k").unwrap() });
+        q.sort = SortField::Size;
+        let w = page_where_clause(1, &q);
         assert_eq!(w.sql.matches('?').count(), w.args.len(), "{}", w.sql);
+    }
+
+    #[test]
+    fn prefix_bounds_are_the_next_string() {
+        assert_eq!(prefix_upper_bound("notes/").as_deref(), Some("notes0"));
+        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
     }
 }

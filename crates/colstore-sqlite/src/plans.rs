@@ -49,3 +49,37 @@ async fn batched_statements_use_indexes() {
     assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "stored_hashes scans: {steps:#?}");
     assert!(steps.iter().any(|s| s.starts_with("SEARCH blobs") && s.contains("hash=?")), "stored_hashes: {steps:#?}");
 }
+
+/// `col ls --where` and `col export --where`: the common shapes of the filter language (a key prefix, a time range)
+/// are index ranges, also inside an `and` with metadata conditions, never a walk of the whole collection.
+#[tokio::test]
+async fn listings_by_key_and_time_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
+    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
+        .await
+        .expect("open");
+    let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
+    let cases = [
+        ("key:notes/", "sqlite_autoindex_documents_1 (collection_id=? AND key>? AND key<?)"),
+        ("key:notes/ and lang=en and year>2000", "sqlite_autoindex_documents_1 (collection_id=? AND key>? AND key<?)"),
+        ("updated:>=7d", "documents_updated (collection_id=? AND updated_at>?)"),
+        (
+            "lang=en and updated:2026-01-01..2026-02-01 and not draft=true",
+            "documents_updated (collection_id=? AND updated_at>? AND updated_at<?)",
+        ),
+        ("created:<7d", "documents_created (collection_id=? AND created_at<?)"),
+        ("created:>=2026-01-01 and author exists", "documents_created (collection_id=? AND created_at>?)"),
+    ];
+    for (expr, index) in cases {
+        let q = colstore_domain::ListQuery {
+            expr: colstore_domain::DocFilter::parse(expr, now).unwrap(),
+            limit: Some(20),
+            ..colstore_domain::ListQuery::default()
+        };
+        let w = crate::filter_sql::page_where_clause(1, &q);
+        let sql = format!("SELECT d.* FROM documents d WHERE {} ORDER BY {} LIMIT 20", w.sql, crate::filter_sql::order_by(&q));
+        let steps = plan(&repo, &sql).await;
+        assert!(steps.iter().any(|s| s.starts_with("SEARCH d USING INDEX") && s.ends_with(index)), "{expr}: {steps:#?}");
+    }
+}

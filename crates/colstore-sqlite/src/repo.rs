@@ -1027,9 +1027,10 @@ impl CollectionRepo for SqliteRepo {
             .try_get(0)
             .map_err(map_err)?;
         let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let page = filter_sql::page_where_clause(cid, query);
         let sql =
-            format!("SELECT {DOC_COLUMNS} FROM documents d WHERE {} ORDER BY {} LIMIT ? OFFSET ?", w.sql, filter_sql::order_by(query));
-        let rows = bind_args(sqlx::query(AssertSqlSafe(sql)), &w.args)
+            format!("SELECT {DOC_COLUMNS} FROM documents d WHERE {} ORDER BY {} LIMIT ? OFFSET ?", page.sql, filter_sql::order_by(query));
+        let rows = bind_args(sqlx::query(AssertSqlSafe(sql)), &page.args)
             .bind(limit)
             .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)

@@ -468,16 +468,11 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn list_documents(&self, collection: &CollectionName, query: &ListQuery) -> Result<Page<DocumentMeta>, RepoError> {
-        let mut matching: Vec<DocumentMeta> = {
+        let docs: Vec<DocumentMeta> = {
             let st = self.lock();
-            st.collection(collection)?.docs.values().filter(|d| query.matches(d)).cloned().collect()
+            st.collection(collection)?.docs.values().cloned().collect()
         };
-        query.sort(&mut matching);
-        let total = matching.len() as u64;
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-        let items = matching.into_iter().skip(offset).take(limit).collect();
-        Ok(Page { items, total })
+        Ok(query.page(docs))
     }
 
     async fn stats(&self, collection: Option<CollectionName>) -> Result<StorageStats, RepoError> {

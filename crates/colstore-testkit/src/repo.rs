@@ -19,8 +19,8 @@ use colstore_domain::ports::{
 };
 use colstore_domain::{
     ChunkingSettings, Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream,
-    Dimension, Distance, DocKey, DocumentMeta, EmbedderId, Filter, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus,
-    SortField, SortOrder, Tag, Tags, TimeRange, VectorSettings,
+    Dimension, Distance, DocFilter, DocKey, DocumentMeta, EmbedderId, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus,
+    SortField, SortOrder, Tag, Tags, TimeRange, Timestamp, VectorSettings,
 };
 use futures::StreamExt;
 use futures::stream;
@@ -89,6 +89,8 @@ macro_rules! repo_conformance {
             list_sorts_with_key_tie_break,
             list_pages_with_total,
             list_filters_by_key_prefix_literally,
+            list_filter_language_like_a_full_scan,
+            list_pages_with_cursors_like_a_full_scan,
             equal_content_is_deduplicated_across_collections,
             gc_collects_replaced_content,
             gc_keeps_content_until_last_reference_goes,
@@ -287,12 +289,7 @@ pub async fn fetch_all(repo: &dyn CollectionRepo, c: &CollectionName, keys: &[&s
 
 /// What a listing must return: `all` filtered with [`ListQuery::matches`], sorted with [`ListQuery::sort`], then paged.
 pub fn reference_page(all: &[DocumentMeta], q: &ListQuery) -> Page<DocumentMeta> {
-    let mut matching: Vec<DocumentMeta> = all.iter().filter(|d| q.matches(d)).cloned().collect();
-    q.sort(&mut matching);
-    let total = matching.len() as u64;
-    let offset = usize::try_from(q.offset).unwrap_or(usize::MAX);
-    let limit = q.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-    Page { items: matching.into_iter().skip(offset).take(limit).collect(), total }
+    q.page(all.iter().cloned())
 }
 
 /// Asserts that listing `c` with `q` returns exactly the reference page over `all`, and returns the listed keys.
@@ -324,11 +321,9 @@ pub fn sorted_by(sort: SortField, order: SortOrder) -> ListQuery {
 /// # Panics
 /// When an expression does not parse.
 pub fn where_(exprs: &[&str]) -> ListQuery {
-    let mut filter = Filter::default();
-    for e in exprs {
-        filter.push_user_expr(e).unwrap_or_else(|err| panic!("bad filter {e:?} in a scenario: {err}"));
-    }
-    ListQuery { filter, ..ListQuery::default() }
+    let expr =
+        DocFilter::parse_all(exprs, Timestamp::from_millis(0)).unwrap_or_else(|err| panic!("bad filter {exprs:?} in a scenario: {err}"));
+    ListQuery { expr, ..ListQuery::default() }
 }
 
 /// What a verification reported, added up.
@@ -1232,7 +1227,7 @@ pub async fn list_filters_by_metadata_like_a_full_scan(f: &dyn RepoFixture) {
         &["lang!=en"],
         &["lang=EN"],
         &["lang=\"\""],
-        &["lang=en fr"],
+        &["lang=\"en fr\""],
         &["year>2000"],
         &["year>=2000"],
         &["year<2000"],
@@ -1379,6 +1374,172 @@ pub async fn list_pages_with_total(f: &dyn RepoFixture) {
     assert_eq!(list_keys(&*repo, &c, &page(8, None)).await, (keys[8..].to_vec(), 10), "offset without limit");
     let even = ListQuery { tags: vec![tag("even")], offset: 1, limit: Some(2), ..ListQuery::default() };
     assert_eq!(list_keys(&*repo, &c, &even).await, (strings(&["doc-02.md", "doc-04.md"]), 5), "total counts filtered matches");
+}
+
+/// A collection of 42 documents spread over keys, metadata, tags, sizes and times (created over 40 hours, some
+/// updated later), for the filter-language and cursor scenarios. Returns every document's description.
+async fn varied_collection(f: &dyn RepoFixture, c: &CollectionName) -> Vec<DocumentMeta> {
+    let repo = f.repo();
+    let clock = f.clock();
+    let folders = ["a/", "a/b/", "ab/", "b/", "é/", ""];
+    let metas = [
+        r#"{"lang":"en","year":1999,"n":1,"labels":["red","blue"],"author":{"name":"Ann"}}"#,
+        r#"{"lang":"fr","year":2005,"n":2,"labels":[]}"#,
+        r#"{"lang":["en","fr"],"year":2010.5,"author":null}"#,
+        r#"{"lang":"de","year":"2001","n":"1","labels":"red"}"#,
+        r#"{}"#,
+        r#"{"lang":"en","year":2020,"n":3,"author":"Bob","labels":["red"]}"#,
+        r#"{"lang":"EN","n":true}"#,
+    ];
+    let tag_sets: [&[&str]; 4] = [&["x"], &["y"], &["x", "y"], &[]];
+    let mut keys = Vec::new();
+    for i in 0..40usize {
+        let key = format!("{}{i:02}.md", folders[i % folders.len()]);
+        put_one(&*repo, c, doc(&key, "z".repeat(i * 7 % 13 + 1), metas[i % metas.len()], tag_sets[i % 4])).await;
+        keys.push(key);
+        clock.advance(HOUR);
+    }
+    // Keys just past a prefix's range (`a0` after every `a/…`): a translation that gets the prefix's end wrong lists them.
+    for key in ["a0", "b0"] {
+        put_one(&*repo, c, doc(key, key, "{}", &["x"])).await;
+        keys.push(key.to_owned());
+    }
+    // Some documents change later, so that `updated` differs from `created` and sorts differently.
+    for (i, key) in keys.iter().take(40).enumerate().filter(|(i, _)| i % 3 == 0) {
+        put_one(&*repo, c, doc(key, "changed".repeat(i % 4 + 1), metas[(i + 1) % metas.len()], tag_sets[(i + 1) % 4])).await;
+        clock.advance(HOUR);
+    }
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    fetch_all(&*repo, c, &key_refs).await
+}
+
+/// A small deterministic generator (xorshift), so a failing expression is the same on every run.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    /// A random `--where` expression over metadata, tags, keys and times, with `and`, `or`, `not` and parentheses.
+    fn expr(&mut self, depth: u32) -> String {
+        const ATOMS: &[&str] = &[
+            "lang=en",
+            "lang!=fr",
+            "year>=2000",
+            "year<2010",
+            "n in 1,2",
+            "n=\"1\"",
+            "n=true",
+            "author exists",
+            "author missing",
+            "author.name=Ann",
+            "labels=red",
+            "tag:x",
+            "tag:y",
+            "key:a/",
+            "key:a/b",
+            "key:\"b/\"",
+            "key:é",
+            "created:>=20h",
+            "created:<30h",
+            "updated:>=10h",
+            "updated:<45h",
+            "created:60h..50h",
+        ];
+        if depth == 0 || self.below(3) == 0 {
+            return ATOMS[self.below(ATOMS.len())].to_owned();
+        }
+        match self.below(3) {
+            0 => format!("{} and {}", self.expr(depth - 1), self.expr(depth - 1)),
+            1 => format!("({} or {})", self.expr(depth - 1), self.expr(depth - 1)),
+            _ => format!("not ({})", self.expr(depth - 1)),
+        }
+    }
+
+    fn sort(&mut self) -> (SortField, SortOrder) {
+        let sort = [SortField::Key, SortField::UpdatedAt, SortField::CreatedAt, SortField::Size][self.below(4)];
+        (sort, if self.below(2) == 0 { SortOrder::Asc } else { SortOrder::Desc })
+    }
+}
+
+/// Every expression of the filter language (metadata, `tag:`, `key:`, `created:`, `updated:`, `and`, `or`, `not`,
+/// parentheses) lists exactly what a full scan with [`DocFilter::matches`] finds, in every sort, with every page.
+pub async fn list_filter_language_like_a_full_scan(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "notes").await;
+    let all = varied_collection(f, &c).await;
+    let now = f.clock().now();
+    let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
+    let (mut selective, mut rounds) = (0, 0);
+    while rounds < 300 {
+        let text = rng.expr(3);
+        let expr = DocFilter::parse(&text, now).unwrap_or_else(|e| panic!("the scenario's own expression {text:?}: {e}"));
+        let (sort, order) = rng.sort();
+        let q = ListQuery { expr, sort, order, ..ListQuery::default() };
+        let got = assert_list_like_scan(&*repo, &c, &all, &q, &format!("where {text:?}")).await;
+        if !got.is_empty() && got.len() < all.len() {
+            selective += 1;
+        }
+        let paged = ListQuery { offset: rng.below(4) as u64, limit: Some(rng.below(6) as u64 + 1), ..q };
+        assert_list_like_scan(&*repo, &c, &all, &paged, &format!("where {text:?} paged")).await;
+        rounds += 1;
+    }
+    assert!(selective >= 150, "the expressions must actually discriminate ({selective} of {rounds} did)");
+    // Anchor the reference on hand-checked answers.
+    let keys =
+        |e: &str| keys_of(&reference_page(&all, &ListQuery { expr: DocFilter::parse(e, now).unwrap(), ..ListQuery::default() }).items);
+    assert_eq!(keys("key:a/b"), strings(&["a/b/01.md", "a/b/07.md", "a/b/13.md", "a/b/19.md", "a/b/25.md", "a/b/31.md", "a/b/37.md"]));
+    assert_eq!(keys("key:\"b/\" and tag:x and tag:y"), strings(&["b/09.md", "b/21.md", "b/33.md"]), "tags as changed later");
+    assert_eq!(keys("created:60h..50h"), strings(&["a/00.md", "a/b/01.md", "ab/02.md", "b/03.md"]), "half-open [60h ago, 50h ago)");
+    assert_eq!(keys("created:>=1h"), Vec::<String>::new(), "every document was created more than an hour ago");
+}
+
+/// `after` (a cursor) pages through any sort: the pages concatenate to the full listing without gaps or repeats, a
+/// document written behind the cursor does not shift later pages, and `total` still counts every match.
+pub async fn list_pages_with_cursors_like_a_full_scan(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "notes").await;
+    let all = varied_collection(f, &c).await;
+    let now = f.clock().now();
+    for (sort, order) in [SortField::Key, SortField::UpdatedAt, SortField::CreatedAt, SortField::Size]
+        .into_iter()
+        .flat_map(|s| [(s, SortOrder::Asc), (s, SortOrder::Desc)])
+    {
+        for (expr, page_size) in [("", 7), ("tag:x or lang=en", 3), ("not key:a/", 4)] {
+            let base = ListQuery {
+                expr: DocFilter::parse_all((!expr.is_empty()).then_some(expr), now).unwrap(),
+                sort,
+                order,
+                ..ListQuery::default()
+            };
+            let want = keys_of(&reference_page(&all, &base).items);
+            let mut walked = Vec::new();
+            let mut after = None;
+            loop {
+                let q = ListQuery { limit: Some(page_size), after: after.clone(), ..base.clone() };
+                let got = assert_list_like_scan(&*repo, &c, &all, &q, &format!("{sort:?} {order:?} where {expr:?} after {after:?}")).await;
+                let page = list(&*repo, &c, &q).await;
+                assert_eq!(page.total as usize, want.len(), "total counts every match, not what is after the cursor");
+                walked.extend(got);
+                match page.items.last() {
+                    Some(last) => after = Some(q.cursor_after(last)),
+                    None => break,
+                }
+            }
+            assert_eq!(walked, want, "{sort:?} {order:?} where {expr:?}: pages of {page_size} concatenate to the listing");
+        }
+    }
+    // A document written before the cursor's position does not move what comes after it.
+    let q = ListQuery { limit: Some(5), ..ListQuery::default() };
+    let first = list(&*repo, &c, &q).await;
+    let next = ListQuery { after: Some(q.cursor_after(first.items.last().unwrap())), ..q.clone() };
+    let before = keys_of(&list(&*repo, &c, &next).await.items);
+    put_one(&*repo, &c, plain("0-new-first.md", "new")).await;
+    assert_eq!(keys_of(&list(&*repo, &c, &next).await.items), before, "a write behind the cursor shifts nothing");
 }
 
 /// `key_prefix` is a literal byte prefix: `_`, `%`, `*`, `[` and case are not patterns.

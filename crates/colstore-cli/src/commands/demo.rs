@@ -88,6 +88,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
             desc: false,
             limit: None,
             offset: 0,
+            after: None,
         },
     )
     .await?;

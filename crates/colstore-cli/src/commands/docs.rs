@@ -4,8 +4,8 @@ use std::path::Path;
 
 use bytes::BytesMut;
 use colstore_domain::{
-    Content, ContentStream, DocumentMeta, Filter, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags, TimeRange,
-    Timestamp,
+    Content, ContentStream, Cursor, DocumentMeta, ListQuery, Metadata, NewDocument, SortField, SortOrder, Tags,
+    TimeRange, Timestamp,
 };
 use futures::StreamExt;
 use colstore_app::{ReadError, ReadMode};
@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::safety::{SafetyProgress, announce_safety, safety_fields};
-use super::{Ctx, collection_name, display, doc_key, io};
+use super::{Ctx, collection_name, display, doc_key, io, now, where_filter};
 use colstore_domain::ports::SafetyNet;
 use crate::cli::{GetArgs, LsArgs, PutArgs, RmArgs, SortArg};
 use crate::error::{CliError, CliResult};
@@ -192,20 +192,15 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
 
 pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
     let collection = collection_name(&a.collection)?;
-    let mut filter = Filter::default();
-    for f in &a.filters {
-        filter.push_user_expr(f)?;
-    }
-    let now = Timestamp::from_millis(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    );
+    let now = now();
+    let expr = where_filter(&a.filters)?;
     let updated = TimeRange {
         since: a.since.as_deref().map(|s| Timestamp::parse_user(s, now)).transpose()?,
         until: a.until.as_deref().map(|s| Timestamp::parse_user(s, now)).transpose()?,
     };
-    let query = ListQuery {
+    let mut query = ListQuery {
         tags: Tags::parse_all(&a.tags)?.0.into_iter().collect(),
-        filter,
+        expr,
         created: TimeRange::default(),
         updated,
         key_prefix: a.prefix.clone(),
@@ -216,17 +211,31 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
             SortArg::Size => SortField::Size,
         },
         order: if a.desc { SortOrder::Desc } else { SortOrder::Asc },
-        limit: a.limit,
+        // One more than asked: whether it comes back says if there is a next page.
+        limit: a.limit.map(|l| l.saturating_add(1)),
         offset: a.offset,
+        ..ListQuery::default()
     };
+    if let Some(token) = &a.after {
+        let cursor = Cursor::decode(token)?;
+        cursor.check_fits(&query)?;
+        query.after = Some(cursor);
+    }
     let store = ctx.open().await?;
-    let page = store.repo().list_documents(&collection, &query).await?;
+    let mut page = store.repo().list_documents(&collection, &query).await?;
+    let more = a.limit.is_some_and(|l| page.items.len() as u64 > l);
+    if more {
+        page.items.pop();
+    }
+    let next = if more { page.items.last().map(|d| query.cursor_after(d).encode()) } else { None };
     ctx.out
         .json_value(&json!({
             "collection": collection,
             "total": page.total,
             "offset": a.offset,
             "limit": a.limit,
+            "after": a.after,
+            "next": next,
             "documents": page.items.iter().map(doc_json).collect::<Vec<_>>(),
         }))
         .map_err(io)?;
@@ -249,7 +258,10 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
         .collect();
     ctx.out.data(table(&["KEY", "SIZE", "VERSION", "UPDATED", "TAGS"], &rows)).map_err(io)?;
     let shown = page.items.len() as u64;
-    if shown < page.total {
+    if let Some(next) = next {
+        let how = if a.offset > 0 { "replace --offset with" } else { "add" };
+        ctx.out.line(format!("({shown} of {} shown; the next page: {how} --after {next})", page.total)).map_err(io)?;
+    } else if shown < page.total && a.after.is_none() {
         ctx.out.line(format!("({shown} of {} shown; use --limit/--offset to page)", page.total)).map_err(io)?;
     }
     Ok(())

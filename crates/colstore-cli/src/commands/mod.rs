@@ -117,6 +117,18 @@ pub fn doc_key(s: &str) -> CliResult<DocKey> {
     Ok(DocKey::parse(s)?)
 }
 
+/// The `--where` expressions of a command, joined with `and`; ages (`7d`) count back from now.
+pub fn where_filter(exprs: &[String]) -> CliResult<colstore_domain::DocFilter> {
+    use colstore_domain::ports::Clock;
+    Ok(colstore_domain::DocFilter::parse_all(exprs, colstore_wiring::SystemClock.now())?)
+}
+
+/// Now, for times the user gives as ages (`--since 7d`).
+pub fn now() -> colstore_domain::Timestamp {
+    use colstore_domain::ports::Clock;
+    colstore_wiring::SystemClock.now()
+}
+
 /// Turns an output error into a CLI error; a closed pipe is not an error.
 pub fn io(e: std::io::Error) -> CliError {
     if e.kind() == std::io::ErrorKind::BrokenPipe { CliError::closed_output() } else { CliError::new(format!("cannot write output: {e}")) }

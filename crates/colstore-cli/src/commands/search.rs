@@ -1,9 +1,8 @@
 //! `col search`: the nearest chunks of a query, with their documents' current text.
 
-use colstore_domain::Filter;
 use serde_json::json;
 
-use super::{Ctx, collection_name, io};
+use super::{Ctx, collection_name, io, where_filter};
 use crate::cli::SearchArgs;
 use crate::error::{CliError, CliResult};
 use crate::output::to_value;
@@ -15,13 +14,10 @@ pub async fn search(ctx: &Ctx, a: SearchArgs) -> CliResult {
             "say what to look for, e.g. `col search {collection} \"how do backups work\"`; to list documents use `col ls {collection}`"
         )));
     }
-    let mut filter = Filter::default();
-    for f in &a.filters {
-        filter.push_user_expr(f)?;
-    }
+    let filter = where_filter(&a.filters)?;
     let store = ctx.open().await?;
     let ports = Ctx::sync_ports(&store).await?;
-    let found = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_empty()).then_some(&filter)).await?;
+    let found = colstore_app::search(&ports, &collection, &a.query, usize::from(a.k), (!filter.is_everything()).then_some(&filter)).await?;
     let hits = &found.hits;
     ctx.out.json_value(&json!({ "collection": collection, "query": a.query, "results": to_value(hits) })).map_err(io)?;
     if hits.is_empty() {
