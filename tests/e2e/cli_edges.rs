@@ -84,8 +84,13 @@ fn export_o_dash_pipes_into_import_dash() {
 #[test]
 fn search_before_the_first_sync_says_to_sync() {
     let s = TestStore::with_note("alpha beta gamma");
-    let line = s.run(["search", "notes", "alpha"]).assert_error(1, "not synced yet: run `col sync notes`");
+    let out = s.run(["search", "notes", "alpha", "--mode", "vector"]);
+    let line = out.assert_error(1, "not synced yet: run `col sync notes`");
     assert!(!line.contains("cs_"), "the index's internal name leaks: {line}");
+    assert!(out.hint().is_some_and(|h| h.contains("--mode keyword")), "{out}");
+    // Hybrid, the default, answers from the text and says what is missing.
+    let hybrid = s.ok(["search", "notes", "alpha"]);
+    assert!(hybrid.stdout.contains("a.md#0") && hybrid.stdout.contains("run `col sync notes` to add vector hits"), "{hybrid}");
 }
 
 #[test]
@@ -105,14 +110,16 @@ fn search_results_are_not_padded_with_unrelated_hits() {
     s.ok(["put", "notes", "cats.md", "--text", "felines purr softly"]);
     s.ok(["put", "notes", "dogs.md", "--text", "hounds bark loudly"]);
     s.ok(["sync"]);
-    let hits = s.json(["search", "notes", "durable commits", "-k", "10"]);
+    let hits = s.json(["search", "notes", "durable commits", "-k", "10", "--mode", "vector"]);
     let results = hits["results"].as_array().unwrap();
     let keys: Vec<&str> = results.iter().map(|r| r["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["wal.md"], "{hits}");
     assert!(results.iter().all(|r| r["score"].as_f64().unwrap() > 0.0), "{hits}");
-    let human = s.ok(["search", "notes", "durable commits"]);
+    let human = s.ok(["search", "notes", "durable commits", "--mode", "vector"]);
     assert!(!human.stdout.contains("0.000"), "{human}");
     assert!(human.stdout.contains("cosine similarity"), "the score is explained: {human}");
+    let hybrid = s.ok(["search", "notes", "durable commits"]);
+    assert!(hybrid.stdout.contains("reciprocal rank fusion") && hybrid.stdout.contains("[keyword #1, vector #1]"), "{hybrid}");
     assert!(!human.stdout.contains("not synced yet"), "{human}");
     s.ok(["put", "notes", "fresh.md", "--text", "durable and fresh"]);
     let later = s.ok(["search", "notes", "durable commits"]);
@@ -214,7 +221,7 @@ fn demo_wording() {
     assert!(o.contains("embedded in 1 call"), "{o}");
     assert!(!o.contains("COLLECTION ACTION"), "{o}");
     assert!(o.contains("identical to another chunk"), "the chunk that was not embedded is explained: {o}");
-    assert!(o.contains("cosine similarity"), "the scores are explained: {o}");
+    assert!(o.contains("reciprocal rank fusion"), "the scores are explained: {o}");
 }
 
 #[test]

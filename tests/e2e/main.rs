@@ -20,6 +20,7 @@ mod lock;
 mod outside_input;
 mod pipe;
 mod remote;
+mod search;
 mod store_identity;
 mod sync;
 mod sync_cancel;

@@ -59,7 +59,7 @@ fn sync_search_status_and_verify_with_the_hash_embedder() {
     let results = hits["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "only fox.md shares words with the query; the others are not padded in: {hits}");
     assert_eq!(results[0]["key"], "fox.md", "the lexical embedder ranks the matching document first: {hits}");
-    assert!(results[0]["snippet"].as_str().unwrap().contains("quick brown fox"));
+    assert!(results[0]["snippet"].as_str().unwrap().contains("The quick «brown» «fox» jumps"), "the query's words are marked: {hits}");
     assert_eq!(results[0]["metadata"]["lang"], "en");
     let filtered = s.json(["search", "notes", "fox", "--where", "lang=de"]);
     assert!(filtered["results"].as_array().unwrap().is_empty(), "the metadata filter applies: {filtered}");

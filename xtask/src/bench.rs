@@ -7,7 +7,7 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer, remote — can be measured alone with `--only`, to
+//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer, remote, retrieval — can be measured alone with `--only`, to
 //! re-measure one after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and
 //! `restore` with restic; the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile`
 //! against `git status` on the same tree, reconciles of changed trees, and `col watch` from a save to synced; the large
@@ -24,6 +24,7 @@ mod peer;
 mod reconcile;
 mod remote;
 mod report;
+mod retrieval;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -76,11 +77,23 @@ pub(crate) enum Area {
     Peer,
     /// `col sync`, `verify --index` and `reindex --to` against the testkit's Qdrant fake on loopback (`remote.rs`).
     Remote,
+    /// Known-item search on the machine's man pages in each search mode: recall, MRR and latency (`retrieval.rs`).
+    Retrieval,
 }
 
 impl Area {
-    const ALL: [Area; 9] =
-        [Area::Ingest, Area::Sync, Area::Search, Area::Queue, Area::Backup, Area::Reconcile, Area::Large, Area::Peer, Area::Remote];
+    const ALL: [Area; 10] = [
+        Area::Ingest,
+        Area::Sync,
+        Area::Search,
+        Area::Queue,
+        Area::Backup,
+        Area::Reconcile,
+        Area::Large,
+        Area::Peer,
+        Area::Remote,
+        Area::Retrieval,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -93,6 +106,7 @@ impl Area {
             Area::Large => "large",
             Area::Peer => "peer",
             Area::Remote => "remote",
+            Area::Retrieval => "retrieval",
         }
     }
 
@@ -415,6 +429,13 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         m.remote = Some(remote::measure_remote(root, target_dir, bin, dir, args.docs)?);
     }
 
+    if args.runs(Area::Retrieval) {
+        let store = dir.join("retrieval-store");
+        create_dirs(&[&store])?;
+        let col = Col { bin, store: &store, cwd: dir };
+        m.retrieval = Some(retrieval::retrieval(dir, &|args| col.run(args).map(|_| ()))?);
+    }
+
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
         date: report::utc_date(now),
@@ -649,7 +670,7 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer,remote"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer,remote,retrieval"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
@@ -684,7 +705,7 @@ mod tests {
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
         assert_eq!(
             parse(&["--only", "ingest,speed"]),
-            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, remote, not \"speed\"".into())
+            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, remote, retrieval, not \"speed\"".into())
         );
         assert_eq!(parse(&["--large-bytes", "2GiB"]), Err("--large-bytes takes a whole number, not \"2GiB\"".into()));
         assert_eq!(parse(&["--large-bytes=0"]), Err("--large-bytes must be at least 1".into()));

@@ -263,6 +263,7 @@ fn settings_for(embedder: &EmbedderId, info: &ForeignInfo) -> CollectionSettings
         vectors: Some(VectorSettings { embedder: embedder.clone(), distance: info.distance }),
         chunking: ChunkingSettings::WHOLE_DOCUMENT,
         index: None,
+        fusion: None,
     }
 }
 

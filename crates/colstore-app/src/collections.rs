@@ -1,4 +1,5 @@
-//! `col collection create` (and `col add --create`): a new collection with its settings.
+//! `col collection create` (and `col add --create`): a new collection with its settings; `col collection set`'s search
+//! fusion settings.
 
 use colstore_domain::ports::{CollectionRepo, RepoError};
 use colstore_domain::{
@@ -23,6 +24,58 @@ pub async fn create_collection(
         chunking: chunking.unwrap_or_default(),
         vectors: vectors.map(|(embedder, distance)| VectorSettings { embedder, distance }),
         index,
+        fusion: None,
     };
     repo.create_collection(CollectionSpec { name, settings }).await
+}
+
+/// What `col collection set --rrf-k/--keyword-weight/--vector-weight/--default-fusion` asks for: values to change
+/// (the others kept from the collection's fusion, or its embedder's defaults), or back to the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FusionChange {
+    /// The new rank constant.
+    pub rrf_k: Option<u32>,
+    /// The new keyword weight.
+    pub keyword_weight: Option<f64>,
+    /// The new vector weight.
+    pub vector_weight: Option<f64>,
+    /// Forget the collection's own fusion: use its embedder's defaults again.
+    pub reset: bool,
+}
+
+/// Why [`change_fusion`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FusionError {
+    /// A value out of range.
+    #[error(transparent)]
+    Invalid(#[from] colstore_domain::ValidationError),
+    /// The store.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Changes how hybrid search fuses keyword and vector ranks in `collection`; nothing is re-indexed (fusion happens at
+/// query time). Returns the collection as it is now.
+///
+/// # Errors
+/// `Invalid` for a value out of range (nothing changed), or a store failure.
+pub async fn change_fusion(
+    repo: &dyn CollectionRepo,
+    collection: &CollectionName,
+    change: FusionChange,
+) -> Result<Collection, FusionError> {
+    let c = repo.collection(collection).await?;
+    let mut settings = c.settings.clone();
+    settings.fusion = if change.reset {
+        None
+    } else {
+        let kind = settings.vectors.as_ref().map(|v| v.embedder.kind.as_str());
+        let base = settings.fusion.unwrap_or_else(|| colstore_domain::FusionSettings::default_for(kind));
+        Some(colstore_domain::FusionSettings::new(
+            change.rrf_k.unwrap_or(base.rrf_k()),
+            change.keyword_weight.unwrap_or(base.keyword_weight()),
+            change.vector_weight.unwrap_or(base.vector_weight()),
+        )?)
+    };
+    Ok(repo.update_settings(collection, settings).await?)
 }

@@ -18,6 +18,7 @@ mod projection;
 mod reconcile;
 mod reconcile_all;
 mod remove;
+mod search;
 mod status;
 mod sync;
 mod sync_jobs;
@@ -27,7 +28,7 @@ mod watch;
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
 pub use adopt::{ADOPT_PAGE, AdoptError, AdoptOptions, AdoptProgress, AdoptReport, AdoptSample, AdoptSkip, MAX_LISTED_SKIPS, adopt};
 pub use clear::{ClearProjection, ClearReport, ClearTarget, clear_collection, clear_collections, plan_clear, retire_deleted};
-pub use collections::create_collection;
+pub use collections::{FusionChange, FusionError, change_fusion, create_collection};
 pub use documents::{CHECK_IN_MEMORY, ReadError, ReadMode, ReadReport, collect_garbage, put_document, read_document};
 pub use export::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportOutcome, ImportPlan, ImportRunError, MAX_LINE_BYTES, decode_export,
@@ -36,8 +37,8 @@ pub use export::{
 pub use jobs::{cancel_job, retry_job};
 pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
 pub use projection::{
-    CollectionStatus, Drift, IndexReport, MoveError, MoveReport, SearchHit, SearchResults, SettingsChange, Status, TargetHealth,
-    change_settings, move_index, reindex, search, status, verify_index, verify_indexes,
+    CollectionStatus, Drift, IndexReport, MoveError, MoveReport, SettingsChange, Status, TargetHealth, change_settings, move_index,
+    reindex, status, verify_index, verify_indexes,
 };
 pub use reconcile::{
     ChangeCounts, DEFAULT_MAX_DELETE_RATIO, ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, Refusal,
@@ -47,6 +48,7 @@ pub use reconcile_all::{
     FilePorts, ReconcileAllError, ReconcileOutcome, ReconcileSyncError, reconcile_and_sync, reconcile_collections, refusal_error,
 };
 pub use remove::{CollectionDeleteReport, RemoveError, RemovePlan, RemoveReport, delete_collection, plan_remove, remove_documents};
+pub use search::{Found, SearchHit, SearchMode, SearchOptions, SearchResults, Side, search};
 pub use status::{JobCounts, StatusError, StoreStatus, store_status};
 pub use sync::{
     CancelToken, Checkpoint, FailedDocument, OneIndex, SyncFailure, SyncOptions, SyncPorts, SyncProgress, SyncReport, index_name,

@@ -37,6 +37,8 @@ pub struct SyncPorts {
     pub router: Arc<dyn IndexRouter>,
     /// The embedder.
     pub embedder: Arc<dyn Embedder>,
+    /// The full-text index of the store's documents (keyword search).
+    pub text: Arc<dyn colstore_domain::ports::TextIndex>,
     /// The store's id (namespaces point ids and index names).
     pub store_id: StoreId,
 }
@@ -625,6 +627,7 @@ mod tests {
                     vectors: Some(VectorSettings { embedder: identity(), distance: Distance::Cosine }),
                     chunking: ChunkingSettings::default(),
                     index: None,
+                    fusion: None,
                 },
                 created_at: Timestamp::EPOCH,
                 document_count: 1,
@@ -695,6 +698,7 @@ mod tests {
             router: OneIndex::router(Arc::new(MockVectorIndex::new())),
             index: Arc::new(index),
             embedder: Arc::new(embedder),
+            text: Arc::new(colstore_domain::ports::MockTextIndex::new()),
             store_id: store,
         };
         let r = sync_collection(&ports, &name(), &SyncOptions::default(), &|_| {}).await.unwrap();
@@ -766,6 +770,7 @@ mod tests {
             router: OneIndex::router(Arc::new(MockVectorIndex::new())),
             index: Arc::new(index),
             embedder: Arc::new(embedder),
+            text: Arc::new(colstore_domain::ports::MockTextIndex::new()),
             store_id: StoreId::random(),
         };
         let r = sync_collection(&ports, &name(), &SyncOptions::default(), &|_| {}).await;
@@ -822,6 +827,7 @@ mod with_fakes {
             index: index.clone(),
             router: OneIndex::router(index.clone()),
             embedder: embedder.clone(),
+            text: repo.clone(),
             store_id: StoreId::random(),
         };
         (repo, index, embedder, ports)

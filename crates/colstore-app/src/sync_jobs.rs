@@ -147,6 +147,11 @@ pub async fn run_sync(
     let work = async {
         let mut run = SyncRun::default();
         for c in collections {
+            // The full-text index catches up here too, so the first keyword search after a sync does not pay for it
+            // (a search catches up anyway: a failure here only costs that search the time).
+            if let Err(e) = ports.text.catch_up(c).await {
+                tracing::warn!(collection = %c, error = %e, "cannot bring the full-text index up to date");
+            }
             let mine: Vec<&Lease> = leases.iter().filter(|l| collection_of(l) == Some(c.as_str())).collect();
             let collection_run = runner.sync_one(c, &mine).await;
             on_event(SyncRunEvent::Finished(&collection_run));

@@ -79,13 +79,15 @@ col get notes ideas.md --json\n\n\
 col ls notes --where 'key:drafts/ and not author exists' --sort updated --desc --limit 20\n  \
 col ls notes --limit 100 --json   (then: col ls notes --limit 100 --after NEXT)\n\n\
 The filter language (--where; repeated --where must all hold):\n  \
-metadata:   lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000  author.name=Ann\n              \
-'lang in en,fr'  'author exists'  'author missing'  title=\"two words\"  year=\"2021\" (a string)\n  \
+metadata:   lang=en  lang!=en  year>2000  year>=2000  year<2000  year<=2000\n              \
+author.name=Ann  'lang in en,fr'  'author exists'  'author missing'\n              \
+title=\"two words\" (quote values with spaces)  year=\"2021\" (a string)\n  \
 qualifiers: tag:home  key:drafts/ (key prefix)  created:>=7d  updated:<2026-01-01\n              \
 updated:2026-01-01..2026-02-01 (from, until)\n  \
 combine:    and  or  not  ( )   e.g. 'lang=en and not (tag:draft or year<2000)'\n\
-Times: 2024-05-01, 2024-05-01T12:00:00Z, or an age like 30m, 2h, 7d (created:>=7d: in the last 7 days).\n\
-Quote the whole expression for the shell. --after pages by cursor: stable while others write, unlike --offset."
+Times: 2024-05-01, 2024-05-01T12:00:00Z, or an age: 30m, 2h, 7d (created:>=7d: the last 7 days).\n\
+Quote the whole expression for the shell. --after pages by cursor: stable while others write,\n\
+unlike --offset."
     )]
     Ls(LsArgs),
 
@@ -121,10 +123,14 @@ crashes and `col reindex` reuse them. Failed documents are retried; see `col sta
     Status(StatusArgs),
 
     /// Search a collection by meaning (embeds the query and asks the vector index)
-    #[command(after_help = "Examples:\n  col search notes \"how do backups work\"\n  col search notes wal -k 3 --where lang=en\n\n\
---where takes the same expressions as `col ls --where`, on document metadata. A collection is searchable after its\n\
-first `col sync`. Only chunks that share something with the query are shown (with cosine or dot, a score above 0),\n\
-so there may be fewer than -k results. The score is the collection's distance: cosine similarity by default.")]
+    #[command(after_help = "Examples:\n  col search notes \"how do backups work\"\n  col search notes wal -k 3 --where 'lang=en and not tag:draft'\n  \
+col search notes '\"write ahead log\" checkpoint*' --mode keyword\n  col search notes -- '-v flag'   (a query starting with -)\n\n\
+Modes: hybrid (the default) asks full-text search and the vector index and fuses their rankings (reciprocal rank\n\
+fusion; each hit says which side found it and its rank there); keyword ranks chunks by BM25 over their words\n\
+(\"exact phrases\", prefix* words; any word may match, more and rarer words rank higher; case and accents do not\n\
+matter); vector asks the vector index for the nearest chunks. Keyword search works before the first `col sync`;\n\
+vector search needs it. --where takes the filter language of `col ls --where` (see `col ls --help`).\n\
+Scores: hybrid, the fused score; keyword, BM25; vector, the collection's distance (cosine similarity by default).")]
     Search(SearchArgs),
 
     /// Rebuild a collection's projection from the embedding cache, or move it into another vector index
@@ -382,6 +388,29 @@ pub struct StatusArgs {
     pub collection: Option<String>,
 }
 
+/// How hybrid search fuses keyword and vector ranks (`col collection set`).
+#[derive(Debug, Args, Default)]
+pub struct FusionArgs {
+    /// Hybrid search: the rank constant of reciprocal rank fusion (0–10000; larger flattens rank differences)
+    #[arg(long, value_name = "N")]
+    pub rrf_k: Option<u32>,
+    /// Hybrid search: the weight of keyword ranks (0–100)
+    #[arg(long, value_name = "W")]
+    pub keyword_weight: Option<f64>,
+    /// Hybrid search: the weight of vector ranks (0–100)
+    #[arg(long, value_name = "W")]
+    pub vector_weight: Option<f64>,
+    /// Hybrid search: back to the defaults of the collection's embedder
+    #[arg(long, conflicts_with_all = ["rrf_k", "keyword_weight", "vector_weight"])]
+    pub default_fusion: bool,
+}
+
+impl FusionArgs {
+    pub fn given(&self) -> bool {
+        self.rrf_k.is_some() || self.keyword_weight.is_some() || self.vector_weight.is_some() || self.default_fusion
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// The collection
@@ -391,9 +420,19 @@ pub struct SearchArgs {
     /// How many results
     #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub k: u16,
-    /// Only chunks of documents whose metadata matches EXPR (repeatable)
+    /// Only chunks of documents that match EXPR, in the filter language of `col ls --where` (repeatable)
     #[arg(long = "where", value_name = "EXPR")]
     pub filters: Vec<String>,
+    /// hybrid (keyword + vector, fused), keyword (full text) or vector (nearest chunks)
+    #[arg(long, value_enum, default_value_t = SearchModeArg::Hybrid)]
+    pub mode: SearchModeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchModeArg {
+    Hybrid,
+    Keyword,
+    Vector,
 }
 
 #[derive(Debug, Args)]
@@ -539,12 +578,14 @@ from QDRANT_API_KEY / WEAVIATE_API_KEY. To move an existing collection, use `col
         #[arg(long, value_name = "TARGET")]
         vectors: Option<String>,
     },
-    /// Change a collection's chunking, distance or vector index; vectors come from the cache, never re-embedded
+    /// Change a collection's chunking, distance, vector index or hybrid search fusion; vectors come from the cache
     #[command(after_help = "Examples:\n  col collection set notes --chunk-size 800\n  col collection set notes --distance cosine && col sync notes\n  \
-col collection set notes --vectors weaviate://127.0.0.1:8080\n\n\
+col collection set notes --vectors weaviate://127.0.0.1:8080\n  col collection set notes --vector-weight 0.5 --rrf-k 20\n  \
+col collection set notes --default-fusion\n\n\
 Chunking and distance: the next `col sync` re-projects the collection. --vectors moves it to another index now, as\n\
 `col reindex NOTES --to TARGET` does: written from the embedding cache, verified, then switched; the old projection\n\
-is dropped. --vectors is given alone (change the other settings in a second call).")]
+is dropped. --vectors is given alone (change the other settings in a second call). Fusion settings change how hybrid\n\
+`col search` ranks, at once, and need no sync; values not given are kept (or taken from the embedder's defaults).")]
     Set {
         /// The collection
         name: String,
@@ -554,6 +595,8 @@ is dropped. --vectors is given alone (change the other settings in a second call
         /// qdrant+https://… / weaviate+https://…
         #[arg(long, value_name = "TARGET")]
         vectors: Option<String>,
+        #[command(flatten)]
+        fusion: FusionArgs,
     },
     /// List collections with their document counts
     #[command(alias = "ls", after_help = "Examples:\n  col collection list\n  col collection list --json")]

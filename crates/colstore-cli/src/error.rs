@@ -401,7 +401,7 @@ impl From<SyncFailure> for CliError {
             SyncFailure::Index(err) => CliError::new(format!("the vector index failed: {err}"))
                 .hint("check [vectors] in .colstore/config.toml; `col status` shows the backend's health"),
             SyncFailure::NotSynced(c) => CliError::new(format!("collection \"{c}\" is not synced yet: run `col sync {c}`"))
-                .hint(format!("search looks in the vector index, which `col sync {c}` fills; `col status {c}` shows what is pending")),
+                .hint(format!("vector search looks in the vector index, which `col sync {c}` fills (`col status {c}` shows what is pending); keyword search works now: --mode keyword")),
             other => CliError::new(other.to_string()),
         }
     }

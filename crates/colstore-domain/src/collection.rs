@@ -210,6 +210,95 @@ pub struct CollectionSettings {
     /// domain treats it as an opaque name; an [`IndexRouter`](crate::ports::IndexRouter) resolves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
+    /// How hybrid search fuses keyword and vector ranks in this collection; `None` for the defaults of its embedder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<FusionSettings>,
+}
+
+/// Reciprocal rank fusion settings: a chunk scores `keyword_weight / (rrf_k + keyword rank) + vector_weight /
+/// (rrf_k + vector rank)` over the sides that found it. Weights are kept in thousandths, so settings compare exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawFusion", into = "RawFusion")]
+pub struct FusionSettings {
+    rrf_k: u32,
+    keyword_permille: u32,
+    vector_permille: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawFusion {
+    rrf_k: u32,
+    keyword_weight: f64,
+    vector_weight: f64,
+}
+
+impl TryFrom<RawFusion> for FusionSettings {
+    type Error = ValidationError;
+    fn try_from(r: RawFusion) -> Result<Self, Self::Error> {
+        Self::new(r.rrf_k, r.keyword_weight, r.vector_weight)
+    }
+}
+
+impl From<FusionSettings> for RawFusion {
+    fn from(f: FusionSettings) -> Self {
+        Self { rrf_k: f.rrf_k, keyword_weight: f.keyword_weight(), vector_weight: f.vector_weight() }
+    }
+}
+
+impl FusionSettings {
+    /// Validates the settings: `rrf_k` from 0 to 10 000, weights from 0 to 100 (to a thousandth), not both 0.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the value out of range.
+    pub fn new(rrf_k: u32, keyword_weight: f64, vector_weight: f64) -> Result<Self, ValidationError> {
+        if rrf_k > 10_000 {
+            return Err(ValidationError::new("fusion setting", &rrf_k.to_string(), "rrf_k goes from 0 to 10000 (60 is usual)"));
+        }
+        let permille = |w: f64, what: &str| {
+            if w.is_finite() && (0.0..=100.0).contains(&w) {
+                Ok((w * 1000.0).round() as u32)
+            } else {
+                Err(ValidationError::new("fusion setting", &w.to_string(), format!("the {what} weight goes from 0 to 100")))
+            }
+        };
+        let (keyword_permille, vector_permille) = (permille(keyword_weight, "keyword")?, permille(vector_weight, "vector")?);
+        if keyword_permille == 0 && vector_permille == 0 {
+            return Err(ValidationError::new("fusion setting", "0", "the keyword and vector weights cannot both be 0"));
+        }
+        Ok(Self { rrf_k, keyword_permille, vector_permille })
+    }
+
+    /// The rank constant.
+    pub fn rrf_k(&self) -> u32 {
+        self.rrf_k
+    }
+
+    /// The keyword side's weight.
+    pub fn keyword_weight(&self) -> f64 {
+        f64::from(self.keyword_permille) / 1000.0
+    }
+
+    /// The vector side's weight.
+    pub fn vector_weight(&self) -> f64 {
+        f64::from(self.vector_permille) / 1000.0
+    }
+
+    /// The defaults for a collection whose vectors come from an embedder of `kind` (`None`: not synced yet). The
+    /// built-in `hash` embedder compares words, as keyword search does but less precisely, so its side gets a small
+    /// weight and ranks count more (a small `rrf_k`); a semantic embedder finds what keywords miss and gets an equal say.
+    pub fn default_for(embedder_kind: Option<&str>) -> Self {
+        match embedder_kind {
+            Some("hash") | None => Self { rrf_k: 10, keyword_permille: 1000, vector_permille: 300 },
+            Some(_) => Self { rrf_k: 60, keyword_permille: 1000, vector_permille: 1000 },
+        }
+    }
+}
+
+impl fmt::Display for FusionSettings {
+    /// `rrf_k 60, keyword weight 1, vector weight 0.3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rrf_k {}, keyword weight {}, vector weight {}", self.rrf_k, self.keyword_weight(), self.vector_weight())
+    }
 }
 
 /// What it takes to create a collection.

@@ -15,6 +15,7 @@ mod document;
 mod error;
 mod filter;
 mod hash;
+mod keyword;
 mod names;
 mod point;
 pub mod ports;
@@ -25,7 +26,9 @@ mod retry;
 mod time;
 
 pub use chunk::{Chunk, chunk_text};
-pub use collection::{ChunkingSettings, Collection, CollectionSettings, CollectionSpec, Dimension, Distance, EmbedderId, VectorSettings};
+pub use collection::{
+    ChunkingSettings, Collection, CollectionSettings, CollectionSpec, Dimension, Distance, EmbedderId, FusionSettings, VectorSettings,
+};
 pub use doc_filter::DocFilter;
 pub use document::{
     Content, ContentChanged, ContentStream, DocumentMeta, Metadata, NewDocument, PutOutcome, PutStatus, Tags, Version, checked_content,
@@ -33,6 +36,7 @@ pub use document::{
 pub use error::ValidationError;
 pub use filter::{Condition, Filter, MatchValue, Range};
 pub use hash::{ContentHash, ContentHasher};
+pub use keyword::{KeywordClause, KeywordQuery, snippet, token_spans, tokens};
 pub use names::{CollectionName, DocKey, FieldPath, StoreId, Tag};
 pub use point::{IndexName, Payload, Point, PointId, ScoredPoint, Vector};
 pub use query::{Cursor, ListQuery, Page, SortField, SortOrder, TimeRange};

@@ -31,6 +31,7 @@ mod repo;
 mod snapshot;
 mod stamps;
 mod sync;
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -60,7 +60,7 @@ pub(crate) struct Existing {
     pub version: i64,
 }
 
-fn bind_args<'q>(
+pub(crate) fn bind_args<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     args: &[Arg],
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {

@@ -34,6 +34,7 @@ use futures::stream;
 use crate::InMemoryQueue;
 
 mod files_mode;
+mod text;
 
 use files_mode::FileRecord;
 
@@ -76,6 +77,8 @@ struct CollectionState {
     files: BTreeMap<DocKey, FileRecord>,
     /// `col add`'s source stamps, each with the document as it was recorded for (answered only while it is the same).
     stamps: BTreeMap<DocKey, (DocumentMeta, SourceStamp)>,
+    /// The full-text index: each indexed document's chunks, with the content and chunking they were made from.
+    text: BTreeMap<DocKey, text::Indexed>,
 }
 
 /// A sync ledger row without its collection, key and current hash (those come from where it is kept).
@@ -313,6 +316,7 @@ impl CollectionRepo for InMemoryRepo {
             ledger: BTreeMap::new(),
             files: BTreeMap::new(),
             stamps: BTreeMap::new(),
+            text: BTreeMap::new(),
         };
         let described = State::describe(&spec.name, &c);
         st.collections.insert(spec.name, c);
@@ -562,6 +566,7 @@ impl CollectionRepo for InMemoryRepo {
                         ledger: BTreeMap::new(),
                         files: BTreeMap::new(),
                         stamps: BTreeMap::new(),
+                        text: BTreeMap::new(),
                     },
                 );
             }

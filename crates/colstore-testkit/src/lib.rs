@@ -29,6 +29,7 @@ pub mod repo;
 pub mod s3_server;
 pub mod stub_embedder;
 pub mod sync;
+pub mod text;
 #[cfg(feature = "weaviate-fake")]
 pub mod weaviate_fake;
 

@@ -441,6 +441,8 @@ pub async fn update_settings_replaces_settings_only(f: &dyn RepoFixture) {
         }),
         chunking: ChunkingSettings::new(300, 30).unwrap(),
         index: None,
+        // Search settings of its own: kept exactly.
+        fusion: Some(colstore_domain::FusionSettings::new(20, 1.0, 0.25).unwrap()),
     };
     f.clock().advance(HOUR);
     let updated = repo.update_settings(&name("notes"), settings.clone()).await.expect("update_settings");
@@ -470,6 +472,7 @@ pub async fn create_and_get_collection(f: &dyn RepoFixture) {
         chunking: ChunkingSettings::new(500, 50).unwrap(),
         // A collection of its own index, as `col reindex --to` records it: kept exactly.
         index: Some("qdrant://db.example:6333".into()),
+        fusion: None,
     };
     let created = repo.create_collection(CollectionSpec { name: name("notes"), settings: settings.clone() }).await.expect("create notes");
     let want = Collection { name: name("notes"), settings, created_at: t0, document_count: 0, logical_bytes: 0 };
@@ -490,12 +493,13 @@ pub async fn create_and_get_collection(f: &dyn RepoFixture) {
 /// Creating a taken name fails with `CollectionExists` and leaves the original collection and its documents as they were.
 pub async fn create_existing_collection_fails_and_keeps_original(f: &dyn RepoFixture) {
     let repo = f.repo();
-    let original_settings = CollectionSettings { vectors: None, chunking: ChunkingSettings::new(800, 100).unwrap(), index: None };
+    let original_settings =
+        CollectionSettings { vectors: None, chunking: ChunkingSettings::new(800, 100).unwrap(), index: None, fusion: None };
     let original = repo.create_collection(CollectionSpec { name: name("notes"), settings: original_settings }).await.expect("create");
     put_one(&*repo, &name("notes"), plain("a.md", "alpha")).await;
     f.clock().advance(HOUR);
 
-    let other_settings = CollectionSettings { vectors: None, chunking: ChunkingSettings::new(100, 10).unwrap(), index: None };
+    let other_settings = CollectionSettings { vectors: None, chunking: ChunkingSettings::new(100, 10).unwrap(), index: None, fusion: None };
     match repo.create_collection(CollectionSpec { name: name("notes"), settings: other_settings }).await {
         Err(RepoError::CollectionExists(n)) => assert_eq!(n, name("notes"), "CollectionExists names the collection"),
         Err(e) => panic!("expected CollectionExists, got {e:?}"),
@@ -2153,7 +2157,8 @@ pub async fn restore_documents_refuses_content_that_does_not_match(f: &dyn RepoF
 /// `restore_collection` creates with the given settings and time, or updates only the settings.
 pub async fn restore_collection_creates_or_updates_settings(f: &dyn RepoFixture) {
     let repo = f.repo();
-    let settings = CollectionSettings { vectors: None, chunking: ChunkingSettings::new(300, 30).expect("chunking"), index: None };
+    let settings =
+        CollectionSettings { vectors: None, chunking: ChunkingSettings::new(300, 30).expect("chunking"), index: None, fusion: None };
     let at = colstore_domain::Timestamp::from_millis(123_456);
     repo.restore_collection(&name("made"), settings.clone(), at).await.expect("restore_collection");
     let c = repo.collection(&name("made")).await.expect("collection");

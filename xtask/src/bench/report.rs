@@ -193,6 +193,8 @@ pub(crate) struct Measurements {
     pub(crate) remote: Option<RemoteBench>,
     /// LangChain, the restore of a synced store, statements per document (`peer.rs`).
     pub(crate) peer: Option<PeerBench>,
+    /// Known-item search on man pages (`retrieval.rs`).
+    pub(crate) retrieval: Option<super::retrieval::RetrievalBench>,
 }
 
 /// A run with its context, ready to print and record.
@@ -228,7 +230,7 @@ impl Figure {
         Self { name, measured, target, ratio: Some(ratio), meets: Some(meets) }
     }
 
-    fn info(name: String, measured: String) -> Self {
+    pub(crate) fn info(name: String, measured: String) -> Self {
         Self { name, measured, target: "—".into(), ratio: None, meets: None }
     }
 
@@ -423,6 +425,9 @@ impl Measurements {
         if let Some(remote) = &self.remote {
             figures.extend(remote.figures());
         }
+        if let Some(retrieval) = &self.retrieval {
+            figures.extend(retrieval.figures());
+        }
         figures
     }
 
@@ -483,6 +488,9 @@ impl Measurements {
         }
         if let Some(remote) = &self.remote {
             lines.push(("Remote", remote.context()));
+        }
+        if let Some(retrieval) = &self.retrieval {
+            lines.push(retrieval.context());
         }
         lines
     }

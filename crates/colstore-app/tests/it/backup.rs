@@ -67,6 +67,7 @@ fn settings() -> CollectionSettings {
         vectors: Some(VectorSettings { embedder: embedder(), distance: Distance::Cosine }),
         chunking: ChunkingSettings::default(),
         index: None,
+        fusion: None,
     }
 }
 
@@ -568,7 +569,15 @@ mod run {
         embedder.expect_identity().returning(super::embedder);
         embedder.expect_embed().never();
         let router = colstore_app::OneIndex::router(index.clone());
-        SyncPorts { repo: w.repo.clone(), ledger: w.repo.clone(), index, router, embedder: Arc::new(embedder), store_id: *STORE }
+        SyncPorts {
+            repo: w.repo.clone(),
+            ledger: w.repo.clone(),
+            index,
+            router,
+            embedder: Arc::new(embedder),
+            text: w.repo.clone(),
+            store_id: *STORE,
+        }
     }
 
     async fn keys(w: &World) -> usize {

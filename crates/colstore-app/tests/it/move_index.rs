@@ -98,6 +98,7 @@ async fn world(n: usize, remote: Option<Arc<dyn VectorIndex>>) -> World {
         index: local.clone(),
         router,
         embedder: embedder.clone(),
+        text: repo.clone(),
         store_id: StoreId::random(),
     };
     sync_collection(&ports, &notes(), &SyncOptions::default(), &|_| {}).await.unwrap();
@@ -135,7 +136,8 @@ async fn a_move_writes_from_the_cache_verifies_switches_and_drops_the_old_projec
 
     // Everything that touches the collection's points now goes to the new index.
     assert!(verify_index(&w.ports, &notes(), false).await.unwrap().drift.is_empty());
-    let found = search(&w.ports, &notes(), "c note number 2", 3, None).await.unwrap();
+    let opts = colstore_app::SearchOptions { mode: colstore_app::SearchMode::Vector, k: 3, filter: None };
+    let found = search(&w.ports, &notes(), "c note number 2", &opts).await.unwrap();
     assert!(!found.hits.is_empty(), "search reads the new index");
     assert_eq!(found.not_synced, 0, "every document is synced in the new index");
     let edited = NewDocument {

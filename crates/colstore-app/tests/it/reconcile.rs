@@ -336,6 +336,7 @@ async fn the_status_names_unreconciled_folders_and_counts_jobs() {
         index: index.clone(),
         router: colstore_app::OneIndex::router(index),
         embedder: Arc::new(embedder),
+        text: w.repo.clone(),
         store_id: colstore_domain::StoreId::random(),
     };
     let files = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone() };

@@ -94,6 +94,7 @@ async fn world(collections: &[(&str, usize)]) -> World {
         index: index.clone(),
         router: colstore_app::OneIndex::router(index),
         embedder: embedder.clone(),
+        text: repo.clone(),
         store_id: StoreId::random(),
     };
     World { clock, queue, repo, embedder, ports }

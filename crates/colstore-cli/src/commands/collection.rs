@@ -29,9 +29,9 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             ctx.out.line(format!("Created collection {}", c.name)).map_err(io)?;
             ctx.out.line(format!("Next: `col add {} PATH…` or `col put {} KEY FILE`", c.name, c.name)).map_err(io)?;
         }
-        CollectionCommand::Set { name, settings: args, vectors: Some(target) } => {
+        CollectionCommand::Set { name, settings: args, vectors: Some(target), fusion } => {
             let name = collection_name(&name)?;
-            if args.chunk_size.is_some() || args.chunk_overlap.is_some() || args.distance.is_some() {
+            if args.chunk_size.is_some() || args.chunk_overlap.is_some() || args.distance.is_some() || fusion.given() {
                 return Err(CliError::new("--vectors moves the collection and is given alone")
                     .code(2)
                     .hint(format!("change chunking or distance in a second call: `col collection set {name} --chunk-size …`")));
@@ -46,13 +46,43 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
             }
             super::index::move_index(ctx, &store, &name, &to, false).await?;
         }
-        CollectionCommand::Set { name, settings: args, vectors: None } => {
+        CollectionCommand::Set { name, settings: args, vectors: None, fusion } if fusion.given() && args.chunk_size.is_none() && args.chunk_overlap.is_none() && args.distance.is_none() => {
             let name = collection_name(&name)?;
+            let store = ctx.open().await?;
+            let _lock = ctx.shared_lock(&store).await?;
+            let change = colstore_app::FusionChange {
+                rrf_k: fusion.rrf_k,
+                keyword_weight: fusion.keyword_weight,
+                vector_weight: fusion.vector_weight,
+                reset: fusion.default_fusion,
+            };
+            let c = colstore_app::change_fusion(&**store.repo(), &name, change).await.map_err(|e| match e {
+                colstore_app::FusionError::Invalid(v) => CliError::from(v).code(2),
+                colstore_app::FusionError::Repo(r) => CliError::from(r),
+            })?;
+            ctx.out.json_value(&json!({ "collection": collection_json(&c), "change": { "fusion": c.settings.fusion } })).map_err(io)?;
+            let kind = c.settings.vectors.as_ref().map(|v| v.embedder.kind.as_str());
+            let now = match c.settings.fusion {
+                Some(f) => format!("{f}"),
+                None => format!("the defaults ({})", colstore_domain::FusionSettings::default_for(kind)),
+            };
+            ctx.out.line(format!("Updated collection {name}: hybrid search fuses with {now}.")).map_err(io)?;
+        }
+        CollectionCommand::Set { name, settings: args, vectors: None, fusion } => {
+            let name = collection_name(&name)?;
+            if fusion.given() {
+                return Err(CliError::new("fusion settings are given alone")
+                    .code(2)
+                    .hint(format!("change chunking or distance in a second call: `col collection set {name} --chunk-size …`")));
+            }
             let store = ctx.open().await?;
             let current = store.repo().collection(&name).await?;
             let (chunking, distance) = parse_settings(&args, current.settings.chunking)?;
             if chunking.is_none() && distance.is_none() {
-                return Err(CliError::new("nothing to change").code(2).hint("pass --chunk-size, --chunk-overlap, --distance or --vectors"));
+                return Err(CliError::new("nothing to change").code(2).hint(
+                    "pass --chunk-size, --chunk-overlap, --distance, --vectors, or the fusion settings (--rrf-k, --keyword-weight, \
+                     --vector-weight, --default-fusion)",
+                ));
             }
             let _lock = ctx.shared_lock(&store).await?;
             let ports = Ctx::sync_ports(&store).await?;
@@ -97,9 +127,16 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 Some(target) => target.clone(),
                 None => format!("{} (the store's default)", store.indexes().default_target()),
             };
+            let fusion = match s.fusion {
+                Some(f) => f.to_string(),
+                None => format!(
+                    "{} (the defaults)",
+                    colstore_domain::FusionSettings::default_for(s.vectors.as_ref().map(|v| v.embedder.kind.as_str()))
+                ),
+            };
             ctx.out
                 .data(format!(
-                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {}\nvectors:    {}\nindex:      {}",
+                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {}\nvectors:    {}\nindex:      {}\nfusion:     {fusion}",
                     c.name,
                     c.document_count,
                     human_bytes(c.logical_bytes),

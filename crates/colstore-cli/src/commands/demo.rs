@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{Ctx, display, io};
 use crate::cli::{
     AddArgs, BackupArgs, BackupCommand, BackupCreateArgs, ClearArgs, CollectionCommand, InitArgs, LsArgs, ModeArg, RestoreArgs,
-    RestoreModeArg, SearchArgs, SortArg, StatsArgs, SyncArgs, VerifyArgs,
+    RestoreModeArg, SearchArgs, SearchModeArg, SortArg, StatsArgs, SyncArgs, VerifyArgs,
 };
 use crate::error::{CliError, CliResult};
 use crate::output::Out;
@@ -105,7 +105,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     step("col search demo \"how do backups stay trustworthy\" -k 3")?;
     super::search::search(
         &inner,
-        SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
+        SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![], mode: SearchModeArg::Hybrid },
     )
     .await?;
     inner.close_opened().await;
@@ -155,7 +155,7 @@ pub async fn run(ctx: &Ctx, args: crate::cli::DemoArgs) -> CliResult {
     step("col search demo \"how do backups stay trustworthy\" -k 3   (again, after the restore)")?;
     super::search::search(
         &inner,
-        SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![] },
+        SearchArgs { collection: "demo".into(), query: "how do backups stay trustworthy".into(), k: 3, filters: vec![], mode: SearchModeArg::Hybrid },
     )
     .await?;
     inner.close_opened().await;

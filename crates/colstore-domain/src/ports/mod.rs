@@ -14,6 +14,7 @@
 //! | [`JobQueue`] | `colstore-sqlite`; fake `InMemoryQueue` |
 //! | [`StoreSnapshot`] (backup/export reads) | `colstore-sqlite` (one read transaction); `InMemoryRepo` (a copy) |
 //! | [`SyncStore`] (ledger + embedding cache) | `colstore-sqlite`; fake in `InMemoryRepo` |
+//! | [`TextIndex`] (keyword search over chunks) | `colstore-sqlite` (FTS5, both modes); fake in `InMemoryRepo` |
 //! | [`SafetyNet`] (copies before destructive operations) | `colstore-wiring` (per storage mode); `MockSafetyNet` |
 //! | [`StorageConversion`] (`col migrate`'s steps) | `colstore-wiring` (mockall cannot mock its progress callback; the app's tests use a recording fake) |
 //!
@@ -32,6 +33,7 @@ mod repo;
 mod safety;
 mod snapshot;
 mod sync;
+mod text;
 
 pub use backup::{
     BackupCapabilities, BackupError, BackupId, BackupStore, LockKind, MAX_MANIFEST_BYTES, ManifestInfo, ObjectInfo, PutObjectOutcome,
@@ -56,6 +58,7 @@ pub use repo::{
 pub use safety::{SafetyCopy, SafetyError, SafetyNet};
 pub use snapshot::StoreSnapshot;
 pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore, sync_job};
+pub use text::{KeywordHit, TextIndex};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use backup::MockBackupStore;
@@ -79,6 +82,8 @@ pub use safety::MockSafetyNet;
 pub use snapshot::MockStoreSnapshot;
 #[cfg(any(test, feature = "mocks"))]
 pub use sync::MockSyncStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use text::MockTextIndex;
 
 /// The error every adapter wraps its own failures in: which backend, and the cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

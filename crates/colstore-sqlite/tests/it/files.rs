@@ -261,6 +261,24 @@ impl CatalogFixture for Store {
     }
 }
 
+impl colstore_testkit::text::TextFixture for Store {
+    fn repo(&self) -> Arc<dyn CollectionRepo> {
+        Arc::new(self.repo.clone())
+    }
+
+    fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
+        Arc::new(self.repo.clone())
+    }
+}
+
+async fn text_fixture(clock: Arc<ManualClock>) -> Box<dyn colstore_testkit::text::TextFixture> {
+    Box::new(store(clock).await)
+}
+
+mod filesystem_text {
+    colstore_testkit::text_conformance!(super::text_fixture);
+}
+
 async fn repo_fixture(clock: Arc<ManualClock>) -> Box<dyn RepoFixture> {
     Box::new(store(clock).await)
 }
@@ -952,7 +970,7 @@ async fn a_version_2_store_migrates_and_keeps_working() {
     conn.close().await.unwrap();
     let clock = Arc::new(ManualClock::at_2024());
     let repo = SqliteRepo::open(&path, SqliteOptions::default(), clock.clone()).await.unwrap();
-    assert_eq!(repo.schema_version().await.unwrap(), 7);
+    assert_eq!(repo.schema_version().await.unwrap(), 8);
     let c = name("c");
     repo.create_collection(CollectionSpec { name: c.clone(), settings: CollectionSettings::default() }).await.unwrap();
     repo.put_batch(&c, vec![doc("a.md", "alpha")]).await.unwrap();

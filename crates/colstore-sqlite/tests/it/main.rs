@@ -82,6 +82,27 @@ impl RepoFixture for Fixture {
 
 colstore_testkit::repo_conformance!(fixture);
 
+impl colstore_testkit::text::TextFixture for Fixture {
+    fn repo(&self) -> Arc<dyn CollectionRepo> {
+        Arc::new(self.repo.clone())
+    }
+
+    fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
+        Arc::new(self.repo.clone())
+    }
+}
+
+async fn text_fixture(clock: Arc<ManualClock>) -> Box<dyn colstore_testkit::text::TextFixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("colstore.db");
+    let repo = open(&path, clock.clone()).await;
+    Box::new(Fixture { _dir: dir, path, repo, clock })
+}
+
+mod text {
+    colstore_testkit::text_conformance!(super::text_fixture);
+}
+
 fn name(s: &str) -> CollectionName {
     CollectionName::parse(s).unwrap()
 }
@@ -106,10 +127,10 @@ async fn setup() -> (tempfile::TempDir, PathBuf, SqliteRepo) {
 #[tokio::test]
 async fn database_is_in_wal_mode_and_migrations_are_idempotent() {
     let (_dir, path, repo) = setup().await;
-    assert_eq!(repo.schema_version().await.unwrap(), 7);
+    assert_eq!(repo.schema_version().await.unwrap(), 8);
     repo.close().await;
     let again = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 7);
+    assert_eq!(again.schema_version().await.unwrap(), 8);
     assert_eq!(again.list_collections().await.unwrap().len(), 1);
     let mut conn = raw(&path).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();

@@ -67,6 +67,43 @@ mod fake_files_mode {
     colstore_testkit::repo_conformance!(super::files_fixture);
 }
 
+impl colstore_testkit::text::TextFixture for Fake {
+    fn repo(&self) -> Arc<dyn CollectionRepo> {
+        self.repo.clone()
+    }
+
+    fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
+        self.repo.clone()
+    }
+}
+
+impl colstore_testkit::text::TextFixture for FakeWithFiles {
+    fn repo(&self) -> Arc<dyn CollectionRepo> {
+        self.repo.clone()
+    }
+
+    fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
+        self.repo.clone()
+    }
+}
+
+async fn text_fixture(clock: Arc<ManualClock>) -> Box<dyn colstore_testkit::text::TextFixture> {
+    Box::new(Fake { repo: Arc::new(InMemoryRepo::new(clock.clone())), clock })
+}
+
+async fn files_text_fixture(clock: Arc<ManualClock>) -> Box<dyn colstore_testkit::text::TextFixture> {
+    let files = Arc::new(InMemoryFiles::new());
+    Box::new(FakeWithFiles { repo: Arc::new(InMemoryRepo::with_files(clock.clone(), files)), clock })
+}
+
+mod fake_text {
+    colstore_testkit::text_conformance!(super::text_fixture);
+}
+
+mod fake_files_mode_text {
+    colstore_testkit::text_conformance!(super::files_text_fixture);
+}
+
 fn fresh() -> InMemoryRepo {
     InMemoryRepo::new(Arc::new(ManualClock::at_2024()))
 }
