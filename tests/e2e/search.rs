@@ -113,7 +113,7 @@ fn fusion_is_set_per_collection() {
     let s = TestStore::with_note("alpha beta gamma");
     s.ok(["sync", "-q"]);
     let defaults = s.json(["search", "notes", "alpha"])["fusion"].clone();
-    assert_eq!(defaults, serde_json::json!({"rrf_k": 10, "keyword_weight": 1.0, "vector_weight": 0.3}), "the hash embedder's defaults");
+    assert_eq!(defaults, serde_json::json!({"rrf_k": 10, "keyword_weight": 1.0, "vector_weight": 0.1}), "the hash embedder's defaults");
     let v = s.json(["collection", "set", "notes", "--vector-weight", "0.5", "--rrf-k", "20"]);
     assert_eq!(v["change"]["fusion"], serde_json::json!({"rrf_k": 20, "keyword_weight": 1.0, "vector_weight": 0.5}), "{v:#}");
     assert_eq!(s.json(["search", "notes", "alpha"])["fusion"]["rrf_k"], 20);

@@ -288,14 +288,14 @@ impl FusionSettings {
     /// weight and ranks count more (a small `rrf_k`); a semantic embedder finds what keywords miss and gets an equal say.
     pub fn default_for(embedder_kind: Option<&str>) -> Self {
         match embedder_kind {
-            Some("hash") | None => Self { rrf_k: 10, keyword_permille: 1000, vector_permille: 300 },
+            Some("hash") | None => Self { rrf_k: 10, keyword_permille: 1000, vector_permille: 100 },
             Some(_) => Self { rrf_k: 60, keyword_permille: 1000, vector_permille: 1000 },
         }
     }
 }
 
 impl fmt::Display for FusionSettings {
-    /// `rrf_k 60, keyword weight 1, vector weight 0.3`.
+    /// `rrf_k 60, keyword weight 1, vector weight 1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "rrf_k {}, keyword weight {}, vector weight {}", self.rrf_k, self.keyword_weight(), self.vector_weight())
     }
