@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use colstore_domain::CollectionName;
-use colstore_domain::ports::{Clock, DocumentFiles, FileCatalog, JobQueue, QueueError, SafetyCopy, SafetyError, SafetyNet};
+use colstore_domain::ports::{Clock, DocumentFiles, FileCatalog, JobQueue, QueueError, SafetyCopy, SafetyError, SafetyNet, TextIndex};
 
 use crate::reconcile::{ReconcileError, ReconcileOptions, ReconcilePlan, ReconcileReport, apply_plan, plan};
 use crate::sync::SyncPorts;
@@ -20,6 +20,9 @@ pub struct FilePorts {
     pub files: Arc<dyn DocumentFiles>,
     /// What the database records about the files.
     pub catalog: Arc<dyn FileCatalog>,
+    /// The full-text index, caught up after each applied reconcile (filesystem mode indexes the text it finds
+    /// changed there, not in the write).
+    pub text: Arc<dyn TextIndex>,
 }
 
 /// Why reconciling several collections stopped.
@@ -93,6 +96,7 @@ pub async fn reconcile_collections(
     let mut reports = Vec::with_capacity(plans.len());
     for (c, p) in collections.iter().zip(plans) {
         reports.push(apply_plan(&*files.catalog, c, p, options).await.map_err(ReconcileAllError::of(c))?);
+        files.text.catch_up(c).await.map_err(|e| ReconcileAllError::of(c)(e.into()))?;
     }
     Ok(ReconcileOutcome::Applied { safety, reports })
 }

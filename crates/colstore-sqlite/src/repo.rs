@@ -840,6 +840,8 @@ impl CollectionRepo for SqliteRepo {
         // Hash small contents in parallel, off the async thread, and compress only those the store lacks: an
         // unchanged document (every one of a re-run of `col add`) or a duplicate costs a hash, not a compression.
         let raw_at: Vec<usize> = staged.iter().enumerate().filter(|(_, s)| matches!(s.content, Prepared::Raw(_))).map(|(i, _)| i).collect();
+        // The text of each content held in memory, for the full-text index written in the same transaction.
+        let mut texts: Vec<Option<Bytes>> = vec![None; staged.len()];
         if !raw_at.is_empty() {
             let raws: Vec<Bytes> = raw_at
                 .iter()
@@ -857,6 +859,7 @@ impl CollectionRepo for SqliteRepo {
             };
             let mut to_encode = Vec::new();
             for (i, (hash, raw)) in raw_at.into_iter().zip(hashed) {
+                texts[i] = Some(raw.clone());
                 if known.contains(&hash) {
                     staged[i].content = Prepared::Known { hash, raw };
                 } else {
@@ -917,10 +920,17 @@ impl CollectionRepo for SqliteRepo {
             .zip(&resolved)
             .map(|(s, &(hash, size))| DocWrite { key: &s.key, hash, size, meta_json: &s.meta_json, tags_json: &s.tags_json })
             .collect();
-        let (outcomes, _previous) = write_documents(&mut tx, cid, collection, &rows, now).await?;
+        let (outcomes, previous) = write_documents(&mut tx, cid, collection, &rows, now).await?;
         let t_docs = t0.elapsed();
+        // Full-text rows of every changed content, in this transaction (a streamed one stays pending for catch-up).
+        let written: Vec<(DocKey, ContentHash, Bytes)> = (0..rows.len())
+            .filter(|&i| outcomes[i].status != PutStatus::Unchanged && previous[i] != Some(rows[i].hash))
+            .filter_map(|i| texts[i].take().map(|b| (rows[i].key.clone(), rows[i].hash, b)))
+            .collect();
+        crate::text::index_written(&mut tx, cid, written).await?;
+        let t_text = t0.elapsed();
         tx.commit().await.map_err(map_err)?;
-        tracing::debug!(?t_enc, ?t_begin, ?t_blobs, ?t_docs, t_commit = ?t0.elapsed(), "put_batch phases");
+        tracing::debug!(?t_enc, ?t_begin, ?t_blobs, ?t_docs, ?t_text, t_commit = ?t0.elapsed(), "put_batch phases");
         Ok(outcomes)
     }
 

@@ -1,33 +1,149 @@
 //! The `TextIndex` implementation: FTS5 over each document's chunks (migration 0008).
 //!
 //! Triggers mark every new or changed document in `fts_pending` (and drop a deleted one's rows) in the transaction
-//! that changes it; [`TextIndex::catch_up`] reads what is pending through the repository's own batched read (so both
-//! storage modes index the same way: blobs in sqlite mode, files in filesystem mode), chunks it with the collection's
-//! settings, and replaces its rows in one transaction per batch, skipping any document that changed meanwhile.
+//! that changes it. In sqlite mode a put also indexes what it wrote **in that same transaction** ([`index_written`]),
+//! so the marks are cleared before anyone sees them; what stays marked (filesystem mode, whose files are written
+//! after the transaction and changed by hand; a content streamed in too large to hold; a re-chunking settings change)
+//! is indexed by [`TextIndex::catch_up`], which reads it through the repository's own batched read (blobs in sqlite
+//! mode, files in filesystem mode). Both paths write through [`write_rows`]: a few multi-row statements per batch.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use colstore_domain::ports::{CollectionRepo, KeywordHit, ReadDocument, RepoError, TextIndex};
-use colstore_domain::{CollectionName, DocFilter, DocKey, KeywordClause, KeywordQuery, chunk_text};
-use sqlx::{AssertSqlSafe, Row};
+use colstore_domain::{
+    Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, DocFilter, DocKey, KeywordClause, KeywordQuery, chunk_text,
+};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use crate::SqliteRepo;
+use crate::content::par_map;
 use crate::filter_sql::{Arg, doc_filter_sql};
 use crate::map_err;
-use crate::repo::{bind_args, collection_id};
+use crate::repo::{backend, bind_args, collection_id};
 
 /// Chunk row ids: document id × 2^20 + chunk number. A document's chunks past 2^20 − 1 (a gigabyte of text) are
 /// not indexed.
-const CHUNK_BITS: i64 = 20;
+pub(crate) const CHUNK_BITS: i64 = 20;
 const MAX_CHUNKS: usize = (1 << CHUNK_BITS) - 1;
 
-/// Documents indexed per transaction.
+/// Documents indexed per catch-up transaction.
 const DOCS_PER_BATCH: usize = 256;
 
 /// The largest document whose text is indexed; larger ones are indexed as no chunks (their bytes are not read).
-const MAX_INDEXED_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_INDEXED_BYTES: u64 = 64 << 20;
 
 /// Chunk rows per multi-row insert.
 const ROWS_PER_STATEMENT: usize = 200;
+
+/// One document's full-text rows, made from the content with `hash`.
+pub(crate) struct TextRows {
+    pub id: i64,
+    pub hash: ContentHash,
+    pub chunks: Vec<Chunk>,
+}
+
+/// The chunks a content is indexed as: none when it is not UTF-8, at most [`MAX_CHUNKS`].
+pub(crate) fn chunks_of(bytes: &[u8], chunking: &ChunkingSettings) -> Vec<Chunk> {
+    let mut chunks = std::str::from_utf8(bytes).map(|t| chunk_text(t, chunking)).unwrap_or_default();
+    chunks.truncate(MAX_CHUNKS);
+    chunks
+}
+
+/// A JSON array of ids, for `json_each`.
+fn ids_json(ids: impl Iterator<Item = i64>) -> String {
+    format!("[{}]", ids.map(|i| i.to_string()).collect::<Vec<_>>().join(","))
+}
+
+/// The collection's chunking as stored now (read inside the writing transaction, so rows are never made with
+/// settings a concurrent `col collection set` replaced).
+pub(crate) async fn chunking_now(conn: &mut SqliteConnection, cid: i64) -> Result<ChunkingSettings, RepoError> {
+    let json: String =
+        sqlx::query_scalar("SELECT settings FROM collections WHERE id = ?").bind(cid).fetch_one(&mut *conn).await.map_err(map_err)?;
+    let settings: CollectionSettings = serde_json::from_str(&json).map_err(|e| backend(format!("bad collection settings: {e}")))?;
+    Ok(settings.chunking)
+}
+
+/// Replaces the full-text rows of `docs` inside the caller's write transaction and clears their pending marks:
+/// one delete per document that had rows, multi-row inserts for the chunks and the `fts_docs` records.
+pub(crate) async fn write_rows(conn: &mut SqliteConnection, docs: &[TextRows]) -> Result<(), RepoError> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let ids = ids_json(docs.iter().map(|d| d.id));
+    let had: Vec<i64> = sqlx::query_scalar("SELECT doc_id FROM fts_docs WHERE doc_id IN (SELECT value FROM json_each(?))")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    for id in had {
+        let base = id << CHUNK_BITS;
+        sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
+            .bind(base)
+            .bind(base + (1 << CHUNK_BITS))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    let rows: Vec<(i64, &str)> =
+        docs.iter().flat_map(|d| d.chunks.iter().map(move |ch| ((d.id << CHUNK_BITS) + i64::from(ch.index), ch.text.as_str()))).collect();
+    for part in rows.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?)"; part.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!("INSERT INTO chunk_fts (rowid, text) VALUES {values}")));
+        for (rowid, text) in part {
+            q = q.bind(*rowid).bind(*text);
+        }
+        q.execute(&mut *conn).await.map_err(map_err)?;
+    }
+    for part in docs.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?)"; part.len()].join(",");
+        let mut q = sqlx::query(AssertSqlSafe(format!("INSERT OR REPLACE INTO fts_docs (doc_id, hash, chunks) VALUES {values}")));
+        for d in part {
+            q = q.bind(d.id).bind(d.hash.as_bytes().to_vec()).bind(d.chunks.len() as i64);
+        }
+        q.execute(&mut *conn).await.map_err(map_err)?;
+    }
+    sqlx::query("DELETE FROM fts_pending WHERE doc_id IN (SELECT value FROM json_each(?))")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Indexes, inside a put's write transaction, the documents it just wrote whose text it holds: `(key, hash, text)`
+/// of each document whose content changed. Chunking runs on worker threads; the rest stays pending for
+/// [`TextIndex::catch_up`] (nothing is lost by not indexing here, only deferred).
+pub(crate) async fn index_written(
+    conn: &mut SqliteConnection,
+    cid: i64,
+    written: Vec<(DocKey, ContentHash, Bytes)>,
+) -> Result<(), RepoError> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let keys =
+        serde_json::to_string(&written.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>()).map_err(|e| backend(e.to_string()))?;
+    let ids: HashMap<String, i64> =
+        sqlx::query_as("SELECT key, id FROM documents WHERE collection_id = ? AND key IN (SELECT value FROM json_each(?))")
+            .bind(cid)
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .collect();
+    let chunking = chunking_now(&mut *conn, cid).await?;
+    let items: Vec<(i64, ContentHash, Bytes)> =
+        written.into_iter().filter_map(|(k, h, b)| ids.get(k.as_str()).map(|&id| (id, h, b))).collect();
+    let docs = tokio::task::spawn_blocking(move || {
+        par_map(items, |(id, hash, bytes)| TextRows { id, hash, chunks: chunks_of(&bytes, &chunking) })
+    })
+    .await
+    .map_err(|e| backend(format!("chunking task failed: {e}")))?;
+    write_rows(conn, &docs).await
+}
 
 /// The FTS5 query for a keyword query: each clause a quoted string (so no user text is FTS5 syntax), joined by OR.
 pub(crate) fn fts_query(q: &KeywordQuery) -> String {
@@ -46,78 +162,73 @@ pub(crate) fn fts_query(q: &KeywordQuery) -> String {
 #[async_trait]
 impl TextIndex for SqliteRepo {
     async fn catch_up(&self, collection: &CollectionName) -> Result<u64, RepoError> {
-        let c = self.collection(collection).await?;
         let mut indexed = 0u64;
-        let mut after = i64::MIN;
-        loop {
-            let rows = sqlx::query(
-                "SELECT p.doc_id, d.key, d.hash FROM fts_pending p JOIN documents d ON d.id = p.doc_id \
-                 WHERE d.collection_id = (SELECT id FROM collections WHERE name = ?) AND p.doc_id > ? ORDER BY p.doc_id LIMIT ?",
-            )
-            .bind(collection.as_str().to_owned())
-            .bind(after)
-            .bind(DOCS_PER_BATCH as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get(0).map_err(map_err)?;
-            let mut pending = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let id: i64 = r.try_get(0).map_err(map_err)?;
-                let key: String = r.try_get(1).map_err(map_err)?;
-                let hash: Vec<u8> = r.try_get(2).map_err(map_err)?;
-                let key = DocKey::parse(&key).map_err(|e| crate::repo::backend(e.to_string()))?;
-                pending.push((id, key, hash));
-            }
-            let read = self.read_documents(collection, pending.iter().map(|(_, k, _)| k.clone()).collect(), MAX_INDEXED_BYTES).await?;
-            let mut tx = self.begin_write().await?;
-            for ((id, _, hash), doc) in pending.iter().zip(read) {
-                let chunks = match doc {
-                    Ok(ReadDocument::Whole(meta, bytes)) if meta.content_hash.as_bytes().as_slice() == hash.as_slice() => {
-                        std::str::from_utf8(&bytes).map(|t| chunk_text(t, &c.settings.chunking)).unwrap_or_default()
-                    }
-                    Ok(ReadDocument::TooLarge(meta)) if meta.content_hash.as_bytes().as_slice() == hash.as_slice() => Vec::new(),
-                    // Changed since the row was read, or unreadable now (a damaged blob, a file being edited): it stays
-                    // pending for the next catch-up.
-                    _ => continue,
-                };
-                // Only the content it was read as: a write since then left it pending with another hash.
-                let current: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM documents WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if current.as_deref() != Some(hash.as_slice()) {
-                    continue;
+        // Restarted from the top when the collection's chunking changes while it runs.
+        'restart: loop {
+            let c = self.collection(collection).await?;
+            let mut after = i64::MIN;
+            loop {
+                let rows = sqlx::query(
+                    "SELECT p.doc_id, d.key, d.hash FROM fts_pending p JOIN documents d ON d.id = p.doc_id \
+                     WHERE d.collection_id = (SELECT id FROM collections WHERE name = ?) AND p.doc_id > ? ORDER BY p.doc_id LIMIT ?",
+                )
+                .bind(collection.as_str().to_owned())
+                .bind(after)
+                .bind(DOCS_PER_BATCH as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let Some(last) = rows.last() else { break 'restart };
+                after = last.try_get(0).map_err(map_err)?;
+                let mut pending = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let id: i64 = r.try_get(0).map_err(map_err)?;
+                    let key: String = r.try_get(1).map_err(map_err)?;
+                    let hash = crate::repo::hash_from(r.try_get(2).map_err(map_err)?)?;
+                    pending.push((id, DocKey::parse(&key).map_err(|e| backend(e.to_string()))?, hash));
                 }
-                let base = id << CHUNK_BITS;
-                sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
-                    .bind(base)
-                    .bind(base + (1 << CHUNK_BITS))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let chunks = &chunks[..chunks.len().min(MAX_CHUNKS)];
-                for part in chunks.chunks(ROWS_PER_STATEMENT) {
-                    let values = vec!["(?, ?)"; part.len()].join(",");
-                    let mut q = sqlx::query(AssertSqlSafe(format!("INSERT INTO chunk_fts (rowid, text) VALUES {values}")));
-                    for ch in part {
-                        q = q.bind(base + i64::from(ch.index)).bind(ch.text.clone());
-                    }
-                    q.execute(&mut *tx).await.map_err(map_err)?;
+                let read = self.read_documents(collection, pending.iter().map(|(_, k, _)| k.clone()).collect(), MAX_INDEXED_BYTES).await?;
+                // Changed since the row was read, or unreadable now (a damaged blob, a file being edited): it stays
+                // pending for the next catch-up. Too large: indexed as no chunks.
+                let items: Vec<(i64, ContentHash, Option<Bytes>)> = pending
+                    .iter()
+                    .zip(read)
+                    .filter_map(|(&(id, _, hash), doc)| match doc {
+                        Ok(ReadDocument::Whole(meta, bytes)) if meta.content_hash == hash => Some((id, hash, Some(bytes))),
+                        Ok(ReadDocument::TooLarge(meta)) if meta.content_hash == hash => Some((id, hash, None)),
+                        _ => None,
+                    })
+                    .collect();
+                let chunking = c.settings.chunking.clone();
+                let docs = tokio::task::spawn_blocking(move || {
+                    par_map(items, |(id, hash, bytes)| TextRows {
+                        id,
+                        hash,
+                        chunks: bytes.map(|b| chunks_of(&b, &chunking)).unwrap_or_default(),
+                    })
+                })
+                .await
+                .map_err(|e| backend(format!("chunking task failed: {e}")))?;
+                let mut tx = self.begin_write().await?;
+                let cid = collection_id(&mut tx, collection).await?;
+                if chunking_now(&mut tx, cid).await? != c.settings.chunking {
+                    continue 'restart;
                 }
-                sqlx::query("INSERT OR REPLACE INTO fts_docs (doc_id, hash, chunks) VALUES (?, ?, ?)")
-                    .bind(id)
-                    .bind(hash.clone())
-                    .bind(chunks.len() as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                sqlx::query("DELETE FROM fts_pending WHERE doc_id = ?").bind(id).execute(&mut *tx).await.map_err(map_err)?;
-                indexed += 1;
+                // Only the content each was read as: a write since then left it pending with another hash.
+                let current: HashMap<i64, Vec<u8>> =
+                    sqlx::query_as("SELECT id, hash FROM documents WHERE id IN (SELECT value FROM json_each(?))")
+                        .bind(ids_json(docs.iter().map(|d| d.id)))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .into_iter()
+                        .collect();
+                let docs: Vec<TextRows> =
+                    docs.into_iter().filter(|d| current.get(&d.id).map(Vec::as_slice) == Some(d.hash.as_bytes().as_slice())).collect();
+                write_rows(&mut tx, &docs).await?;
+                tx.commit().await.map_err(map_err)?;
+                indexed += docs.len() as u64;
             }
-            tx.commit().await.map_err(map_err)?;
         }
         Ok(indexed)
     }
@@ -164,7 +275,7 @@ impl TextIndex for SqliteRepo {
                 let chunk: i64 = r.try_get(1).map_err(map_err)?;
                 let rank: f64 = r.try_get(2).map_err(map_err)?;
                 Ok(KeywordHit {
-                    key: DocKey::parse(&key).map_err(|e| crate::repo::backend(e.to_string()))?,
+                    key: DocKey::parse(&key).map_err(|e| backend(e.to_string()))?,
                     chunk: u32::try_from(chunk).unwrap_or(u32::MAX),
                     score: -rank,
                 })

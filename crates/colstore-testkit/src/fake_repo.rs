@@ -379,6 +379,10 @@ impl CollectionRepo for InMemoryRepo {
         let mut outcomes = Vec::with_capacity(ready.len());
         for ReadyDocument { key, bytes, hash, metadata, tags } in ready {
             let size = bytes.len() as u64;
+            // Like the SQLite adapter in sqlite mode: a changed content's text is indexed in the same write.
+            if coll.docs.get(&key).is_none_or(|d| d.content_hash != hash) {
+                coll.text.insert(key.clone(), text::Indexed::of(hash, coll.settings.chunking, &bytes));
+            }
             let status = match coll.docs.get_mut(&key) {
                 Some(existing) if existing.content_hash == hash && existing.metadata == metadata && existing.tags == tags => {
                     PutStatus::Unchanged

@@ -277,7 +277,11 @@ impl Store {
     /// Filesystem mode: the documents' folder and its catalog, as the reconcile use cases take them; `None` in
     /// sqlite mode.
     pub fn file_ports(&self) -> Option<colstore_app::FilePorts> {
-        self.files.as_ref().map(|files| colstore_app::FilePorts { files: Arc::clone(files), catalog: self.catalog() })
+        self.files.as_ref().map(|files| colstore_app::FilePorts {
+            files: Arc::clone(files),
+            catalog: self.catalog(),
+            text: Arc::new(self.sqlite.clone()),
+        })
     }
 
     /// Where filesystem-mode documents live (the folder holding one folder per collection).

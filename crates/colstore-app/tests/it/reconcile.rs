@@ -241,7 +241,7 @@ mod several_collections {
         put(&*w.repo, &docs, vec![plain("x.md", b"x"), plain("y.md", b"y")]).await;
         w.files.external_remove(&docs, "x.md");
         w.files.external_remove(&docs, "y.md");
-        let ports = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone() };
+        let ports = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone(), text: w.repo.clone() };
         (w, docs, ports)
     }
 
@@ -276,6 +276,10 @@ mod several_collections {
         assert_eq!(reports.len(), 2);
         assert_eq!(keys_of(&w, &w.c).await, ["new.md"]);
         assert!(keys_of(&w, &docs).await.is_empty());
+        use colstore_domain::ports::TextIndex;
+        assert_eq!(w.repo.not_indexed(&w.c).await.unwrap(), 0, "the reconciled text is indexed by the reconcile");
+        let hits = w.repo.keyword_search(&w.c, &colstore_domain::KeywordQuery::parse("fresh"), &Default::default(), 5).await.unwrap();
+        assert_eq!(hits.len(), 1);
     }
 
     #[tokio::test]
@@ -339,7 +343,7 @@ async fn the_status_names_unreconciled_folders_and_counts_jobs() {
         text: w.repo.clone(),
         store_id: colstore_domain::StoreId::random(),
     };
-    let files = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone() };
+    let files = FilePorts { files: w.dyn_files.clone(), catalog: w.repo.clone(), text: w.repo.clone() };
     let queue = InMemoryQueue::new(Arc::new(ManualClock::at_2024()));
     let clean = store_status(&ports, Some(&files), &queue, None).await.unwrap();
     assert!(clean.unreconciled.is_empty(), "{:?}", clean.unreconciled);

@@ -90,6 +90,9 @@ impl colstore_testkit::text::TextFixture for Fixture {
     fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
         Arc::new(self.repo.clone())
     }
+    fn indexes_on_write(&self) -> bool {
+        true
+    }
 }
 
 async fn text_fixture(clock: Arc<ManualClock>) -> Box<dyn colstore_testkit::text::TextFixture> {

@@ -22,6 +22,12 @@ pub(super) struct Indexed {
 }
 
 impl Indexed {
+    /// A content's chunks as the adapter indexes them (none when it is not UTF-8).
+    pub(super) fn of(hash: ContentHash, chunking: ChunkingSettings, bytes: &[u8]) -> Self {
+        let chunks = std::str::from_utf8(bytes).map(|t| chunk_text(t, &chunking)).unwrap_or_default();
+        Indexed { hash, chunking, chunks: chunks.iter().map(|ch| tokens(&ch.text)).collect() }
+    }
+
     fn current(&self, hash: ContentHash, chunking: &ChunkingSettings) -> bool {
         self.hash == hash && &self.chunking == chunking
     }
@@ -58,18 +64,15 @@ impl TextIndex for InMemoryRepo {
         let c = st.collections.get_mut(collection).ok_or_else(|| RepoError::CollectionNotFound(collection.clone()))?;
         let mut indexed = 0;
         for doc in read {
-            let (meta, chunks) = match doc {
-                Ok(ReadDocument::Whole(meta, bytes)) => {
-                    let chunks = std::str::from_utf8(&bytes).map(|t| chunk_text(t, &chunking)).unwrap_or_default();
-                    (meta, chunks.iter().map(|ch| tokens(&ch.text)).collect())
-                }
-                Ok(ReadDocument::TooLarge(meta)) => (meta, Vec::new()),
+            let (key, fresh) = match doc {
+                Ok(ReadDocument::Whole(meta, bytes)) => (meta.key.clone(), Indexed::of(meta.content_hash, chunking, &bytes)),
+                Ok(ReadDocument::TooLarge(meta)) => (meta.key.clone(), Indexed { hash: meta.content_hash, chunking, chunks: Vec::new() }),
                 _ => continue,
             };
             // Only the content it was read as, and only with the chunking it was cut with.
-            let unchanged = c.docs.get(&meta.key).is_some_and(|d| d.content_hash == meta.content_hash) && c.settings.chunking == chunking;
+            let unchanged = c.docs.get(&key).is_some_and(|d| d.content_hash == fresh.hash) && c.settings.chunking == chunking;
             if unchanged {
-                c.text.insert(meta.key.clone(), Indexed { hash: meta.content_hash, chunking, chunks });
+                c.text.insert(key, fresh);
                 indexed += 1;
             }
         }

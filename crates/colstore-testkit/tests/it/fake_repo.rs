@@ -75,6 +75,9 @@ impl colstore_testkit::text::TextFixture for Fake {
     fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
         self.repo.clone()
     }
+    fn indexes_on_write(&self) -> bool {
+        true
+    }
 }
 
 impl colstore_testkit::text::TextFixture for FakeWithFiles {
@@ -84,6 +87,9 @@ impl colstore_testkit::text::TextFixture for FakeWithFiles {
 
     fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
         self.repo.clone()
+    }
+    fn indexes_on_write(&self) -> bool {
+        false
     }
 }
 
