@@ -19,6 +19,7 @@ mod large_documents;
 mod lock;
 mod outside_input;
 mod pipe;
+mod query;
 mod remote;
 mod search;
 mod store_identity;

@@ -264,6 +264,7 @@ fn settings_for(embedder: &EmbedderId, info: &ForeignInfo) -> CollectionSettings
         chunking: ChunkingSettings::WHOLE_DOCUMENT,
         index: None,
         fusion: None,
+        indexed_fields: Vec::new(),
     }
 }
 

@@ -25,6 +25,7 @@ pub async fn create_collection(
         vectors: vectors.map(|(embedder, distance)| VectorSettings { embedder, distance }),
         index,
         fusion: None,
+        indexed_fields: Vec::new(),
     };
     repo.create_collection(CollectionSpec { name, settings }).await
 }
@@ -78,4 +79,48 @@ pub async fn change_fusion(
         )?)
     };
     Ok(repo.update_settings(collection, settings).await?)
+}
+
+/// What [`index_field`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexChange {
+    /// The field is indexed now (its values of every document were indexed in the same transaction).
+    Added,
+    /// The field was indexed already: nothing changed.
+    AlreadyIndexed,
+    /// The field's index was dropped.
+    Dropped,
+    /// The field was not indexed: nothing changed.
+    NotIndexed,
+}
+
+/// `col collection index NAME FIELD [--drop]`: indexes a metadata field for `--where` filters (or drops its index).
+/// Only speed changes: a filter gives the same documents either way. Returns the collection and what changed.
+///
+/// # Errors
+/// `CollectionNotFound`, or a store failure.
+pub async fn index_field(
+    repo: &dyn CollectionRepo,
+    collection: &CollectionName,
+    field: &colstore_domain::FieldPath,
+    drop: bool,
+) -> Result<(Collection, IndexChange), RepoError> {
+    let c = repo.collection(collection).await?;
+    let mut settings = c.settings.clone();
+    let present = settings.indexed_fields.contains(field);
+    let change = match (drop, present) {
+        (false, true) => return Ok((c, IndexChange::AlreadyIndexed)),
+        (true, false) => return Ok((c, IndexChange::NotIndexed)),
+        (false, false) => {
+            settings.indexed_fields.push(field.clone());
+            settings.indexed_fields.sort();
+            IndexChange::Added
+        }
+        (true, true) => {
+            settings.indexed_fields.retain(|f| f != field);
+            IndexChange::Dropped
+        }
+    };
+    Ok((repo.update_settings(collection, settings).await?, change))
 }

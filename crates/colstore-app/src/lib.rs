@@ -28,11 +28,11 @@ mod watch;
 pub use add::{AddError, AddEvent, AddOptions, AddReport, AddWarning, Skipped, Source, add_paths, add_paths_until, plan_sources};
 pub use adopt::{ADOPT_PAGE, AdoptError, AdoptOptions, AdoptProgress, AdoptReport, AdoptSample, AdoptSkip, MAX_LISTED_SKIPS, adopt};
 pub use clear::{ClearProjection, ClearReport, ClearTarget, clear_collection, clear_collections, plan_clear, retire_deleted};
-pub use collections::{FusionChange, FusionError, change_fusion, create_collection};
+pub use collections::{FusionChange, FusionError, IndexChange, change_fusion, create_collection, index_field};
 pub use documents::{CHECK_IN_MEMORY, ReadError, ReadMode, ReadReport, collect_garbage, put_document, read_document};
 pub use export::{
-    EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ImportOutcome, ImportPlan, ImportRunError, MAX_LINE_BYTES, decode_export,
-    export, export_to, import, plan_import, run_import,
+    EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ExportScope, ImportOutcome, ImportPlan, ImportRunError, MAX_LINE_BYTES,
+    decode_export, export, export_to, import, plan_import, run_import,
 };
 pub use jobs::{cancel_job, retry_job};
 pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
@@ -55,5 +55,5 @@ pub use sync::{
     sync_collection, sync_collection_until,
 };
 pub use sync_jobs::{CollectionOutcome, CollectionRun, SYNC_JOB_KIND, StopReason, SyncRun, SyncRunEvent, SyncRunOptions, run_sync};
-pub use verify::{VerifyReport, verify};
+pub use verify::{TextVerify, VerifyReport, verify, verify_text};
 pub use watch::{WatchEnd, watch};

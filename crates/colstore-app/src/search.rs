@@ -353,6 +353,15 @@ async fn nearest(
         .map_err(|e| SyncFailure::Repo(RepoError::Unsupported(e.to_string())))?;
     let name = index_name(ports.store_id, collection);
     let k = k.max(1);
+    // Sync states are in the ledger, not in the documents: with a `state:` condition the matching keys are listed once
+    // by the repository (which evaluates the whole filter) and each hit is looked up there.
+    let state_matches: Option<std::collections::HashSet<DocKey>> = match post_filter {
+        Some(f) if f.has_state() => {
+            let q = colstore_domain::ListQuery { expr: f.clone(), ..colstore_domain::ListQuery::default() };
+            Some(ports.repo.list_documents(collection, &q).await?.items.into_iter().map(|d| d.key).collect())
+        }
+        _ => None,
+    };
     // Documents deleted since the last sync (`col rm`, `col clear`, a file deleted outside colstore) may still have
     // points until the next sync retires them: their hits are hidden, and the index is asked for more to fill `k`.
     // Only hits that share something with the query: with cosine or dot, a score of 0 or less means nothing in common
@@ -372,9 +381,10 @@ async fn nearest(
         out.clear();
         for h in hits.into_iter().filter(|h| related(h.score)) {
             if !texts.contains_key(&h.payload.key) {
-                let passes = match post_filter {
-                    None => true,
-                    Some(f) => match ports.repo.document(collection, &h.payload.key).await {
+                let passes = match (post_filter, &state_matches) {
+                    (None, _) => true,
+                    (Some(_), Some(keys)) => keys.contains(&h.payload.key),
+                    (Some(f), None) => match ports.repo.document(collection, &h.payload.key).await {
                         Ok(d) => f.matches(&d),
                         Err(RepoError::DocumentNotFound { .. }) => false,
                         Err(e) => return Err(e.into()),

@@ -628,6 +628,7 @@ mod tests {
                     chunking: ChunkingSettings::default(),
                     index: None,
                     fusion: None,
+                    indexed_fields: Vec::new(),
                 },
                 created_at: Timestamp::EPOCH,
                 document_count: 1,

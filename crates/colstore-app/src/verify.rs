@@ -1,10 +1,10 @@
 //! `col verify`: re-hash all content and collect every corrupt document, or (filesystem mode) every file that no
-//! longer matches its record.
+//! longer matches its record; and compare the full-text index with the documents ([`verify_text`]).
 
 use std::sync::Arc;
 
 use colstore_domain::CollectionName;
-use colstore_domain::ports::{CollectionRepo, CorruptDocument, RepoError, VerifyEvent};
+use colstore_domain::ports::{CollectionRepo, CorruptDocument, RepoError, TextCheck, TextIndex, VerifyEvent};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -60,6 +60,40 @@ pub async fn verify(
         report.unreconciled = std::mem::take(&mut report.corrupt);
     }
     Ok(report)
+}
+
+/// One collection's full-text index compared with its documents, and what a repair did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TextVerify {
+    /// The collection.
+    pub collection: CollectionName,
+    /// What the check found (after the repair, when one ran: then clean unless the store changed meanwhile).
+    pub check: TextCheck,
+    /// What the check found before the repair, when one ran on a collection that was not clean.
+    pub before_repair: Option<TextCheck>,
+    /// Documents the repair marked and re-indexed from their content.
+    pub repaired: u64,
+}
+
+/// `col verify`'s full-text part: checks each collection's full-text index against its documents and, with
+/// `repair`, marks what drifted (or everything, when the index is damaged), re-indexes it from the documents, and
+/// checks again.
+///
+/// # Errors
+/// `CollectionNotFound`, or the store failing.
+pub async fn verify_text(text: &dyn TextIndex, collections: &[CollectionName], repair: bool) -> Result<Vec<TextVerify>, RepoError> {
+    let mut out = Vec::with_capacity(collections.len());
+    for c in collections {
+        let check = text.check(c).await?;
+        if !repair || check.is_clean() {
+            out.push(TextVerify { collection: c.clone(), check, before_repair: None, repaired: 0 });
+            continue;
+        }
+        let marked = text.repair(c).await?;
+        text.catch_up(c).await?;
+        out.push(TextVerify { collection: c.clone(), check: text.check(c).await?, before_repair: Some(check), repaired: marked });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -127,5 +161,32 @@ mod tests {
         repo.expect_capabilities().return_const(caps(false));
         let repo: Arc<dyn CollectionRepo> = Arc::new(repo);
         assert!(matches!(verify(&repo, None, &|_, _| {}).await, Err(RepoError::Busy(_))));
+    }
+
+    #[tokio::test]
+    async fn a_text_repair_marks_then_reindexes_then_checks_again() {
+        use colstore_domain::ports::MockTextIndex;
+        let c = CollectionName::parse("notes").unwrap();
+        let drifted = TextCheck { indexed: 1, drift: vec![DocKey::parse("a.md").unwrap()], ..TextCheck::default() };
+        let clean = TextCheck { indexed: 2, ..TextCheck::default() };
+        let mut seq = mockall::Sequence::new();
+        let mut text = MockTextIndex::new();
+        let first = drifted.clone();
+        text.expect_check().times(1).in_sequence(&mut seq).returning(move |_| Ok(first.clone()));
+        text.expect_repair().times(1).in_sequence(&mut seq).returning(|_| Ok(1));
+        text.expect_catch_up().times(1).in_sequence(&mut seq).returning(|_| Ok(1));
+        let after = clean.clone();
+        text.expect_check().times(1).in_sequence(&mut seq).returning(move |_| Ok(after.clone()));
+        let out = verify_text(&text, std::slice::from_ref(&c), true).await.unwrap();
+        assert_eq!(out, [TextVerify { collection: c.clone(), check: clean, before_repair: Some(drifted.clone()), repaired: 1 }]);
+
+        // Without --repair: only the check.
+        let mut text = MockTextIndex::new();
+        let found = drifted.clone();
+        text.expect_check().times(1).returning(move |_| Ok(found.clone()));
+        text.expect_repair().never();
+        let out = verify_text(&text, std::slice::from_ref(&c), false).await.unwrap();
+        assert_eq!(out[0].check, drifted);
+        assert_eq!((out[0].repaired, out[0].before_repair.is_none()), (0, true));
     }
 }

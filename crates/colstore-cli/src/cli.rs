@@ -103,8 +103,9 @@ and --no-front-matter turns it off. Ctrl-C stops after the batches being written
     #[command(after_help = "Examples:\n  col stats\n  col stats notes\n  col stats --json")]
     Stats(StatsArgs),
 
-    /// Re-hash all content (exit code 3 names every corrupt document); --index checks the vector index
-    #[command(after_help = "Examples:\n  col verify\n  col verify notes\n  col verify --index\n  col verify --index --repair")]
+    /// Re-hash all content (exit code 3 names every corrupt document) and check the full-text index against the
+    /// documents; --index checks the vector index instead
+    #[command(after_help = "Examples:\n  col verify\n  col verify notes\n  col verify --repair        re-index full-text drift from the documents\n  col verify --index\n  col verify --index --repair")]
     Verify(VerifyArgs),
 
     /// Remove stored content that no document references any more
@@ -172,7 +173,10 @@ merge: adds what is missing; a document in both takes the backup's version unles
 
     /// Write collections (settings, documents, metadata, tags, vectors) to one portable file
     #[command(after_help = "Examples:\n  col export -o all.colstore\n  col export --collection notes -o notes.colstore\n  \
+col export --collection notes --where 'tag:published and updated:>=30d' -o recent.colstore\n  \
 col export -o - | col --store ../copy import - --yes\n\n\
+--where takes the filter language of `col ls --where`. A filtered file holds only the matching documents and says so:\n\
+importing it adds and updates those documents and never deletes the ones it lacks, even in replace mode.\n\
 The file is zstd-compressed JSON lines, versioned; the format is in docs/EXPORT-FORMAT.md. A regular file is replaced\n\
 atomically when complete; a symbolic link is written through (it stays a link); a device or FIFO is written\n\
 straight; `-o -` writes to stdout (the summary then goes to stderr).")]
@@ -598,6 +602,22 @@ is dropped. --vectors is given alone (change the other settings in a second call
         #[command(flatten)]
         fusion: FusionArgs,
     },
+    /// Index a metadata field so `--where` filters on it are lookups, not a walk of every document
+    #[command(after_help = "Examples:\n  col collection index notes year\n  col collection index notes author.name\n  \
+col collection index notes year --drop\n\n\
+Only speed changes: `col ls --where`, `col search --where` and `col export --where` give the same documents with or\n\
+without the index. Indexing reads every document's metadata once, in one transaction; afterwards each write keeps\n\
+it. Tags (`tag:x`), keys (`key:prefix`) and times (`updated:>=7d`) are always indexed. `col collection show` lists\n\
+the indexed fields.")]
+    Index {
+        /// The collection
+        name: String,
+        /// The metadata field (a dotted path like `author.name`; letters, digits, '_' and '-' per segment)
+        field: String,
+        /// Drop the field's index instead
+        #[arg(long)]
+        drop: bool,
+    },
     /// List collections with their document counts
     #[command(alias = "ls", after_help = "Examples:\n  col collection list\n  col collection list --json")]
     List,
@@ -777,8 +797,9 @@ pub struct VerifyArgs {
     /// Compare the sync ledger with what the vector index holds (missing, stale and orphan points)
     #[arg(long)]
     pub index: bool,
-    /// With --index: fix the drift from the embedding cache, without embedder calls
-    #[arg(long, requires = "index")]
+    /// Fix what was found: the full-text index from the documents; with --index, the vector index from the embedding
+    /// cache (no embedder calls). Corrupt contents are never "repaired": restore them from a backup
+    #[arg(long)]
     pub repair: bool,
 }
 
@@ -804,6 +825,9 @@ pub struct ExportArgs {
     /// The file to write (a regular file is replaced atomically when complete; `-` is stdout)
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Only documents that match EXPR, in the filter language of `col ls --where` (repeatable: all must hold)
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]

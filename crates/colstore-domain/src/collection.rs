@@ -213,6 +213,10 @@ pub struct CollectionSettings {
     /// How hybrid search fuses keyword and vector ranks in this collection; `None` for the defaults of its embedder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<FusionSettings>,
+    /// Metadata fields the store indexes for `--where` (`col collection index NAME FIELD`), sorted, no duplicates.
+    /// Only speed depends on it: a filter on a field that is not indexed gives the same documents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexed_fields: Vec<crate::FieldPath>,
 }
 
 /// Reciprocal rank fusion settings: a chunk scores `keyword_weight / (rrf_k + keyword rank) + vector_weight /

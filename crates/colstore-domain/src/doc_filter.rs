@@ -42,6 +42,8 @@ pub enum DocFilter {
     Created(TimeRange),
     /// The document was last changed in the range.
     Updated(TimeRange),
+    /// The document's sync state is this one (the sync ledger's: pending, synced or failed).
+    State(crate::ports::SyncState),
 }
 
 impl Default for DocFilter {
@@ -56,17 +58,35 @@ impl DocFilter {
         matches!(self, Self::All(parts) if parts.is_empty())
     }
 
-    /// Whether the document matches. The reference semantics every translation is tested against.
+    /// Whether the document matches, for a filter without `state:` ([`DocFilter::has_state`]); a `state:` condition
+    /// never holds here (use [`DocFilter::matches_in`] with the ledger's states).
     pub fn matches(&self, d: &DocumentMeta) -> bool {
+        self.matches_in(d, None)
+    }
+
+    /// Whether the document, whose sync state is `state`, matches. The reference semantics every translation is
+    /// tested against.
+    pub fn matches_in(&self, d: &DocumentMeta, state: Option<crate::ports::SyncState>) -> bool {
         match self {
-            Self::All(parts) => parts.iter().all(|p| p.matches(d)),
-            Self::Any(parts) => parts.iter().any(|p| p.matches(d)),
-            Self::Not(p) => !p.matches(d),
+            Self::All(parts) => parts.iter().all(|p| p.matches_in(d, state)),
+            Self::Any(parts) => parts.iter().any(|p| p.matches_in(d, state)),
+            Self::Not(p) => !p.matches_in(d, state),
             Self::Meta(c) => c.matches(&d.metadata.0),
             Self::Tag(t) => d.tags.0.contains(t),
             Self::KeyPrefix(p) => d.key.as_str().starts_with(p.as_str()),
             Self::Created(r) => r.contains(d.created_at),
             Self::Updated(r) => r.contains(d.updated_at),
+            Self::State(s) => state == Some(*s),
+        }
+    }
+
+    /// Whether a `state:` condition occurs anywhere in the filter (it needs the sync ledger to evaluate).
+    pub fn has_state(&self) -> bool {
+        match self {
+            Self::All(parts) | Self::Any(parts) => parts.iter().any(DocFilter::has_state),
+            Self::Not(p) => p.has_state(),
+            Self::State(_) => true,
+            Self::Meta(_) | Self::Tag(_) | Self::KeyPrefix(_) | Self::Created(_) | Self::Updated(_) => false,
         }
     }
 
@@ -103,7 +123,7 @@ impl DocFilter {
             Self::Any(parts) => Some(Filter { should: parts.iter().map(cond).collect::<Option<_>>()?, ..Filter::default() }),
             Self::Not(p) => Some(Filter { must_not: vec![cond(p)?], ..Filter::default() }),
             Self::Meta(c) => Some(Filter { must: vec![c.clone()], ..Filter::default() }),
-            Self::Tag(_) | Self::KeyPrefix(_) | Self::Created(_) | Self::Updated(_) => None,
+            Self::Tag(_) | Self::KeyPrefix(_) | Self::Created(_) | Self::Updated(_) | Self::State(_) => None,
         }
     }
 
@@ -443,11 +463,24 @@ impl Parser<'_> {
                 let range = self.time_range(which, rest, rest_col)?;
                 Ok(if which == "created" { DocFilter::Created(range) } else { DocFilter::Updated(range) })
             }
+            "state" => {
+                let (col, state) = arg(self, "a sync state after `state:` (state:pending, state:synced or state:failed)")?;
+                use crate::ports::SyncState;
+                match state.to_ascii_lowercase().as_str() {
+                    "pending" => Ok(DocFilter::State(SyncState::Pending)),
+                    "synced" => Ok(DocFilter::State(SyncState::Synced)),
+                    "failed" => Ok(DocFilter::State(SyncState::Failed)),
+                    _ => {
+                        Err(self
+                            .error_at(col, &format!("{state:?} is not a sync state; write state:pending, state:synced or state:failed")))
+                    }
+                }
+            }
             _ => Err(self.error_at(
                 t.col,
                 &format!(
-                    "unknown qualifier `{qualifier}:`; the qualifiers are tag:, key:, created: and updated:, and a metadata field \
-                     is compared with an operator ({qualifier}=VALUE)"
+                    "unknown qualifier `{qualifier}:`; the qualifiers are tag:, key:, created:, updated: and state:, and a \
+                     metadata field is compared with an operator ({qualifier}=VALUE)"
                 ),
             )),
         }

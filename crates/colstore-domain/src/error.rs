@@ -15,7 +15,8 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub(crate) fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    /// The error for `value` (shortened to 120 bytes) of kind `what`, and why it is refused.
+    pub fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
         // Never echo megabytes of hostile input back into an error message.
         let value = if value.len() > 120 {
             let mut end = 120;

@@ -76,12 +76,17 @@ pub struct ListQuery {
 impl ListQuery {
     /// Whether a document passes the query's conditions (ignoring order and paging). The reference semantics.
     pub fn matches(&self, d: &DocumentMeta) -> bool {
+        self.matches_in(d, None)
+    }
+
+    /// Whether `d`, whose sync state is `state`, matches (see [`DocFilter::matches_in`]).
+    pub fn matches_in(&self, d: &DocumentMeta, state: Option<crate::ports::SyncState>) -> bool {
         d.tags.contains_all(&self.tags)
             && self.filter.matches(&d.metadata.0)
             && self.created.contains(d.created_at)
             && self.updated.contains(d.updated_at)
             && self.key_prefix.as_deref().is_none_or(|p| d.key.as_str().starts_with(p))
-            && self.expr.matches(d)
+            && self.expr.matches_in(d, state)
     }
 
     /// The value a document is sorted by (0 when sorting by key).
@@ -111,7 +116,12 @@ impl ListQuery {
     /// One page of `docs`: those that match, in order, after the cursor, offset and limited. The reference paging
     /// every repository is tested against.
     pub fn page(&self, docs: impl IntoIterator<Item = DocumentMeta>) -> Page<DocumentMeta> {
-        let mut matching: Vec<DocumentMeta> = docs.into_iter().filter(|d| self.matches(d)).collect();
+        self.page_in(docs.into_iter().map(|d| (d, None)))
+    }
+
+    /// [`ListQuery::page`] of documents with their sync states (for `state:` conditions).
+    pub fn page_in(&self, docs: impl IntoIterator<Item = (DocumentMeta, Option<crate::ports::SyncState>)>) -> Page<DocumentMeta> {
+        let mut matching: Vec<DocumentMeta> = docs.into_iter().filter(|(d, s)| self.matches_in(d, *s)).map(|(d, _)| d).collect();
         self.sort(&mut matching);
         let total = matching.len() as u64;
         let offset = usize::try_from(self.offset).unwrap_or(usize::MAX);

@@ -4,6 +4,7 @@
 //! `json_each` over a path yields the scalar itself or each element of an array, so "any element matches" comes for
 //! free; conditions compare JSON types explicitly so that `1`, `"1"` and `true` never match each other.
 
+use colstore_domain::ports::SyncState;
 use colstore_domain::{Condition, Cursor, DocFilter, FieldPath, Filter, ListQuery, MatchValue, SortField, SortOrder, TimeRange};
 
 /// A value bound to a `?` placeholder.
@@ -12,6 +13,19 @@ pub(crate) enum Arg {
     Int(i64),
     Real(f64),
     Text(String),
+}
+
+/// What the translation may look up in `doc_terms` (migration 0009) instead of evaluating on each document: the
+/// collection's id and the JSON paths of its indexed fields. Tags are always in `doc_terms`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Terms<'a> {
+    pub cid: i64,
+    pub indexed: &'a [String],
+}
+
+/// The JSON paths of the collection's indexed fields.
+pub(crate) async fn indexed_paths(conn: &mut sqlx::SqliteConnection, cid: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT path FROM indexed_fields WHERE collection_id = ? ORDER BY path").bind(cid).fetch_all(conn).await
 }
 
 /// The `WHERE` clause (without the keyword) and its arguments, in placeholder order.
@@ -46,22 +60,29 @@ fn match_sql(value: &MatchValue, args: &mut Vec<Arg>) -> String {
     }
 }
 
-fn any_element(key: &FieldPath, predicate: impl FnOnce(&mut Vec<Arg>) -> String, args: &mut Vec<Arg>) -> String {
+fn any_element(key: &FieldPath, predicate: impl FnOnce(&mut Vec<Arg>) -> String, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
     let path = json_path(key);
+    if let Some(t) = t.filter(|t| t.indexed.contains(&path)) {
+        // The same rows `json_each` would give (scalars and array elements; nothing under an object), kept by triggers.
+        args.push(Arg::Int(t.cid));
+        args.push(Arg::Text(path));
+        let pred = predicate(args);
+        return format!("d.id IN (SELECT je.doc_id FROM doc_terms je WHERE je.collection_id = ? AND je.path = ? AND {pred})");
+    }
     args.push(Arg::Text(path.clone()));
     let pred = predicate(args);
     args.push(Arg::Text(path));
     format!("(EXISTS (SELECT 1 FROM json_each(d.meta, ?) je WHERE {pred}) AND coalesce(json_type(d.meta, ?) <> 'object', 0))")
 }
 
-fn condition_sql(c: &Condition, args: &mut Vec<Arg>) -> String {
+fn condition_sql(c: &Condition, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
     match c {
-        Condition::Match { key, value } => any_element(key, |a| match_sql(value, a), args),
+        Condition::Match { key, value } => any_element(key, |a| match_sql(value, a), args, t),
         Condition::MatchAny { key, any } => {
             if any.is_empty() {
                 return "0".into();
             }
-            any_element(key, |a| format!("({})", any.iter().map(|v| match_sql(v, a)).collect::<Vec<_>>().join(" OR ")), args)
+            any_element(key, |a| format!("({})", any.iter().map(|v| match_sql(v, a)).collect::<Vec<_>>().join(" OR ")), args, t)
         }
         Condition::Range { key, range } => any_element(
             key,
@@ -76,6 +97,7 @@ fn condition_sql(c: &Condition, args: &mut Vec<Arg>) -> String {
                 parts.join(" AND ")
             },
             args,
+            t,
         ),
         Condition::IsEmpty { key } => {
             let path = json_path(key);
@@ -85,48 +107,78 @@ fn condition_sql(c: &Condition, args: &mut Vec<Arg>) -> String {
             "(coalesce(json_type(d.meta, ?), 'null') = 'null' OR (json_type(d.meta, ?) = 'array' AND json_array_length(d.meta, ?) = 0))"
                 .into()
         }
-        Condition::Nested(f) => filter_sql(f, args),
+        Condition::Nested(f) => filter_sql(f, args, t),
     }
 }
 
 /// SQL for a filter; always evaluates to 0 or 1, never NULL.
-pub(crate) fn filter_sql(f: &Filter, args: &mut Vec<Arg>) -> String {
+pub(crate) fn filter_sql(f: &Filter, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
     let mut parts = Vec::new();
     for c in &f.must {
-        parts.push(condition_sql(c, args));
+        parts.push(condition_sql(c, args, t));
     }
     if !f.should.is_empty() {
-        let any: Vec<_> = f.should.iter().map(|c| condition_sql(c, args)).collect();
+        let any: Vec<_> = f.should.iter().map(|c| condition_sql(c, args, t)).collect();
         parts.push(format!("({})", any.join(" OR ")));
     }
     for c in &f.must_not {
-        parts.push(format!("NOT {}", condition_sql(c, args)));
+        parts.push(format!("NOT {}", condition_sql(c, args, t)));
     }
     if parts.is_empty() { "1".into() } else { format!("coalesce(({}), 0)", parts.join(" AND ")) }
 }
 
 /// SQL for a `--where` expression; always evaluates to 0 or 1, never NULL. An `and` of key, time or metadata
-/// conditions stays a flat conjunction, so the planner can use the key and time indexes.
-pub(crate) fn doc_filter_sql(e: &DocFilter, args: &mut Vec<Arg>) -> String {
+/// conditions stays a flat conjunction, so the planner can use the key and time indexes; with `t`, tags and indexed
+/// fields are looked up in `doc_terms`.
+pub(crate) fn doc_filter_sql(e: &DocFilter, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
     let join = |parts: &[DocFilter], op: &str, empty: &str, args: &mut Vec<Arg>| {
         if parts.is_empty() {
             return empty.to_owned();
         }
-        let parts: Vec<String> = parts.iter().map(|p| doc_filter_sql(p, args)).collect();
+        let parts: Vec<String> = parts.iter().map(|p| doc_filter_sql(p, args, t)).collect();
         format!("({})", parts.join(op))
     };
     match e {
         DocFilter::All(parts) => join(parts, " AND ", "1", args),
         DocFilter::Any(parts) => join(parts, " OR ", "0", args),
-        DocFilter::Not(p) => format!("(NOT {})", doc_filter_sql(p, args)),
-        DocFilter::Meta(c) => format!("coalesce({}, 0)", condition_sql(c, args)),
-        DocFilter::Tag(t) => {
-            args.push(Arg::Text(t.as_str().to_owned()));
-            "EXISTS (SELECT 1 FROM json_each(d.tags) jt WHERE jt.value = ?)".into()
-        }
+        DocFilter::Not(p) => format!("(NOT {})", doc_filter_sql(p, args, t)),
+        DocFilter::Meta(c) => format!("coalesce({}, 0)", condition_sql(c, args, t)),
+        DocFilter::Tag(tag) => tag_sql(tag.as_str(), args, t),
         DocFilter::KeyPrefix(p) => key_prefix_sql(p, args),
         DocFilter::Created(r) => time_range_sql("d.created_at", r, args),
         DocFilter::Updated(r) => time_range_sql("d.updated_at", r, args),
+        DocFilter::State(s) => {
+            let state = match s {
+                SyncState::Pending => "pending",
+                SyncState::Synced => "synced",
+                SyncState::Failed => "failed",
+            };
+            match t {
+                // Every document has a ledger row (migration 0002), looked up by `sync_ledger_state`.
+                Some(t) => {
+                    args.extend([Arg::Int(t.cid), Arg::Text(state.into())]);
+                    "d.key IN (SELECT key FROM sync_ledger WHERE collection_id = ? AND state = ?)".into()
+                }
+                None => {
+                    args.push(Arg::Text(state.into()));
+                    "EXISTS (SELECT 1 FROM sync_ledger l WHERE l.collection_id = d.collection_id AND l.key = d.key AND l.state = ?)".into()
+                }
+            }
+        }
+    }
+}
+
+/// Documents with the tag: a lookup in `doc_terms` with `t`, else a look at each document's tags.
+fn tag_sql(tag: &str, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
+    match t {
+        Some(t) => {
+            args.extend([Arg::Int(t.cid), Arg::Text(tag.to_owned())]);
+            "d.id IN (SELECT doc_id FROM doc_terms WHERE collection_id = ? AND path = '#tag' AND value = ?)".into()
+        }
+        None => {
+            args.push(Arg::Text(tag.to_owned()));
+            "EXISTS (SELECT 1 FROM json_each(d.tags) jt WHERE jt.value = ?)".into()
+        }
     }
 }
 
@@ -196,13 +248,13 @@ fn after_sql(q: &ListQuery, c: &Cursor, args: &mut Vec<Arg>) -> String {
     format!("({col} {beyond} ? OR ({col} = ? AND d.key > ?))")
 }
 
-/// The full `WHERE` for a listing in collection `collection_id`.
-pub(crate) fn where_clause(collection_id: i64, q: &ListQuery) -> Where {
-    let mut args = vec![Arg::Int(collection_id)];
+/// The full `WHERE` for a listing in collection `t.cid`.
+pub(crate) fn where_clause(t: Terms<'_>, q: &ListQuery) -> Where {
+    let mut args = vec![Arg::Int(t.cid)];
     let mut sql = String::from("d.collection_id = ?");
     for tag in &q.tags {
-        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(d.tags) jt WHERE jt.value = ?)");
-        args.push(Arg::Text(tag.as_str().to_owned()));
+        sql.push_str(" AND ");
+        sql.push_str(&tag_sql(tag.as_str(), &mut args, Some(t)));
     }
     for (col, range) in [("d.created_at", &q.created), ("d.updated_at", &q.updated)] {
         if range.since.is_some() || range.until.is_some() {
@@ -216,18 +268,18 @@ pub(crate) fn where_clause(collection_id: i64, q: &ListQuery) -> Where {
     }
     if !q.filter.is_empty() {
         sql.push_str(" AND ");
-        sql.push_str(&filter_sql(&q.filter, &mut args));
+        sql.push_str(&filter_sql(&q.filter, &mut args, Some(t)));
     }
     if !q.expr.is_everything() {
         sql.push_str(" AND ");
-        sql.push_str(&doc_filter_sql(&q.expr, &mut args));
+        sql.push_str(&doc_filter_sql(&q.expr, &mut args, Some(t)));
     }
     Where { sql, args }
 }
 
 /// The `WHERE` of one page: the listing's, and after the cursor when there is one (not counted in the total).
-pub(crate) fn page_where_clause(collection_id: i64, q: &ListQuery) -> Where {
-    let mut w = where_clause(collection_id, q);
+pub(crate) fn page_where_clause(t: Terms<'_>, q: &ListQuery) -> Where {
+    let mut w = where_clause(t, q);
     if let Some(c) = &q.after {
         w.sql.push_str(" AND ");
         let after = after_sql(q, c, &mut w.args);
@@ -271,8 +323,11 @@ mod tests {
         q.after =
             Some(Cursor { sort: SortField::Size, order: SortOrder::Desc, value: 3, key: colstore_domain::DocKey::parse("k").unwrap() });
         q.sort = SortField::Size;
-        let w = page_where_clause(1, &q);
-        assert_eq!(w.sql.matches('?').count(), w.args.len(), "{}", w.sql);
+        for indexed in [vec![], vec![json_path(&FieldPath::parse("year").unwrap()), json_path(&FieldPath::parse("t").unwrap())]] {
+            let w = page_where_clause(Terms { cid: 1, indexed: &indexed }, &q);
+            assert_eq!(w.sql.matches('?').count(), w.args.len(), "{}", w.sql);
+            assert_eq!(w.sql.contains("doc_terms je"), !indexed.is_empty(), "{}", w.sql);
+        }
     }
 
     #[test]

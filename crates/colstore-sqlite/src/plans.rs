@@ -77,9 +77,82 @@ async fn listings_by_key_and_time_use_indexes() {
             limit: Some(20),
             ..colstore_domain::ListQuery::default()
         };
-        let w = crate::filter_sql::page_where_clause(1, &q);
+        let w = crate::filter_sql::page_where_clause(crate::filter_sql::Terms { cid: 1, indexed: &[] }, &q);
         let sql = format!("SELECT d.* FROM documents d WHERE {} ORDER BY {} LIMIT 20", w.sql, crate::filter_sql::order_by(&q));
         let steps = plan(&repo, &sql).await;
         assert!(steps.iter().any(|s| s.starts_with("SEARCH d USING INDEX") && s.ends_with(index)), "{expr}: {steps:#?}");
     }
+}
+
+/// Tags, and the fields a user indexes (`col collection index`), are lookups in `doc_terms_lookup`: a 3-condition
+/// filter on them never walks the collection's documents, and neither does `or` or `in` over them.
+#[tokio::test]
+async fn tags_and_indexed_fields_are_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
+    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
+        .await
+        .expect("open");
+    let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
+    let indexed: Vec<String> =
+        ["year", "lang"].iter().map(|f| crate::filter_sql::json_path(&colstore_domain::FieldPath::parse(f).unwrap())).collect();
+    let cases = [("tag:home", 1), ("year>=2020 and lang=en and tag:t3", 3), ("lang in en,de", 1), ("tag:a or year<1990", 2)];
+    for (expr, lookups) in cases {
+        let q = colstore_domain::ListQuery {
+            expr: colstore_domain::DocFilter::parse(expr, now).unwrap(),
+            limit: Some(50),
+            ..colstore_domain::ListQuery::default()
+        };
+        let w = crate::filter_sql::page_where_clause(crate::filter_sql::Terms { cid: 1, indexed: &indexed }, &q);
+        let sql = format!("SELECT d.* FROM documents d WHERE {} ORDER BY {} LIMIT 50", w.sql, crate::filter_sql::order_by(&q));
+        let steps = plan(&repo, &sql).await;
+        let scans: Vec<&String> = steps.iter().filter(|s| s.starts_with("SCAN") && !s.contains("VIRTUAL TABLE")).collect();
+        assert!(scans.is_empty(), "{expr} scans: {steps:#?}");
+        let used = steps.iter().filter(|s| s.contains("USING INDEX doc_terms_lookup (collection_id=? AND path=?")).count();
+        assert_eq!(used, lookups, "{expr}: {steps:#?}");
+    }
+}
+
+/// `sync_ledger_state` makes `state:failed` a lookup; indexing a field fills `doc_terms` from the documents there are,
+/// every write keeps it, and dropping the field empties it (so the conformance suite's answers on indexed fields
+/// really come from `doc_terms`).
+#[tokio::test]
+async fn states_are_lookups_and_field_terms_follow_the_settings() {
+    use colstore_domain::ports::CollectionRepo;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
+    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
+        .await
+        .expect("open");
+    let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
+    let q = colstore_domain::ListQuery { expr: colstore_domain::DocFilter::parse("state:failed", now).unwrap(), ..Default::default() };
+    let w = crate::filter_sql::page_where_clause(crate::filter_sql::Terms { cid: 1, indexed: &[] }, &q);
+    let steps = plan(&repo, &format!("SELECT d.* FROM documents d WHERE {} ORDER BY d.key", w.sql)).await;
+    assert!(steps.iter().any(|s| s.contains("INDEX sync_ledger_state (collection_id=? AND state=?)")), "{steps:#?}");
+    assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "{steps:#?}");
+
+    let c = colstore_testkit::repo::create(&repo, "notes").await;
+    let terms = |path: &'static str| {
+        let repo = repo.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM doc_terms WHERE path = ?").bind(path).fetch_one(&repo.pool).await.unwrap()
+        }
+    };
+    let docs = vec![
+        colstore_testkit::repo::doc("a.md", "a", r#"{"year":2020,"labels":["x","y"]}"#, &["t1", "t2"]),
+        colstore_testkit::repo::doc("b.md", "b", r#"{"year":{"nested":1},"labels":"z"}"#, &[]),
+    ];
+    colstore_testkit::repo::put(&repo, &c, docs).await;
+    assert_eq!((terms("#tag").await, terms("$.\"year\"").await), (2, 0), "tags always, fields only once indexed");
+    let mut settings = repo.collection(&c).await.unwrap().settings;
+    settings.indexed_fields = ["labels", "year"].iter().map(|f| colstore_domain::FieldPath::parse(f).unwrap()).collect();
+    repo.update_settings(&c, settings.clone()).await.unwrap();
+    assert_eq!((terms("$.\"labels\"").await, terms("$.\"year\"").await), (3, 1), "array elements each; nothing under an object");
+    colstore_testkit::repo::put_one(&repo, &c, colstore_testkit::repo::doc("b.md", "b", r#"{"year":1999}"#, &["t3"])).await;
+    assert_eq!((terms("$.\"labels\"").await, terms("$.\"year\"").await, terms("#tag").await), (2, 2, 3), "a write keeps them");
+    settings.indexed_fields.retain(|f| f.as_str() == "year");
+    repo.update_settings(&c, settings).await.unwrap();
+    assert_eq!((terms("$.\"labels\"").await, terms("$.\"year\"").await), (0, 2), "a dropped field's terms go");
+    repo.delete_documents(&c, vec![colstore_testkit::repo::key("a.md")]).await.unwrap();
+    assert_eq!((terms("$.\"year\"").await, terms("#tag").await), (1, 1), "a deleted document's terms go");
 }

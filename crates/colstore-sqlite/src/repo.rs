@@ -1028,7 +1028,9 @@ impl CollectionRepo for SqliteRepo {
     async fn list_documents(&self, collection: &CollectionName, query: &ListQuery) -> Result<Page<DocumentMeta>, RepoError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let cid = collection_id(&mut tx, collection).await?;
-        let w = filter_sql::where_clause(cid, query);
+        let indexed = filter_sql::indexed_paths(&mut tx, cid).await.map_err(map_err)?;
+        let terms = filter_sql::Terms { cid, indexed: &indexed };
+        let w = filter_sql::where_clause(terms, query);
         let count_sql = format!("SELECT count(*) FROM documents d WHERE {}", w.sql);
         let total: i64 = bind_args(sqlx::query(AssertSqlSafe(count_sql)), &w.args)
             .fetch_one(&mut *tx)
@@ -1037,7 +1039,7 @@ impl CollectionRepo for SqliteRepo {
             .try_get(0)
             .map_err(map_err)?;
         let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let page = filter_sql::page_where_clause(cid, query);
+        let page = filter_sql::page_where_clause(terms, query);
         let sql =
             format!("SELECT {DOC_COLUMNS} FROM documents d WHERE {} ORDER BY {} LIMIT ? OFFSET ?", page.sql, filter_sql::order_by(query));
         let rows = bind_args(sqlx::query(AssertSqlSafe(sql)), &page.args)

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use colstore_domain::ports::{CollectionRepo, KeywordHit, ReadDocument, RepoError, TextIndex};
+use colstore_domain::ports::{CollectionRepo, KeywordHit, ReadDocument, RepoError, TextCheck, TextIndex};
 use colstore_domain::{
     Chunk, ChunkingSettings, CollectionName, CollectionSettings, ContentHash, DocFilter, DocKey, KeywordClause, KeywordQuery, chunk_text,
 };
@@ -199,7 +199,7 @@ impl TextIndex for SqliteRepo {
                         _ => None,
                     })
                     .collect();
-                let chunking = c.settings.chunking.clone();
+                let chunking = c.settings.chunking;
                 let docs = tokio::task::spawn_blocking(move || {
                     par_map(items, |(id, hash, bytes)| TextRows {
                         id,
@@ -233,6 +233,116 @@ impl TextIndex for SqliteRepo {
         Ok(indexed)
     }
 
+    async fn check(&self, collection: &CollectionName) -> Result<TextCheck, RepoError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let cid = collection_id(&mut conn, collection).await?;
+        // Rows per document, from the index itself (a contentless table still lists its row ids).
+        let rows: HashMap<i64, i64> =
+            sqlx::query_as(AssertSqlSafe(format!("SELECT rowid >> {CHUNK_BITS}, count(*) FROM chunk_fts GROUP BY 1")))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .collect();
+        let docs = sqlx::query(
+            "SELECT d.id, d.key, d.hash, f.hash AS indexed, f.chunks, p.doc_id IS NOT NULL AS pending FROM documents d              LEFT JOIN fts_docs f ON f.doc_id = d.id LEFT JOIN fts_pending p ON p.doc_id = d.id WHERE d.collection_id = ? ORDER BY d.key",
+        )
+        .bind(cid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let mut check = TextCheck::default();
+        for r in &docs {
+            if r.try_get::<bool, _>("pending").map_err(map_err)? {
+                check.pending += 1;
+                continue;
+            }
+            let id: i64 = r.try_get("id").map_err(map_err)?;
+            let hash: Vec<u8> = r.try_get("hash").map_err(map_err)?;
+            let indexed: Option<Vec<u8>> = r.try_get("indexed").map_err(map_err)?;
+            let chunks: Option<i64> = r.try_get("chunks").map_err(map_err)?;
+            if indexed.as_deref() == Some(hash.as_slice()) && chunks == Some(rows.get(&id).copied().unwrap_or(0)) {
+                check.indexed += 1;
+            } else {
+                let key: String = r.try_get("key").map_err(map_err)?;
+                check.drift.push(DocKey::parse(&key).map_err(|e| backend(e.to_string()))?);
+            }
+        }
+        let orphan_records: i64 = sqlx::query_scalar("SELECT count(*) FROM fts_docs WHERE doc_id NOT IN (SELECT id FROM documents)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let orphan_rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM chunk_fts WHERE (rowid >> {CHUNK_BITS}) NOT IN (SELECT id FROM documents)"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        check.orphans = (orphan_records + orphan_rows) as u64;
+        drop(conn);
+        // FTS5's own structure check is an INSERT of a command: run it in a write transaction that is rolled back
+        // (not possible in a store opened read-only, whose rows and records were still compared above).
+        if self.read_only {
+            return Ok(check);
+        }
+        let mut tx = self.begin_write().await?;
+        if let Err(e) = sqlx::query("INSERT INTO chunk_fts (chunk_fts, rank) VALUES ('integrity-check', 0)").execute(&mut *tx).await {
+            check.damaged = Some(e.to_string());
+        }
+        tx.rollback().await.map_err(map_err)?;
+        Ok(check)
+    }
+
+    async fn repair(&self, collection: &CollectionName) -> Result<u64, RepoError> {
+        let check = self.check(collection).await?;
+        if check.is_clean() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let cid = collection_id(&mut tx, collection).await?;
+        let marked = if check.damaged.is_some() {
+            // Rebuilt from nothing: every document of the store is indexed again by the next catch-ups.
+            sqlx::query("INSERT INTO chunk_fts (chunk_fts) VALUES ('delete-all')").execute(&mut *tx).await.map_err(map_err)?;
+            sqlx::query("DELETE FROM fts_docs").execute(&mut *tx).await.map_err(map_err)?;
+            sqlx::query("INSERT INTO fts_pending (doc_id) SELECT id FROM documents WHERE id NOT IN (SELECT doc_id FROM fts_pending)")
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected()
+        } else {
+            let orphans: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT DISTINCT rowid >> {CHUNK_BITS} FROM chunk_fts WHERE (rowid >> {CHUNK_BITS}) NOT IN (SELECT id FROM documents)"
+            )))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            for id in orphans {
+                let base = id << CHUNK_BITS;
+                sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
+                    .bind(base)
+                    .bind(base + (1 << CHUNK_BITS))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            sqlx::query("DELETE FROM fts_docs WHERE doc_id NOT IN (SELECT id FROM documents)").execute(&mut *tx).await.map_err(map_err)?;
+            // A drifted document's rows are replaced whole by the catch-up (it deletes the document's range first).
+            let keys =
+                serde_json::to_string(&check.drift.iter().map(DocKey::as_str).collect::<Vec<_>>()).map_err(|e| backend(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO fts_pending (doc_id) SELECT id FROM documents WHERE collection_id = ?                  AND key IN (SELECT value FROM json_each(?)) AND id NOT IN (SELECT doc_id FROM fts_pending)",
+            )
+            .bind(cid)
+            .bind(keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected()
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(marked)
+    }
+
     async fn not_indexed(&self, collection: &CollectionName) -> Result<u64, RepoError> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let cid = collection_id(&mut conn, collection).await?;
@@ -257,7 +367,9 @@ impl TextIndex for SqliteRepo {
             return Ok(Vec::new());
         }
         let mut args = vec![Arg::Text(fts_query(query)), Arg::Int(cid)];
-        let filter_sql = if filter.is_everything() { "1".to_owned() } else { doc_filter_sql(filter, &mut args) };
+        let indexed = crate::filter_sql::indexed_paths(&mut conn, cid).await.map_err(map_err)?;
+        let terms = crate::filter_sql::Terms { cid, indexed: &indexed };
+        let filter_sql = if filter.is_everything() { "1".to_owned() } else { doc_filter_sql(filter, &mut args, Some(terms)) };
         // bm25() is lower for better matches; ties by key then chunk, as the port says.
         let sql = format!(
             "SELECT d.key, f.rowid & {mask}, bm25(chunk_fts) AS rank FROM chunk_fts f JOIN documents d ON d.id = f.rowid >> {CHUNK_BITS} \
@@ -281,5 +393,73 @@ impl TextIndex for SqliteRepo {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Damage only this adapter can suffer (rows and records out of step, a broken FTS5 structure), found by `check`
+    //! and made right by `repair` + `catch_up`.
+    use std::sync::Arc;
+
+    use colstore_domain::ports::TextIndex;
+    use colstore_domain::{DocFilter, KeywordQuery};
+    use colstore_testkit::repo::{create, plain, put};
+
+    use crate::{SqliteOptions, SqliteRepo};
+
+    async fn store(dir: &std::path::Path) -> SqliteRepo {
+        let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
+        SqliteRepo::open(&dir.join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock).await.expect("open")
+    }
+
+    async fn exec(repo: &SqliteRepo, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&repo.pool).await.expect(sql);
+    }
+
+    async fn hits(repo: &SqliteRepo, c: &colstore_domain::CollectionName, q: &str) -> Vec<String> {
+        let hits = repo.keyword_search(c, &KeywordQuery::parse(q), &DocFilter::default(), 10).await.unwrap();
+        hits.iter().map(|h| h.key.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn drift_and_orphans_are_found_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = store(dir.path()).await;
+        let c = create(&repo, "notes").await;
+        put(&repo, &c, vec![plain("a.md", "alpha"), plain("b.md", "bravo"), plain("c.md", "charlie")]).await;
+        assert!(repo.check(&c).await.unwrap().is_clean());
+        exec(&repo, "UPDATE fts_docs SET hash = x'00' WHERE doc_id = (SELECT id FROM documents WHERE key = 'a.md')").await;
+        exec(&repo, "DELETE FROM fts_docs WHERE doc_id = (SELECT id FROM documents WHERE key = 'b.md')").await;
+        exec(&repo, "INSERT INTO chunk_fts (rowid, text) VALUES (999 << 20, 'ghost words')").await;
+        let check = repo.check(&c).await.unwrap();
+        assert_eq!(check.drift.iter().map(|k| k.as_str()).collect::<Vec<_>>(), ["a.md", "b.md"], "{check:?}");
+        assert_eq!((check.indexed, check.pending, check.orphans), (1, 0, 1), "{check:?}");
+        assert_eq!(check.damaged, None);
+        assert_eq!(hits(&repo, &c, "ghost").await, Vec::<String>::new(), "orphan rows belong to no document of the collection");
+
+        assert_eq!(repo.repair(&c).await.unwrap(), 2);
+        assert_eq!(repo.catch_up(&c).await.unwrap(), 2);
+        let check = repo.check(&c).await.unwrap();
+        assert!(check.is_clean(), "{check:?}");
+        assert_eq!(check.indexed, 3);
+        assert_eq!(hits(&repo, &c, "alpha bravo").await, ["a.md", "b.md"]);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_index_is_rebuilt_from_the_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = store(dir.path()).await;
+        let c = create(&repo, "notes").await;
+        let docs = (0..50).map(|i| plain(&format!("n{i:02}.md"), format!("word{i} common text number {i}"))).collect();
+        put(&repo, &c, docs).await;
+        exec(&repo, "UPDATE chunk_fts_data SET block = zeroblob(length(block)) WHERE id = (SELECT max(id) FROM chunk_fts_data)").await;
+        let check = repo.check(&c).await.unwrap();
+        assert!(check.damaged.is_some(), "{check:?}");
+        assert_eq!(repo.repair(&c).await.unwrap(), 50);
+        assert_eq!(repo.catch_up(&c).await.unwrap(), 50);
+        let check = repo.check(&c).await.unwrap();
+        assert!(check.is_clean(), "{check:?}");
+        assert_eq!(hits(&repo, &c, "word7").await, ["n07.md"]);
     }
 }

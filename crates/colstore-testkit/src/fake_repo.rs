@@ -91,6 +91,11 @@ struct LedgerRow {
 }
 
 impl CollectionState {
+    /// A document's sync state (`state:` conditions).
+    pub(crate) fn ledger_state(&self, key: &DocKey) -> Option<SyncState> {
+        self.ledger.get(key).map(|r| r.state)
+    }
+
     fn entry(&self, collection: &CollectionName, key: &DocKey, row: &LedgerRow) -> LedgerEntry {
         LedgerEntry {
             collection: collection.clone(),
@@ -476,11 +481,12 @@ impl CollectionRepo for InMemoryRepo {
     }
 
     async fn list_documents(&self, collection: &CollectionName, query: &ListQuery) -> Result<Page<DocumentMeta>, RepoError> {
-        let docs: Vec<DocumentMeta> = {
+        let docs: Vec<(DocumentMeta, Option<SyncState>)> = {
             let st = self.lock();
-            st.collection(collection)?.docs.values().cloned().collect()
+            let c = st.collection(collection)?;
+            c.docs.values().map(|d| (d.clone(), c.ledger_state(&d.key))).collect()
         };
-        Ok(query.page(docs))
+        Ok(query.page_in(docs))
     }
 
     async fn stats(&self, collection: Option<CollectionName>) -> Result<StorageStats, RepoError> {

@@ -19,8 +19,8 @@ use colstore_domain::ports::{
 };
 use colstore_domain::{
     ChunkingSettings, Collection, CollectionName, CollectionSettings, CollectionSpec, Content, ContentHash, ContentHasher, ContentStream,
-    Dimension, Distance, DocFilter, DocKey, DocumentMeta, EmbedderId, ListQuery, Metadata, NewDocument, Page, PutOutcome, PutStatus,
-    SortField, SortOrder, Tag, Tags, TimeRange, Timestamp, VectorSettings,
+    Dimension, Distance, DocFilter, DocKey, DocumentMeta, EmbedderId, FieldPath, ListQuery, Metadata, NewDocument, Page, PutOutcome,
+    PutStatus, SortField, SortOrder, Tag, Tags, TimeRange, Timestamp, VectorSettings,
 };
 use futures::StreamExt;
 use futures::stream;
@@ -90,6 +90,7 @@ macro_rules! repo_conformance {
             list_pages_with_total,
             list_filters_by_key_prefix_literally,
             list_filter_language_like_a_full_scan,
+            list_filter_language_on_indexed_fields_like_a_full_scan,
             list_pages_with_cursors_like_a_full_scan,
             equal_content_is_deduplicated_across_collections,
             gc_collects_replaced_content,
@@ -443,6 +444,7 @@ pub async fn update_settings_replaces_settings_only(f: &dyn RepoFixture) {
         index: None,
         // Search settings of its own: kept exactly.
         fusion: Some(colstore_domain::FusionSettings::new(20, 1.0, 0.25).unwrap()),
+        indexed_fields: vec![colstore_domain::FieldPath::parse("author.name").unwrap(), colstore_domain::FieldPath::parse("year").unwrap()],
     };
     f.clock().advance(HOUR);
     let updated = repo.update_settings(&name("notes"), settings.clone()).await.expect("update_settings");
@@ -473,6 +475,7 @@ pub async fn create_and_get_collection(f: &dyn RepoFixture) {
         // A collection of its own index, as `col reindex --to` records it: kept exactly.
         index: Some("qdrant://db.example:6333".into()),
         fusion: None,
+        indexed_fields: Vec::new(),
     };
     let created = repo.create_collection(CollectionSpec { name: name("notes"), settings: settings.clone() }).await.expect("create notes");
     let want = Collection { name: name("notes"), settings, created_at: t0, document_count: 0, logical_bytes: 0 };
@@ -493,13 +496,24 @@ pub async fn create_and_get_collection(f: &dyn RepoFixture) {
 /// Creating a taken name fails with `CollectionExists` and leaves the original collection and its documents as they were.
 pub async fn create_existing_collection_fails_and_keeps_original(f: &dyn RepoFixture) {
     let repo = f.repo();
-    let original_settings =
-        CollectionSettings { vectors: None, chunking: ChunkingSettings::new(800, 100).unwrap(), index: None, fusion: None };
+    let original_settings = CollectionSettings {
+        vectors: None,
+        chunking: ChunkingSettings::new(800, 100).unwrap(),
+        index: None,
+        fusion: None,
+        indexed_fields: Vec::new(),
+    };
     let original = repo.create_collection(CollectionSpec { name: name("notes"), settings: original_settings }).await.expect("create");
     put_one(&*repo, &name("notes"), plain("a.md", "alpha")).await;
     f.clock().advance(HOUR);
 
-    let other_settings = CollectionSettings { vectors: None, chunking: ChunkingSettings::new(100, 10).unwrap(), index: None, fusion: None };
+    let other_settings = CollectionSettings {
+        vectors: None,
+        chunking: ChunkingSettings::new(100, 10).unwrap(),
+        index: None,
+        fusion: None,
+        indexed_fields: Vec::new(),
+    };
     match repo.create_collection(CollectionSpec { name: name("notes"), settings: other_settings }).await {
         Err(RepoError::CollectionExists(n)) => assert_eq!(n, name("notes"), "CollectionExists names the collection"),
         Err(e) => panic!("expected CollectionExists, got {e:?}"),
@@ -1476,6 +1490,37 @@ pub async fn list_filter_language_like_a_full_scan(f: &dyn RepoFixture) {
     let repo = f.repo();
     let c = create(&*repo, "notes").await;
     let all = varied_collection(f, &c).await;
+    filter_rounds(f, &c, &all).await;
+}
+
+/// The same with metadata fields indexed (`col collection index`): some before the documents are written (kept by
+/// every write), some after (filled from the documents there are), one dropped again; arrays, objects, `null` and
+/// values of every JSON type included. An index only changes speed: the answers are the full scan's.
+pub async fn list_filter_language_on_indexed_fields_like_a_full_scan(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "notes").await;
+    let index = |fields: &[&str]| {
+        let repo = repo.clone();
+        let c = c.clone();
+        let fields: Vec<FieldPath> = fields.iter().map(|p| FieldPath::parse(p).unwrap()).collect();
+        async move {
+            let mut settings = repo.collection(&c).await.unwrap().settings;
+            settings.indexed_fields = fields;
+            let got = repo.update_settings(&c, settings.clone()).await.expect("update_settings");
+            assert_eq!(got.settings, settings, "indexed fields are kept in the settings");
+        }
+    };
+    index(&["labels", "lang", "nope"]).await;
+    let all = varied_collection(f, &c).await;
+    index(&["author", "author.name", "labels", "n", "year"]).await;
+    filter_rounds(f, &c, &all).await;
+    index(&["year"]).await;
+    filter_rounds(f, &c, &all).await;
+}
+
+async fn filter_rounds(f: &dyn RepoFixture, c: &CollectionName, all: &[DocumentMeta]) {
+    let repo = f.repo();
+    let (c, all) = (c.clone(), all.to_vec());
     let now = f.clock().now();
     let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
     let (mut selective, mut rounds) = (0, 0);
@@ -2157,8 +2202,13 @@ pub async fn restore_documents_refuses_content_that_does_not_match(f: &dyn RepoF
 /// `restore_collection` creates with the given settings and time, or updates only the settings.
 pub async fn restore_collection_creates_or_updates_settings(f: &dyn RepoFixture) {
     let repo = f.repo();
-    let settings =
-        CollectionSettings { vectors: None, chunking: ChunkingSettings::new(300, 30).expect("chunking"), index: None, fusion: None };
+    let settings = CollectionSettings {
+        vectors: None,
+        chunking: ChunkingSettings::new(300, 30).expect("chunking"),
+        index: None,
+        fusion: None,
+        indexed_fields: Vec::new(),
+    };
     let at = colstore_domain::Timestamp::from_millis(123_456);
     repo.restore_collection(&name("made"), settings.clone(), at).await.expect("restore_collection");
     let c = repo.collection(&name("made")).await.expect("collection");

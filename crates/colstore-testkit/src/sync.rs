@@ -59,6 +59,7 @@ macro_rules! sync_conformance {
             deleting_a_never_synced_document_removes_its_row,
             failed_batch_leaves_the_ledger_alone,
             mark_failed_records_error_and_attempts,
+            listing_by_state_follows_the_ledger,
             mark_all_pending_marks_every_row,
             counts_per_collection_and_store,
             recent_errors_most_recent_first,
@@ -425,6 +426,44 @@ pub async fn mark_failed_records_error_and_attempts(f: &dyn SyncFixture) {
     put_one(&*repo, &c, plain("c.md", "sea 2")).await;
     let c_row = must_row(&*sync, &c, "c.md").await;
     assert_eq!((c_row.state, c_row.attempts, c_row.error), (SyncState::Pending, 0, None), "a new version starts afresh");
+}
+
+/// `col ls --where state:…`: the repository's listing by sync state agrees with the ledger, alone and mixed with
+/// other conditions (the reference is [`ListQuery::page_in`] over the ledger's states).
+pub async fn listing_by_state_follows_the_ledger(f: &dyn SyncFixture) {
+    let (repo, sync) = (f.repo(), f.sync());
+    let c = create(&*repo, "notes").await;
+    let docs = (0..12).map(|i| doc(&format!("n{i:02}.md"), format!("text {i}"), "{}", if i % 2 == 0 { &["x"] } else { &[] })).collect();
+    put(&*repo, &c, docs).await;
+    for i in [0, 1, 2, 3, 4, 5] {
+        synced(&*sync, &c, &format!("n{i:02}.md"), &format!("text {i}"), 1).await;
+    }
+    for i in [6, 7, 8] {
+        sync.mark_failed(&c, &key(&format!("n{i:02}.md")), "timeout".into()).await.expect("mark_failed");
+    }
+    put_one(&*repo, &c, plain("n03.md", "text 3, changed")).await;
+    let all = repo.list_documents(&c, &colstore_domain::ListQuery::default()).await.expect("list").items;
+    let mut with_state = Vec::new();
+    for d in &all {
+        with_state.push((d.clone(), Some(must_row(&*sync, &c, d.key.as_str()).await.state)));
+    }
+    let now = colstore_domain::Timestamp::from_millis(0);
+    let cases = [
+        ("state:failed", 3),
+        ("state:synced", 5),
+        ("state:pending", 4),
+        ("not state:synced", 7),
+        ("state:failed or tag:x", 7),
+        ("tag:x and not state:pending", 5),
+        ("STATE:Synced and key:n0", 5),
+    ];
+    for (expr, n) in cases {
+        let q = colstore_domain::ListQuery { expr: colstore_domain::DocFilter::parse(expr, now).unwrap(), ..Default::default() };
+        let got: Vec<String> = repo.list_documents(&c, &q).await.expect("list").items.iter().map(|d| d.key.to_string()).collect();
+        let want: Vec<String> = q.page_in(with_state.clone()).items.iter().map(|d| d.key.to_string()).collect();
+        assert_eq!(got, want, "{expr}");
+        assert_eq!(got.len(), n, "{expr}: {got:?}");
+    }
 }
 
 /// `mark_all_pending` makes every row pending (projections kept, failures cleared) and returns how many rows there are.

@@ -38,6 +38,7 @@ macro_rules! text_conformance {
             rechunking_reindexes,
             binary_and_empty_documents_have_no_text,
             limit_and_ties,
+            check_counts_indexed_and_pending,
             missing_collection_is_reported,
         );
     };
@@ -269,6 +270,34 @@ pub async fn binary_and_empty_documents_have_no_text(f: &dyn TextFixture) {
     assert!(search(f, &c, "zebra binary", "", 10).await.is_empty());
 }
 
+/// `check` counts indexed and pending documents and finds nothing wrong with an index only the store wrote;
+/// `repair` of a clean index changes nothing.
+pub async fn check_counts_indexed_and_pending(f: &dyn TextFixture) {
+    let repo = f.repo();
+    let text = f.text();
+    let c = create(&*repo, "notes").await;
+    let other = create(&*repo, "other").await;
+    put(&*repo, &c, vec![plain("a.md", "alpha"), plain("b.md", "bravo"), plain("c.md", "charlie")]).await;
+    put_one(&*repo, &other, plain("x.md", "xray")).await;
+    let check = text.check(&c).await.unwrap();
+    assert_eq!((check.indexed, check.pending), (3 - waiting(f, 3), waiting(f, 3)));
+    assert!(check.is_clean(), "{check:?}");
+    indexed(f, &c).await;
+    let check = text.check(&c).await.unwrap();
+    assert_eq!((check.indexed, check.pending, check.is_clean()), (3, 0, true), "{check:?}");
+    repo.update_settings(&c, CollectionSettings { chunking: ChunkingSettings::new(100, 0).unwrap(), ..CollectionSettings::default() })
+        .await
+        .unwrap();
+    assert_eq!(text.check(&c).await.unwrap().pending, 3, "re-chunking marks, it is no drift");
+    indexed(f, &c).await;
+    repo.delete_documents(&c, vec![crate::repo::key("b.md")]).await.unwrap();
+    let check = text.check(&c).await.unwrap();
+    assert_eq!((check.indexed, check.pending), (2, 0));
+    assert!(check.is_clean(), "a deletion leaves no orphan: {check:?}");
+    assert_eq!(text.repair(&c).await.unwrap(), 0);
+    assert_eq!(keys(&search(f, &c, "alpha charlie bravo", "", 10).await), ["a.md", "c.md"]);
+}
+
 /// At most `limit` hits; equal scores are ordered by key, then chunk.
 pub async fn limit_and_ties(f: &dyn TextFixture) {
     let repo = f.repo();
@@ -285,6 +314,8 @@ pub async fn missing_collection_is_reported(f: &dyn TextFixture) {
     let nope = name("nope");
     assert!(matches!(text.catch_up(&nope).await, Err(RepoError::CollectionNotFound(_))));
     assert!(matches!(text.not_indexed(&nope).await, Err(RepoError::CollectionNotFound(_))));
+    assert!(matches!(text.check(&nope).await, Err(RepoError::CollectionNotFound(_))));
+    assert!(matches!(text.repair(&nope).await, Err(RepoError::CollectionNotFound(_))));
     assert!(matches!(
         text.keyword_search(&nope, &KeywordQuery::parse("x"), &DocFilter::default(), 5).await,
         Err(RepoError::CollectionNotFound(_))

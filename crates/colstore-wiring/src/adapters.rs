@@ -32,7 +32,7 @@ impl Store {
             index: self.index().await?,
             router: self.indexes(),
             embedder: self.embedder(env)?,
-            text: Arc::new(self.sqlite().clone()),
+            text: self.text(),
             store_id: self.store_id(),
         })
     }

@@ -259,6 +259,11 @@ impl Store {
         &self.repo
     }
 
+    /// The store's full-text index (keyword search; the same database as the repository).
+    pub fn text(&self) -> Arc<dyn colstore_domain::ports::TextIndex> {
+        Arc::new(self.sqlite.clone())
+    }
+
     /// The storage mode the store was opened in.
     pub fn mode(&self) -> StorageMode {
         self.config.storage.mode
@@ -277,11 +282,7 @@ impl Store {
     /// Filesystem mode: the documents' folder and its catalog, as the reconcile use cases take them; `None` in
     /// sqlite mode.
     pub fn file_ports(&self) -> Option<colstore_app::FilePorts> {
-        self.files.as_ref().map(|files| colstore_app::FilePorts {
-            files: Arc::clone(files),
-            catalog: self.catalog(),
-            text: Arc::new(self.sqlite.clone()),
-        })
+        self.files.as_ref().map(|files| colstore_app::FilePorts { files: Arc::clone(files), catalog: self.catalog(), text: self.text() })
     }
 
     /// Where filesystem-mode documents live (the folder holding one folder per collection).

@@ -64,12 +64,16 @@ pub struct CollectionPlan {
     pub delete: u64,
     /// Documents kept because the store's copy is newer (merge only).
     pub kept_newer: u64,
+    /// An import of a filtered export (`col export --where`): the expression its documents were chosen by. Documents
+    /// the file lacks are kept, in every mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl CollectionPlan {
     /// The plan line of `name` before anything is counted (not in the store, settings unchanged).
     pub fn new(name: CollectionName) -> Self {
-        Self { name, exists: false, settings_change: false, add: 0, update: 0, unchanged: 0, delete: 0, kept_newer: 0 }
+        Self { name, exists: false, settings_change: false, add: 0, update: 0, unchanged: 0, delete: 0, kept_newer: 0, filter: None }
     }
 }
 

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 
 use colstore_domain::ports::{CollectionRepo, SafetyCopy, SafetyError, SafetyNet, SyncStore};
-use colstore_domain::{CollectionName, StoreId, Timestamp};
+use colstore_domain::{StoreId, Timestamp};
 
 use super::{ExportError, ExportReport, ImportPlan, export, import};
 use crate::backup::{RestoreMode, overwritten};
@@ -16,14 +16,14 @@ use crate::backup::{RestoreMode, overwritten};
 /// The zstd level of an export: fast, and about 3× smaller than the JSON lines for text.
 const ZSTD_LEVEL: i32 = 3;
 
-/// Writes an export of `collections` (all when empty) to `out` as the file format has it (zstd-compressed JSON
+/// Writes an export of `scope` to `out` as the file format has it (zstd-compressed JSON
 /// lines), and returns `out` once the compressed stream is complete, for the caller to make durable.
 ///
 /// # Errors
 /// As [`export`], and failures to write `out`.
 pub async fn export_to<W: Write + Send>(
     repo: &dyn CollectionRepo,
-    collections: &[CollectionName],
+    scope: &super::ExportScope,
     store_id: StoreId,
     tool_version: &str,
     now: Timestamp,
@@ -31,7 +31,7 @@ pub async fn export_to<W: Write + Send>(
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(ExportReport, W), ExportError> {
     let mut encoder = zstd::Encoder::new(std::io::BufWriter::new(out), ZSTD_LEVEL)?;
-    let report = export(repo, collections, store_id, tool_version, now, &mut encoder, on_progress).await?;
+    let report = export(repo, scope, store_id, tool_version, now, &mut encoder, on_progress).await?;
     let out = encoder.finish()?.into_inner().map_err(std::io::IntoInnerError::into_error)?;
     Ok((report, out))
 }

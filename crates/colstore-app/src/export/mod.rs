@@ -18,7 +18,8 @@ use std::io::{BufRead, Write};
 use bytes::Bytes;
 use colstore_domain::ports::{CollectionRepo, RepoError, StoreSnapshot, SyncStore};
 use colstore_domain::{
-    CollectionName, CollectionSettings, ContentHash, ContentHasher, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp, Vector,
+    CollectionName, CollectionSettings, ContentHash, ContentHasher, DocFilter, DocKey, DocumentMeta, Metadata, StoreId, Tags, Timestamp,
+    Vector,
 };
 use futures::{SinkExt, StreamExt};
 
@@ -32,11 +33,17 @@ pub use file::{ImportOutcome, ImportRunError, decode_export, export_to, run_impo
 
 /// The header's `format`.
 pub const EXPORT_FORMAT: &str = "colstore-export";
-/// The version this build writes; it reads this one and the ones before, and refuses newer ones. Version 2 added
-/// `part` lines: a document larger than [`LARGE_CONTENT`](crate::backup::format::LARGE_CONTENT) has an empty
+/// The newest version this build writes; it reads this one and the ones before, and refuses newer ones. Version 2
+/// added `part` lines: a document larger than [`LARGE_CONTENT`](crate::backup::format::LARGE_CONTENT) has an empty
 /// `content` and `parts: n`, and its content follows in `n` lines of at most
-/// [`PIECE`](crate::backup::format::PIECE) bytes each, so it is written and read with bounded memory.
-pub const EXPORT_VERSION: u32 = 3;
+/// [`PIECE`](crate::backup::format::PIECE) bytes each, so it is written and read with bounded memory. Version 3 added
+/// the end line's `sha256`. Version 4 added `filter` on collection lines (`col export --where`): such a collection
+/// holds only the documents the filter matched, and an import never deletes the documents it lacks. Only a filtered
+/// export is written as version 4, so a whole export still reads in builds that know version 3 (and a build that
+/// does not know `filter` refuses the file instead of deleting what it lacks).
+pub const EXPORT_VERSION: u32 = 4;
+/// The version of an export without a filter.
+const UNFILTERED_VERSION: u32 = 3;
 /// Documents per import transaction (and at most [`IMPORT_BATCH_BYTES`]).
 const IMPORT_BATCH: usize = 256;
 const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
@@ -62,6 +69,9 @@ enum Line {
         settings: CollectionSettings,
         created_at: Timestamp,
         documents: u64,
+        /// The `--where` expression the documents were chosen by (version 4): the collection is partial.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<String>,
     },
     Document(Box<DocLine>),
     /// A piece of the content of the document before, in base64 (a large document's `parts` lines).
@@ -171,20 +181,55 @@ pub struct ExportReport {
     pub vectors: u64,
 }
 
+/// What an export holds: some collections (all when empty), and of each only the documents a filter matches.
+#[derive(Debug, Clone, Default)]
+pub struct ExportScope {
+    /// The collections; every collection when empty.
+    pub collections: Vec<CollectionName>,
+    /// Only the documents this `--where` expression matches (the text as the user wrote it, and parsed).
+    pub filter: Option<(String, DocFilter)>,
+}
+
+impl ExportScope {
+    /// Whole collections.
+    pub fn collections(collections: Vec<CollectionName>) -> Self {
+        Self { collections, filter: None }
+    }
+
+    /// The documents of `collections` (all when empty) that `filter` (parsed from `text`) matches.
+    ///
+    /// # Errors
+    /// A filter with a `state:` condition: an export holds documents, not their sync state.
+    pub fn filtered(collections: Vec<CollectionName>, text: String, filter: DocFilter) -> Result<Self, colstore_domain::ValidationError> {
+        if filter.has_state() {
+            return Err(colstore_domain::ValidationError::new(
+                "--where",
+                &text,
+                "`state:` cannot choose what to export (an export holds documents, not their sync state); list such documents with \
+                 `col ls --where state:failed` and export them by key or tag",
+            ));
+        }
+        Ok(Self { collections, filter: Some((text, filter)) })
+    }
+}
+
 /// Writes the chosen collections (all when empty) of one snapshot of the store to `out` as an export stream
-/// (uncompressed JSON lines; the caller compresses).
+/// (uncompressed JSON lines; the caller compresses). With a filter, each collection holds only the documents it
+/// matches (counted in a first walk of the snapshot, so the collection line can say how many follow) and is marked
+/// partial, so an import of the file never deletes what it lacks.
 ///
 /// # Errors
 /// A store failure, a collection that does not exist, or a write error.
 pub async fn export(
     repo: &dyn CollectionRepo,
-    collections: &[CollectionName],
+    scope: &ExportScope,
     store_id: StoreId,
     tool_version: &str,
     now: Timestamp,
     out: &mut (dyn Write + Send),
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ExportReport, ExportError> {
+    let collections = &scope.collections;
     let snap = repo.snapshot().await?;
     let all = snap.collections().await?;
     for want in collections {
@@ -202,16 +247,31 @@ pub async fn export(
         out,
         &Line::Header {
             format: EXPORT_FORMAT.into(),
-            version: EXPORT_VERSION,
+            version: if scope.filter.is_some() { EXPORT_VERSION } else { UNFILTERED_VERSION },
             created_at: now,
             store_id,
             tool_version: tool_version.into(),
         },
     )?;
+    let matches = |d: &DocumentMeta| scope.filter.as_ref().is_none_or(|(_, f)| f.matches(d));
     for c in all.into_iter().filter(|c| collections.is_empty() || collections.contains(&c.name)) {
+        let documents = match &scope.filter {
+            None => c.document_count,
+            Some(_) => {
+                let (mut n, mut after) = (0u64, None);
+                loop {
+                    let page = snap.documents(&c.name, after.clone(), 1024).await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.key.clone());
+                    n += page.iter().filter(|d| matches(d)).count() as u64;
+                }
+                n
+            }
+        };
+        let filter = scope.filter.as_ref().map(|(text, _)| text.clone());
         write_line(
             out,
-            &Line::Collection { name: c.name.clone(), settings: c.settings.clone(), created_at: c.created_at, documents: c.document_count },
+            &Line::Collection { name: c.name.clone(), settings: c.settings.clone(), created_at: c.created_at, documents, filter },
         )?;
         lines += 1;
         report.collections += 1;
@@ -220,6 +280,7 @@ pub async fn export(
             let page = snap.documents(&c.name, after.clone(), 256).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key.clone());
+            let page: Vec<DocumentMeta> = page.into_iter().filter(|d| matches(d)).collect();
             // A group's contents in one request (about 32 MiB at most), their vectors in one cache lookup.
             for page in crate::backup::create::by_bytes(page, crate::backup::create::CONTENT_GROUP_BYTES) {
                 // A large document is alone in its group: its content is streamed into `part` lines.
@@ -549,6 +610,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
     let mut seen_collections = HashSet::new();
     async fn finish(plan: &mut ImportPlan, cur: &mut Option<(Beside<'_>, u64)>, mode: RestoreMode, line: u64) -> Result<(), ExportError> {
         if let Some((mut beside, declared)) = cur.take() {
+            let partial = plan.collections.last().is_some_and(|p| p.filter.is_some());
             let p = plan.collections.last_mut().expect("a collection is open");
             if beside.seen != declared {
                 return Err(ExportError::Malformed {
@@ -556,7 +618,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                     detail: format!("collection {} declares {declared} documents but holds {}", p.name, beside.seen),
                 });
             }
-            if mode == RestoreMode::Replace {
+            if mode == RestoreMode::Replace && !partial {
                 beside.rest(|_| p.delete += 1).await?;
             }
         }
@@ -568,8 +630,14 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
         match line {
             None => return Err(bad(n, "the file ends without its end line: it is truncated")),
             Some(Line::Header { .. }) => return Err(bad(n, "a second header")),
-            Some(Line::Collection { name, settings, documents, .. }) => {
+            Some(Line::Collection { name, settings, documents, filter, .. }) => {
                 finish(&mut plan, &mut cur, mode, n).await?;
+                if filter.is_some() && version < 4 {
+                    return Err(bad(
+                        n,
+                        &format!("collection {name} has a filter, which version {version} files do not have: the file is damaged"),
+                    ));
+                }
                 if !seen_collections.insert(name.clone()) {
                     return Err(bad(n, &format!("collection {name} appears twice")));
                 }
@@ -577,7 +645,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                     Ok(c) => (true, c.settings != settings),
                     Err(_) => (false, false),
                 };
-                plan.collections.push(CollectionPlan { exists, settings_change, ..CollectionPlan::new(name.clone()) });
+                plan.collections.push(CollectionPlan { exists, settings_change, filter, ..CollectionPlan::new(name.clone()) });
                 cur = Some((Beside::new(repo, &name), documents));
             }
             Some(Line::Document(d)) => {
@@ -607,7 +675,7 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
                 plan.documents += 1;
                 plan.vectors += d.vectors.as_ref().map_or(0, |v| v.len() as u64);
                 let p = plan.collections.last_mut().expect("a collection is open");
-                let replace = mode == RestoreMode::Replace;
+                let replace = mode == RestoreMode::Replace && p.filter.is_none();
                 let existing = beside.step(&d.key, n, |_| p.delete += u64::from(replace)).await?;
                 match existing.as_ref() {
                     None => p.add += 1,
@@ -641,8 +709,9 @@ pub async fn plan_import<R: BufRead>(repo: &dyn CollectionRepo, input: R, mode: 
     }
 }
 
-/// The collection an import is writing: name, settings, and where the walk beside the store is.
-type OpenCollection<'a> = (CollectionName, CollectionSettings, Beside<'a>);
+/// The collection an import is writing: name, settings, where the walk beside the store is, and whether it deletes
+/// the documents the file lacks (replace mode, a whole collection).
+type OpenCollection<'a> = (CollectionName, CollectionSettings, Beside<'a>, bool);
 
 /// Pass two: writes a file that [`plan_import`] accepted. Documents keep their versions and times; vectors go into the
 /// embedding cache (so `col sync` needs no embedder call for them); written documents are pending in the ledger.
@@ -670,7 +739,7 @@ pub async fn import<R: BufRead>(
     loop {
         let line = lines.next_line()?;
         let is_end = matches!(line, None | Some(Line::End { .. }) | Some(Line::Collection { .. }));
-        if is_end && let Some((name, settings, mut beside)) = coll.take() {
+        if is_end && let Some((name, settings, mut beside, replace)) = coll.take() {
             cache_vectors(ledger, &settings, &mut vectors).await?;
             if !batch.is_empty() {
                 written += batch.len() as u64;
@@ -679,7 +748,7 @@ pub async fn import<R: BufRead>(
                 crate::commit_log::durable("import", &name, k);
                 batch_bytes = 0;
             }
-            if mode == RestoreMode::Replace {
+            if replace {
                 beside.rest(|d| gone.push(d.key)).await?;
             }
             delete_gone(repo, &name, &mut gone, 0).await?;
@@ -690,16 +759,16 @@ pub async fn import<R: BufRead>(
             Some(Line::Part(_)) => {
                 return Err(ExportError::Malformed { line: lines.n, detail: "a part line that follows no document with parts".into() });
             }
-            Some(Line::Collection { name, settings, created_at, .. }) => {
+            Some(Line::Collection { name, settings, created_at, filter, .. }) => {
                 repo.restore_collection(&name, settings.clone(), created_at).await?;
                 let beside = Beside::new(repo, &name);
-                coll = Some((name, settings, beside));
+                coll = Some((name, settings, beside, mode == RestoreMode::Replace && filter.is_none()));
             }
             Some(Line::Document(mut d)) => {
-                let Some((name, settings, beside)) = coll.as_mut() else {
+                let Some((name, settings, beside, replace)) = coll.as_mut() else {
                     return Err(ExportError::Malformed { line: lines.n, detail: "a document before any collection line".into() });
                 };
-                let replace = mode == RestoreMode::Replace;
+                let replace = *replace;
                 let existing = beside
                     .step(&d.key, lines.n, |g| {
                         if replace {

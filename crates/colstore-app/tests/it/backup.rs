@@ -68,6 +68,7 @@ fn settings() -> CollectionSettings {
         chunking: ChunkingSettings::default(),
         index: None,
         fusion: None,
+        indexed_fields: Vec::new(),
     }
 }
 

@@ -11,7 +11,9 @@ use crate::backup::{dump, fill, world};
 
 async fn exported(w: &crate::backup::World) -> Vec<u8> {
     let mut out = Vec::new();
-    export(&*w.repo, &[], StoreId::random(), "test", Timestamp::from_millis(1), &mut out, &|_| {}).await.unwrap();
+    export(&*w.repo, &colstore_app::ExportScope::default(), StoreId::random(), "test", Timestamp::from_millis(1), &mut out, &|_| {})
+        .await
+        .unwrap();
     out
 }
 
@@ -47,6 +49,50 @@ async fn an_export_imports_into_a_new_store_with_documents_and_vectors() {
     }
 }
 
+/// `col export --where`: the file holds only the matching documents, its collection line says how many and by what
+/// filter, and an import of it, in either mode, adds and updates those and deletes nothing it lacks.
+#[tokio::test]
+async fn a_filtered_export_holds_only_matches_and_its_import_deletes_nothing() {
+    let w = world();
+    fill(&w.repo, "notes", 30).await;
+    fill(&w.repo, "papers", 4).await;
+    let filter = colstore_domain::DocFilter::parse("i < 10 or i >= 25", Timestamp::from_millis(1)).unwrap();
+    let scope = colstore_app::ExportScope { collections: vec![], filter: Some(("i < 10 or i >= 25".into(), filter)) };
+    let mut file = Vec::new();
+    let report = export(&*w.repo, &scope, StoreId::random(), "test", Timestamp::from_millis(1), &mut file, &|_| {}).await.unwrap();
+    assert_eq!((report.collections, report.documents), (2, 15 + 4));
+    let text = String::from_utf8(file.clone()).unwrap();
+    assert!(text.lines().next().unwrap().contains("\"version\":4"), "a filtered file is version 4");
+    assert!(text.contains("\"documents\":15,\"filter\":\"i < 10 or i >= 25\""), "{}", text.lines().nth(1).unwrap());
+
+    // Into the store it came from, replace mode: nothing is deleted (it would delete 15 notes for a whole file).
+    let plan = plan_import(&*w.repo, Cursor::new(&file), RestoreMode::Replace).await.unwrap();
+    let notes = plan.collections.iter().find(|c| c.name.as_str() == "notes").unwrap();
+    assert_eq!((notes.unchanged, notes.delete, notes.filter.as_deref()), (15, 0, Some("i < 10 or i >= 25")), "{notes:?}");
+    let before = dump(&w.repo).await;
+    import(&*w.repo, &*w.repo, Cursor::new(&file), RestoreMode::Replace, &|_| {}).await.unwrap();
+    assert_eq!(dump(&w.repo).await, before);
+
+    // Into a new store: exactly the matches.
+    let other = world();
+    assert_eq!(import(&*other.repo, &*other.repo, Cursor::new(&file), RestoreMode::Replace, &|_| {}).await.unwrap(), 19);
+    let snap = other.repo.snapshot().await.unwrap();
+    let keys: Vec<String> = snap
+        .documents(&colstore_domain::CollectionName::parse("notes").unwrap(), None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.key.to_string())
+        .collect();
+    let want: Vec<String> = (0..30).filter(|i| *i < 10 || *i >= 25).map(|i| format!("d{i:03}.md")).collect();
+    assert_eq!(keys, want);
+
+    // A version-3 file cannot carry a filter: such a file is damaged, refused before anything changes.
+    let forged = text.replacen("\"version\":4", "\"version\":3", 1);
+    let e = plan_import(&*other.repo, Cursor::new(forged.as_bytes()), RestoreMode::Replace).await.unwrap_err();
+    assert!(e.to_string().contains("has a filter, which version 3 files do not have"), "{e}");
+}
+
 #[tokio::test]
 async fn damaged_truncated_and_future_files_are_refused_before_anything_changes() {
     let w = world();
@@ -55,7 +101,7 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
     let text = String::from_utf8(file.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let truncated = lines[..lines.len() - 1].join("\n") + "\n";
-    let future = text.replacen(&format!("\"version\":{}", colstore_app::EXPORT_VERSION), "\"version\":7", 1);
+    let future = text.replacen("\"version\":3", "\"version\":7", 1); // a whole export is written as version 3
     let damaged = text.replacen("\"content\":\"", "\"content\":\"QUJD", 1);
     let not_json = "hello\n".to_owned();
     // Documents are listed in key order: a repeated or swapped document line is refused.
@@ -94,7 +140,7 @@ async fn damaged_truncated_and_future_files_are_refused_before_anything_changes(
     // A version 2 file (no digest in its end line) still imports; a version 3 file must carry one.
     let end = lines.last().unwrap();
     let stripped = end.split(",\"sha256\"").next().unwrap().to_owned() + "}}";
-    let v2 = text.replacen(&format!("\"version\":{}", colstore_app::EXPORT_VERSION), "\"version\":2", 1).replacen(end, &stripped, 1);
+    let v2 = text.replacen("\"version\":3", "\"version\":2", 1).replacen(end, &stripped, 1);
     let target = world();
     plan_import(&*target.repo, Cursor::new(v2.as_bytes()), RestoreMode::Replace).await.expect("a version 2 file without a digest");
     let v3_without = text.replacen(end, &stripped, 1);
@@ -123,7 +169,17 @@ mod file {
     async fn file_and_bigger_store() -> (Vec<u8>, crate::backup::World) {
         let w = world();
         fill(&w.repo, "notes", 5).await;
-        let (_, file) = export_to(&*w.repo, &[], StoreId::random(), "test", Timestamp::from_millis(1), Vec::new(), &|_| {}).await.unwrap();
+        let (_, file) = export_to(
+            &*w.repo,
+            &colstore_app::ExportScope::default(),
+            StoreId::random(),
+            "test",
+            Timestamp::from_millis(1),
+            Vec::new(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
         let bigger = world();
         fill(&bigger.repo, "notes", 8).await;
         (file, bigger)

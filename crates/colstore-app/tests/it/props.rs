@@ -26,7 +26,17 @@ fn sample_export() -> &'static [u8] {
             let w = world();
             fill(&w.repo, "notes", 6).await;
             let mut out = Vec::new();
-            export(&*w.repo, &[], StoreId::random(), "test", Timestamp::from_millis(1), &mut out, &|_| {}).await.expect("export");
+            export(
+                &*w.repo,
+                &colstore_app::ExportScope::default(),
+                StoreId::random(),
+                "test",
+                Timestamp::from_millis(1),
+                &mut out,
+                &|_| {},
+            )
+            .await
+            .expect("export");
             out
         })
     })

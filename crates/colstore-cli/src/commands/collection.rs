@@ -113,6 +113,25 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 ctx.out.data(table(&["NAME", "DOCUMENTS", "SIZE", "CREATED"], &rows)).map_err(io)?;
             }
         }
+        CollectionCommand::Index { name, field, drop } => {
+            let name = collection_name(&name)?;
+            let field = colstore_domain::FieldPath::parse(&field).map_err(|e| {
+                CliError::new(format!("invalid field {:?}: {}", field, e.reason))
+                    .hint("a field is a dotted path of letters, digits, '_' and '-', like `year` or `author.name`")
+            })?;
+            let store = ctx.open().await?;
+            let (c, change) = colstore_app::index_field(&**store.repo(), &name, &field, drop).await?;
+            ctx.out
+                .json_value(&json!({ "collection": c.name, "field": field.as_str(), "change": change, "indexed_fields": c.settings.indexed_fields }))
+                .map_err(io)?;
+            let line = match change {
+                colstore_app::IndexChange::Added => format!("Indexed {name}.{field}: `--where` filters on it are now index lookups."),
+                colstore_app::IndexChange::AlreadyIndexed => format!("{name}.{field} is indexed already; nothing changed."),
+                colstore_app::IndexChange::Dropped => format!("Dropped the index of {name}.{field} (filters on it still work, by reading each document)."),
+                colstore_app::IndexChange::NotIndexed => format!("{name}.{field} is not indexed; nothing changed."),
+            };
+            ctx.out.line(line).map_err(io)?;
+        }
         CollectionCommand::Show { name } => {
             let name = collection_name(&name)?;
             let store = ctx.open().await?;
@@ -134,9 +153,14 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                     colstore_domain::FusionSettings::default_for(s.vectors.as_ref().map(|v| v.embedder.kind.as_str()))
                 ),
             };
+            let indexed = if s.indexed_fields.is_empty() {
+                "tags, keys and times (index a metadata field with `col collection index`)".to_owned()
+            } else {
+                format!("tags, keys, times and {}", s.indexed_fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+            };
             ctx.out
                 .data(format!(
-                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {}\nvectors:    {}\nindex:      {}\nfusion:     {fusion}",
+                    "name:       {}\ndocuments:  {}\nsize:       {} ({} bytes)\ncreated:    {}\nchunking:   {}\nvectors:    {}\nindex:      {}\nfusion:     {fusion}\nindexed:    {indexed}",
                     c.name,
                     c.document_count,
                     human_bytes(c.logical_bytes),

@@ -18,6 +18,13 @@ use crate::output::{human_bytes, to_value};
 
 pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    let scope = match a.filters.len() {
+        0 => colstore_app::ExportScope::collections(collections),
+        n => {
+            let text = if n == 1 { a.filters[0].clone() } else { a.filters.iter().map(|f| format!("({f})")).collect::<Vec<_>>().join(" and ") };
+            colstore_app::ExportScope::filtered(collections, text, super::where_filter(&a.filters)?)?
+        }
+    };
     let store = ctx.open().await?;
     let _lock = ctx.shared_lock(&store).await?;
     let target = a.output.clone();
@@ -33,7 +40,7 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     let bar = crate::progress::bar(0, false, ctx.hide_progress, "exporting");
     let now = colstore_domain::ports::Clock::now(&SystemClock);
     let result =
-        colstore_app::export_to(&**store.repo(), &collections, store.store_id(), env!("CARGO_PKG_VERSION"), now, out, &|n| bar.set_position(n))
+        colstore_app::export_to(&**store.repo(), &scope, store.store_id(), env!("CARGO_PKG_VERSION"), now, out, &|n| bar.set_position(n))
             .await;
     bar.finish_and_clear();
     let (report, out) = result.map_err(|e| match e {
@@ -42,11 +49,13 @@ pub async fn export(ctx: &Ctx, a: crate::cli::ExportArgs) -> CliResult {
     })?;
     let shown = out.shown().to_owned();
     let size = out.commit()?;
-    let doc = json!({ "file": shown, "export": to_value(&report), "file_bytes": size });
+    let filter = scope.filter.as_ref().map(|(text, _)| text.as_str());
+    let doc = json!({ "file": shown, "export": to_value(&report), "file_bytes": size, "filter": filter });
     let line = format!(
-        "Exported {} collection(s), {} documents ({}) and {} vectors to {}{}.",
+        "Exported {} collection(s), {} documents{} ({}) and {} vectors to {}{}.",
         report.collections,
         report.documents,
+        filter.map(|f| format!(" matching `{f}`")).unwrap_or_default(),
         human_bytes(report.bytes),
         report.vectors,
         shown,

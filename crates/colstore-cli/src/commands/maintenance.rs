@@ -1,5 +1,6 @@
 //! `col stats`, `col verify`, `col gc`.
 
+use colstore_domain::CollectionName;
 use colstore_domain::ports::StorageStats;
 use serde_json::json;
 
@@ -70,12 +71,18 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     let report = colstore_app::verify(store.repo(), collection.clone(), &|_, bytes| bar.set_position(bytes)).await;
     bar.finish_and_clear();
     let report = report?;
+    let collections: Vec<CollectionName> = match &collection {
+        Some(c) => vec![c.clone()],
+        None => store.repo().list_collections().await?.into_iter().map(|c| c.name).collect(),
+    };
+    let text = colstore_app::verify_text(&*store.text(), &collections, a.repair).await?;
+    let text_ok = text.iter().all(|t| t.check.is_clean());
     let scope = collection.as_ref().map_or("store".to_owned(), |c| format!("collection {c}"));
     if report.external_edits {
         // Filesystem mode: a file that no longer matches its record is work for `col reconcile`, not corruption.
         let changed = &report.unreconciled;
         ctx.out
-            .json_value(&json!({ "scope": scope, "ok": true, "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": [], "unreconciled": to_value(changed) }))
+            .json_value(&json!({ "scope": scope, "ok": text_ok, "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": [], "unreconciled": to_value(changed), "text": to_value(&text) }))
             .map_err(io)?;
         ctx.out
             .line(format!(
@@ -92,9 +99,9 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
                 .line(format!("{} file(s) changed outside colstore since the last reconcile; run `col reconcile`.", changed.len()))
                 .map_err(io)?;
         }
-        return Ok(());
+        return text_verdict(ctx, &text);
     }
-    ctx.out.json_value(&json!({ "scope": scope, "ok": report.is_clean(), "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": to_value(&report.corrupt) })).map_err(io)?;
+    ctx.out.json_value(&json!({ "scope": scope, "ok": report.is_clean() && text_ok, "documents_ok": report.documents_ok, "bytes_checked": report.bytes_checked, "corrupt": to_value(&report.corrupt), "text": to_value(&text) })).map_err(io)?;
     if report.is_clean() {
         ctx.out
             .line(format!(
@@ -103,13 +110,55 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> CliResult {
                 human_bytes(report.bytes_checked)
             ))
             .map_err(io)?;
-        return Ok(());
+        return text_verdict(ctx, &text);
     }
+    text_verdict(ctx, &text).ok();
     for c in &report.corrupt {
         eprintln!("corrupt: {}/{}: {} (expected sha256 {})", c.collection, c.key, c.problem, c.expected);
     }
     Err(CliError::new(format!("verification failed: {} corrupt documents ({} others are fine)", report.corrupt.len(), report.documents_ok))
         .hint("restore the damaged documents from a backup, or re-add them from their source with `col put`")
+        .code(exit::VERIFY))
+}
+
+/// The full-text part of `col verify`: one line when all is well, what a repair did, or every problem and the error.
+fn text_verdict(ctx: &Ctx, text: &[colstore_app::TextVerify]) -> CliResult {
+    let indexed: u64 = text.iter().map(|t| t.check.indexed).sum();
+    let pending: u64 = text.iter().map(|t| t.check.pending).sum();
+    for t in text {
+        if let Some(before) = &t.before_repair {
+            ctx.out
+                .line(format!(
+                    "repaired: full-text index of {}: {} drifted document(s), {} orphan row(s){}; {} document(s) re-indexed from their content",
+                    t.collection,
+                    before.drift.len(),
+                    before.orphans,
+                    before.damaged.as_ref().map_or(String::new(), |d| format!(", damaged ({d})")),
+                    t.repaired
+                ))
+                .map_err(io)?;
+        }
+    }
+    let bad: Vec<&colstore_app::TextVerify> = text.iter().filter(|t| !t.check.is_clean()).collect();
+    if bad.is_empty() {
+        let waiting = if pending > 0 { format!(", {pending} waiting to be indexed by the next search or sync") } else { String::new() };
+        ctx.out.line(format!("OK: full-text index matches the documents ({indexed} indexed{waiting})")).map_err(io)?;
+        return Ok(());
+    }
+    for t in &bad {
+        for k in &t.check.drift {
+            eprintln!("full-text drift: {}/{k}: its index rows are missing or made from other content", t.collection);
+        }
+        if let Some(d) = &t.check.damaged {
+            eprintln!("full-text index damaged: {d}");
+        }
+    }
+    let orphans = bad.iter().map(|t| t.check.orphans).max().unwrap_or(0);
+    if orphans > 0 {
+        eprintln!("full-text index: {orphans} row(s) of documents that no longer exist");
+    }
+    Err(CliError::new(format!("verification failed: the full-text index of {} collection(s) does not match the documents", bad.len()))
+        .hint("run `col verify --repair` to re-index them from the documents (the documents themselves are not touched)")
         .code(exit::VERIFY))
 }
 

@@ -50,7 +50,15 @@ pub(super) fn print_plan(ctx: &Ctx, plan: &RestorePlan, what: &str, target: &str
             plan.id,
             table(&["COLLECTION", "ACTION", "ADD", "UPDATE", "DELETE", "UNCHANGED", "KEPT (NEWER)"], &rows)
         ))
-        .map_err(io)
+        .map_err(io)?;
+    for c in &plan.collections {
+        if let Some(filter) = &c.filter {
+            ctx.out
+                .line(format!("{}: the file holds only the documents that matched `{filter}`; documents it lacks are kept.", c.name))
+                .map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> CliResult {

@@ -58,7 +58,7 @@ pub use repo::{
 pub use safety::{SafetyCopy, SafetyError, SafetyNet};
 pub use snapshot::StoreSnapshot;
 pub use sync::{LedgerEntry, Projection, SyncCounts, SyncError, SyncState, SyncStore, sync_job};
-pub use text::{KeywordHit, TextIndex};
+pub use text::{KeywordHit, TextCheck, TextIndex};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use backup::MockBackupStore;

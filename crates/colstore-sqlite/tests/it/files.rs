@@ -973,7 +973,7 @@ async fn a_version_2_store_migrates_and_keeps_working() {
     conn.close().await.unwrap();
     let clock = Arc::new(ManualClock::at_2024());
     let repo = SqliteRepo::open(&path, SqliteOptions::default(), clock.clone()).await.unwrap();
-    assert_eq!(repo.schema_version().await.unwrap(), 8);
+    assert_eq!(repo.schema_version().await.unwrap(), 9);
     let c = name("c");
     repo.create_collection(CollectionSpec { name: c.clone(), settings: CollectionSettings::default() }).await.unwrap();
     repo.put_batch(&c, vec![doc("a.md", "alpha")]).await.unwrap();

@@ -114,7 +114,7 @@ async fn migrating_a_version_1_store_makes_every_document_pending() {
     conn.close().await.unwrap();
 
     let repo = SqliteRepo::open(&path, SqliteOptions::default(), Arc::new(ManualClock::at_2024())).await.unwrap();
-    assert_eq!(repo.schema_version().await.unwrap(), 8);
+    assert_eq!(repo.schema_version().await.unwrap(), 9);
     let notes = repo.pending(&name("notes"), false, None, 10).await.unwrap();
     assert_eq!(
         notes.iter().map(|e| (e.key.as_str(), e.state, e.current, e.projected)).collect::<Vec<_>>(),

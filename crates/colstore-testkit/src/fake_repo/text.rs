@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use colstore_domain::ports::{CollectionRepo, KeywordHit, ReadDocument, RepoError, TextIndex};
+use colstore_domain::ports::{CollectionRepo, KeywordHit, ReadDocument, RepoError, TextCheck, TextIndex};
 use colstore_domain::{ChunkingSettings, CollectionName, ContentHash, DocFilter, DocKey, KeywordClause, KeywordQuery, chunk_text, tokens};
 
 use super::InMemoryRepo;
@@ -79,6 +79,22 @@ impl TextIndex for InMemoryRepo {
         Ok(indexed)
     }
 
+    async fn check(&self, collection: &CollectionName) -> Result<TextCheck, RepoError> {
+        // The fake keeps each document's terms with the content and chunking they came from, so it cannot drift or
+        // be damaged: a document is indexed or pending. Rows of deleted documents are not answered from (the
+        // adapter's trigger deletes them), so they are no orphans either.
+        let st = self.lock();
+        let c = st.collection(collection)?;
+        let indexed =
+            c.docs.values().filter(|d| c.text.get(&d.key).is_some_and(|i| i.current(d.content_hash, &c.settings.chunking))).count() as u64;
+        Ok(TextCheck { indexed, pending: c.docs.len() as u64 - indexed, ..TextCheck::default() })
+    }
+
+    async fn repair(&self, collection: &CollectionName) -> Result<u64, RepoError> {
+        self.lock().collection(collection)?;
+        Ok(0)
+    }
+
     async fn not_indexed(&self, collection: &CollectionName) -> Result<u64, RepoError> {
         let st = self.lock();
         let c = st.collection(collection)?;
@@ -125,7 +141,7 @@ impl TextIndex for InMemoryRepo {
         let mut hits: Vec<KeywordHit> = Vec::new();
         for (_, key, n, terms) in all.iter().filter(|(name, ..)| *name == collection) {
             let Some(doc) = c.docs.get(*key) else { continue };
-            if !filter.matches(doc) {
+            if !filter.matches_in(doc, c.ledger_state(key)) {
                 continue;
             }
             let mut score = 0.0;
