@@ -23,6 +23,22 @@ pub(crate) struct Terms<'a> {
     pub indexed: &'a [String],
 }
 
+/// How a condition answered from `doc_terms` starts: the document ids it lists.
+const LOOKUP: &str = "d.id IN (";
+
+/// Whether `e`, holding for every document it lists, is (or has as a part of its top-level `and`) a `doc_terms`
+/// lookup: the query can then start from those ids instead of walking the collection.
+fn has_lookup(e: &DocFilter, t: Terms<'_>) -> bool {
+    match e {
+        DocFilter::All(parts) => parts.iter().any(|p| has_lookup(p, t)),
+        DocFilter::Tag(_) => true,
+        DocFilter::Meta(Condition::Match { key, .. } | Condition::MatchAny { key, .. } | Condition::Range { key, .. }) => {
+            t.indexed.contains(&json_path(key))
+        }
+        _ => false,
+    }
+}
+
 /// The JSON paths of the collection's indexed fields.
 pub(crate) async fn indexed_paths(conn: &mut sqlx::SqliteConnection, cid: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT path FROM indexed_fields WHERE collection_id = ? ORDER BY path").bind(cid).fetch_all(conn).await
@@ -67,7 +83,7 @@ fn any_element(key: &FieldPath, predicate: impl FnOnce(&mut Vec<Arg>) -> String,
         args.push(Arg::Int(t.cid));
         args.push(Arg::Text(path));
         let pred = predicate(args);
-        return format!("d.id IN (SELECT je.doc_id FROM doc_terms je WHERE je.collection_id = ? AND je.path = ? AND {pred})");
+        return format!("{LOOKUP}SELECT je.doc_id FROM doc_terms je WHERE je.collection_id = ? AND je.path = ? AND {pred})");
     }
     args.push(Arg::Text(path.clone()));
     let pred = predicate(args);
@@ -142,7 +158,11 @@ pub(crate) fn doc_filter_sql(e: &DocFilter, args: &mut Vec<Arg>, t: Option<Terms
         DocFilter::All(parts) => join(parts, " AND ", "1", args),
         DocFilter::Any(parts) => join(parts, " OR ", "0", args),
         DocFilter::Not(p) => format!("(NOT {})", doc_filter_sql(p, args, t)),
-        DocFilter::Meta(c) => format!("coalesce({}, 0)", condition_sql(c, args, t)),
+        DocFilter::Meta(c) => {
+            let sql = condition_sql(c, args, t);
+            // A lookup is never NULL, and wrapped in a function the planner could not drive the query from it.
+            if sql.starts_with(LOOKUP) { sql } else { format!("coalesce({sql}, 0)") }
+        }
         DocFilter::Tag(tag) => tag_sql(tag.as_str(), args, t),
         DocFilter::KeyPrefix(p) => key_prefix_sql(p, args),
         DocFilter::Created(r) => time_range_sql("d.created_at", r, args),
@@ -173,7 +193,7 @@ fn tag_sql(tag: &str, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
     match t {
         Some(t) => {
             args.extend([Arg::Int(t.cid), Arg::Text(tag.to_owned())]);
-            "d.id IN (SELECT doc_id FROM doc_terms WHERE collection_id = ? AND path = '#tag' AND value = ?)".into()
+            format!("{LOOKUP}SELECT doc_id FROM doc_terms WHERE collection_id = ? AND path = '#tag' AND value = ?)")
         }
         None => {
             args.push(Arg::Text(tag.to_owned()));
@@ -251,7 +271,10 @@ fn after_sql(q: &ListQuery, c: &Cursor, args: &mut Vec<Arg>) -> String {
 /// The full `WHERE` for a listing in collection `t.cid`.
 pub(crate) fn where_clause(t: Terms<'_>, q: &ListQuery) -> Where {
     let mut args = vec![Arg::Int(t.cid)];
-    let mut sql = String::from("d.collection_id = ?");
+    // With a `doc_terms` lookup among the conditions every match must meet, `+` keeps the planner from walking the
+    // collection's documents in key order (its choice without statistics) and makes it start from the lookup's ids:
+    // a selective filter then reads the few documents it lists, not every document of the collection.
+    let mut sql = String::from(if !q.tags.is_empty() || has_lookup(&q.expr, t) { "+d.collection_id = ?" } else { "d.collection_id = ?" });
     for tag in &q.tags {
         sql.push_str(" AND ");
         sql.push_str(&tag_sql(tag.as_str(), &mut args, Some(t)));

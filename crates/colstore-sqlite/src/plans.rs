@@ -85,7 +85,8 @@ async fn listings_by_key_and_time_use_indexes() {
 }
 
 /// Tags, and the fields a user indexes (`col collection index`), are lookups in `doc_terms_lookup`: a 3-condition
-/// filter on them never walks the collection's documents, and neither does `or` or `in` over them.
+/// filter on them starts from the ids a lookup lists (never a walk of the collection's documents, which the planner
+/// chooses without statistics unless kept from it), and `or` or `in` over them are lookups too.
 #[tokio::test]
 async fn tags_and_indexed_fields_are_lookups() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,8 +97,15 @@ async fn tags_and_indexed_fields_are_lookups() {
     let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
     let indexed: Vec<String> =
         ["year", "lang"].iter().map(|f| crate::filter_sql::json_path(&colstore_domain::FieldPath::parse(f).unwrap())).collect();
-    let cases = [("tag:home", 1), ("year>=2020 and lang=en and tag:t3", 3), ("lang in en,de", 1), ("tag:a or year<1990", 2)];
-    for (expr, lookups) in cases {
+    // (expression, doc_terms lookups, whether the query starts from a lookup's ids rather than the collection)
+    let cases = [
+        ("tag:home", 1, true),
+        ("year>=2020 and lang=en and tag:t3", 3, true),
+        ("lang in en,de", 1, true),
+        ("key:notes/ and year>2000", 1, true),
+        ("tag:a or year<1990", 2, false),
+    ];
+    for (expr, lookups, driven) in cases {
         let q = colstore_domain::ListQuery {
             expr: colstore_domain::DocFilter::parse(expr, now).unwrap(),
             limit: Some(50),
@@ -110,6 +118,11 @@ async fn tags_and_indexed_fields_are_lookups() {
         assert!(scans.is_empty(), "{expr} scans: {steps:#?}");
         let used = steps.iter().filter(|s| s.contains("USING INDEX doc_terms_lookup (collection_id=? AND path=?")).count();
         assert_eq!(used, lookups, "{expr}: {steps:#?}");
+        if driven {
+            // Started from the ids a lookup lists: never a walk of the collection's documents by `collection_id`.
+            assert!(steps.iter().any(|s| s == "SEARCH d USING INTEGER PRIMARY KEY (rowid=?)"), "{expr}: {steps:#?}");
+            assert!(!steps.iter().any(|s| s.contains("(collection_id=?)")), "{expr}: {steps:#?}");
+        }
     }
 }
 
