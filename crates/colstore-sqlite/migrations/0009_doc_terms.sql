@@ -20,8 +20,10 @@ CREATE TABLE doc_terms (
     doc_id        INTEGER NOT NULL        -- documents.id
 ) STRICT;
 
-CREATE INDEX doc_terms_lookup ON doc_terms (collection_id, path, value);
-CREATE INDEX doc_terms_doc ON doc_terms (doc_id);
+-- Both covering: a lookup reads only the index (type before value, so a typed equality or range is one index range),
+-- and `doc_terms_doc` answers "does this document have this value" for a condition that does not drive the query.
+CREATE INDEX doc_terms_lookup ON doc_terms (collection_id, path, type, value, doc_id);
+CREATE INDEX doc_terms_doc ON doc_terms (doc_id, path, type, value);
 
 -- `state:failed` (and the other sync states) as a lookup: the few failed documents of a large collection.
 CREATE INDEX sync_ledger_state ON sync_ledger (collection_id, state);

@@ -21,22 +21,40 @@ pub(crate) enum Arg {
 pub(crate) struct Terms<'a> {
     pub cid: i64,
     pub indexed: &'a [String],
+    /// The one lookup the query starts from: a part of the expression's top-level `and` ([`lookups`]), written as
+    /// `d.id IN (…)`. Every other condition on a tag or an indexed field is a probe of `doc_terms_doc` for the
+    /// document at hand, so no second list of ids is built.
+    pub drive: Option<&'a DocFilter>,
 }
 
 /// How a condition answered from `doc_terms` starts: the document ids it lists.
 const LOOKUP: &str = "d.id IN (";
 
-/// Whether `e`, holding for every document it lists, is (or has as a part of its top-level `and`) a `doc_terms`
-/// lookup: the query can then start from those ids instead of walking the collection.
-fn has_lookup(e: &DocFilter, t: Terms<'_>) -> bool {
+/// The parts of `e`'s top-level `and` that are `doc_terms` lookups (tags, conditions on indexed fields): every match
+/// is among the ids each lists, so the query can start from one of them instead of walking the collection.
+pub(crate) fn lookups<'e>(e: &'e DocFilter, t: &Terms<'_>) -> Vec<&'e DocFilter> {
     match e {
-        DocFilter::All(parts) => parts.iter().any(|p| has_lookup(p, t)),
-        DocFilter::Tag(_) => true,
-        DocFilter::Meta(Condition::Match { key, .. } | Condition::MatchAny { key, .. } | Condition::Range { key, .. }) => {
-            t.indexed.contains(&json_path(key))
+        DocFilter::All(parts) => parts.iter().flat_map(|p| lookups(p, t)).collect(),
+        DocFilter::Tag(_) => vec![e],
+        DocFilter::Meta(Condition::Match { key, .. } | Condition::MatchAny { key, .. } | Condition::Range { key, .. })
+            if t.indexed.contains(&json_path(key)) =>
+        {
+            vec![e]
         }
-        _ => false,
+        _ => Vec::new(),
     }
+}
+
+/// The `SELECT` of the ids a lookup of [`lookups`] lists (to count them before choosing which one drives).
+pub(crate) fn lookup_select(lookup: &DocFilter, t: Terms<'_>, args: &mut Vec<Arg>) -> String {
+    let sql = doc_filter_sql(lookup, args, Some(Terms { drive: Some(lookup), ..t }));
+    debug_assert!(sql.starts_with(LOOKUP) && sql.ends_with(')'), "{sql}");
+    sql.strip_prefix(LOOKUP).and_then(|s| s.strip_suffix(')')).unwrap_or(&sql).to_owned()
+}
+
+/// Whether `e` is the lookup the query starts from.
+fn drives(e: &DocFilter, t: Option<Terms<'_>>) -> bool {
+    t.and_then(|t| t.drive).is_some_and(|d| std::ptr::eq(d, e))
 }
 
 /// The JSON paths of the collection's indexed fields.
@@ -48,6 +66,9 @@ pub(crate) async fn indexed_paths(conn: &mut sqlx::SqliteConnection, cid: i64) -
 pub(crate) struct Where {
     pub sql: String,
     pub args: Vec<Arg>,
+    /// Whether the query starts from a `doc_terms` lookup's ids (it then reads every match anyway, so a page and
+    /// its total are best had in one pass).
+    pub driven: bool,
 }
 
 pub(crate) fn json_path(key: &FieldPath) -> String {
@@ -76,14 +97,25 @@ fn match_sql(value: &MatchValue, args: &mut Vec<Arg>) -> String {
     }
 }
 
-fn any_element(key: &FieldPath, predicate: impl FnOnce(&mut Vec<Arg>) -> String, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
+fn any_element(
+    key: &FieldPath,
+    predicate: impl FnOnce(&mut Vec<Arg>) -> String,
+    args: &mut Vec<Arg>,
+    t: Option<Terms<'_>>,
+    drive: bool,
+) -> String {
     let path = json_path(key);
     if let Some(t) = t.filter(|t| t.indexed.contains(&path)) {
         // The same rows `json_each` would give (scalars and array elements; nothing under an object), kept by triggers.
-        args.push(Arg::Int(t.cid));
+        if drive {
+            args.push(Arg::Int(t.cid));
+            args.push(Arg::Text(path));
+            let pred = predicate(args);
+            return format!("{LOOKUP}SELECT je.doc_id FROM doc_terms je WHERE je.collection_id = ? AND je.path = ? AND {pred})");
+        }
         args.push(Arg::Text(path));
         let pred = predicate(args);
-        return format!("{LOOKUP}SELECT je.doc_id FROM doc_terms je WHERE je.collection_id = ? AND je.path = ? AND {pred})");
+        return format!("EXISTS (SELECT 1 FROM doc_terms je WHERE je.doc_id = d.id AND je.path = ? AND {pred})");
     }
     args.push(Arg::Text(path.clone()));
     let pred = predicate(args);
@@ -91,14 +123,15 @@ fn any_element(key: &FieldPath, predicate: impl FnOnce(&mut Vec<Arg>) -> String,
     format!("(EXISTS (SELECT 1 FROM json_each(d.meta, ?) je WHERE {pred}) AND coalesce(json_type(d.meta, ?) <> 'object', 0))")
 }
 
-fn condition_sql(c: &Condition, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
+/// `drive`: the condition is the lookup the query starts from (see [`Terms::drive`]).
+fn condition_sql(c: &Condition, args: &mut Vec<Arg>, t: Option<Terms<'_>>, drive: bool) -> String {
     match c {
-        Condition::Match { key, value } => any_element(key, |a| match_sql(value, a), args, t),
+        Condition::Match { key, value } => any_element(key, |a| match_sql(value, a), args, t, drive),
         Condition::MatchAny { key, any } => {
             if any.is_empty() {
                 return "0".into();
             }
-            any_element(key, |a| format!("({})", any.iter().map(|v| match_sql(v, a)).collect::<Vec<_>>().join(" OR ")), args, t)
+            any_element(key, |a| format!("({})", any.iter().map(|v| match_sql(v, a)).collect::<Vec<_>>().join(" OR ")), args, t, drive)
         }
         Condition::Range { key, range } => any_element(
             key,
@@ -114,6 +147,7 @@ fn condition_sql(c: &Condition, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> St
             },
             args,
             t,
+            drive,
         ),
         Condition::IsEmpty { key } => {
             let path = json_path(key);
@@ -131,14 +165,14 @@ fn condition_sql(c: &Condition, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> St
 pub(crate) fn filter_sql(f: &Filter, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
     let mut parts = Vec::new();
     for c in &f.must {
-        parts.push(condition_sql(c, args, t));
+        parts.push(condition_sql(c, args, t, false));
     }
     if !f.should.is_empty() {
-        let any: Vec<_> = f.should.iter().map(|c| condition_sql(c, args, t)).collect();
+        let any: Vec<_> = f.should.iter().map(|c| condition_sql(c, args, t, false)).collect();
         parts.push(format!("({})", any.join(" OR ")));
     }
     for c in &f.must_not {
-        parts.push(format!("NOT {}", condition_sql(c, args, t)));
+        parts.push(format!("NOT {}", condition_sql(c, args, t, false)));
     }
     if parts.is_empty() { "1".into() } else { format!("coalesce(({}), 0)", parts.join(" AND ")) }
 }
@@ -159,11 +193,11 @@ pub(crate) fn doc_filter_sql(e: &DocFilter, args: &mut Vec<Arg>, t: Option<Terms
         DocFilter::Any(parts) => join(parts, " OR ", "0", args),
         DocFilter::Not(p) => format!("(NOT {})", doc_filter_sql(p, args, t)),
         DocFilter::Meta(c) => {
-            let sql = condition_sql(c, args, t);
+            let sql = condition_sql(c, args, t, drives(e, t));
             // A lookup is never NULL, and wrapped in a function the planner could not drive the query from it.
             if sql.starts_with(LOOKUP) { sql } else { format!("coalesce({sql}, 0)") }
         }
-        DocFilter::Tag(tag) => tag_sql(tag.as_str(), args, t),
+        DocFilter::Tag(tag) => tag_sql(tag.as_str(), args, t, drives(e, t)),
         DocFilter::KeyPrefix(p) => key_prefix_sql(p, args),
         DocFilter::Created(r) => time_range_sql("d.created_at", r, args),
         DocFilter::Updated(r) => time_range_sql("d.updated_at", r, args),
@@ -188,12 +222,17 @@ pub(crate) fn doc_filter_sql(e: &DocFilter, args: &mut Vec<Arg>, t: Option<Terms
     }
 }
 
-/// Documents with the tag: a lookup in `doc_terms` with `t`, else a look at each document's tags.
-fn tag_sql(tag: &str, args: &mut Vec<Arg>, t: Option<Terms<'_>>) -> String {
+/// Documents with the tag: with `t`, the ids `doc_terms` lists (`drive`) or a probe of the document's terms; else a
+/// look at each document's tags.
+fn tag_sql(tag: &str, args: &mut Vec<Arg>, t: Option<Terms<'_>>, drive: bool) -> String {
     match t {
-        Some(t) => {
+        Some(t) if drive => {
             args.extend([Arg::Int(t.cid), Arg::Text(tag.to_owned())]);
-            format!("{LOOKUP}SELECT doc_id FROM doc_terms WHERE collection_id = ? AND path = '#tag' AND value = ?)")
+            format!("{LOOKUP}SELECT doc_id FROM doc_terms WHERE collection_id = ? AND path = '#tag' AND type = 'text' AND value = ?)")
+        }
+        Some(_) => {
+            args.push(Arg::Text(tag.to_owned()));
+            "EXISTS (SELECT 1 FROM doc_terms WHERE doc_id = d.id AND path = '#tag' AND type = 'text' AND value = ?)".into()
         }
         None => {
             args.push(Arg::Text(tag.to_owned()));
@@ -274,10 +313,12 @@ pub(crate) fn where_clause(t: Terms<'_>, q: &ListQuery) -> Where {
     // With a `doc_terms` lookup among the conditions every match must meet, `+` keeps the planner from walking the
     // collection's documents in key order (its choice without statistics) and makes it start from the lookup's ids:
     // a selective filter then reads the few documents it lists, not every document of the collection.
-    let mut sql = String::from(if !q.tags.is_empty() || has_lookup(&q.expr, t) { "+d.collection_id = ?" } else { "d.collection_id = ?" });
-    for tag in &q.tags {
+    let driven = !q.tags.is_empty() || t.drive.is_some();
+    let mut sql = String::from(if driven { "+d.collection_id = ?" } else { "d.collection_id = ?" });
+    for (i, tag) in q.tags.iter().enumerate() {
         sql.push_str(" AND ");
-        sql.push_str(&tag_sql(tag.as_str(), &mut args, Some(t)));
+        // `--tag` (the listing's own tags) drives when the expression has no lookup that does.
+        sql.push_str(&tag_sql(tag.as_str(), &mut args, Some(t), i == 0 && t.drive.is_none()));
     }
     for (col, range) in [("d.created_at", &q.created), ("d.updated_at", &q.updated)] {
         if range.since.is_some() || range.until.is_some() {
@@ -297,7 +338,7 @@ pub(crate) fn where_clause(t: Terms<'_>, q: &ListQuery) -> Where {
         sql.push_str(" AND ");
         sql.push_str(&doc_filter_sql(&q.expr, &mut args, Some(t)));
     }
-    Where { sql, args }
+    Where { sql, args, driven }
 }
 
 /// The `WHERE` of one page: the listing's, and after the cursor when there is one (not counted in the total).
@@ -347,7 +388,8 @@ mod tests {
             Some(Cursor { sort: SortField::Size, order: SortOrder::Desc, value: 3, key: colstore_domain::DocKey::parse("k").unwrap() });
         q.sort = SortField::Size;
         for indexed in [vec![], vec![json_path(&FieldPath::parse("year").unwrap()), json_path(&FieldPath::parse("t").unwrap())]] {
-            let w = page_where_clause(Terms { cid: 1, indexed: &indexed }, &q);
+            let base = Terms { cid: 1, indexed: &indexed, drive: None };
+            let w = page_where_clause(Terms { drive: lookups(&q.expr, &base).first().copied(), ..base }, &q);
             assert_eq!(w.sql.matches('?').count(), w.args.len(), "{}", w.sql);
             assert_eq!(w.sql.contains("doc_terms je"), !indexed.is_empty(), "{}", w.sql);
         }

@@ -368,7 +368,8 @@ impl TextIndex for SqliteRepo {
         }
         let mut args = vec![Arg::Text(fts_query(query)), Arg::Int(cid)];
         let indexed = crate::filter_sql::indexed_paths(&mut conn, cid).await.map_err(map_err)?;
-        let terms = crate::filter_sql::Terms { cid, indexed: &indexed };
+        // The full-text match drives; conditions on tags and indexed fields are probes of each hit's terms.
+        let terms = crate::filter_sql::Terms { cid, indexed: &indexed, drive: None };
         let filter_sql = if filter.is_everything() { "1".to_owned() } else { doc_filter_sql(filter, &mut args, Some(terms)) };
         // bm25() is lower for better matches; ties by key then chunk, as the port says.
         let sql = format!(
