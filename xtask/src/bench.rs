@@ -7,20 +7,23 @@
 //! because that is what a user waits for. Exact search and the job queue are measured in process (`inproc.rs`),
 //! through the same composition root `col` uses, since their targets are about the component, not a process.
 //!
-//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer, remote, retrieval — can be measured alone with `--only`, to
+//! The areas — ingest, sync, search, queue, backup, reconcile, large, peer, remote, retrieval, query — can be measured alone with `--only`, to
 //! re-measure one after a change. The backup area (`backup.rs`) compares `col backup`, `verify --read-data` and
 //! `restore` with restic; the reconcile area (`reconcile.rs`) measures the filesystem storage mode: `col reconcile`
 //! against `git status` on the same tree, reconciles of changed trees, and `col watch` from a save to synced; the large
 //! area (`large.rs`) measures the peak memory and time of `put`, `get`, `backup`, `restore`, `export` and `import` of
 //! one 2 GiB document (`--large-bytes` for another size), with restic's backup and restore of the same file beside;
 //! the peer area (`peer.rs`) compares `col add` + `col sync` with LangChain's `index()` on the same files, restores a
-//! synced store against restic and against the same store without vectors, and counts SQL statements per document.
+//! synced store against restic and against the same store without vectors, and counts SQL statements per document;
+//! the query area (`query.rs`) measures `col ls --where` at 100 000 and 1 000 000 documents, keyword and hybrid search,
+//! ingest with the full-text index kept up to date, and the size of the full-text data.
 
 mod backup;
 mod corpus;
 mod inproc;
 mod large;
 mod peer;
+mod query;
 mod reconcile;
 mod remote;
 mod report;
@@ -79,10 +82,13 @@ pub(crate) enum Area {
     Remote,
     /// Known-item search on the machine's man pages in each search mode: recall, MRR and latency (`retrieval.rs`).
     Retrieval,
+    /// `col ls --where` at `--docs` and 10× as many documents, keyword and hybrid search, ingest with full text and the
+    /// full-text data's size, in a store of its own (`query.rs`).
+    Query,
 }
 
 impl Area {
-    const ALL: [Area; 10] = [
+    const ALL: [Area; 11] = [
         Area::Ingest,
         Area::Sync,
         Area::Search,
@@ -93,6 +99,7 @@ impl Area {
         Area::Peer,
         Area::Remote,
         Area::Retrieval,
+        Area::Query,
     ];
 
     fn name(self) -> &'static str {
@@ -107,6 +114,7 @@ impl Area {
             Area::Peer => "peer",
             Area::Remote => "remote",
             Area::Retrieval => "retrieval",
+            Area::Query => "query",
         }
     }
 
@@ -436,6 +444,10 @@ fn measure(root: &Path, bin: &Path, dir: &Path, args: &Args) -> Result<Report, S
         m.retrieval = Some(retrieval::retrieval(dir, &|args| col.run(args).map(|_| ()))?);
     }
 
+    if args.runs(Area::Query) {
+        m.query = Some(query::measure_query(bin, dir, args.docs)?);
+    }
+
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
     Ok(Report {
         date: report::utc_date(now),
@@ -670,7 +682,7 @@ mod tests {
         assert_eq!(recorded.out(), Some(Path::new("target/search.md")));
         assert_eq!(recorded.command(), "cargo xtask bench --docs 100000 --only search --out target/search.md");
         // Naming every area is a full run.
-        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer,remote,retrieval"]).unwrap();
+        let all = parse(&["--only", "ingest,sync,search,queue,backup,reconcile,large,peer,remote,retrieval,query"]).unwrap();
         assert_eq!((all.only.len(), all.out()), (0, Some(Path::new("docs/BENCHMARKS.md"))));
     }
 
@@ -705,7 +717,7 @@ mod tests {
         assert_eq!(parse(&["--fast"]), Err("unknown bench argument \"--fast\"".into()));
         assert_eq!(
             parse(&["--only", "ingest,speed"]),
-            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, remote, retrieval, not \"speed\"".into())
+            Err("--only takes ingest, sync, search, queue, backup, reconcile, large, peer, remote, retrieval, query, not \"speed\"".into())
         );
         assert_eq!(parse(&["--large-bytes", "2GiB"]), Err("--large-bytes takes a whole number, not \"2GiB\"".into()));
         assert_eq!(parse(&["--large-bytes=0"]), Err("--large-bytes must be at least 1".into()));

@@ -195,6 +195,8 @@ pub(crate) struct Measurements {
     pub(crate) peer: Option<PeerBench>,
     /// Known-item search on man pages (`retrieval.rs`).
     pub(crate) retrieval: Option<super::retrieval::RetrievalBench>,
+    /// Filtered listing, keyword and hybrid search, ingest with full text (`query.rs`).
+    pub(crate) query: Option<super::query::QueryBench>,
 }
 
 /// A run with its context, ready to print and record.
@@ -428,6 +430,9 @@ impl Measurements {
         if let Some(retrieval) = &self.retrieval {
             figures.extend(retrieval.figures());
         }
+        if let Some(query) = &self.query {
+            figures.extend(query.figures());
+        }
         figures
     }
 
@@ -491,6 +496,9 @@ impl Measurements {
         }
         if let Some(retrieval) = &self.retrieval {
             lines.push(retrieval.context());
+        }
+        if let Some(query) = &self.query {
+            lines.push(("Query data", query.context()));
         }
         lines
     }
@@ -560,6 +568,9 @@ impl Measurements {
         }
         if self.remote.is_some() {
             notes.push(RemoteBench::note());
+        }
+        if self.query.is_some() {
+            notes.push(super::query::QueryBench::note());
         }
         notes.push("Ratio = measured ÷ target.".to_owned());
         notes.join(" ")
