@@ -35,7 +35,7 @@ fn indexed_fields_change_speed_not_answers() {
         }
         assert_eq!(s.json(["collection", "index", "notes", "year"])["change"], "already_indexed");
         let shown = s.ok(["collection", "show", "notes"]).stdout;
-        assert!(shown.contains("indexed:    tags, keys, times and labels, lang, year"), "{shown}");
+        assert!(shown.contains("indexed:    tags, keys, times, sync states and labels, lang, year"), "{shown}");
         for (e, want) in exprs.iter().zip(&before) {
             assert_eq!(&ls(&s, e), want, "{e} with indexes (filesystem: {filesystem})");
         }

@@ -326,14 +326,36 @@ impl TextIndex for SqliteRepo {
                     .map_err(map_err)?;
             }
             sqlx::query("DELETE FROM fts_docs WHERE doc_id NOT IN (SELECT id FROM documents)").execute(&mut *tx).await.map_err(map_err)?;
-            // A drifted document's rows are replaced whole by the catch-up (it deletes the document's range first).
+            // A drifted document loses its rows and its record here (rows without a record would otherwise survive
+            // the catch-up, which replaces the rows of recorded documents), and is indexed again by the catch-up.
             let keys =
                 serde_json::to_string(&check.drift.iter().map(DocKey::as_str).collect::<Vec<_>>()).map_err(|e| backend(e.to_string()))?;
+            let ids: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM documents WHERE collection_id = ? AND key IN (SELECT value FROM json_each(?))")
+                    .bind(cid)
+                    .bind(keys)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            for &id in &ids {
+                let base = id << CHUNK_BITS;
+                sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
+                    .bind(base)
+                    .bind(base + (1 << CHUNK_BITS))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            let ids = ids_json(ids.into_iter());
+            sqlx::query("DELETE FROM fts_docs WHERE doc_id IN (SELECT value FROM json_each(?))")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             sqlx::query(
-                "INSERT INTO fts_pending (doc_id) SELECT id FROM documents WHERE collection_id = ?                  AND key IN (SELECT value FROM json_each(?)) AND id NOT IN (SELECT doc_id FROM fts_pending)",
+                "INSERT INTO fts_pending (doc_id) SELECT value FROM json_each(?) WHERE value NOT IN (SELECT doc_id FROM fts_pending)",
             )
-            .bind(cid)
-            .bind(keys)
+            .bind(&ids)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?
@@ -445,6 +467,12 @@ mod tests {
         assert!(check.is_clean(), "{check:?}");
         assert_eq!(check.indexed, 3);
         assert_eq!(hits(&repo, &c, "alpha bravo").await, ["a.md", "b.md"]);
+        let rows: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM chunk_fts WHERE rowid >> 20 = (SELECT id FROM documents WHERE key = 'b.md')")
+                .fetch_one(&repo.pool)
+                .await
+                .unwrap();
+        assert_eq!(rows, 1, "the rows b.md had without a record are replaced, not doubled");
     }
 
     #[tokio::test]

@@ -154,9 +154,9 @@ pub async fn run(ctx: &Ctx, cmd: CollectionCommand) -> CliResult {
                 ),
             };
             let indexed = if s.indexed_fields.is_empty() {
-                "tags, keys and times (index a metadata field with `col collection index`)".to_owned()
+                "tags, keys, times and sync states (index a metadata field with `col collection index`)".to_owned()
             } else {
-                format!("tags, keys, times and {}", s.indexed_fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+                format!("tags, keys, times, sync states and {}", s.indexed_fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
             };
             ctx.out
                 .data(format!(
