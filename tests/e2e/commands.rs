@@ -725,3 +725,24 @@ fn help_texts() {
     out.assert_ok();
     assert!(out.stdout.starts_with("col "), "{out}");
 }
+
+/// `col flush`: the store's database first, then each collection's index, each step named; `--collection` limits the
+/// indexes (the database is always flushed); a missing collection is an error; the store still answers afterwards.
+#[test]
+fn flush_reports_each_step() {
+    let s = store_with_collection();
+    s.ok(["collection", "create", "d"]);
+    s.ok(["put", "c", "a.md", "--text", "alpha"]);
+    s.ok(["sync", "c"]);
+    let out = s.ok(["flush"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("store: checkpointed the write-ahead log of "), "{out}");
+    assert!(lines[1].starts_with("index c: checkpointed the write-ahead log of "), "{out}");
+    assert_eq!(lines[2], "index d: not synced yet: nothing in the index to flush", "{out}");
+    assert_eq!(lines[3], "Flushed: the store's files are complete on disk.");
+    let v = s.json(["flush", "--collection", "c"]);
+    let targets: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, ["store", "index c"], "{v:#}");
+    s.run(["flush", "--collection", "nope"]).assert_error(1, "collection \"nope\" not found");
+    assert_eq!(s.json(["search", "c", "alpha", "--mode", "keyword"])["results"][0]["key"], "a.md");
+}

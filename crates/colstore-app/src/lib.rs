@@ -11,6 +11,7 @@ mod collections;
 pub mod commit_log;
 mod documents;
 mod export;
+mod flush;
 pub mod front_matter;
 mod jobs;
 mod migrate;
@@ -34,6 +35,7 @@ pub use export::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportError, ExportReport, ExportScope, ImportOutcome, ImportPlan, ImportRunError, MAX_LINE_BYTES,
     decode_export, export, export_to, import, plan_import, run_import,
 };
+pub use flush::{FlushStep, flush};
 pub use jobs::{cancel_job, retry_job};
 pub use migrate::{MigrationError, MigrationFailure, MigrationOutcome, run_migration};
 pub use projection::{

@@ -112,6 +112,14 @@ and --no-front-matter turns it off. Ctrl-C stops after the batches being written
     #[command(after_help = "Examples:\n  col gc --dry-run\n  col gc")]
     Gc(GcArgs),
 
+    /// Make the store's files complete on disk (database log checkpointed, each vector index flushed), step by step
+    #[command(after_help = "Examples:\n  col flush\n  col flush --collection notes --json\n\n\
+Everything colstore acknowledged is already durable; after `col flush` the store's directory can also be copied file\n\
+by file (no write-ahead log needed beside the database). The embedded index checkpoints its database; a Qdrant\n\
+collection is flushed by creating a snapshot and deleting it again. Safe while other commands run: a step that a\n\
+concurrent reader cuts short says so.")]
+    Flush(FlushArgs),
+
     /// Project pending documents into the vector index (chunk, embed once, upsert, retire stale points)
     #[command(
         after_help = "Examples:\n  col sync\n  col sync notes\n\nEvery chunk is embedded once: vectors are cached in the store, so re-syncs, retries,\n\
@@ -801,6 +809,14 @@ pub struct VerifyArgs {
     /// cache (no embedder calls). Corrupt contents are never "repaired": restore them from a backup
     #[arg(long)]
     pub repair: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Only this collection's vector index (repeatable; default: every collection). The store's database is always
+    /// flushed
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -176,3 +176,20 @@ async fn states_are_lookups_and_field_terms_follow_the_settings() {
     repo.delete_documents(&c, vec![colstore_testkit::repo::key("a.md")]).await.unwrap();
     assert_eq!((terms("$.\"year\"").await, terms("#tag").await), (1, 1), "a deleted document's terms go");
 }
+
+/// `flush` leaves the database file complete on its own: the write-ahead log is checkpointed and truncated.
+#[tokio::test]
+async fn flush_truncates_the_write_ahead_log() {
+    use colstore_domain::ports::CollectionRepo;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("colstore.db");
+    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
+    let repo = SqliteRepo::open(&path, SqliteOptions { create: true, ..SqliteOptions::default() }, clock).await.expect("open");
+    let c = colstore_testkit::repo::create(&repo, "notes").await;
+    colstore_testkit::repo::put(&repo, &c, vec![colstore_testkit::repo::plain("a.md", "alpha")]).await;
+    let wal = dir.path().join("colstore.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the put is in the log");
+    let steps = repo.flush().await.unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "{steps:?}");
+    assert!(steps[0].starts_with("checkpointed the write-ahead log of"), "{steps:?}");
+}

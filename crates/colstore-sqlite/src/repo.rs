@@ -1188,6 +1188,28 @@ impl CollectionRepo for SqliteRepo {
         colstore_domain::ports::recorded_contents(self, collection, &keys).await
     }
 
+    async fn flush(&self) -> Result<Vec<String>, RepoError> {
+        if self.read_only {
+            return Ok(vec![format!("{} is open read-only: nothing was written, nothing to flush", self.path().display())]);
+        }
+        // With `synchronous = FULL` a checkpoint syncs the database file before it truncates the log.
+        let (busy, log, checkpointed): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await.map_err(map_err)?;
+        let file = self.path().display();
+        let mut steps = vec![if busy == 0 {
+            format!("checkpointed the write-ahead log of {file} into the database file and truncated it")
+        } else {
+            format!(
+                "checkpointed {checkpointed} of {log} write-ahead log pages of {file}; a reader kept the rest in the log, \
+                 which is durable too (synchronous = FULL)"
+            )
+        }];
+        if self.files.is_some() {
+            steps.push("documents' files: each was synced when written; nothing left to write".into());
+        }
+        Ok(steps)
+    }
+
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
         // Filesystem mode: content lives in files and no document references a blob, so every blob row (left over
         // from sqlite mode) is garbage. A sqlite-mode put in progress is not a concern: this process writes files.

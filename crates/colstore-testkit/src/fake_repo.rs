@@ -645,6 +645,10 @@ impl CollectionRepo for InMemoryRepo {
         Ok(())
     }
 
+    async fn flush(&self) -> Result<Vec<String>, RepoError> {
+        Ok(vec!["in memory: nothing to write".into()])
+    }
+
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError> {
         let mut st = self.lock();
         let mut report = GcReport::default();

@@ -91,6 +91,7 @@ macro_rules! repo_conformance {
             list_filters_by_key_prefix_literally,
             list_filter_language_like_a_full_scan,
             list_filter_language_on_indexed_fields_like_a_full_scan,
+            flush_keeps_everything,
             list_pages_with_cursors_like_a_full_scan,
             equal_content_is_deduplicated_across_collections,
             gc_collects_replaced_content,
@@ -1491,6 +1492,19 @@ pub async fn list_filter_language_like_a_full_scan(f: &dyn RepoFixture) {
     let c = create(&*repo, "notes").await;
     let all = varied_collection(f, &c).await;
     filter_rounds(f, &c, &all).await;
+}
+
+/// `flush` describes what it did and changes nothing a reader sees.
+pub async fn flush_keeps_everything(f: &dyn RepoFixture) {
+    let repo = f.repo();
+    let c = create(&*repo, "notes").await;
+    put(&*repo, &c, vec![plain("a.md", "alpha"), doc("b.md", "bravo", r#"{"x":1}"#, &["t"])]).await;
+    let before = fetch_all(&*repo, &c, &["a.md", "b.md"]).await;
+    let steps = repo.flush().await.expect("flush");
+    assert!(!steps.is_empty() && steps.iter().all(|s| !s.is_empty()), "{steps:?}");
+    assert_eq!(fetch_all(&*repo, &c, &["a.md", "b.md"]).await, before);
+    assert_eq!(read_all(&*repo, &c, "b.md").await, b"bravo");
+    assert!(!repo.flush().await.expect("a second flush").is_empty());
 }
 
 /// The same with metadata fields indexed (`col collection index`): some before the documents are written (kept by

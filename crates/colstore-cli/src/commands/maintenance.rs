@@ -5,7 +5,7 @@ use colstore_domain::ports::StorageStats;
 use serde_json::json;
 
 use super::{Ctx, collection_name, io};
-use crate::cli::{GcArgs, StatsArgs, VerifyArgs};
+use crate::cli::{FlushArgs, GcArgs, StatsArgs, VerifyArgs};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{human_bytes, to_value};
 use crate::progress;
@@ -160,6 +160,19 @@ fn text_verdict(ctx: &Ctx, text: &[colstore_app::TextVerify]) -> CliResult {
     Err(CliError::new(format!("verification failed: the full-text index of {} collection(s) does not match the documents", bad.len()))
         .hint("run `col verify --repair` to re-index them from the documents (the documents themselves are not touched)")
         .code(exit::VERIFY))
+}
+
+pub async fn flush(ctx: &Ctx, a: FlushArgs) -> CliResult {
+    let collections = a.collections.iter().map(|c| collection_name(c)).collect::<CliResult<Vec<_>>>()?;
+    let store = ctx.open().await?;
+    let ports = Ctx::sync_ports(&store).await?;
+    let steps = colstore_app::flush(&ports, &collections).await?;
+    ctx.out.json_value(&json!({ "steps": to_value(&steps) })).map_err(io)?;
+    for s in &steps {
+        ctx.out.line(format!("{}: {}", s.target, s.step)).map_err(io)?;
+    }
+    ctx.out.line("Flushed: the store's files are complete on disk.").map_err(io)?;
+    Ok(())
 }
 
 pub async fn gc(ctx: &Ctx, a: GcArgs) -> CliResult {

@@ -151,6 +151,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Stats(a) => maintenance::stats(&ctx, a).await,
         Command::Verify(a) => maintenance::verify(&ctx, a).await,
         Command::Gc(a) => maintenance::gc(&ctx, a).await,
+        Command::Flush(a) => maintenance::flush(&ctx, a).await,
         Command::Sync(a) => sync::sync(&ctx, a).await,
         Command::Status(a) => sync::status(&ctx, a).await,
         Command::Search(a) => search::search(&ctx, a).await,

@@ -312,6 +312,12 @@ pub trait CollectionRepo: Send + Sync {
     /// It MUST NOT remove content a concurrent put is about to reference.
     async fn gc(&self, dry_run: bool) -> Result<GcReport, RepoError>;
 
+    /// Makes the store's files complete on their own (`col flush`): what was acknowledged is durable already, and
+    /// afterwards no log beside them is needed to read it (SQLite: the write-ahead log checkpointed into the database
+    /// file and truncated). Returns each step taken, for people. Safe while other commands run: a step that a
+    /// concurrent reader cuts short says so.
+    async fn flush(&self) -> Result<Vec<String>, RepoError>;
+
     /// Freezes the whole store at this moment for backup and export (see [`StoreSnapshot`]).
     /// Writers MUST NOT be blocked while the snapshot is read.
     async fn snapshot(&self) -> Result<Box<dyn StoreSnapshot>, RepoError>;
