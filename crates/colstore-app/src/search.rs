@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use colstore_domain::ports::{IndexError, RepoError, SearchRequest};
+use colstore_domain::ports::{IndexError, ReadDocument, RepoError, SearchRequest};
 use colstore_domain::{
     Chunk, Collection, CollectionName, ContentHash, Distance, DocFilter, DocKey, FusionSettings, KeywordQuery, chunk_text, snippet,
 };
@@ -199,6 +199,9 @@ fn ranked(hits: Vec<SearchHit>, side: Side, k: usize) -> Vec<SearchHit> {
         .collect()
 }
 
+/// The largest document a search reads in its batched read (larger ones are streamed, one by one).
+const BATCH_READ_BYTES: u64 = 16 << 20;
+
 /// Keyword hits (key, chunk, score) made whole: snippet, metadata, and whether the text changed since indexed.
 async fn materialize(
     ports: &SyncPorts,
@@ -211,6 +214,26 @@ async fn materialize(
     // outside colstore, not reconciled yet, is not).
     type Current = (serde_json::Map<String, serde_json::Value>, Vec<Chunk>, bool);
     let mut texts: HashMap<DocKey, Option<Current>> = HashMap::new();
+    // One batched read for every document; what it cannot answer whole is read one by one below.
+    let mut keys: Vec<DocKey> = Vec::new();
+    for (key, ..) in &hits {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    for (key, answer) in keys.clone().into_iter().zip(ports.repo.read_documents(&c.name, keys, BATCH_READ_BYTES).await?) {
+        match answer {
+            Ok(ReadDocument::Whole(meta, bytes)) => {
+                let unchanged = ContentHash::of(&bytes) == meta.content_hash;
+                let chunks = std::str::from_utf8(&bytes).map(|t| chunk_text(t, &c.settings.chunking)).unwrap_or_default();
+                texts.insert(key, Some((meta.metadata.0, chunks, unchanged)));
+            }
+            Ok(ReadDocument::Missing) => {
+                texts.insert(key, None);
+            }
+            Ok(ReadDocument::TooLarge(_)) | Err(_) => {}
+        }
+    }
     let mut out = Vec::with_capacity(hits.len());
     for (rank, (key, chunk, score)) in hits.into_iter().enumerate() {
         if !texts.contains_key(&key) {
@@ -278,23 +301,21 @@ async fn fuse(
     // A stable sort of entries in key order: equal fused scores stay ordered by key, then chunk.
     best.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused));
     best.truncate(k);
+    // The hits only the keyword side found are made whole together (one batched read).
+    let mut keyword_only = Vec::new();
+    for ((key, chunk), e) in &best {
+        if e.vector.is_none() {
+            let key = DocKey::parse(key).map_err(|err| SyncFailure::Repo(RepoError::Unsupported(err.to_string())))?;
+            keyword_only.push((key, *chunk, e.fused));
+        }
+    }
+    let mut made: HashMap<(String, u32), SearchHit> =
+        materialize(ports, c, keywords, keyword_only, Side::Keyword).await?.into_iter().map(|h| ((h.key.clone(), h.chunk), h)).collect();
     let mut out = Vec::with_capacity(best.len());
     for ((key, chunk), e) in best {
-        let hit = match e.vector {
-            // The vector side already read the chunk's text and metadata.
-            Some(mut h) => {
-                h.score = e.fused as f32;
-                h
-            }
-            None => {
-                let key = DocKey::parse(&key).map_err(|err| SyncFailure::Repo(RepoError::Unsupported(err.to_string())))?;
-                let Some(mut h) = materialize(ports, c, keywords, vec![(key, chunk, e.fused)], Side::Keyword).await?.pop() else {
-                    continue;
-                };
-                h.score = e.fused as f32;
-                h
-            }
-        };
+        // The vector side already read the chunk's text and metadata; a keyword-only hit deleted meanwhile is gone.
+        let Some(mut hit) = e.vector.or_else(|| made.remove(&(key, chunk))) else { continue };
+        hit.score = e.fused as f32;
         out.push(SearchHit { found_by: e.found_by, ..hit });
     }
     Ok(out)
@@ -378,6 +399,32 @@ async fn nearest(
         };
         // Hits come best first: once one is unrelated, so are all the rest, and asking for more finds nothing.
         let exhausted = hits.len() < limit || hits.last().is_some_and(|h| !related(h.score));
+        // The documents of this round's hits in one batched read; what it cannot answer whole (a file edited outside
+        // colstore, a large or unreadable document) is read one by one below, as before.
+        let mut new_keys: Vec<DocKey> = Vec::new();
+        for h in hits.iter().filter(|h| related(h.score)) {
+            if !texts.contains_key(&h.payload.key) && !new_keys.contains(&h.payload.key) {
+                new_keys.push(h.payload.key.clone());
+            }
+        }
+        for (key, answer) in new_keys.clone().into_iter().zip(ports.repo.read_documents(collection, new_keys, BATCH_READ_BYTES).await?) {
+            let passes = |meta: &colstore_domain::DocumentMeta| match (post_filter, &state_matches) {
+                (None, _) => true,
+                (Some(_), Some(keys)) => keys.contains(&key),
+                (Some(f), None) => f.matches(meta),
+            };
+            match answer {
+                Ok(ReadDocument::Whole(meta, bytes)) => {
+                    let chunks =
+                        passes(&meta).then(|| std::str::from_utf8(&bytes).map(|t| chunk_text(t, &c.settings.chunking)).unwrap_or_default());
+                    texts.insert(key, chunks);
+                }
+                Ok(ReadDocument::Missing) => {
+                    texts.insert(key, None);
+                }
+                Ok(ReadDocument::TooLarge(_)) | Err(_) => {}
+            }
+        }
         out.clear();
         for h in hits.into_iter().filter(|h| related(h.score)) {
             if !texts.contains_key(&h.payload.key) {
