@@ -65,6 +65,20 @@ pub(crate) async fn chunking_now(conn: &mut SqliteConnection, cid: i64) -> Resul
     Ok(settings.chunking)
 }
 
+/// Deletes every full-text row of the documents `ids` (their whole row id ranges).
+async fn delete_rows_of(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), RepoError> {
+    for &id in ids {
+        let base = id << CHUNK_BITS;
+        sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
+            .bind(base)
+            .bind(base + (1 << CHUNK_BITS))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 /// Replaces the full-text rows of `docs` inside the caller's write transaction and clears their pending marks:
 /// one delete per document that had rows, multi-row inserts for the chunks and the `fts_docs` records.
 pub(crate) async fn write_rows(conn: &mut SqliteConnection, docs: &[TextRows]) -> Result<(), RepoError> {
@@ -77,15 +91,7 @@ pub(crate) async fn write_rows(conn: &mut SqliteConnection, docs: &[TextRows]) -
         .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
-    for id in had {
-        let base = id << CHUNK_BITS;
-        sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
-            .bind(base)
-            .bind(base + (1 << CHUNK_BITS))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
+    delete_rows_of(&mut *conn, &had).await?;
     let rows: Vec<(i64, &str)> =
         docs.iter().flat_map(|d| d.chunks.iter().map(move |ch| ((d.id << CHUNK_BITS) + i64::from(ch.index), ch.text.as_str()))).collect();
     for part in rows.chunks(ROWS_PER_STATEMENT) {
@@ -316,15 +322,7 @@ impl TextIndex for SqliteRepo {
             .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;
-            for id in orphans {
-                let base = id << CHUNK_BITS;
-                sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
-                    .bind(base)
-                    .bind(base + (1 << CHUNK_BITS))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
+            delete_rows_of(&mut tx, &orphans).await?;
             sqlx::query("DELETE FROM fts_docs WHERE doc_id NOT IN (SELECT id FROM documents)").execute(&mut *tx).await.map_err(map_err)?;
             // A drifted document loses its rows and its record here (rows without a record would otherwise survive
             // the catch-up, which replaces the rows of recorded documents), and is indexed again by the catch-up.
@@ -337,15 +335,7 @@ impl TextIndex for SqliteRepo {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?;
-            for &id in &ids {
-                let base = id << CHUNK_BITS;
-                sqlx::query("DELETE FROM chunk_fts WHERE rowid >= ? AND rowid < ?")
-                    .bind(base)
-                    .bind(base + (1 << CHUNK_BITS))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
+            delete_rows_of(&mut tx, &ids).await?;
             let ids = ids_json(ids.into_iter());
             sqlx::query("DELETE FROM fts_docs WHERE doc_id IN (SELECT value FROM json_each(?))")
                 .bind(&ids)
