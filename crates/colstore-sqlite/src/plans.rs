@@ -14,13 +14,16 @@ async fn plan(repo: &SqliteRepo, sql: &str) -> Vec<String> {
     rows.iter().map(|r| r.get::<String, _>("detail")).collect()
 }
 
+/// A new store's database in `dir`.
+async fn fresh(dir: &std::path::Path) -> SqliteRepo {
+    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
+    SqliteRepo::open(&dir.join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock).await.expect("open")
+}
+
 #[tokio::test]
 async fn batched_statements_use_indexes() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
-    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
-        .await
-        .expect("open");
+    let repo = fresh(dir.path()).await;
     let statements = [
         ("mark_synced_batch (projections)", crate::sync::MARK_SYNCED.to_owned()),
         ("mark_synced_batch (deletions present)", crate::sync::STILL_THERE.to_owned()),
@@ -55,10 +58,7 @@ async fn batched_statements_use_indexes() {
 #[tokio::test]
 async fn listings_by_key_and_time_use_indexes() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
-    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
-        .await
-        .expect("open");
+    let repo = fresh(dir.path()).await;
     let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
     let cases = [
         ("key:notes/", "sqlite_autoindex_documents_1 (collection_id=? AND key>? AND key<?)"),
@@ -90,10 +90,7 @@ async fn listings_by_key_and_time_use_indexes() {
 #[tokio::test]
 async fn tags_and_indexed_fields_are_lookups() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
-    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
-        .await
-        .expect("open");
+    let repo = fresh(dir.path()).await;
     let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
     let indexed: Vec<String> =
         ["year", "lang"].iter().map(|f| crate::filter_sql::json_path(&colstore_domain::FieldPath::parse(f).unwrap())).collect();
@@ -140,10 +137,7 @@ async fn tags_and_indexed_fields_are_lookups() {
 async fn states_are_lookups_and_field_terms_follow_the_settings() {
     use colstore_domain::ports::CollectionRepo;
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
-    let repo = SqliteRepo::open(&dir.path().join("colstore.db"), SqliteOptions { create: true, ..SqliteOptions::default() }, clock)
-        .await
-        .expect("open");
+    let repo = fresh(dir.path()).await;
     let now = colstore_domain::Timestamp::from_millis(1_800_000_000_000);
     let q = colstore_domain::ListQuery { expr: colstore_domain::DocFilter::parse("state:failed", now).unwrap(), ..Default::default() };
     let w = crate::filter_sql::page_where_clause(crate::filter_sql::Terms { cid: 1, indexed: &[], drive: None }, &q);
@@ -182,9 +176,7 @@ async fn states_are_lookups_and_field_terms_follow_the_settings() {
 async fn flush_truncates_the_write_ahead_log() {
     use colstore_domain::ports::CollectionRepo;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("colstore.db");
-    let clock = Arc::new(colstore_testkit::ManualClock::at_2024());
-    let repo = SqliteRepo::open(&path, SqliteOptions { create: true, ..SqliteOptions::default() }, clock).await.expect("open");
+    let repo = fresh(dir.path()).await;
     let c = colstore_testkit::repo::create(&repo, "notes").await;
     colstore_testkit::repo::put(&repo, &c, vec![colstore_testkit::repo::plain("a.md", "alpha")]).await;
     let wal = dir.path().join("colstore.db-wal");
